@@ -1,0 +1,1 @@
+"""Builders: files → catalog rows → GeoParquet parts, one module per backend."""

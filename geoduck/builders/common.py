@@ -1,0 +1,354 @@
+"""What every builder shares: input resolution, filename parsing, incremental skip, the parallel
+streaming driver that turns files into catalog parts, and the build report.
+
+Headers are read in worker processes in chunks; finished rows are streamed into parts of at most
+``part_rows`` rows, so memory does not grow with the number of files. A file that cannot be read
+is reported (path and reason) and skipped; the build goes on.
+"""
+
+from __future__ import annotations
+
+import glob as globmod
+import hashlib
+import logging
+import multiprocessing
+import os
+import re
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tqdm.auto import tqdm
+
+from .. import schema, store
+from ..errors import ArgumentError, BuildError, GeoduckError
+from ..intervals import Interval, interval_from_strings
+
+if TYPE_CHECKING:
+    from ..catalog import Catalog
+
+log = logging.getLogger("geoduck.build")
+
+PART_ROWS = 50_000
+"""Rows per part written by a build (bounds build memory)."""
+
+CHUNK_FILES = 32
+"""Files per task sent to a worker process."""
+
+TIME_GROUPS = frozenset({"date", "start", "stop"})
+
+
+@dataclass(frozen=True)
+class BuildReport:
+    """What a build did. ``errors`` and ``changed`` name files; nothing is silently dropped."""
+
+    indexed: int = 0
+    """Rows added to the catalog."""
+    files_indexed: int = 0
+    unchanged: int = 0
+    """Files already in the catalog with the same size and mtime (skipped)."""
+    changed: tuple[str, ...] = ()
+    """Files already indexed whose size or mtime changed since (not re-indexed)."""
+    errors: tuple[tuple[str, str], ...] = ()
+    """(path, reason) of every file skipped because it could not be indexed."""
+    parts: tuple[str, ...] = ()
+    """Part files written by this build."""
+
+    def summary(self) -> str:
+        return (f"{self.indexed} rows from {self.files_indexed} files indexed, {self.unchanged} unchanged, "
+                f"{len(self.changed)} changed, {len(self.errors)} errors, {len(self.parts)} parts written")
+
+
+@dataclass
+class _Tally:
+    indexed: int = 0
+    files: int = 0
+    errors: list[tuple[str, str]] = field(default_factory=list)
+    parts: list[str] = field(default_factory=list)
+
+
+# -- inputs -------------------------------------------------------------------------------------
+
+def resolve_paths(paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+                  extensions: Sequence[str]) -> list[str]:
+    """Absolute paths from a list, a glob pattern, or a directory (recursive, by extension).
+
+    URIs (``scheme://…``) are kept as given. Duplicates are dropped, order is kept.
+    """
+    items = [paths] if isinstance(paths, str | os.PathLike) else list(paths)
+    out: dict[str, None] = {}
+    exts = tuple(e.lower() for e in extensions)
+    for item in items:
+        text = os.fspath(item)
+        if "://" in text:
+            out[text] = None
+            continue
+        p = Path(text).expanduser()
+        if p.is_dir():
+            for root, dirs, files in os.walk(p):
+                dirs.sort()
+                for name in sorted(files):
+                    if name.lower().endswith(exts) and not name.startswith("."):
+                        out[os.path.abspath(os.path.join(root, name))] = None
+        elif globmod.has_magic(text):
+            for match in sorted(globmod.glob(str(p), recursive=True)):
+                if not Path(match).is_dir():
+                    out[os.path.abspath(match)] = None
+        else:
+            out[os.path.abspath(p)] = None
+    return list(out)
+
+
+@dataclass(frozen=True)
+class FilenameParser:
+    """Parses file names with a regex: ``date`` or ``start``/``stop`` groups give the interval,
+    every other named group becomes a string column. Matched with ``re.search`` on the base name."""
+
+    regex: str | None = None
+    date_format: str | None = None
+
+    @property
+    def pattern(self) -> re.Pattern[str] | None:
+        return _compile(self.regex) if self.regex is not None else None
+
+    @property
+    def extra_columns(self) -> tuple[str, ...]:
+        pat = self.pattern
+        return tuple(g for g in pat.groupindex if g not in TIME_GROUPS) if pat else ()
+
+    def validate(self) -> None:
+        """Check the regex's groups make sense; raises :class:`ArgumentError`."""
+        if self.regex is None:
+            if self.date_format is not None:
+                raise ArgumentError("date_format is given but filename_regex is not; "
+                                    "pass filename_regex with a (?P<date>...) group")
+            return
+        groups = set(self.pattern.groupindex)  # type: ignore[union-attr]
+        if "date" in groups and groups & {"start", "stop"}:
+            raise ArgumentError(f"filename_regex={self.regex!r} has both a 'date' group and "
+                                "'start'/'stop' groups; use one or the other")
+        if len(groups & {"start", "stop"}) == 1:
+            missing = ({"start", "stop"} - groups).pop()
+            raise ArgumentError(f"filename_regex={self.regex!r} has no (?P<{missing}>...) group; "
+                                "an interval needs both 'start' and 'stop'")
+        if self.date_format is not None and not groups & TIME_GROUPS:
+            raise ArgumentError(f"date_format={self.date_format!r} is given but filename_regex="
+                                f"{self.regex!r} has no 'date' or 'start'/'stop' group")
+        clash = [g for g in groups - TIME_GROUPS if g in schema.RESERVED_COLUMNS]
+        if clash:
+            raise ArgumentError(f"filename_regex={self.regex!r} has group(s) {clash} named like catalog "
+                                "columns; rename them")
+
+    def parse(self, path: str) -> tuple[Interval, dict[str, str | None]]:
+        """Interval and extra columns of ``path``; raises :class:`GeoduckError` if it does not match."""
+        pat = self.pattern
+        if pat is None:
+            return Interval.static(), {}
+        name = os.path.basename(path.rstrip("/"))
+        m = pat.search(name)
+        if m is None:
+            raise ArgumentError(f"file name {name!r} does not match filename_regex {self.regex!r}")
+        groups = m.groupdict()
+        interval = interval_from_strings(date=groups.get("date"), start=groups.get("start"),
+                                         stop=groups.get("stop"), date_format=self.date_format)
+        return interval, {k: v for k, v in groups.items() if k not in TIME_GROUPS}
+
+
+_REGEX_CACHE: dict[str, re.Pattern[str]] = {}
+
+
+def _compile(regex: str) -> re.Pattern[str]:
+    pat = _REGEX_CACHE.get(regex)
+    if pat is None:
+        try:
+            pat = _REGEX_CACHE[regex] = re.compile(regex)
+        except re.error as exc:
+            raise ArgumentError(f"filename_regex={regex!r} is not a valid regex: {exc}") from None
+    return pat
+
+
+def item_id(backend: str, filepath: str, sub: str | None = None) -> str:
+    """Stable row id: 16 hex digits of BLAKE2b over backend, path and variable/layer."""
+    key = f"{backend}\x00{filepath}\x00{sub or ''}".encode()
+    return hashlib.blake2b(key, digest_size=8).hexdigest()
+
+
+def file_stat(path: str) -> tuple[int | None, int | None]:
+    """(size in bytes, mtime in µs since epoch) of a local file or directory; (None, None) for URIs."""
+    if "://" in path:
+        return None, None
+    st = os.stat(path)
+    if os.path.isdir(path):  # Zarr stores: size of the tree is costly; mtime of the root is enough
+        return 0, st.st_mtime_ns // 1000
+    return st.st_size, st.st_mtime_ns // 1000
+
+
+# -- the driver ---------------------------------------------------------------------------------
+
+ReadFn = Callable[[str, Any], list[dict[str, Any]]]
+"""Reads one file's headers; returns header rows (one per item) or raises with a reason."""
+
+
+def _read_chunk(read_fn: ReadFn, options: Any, chunk: list[str]) -> list[tuple[str, list[dict] | str]]:
+    out: list[tuple[str, list[dict] | str]] = []
+    for path in chunk:
+        try:
+            out.append((path, read_fn(path, options)))
+        except Exception as exc:  # noqa: BLE001 - every failure is reported with the file's path
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            out.append((path, f"{type(exc).__name__}: {reason}" if not isinstance(exc, GeoduckError) else reason))
+    return out
+
+
+def _chunks(items: Sequence[str], size: int) -> Iterator[list[str]]:
+    for i in range(0, len(items), size):
+        yield list(items[i:i + size])
+
+
+def _results(read_fn: ReadFn, options: Any, paths: Sequence[str], workers: int
+             ) -> Iterator[tuple[str, list[dict] | str]]:
+    """Header results in completion order, at most ``2 * workers`` chunks in flight."""
+    if workers <= 1 or len(paths) <= CHUNK_FILES:
+        for chunk in _chunks(paths, CHUNK_FILES):
+            yield from _read_chunk(read_fn, options, chunk)
+        return
+    ctx = multiprocessing.get_context(_start_method())
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+        pending: set[Future] = set()
+        chunks = _chunks(paths, CHUNK_FILES)
+        for chunk in chunks:
+            pending.add(pool.submit(_read_chunk, read_fn, options, chunk))
+            if len(pending) >= 2 * workers:
+                break
+        while pending:
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for fut in done:
+                nxt = next(chunks, None)
+                if nxt is not None:
+                    pending.add(pool.submit(_read_chunk, read_fn, options, nxt))
+                yield from fut.result()
+
+
+def _start_method() -> str:
+    """``forkserver`` (no inherited DuckDB/GDAL threads), or ``fork`` when ``__main__`` cannot be
+    re-imported by a fresh process (code piped to stdin, some embedded interpreters)."""
+    main_file = getattr(sys.modules.get("__main__"), "__file__", None)
+    if main_file is None or os.path.isfile(main_file):
+        return "forkserver"
+    return "fork"
+
+
+def default_workers() -> int:
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+
+
+def run_build(
+    paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+    out_dir: str | os.PathLike[str],
+    *,
+    backend: schema.Backend,
+    extensions: Sequence[str],
+    read_fn: ReadFn,
+    options: Any,
+    parser: FilenameParser,
+    sub_key: str | None,
+    workers: int | None,
+    progress: bool,
+    part_rows: int = PART_ROWS,
+) -> BuildReport:
+    """Index ``paths`` into new parts of the catalog at ``out_dir`` (see module doc)."""
+    parser.validate()
+    files = resolve_paths(paths, extensions)
+    if not files:
+        raise BuildError(f"no input files found in {paths!r} (looked for {', '.join(extensions)})")
+    out = Path(out_dir).expanduser()
+    if out.exists() and not out.is_dir():
+        raise BuildError(f"out_dir {str(out_dir)!r} exists and is not a directory")
+
+    tally = _Tally()
+    # File names first (cheap): a regex matching nothing is a user error, not N skipped files.
+    named: dict[str, tuple[Interval, dict[str, str | None]]] = {}
+    for path in files:
+        try:
+            named[path] = parser.parse(path)
+        except GeoduckError as exc:
+            tally.errors.append((path, str(exc)))
+            log.warning("skipped %s: %s", path, exc)
+    if parser.regex is not None and not named:
+        example = os.path.basename(files[0])
+        raise ArgumentError(f"filename_regex {parser.regex!r} matches none of the {len(files)} files "
+                            f"(e.g. {example!r}); check the pattern against the file names")
+
+    # Incremental: skip files indexed with the same size and mtime; report changed ones.
+    known = store.indexed_files(out) if out.is_dir() else {}
+    todo: list[str] = []
+    unchanged = 0
+    changed: list[str] = []
+    for path in named:
+        if path in known:
+            try:
+                stat = file_stat(path)
+            except OSError as exc:
+                tally.errors.append((path, f"cannot stat: {exc}"))
+                continue
+            if stat == known[path]:
+                unchanged += 1
+            else:
+                changed.append(path)
+            continue
+        todo.append(path)
+    if changed:
+        log.warning("%d file(s) changed since indexed (not re-indexed), e.g. %s", len(changed), changed[0])
+
+    arrow_schema = schema.catalog_schema(backend, parser.extra_columns)
+    batch: list[dict[str, Any]] = []
+
+    def flush() -> None:
+        if batch:
+            part = store.write_part(store.table_from_rows(batch, arrow_schema), out)
+            tally.parts.append(str(part))
+            batch.clear()
+
+    n_workers = workers if workers is not None else default_workers()
+    bar = tqdm(total=len(todo), unit="file", desc=f"indexing {backend}", disable=not progress or not todo)
+    try:
+        for path, result in _results(read_fn, options, todo, n_workers):
+            bar.update(1)
+            if isinstance(result, str):
+                tally.errors.append((path, result))
+                log.warning("skipped %s: %s", path, result)
+                continue
+            interval, extras = named[path]
+            for header in result:
+                row = dict(header)
+                row.update(extras)
+                row[schema.ID] = item_id(backend, path, header.get(sub_key) if sub_key else None)
+                row[schema.FILEPATH] = path
+                row[schema.BACKEND] = backend
+                row[schema.VERSION] = schema.SCHEMA_VERSION
+                if schema.START not in row:
+                    row[schema.START], row[schema.END] = interval.start, interval.end
+                batch.append(row)
+                tally.indexed += 1
+            tally.files += 1
+            if len(batch) >= part_rows:
+                flush()
+        flush()
+    finally:
+        bar.close()
+    return BuildReport(indexed=tally.indexed, files_indexed=tally.files, unchanged=unchanged,
+                       changed=tuple(changed), errors=tuple(tally.errors), parts=tuple(tally.parts))
+
+
+
+def finish_build(out_dir: str | os.PathLike[str], paths: object, report: BuildReport) -> Catalog:
+    """Open the built catalog; a build that left it without any part says why."""
+    from ..catalog import open_catalog
+
+    if not store.list_parts(out_dir):
+        examples = "; ".join(f"{p}: {r}" for p, r in report.errors[:3])
+        raise BuildError(f"no file in {paths!r} could be indexed ({len(report.errors)} errors): {examples}")
+    return open_catalog(out_dir, build_report=report)

@@ -1,0 +1,118 @@
+"""Raster builder: one catalog row per raster file (GeoTIFF/COG/JP2/VRT … anything GDAL opens).
+
+The header (size, CRS, transform, dtype, nodata) is read with rasterio without touching pixels;
+the footprint is the native bounds densified and reprojected to EPSG:4326 (see :mod:`geoduck.geo`).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
+
+import rasterio
+import shapely
+from rasterio.errors import RasterioIOError
+
+from .. import schema
+from ..errors import CRSError, GeoduckError
+from ..geo import crs_to_string, footprint_wgs84, norm_crs
+from .common import FilenameParser, file_stat, finish_build, run_build
+
+if TYPE_CHECKING:
+    from ..catalog import Catalog
+
+RASTER_EXTENSIONS = (".tif", ".tiff", ".jp2", ".vrt", ".img", ".nc4.tif")
+
+_GDAL_ENV = {
+    # Header reads must not list the directory (thousands of siblings) or probe sidecars remotely.
+    "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR",
+    "CPL_VSIL_CURL_ALLOWED_EXTENSIONS": ".tif,.tiff,.jp2,.vrt",
+}
+
+
+@lru_cache(maxsize=256)
+def _crs_info(wkt: str) -> tuple[str, Any]:
+    crs = norm_crs(wkt)
+    return crs_to_string(crs), crs
+
+
+def _box(xmin: float, ymin: float, xmax: float, ymax: float) -> dict[str, float]:
+    return {"xmin": xmin, "ymin": ymin, "xmax": xmax, "ymax": ymax}
+
+
+def read_raster_header(path: str, _options: Any = None) -> list[dict[str, Any]]:
+    """The catalog row (without id/time/regex columns) of one raster file."""
+    size, mtime = file_stat(path)
+    with rasterio.Env(**_GDAL_ENV):
+        try:
+            src = rasterio.open(path)
+        except RasterioIOError as exc:
+            raise GeoduckError(f"not a readable raster: {str(exc).splitlines()[0]}") from None
+        with src:
+            if src.crs is None:
+                raise CRSError("raster has no CRS; assign one (e.g. `rio edit-info --crs EPSG:32630`)")
+            t = src.transform
+            if t.is_identity and not src.gcps[0]:
+                raise GeoduckError("raster has no geotransform (pixel grid is not georeferenced)")
+            if src.width <= 0 or src.height <= 0:
+                raise GeoduckError(f"raster has empty dimensions {src.width}x{src.height}")
+            crs_text, crs = _crs_info(src.crs.to_wkt())
+            # Envelope of the four corners (correct for rotated transforms too).
+            xs, ys = zip(*(t * c for c in ((0, 0), (src.width, 0), (0, src.height),
+                                           (src.width, src.height))), strict=True)
+            bounds = (min(xs), min(ys), max(xs), max(ys))
+            footprint = footprint_wgs84(bounds, crs)
+            nodata = src.nodata
+            row = {
+                schema.GEOMETRY: shapely.to_wkb(footprint),
+                schema.BBOX: _box(*footprint.bounds),
+                schema.CRS: crs_text,
+                schema.NATIVE_BOUNDS: _box(*bounds),
+                "width": src.width,
+                "height": src.height,
+                "count": src.count,
+                "dtype": src.dtypes[0],
+                "nodata": None if nodata is None else float(nodata),
+                "res_x": abs(src.res[0]),
+                "res_y": abs(src.res[1]),
+                "transform": [t.a, t.b, t.c, t.d, t.e, t.f],
+                schema.FILE_SIZE: size,
+                schema.FILE_MTIME: mtime,
+            }
+    return [row]
+
+
+def build_raster_catalog(
+    paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+    out_dir: str | os.PathLike[str],
+    *,
+    filename_regex: str | None = None,
+    date_format: str | None = None,
+    workers: int | None = None,
+    progress: bool = True,
+) -> Catalog:
+    """Index raster files into the catalog at ``out_dir`` (created or appended to).
+
+    Args:
+        paths: a list of paths, a glob pattern, or a directory (searched recursively for
+            ``.tif/.tiff/.jp2/.vrt/.img``).
+        out_dir: catalog directory; new rows go to new part files, existing parts are untouched.
+        filename_regex: regex searched in each file's base name. A ``date`` group, or ``start`` and
+            ``stop`` groups, give the time interval (see :mod:`geoduck.intervals`); every other named
+            group becomes a string column. Without it rows are static.
+        date_format: strptime format of the date groups; default: common forms parsed robustly.
+        workers: header-reading processes (default: all cores; 1 = in this process).
+        progress: show a tqdm progress bar.
+
+    Returns:
+        The catalog at ``out_dir``; ``catalog.build_report`` tells what was indexed, skipped
+        unchanged, changed since indexed, and which files failed and why.
+    """
+    report = run_build(
+        paths, out_dir, backend="raster", extensions=RASTER_EXTENSIONS, read_fn=read_raster_header,
+        options=None, parser=FilenameParser(filename_regex, date_format), sub_key=None,
+        workers=workers, progress=progress,
+    )
+    return finish_build(out_dir, paths, report)

@@ -1,0 +1,48 @@
+"""The geoduck exception hierarchy.
+
+Every error geoduck raises for a user mistake or bad input is a :class:`GeoduckError`; subclasses
+also subclass the matching builtin so ``except ValueError`` keeps working. Messages name the
+offending file or argument and say what to do.
+"""
+
+from __future__ import annotations
+
+
+class GeoduckError(Exception):
+    """Base class of all geoduck errors."""
+
+
+class CRSError(GeoduckError, ValueError):
+    """A CRS is missing, invalid, or does not fit the coordinates given."""
+
+
+class ArgumentError(GeoduckError, ValueError):
+    """An argument has an invalid value (bbox, interval, regex, resolution …)."""
+
+
+class TimeParseError(ArgumentError):
+    """A date/time string could not be parsed."""
+
+
+class CatalogNotFoundError(GeoduckError, FileNotFoundError):
+    """The catalog directory does not exist or holds no parts."""
+
+
+class SchemaError(GeoduckError, ValueError):
+    """A catalog part does not follow the geoduck schema (or has a newer schema version)."""
+
+
+class SQLError(GeoduckError, ValueError):
+    """User SQL was refused (not read-only) or failed to run."""
+
+
+class ExtensionError(GeoduckError, RuntimeError):
+    """The DuckDB spatial extension could not be loaded."""
+
+
+class BuildError(GeoduckError, RuntimeError):
+    """A catalog build could not proceed (nothing to index, unusable output directory …)."""
+
+
+class NoDataError(GeoduckError, LookupError):
+    """A query or load found no matching item."""

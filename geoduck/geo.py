@@ -1,0 +1,256 @@
+"""Geometry and CRS helpers: CRS normalisation, footprints in EPSG:4326, Hilbert keys.
+
+Footprints are built by densifying native bounds (``densify`` points per edge), reprojecting them to
+EPSG:4326 lon/lat with a cached transformer, unwrapping longitudes so the ring is continuous, closing
+rings that enclose a pole through the pole, and splitting the result at ±180° into a MultiPolygon.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from functools import lru_cache
+
+import numpy as np
+import pyproj
+import shapely
+import shapely.affinity
+from pyproj.exceptions import CRSError as _PyprojCRSError
+from shapely.geometry import MultiPolygon, Polygon, box
+from shapely.geometry.base import BaseGeometry
+
+from .errors import ArgumentError, CRSError
+
+Bounds = tuple[float, float, float, float]
+"""(xmin, ymin, xmax, ymax) in the units of some CRS."""
+
+DENSIFY_POINTS = 21
+"""Points per edge when densifying bounds before reprojection."""
+
+WGS84 = pyproj.CRS.from_epsg(4326)
+
+
+@lru_cache(maxsize=256)
+def _crs_from_string(text: str) -> pyproj.CRS:
+    return pyproj.CRS.from_user_input(text)
+
+
+def norm_crs(crs: object, *, argument: str = "crs") -> pyproj.CRS:
+    """Normalise any CRS-like input (``"EPSG:32630"``, WKT, int, pyproj/rasterio CRS) to pyproj.
+
+    Raises :class:`CRSError` naming ``argument`` when the input is not a CRS.
+    """
+    if crs is None:
+        raise CRSError(f"{argument} is required (e.g. 'EPSG:32630'), got None")
+    if isinstance(crs, pyproj.CRS):
+        return crs
+    try:
+        if isinstance(crs, str):
+            return _crs_from_string(crs)
+        if hasattr(crs, "to_wkt"):  # rasterio.crs.CRS and friends
+            return _crs_from_string(crs.to_wkt())
+        return pyproj.CRS.from_user_input(crs)
+    except (_PyprojCRSError, TypeError, ValueError) as exc:
+        raise CRSError(f"{argument}={crs!r} is not a valid CRS: {exc}") from None
+
+
+def crs_to_string(crs: pyproj.CRS) -> str:
+    """Authority code (``"EPSG:32630"``) where one exists exactly, else WKT2."""
+    auth = crs.to_authority(min_confidence=100)
+    if auth is not None:
+        return f"{auth[0]}:{auth[1]}"
+    return crs.to_wkt()
+
+
+@lru_cache(maxsize=256)
+def _transformer(src_wkt: str, dst_wkt: str) -> pyproj.Transformer:
+    return pyproj.Transformer.from_crs(
+        _crs_from_string(src_wkt), _crs_from_string(dst_wkt), always_xy=True
+    )
+
+
+def transformer(src: pyproj.CRS, dst: pyproj.CRS) -> pyproj.Transformer:
+    """A cached always-xy transformer from ``src`` to ``dst``."""
+    return _transformer(src.to_wkt(), dst.to_wkt())
+
+
+def densified_ring(bounds: Bounds, n: int = DENSIFY_POINTS) -> tuple[np.ndarray, np.ndarray]:
+    """The closed boundary of ``bounds`` with ``n`` points per edge (counter-clockwise)."""
+    xmin, ymin, xmax, ymax = bounds
+    t = np.linspace(0.0, 1.0, n)[:-1]
+    xs = np.concatenate([xmin + (xmax - xmin) * t, np.full_like(t, xmax),
+                         xmax - (xmax - xmin) * t, np.full_like(t, xmin), [xmin]])
+    ys = np.concatenate([np.full_like(t, ymin), ymin + (ymax - ymin) * t,
+                         np.full_like(t, ymax), ymax - (ymax - ymin) * t, [ymin]])
+    return xs, ys
+
+
+def _unwrap_lon(lon: np.ndarray) -> np.ndarray:
+    """Remove ±360° jumps between consecutive longitudes (degrees)."""
+    d = np.diff(lon)
+    jumps = np.where(d > 180.0, -360.0, np.where(d < -180.0, 360.0, 0.0))
+    return np.concatenate([[lon[0]], lon[0] + np.cumsum(d + jumps)])
+
+
+def _split_antimeridian(poly: Polygon) -> Polygon | MultiPolygon:
+    """Cut a polygon with continuous (possibly out-of-range) longitudes into [-180, 180] pieces."""
+    xmin, _, xmax, _ = poly.bounds
+    if xmin >= -180.0 and xmax <= 180.0:
+        return poly
+    pieces: list[BaseGeometry] = []
+    for k in range(math.floor((xmin + 180.0) / 360.0), math.floor((xmax + 180.0) / 360.0) + 1):
+        window = box(-180.0 + 360.0 * k, -90.0, 180.0 + 360.0 * k, 90.0)
+        piece = poly.intersection(window)
+        if not piece.is_empty:
+            pieces.append(shapely.affinity.translate(piece, xoff=-360.0 * k))
+    merged = shapely.union_all(pieces)
+    return _polygonal(merged)
+
+
+def _polygonal(geom: BaseGeometry) -> Polygon | MultiPolygon:
+    """Keep only the polygonal parts of ``geom`` (intersections may add slivers of lines)."""
+    if isinstance(geom, (Polygon, MultiPolygon)):
+        return geom
+    polys = [g for g in getattr(geom, "geoms", []) if isinstance(g, (Polygon, MultiPolygon))]
+    flat: list[Polygon] = []
+    for p in polys:
+        flat.extend(p.geoms if isinstance(p, MultiPolygon) else [p])
+    return flat[0] if len(flat) == 1 else MultiPolygon(flat)
+
+
+def ring_to_wgs84(lon: np.ndarray, lat: np.ndarray, *, pole_hint: float | None = None
+                  ) -> Polygon | MultiPolygon:
+    """Build an antimeridian-safe lon/lat polygon from a closed ring already in degrees.
+
+    A ring whose unwrapped longitudes wind once around the globe encloses a pole; it is closed
+    through that pole (``pole_hint`` = +90 or -90 when known, else the sign of the mean latitude).
+    """
+    if not (np.all(np.isfinite(lon)) and np.all(np.isfinite(lat))):
+        raise CRSError("footprint reprojection to EPSG:4326 gave non-finite coordinates "
+                       "(the bounds lie outside the CRS's area of use)")
+    ulon = _unwrap_lon(lon)
+    winding = ulon[-1] - ulon[0]
+    if abs(winding) > 180.0:  # encircles a pole
+        pole = pole_hint if pole_hint is not None else math.copysign(90.0, float(np.mean(lat)))
+        ulon = np.concatenate([ulon, [ulon[-1], ulon[0], ulon[0]]])
+        lat = np.concatenate([lat, [pole, pole, lat[0]]])
+    poly = Polygon(np.column_stack([ulon, np.clip(lat, -90.0, 90.0)]))
+    if not poly.is_valid:
+        poly = _polygonal(shapely.make_valid(poly))
+    # Bring the ring's reference meridian into [-180, 180) before splitting.
+    shift = 360.0 * math.floor((poly.bounds[0] + 180.0) / 360.0)
+    if shift:
+        poly = shapely.affinity.translate(poly, xoff=-shift)
+    return shapely.orient_polygons(_split_antimeridian(poly))
+
+
+def _pole_inside(bounds: Bounds, crs: pyproj.CRS) -> float | None:
+    """+90/-90 if that pole projects inside ``bounds`` of ``crs``, else None."""
+    to_native = transformer(WGS84, crs)
+    xmin, ymin, xmax, ymax = bounds
+    for pole in (90.0, -90.0):
+        with np.errstate(all="ignore"):
+            x, y = to_native.transform(0.0, pole, errcheck=False)
+        if math.isfinite(x) and math.isfinite(y) and xmin <= x <= xmax and ymin <= y <= ymax:
+            return pole
+    return None
+
+
+def footprint_wgs84(bounds: Bounds, crs: pyproj.CRS, *, densify: int = DENSIFY_POINTS
+                    ) -> Polygon | MultiPolygon:
+    """Footprint of native ``bounds`` (in ``crs`` units) as a lon/lat (Multi)Polygon.
+
+    Edges are densified with ``densify`` points before reprojection; the result is split at the
+    antimeridian and closed through a pole the bounds contain.
+    """
+    xs, ys = densified_ring(bounds, densify)
+    if crs.is_geographic and crs.equals(WGS84, ignore_axis_order=True):
+        lon, lat = xs, ys
+    else:
+        lon, lat = transformer(crs, WGS84).transform(xs, ys, errcheck=False)
+        lon, lat = np.asarray(lon, dtype=float), np.asarray(lat, dtype=float)
+    pole = None if crs.is_geographic else _pole_inside(bounds, crs)
+    return ring_to_wgs84(lon, lat, pole_hint=pole)
+
+
+def geometry_to_wgs84(geom: BaseGeometry, crs: pyproj.CRS, *, densify: int = DENSIFY_POINTS
+                      ) -> Polygon | MultiPolygon:
+    """Reproject a polygonal AOI to lon/lat: edges densified, each ring made antimeridian-safe."""
+    if geom.is_empty:
+        raise ArgumentError("geometry is empty")
+    polys = list(geom.geoms) if isinstance(geom, MultiPolygon) else [geom]
+    if not all(isinstance(p, Polygon) for p in polys):
+        geom = geom.envelope if geom.area == 0 else geom.convex_hull
+        polys = [geom] if isinstance(geom, Polygon) else [geom.buffer(1e-9)]
+    out: list[BaseGeometry] = []
+    to_wgs = None if crs.equals(WGS84, ignore_axis_order=True) else transformer(crs, WGS84)
+    for p in polys:
+        ring = np.asarray(p.exterior.coords)
+        if to_wgs is not None:  # lon/lat edges are already the catalog's (planar) edges
+            seg = max(p.length / (4 * (densify - 1)), 1e-12)
+            ring = np.asarray(shapely.segmentize(shapely.LinearRing(ring), seg).coords)
+        lon, lat = ring[:, 0], ring[:, 1]
+        if to_wgs is not None:
+            lon, lat = to_wgs.transform(lon, lat, errcheck=False)
+            lon, lat = np.asarray(lon, float), np.asarray(lat, float)
+        shell = ring_to_wgs84(lon, lat)
+        for hole in p.interiors:
+            h = np.asarray(hole.coords)
+            if to_wgs is not None:
+                hx, hy = to_wgs.transform(h[:, 0], h[:, 1], errcheck=False)
+                h = np.column_stack([hx, hy])
+            shell = shell.difference(Polygon(h))
+        out.append(shell)
+    return _polygonal(shapely.union_all(out))
+
+
+def check_lonlat_bounds(bounds: Sequence[float], *, argument: str = "bbox") -> None:
+    """Raise :class:`CRSError` when ``bounds`` cannot be lon/lat degrees."""
+    xmin, ymin, xmax, ymax = bounds
+    if not all(-360.0 <= v <= 360.0 for v in (xmin, xmax)) or not all(
+        -90.0 <= v <= 90.0 for v in (ymin, ymax)
+    ):
+        raise CRSError(
+            f"{argument}={tuple(bounds)} cannot be lon/lat degrees (|lon| <= 180, |lat| <= 90); "
+            "it looks projected: pass its CRS, e.g. crs='EPSG:32630'"
+        )
+
+
+def validate_bounds(bounds: Sequence[float], *, argument: str = "bbox") -> Bounds:
+    """Check a 4-tuple of finite numbers; returns it as floats."""
+    try:
+        values = tuple(float(v) for v in bounds)
+    except (TypeError, ValueError):
+        raise ArgumentError(f"{argument} must be 4 numbers (xmin, ymin, xmax, ymax), got {bounds!r}") from None
+    if len(values) != 4:
+        raise ArgumentError(f"{argument} must be 4 numbers (xmin, ymin, xmax, ymax), got {bounds!r}")
+    if not all(math.isfinite(v) for v in values):
+        raise ArgumentError(f"{argument}={values} has a NaN or infinite value")
+    if values[1] > values[3]:
+        raise ArgumentError(f"{argument}={values}: ymin > ymax")
+    return values  # type: ignore[return-value]
+
+
+HILBERT_ORDER = 16
+
+
+def hilbert_key(x: np.ndarray, y: np.ndarray, extent: Bounds = (-180.0, -90.0, 180.0, 90.0)
+                ) -> np.ndarray:
+    """Hilbert curve index (order 16, uint64) of points, e.g. bbox centres in lon/lat degrees."""
+    n = 1 << HILBERT_ORDER
+    xmin, ymin, xmax, ymax = extent
+    xi = np.clip(((np.asarray(x, float) - xmin) / (xmax - xmin) * n).astype(np.int64), 0, n - 1)
+    yi = np.clip(((np.asarray(y, float) - ymin) / (ymax - ymin) * n).astype(np.int64), 0, n - 1)
+    d = np.zeros(xi.shape, dtype=np.uint64)
+    s = n >> 1
+    while s > 0:
+        rx = (xi & s) > 0
+        ry = (yi & s) > 0
+        d += np.uint64(s) * np.uint64(s) * ((3 * rx) ^ ry).astype(np.uint64)
+        # rotate the quadrant
+        flip = ~ry
+        swap_x = np.where(flip & rx, n - 1 - xi, xi)
+        swap_y = np.where(flip & rx, n - 1 - yi, yi)
+        xi, yi = np.where(flip, swap_y, swap_x), np.where(flip, swap_x, swap_y)
+        s >>= 1
+    return d

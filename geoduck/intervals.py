@@ -1,0 +1,184 @@
+"""Time semantics: closed UTC intervals at microsecond resolution.
+
+- A value with only a date part covers its whole period: ``20230615`` →
+  ``[2023-06-15T00:00:00, 2023-06-15T23:59:59.999999]``; ``202306`` → all of June; ``2023`` → the year.
+  Back-to-back daily files therefore never double count.
+- A value that carries a time of day is an instant: ``[t, t]``.
+- A ``(start, stop)`` pair covers ``[floor(start), ceil(stop) - 1 µs]`` (dates) or exactly
+  ``[start, stop]`` (times).
+- Naive values are UTC; aware values are converted to UTC.
+- Both ends ``None`` means static (matches every time query); never ``Timestamp.min/max``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+from .errors import ArgumentError, TimeParseError
+
+Precision = Literal["year", "month", "day", "instant"]
+
+ONE_US = pd.Timedelta(microseconds=1)
+
+_TIME_DIRECTIVES = re.compile(r"%[HIMSfpXcTRsz]")
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A closed interval ``[start, end]`` of UTC timestamps; both None means static."""
+
+    start: pd.Timestamp | None
+    end: pd.Timestamp | None
+
+    def __post_init__(self) -> None:
+        if (self.start is None) != (self.end is None):
+            raise ArgumentError("an interval needs both ends or neither (static)")
+        if self.start is not None and self.end is not None and self.start > self.end:
+            raise ArgumentError(f"interval start {self.start} is after its end {self.end}")
+
+    @property
+    def is_static(self) -> bool:
+        return self.start is None
+
+    @classmethod
+    def static(cls) -> Interval:
+        return cls(None, None)
+
+
+def _utc(ts: pd.Timestamp) -> pd.Timestamp:
+    ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+    return ts.as_unit("us")
+
+
+def _period_end(ts: pd.Timestamp, precision: Precision) -> pd.Timestamp:
+    if precision == "instant":
+        return ts
+    offset = {"year": pd.DateOffset(years=1), "month": pd.DateOffset(months=1),
+              "day": pd.DateOffset(days=1)}[precision]
+    return ts + offset - ONE_US
+
+
+_COMPACT = [  # (pattern, strptime format, precision)
+    (re.compile(r"\d{4}"), "%Y", "year"),
+    (re.compile(r"\d{6}"), "%Y%m", "month"),
+    (re.compile(r"\d{4}[-_/.]\d{2}"), None, "month"),
+    (re.compile(r"\d{7}"), "%Y%j", "day"),
+    (re.compile(r"\d{4}[-_]\d{3}"), None, "doy"),
+    (re.compile(r"\d{8}"), "%Y%m%d", "day"),
+    (re.compile(r"\d{4}[-_/.]\d{2}[-_/.]\d{2}"), None, "day"),
+    (re.compile(r"\d{12}"), "%Y%m%d%H%M", "instant"),
+    (re.compile(r"\d{14}"), "%Y%m%d%H%M%S", "instant"),
+    (re.compile(r"\d{8}[T_]?\d{6}"), None, "compact-instant"),
+]
+
+
+def format_precision(date_format: str) -> Precision:
+    """Precision implied by a strptime format: its finest directive."""
+    if _TIME_DIRECTIVES.search(date_format):
+        return "instant"
+    if re.search(r"%[djaAuwUWV]", date_format):
+        return "day"
+    if re.search(r"%[mbB]", date_format):
+        return "month"
+    return "year"
+
+
+def parse_datetime(text: str, date_format: str | None = None, *, what: str = "value"
+                   ) -> tuple[pd.Timestamp, Precision]:
+    """Parse ``text`` into (UTC timestamp at the start of its period, precision).
+
+    With ``date_format`` (strptime) the precision is that of the format's finest directive;
+    without it, compact forms (``2023``, ``202306``, ``2023-06``, ``2023166``, ``20230615``,
+    ``2023-06-15``, ``20230615T103000``) are recognised, then ISO 8601 via pandas.
+    """
+    text = str(text).strip()
+    if date_format is not None:
+        try:
+            parsed = dt.datetime.strptime(text, date_format)
+        except ValueError as exc:
+            raise TimeParseError(
+                f"{what} {text!r} does not match date_format={date_format!r}: {exc}") from None
+        return _utc(pd.Timestamp(parsed)), format_precision(date_format)
+    for pattern, fmt, precision in _COMPACT:
+        if not pattern.fullmatch(text):
+            continue
+        digits = re.sub(r"[-_/.T]", "", text)
+        try:
+            if precision == "compact-instant":
+                return _utc(pd.Timestamp(dt.datetime.strptime(digits, "%Y%m%d%H%M%S"))), "instant"
+            if precision == "doy":
+                return _utc(pd.Timestamp(dt.datetime.strptime(digits, "%Y%j"))), "day"
+            fmt = fmt or {"month": "%Y%m", "day": "%Y%m%d"}[precision]
+            return _utc(pd.Timestamp(dt.datetime.strptime(digits, fmt))), precision  # type: ignore[return-value]
+        except ValueError:
+            break
+    try:
+        ts = pd.Timestamp(text)
+    except (ValueError, TypeError, OverflowError):
+        raise TimeParseError(
+            f"cannot parse {what} {text!r} as a date/time; pass date_format= (strptime, e.g. '%Y%m%d')"
+        ) from None
+    if ts is pd.NaT:
+        raise TimeParseError(f"{what} {text!r} is not a date/time")
+    has_time = bool(re.search(r"[T ]\d|:\d", text))
+    return _utc(ts), ("instant" if has_time else "day")
+
+
+def interval_from_strings(*, date: str | None = None, start: str | None = None,
+                          stop: str | None = None, date_format: str | None = None) -> Interval:
+    """The interval of a file from its ``date`` or its ``start``/``stop`` strings (see module doc)."""
+    if date is not None:
+        t, precision = parse_datetime(date, date_format, what="date")
+        return Interval(t, _period_end(t, precision))
+    if start is None and stop is None:
+        return Interval.static()
+    if start is None or stop is None:
+        raise ArgumentError("both 'start' and 'stop' are needed for an interval")
+    t0, _ = parse_datetime(start, date_format, what="start")
+    t1, p1 = parse_datetime(stop, date_format, what="stop")
+    end = _period_end(t1, p1)
+    if t0 > end:
+        raise ArgumentError(f"start {start!r} is after stop {stop!r}")
+    return Interval(t0, end)
+
+
+TimeLike = str | dt.date | dt.datetime | pd.Timestamp | np.datetime64 | None
+
+
+def _coerce(value: TimeLike, *, argument: str) -> tuple[pd.Timestamp, Precision] | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return parse_datetime(value, what=argument)
+    if isinstance(value, dt.datetime | pd.Timestamp | np.datetime64):
+        try:
+            ts = pd.Timestamp(value)
+        except (ValueError, OverflowError) as exc:
+            raise TimeParseError(f"{argument}={value!r} is out of range: {exc}") from None
+        if ts is pd.NaT:
+            raise TimeParseError(f"{argument} is NaT")
+        return _utc(ts), "instant"
+    if isinstance(value, dt.date):
+        return _utc(pd.Timestamp(value)), "day"
+    raise ArgumentError(f"{argument}={value!r} is not a date/time (str, date, datetime, Timestamp)")
+
+
+def query_interval(start: TimeLike = None, end: TimeLike = None) -> tuple[pd.Timestamp | None, pd.Timestamp | None]:
+    """Normalise a query's ``start``/``end`` to UTC bounds of a closed interval.
+
+    A date-only ``end`` covers its whole day (``end="2023-06-30"`` includes that day);
+    a date-only ``start`` begins at midnight. Either may be None (open-ended).
+    """
+    s = _coerce(start, argument="start")
+    e = _coerce(end, argument="end")
+    t0 = s[0] if s else None
+    t1 = _period_end(*e) if e else None
+    if t0 is not None and t1 is not None and t0 > t1:
+        raise ArgumentError(f"start={start!r} is after end={end!r}")
+    return t0, t1

@@ -1,0 +1,1 @@
+"""Loaders: catalog rows → georeferenced arrays on a GeoSlice grid, one module per backend."""

@@ -1,0 +1,140 @@
+"""Catalog schema v1: the only module where catalog column names and types are defined.
+
+One row per indexed item (a raster file; an xarray file × data variable; a vector file × layer).
+Geometries are WKB footprints in EPSG:4326 (lon/lat); ``bbox`` is their GeoParquet 1.1 covering.
+Intervals ``[start_datetime, end_datetime]`` are closed, in UTC at microsecond resolution; both
+null means a static row that matches every time query.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from functools import cache
+from typing import Any, Literal
+
+import pyarrow as pa
+import pyproj
+
+SCHEMA_VERSION = 1
+"""The schema version this geoduck writes (column ``schema_version`` and Parquet metadata)."""
+
+KV_SCHEMA_VERSION = b"geoduck:schema_version"
+"""Parquet key-value metadata key holding the schema version of a part."""
+
+GEOPARQUET_VERSION = "1.1.0"
+CATALOG_CRS = "EPSG:4326"
+
+Backend = Literal["raster", "xarray", "vector"]
+BACKENDS: tuple[Backend, ...] = ("raster", "xarray", "vector")
+
+# -- column names ---------------------------------------------------------------------------------
+ID = "id"
+FILEPATH = "filepath"
+BACKEND = "backend"
+GEOMETRY = "geometry"
+BBOX = "bbox"
+START = "start_datetime"
+END = "end_datetime"
+CRS = "crs"
+NATIVE_BOUNDS = "native_bounds"
+VERSION = "schema_version"
+FILE_SIZE = "file_size"
+FILE_MTIME = "file_mtime"
+
+BBOX_KEYS = ("xmin", "ymin", "xmax", "ymax")
+
+TIMESTAMP = pa.timestamp("us", tz="UTC")
+BOX = pa.struct([pa.field(k, pa.float64()) for k in BBOX_KEYS])
+
+CORE_FIELDS: tuple[pa.Field, ...] = (
+    pa.field(ID, pa.string(), nullable=False),
+    pa.field(FILEPATH, pa.string(), nullable=False),
+    pa.field(BACKEND, pa.string(), nullable=False),
+    pa.field(GEOMETRY, pa.binary(), nullable=False),
+    pa.field(BBOX, BOX, nullable=False),
+    pa.field(START, TIMESTAMP),
+    pa.field(END, TIMESTAMP),
+    pa.field(CRS, pa.string()),
+    pa.field(NATIVE_BOUNDS, BOX),
+    pa.field(VERSION, pa.int32(), nullable=False),
+)
+
+BACKEND_FIELDS: Mapping[str, tuple[pa.Field, ...]] = {
+    "raster": (
+        pa.field("width", pa.int64()),
+        pa.field("height", pa.int64()),
+        pa.field("count", pa.int32()),
+        pa.field("dtype", pa.string()),
+        pa.field("nodata", pa.float64()),
+        pa.field("res_x", pa.float64()),
+        pa.field("res_y", pa.float64()),
+        pa.field("transform", pa.list_(pa.float64())),
+    ),
+    "xarray": (
+        pa.field("variable", pa.string()),
+        pa.field("time_var", pa.string()),
+        pa.field("n_timesteps", pa.int64()),
+        pa.field("engine", pa.string()),
+    ),
+    "vector": (
+        pa.field("layer", pa.string()),
+        pa.field("n_features", pa.int64()),
+    ),
+}
+
+FILE_FIELDS: tuple[pa.Field, ...] = (
+    pa.field(FILE_SIZE, pa.int64()),
+    pa.field(FILE_MTIME, TIMESTAMP),
+)
+
+RESERVED_COLUMNS: frozenset[str] = frozenset(
+    f.name
+    for f in (*CORE_FIELDS, *FILE_FIELDS, *(f for fs in BACKEND_FIELDS.values() for f in fs))
+)
+"""Names a user-defined column (e.g. a filename regex group) may not take."""
+
+
+def catalog_schema(backend: Backend, extra_columns: Sequence[str] = ()) -> pa.Schema:
+    """The Arrow schema of a part: core, backend, extra (string) then file columns, in that order."""
+    if backend not in BACKEND_FIELDS:
+        raise ValueError(f"unknown backend {backend!r}; expected one of {BACKENDS}")
+    extra = tuple(pa.field(name, pa.string()) for name in extra_columns)
+    fields = (*CORE_FIELDS, *BACKEND_FIELDS[backend], *extra, *FILE_FIELDS)
+    return pa.schema(fields)
+
+
+@cache
+def _wgs84_projjson() -> dict[str, Any]:
+    return pyproj.CRS.from_user_input(CATALOG_CRS).to_json_dict()
+
+
+def geo_metadata(
+    geometry_types: Iterable[str], bbox: tuple[float, float, float, float] | None
+) -> dict[str, Any]:
+    """The GeoParquet 1.1.0 ``geo`` metadata for a part, with the ``bbox`` covering declared."""
+    column: dict[str, Any] = {
+        "encoding": "WKB",
+        "geometry_types": sorted(set(geometry_types)),
+        "crs": _wgs84_projjson(),
+        "edges": "planar",
+        "covering": {"bbox": {k: [BBOX, k] for k in BBOX_KEYS}},
+    }
+    if bbox is not None:
+        column["bbox"] = [float(v) for v in bbox]
+    return {"version": GEOPARQUET_VERSION, "primary_column": GEOMETRY, "columns": {GEOMETRY: column}}
+
+
+def part_metadata(
+    geometry_types: Iterable[str], bbox: tuple[float, float, float, float] | None
+) -> dict[bytes, bytes]:
+    """Parquet key-value metadata of a part: ``geo`` plus the geoduck schema version."""
+    return {
+        b"geo": json.dumps(geo_metadata(geometry_types, bbox)).encode(),
+        KV_SCHEMA_VERSION: str(SCHEMA_VERSION).encode(),
+    }
+
+
+def extra_columns_of(schema: pa.Schema) -> list[str]:
+    """User-defined (regex group) columns of a part schema, in order."""
+    return [name for name in schema.names if name not in RESERVED_COLUMNS]

@@ -1,0 +1,153 @@
+"""Synthetic archives for tests, benchmarks, the demo and users' own experiments.
+
+Rasters here encode their own coordinates, so any mosaic or reprojection result can be checked
+exactly: ``coordinate_raster`` stores each pixel centre's x/y (native CRS) or lon/lat in its bands,
+and ``synthetic_archive`` paints a smooth function of lon/lat, seamless across UTM zones.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import rasterio
+from rasterio.transform import Affine
+
+from .geo import WGS84, norm_crs, transformer
+
+ARCHIVE_REGEX = r"S2_(?P<tile>[0-9]{2}[A-Z]{3})_(?P<date>\d{8})\.tif$"
+"""File name regex of :func:`synthetic_archive` files: ``S2_<tile>_<YYYYMMDD>.tif``."""
+
+
+def write_raster(path: str | os.PathLike[str], values: np.ndarray, *, crs: str, transform: Affine,
+                 nodata: float | None = None, tiled: bool = True, blocksize: int = 256,
+                 descriptions: Sequence[str] | None = None) -> Path:
+    """Write a (bands, h, w) or (h, w) array as a (tiled, deflate) GeoTIFF."""
+    arr = values[None] if values.ndim == 2 else values
+    profile = dict(driver="GTiff", width=arr.shape[2], height=arr.shape[1], count=arr.shape[0],
+                   dtype=arr.dtype, crs=crs, transform=transform, nodata=nodata, compress="deflate")
+    if tiled and arr.shape[1] >= blocksize and arr.shape[2] >= blocksize:
+        profile.update(tiled=True, blockxsize=blocksize, blockysize=blocksize)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(arr)
+        if descriptions:
+            for i, d in enumerate(descriptions, start=1):
+                dst.set_band_description(i, d)
+    return path
+
+
+def pixel_centres(transform: Affine, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """x and y (h, w) arrays of pixel centres of a grid."""
+    h, w = shape
+    cols, rows = np.meshgrid(np.arange(w) + 0.5, np.arange(h) + 0.5)
+    xs = transform.c + cols * transform.a + rows * transform.b
+    ys = transform.f + cols * transform.d + rows * transform.e
+    return xs, ys
+
+
+def coordinate_raster(path: str | os.PathLike[str], *, crs: str, origin: tuple[float, float],
+                      res: float, shape: tuple[int, int],
+                      encode: Literal["native", "lonlat"] = "native",
+                      nodata: float | None = None, hole: tuple[slice, slice] | None = None,
+                      extra_band: float | None = None) -> Path:
+    """A float64 GeoTIFF whose band 1/2 hold each pixel centre's x/y (``native``) or lon/lat.
+
+    ``origin`` is the top-left corner (x, y); ``hole`` (row slice, col slice) is set to ``nodata``;
+    ``extra_band`` adds a constant third band (e.g. a file tag to tell sources apart in a mosaic).
+    """
+    transform = Affine(res, 0.0, origin[0], 0.0, -res, origin[1])
+    xs, ys = pixel_centres(transform, shape)
+    if encode == "lonlat":
+        xs, ys = transformer(norm_crs(crs), WGS84).transform(xs, ys)
+    bands = [xs, ys] + ([np.full(shape, extra_band)] if extra_band is not None else [])
+    values = np.stack(bands).astype("float64")
+    if hole is not None:
+        if nodata is None:
+            raise ValueError("a hole needs a nodata value")
+        values[(slice(None), *hole)] = nodata
+    return write_raster(path, values, crs=crs, transform=transform, nodata=nodata)
+
+
+def pattern(lon: np.ndarray, lat: np.ndarray, day_of_year: int = 180) -> np.ndarray:
+    """A smooth, seasonal uint16 'landscape' in 1..10000 of lon/lat degrees (0 is nodata)."""
+    base = (np.sin(np.radians(lon) * 40.0) * np.cos(np.radians(lat) * 55.0)
+            + 0.5 * np.sin(np.radians(lon + lat) * 90.0))
+    season = 0.75 + 0.25 * np.sin(2 * np.pi * (day_of_year - 80) / 365.0)
+    return np.clip((base + 1.6) / 3.2 * 9000 * season + 500, 1, 10000).astype("uint16")
+
+
+@dataclass(frozen=True)
+class Tile:
+    """A synthetic tile: a square of ``size`` pixels at ``res`` metres in a UTM zone."""
+
+    name: str
+    epsg: int
+    centre_lonlat: tuple[float, float]
+
+
+DEMO_TILES: tuple[Tile, ...] = (
+    Tile("29TNE", 32629, (-6.75, 40.0)),
+    Tile("30TTK", 32630, (-5.25, 40.0)),
+    Tile("30TVK", 32630, (-3.75, 40.0)),
+    Tile("30TWK", 32630, (-2.25, 40.0)),
+    Tile("30TYK", 32630, (-0.75, 40.0)),
+    Tile("31TBE", 32631, (0.75, 40.0)),
+)
+"""Six tiles in a row along 40°N over UTM zones 29, 30 and 31 (edges at 6°W and 0°)."""
+
+
+def tile_transform(tile: Tile, size: int, res: float) -> Affine:
+    """Top-left-anchored transform of ``tile``, snapped to the ``res`` grid of its UTM zone."""
+    x, y = transformer(WGS84, norm_crs(f"EPSG:{tile.epsg}")).transform(*tile.centre_lonlat)
+    half = size * res / 2
+    x0 = round((x - half) / res) * res
+    y0 = round((y + half) / res) * res
+    return Affine(res, 0.0, x0, 0.0, -res, y0)
+
+
+def archive_dates(years: Sequence[int] = (2022, 2023), per_year: int = 4) -> list[dt.date]:
+    """``per_year`` acquisition dates per year, evenly spread (the 15th of every 12/per_year months)."""
+    step = 12 // per_year
+    return [dt.date(y, m, 15) for y in years for m in range(2, 13, step)][: len(years) * per_year]
+
+
+def synthetic_archive(out_dir: str | os.PathLike[str], *, tiles: Sequence[Tile] = DEMO_TILES,
+                      dates: Sequence[dt.date] | None = None, size: int = 256, res: float = 500.0,
+                      bands: int = 3, hole_every: int = 5) -> list[Path]:
+    """Write a Sentinel-2-like archive: one uint16 GeoTIFF per tile × date, nodata 0.
+
+    Names are ``S2_<tile>_<YYYYMMDD>.tif`` (see :data:`ARCHIVE_REGEX`); each tile is acquired
+    ``tile index`` days after the nominal date (different orbits). Band ``b`` holds
+    ``pattern(lon, lat, doy) // (b + 1)``; every ``hole_every``-th file has a nodata 'cloud' hole.
+    The default (6 tiles × 8 dates) gives 48 files in 3 UTM zones over two years.
+    """
+    dates = list(dates) if dates is not None else archive_dates()
+    out = Path(out_dir)
+    paths: list[Path] = []
+    k = 0
+    for ti, tile in enumerate(tiles):
+        transform = tile_transform(tile, size, res)
+        xs, ys = pixel_centres(transform, (size, size))
+        lon, lat = transformer(norm_crs(f"EPSG:{tile.epsg}"), WGS84).transform(xs, ys)
+        for d in dates:
+            acquired = d + dt.timedelta(days=ti)
+            base = pattern(lon, lat, acquired.timetuple().tm_yday)
+            values = np.stack([base // (b + 1) for b in range(bands)]).astype("uint16")
+            values[values == 0] = 1
+            if hole_every and k % hole_every == 0:
+                rr, cc = np.ogrid[:size, :size]
+                cloud = (rr - size * 0.4) ** 2 + (cc - size * 0.6) ** 2 < (size * 0.22) ** 2
+                values[:, cloud] = 0
+            name = f"S2_{tile.name}_{acquired:%Y%m%d}.tif"
+            paths.append(write_raster(out / tile.name / name, values, crs=f"EPSG:{tile.epsg}",
+                                      transform=transform, nodata=0,
+                                      descriptions=[f"B{b + 2:02d}" for b in range(bands)]))
+            k += 1
+    return paths
