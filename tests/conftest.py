@@ -1,0 +1,26 @@
+"""Shared fixtures. Tests never touch the network: INSTALL of DuckDB extensions is disabled."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("GEODUCK_OFFLINE", "1")
+
+import pytest  # noqa: E402
+
+from geoduck.testing import ARCHIVE_REGEX, synthetic_archive  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def archive(tmp_path_factory: pytest.TempPathFactory) -> list:
+    """The default synthetic archive: 48 uint16 GeoTIFFs, 6 tiles in UTM 29/30/31, 2022–2023."""
+    return synthetic_archive(tmp_path_factory.mktemp("archive"))
+
+
+@pytest.fixture(scope="session")
+def archive_catalog(archive, tmp_path_factory: pytest.TempPathFactory):
+    """A catalog built from :func:`archive` with the tile/date regex (session-wide, read-only)."""
+    import geoduck
+
+    out = tmp_path_factory.mktemp("archive_catalog") / "cat"
+    return geoduck.build_raster_catalog(archive, out, filename_regex=ARCHIVE_REGEX, progress=False)
