@@ -76,16 +76,21 @@ def coordinate_raster(path: str | os.PathLike[str], *, crs: str, origin: tuple[f
 
 
 def pattern(lon: np.ndarray, lat: np.ndarray, day_of_year: int = 180) -> np.ndarray:
-    """A smooth, seasonal uint16 'landscape' in 1..10000 of lon/lat degrees (0 is nodata)."""
-    base = (np.sin(np.radians(lon) * 40.0) * np.cos(np.radians(lat) * 55.0)
-            + 0.5 * np.sin(np.radians(lon + lat) * 90.0))
+    """A smooth, seasonal uint16 'landscape' in 1..10000 of lon/lat degrees (0 is nodata).
+
+    Waves of 0.8°/0.6°/0.35° wavelength make any seam or misregistration in a mosaic visible.
+    """
+    lon, lat = np.asarray(lon, float), np.asarray(lat, float)
+    base = (np.sin(lon * 2 * np.pi / 0.8) * np.cos(lat * 2 * np.pi / 0.6)
+            + 0.5 * np.sin((lon + lat) * 2 * np.pi / 0.35))
     season = 0.75 + 0.25 * np.sin(2 * np.pi * (day_of_year - 80) / 365.0)
     return np.clip((base + 1.6) / 3.2 * 9000 * season + 500, 1, 10000).astype("uint16")
 
 
 @dataclass(frozen=True)
 class Tile:
-    """A synthetic tile: a square of ``size`` pixels at ``res`` metres in a UTM zone."""
+    """A synthetic tile: a square of ``size`` pixels at ``res`` metres in a UTM zone, centred on
+    ``centre_lonlat``; neighbours 1.5° apart overlap by ~16 km at the default 288 px × 500 m."""
 
     name: str
     epsg: int
@@ -119,7 +124,7 @@ def archive_dates(years: Sequence[int] = (2022, 2023), per_year: int = 4) -> lis
 
 
 def synthetic_archive(out_dir: str | os.PathLike[str], *, tiles: Sequence[Tile] = DEMO_TILES,
-                      dates: Sequence[dt.date] | None = None, size: int = 256, res: float = 500.0,
+                      dates: Sequence[dt.date] | None = None, size: int = 288, res: float = 500.0,
                       bands: int = 3, hole_every: int = 5) -> list[Path]:
     """Write a Sentinel-2-like archive: one uint16 GeoTIFF per tile × date, nodata 0.
 

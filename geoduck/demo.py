@@ -1,0 +1,183 @@
+"""``geoduck demo``: the whole pipeline on a built-in synthetic archive.
+
+archive (48 GeoTIFFs, UTM 29/30/31, 2022–2023) → catalog → summary → bbox + time query →
+mosaic across two UTM zones → ``mosaic.tif`` (COG) + ``demo.png`` (footprints, AOI, quick-look).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import rasterio
+
+from . import store
+from .builders.raster import build_raster_catalog
+from .catalog import Catalog
+from .loaders.raster import load_raster
+from .slices import GeoSlice
+from .testing import ARCHIVE_REGEX, synthetic_archive
+
+AOI_LONLAT = (-6.9, 39.55, -5.1, 40.45)
+"""Demo AOI (lon/lat): straddles the UTM 29/30 edge at 6°W."""
+
+MOSAIC_CRS = "EPSG:32630"
+MOSAIC_RES = 250.0
+QUERY_START, QUERY_END = "2023-05-01", "2023-08-31"
+SINGLE_START, SINGLE_END = "2023-05-01", "2023-05-31"
+
+
+@dataclass(frozen=True)
+class DemoResult:
+    """Paths and numbers of one demo run."""
+
+    catalog_dir: Path
+    mosaic_path: Path
+    png_path: Path
+    n_files: int
+    n_rows: int
+    n_query_rows: int
+
+
+def summary(catalog: Catalog) -> str:
+    """A short human summary of a catalog: rows, parts, extent, time span, CRSs."""
+    bounds = catalog.total_bounds
+    t0, t1 = catalog.temporal_extent
+    by_crs = catalog.sql("SELECT crs, count(*) AS n FROM catalog GROUP BY crs ORDER BY crs")
+    lines = [
+        f"rows           {len(catalog)}",
+        f"bounds (lon/lat) {tuple(round(v, 4) for v in bounds) if bounds else None}",
+        f"time extent    {t0} .. {t1}",
+        "rows per CRS   " + ", ".join(f"{c}: {n}" for c, n in zip(by_crs["crs"], by_crs["n"], strict=True)),
+    ]
+    return "\n".join(lines)
+
+
+def mosaic_slice() -> GeoSlice:
+    """The demo mosaic grid: the AOI reprojected to UTM 30N at 250 m, summer 2023."""
+    from .geo import WGS84, norm_crs, transformer
+
+    xs, ys = transformer(WGS84, norm_crs(MOSAIC_CRS)).transform(
+        [AOI_LONLAT[0], AOI_LONLAT[2], AOI_LONLAT[0], AOI_LONLAT[2]],
+        [AOI_LONLAT[1], AOI_LONLAT[1], AOI_LONLAT[3], AOI_LONLAT[3]])
+    snap = MOSAIC_RES
+    bounds = (np.floor(min(xs) / snap) * snap, np.floor(min(ys) / snap) * snap,
+              np.ceil(max(xs) / snap) * snap, np.ceil(max(ys) / snap) * snap)
+    return GeoSlice(bounds, MOSAIC_CRS, MOSAIC_RES, start=QUERY_START, end=QUERY_END)
+
+
+def save_cog(tensor, path: Path) -> None:
+    """Write a GeoTensor as a Cloud-Optimized GeoTIFF (GDAL COG driver, deflate)."""
+    values = np.asarray(tensor)
+    with rasterio.open(path, "w", driver="COG", width=values.shape[-1], height=values.shape[-2],
+                       count=values.shape[0], dtype=values.dtype, crs=tensor.crs,
+                       transform=tensor.transform, nodata=tensor.fill_value_default,
+                       compress="deflate", blocksize=256) as dst:
+        dst.write(values)
+
+
+def render_png(catalog: Catalog, query: Catalog, tensor, single, path: Path) -> None:
+    """Footprints by UTM zone with the AOI and the query's hits (top); mosaic quick-look (bottom)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from shapely.geometry import box
+
+    gdf = catalog.to_geopandas()
+    hits = set(query.to_geopandas()["id"])
+    fig = plt.figure(figsize=(13, 8.6))
+    grid = fig.add_gridspec(2, 2, height_ratios=[1, 1.55], width_ratios=[1.25, 1])
+    ax1 = fig.add_subplot(grid[0, :])
+    colors = {"EPSG:32629": "#1b9e77", "EPSG:32630": "#d95f02", "EPSG:32631": "#7570b3"}
+    footprints = gdf.drop_duplicates("tile")
+    for crs, group in footprints.groupby("crs"):
+        color = colors.get(crs, "grey")
+        group.plot(ax=ax1, facecolor=color, alpha=0.22, edgecolor=color, linewidth=1.2)
+        ax1.fill([], [], color=color, alpha=0.4, label=f"{crs}: {(gdf['crs'] == crs).sum()} files")
+    for _, row in footprints.iterrows():
+        c = row.geometry.centroid
+        ax1.annotate(row["tile"], (c.x, c.y + 0.42), ha="center", fontsize=9)
+    gdf[gdf["id"].isin(hits)].drop_duplicates("tile").boundary.plot(ax=ax1, color="black", linewidth=1.8)
+    ax1.plot(*box(*AOI_LONLAT).exterior.xy, color="crimson", linewidth=2.2, linestyle="--",
+             label="query AOI")
+    for lon in (-6.0, 0.0):
+        ax1.axvline(lon, color="grey", linewidth=0.8, linestyle=":")
+    ax1.set_title(f"catalog: {len(gdf)} rows (6 tiles × 8 dates); query {QUERY_START}..{QUERY_END} "
+                  f"→ {len(hits)} rows (black outlines)", fontsize=11)
+    ax1.set_xlabel("longitude (°)")
+    ax1.set_ylabel("latitude (°)")
+    ax1.legend(loc="upper left", fontsize=8, ncol=4, bbox_to_anchor=(0.0, -0.22))
+    ax1.set_aspect(1 / np.cos(np.radians(40)))
+
+    values = np.asarray(tensor)
+    h, w = values.shape[-2:]
+    t = tensor.transform
+    extent = (t.c / 1000, (t.c + w * t.a) / 1000, (t.f + h * t.e) / 1000, t.f / 1000)
+    ax2 = fig.add_subplot(grid[1, 0])
+    band = values[0].astype(float)
+    band[values[0] == tensor.fill_value_default] = np.nan
+    im = ax2.imshow(band, extent=extent, cmap="viridis")
+    ax2.set_title(f"mosaic band 1: {w}×{h} px @ {MOSAIC_RES:g} m in {MOSAIC_CRS}, merge='last'",
+                  fontsize=10)
+    ax2.set_xlabel("easting (km)")
+    ax2.set_ylabel("northing (km)")
+    fig.colorbar(im, ax=ax2, shrink=0.85, label="DN")
+    ax3 = fig.add_subplot(grid[1, 1])
+    one = np.asarray(single)[0].astype(float)
+    valid = np.asarray(single)[0] != single.fill_value_default
+    one[~valid] = np.nan
+    cmap = matplotlib.colormaps["viridis"].copy()
+    cmap.set_bad("#e0e0e0")
+    ax3.imshow(one, extent=extent, cmap=cmap, vmin=im.norm.vmin, vmax=im.norm.vmax)
+    ax3.set_title(f"{SINGLE_START[:7]} only: {valid.mean():.1%} valid (grey = nodata hole)", fontsize=10)
+    ax3.set_xlabel("easting (km)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def run_demo(out_dir: str | Path, *, echo=print) -> DemoResult:
+    """Run the demo into ``out_dir`` (archive, catalog and outputs are re-created)."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    archive_dir, catalog_dir = out / "archive", out / "catalog"
+    for d in (archive_dir, catalog_dir):
+        if d.exists():
+            shutil.rmtree(d)
+
+    echo(f"1. writing the synthetic archive to {archive_dir}")
+    files = synthetic_archive(archive_dir)
+    echo(f"   {len(files)} GeoTIFFs: 6 tiles in UTM zones 29/30/31 × 8 dates (2022–2023), nodata holes")
+
+    echo(f"2. building the catalog in {catalog_dir}")
+    catalog = build_raster_catalog(archive_dir, catalog_dir, filename_regex=ARCHIVE_REGEX, progress=False)
+    echo(f"   {catalog.build_report.summary()}")
+    echo(f"   parts: {[p.name for p in store.list_parts(catalog_dir)]}")
+    echo("3. catalog summary")
+    for line in summary(catalog).splitlines():
+        echo("   " + line)
+
+    echo(f"4. query: bbox {AOI_LONLAT} (lon/lat), {QUERY_START} .. {QUERY_END}")
+    query = catalog.query(bbox=AOI_LONLAT, start=QUERY_START, end=QUERY_END)
+    hits = query.to_geopandas().sort_values(["start_datetime", "tile"])
+    for _, row in hits.iterrows():
+        echo(f"   {row['tile']}  {row['start_datetime']:%Y-%m-%d}  {row['crs']}  {Path(row['filepath']).name}")
+
+    sl = mosaic_slice()
+    echo(f"5. mosaic on {sl.crs} at {sl.resolution[0]:g} m, {sl.shape[1]}×{sl.shape[0]} px, merge='last'")
+    tensor = load_raster(catalog, sl, merge="last")
+    valid = float(np.mean(np.asarray(tensor)[0] != tensor.fill_value_default))
+    echo(f"   {tensor.shape} {np.asarray(tensor).dtype}, {valid:.1%} of pixels covered")
+    single = load_raster(catalog, dataclasses.replace(sl, start=SINGLE_START, end=SINGLE_END))
+    echo(f"   {SINGLE_START[:7]} alone covers {np.mean(np.asarray(single)[0] != 0):.1%} "
+         "(cloud hole in S2_29TNE_20230515.tif); merge='last' fills it from August")
+    mosaic_path, png_path = out / "mosaic.tif", out / "demo.png"
+    save_cog(tensor, mosaic_path)
+    render_png(catalog, query, tensor, single, png_path)
+    echo(f"6. wrote {mosaic_path} (COG) and {png_path}")
+    echo(f"   DuckDB CLI: SELECT tile, count(*) FROM read_parquet('{catalog_dir}/*.parquet') GROUP BY tile;")
+    return DemoResult(catalog_dir, mosaic_path, png_path, len(files), len(catalog), len(hits))
