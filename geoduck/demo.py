@@ -130,8 +130,7 @@ def render_png(catalog: Catalog, query: Catalog, tensor, single, path: Path) -> 
     one = np.asarray(single)[0].astype(float)
     valid = np.asarray(single)[0] != single.fill_value_default
     one[~valid] = np.nan
-    cmap = matplotlib.colormaps["viridis"].copy()
-    cmap.set_bad("#e0e0e0")
+    cmap = matplotlib.colormaps["viridis"].with_extremes(bad="#e0e0e0")
     ax3.imshow(one, extent=extent, cmap=cmap, vmin=im.norm.vmin, vmax=im.norm.vmax)
     ax3.set_title(f"{SINGLE_START[:7]} only: {valid.mean():.1%} valid (grey = nodata hole)", fontsize=10)
     ax3.set_xlabel("easting (km)")

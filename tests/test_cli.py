@@ -1,0 +1,69 @@
+"""The ``geoduck`` CLI: demo end to end, build/info, and one-line errors for user mistakes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyproj
+import rasterio
+from click.testing import CliRunner
+
+from geoduck.cli import main
+from geoduck.testing import ARCHIVE_REGEX, pattern, pixel_centres
+
+
+def test_demo_writes_catalog_cog_and_png(tmp_path):
+    result = CliRunner().invoke(main, ["demo", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    out = tmp_path / "out"
+    assert "48 rows from 48 files indexed" in result.output
+    assert "EPSG:32629: 8, EPSG:32630: 32, EPSG:32631: 8" in result.output
+    # The query straddles the UTM 29/30 edge: both tiles, May and August 2023.
+    for line in ("29TNE  2023-05-15", "30TTK  2023-05-16", "29TNE  2023-08-15", "30TTK  2023-08-16"):
+        assert line in result.output
+    with rasterio.open(out / "mosaic.tif") as src:
+        assert src.driver == "GTiff"
+        assert src.tags(ns="IMAGE_STRUCTURE").get("LAYOUT") == "COG"
+        assert src.crs.to_epsg() == 32630
+        assert src.res == (250.0, 250.0)
+        values = src.read(1)
+        xs, ys = pixel_centres(src.transform, values.shape)
+    # The mosaic crosses the zone edge seamlessly: values follow the lon/lat pattern of the
+    # August acquisitions (merge='last') wherever no cloud hole is involved.
+    lon, lat = pyproj.Transformer.from_crs(32630, 4326, always_xy=True).transform(xs, ys)
+    expected_aug29 = pattern(lon, lat, 227)  # 2023-08-15
+    expected_aug30 = pattern(lon, lat, 228)  # 2023-08-16
+    close = (np.abs(values.astype(float) - expected_aug29) < 150) | (
+        np.abs(values.astype(float) - expected_aug30) < 150)
+    assert close.mean() > 0.97
+    assert (out / "demo.png").stat().st_size > 20_000
+
+
+def test_build_and_info(tmp_path, archive):
+    runner = CliRunner()
+    archive_dir = archive[0].parent.parent
+    cat = tmp_path / "cat"
+    result = runner.invoke(main, ["build", "raster", str(archive_dir), "-o", str(cat),
+                                  "--regex", ARCHIVE_REGEX, "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert "48 rows from 48 files indexed" in result.output
+    again = runner.invoke(main, ["build", "raster", str(archive_dir), "-o", str(cat), "--no-progress"])
+    assert "0 rows from 0 files indexed, 48 unchanged" in again.output
+    info = runner.invoke(main, ["info", str(cat)])
+    assert info.exit_code == 0, info.output
+    assert "rows           48" in info.output
+    assert "raster: 48" in info.output
+    assert "schema version 1" in info.output
+    assert "2022-02-15 00:00:00+00:00 .. 2023-11-20 23:59:59.999999+00:00" in info.output
+
+
+def test_user_errors_are_one_line(tmp_path, archive):
+    runner = CliRunner()
+    missing = runner.invoke(main, ["info", str(tmp_path / "nope")])
+    assert missing.exit_code == 1
+    assert missing.output.startswith("Error: catalog")
+    assert "Traceback" not in missing.output
+    bad_regex = runner.invoke(main, ["build", "raster", str(archive[0]), "-o", str(tmp_path / "c"),
+                                     "--regex", r"(?P<date>\d{8})_nomatch"])
+    assert bad_regex.exit_code == 1
+    assert "matches none of the 1 files" in bad_regex.output
+    assert archive[0].name in bad_regex.output
