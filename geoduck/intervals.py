@@ -126,7 +126,7 @@ def parse_datetime(text: str, date_format: str | None = None, *, what: str = "va
         ) from None
     if ts is pd.NaT:
         raise TimeParseError(f"{what} {text!r} is not a date/time")
-    has_time = bool(re.search(r"[T ]\d|:\d", text))
+    has_time = bool(re.search(r"T\d|\d:\d", text))  # "June 15, 2023" has no time of day
     return _utc(ts), ("instant" if has_time else "day")
 
 

@@ -12,13 +12,16 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import rasterio
 from rasterio.transform import Affine
 
 from .geo import WGS84, norm_crs, transformer
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 ARCHIVE_REGEX = r"S2_(?P<tile>[0-9]{2}[A-Z]{3})_(?P<date>\d{8})\.tif$"
 """File name regex of :func:`synthetic_archive` files: ``S2_<tile>_<YYYYMMDD>.tif``."""
@@ -156,3 +159,82 @@ def synthetic_archive(out_dir: str | os.PathLike[str], *, tiles: Sequence[Tile] 
                                       descriptions=[f"B{b + 2:02d}" for b in range(bands)]))
             k += 1
     return paths
+
+
+def synthetic_catalog_table(n_tiles: int, n_dates: int, *, tile_deg: float = 0.1,
+                            origin: tuple[float, float] = (-10.0, 35.0), overlap: float = 0.0,
+                            start: str = "2020-01-01", step_days: int = 1, length_days: int = 1,
+                            static: bool = False, seed: int | None = None,
+                            extra: dict[str, str] | None = None) -> pa.Table:
+    """A schema-v1 raster catalog table of ``n_tiles`` square tiles × ``n_dates`` intervals.
+
+    Tiles are ``tile_deg`` lon/lat squares on a near-square grid from ``origin`` (grown by
+    ``overlap`` degrees on each side so neighbours overlap); interval ``k`` covers
+    ``[start + k·step_days, start + k·step_days + length_days − 1 µs]`` (all static if ``static``).
+    ``seed`` jitters the tile positions. No image files exist behind these rows: they are for
+    query/intersect benchmarks and tests. Columns ``tile`` and ``extra`` keys are string columns.
+    """
+    import pandas as pd
+    import pyarrow as pa
+    import shapely
+
+    from . import schema
+    from .builders.common import item_id
+
+    cols = int(np.ceil(np.sqrt(n_tiles)))
+    idx = np.arange(n_tiles)
+    x0 = origin[0] + (idx % cols) * tile_deg - overlap
+    y0 = origin[1] + (idx // cols) * tile_deg - overlap
+    if seed is not None:
+        rng = np.random.default_rng(seed)
+        x0 = x0 + rng.uniform(-tile_deg / 2, tile_deg / 2, n_tiles)
+        y0 = y0 + rng.uniform(-tile_deg / 2, tile_deg / 2, n_tiles)
+    size = tile_deg + 2 * overlap
+    x1, y1 = x0 + size, y0 + size
+    n = n_tiles * n_dates
+    tile_of = np.tile(idx, n_dates)
+    date_of = np.repeat(np.arange(n_dates), n_tiles)
+    geoms = shapely.box(x0[tile_of], y0[tile_of], x1[tile_of], y1[tile_of])
+    t0 = pd.Timestamp(start, tz="UTC").as_unit("us")
+    starts = t0 + pd.to_timedelta(date_of * step_days, unit="D")
+    ends = starts + pd.Timedelta(days=length_days) - pd.Timedelta(microseconds=1)
+    names = np.array([f"T{i:06d}" for i in range(n_tiles)])[tile_of]
+    paths = [f"/synthetic/{names[i]}_{date_of[i]:05d}.tif" for i in range(n)]
+    box = lambda a, b, c, d: pa.StructArray.from_arrays(  # noqa: E731
+        [pa.array(a), pa.array(b), pa.array(c), pa.array(d)], names=list(schema.BBOX_KEYS))
+    ts = pa.array(starts.values, type=schema.TIMESTAMP) if not static else pa.nulls(n, schema.TIMESTAMP)
+    te = pa.array(ends.values, type=schema.TIMESTAMP) if not static else pa.nulls(n, schema.TIMESTAMP)
+    data = {
+        schema.ID: pa.array([item_id("raster", p) for p in paths]),
+        schema.FILEPATH: pa.array(paths),
+        schema.BACKEND: pa.array(["raster"] * n),
+        schema.GEOMETRY: pa.array(shapely.to_wkb(geoms), pa.binary()),
+        schema.BBOX: box(x0[tile_of], y0[tile_of], x1[tile_of], y1[tile_of]),
+        schema.START: ts,
+        schema.END: te,
+        schema.CRS: pa.array(["EPSG:4326"] * n),
+        schema.NATIVE_BOUNDS: box(x0[tile_of], y0[tile_of], x1[tile_of], y1[tile_of]),
+        schema.VERSION: pa.array(np.ones(n, dtype="int32")),
+        "width": pa.array(np.full(n, 256)), "height": pa.array(np.full(n, 256)),
+        "count": pa.array(np.ones(n, dtype="int32")), "dtype": pa.array(["uint16"] * n),
+        "nodata": pa.nulls(n, pa.float64()),
+        "res_x": pa.array(np.full(n, size / 256)), "res_y": pa.array(np.full(n, size / 256)),
+        "transform": pa.nulls(n, pa.list_(pa.float64())),
+        "tile": pa.array(names),
+        **{k: pa.array([v] * n) for k, v in (extra or {}).items()},
+        schema.FILE_SIZE: pa.nulls(n, pa.int64()),
+        schema.FILE_MTIME: pa.nulls(n, schema.TIMESTAMP),
+    }
+    arrow_schema = schema.catalog_schema("raster", ["tile", *(extra or {})])
+    return pa.Table.from_pydict(data, schema=arrow_schema)
+
+
+def write_synthetic_catalog(out_dir: str | os.PathLike[str], n_tiles: int, n_dates: int, *,
+                            part_rows: int = 1_000_000, **kwargs) -> Path:
+    """Write :func:`synthetic_catalog_table` rows as catalog parts of ``part_rows`` rows."""
+    from . import store
+
+    table = synthetic_catalog_table(n_tiles, n_dates, **kwargs)
+    for offset in range(0, table.num_rows, part_rows):
+        store.write_part(table.slice(offset, part_rows), out_dir)
+    return Path(out_dir)

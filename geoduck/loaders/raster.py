@@ -100,7 +100,10 @@ def read_source(path: str, slice: GeoSlice, bands: Sequence[int], resampling: Re
             opts["add_alpha"] = True
         with WarpedVRT(src, **opts) as vrt:
             values = vrt.read(list(bands))
-            valid = vrt.read_masks(list(bands)) > 0
+            if src.nodata is None:  # the added alpha (last band) is the only validity mask
+                valid = np.broadcast_to(vrt.read(vrt.count) > 0, values.shape).copy()
+            else:
+                valid = vrt.read_masks(list(bands)) > 0
         return values, valid, src.nodata
 
 
@@ -138,12 +141,12 @@ def load_raster(
     if not sources:
         raise NoDataError(f"no catalog row intersects the slice bounds={slice.bounds} crs={slice.crs} "
                           f"interval=[{slice.start}, {slice.end}]")
-    if bands is None:
-        with rasterio.open(sources[0].filepath) as first:
-            bands = list(range(1, first.count + 1))
-    bands = [int(b) for b in bands]
-    if not bands or min(bands) < 1:
-        raise ArgumentError(f"bands={bands!r} must be 1-based band indexes")
+    with rasterio.open(sources[0].filepath) as first:
+        count = first.count
+    bands = list(range(1, count + 1)) if bands is None else [int(b) for b in bands]
+    if not bands or min(bands) < 1 or max(bands) > count:
+        raise ArgumentError(f"bands={bands!r} must be 1-based band indexes in 1..{count} "
+                            f"({sources[0].filepath} has {count} band(s))")
 
     out: np.ndarray | None = None
     filled: np.ndarray | None = None

@@ -1,0 +1,229 @@
+"""DESIGN §2 time semantics: closed UTC intervals at microsecond resolution (geoduck.intervals)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from geoduck.errors import ArgumentError, TimeParseError
+from geoduck.intervals import Interval, interval_from_strings, parse_datetime, query_interval
+
+
+def utc(text: str) -> pd.Timestamp:
+    return pd.Timestamp(text, tz="UTC")
+
+
+def ends(iv: Interval) -> tuple[pd.Timestamp | None, pd.Timestamp | None]:
+    return iv.start, iv.end
+
+
+# -- a single date value ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("text", ["20230615", "2023-06-15", "2023_06_15", "2023.06.15", "2023166"])
+def test_date_only_covers_the_whole_day(text):
+    iv = interval_from_strings(date=text)
+    assert ends(iv) == (utc("2023-06-15T00:00:00"), utc("2023-06-15T23:59:59.999999"))
+    assert iv.end - iv.start == pd.Timedelta(days=1) - pd.Timedelta(microseconds=1)
+    assert str(iv.start.tz) == "UTC" and iv.start.unit == "us" and iv.end.unit == "us"
+
+
+def test_back_to_back_days_do_not_overlap():
+    days = [interval_from_strings(date=f"202302{d:02d}") for d in range(26, 29)] + [
+        interval_from_strings(date="20230301")]
+    for a, b in zip(days, days[1:], strict=False):
+        # Overlap per DESIGN: a.start <= b.end AND a.end >= b.start — false for consecutive days ...
+        assert not (a.start <= b.end and a.end >= b.start)
+        # ... and there is no gap either: the next day starts 1 µs after the previous ends.
+        assert b.start - a.end == pd.Timedelta(microseconds=1)
+    # A query for one instant at midnight matches exactly one day.
+    t = utc("2023-02-28T00:00:00")
+    assert [iv.start <= t <= iv.end for iv in days] == [False, False, True, False]
+
+
+@pytest.mark.parametrize("text, start, end", [
+    ("202306", "2023-06-01", "2023-06-30T23:59:59.999999"),
+    ("2023-06", "2023-06-01", "2023-06-30T23:59:59.999999"),
+    ("202302", "2023-02-01", "2023-02-28T23:59:59.999999"),
+    ("202402", "2024-02-01", "2024-02-29T23:59:59.999999"),  # leap year
+    ("202312", "2023-12-01", "2023-12-31T23:59:59.999999"),
+    ("2023", "2023-01-01", "2023-12-31T23:59:59.999999"),
+    ("2024", "2024-01-01", "2024-12-31T23:59:59.999999"),
+])
+def test_month_and_year_precision(text, start, end):
+    assert ends(interval_from_strings(date=text)) == (utc(start), utc(end))
+
+
+@pytest.mark.parametrize("text, instant", [
+    ("20230615T103000", "2023-06-15T10:30:00"),
+    ("20230615_103000", "2023-06-15T10:30:00"),
+    ("202306151030", "2023-06-15T10:30:00"),
+    ("20230615103045", "2023-06-15T10:30:45"),
+    ("2023-06-15T10:30:45.123456", "2023-06-15T10:30:45.123456"),
+    ("2023-06-15T00:00:00", "2023-06-15T00:00:00"),  # an explicit time, even midnight, is an instant
+])
+def test_value_with_time_is_an_instant(text, instant):
+    assert ends(interval_from_strings(date=text)) == (utc(instant), utc(instant))
+
+
+# -- start/stop pairs -----------------------------------------------------------------------------
+
+def test_start_stop_dates_cover_floor_start_to_ceil_stop_minus_1us():
+    iv = interval_from_strings(start="20230601", stop="20230630")
+    assert ends(iv) == (utc("2023-06-01"), utc("2023-06-30T23:59:59.999999"))
+    same_day = interval_from_strings(start="2023-06-15", stop="2023-06-15")
+    assert ends(same_day) == (utc("2023-06-15"), utc("2023-06-15T23:59:59.999999"))
+    months = interval_from_strings(start="202301", stop="202303")
+    assert ends(months) == (utc("2023-01-01"), utc("2023-03-31T23:59:59.999999"))
+    # Consecutive (start, stop) files tile time without overlap.
+    nxt = interval_from_strings(start="20230701", stop="20230731")
+    assert nxt.start - iv.end == pd.Timedelta(microseconds=1)
+
+
+def test_start_stop_with_times_are_exact():
+    iv = interval_from_strings(start="20230601T103000", stop="20230601T113015")
+    assert ends(iv) == (utc("2023-06-01T10:30:00"), utc("2023-06-01T11:30:15"))
+    iso = interval_from_strings(start="2023-06-01T10:30:00.000001", stop="2023-06-02T00:00:00")
+    assert ends(iso) == (utc("2023-06-01T10:30:00.000001"), utc("2023-06-02T00:00:00"))
+
+
+def test_start_after_stop_is_an_error():
+    with pytest.raises(ArgumentError, match="20230701.*20230601"):
+        interval_from_strings(start="20230701", stop="20230601")
+
+
+def test_start_without_stop_is_an_error():
+    with pytest.raises(ArgumentError, match="both 'start' and 'stop'"):
+        interval_from_strings(start="20230601")
+
+
+def test_no_value_is_static():
+    iv = interval_from_strings()
+    assert iv.is_static and ends(iv) == (None, None)
+    assert Interval.static() == iv
+
+
+# -- date_format ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("text, fmt, start, end", [
+    ("15-06-2023", "%d-%m-%Y", "2023-06-15", "2023-06-15T23:59:59.999999"),
+    ("06/2023", "%m/%Y", "2023-06-01", "2023-06-30T23:59:59.999999"),
+    ("Jun2023", "%b%Y", "2023-06-01", "2023-06-30T23:59:59.999999"),
+    ("23", "%y", "2023-01-01", "2023-12-31T23:59:59.999999"),
+    ("2023-166", "%Y-%j", "2023-06-15", "2023-06-15T23:59:59.999999"),
+    ("2023-06-15 10:30", "%Y-%m-%d %H:%M", "2023-06-15T10:30", "2023-06-15T10:30"),
+])
+def test_date_format_is_honoured(text, fmt, start, end):
+    assert ends(interval_from_strings(date=text, date_format=fmt)) == (utc(start), utc(end))
+
+
+def test_date_format_applies_to_start_and_stop():
+    iv = interval_from_strings(start="01.06.2023", stop="30.06.2023", date_format="%d.%m.%Y")
+    assert ends(iv) == (utc("2023-06-01"), utc("2023-06-30T23:59:59.999999"))
+
+
+def test_date_format_mismatch_names_value_and_format():
+    with pytest.raises(TimeParseError) as info:
+        interval_from_strings(date="2023/06/15", date_format="%Y%m%d")
+    assert "'2023/06/15'" in str(info.value) and "'%Y%m%d'" in str(info.value)
+
+
+# -- time zones -----------------------------------------------------------------------------------
+
+def test_aware_strings_are_converted_to_utc():
+    iv = interval_from_strings(start="2023-06-01T10:30:00+02:00", stop="2023-06-01T11:30:00-05:00")
+    assert ends(iv) == (utc("2023-06-01T08:30:00"), utc("2023-06-01T16:30:00"))
+    z = interval_from_strings(date="2023-06-15T23:30:00Z")
+    assert ends(z) == (utc("2023-06-15T23:30:00"), utc("2023-06-15T23:30:00"))
+    fmt = interval_from_strings(date="2023-06-15T01:00:00+0300", date_format="%Y-%m-%dT%H:%M:%S%z")
+    assert fmt.start == utc("2023-06-14T22:00:00")
+
+
+def test_aware_query_values_are_converted_to_utc():
+    eastern = dt.timezone(dt.timedelta(hours=-5))
+    t0, t1 = query_interval(dt.datetime(2023, 6, 1, 12, tzinfo=eastern),
+                            pd.Timestamp("2023-06-02T01:00", tz="Europe/Madrid"))
+    assert (t0, t1) == (utc("2023-06-01T17:00"), utc("2023-06-01T23:00"))
+    assert str(t0.tz) == "UTC" and str(t1.tz) == "UTC"
+    # Naive values are UTC.
+    t0, t1 = query_interval(dt.datetime(2023, 6, 1, 12), np.datetime64("2023-06-01T18:00"))
+    assert (t0, t1) == (utc("2023-06-01T12:00"), utc("2023-06-01T18:00"))
+
+
+# -- bad strings ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("text", ["notadate", "20231345", "2023-13", "2023-02-30", "", "S2A"])
+def test_bad_strings_raise_time_parse_error_naming_the_value(text):
+    with pytest.raises(TimeParseError) as info:
+        interval_from_strings(date=text)
+    assert isinstance(info.value, ArgumentError) and isinstance(info.value, ValueError)
+    assert repr(text) in str(info.value)
+
+
+def test_bad_query_string_names_argument_and_value():
+    with pytest.raises(TimeParseError, match=r"end 'yesterday-ish'"):
+        query_interval("2023-01-01", "yesterday-ish")
+
+
+@pytest.mark.parametrize("text", ["June 15, 2023", "15 June 2023", "Jun 15 2023"])
+def test_spelled_out_dates_are_days_not_instants(text):
+    assert ends(interval_from_strings(date=text)) == (utc("2023-06-15"), utc("2023-06-15T23:59:59.999999"))
+    assert query_interval(None, text)[1] == utc("2023-06-15T23:59:59.999999")
+
+
+def test_spelled_out_date_with_time_is_an_instant():
+    assert ends(interval_from_strings(date="15 June 2023 10:30")) == (utc("2023-06-15T10:30"),
+                                                                      utc("2023-06-15T10:30"))
+
+
+def test_parse_datetime_reports_precision():
+    assert parse_datetime("2023") == (utc("2023-01-01"), "year")
+    assert parse_datetime("202306") == (utc("2023-06-01"), "month")
+    assert parse_datetime("20230615") == (utc("2023-06-15"), "day")
+    assert parse_datetime("20230615T101500") == (utc("2023-06-15T10:15"), "instant")
+
+
+# -- query intervals ------------------------------------------------------------------------------
+
+def test_query_date_only_end_covers_the_whole_day():
+    assert query_interval("2023-06-01", "2023-06-30") == (utc("2023-06-01"),
+                                                         utc("2023-06-30T23:59:59.999999"))
+    assert query_interval(dt.date(2023, 6, 1), dt.date(2023, 6, 30)) == (
+        utc("2023-06-01"), utc("2023-06-30T23:59:59.999999"))
+    # A file dated on the last day overlaps; one dated the day after does not.
+    t0, t1 = query_interval("2023-06-01", "2023-06-30")
+    last = interval_from_strings(date="20230630")
+    after = interval_from_strings(date="20230701")
+    assert last.start <= t1 and last.end >= t0
+    assert not (after.start <= t1 and after.end >= t0)
+
+
+def test_query_single_day_and_open_ends():
+    assert query_interval("2023-06-15", "2023-06-15") == (utc("2023-06-15"),
+                                                         utc("2023-06-15T23:59:59.999999"))
+    assert query_interval("2023-06-15", None) == (utc("2023-06-15"), None)
+    assert query_interval(None, "2023-06") == (None, utc("2023-06-30T23:59:59.999999"))
+    assert query_interval() == (None, None)
+    # An end carrying a time is exact.
+    assert query_interval(None, "2023-06-15T12:00:00")[1] == utc("2023-06-15T12:00")
+
+
+def test_query_start_after_end_is_an_error():
+    with pytest.raises(ArgumentError, match="start='2023-07-01' is after end='2023-06-01'"):
+        query_interval("2023-07-01", "2023-06-01")
+    with pytest.raises(ArgumentError):
+        query_interval(dt.datetime(2023, 6, 2), dt.datetime(2023, 6, 1, 23))
+
+
+def test_query_rejects_non_time_values():
+    with pytest.raises(ArgumentError, match="start=3.5"):
+        query_interval(3.5, None)
+
+
+def test_interval_invariants():
+    with pytest.raises(ArgumentError):
+        Interval(utc("2023-06-01"), None)
+    with pytest.raises(ArgumentError):
+        Interval(utc("2023-06-02"), utc("2023-06-01"))
