@@ -74,14 +74,22 @@ def transformer(src: pyproj.CRS, dst: pyproj.CRS) -> pyproj.Transformer:
     return _transformer(src.to_wkt(), dst.to_wkt())
 
 
+@lru_cache(maxsize=16)
+def _edge_steps(n: int) -> np.ndarray:
+    t = np.linspace(0.0, 1.0, n)[:-1]
+    t.flags.writeable = False
+    return t
+
+
 def densified_ring(bounds: Bounds, n: int = DENSIFY_POINTS) -> tuple[np.ndarray, np.ndarray]:
     """The closed boundary of ``bounds`` with ``n`` points per edge (counter-clockwise)."""
     xmin, ymin, xmax, ymax = bounds
-    t = np.linspace(0.0, 1.0, n)[:-1]
-    xs = np.concatenate([xmin + (xmax - xmin) * t, np.full_like(t, xmax),
-                         xmax - (xmax - xmin) * t, np.full_like(t, xmin), [xmin]])
-    ys = np.concatenate([np.full_like(t, ymin), ymin + (ymax - ymin) * t,
-                         np.full_like(t, ymax), ymax - (ymax - ymin) * t, [ymin]])
+    t = _edge_steps(n)
+    m = len(t)
+    dx, dy = (xmax - xmin) * t, (ymax - ymin) * t
+    xs, ys = np.empty(4 * m + 1), np.empty(4 * m + 1)
+    xs[:m], xs[m:2 * m], xs[2 * m:3 * m], xs[3 * m:] = xmin + dx, xmax, xmax - dx, xmin
+    ys[:m], ys[m:2 * m], ys[2 * m:3 * m], ys[3 * m:4 * m], ys[4 * m] = ymin, ymin + dy, ymax, ymax - dy, ymin
     return xs, ys
 
 
@@ -125,7 +133,7 @@ def ring_to_wgs84(lon: np.ndarray, lat: np.ndarray, *, pole_hint: float | None =
     A ring whose unwrapped longitudes wind once around the globe encloses a pole; it is closed
     through that pole (``pole_hint`` = +90 or -90 when known, else the sign of the mean latitude).
     """
-    if not (np.all(np.isfinite(lon)) and np.all(np.isfinite(lat))):
+    if not (np.isfinite(lon).all() and np.isfinite(lat).all()):
         raise CRSError("footprint reprojection to EPSG:4326 gave non-finite coordinates "
                        "(the bounds lie outside the CRS's area of use)")
     ulon = _unwrap_lon(lon)
@@ -134,7 +142,7 @@ def ring_to_wgs84(lon: np.ndarray, lat: np.ndarray, *, pole_hint: float | None =
         pole = pole_hint if pole_hint is not None else math.copysign(90.0, float(np.mean(lat)))
         ulon = np.concatenate([ulon, [ulon[-1], ulon[0], ulon[0]]])
         lat = np.concatenate([lat, [pole, pole, lat[0]]])
-    poly = Polygon(np.column_stack([ulon, np.clip(lat, -90.0, 90.0)]))
+    poly = shapely.polygons(np.column_stack([ulon, np.clip(lat, -90.0, 90.0)]))
     if not poly.is_valid:
         poly = _polygonal(shapely.make_valid(poly))
     # Bring the ring's reference meridian into [-180, 180) before splitting.
@@ -144,16 +152,60 @@ def ring_to_wgs84(lon: np.ndarray, lat: np.ndarray, *, pole_hint: float | None =
     return shapely.orient_polygons(_split_antimeridian(poly))
 
 
-def _pole_inside(bounds: Bounds, crs: pyproj.CRS) -> float | None:
-    """+90/-90 if that pole projects inside ``bounds`` of ``crs``, else None."""
+class Footprinter:
+    """Footprints in EPSG:4326 of bounds in one CRS (see :func:`footprint_wgs84`).
+
+    What depends only on the CRS (the transformer, where the poles project) is worked out once;
+    get one with :func:`footprinter`, which caches them by CRS.
+    """
+
+    __slots__ = ("_geographic", "_poles", "_to_wgs84")
+
+    def __init__(self, crs: pyproj.CRS) -> None:
+        self._geographic = bool(crs.is_geographic)
+        is_wgs84 = self._geographic and crs.equals(WGS84, ignore_axis_order=True)
+        self._to_wgs84 = None if is_wgs84 else transformer(crs, WGS84)
+        self._poles = () if self._geographic else _pole_positions(crs)
+
+    def __call__(self, bounds: Bounds, *, densify: int = DENSIFY_POINTS) -> Polygon | MultiPolygon:
+        xs, ys = densified_ring(bounds, densify)
+        if self._to_wgs84 is None:
+            lon, lat = xs, ys
+        else:
+            lon, lat = self._to_wgs84.transform(xs, ys, errcheck=False)
+            lon, lat = np.asarray(lon, dtype=float), np.asarray(lat, dtype=float)
+        pole = None if self._geographic else self._pole_inside(bounds)
+        return ring_to_wgs84(lon, lat, pole_hint=pole)
+
+    def _pole_inside(self, bounds: Bounds) -> float | None:
+        """+90/-90 if that pole projects inside ``bounds``, else None."""
+        xmin, ymin, xmax, ymax = bounds
+        for pole, x, y in self._poles:
+            if xmin <= x <= xmax and ymin <= y <= ymax:
+                return pole
+        return None
+
+
+def _pole_positions(crs: pyproj.CRS) -> tuple[tuple[float, float, float], ...]:
+    """(pole latitude, x, y) of the poles (north first) that project to finite points of ``crs``."""
     to_native = transformer(WGS84, crs)
-    xmin, ymin, xmax, ymax = bounds
+    out = []
     for pole in (90.0, -90.0):
         with np.errstate(all="ignore"):
             x, y = to_native.transform(0.0, pole, errcheck=False)
-        if math.isfinite(x) and math.isfinite(y) and xmin <= x <= xmax and ymin <= y <= ymax:
-            return pole
-    return None
+        if math.isfinite(x) and math.isfinite(y):
+            out.append((pole, x, y))
+    return tuple(out)
+
+
+@lru_cache(maxsize=256)
+def _footprinter(wkt: str) -> Footprinter:
+    return Footprinter(_crs_from_string(wkt))
+
+
+def footprinter(crs: pyproj.CRS) -> Footprinter:
+    """The cached :class:`Footprinter` of ``crs``."""
+    return _footprinter(crs.to_wkt())
 
 
 def footprint_wgs84(bounds: Bounds, crs: pyproj.CRS, *, densify: int = DENSIFY_POINTS
@@ -163,19 +215,32 @@ def footprint_wgs84(bounds: Bounds, crs: pyproj.CRS, *, densify: int = DENSIFY_P
     Edges are densified with ``densify`` points before reprojection; the result is split at the
     antimeridian and closed through a pole the bounds contain.
     """
-    xs, ys = densified_ring(bounds, densify)
-    if crs.is_geographic and crs.equals(WGS84, ignore_axis_order=True):
-        lon, lat = xs, ys
-    else:
-        lon, lat = transformer(crs, WGS84).transform(xs, ys, errcheck=False)
-        lon, lat = np.asarray(lon, dtype=float), np.asarray(lat, dtype=float)
-    pole = None if crs.is_geographic else _pole_inside(bounds, crs)
-    return ring_to_wgs84(lon, lat, pole_hint=pole)
+    return footprinter(crs)(bounds, densify=densify)
+
+
+def _lonlat_polygon(poly: Polygon) -> Polygon | MultiPolygon:
+    """A lon/lat polygon with straight (planar) edges, split at ±180°; longitudes may exceed ±180."""
+    shift = 360.0 * math.floor((poly.bounds[0] + 180.0) / 360.0)
+    if shift:
+        poly = shapely.affinity.translate(poly, xoff=-shift)
+    return shapely.orient_polygons(_split_antimeridian(poly))
+
+
+def _ring_to_lonlat(ring: shapely.LinearRing, to_wgs: pyproj.Transformer, seg: float
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """Densify ``ring`` (segments of at most ``seg`` CRS units) and reproject it to lon/lat."""
+    coords = np.asarray(shapely.segmentize(ring, seg).coords)
+    lon, lat = to_wgs.transform(coords[:, 0], coords[:, 1], errcheck=False)
+    return np.asarray(lon, float), np.asarray(lat, float)
 
 
 def geometry_to_wgs84(geom: BaseGeometry, crs: pyproj.CRS, *, densify: int = DENSIFY_POINTS
                       ) -> Polygon | MultiPolygon:
-    """Reproject a polygonal AOI to lon/lat: edges densified, each ring made antimeridian-safe."""
+    """Reproject a polygonal AOI to lon/lat: every ring densified, antimeridian-safe.
+
+    A lon/lat AOI is taken as drawn: its edges are straight in lon/lat (as in shapely/geopandas),
+    never re-routed the short way round; to cross ±180° use longitudes beyond 180 (170 … 190).
+    """
     if geom.is_empty:
         raise ArgumentError("geometry is empty")
     polys = list(geom.geoms) if isinstance(geom, MultiPolygon) else [geom]
@@ -185,21 +250,13 @@ def geometry_to_wgs84(geom: BaseGeometry, crs: pyproj.CRS, *, densify: int = DEN
     out: list[BaseGeometry] = []
     to_wgs = None if crs.equals(WGS84, ignore_axis_order=True) else transformer(crs, WGS84)
     for p in polys:
-        ring = np.asarray(p.exterior.coords)
-        if to_wgs is not None:  # lon/lat edges are already the catalog's (planar) edges
-            seg = max(p.length / (4 * (densify - 1)), 1e-12)
-            ring = np.asarray(shapely.segmentize(shapely.LinearRing(ring), seg).coords)
-        lon, lat = ring[:, 0], ring[:, 1]
-        if to_wgs is not None:
-            lon, lat = to_wgs.transform(lon, lat, errcheck=False)
-            lon, lat = np.asarray(lon, float), np.asarray(lat, float)
-        shell = ring_to_wgs84(lon, lat)
+        if to_wgs is None:  # lon/lat edges are already the catalog's (planar) edges
+            out.append(_lonlat_polygon(p))
+            continue
+        seg = max(p.length / (4 * (densify - 1)), 1e-12)
+        shell = ring_to_wgs84(*_ring_to_lonlat(p.exterior, to_wgs, seg))
         for hole in p.interiors:
-            h = np.asarray(hole.coords)
-            if to_wgs is not None:
-                hx, hy = to_wgs.transform(h[:, 0], h[:, 1], errcheck=False)
-                h = np.column_stack([hx, hy])
-            shell = shell.difference(Polygon(h))
+            shell = shell.difference(ring_to_wgs84(*_ring_to_lonlat(hole, to_wgs, seg)))
         out.append(shell)
     return _polygonal(shapely.union_all(out))
 

@@ -17,8 +17,12 @@ import re
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from multiprocessing.context import BaseContext
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
+from stat import S_ISDIR
 from typing import TYPE_CHECKING, Any
 
 from tqdm.auto import tqdm
@@ -152,9 +156,14 @@ class FilenameParser:
         if m is None:
             raise ArgumentError(f"file name {name!r} does not match filename_regex {self.regex!r}")
         groups = m.groupdict()
-        interval = interval_from_strings(date=groups.get("date"), start=groups.get("start"),
-                                         stop=groups.get("stop"), date_format=self.date_format)
+        interval = _interval(groups.get("date"), groups.get("start"), groups.get("stop"), self.date_format)
         return interval, {k: v for k, v in groups.items() if k not in TIME_GROUPS}
+
+
+@lru_cache(maxsize=4096)
+def _interval(date: str | None, start: str | None, stop: str | None, date_format: str | None) -> Interval:
+    """:func:`interval_from_strings`, cached: the files of an archive share few dates."""
+    return interval_from_strings(date=date, start=start, stop=stop, date_format=date_format)
 
 
 _REGEX_CACHE: dict[str, re.Pattern[str]] = {}
@@ -181,7 +190,7 @@ def file_stat(path: str) -> tuple[int | None, int | None]:
     if "://" in path:
         return None, None
     st = os.stat(path)
-    if os.path.isdir(path):  # Zarr stores: size of the tree is costly; mtime of the root is enough
+    if S_ISDIR(st.st_mode):  # Zarr stores: size of the tree is costly; mtime of the root is enough
         return 0, st.st_mtime_ns // 1000
     return st.st_size, st.st_mtime_ns // 1000
 
@@ -191,16 +200,25 @@ def file_stat(path: str) -> tuple[int | None, int | None]:
 ReadFn = Callable[[str, Any], list[dict[str, Any]]]
 """Reads one file's headers; returns header rows (one per item) or raises with a reason."""
 
+ReadEnv = Callable[[], AbstractContextManager[Any]]
+"""Makes the context (e.g. GDAL options) entered once around each chunk of ``ReadFn`` calls."""
 
-def _read_chunk(read_fn: ReadFn, options: Any, chunk: list[str]) -> list[tuple[str, list[dict] | str]]:
+
+def _read_chunk(read_fn: ReadFn, options: Any, chunk: list[str], read_env: ReadEnv | None = None
+                ) -> list[tuple[str, list[dict] | str]]:
     out: list[tuple[str, list[dict] | str]] = []
-    for path in chunk:
-        try:
-            out.append((path, read_fn(path, options)))
-        except Exception as exc:  # noqa: BLE001 - every failure is reported with the file's path
-            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            out.append((path, f"{type(exc).__name__}: {reason}" if not isinstance(exc, GeoduckError) else reason))
+    with read_env() if read_env is not None else nullcontext():
+        for path in chunk:
+            try:
+                out.append((path, read_fn(path, options)))
+            except Exception as exc:  # noqa: BLE001 - every failure is reported with the file's path
+                out.append((path, _reason(exc)))
     return out
+
+
+def _reason(exc: Exception) -> str:
+    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return reason if isinstance(exc, GeoduckError) else f"{type(exc).__name__}: {reason}"
 
 
 def _chunks(items: Sequence[str], size: int) -> Iterator[list[str]]:
@@ -208,19 +226,18 @@ def _chunks(items: Sequence[str], size: int) -> Iterator[list[str]]:
         yield list(items[i:i + size])
 
 
-def _results(read_fn: ReadFn, options: Any, paths: Sequence[str], workers: int
-             ) -> Iterator[tuple[str, list[dict] | str]]:
+def _results(read_fn: ReadFn, options: Any, paths: Sequence[str], workers: int,
+             read_env: ReadEnv | None = None) -> Iterator[tuple[str, list[dict] | str]]:
     """Header results in completion order, at most ``2 * workers`` chunks in flight."""
     if workers <= 1 or len(paths) <= CHUNK_FILES:
         for chunk in _chunks(paths, CHUNK_FILES):
-            yield from _read_chunk(read_fn, options, chunk)
+            yield from _read_chunk(read_fn, options, chunk, read_env)
         return
-    ctx = multiprocessing.get_context(_start_method())
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+    with ProcessPoolExecutor(max_workers=workers, mp_context=_mp_context(read_fn)) as pool:
         pending: set[Future] = set()
         chunks = _chunks(paths, CHUNK_FILES)
         for chunk in chunks:
-            pending.add(pool.submit(_read_chunk, read_fn, options, chunk))
+            pending.add(pool.submit(_read_chunk, read_fn, options, chunk, read_env))
             if len(pending) >= 2 * workers:
                 break
         while pending:
@@ -228,8 +245,26 @@ def _results(read_fn: ReadFn, options: Any, paths: Sequence[str], workers: int
             for fut in done:
                 nxt = next(chunks, None)
                 if nxt is not None:
-                    pending.add(pool.submit(_read_chunk, read_fn, options, nxt))
+                    pending.add(pool.submit(_read_chunk, read_fn, options, nxt, read_env))
                 yield from fut.result()
+
+
+def _mp_context(read_fn: ReadFn) -> BaseContext:
+    """The context workers start from; with ``forkserver``, ``read_fn``'s module is preloaded there.
+
+    Workers fork from the forkserver, which does not preload ``__main__`` (Python 3.11 passes it no
+    main path): without a preload, every worker of every build imports geoduck and its GDAL/PROJ/Arrow
+    stack again (~1 s of CPU each); with it, workers start in milliseconds.
+    """
+    method = _start_method()
+    ctx = multiprocessing.get_context(method)
+    if method == "forkserver":  # takes effect when the server starts (once per process)
+        from multiprocessing import forkserver
+
+        preload = list(getattr(forkserver._forkserver, "_preload_modules", ["__main__"]))  # noqa: SLF001
+        if read_fn.__module__ not in preload:
+            ctx.set_forkserver_preload([*preload, read_fn.__module__])  # type: ignore[attr-defined]
+    return ctx
 
 
 def _start_method() -> str:
@@ -239,6 +274,24 @@ def _start_method() -> str:
     if main_file is None or os.path.isfile(main_file):
         return "forkserver"
     return "fork"
+
+
+def _extra_columns(out: Path, parser: FilenameParser) -> list[str]:
+    """File-name columns of new parts: those of the existing catalog (its parts must keep one schema,
+    so that a plain ``read_parquet('<dir>/*.parquet')`` reads them all), else the regex's groups.
+
+    Raises :class:`ArgumentError` when the regex has groups the existing catalog lacks.
+    """
+    if not (out.is_dir() and store.list_parts(out)):
+        return list(parser.extra_columns)
+    existing = [c for c in store.part_columns(out) if c not in schema.RESERVED_COLUMNS]
+    new = [c for c in parser.extra_columns if c not in existing]
+    if new:
+        raise ArgumentError(
+            f"filename_regex={parser.regex!r} has group(s) {new} that the catalog at {str(out)!r} has no "
+            f"column for (its file-name columns: {existing}); parts are append-only, so use the same "
+            "groups or build into a new out_dir")
+    return existing
 
 
 def default_workers() -> int:
@@ -252,6 +305,7 @@ def run_build(
     backend: schema.Backend,
     extensions: Sequence[str],
     read_fn: ReadFn,
+    read_env: ReadEnv | None = None,
     options: Any,
     parser: FilenameParser,
     sub_key: str | None,
@@ -259,7 +313,11 @@ def run_build(
     progress: bool,
     part_rows: int = PART_ROWS,
 ) -> BuildReport:
-    """Index ``paths`` into new parts of the catalog at ``out_dir`` (see module doc)."""
+    """Index ``paths`` into new parts of the catalog at ``out_dir`` (see module doc).
+
+    ``read_fn(path, options)`` reads one file's headers; ``read_env()``, when given, is entered once
+    around each chunk of reads (in the process doing them), e.g. for GDAL configuration options.
+    """
     parser.validate()
     files = resolve_paths(paths, extensions)
     if not files:
@@ -267,6 +325,7 @@ def run_build(
     out = Path(out_dir).expanduser()
     if out.exists() and not out.is_dir():
         raise BuildError(f"out_dir {str(out_dir)!r} exists and is not a directory")
+    extra_columns = _extra_columns(out, parser)  # fails before any work if the regex does not fit
 
     tally = _Tally()
     # File names first (cheap): a regex matching nothing is a user error, not N skipped files.
@@ -303,7 +362,7 @@ def run_build(
     if changed:
         log.warning("%d file(s) changed since indexed (not re-indexed), e.g. %s", len(changed), changed[0])
 
-    arrow_schema = schema.catalog_schema(backend, parser.extra_columns)
+    arrow_schema = schema.catalog_schema(backend, extra_columns)
     batch: list[dict[str, Any]] = []
 
     def flush() -> None:
@@ -315,7 +374,7 @@ def run_build(
     n_workers = workers if workers is not None else default_workers()
     bar = tqdm(total=len(todo), unit="file", desc=f"indexing {backend}", disable=not progress or not todo)
     try:
-        for path, result in _results(read_fn, options, todo, n_workers):
+        for path, result in _results(read_fn, options, todo, n_workers, read_env):
             bar.update(1)
             if isinstance(result, str):
                 tally.errors.append((path, result))

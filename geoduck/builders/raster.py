@@ -12,12 +12,14 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 import rasterio
+import rasterio.env
 import shapely
 from rasterio.errors import RasterioIOError
+from rasterio.io import DatasetReader
 
 from .. import schema
 from ..errors import CRSError, GeoduckError
-from ..geo import crs_to_string, footprint_wgs84, norm_crs
+from ..geo import Footprinter, crs_to_string, footprinter, norm_crs
 from .common import FilenameParser, file_stat, finish_build, run_build
 
 if TYPE_CHECKING:
@@ -33,9 +35,26 @@ _GDAL_ENV = {
 
 
 @lru_cache(maxsize=256)
-def _crs_info(wkt: str) -> tuple[str, Any]:
+def _crs_info(wkt: str) -> tuple[str, Footprinter]:
+    """The catalog ``crs`` text and the footprint maker of a raster CRS (by its WKT)."""
     crs = norm_crs(wkt)
-    return crs_to_string(crs), crs
+    return crs_to_string(crs), footprinter(crs)
+
+
+def _gdal_env() -> rasterio.Env:
+    return rasterio.Env(**_GDAL_ENV)
+
+
+# rasterio.open sets up and tears down a nested GDAL Env on every call (~150 µs a file). Inside an
+# Env already entered, a local file needs no session (credentials): the unwrapped function opens
+# it the same way without that cost. URIs and /vsi paths keep rasterio.open.
+_open_in_env = getattr(rasterio.open, "__wrapped__", rasterio.open)
+
+
+def _open(path: str) -> DatasetReader:
+    if "://" in path or path.startswith("/vsi") or not rasterio.env.hasenv():
+        return rasterio.open(path)
+    return _open_in_env(path)
 
 
 def _box(xmin: float, ymin: float, xmax: float, ymax: float) -> dict[str, float]:
@@ -44,43 +63,52 @@ def _box(xmin: float, ymin: float, xmax: float, ymax: float) -> dict[str, float]
 
 def read_raster_header(path: str, _options: Any = None) -> list[dict[str, Any]]:
     """The catalog row (without id/time/regex columns) of one raster file."""
+    with _gdal_env():
+        return _read_header(path)
+
+
+def _read_header(path: str, _options: Any = None) -> list[dict[str, Any]]:
+    """:func:`read_raster_header` inside an already entered :func:`_gdal_env` (one per chunk)."""
     size, mtime = file_stat(path)
-    with rasterio.Env(**_GDAL_ENV):
-        try:
-            src = rasterio.open(path)
-        except RasterioIOError as exc:
-            raise GeoduckError(f"not a readable raster: {str(exc).splitlines()[0]}") from None
-        with src:
-            if src.crs is None:
-                raise CRSError("raster has no CRS; assign one (e.g. `rio edit-info --crs EPSG:32630`)")
-            t = src.transform
-            if t.is_identity and not src.gcps[0]:
-                raise GeoduckError("raster has no geotransform (pixel grid is not georeferenced)")
-            if src.width <= 0 or src.height <= 0:
-                raise GeoduckError(f"raster has empty dimensions {src.width}x{src.height}")
-            crs_text, crs = _crs_info(src.crs.to_wkt())
-            # Envelope of the four corners (correct for rotated transforms too).
-            xs, ys = zip(*(t * c for c in ((0, 0), (src.width, 0), (0, src.height),
-                                           (src.width, src.height))), strict=True)
-            bounds = (min(xs), min(ys), max(xs), max(ys))
-            footprint = footprint_wgs84(bounds, crs)
-            nodata = src.nodata
-            row = {
-                schema.GEOMETRY: shapely.to_wkb(footprint),
-                schema.BBOX: _box(*footprint.bounds),
-                schema.CRS: crs_text,
-                schema.NATIVE_BOUNDS: _box(*bounds),
-                "width": src.width,
-                "height": src.height,
-                "count": src.count,
-                "dtype": src.dtypes[0],
-                "nodata": None if nodata is None else float(nodata),
-                "res_x": abs(src.res[0]),
-                "res_y": abs(src.res[1]),
-                "transform": [t.a, t.b, t.c, t.d, t.e, t.f],
-                schema.FILE_SIZE: size,
-                schema.FILE_MTIME: mtime,
-            }
+    try:
+        src = _open(path)
+    except RasterioIOError as exc:
+        raise GeoduckError(f"not a readable raster: {str(exc).splitlines()[0]}") from None
+    with src:
+        src_crs = src.crs
+        if src_crs is None:
+            raise CRSError("raster has no CRS; assign one (e.g. `rio edit-info --crs EPSG:32630`)")
+        t = src.transform
+        if t.is_identity and not src.gcps[0]:
+            raise GeoduckError("raster has no geotransform (pixel grid is not georeferenced)")
+        width, height = src.width, src.height
+        if width <= 0 or height <= 0:
+            raise GeoduckError(f"raster has empty dimensions {width}x{height}")
+        crs_text, footprint_of = _crs_info(src_crs.to_wkt())
+        # Envelope of the four corners (correct for rotated transforms too).
+        corners = ((0, 0), (width, 0), (0, height), (width, height))
+        xs = [c * t.a + r * t.b + t.c for c, r in corners]
+        ys = [c * t.d + r * t.e + t.f for c, r in corners]
+        bounds = (min(xs), min(ys), max(xs), max(ys))
+        footprint = footprint_of(bounds)
+        nodata = src.nodata
+        res_x, res_y = src.res
+        row = {
+            schema.GEOMETRY: shapely.to_wkb(footprint),
+            schema.BBOX: _box(*footprint.bounds),
+            schema.CRS: crs_text,
+            schema.NATIVE_BOUNDS: _box(*bounds),
+            "width": width,
+            "height": height,
+            "count": src.count,
+            "dtype": src.dtypes[0],
+            "nodata": None if nodata is None else float(nodata),
+            "res_x": abs(res_x),
+            "res_y": abs(res_y),
+            "transform": [t.a, t.b, t.c, t.d, t.e, t.f],
+            schema.FILE_SIZE: size,
+            schema.FILE_MTIME: mtime,
+        }
     return [row]
 
 
@@ -111,8 +139,8 @@ def build_raster_catalog(
         unchanged, changed since indexed, and which files failed and why.
     """
     report = run_build(
-        paths, out_dir, backend="raster", extensions=RASTER_EXTENSIONS, read_fn=read_raster_header,
-        options=None, parser=FilenameParser(filename_regex, date_format), sub_key=None,
+        paths, out_dir, backend="raster", extensions=RASTER_EXTENSIONS, read_fn=_read_header,
+        read_env=_gdal_env, options=None, parser=FilenameParser(filename_regex, date_format), sub_key=None,
         workers=workers, progress=progress,
     )
     return finish_build(out_dir, paths, report)
