@@ -23,7 +23,8 @@ from . import compile as sqlc
 from . import engine, schema, store
 from .builders.common import BuildReport
 from .errors import ArgumentError, SQLError
-from .expr import Node, Scan, SpatialFilter, TimeFilter
+from .expr import (Difference, Intersect, JoinPlan, Node, Pad, Scan, SpatialFilter, TimeFilter, Union,
+                   Where)
 from .geo import WGS84, check_lonlat_bounds, geometry_to_wgs84, norm_crs, validate_bounds
 from .intervals import TimeLike, query_interval
 
@@ -89,12 +90,37 @@ def aoi_to_wgs84(bbox: Any = None, geometry: Any = None, crs: Any = None) -> Pol
 class Catalog:
     """A lazy, immutable relation over catalog rows (see module docstring)."""
 
-    __slots__ = ("_node", "build_report")
+    __slots__ = ("_node", "_name", "build_report")
 
-    def __init__(self, node: Node, *, build_report: BuildReport | None = None) -> None:
+    def __init__(self, node: Node, *, name: str | None = None,
+                 build_report: BuildReport | None = None) -> None:
         self._node = node
+        self._name = name
         self.build_report = build_report
         """What the build that returned this catalog did (None for other relations)."""
+
+    def _derive(self, node: Node) -> Catalog:
+        return Catalog(node, name=self._name)
+
+    @property
+    def name(self) -> str:
+        """Name used in ``union``'s ``source`` column: given with :meth:`named`, else the
+        catalog directory's name."""
+        if self._name is not None:
+            return self._name
+        root = _root_of(self._node)
+        return os.path.basename(root.rstrip("/")) if root else "relation"
+
+    def named(self, name: str) -> Catalog:
+        """The same relation under another name (see :attr:`name`)."""
+        if not isinstance(name, str) or not name:
+            raise ArgumentError(f"name must be a non-empty string, got {name!r}")
+        return Catalog(self._node, name=name)
+
+    @property
+    def columns(self) -> list[str]:
+        """Column names of this relation (asks DuckDB to bind the SQL; reads only metadata)."""
+        return _columns(self._node)
 
     # -- relational API -------------------------------------------------------------------------
     @property
@@ -123,7 +149,55 @@ class Catalog:
         t0, t1 = query_interval(start, end)
         if t0 is not None or t1 is not None:
             node = TimeFilter(node, t0, t1)
-        return Catalog(node)
+        return self._derive(node)
+
+    def where(self, predicate: str) -> Catalog:
+        """Rows satisfying a SQL predicate over this relation's columns, e.g.
+        ``"cloud_cover < 20 AND tile = 'T29SND'"``.
+
+        The predicate is parsed by sqlglot and checked: one expression, only this relation's
+        column names, no subqueries, no table functions; else :class:`SQLError` naming the token.
+        """
+        tree = sqlc.parse_predicate(predicate, self.columns)
+        return self._derive(Where(self._node, tree.sql(dialect=sqlc.DIALECT)))
+
+    def with_interval_padding(self, before: Any = None, after: Any = None) -> Catalog:
+        """Intervals widened to ``[start - before, end + after]`` (timedeltas) for loose temporal
+        pairing, e.g. ``sar.with_interval_padding(before=timedelta(days=3), after=timedelta(days=3))``.
+        Static rows stay static."""
+        return self._derive(Pad(self._node, _micros(before, "before"), _micros(after, "after")))
+
+    def intersect(self, other: Catalog, *, spatial_only: bool = False) -> Catalog:
+        """Pairs of rows whose footprints intersect and, unless ``spatial_only``, whose intervals
+        overlap (a static row overlaps every interval).
+
+        Each result row: ``id`` = ``left_id|right_id``, ``geometry`` = the footprints' intersection,
+        its ``bbox``, interval ``[max(starts), min(ends)]`` (with ``spatial_only`` and disjoint
+        intervals: their hull), then every other column as ``left_<name>`` / ``right_<name>``
+        (the two footprints themselves are not repeated; join on ``left_id``/``right_id``).
+        Runs as DuckDB hash joins on (time bucket, grid cell) keys, never a Python loop.
+        """
+        _check_other(other, "intersect")
+        plan = join_plan(self._node, other._node, spatial_only)
+        return Catalog(Intersect(self._node, other._node, spatial_only, plan,
+                                 tuple(self.columns), tuple(other.columns)))
+
+    def difference(self, other: Catalog, *, spatial_only: bool = False) -> Catalog:
+        """Rows of this relation that no row of ``other`` intersects (in space and, unless
+        ``spatial_only``, time), e.g. imagery without labels."""
+        _check_other(other, "difference")
+        plan = join_plan(self._node, other._node, spatial_only)
+        return self._derive(Difference(self._node, other._node, spatial_only, plan))
+
+    def union(self, other: Catalog, *, dedupe: bool = False) -> Catalog:
+        """All rows of both (``UNION ALL BY NAME``: columns missing on one side are null), with a
+        ``source`` column holding each input's :attr:`name`; ``dedupe`` keeps the first row of
+        each ``id`` (this relation's before ``other``'s)."""
+        _check_other(other, "union")
+        left_cols, right_cols = self.columns, other.columns
+        return Catalog(Union(self._node, other._node, self.name, other.name,
+                             "source" in left_cols, "source" in right_cols, dedupe),
+                       name=f"{self.name}+{other.name}")
 
     # -- SQL ------------------------------------------------------------------------------------
     @property
@@ -151,6 +225,28 @@ class Catalog:
     def to_arrow(self) -> pa.Table:
         """All rows as an Arrow table (``geometry`` as GeoArrow WKB with its CRS)."""
         return self._execute(sqlc.visit(self._node)).to_arrow_table()
+
+    def to_parquet(self, path: str | os.PathLike[str], *, part_rows: int = 1_000_000) -> Catalog:
+        """Write this relation's rows as a new catalog (GeoParquet 1.1 parts, Hilbert-sorted, bbox
+        covering) at ``path``, streamed in parts of ``part_rows`` rows; returns it opened."""
+        target = os.fspath(path)
+        if os.path.isdir(target) and store.list_parts(target):
+            raise ArgumentError(f"{target!r} already holds a catalog; choose an empty directory")
+        reader = self._execute(sqlc.visit(self._node)).to_arrow_reader(100_000)
+        batches: list[pa.RecordBatch] = []
+        rows = 0
+        written = 0
+        for batch in reader:
+            batches.append(batch)
+            rows += batch.num_rows
+            if rows >= part_rows:
+                written += _write_batches(batches, target)
+                batches, rows = [], 0
+        if batches:
+            written += _write_batches(batches, target)
+        if not written:
+            raise ArgumentError("the relation has no rows: nothing to write")
+        return open_catalog(target)
 
     def to_geopandas(self) -> gpd.GeoDataFrame:
         """All rows as a GeoDataFrame in EPSG:4326."""
@@ -195,10 +291,78 @@ class Catalog:
 
 def _root_of(node: Node) -> str | None:
     while not isinstance(node, Scan):
-        node = getattr(node, "child", None)
+        node = getattr(node, "child", None) or getattr(node, "left", None)
         if node is None:
             return None
     return node.root
+
+
+def _check_other(other: object, op: str) -> None:
+    if not isinstance(other, Catalog):
+        raise ArgumentError(f"{op}() takes a Catalog, got {type(other).__name__}")
+
+
+def _micros(value: Any, argument: str) -> int:
+    if value is None:
+        return 0
+    try:
+        delta = pd.Timedelta(value)
+    except (ValueError, TypeError):
+        raise ArgumentError(f"{argument}={value!r} is not a timedelta (e.g. timedelta(days=3), '3D')") from None
+    if delta is pd.NaT or delta < pd.Timedelta(0):
+        raise ArgumentError(f"{argument}={value!r} must be a non-negative timedelta")
+    return int(delta / pd.Timedelta(microseconds=1))
+
+
+_COLUMNS_CACHE: dict[str, list[str]] = {}
+
+
+def _columns(node: Node) -> list[str]:
+    sql_text = sqlc.to_sql(node, pretty=False)
+    cols = _COLUMNS_CACHE.get(sql_text)
+    if cols is None:
+        rows = engine.cursor().execute(f"DESCRIBE {sql_text}").fetchall()
+        cols = _COLUMNS_CACHE[sql_text] = [r[0] for r in rows]
+        if len(_COLUMNS_CACHE) > 256:
+            _COLUMNS_CACHE.pop(next(iter(_COLUMNS_CACHE)))
+    return list(cols)
+
+
+_DAY_US = 86_400_000_000
+
+
+def join_plan(left: Node, right: Node, spatial_only: bool) -> JoinPlan:
+    """Grid cell (degrees) and time bucket (µs) for the keyed join, from both sides' medians.
+
+    Cell = 1.3 × the larger median bbox side (so a typical footprint spans ≤ 2×2 cells); bucket =
+    the larger median interval length + 1 µs (a typical interval spans ≤ 2 buckets; daily rows
+    aligned on midnight span exactly one).
+    """
+    sizes, lengths = [], []
+    for node in (left, right):
+        select = sqlc.aggregate(node, *sqlc.join_stats())
+        w, h, d = engine.cursor().execute(select.sql(dialect=sqlc.DIALECT)).fetchone()
+        sizes += [v for v in (w, h) if v]
+        lengths += [d] if d else []
+    cell = 1.3 * max(sizes) if sizes else 1.0
+    cell = min(max(cell, 1e-6), 360.0)
+    bucket = _DAY_US if spatial_only or not lengths else max(int(max(lengths)) + 1, 1)
+    return JoinPlan(cell=float(f"{cell:.6g}"), bucket_us=bucket)
+
+
+def _write_batches(batches: list[pa.RecordBatch], target: str) -> int:
+    table = pa.Table.from_batches(batches)
+    if table.num_rows == 0:
+        return 0
+    store.write_part(_plain_geometry(table), target)
+    return table.num_rows
+
+
+def _plain_geometry(table: pa.Table) -> pa.Table:
+    """Drop DuckDB's GeoArrow extension metadata: parts store geometry as plain WKB binary."""
+    fields = [pa.field(f.name, f.type, f.nullable) if f.name == schema.GEOMETRY else f
+              for f in table.schema]
+    return pa.Table.from_arrays(table.columns, schema=pa.schema(fields))
 
 
 def _arrow_to_frame(table: pa.Table, *, require_geometry: bool = False

@@ -8,7 +8,7 @@ Parquet scan and prunes row groups by their statistics) and the exact ``ST_Inter
 from __future__ import annotations
 
 from collections.abc import Mapping
-from functools import singledispatch
+from functools import cache, singledispatch
 
 import pandas as pd
 import sqlglot
@@ -16,7 +16,8 @@ from sqlglot import exp
 
 from . import schema, store
 from .errors import SQLError
-from .expr import Node, Scan, SpatialFilter, TimeFilter
+from .expr import (Difference, Intersect, JoinPlan, Node, Pad, Scan, SpatialFilter, TimeFilter,
+                   Union, Where)
 
 DIALECT = "duckdb"
 
@@ -114,6 +115,256 @@ def _(node: TimeFilter) -> exp.Select:
     child = visit(node.child)
     condition = time_overlaps(node.start, node.end)
     return child if condition is None else _filter(child, condition)
+
+
+@visit.register
+def _(node: Where) -> exp.Select:
+    return _filter(visit(node.child), sqlglot.parse_one(node.predicate, read=DIALECT, into=exp.Condition))
+
+
+@visit.register
+def _(node: Pad) -> exp.Select:
+    tree = _template(_PAD_SQL, {"__child__": visit(node.child)},
+                     before=exp.Literal.number(node.before_us), after=exp.Literal.number(node.after_us))
+    return tree
+
+
+_PAD_SQL = """
+SELECT * REPLACE (start_datetime - to_microseconds(:before) AS start_datetime,
+                  end_datetime + to_microseconds(:after) AS end_datetime)
+FROM __child__
+"""
+
+
+@visit.register
+def _(node: Union) -> exp.Select:
+    def side(child: Node, name: str, has_source: bool, order: int) -> exp.Select:
+        select = exp.select(exp.Star()).from_(visit(child).subquery("_u"))
+        if not has_source:
+            select = select.select(exp.alias_(exp.Literal.string(name), "source"))
+        return select.select(exp.alias_(exp.Literal.number(order), "_ord"))
+
+    union = exp.Union(this=side(node.left, node.left_name, node.left_has_source, 0),
+                      expression=side(node.right, node.right_name, node.right_has_source, 1),
+                      distinct=False, by_name=True)
+    select = exp.select(exp.Star(except_=[exp.column("_ord")])).from_(union.subquery("_union"))
+    if node.dedupe:
+        rank = exp.Window(this=exp.RowNumber(), partition_by=[col(schema.ID)],
+                          order=exp.Order(expressions=[exp.Ordered(this=exp.column("_ord"))]))
+        select = select.qualify(exp.EQ(this=rank, expression=exp.Literal.number(1)))
+    return select
+
+
+# -- spatiotemporal join ------------------------------------------------------------------------
+# Candidate pairs come from equi-joins on keys, never from a join on space alone followed by a
+# time filter (that explodes for tile × date catalogs). Each row gets:
+#   class T: dated, spans <= max_buckets time buckets and <= max_cells cells: one key per
+#            (bucket, cell) it covers;
+#   class C: static, long-lived, or spatial_only: one key per cell;
+#   class B: spans > max_cells cells: joined by bbox inequalities (a range join; such rows are rare).
+# T×T pairs join on (bucket, cell); C×(T|C) and T×C pairs on cell; pairs involving a B row by range
+# join (each join filters its sides' classes before joining); so every candidate pair is produced by exactly one branch, and in the keyed branches only in
+# the cell/bucket of its reference point (the lower-left corner and start of the bbox/interval
+# intersection), so no pair appears twice. The exact ST_Intersects runs last, on survivors only.
+_KEYS_SQL = """
+SELECT *,
+  CASE WHEN nx * ny > :max_cells THEN 'B'
+       WHEN :timed AND s IS NOT NULL AND nt <= :max_buckets THEN 'T'
+       ELSE 'C' END AS cls
+FROM (
+  SELECT _id, x0, y0, x1, y1, s, e, cx0, cy0, tb0,
+         cx1 - cx0 + 1 AS nx, cy1 - cy0 + 1 AS ny, tb1 - tb0 + 1 AS nt
+  FROM (
+    SELECT id AS _id, bbox.xmin AS x0, bbox.ymin AS y0, bbox.xmax AS x1, bbox.ymax AS y1,
+           start_datetime AS s, end_datetime AS e,
+           floor(bbox.xmin / :cell)::BIGINT AS cx0, floor(bbox.xmax / :cell)::BIGINT AS cx1,
+           floor(bbox.ymin / :cell)::BIGINT AS cy0, floor(bbox.ymax / :cell)::BIGINT AS cy1,
+           floor(epoch_us(start_datetime) / :bucket)::BIGINT AS tb0,
+           floor(epoch_us(end_datetime) / :bucket)::BIGINT AS tb1
+    FROM __child__
+  )
+)
+"""
+
+_PAIRS_SQL = """
+WITH
+lk AS (SELECT * FROM __lkeys__),
+rk AS (SELECT * FROM __rkeys__),
+lt AS (SELECT _id, x0, y0, x1, y1, s, e,
+              tb0 + i // (nx * ny) AS tb, cx0 + (i % (nx * ny)) // ny AS cx, cy0 + i % ny AS cy
+       FROM (SELECT *, unnest(range(nt * nx * ny)) AS i FROM lk WHERE cls = 'T')),
+rt AS (SELECT _id, x0, y0, x1, y1, s, e,
+              tb0 + i // (nx * ny) AS tb, cx0 + (i % (nx * ny)) // ny AS cx, cy0 + i % ny AS cy
+       FROM (SELECT *, unnest(range(nt * nx * ny)) AS i FROM rk WHERE cls = 'T')),
+lc AS (SELECT _id, x0, y0, x1, y1, s, e, cls, cx0 + i // ny AS cx, cy0 + i % ny AS cy
+       FROM (SELECT *, unnest(range(nx * ny)) AS i FROM lk WHERE cls <> 'B')),
+rc AS (SELECT _id, x0, y0, x1, y1, s, e, cls, cx0 + i // ny AS cx, cy0 + i % ny AS cy
+       FROM (SELECT *, unnest(range(nx * ny)) AS i FROM rk WHERE cls <> 'B')),
+p_tt AS (
+  SELECT a._id AS lid, b._id AS rid FROM lt AS a JOIN rt AS b
+    ON a.tb = b.tb AND a.cx = b.cx AND a.cy = b.cy
+  WHERE a.x0 <= b.x1 AND a.x1 >= b.x0 AND a.y0 <= b.y1 AND a.y1 >= b.y0
+    AND a.s <= b.e AND a.e >= b.s
+    AND a.tb = floor(epoch_us(greatest(a.s, b.s)) / :bucket)::BIGINT
+    AND a.cx = floor(greatest(a.x0, b.x0) / :cell)::BIGINT
+    AND a.cy = floor(greatest(a.y0, b.y0) / :cell)::BIGINT),
+p_cl AS (
+  SELECT a._id AS lid, b._id AS rid FROM (SELECT * FROM lc WHERE cls = 'C') AS a JOIN rc AS b
+    ON a.cx = b.cx AND a.cy = b.cy
+  WHERE a.x0 <= b.x1 AND a.x1 >= b.x0 AND a.y0 <= b.y1 AND a.y1 >= b.y0
+    AND (NOT :timed OR ((a.s IS NULL OR b.e IS NULL OR a.s <= b.e) AND (a.e IS NULL OR b.s IS NULL OR a.e >= b.s)))
+    AND a.cx = floor(greatest(a.x0, b.x0) / :cell)::BIGINT
+    AND a.cy = floor(greatest(a.y0, b.y0) / :cell)::BIGINT),
+p_cr AS (
+  SELECT a._id AS lid, b._id AS rid FROM (SELECT * FROM lc WHERE cls = 'T') AS a
+    JOIN (SELECT * FROM rc WHERE cls = 'C') AS b
+    ON a.cx = b.cx AND a.cy = b.cy
+  WHERE a.x0 <= b.x1 AND a.x1 >= b.x0 AND a.y0 <= b.y1 AND a.y1 >= b.y0
+    AND (NOT :timed OR ((a.s IS NULL OR b.e IS NULL OR a.s <= b.e) AND (a.e IS NULL OR b.s IS NULL OR a.e >= b.s)))
+    AND a.cx = floor(greatest(a.x0, b.x0) / :cell)::BIGINT
+    AND a.cy = floor(greatest(a.y0, b.y0) / :cell)::BIGINT),
+p_bl AS (
+  SELECT a._id AS lid, b._id AS rid FROM (SELECT * FROM lk WHERE cls = 'B') AS a JOIN rk AS b
+    ON a.x0 <= b.x1 AND a.x1 >= b.x0 AND a.y0 <= b.y1 AND a.y1 >= b.y0
+  WHERE (NOT :timed OR ((a.s IS NULL OR b.e IS NULL OR a.s <= b.e) AND (a.e IS NULL OR b.s IS NULL OR a.e >= b.s)))),
+p_br AS (
+  SELECT a._id AS lid, b._id AS rid FROM (SELECT * FROM lk WHERE cls <> 'B') AS a
+    JOIN (SELECT * FROM rk WHERE cls = 'B') AS b
+    ON a.x0 <= b.x1 AND a.x1 >= b.x0 AND a.y0 <= b.y1 AND a.y1 >= b.y0
+  WHERE (NOT :timed OR ((a.s IS NULL OR b.e IS NULL OR a.s <= b.e) AND (a.e IS NULL OR b.s IS NULL OR a.e >= b.s))))
+SELECT * FROM p_tt UNION ALL SELECT * FROM p_cl UNION ALL SELECT * FROM p_cr UNION ALL SELECT * FROM p_bl UNION ALL SELECT * FROM p_br
+"""
+
+
+@cache
+def _parsed(template: str) -> exp.Expression:
+    return sqlglot.parse_one(template, read=DIALECT)
+
+
+def _template(template: str, tables: Mapping[str, exp.Expression], **values: exp.Expression
+              ) -> exp.Select:
+    """Fill a SQL template: ``__name__`` tables become subqueries, ``:name`` placeholders literals."""
+    tree = exp.replace_placeholders(_parsed(template).copy(), **values)
+    for table in list(tree.find_all(exp.Table)):
+        if table.name in tables:
+            alias = table.alias or table.name.strip("_")
+            table.replace(tables[table.name].subquery(alias))
+    return tree  # type: ignore[return-value]
+
+
+def _plan_values(plan: JoinPlan, spatial_only: bool) -> dict[str, exp.Expression]:
+    return {"cell": num(plan.cell), "bucket": exp.Literal.number(plan.bucket_us),
+            "max_cells": exp.Literal.number(plan.max_cells),
+            "max_buckets": exp.Literal.number(plan.max_buckets),
+            "timed": exp.false() if spatial_only else exp.true()}
+
+
+def candidate_pairs(left: Node, right: Node, plan: JoinPlan, spatial_only: bool) -> exp.Select:
+    """``(lid, rid)`` of every pair whose bboxes (and intervals) overlap, each exactly once."""
+    values = _plan_values(plan, spatial_only)
+    lkeys = _template(_KEYS_SQL, {"__child__": visit(left)}, **values)
+    rkeys = _template(_KEYS_SQL, {"__child__": visit(right)}, **values)
+    return _template(_PAIRS_SQL, {"__lkeys__": lkeys, "__rkeys__": rkeys}, **values)
+
+
+def _exact_pairs(node: Intersect | Difference) -> exp.Select:
+    """Candidate pairs joined back to both sides' rows (``l``, ``r``) and checked exactly."""
+    pairs = candidate_pairs(node.left, node.right, node.plan, node.spatial_only)
+    return (exp.select(exp.Star()).from_(pairs.subquery("p"))
+            .join(visit(node.left).subquery("l"), on=exp.EQ(this=exp.column(schema.ID, "l", quoted=True),
+                                                           expression=exp.column("lid", "p")))
+            .join(visit(node.right).subquery("r"), on=exp.EQ(this=exp.column(schema.ID, "r", quoted=True),
+                                                             expression=exp.column("rid", "p")))
+            .where(exp.func("ST_Intersects", exp.column(schema.GEOMETRY, "l", quoted=True),
+                            exp.column(schema.GEOMETRY, "r", quoted=True))))
+
+
+_NOT_PREFIXED = frozenset({schema.GEOMETRY, schema.VERSION})
+
+
+def _side_columns(alias: str, prefix: str, columns: tuple[str, ...]) -> list[exp.Expression]:
+    return [exp.alias_(exp.column(c, alias, quoted=True), f"{prefix}{c}", quoted=True)
+            for c in columns if c not in _NOT_PREFIXED]
+
+
+@visit.register
+def _(node: Intersect) -> exp.Select:
+    l_s, r_s = (exp.column(schema.START, t, quoted=True) for t in ("l", "r"))
+    l_e, r_e = (exp.column(schema.END, t, quoted=True) for t in ("l", "r"))
+    starts = exp.func("greatest", l_s, r_s)
+    ends = exp.func("least", l_e, r_e)
+    if node.spatial_only:  # disjoint intervals: the pair spans both (their hull)
+        disjoint = exp.GT(this=starts.copy(), expression=ends.copy())
+        starts = exp.If(this=disjoint, true=exp.func("least", l_s.copy(), r_s.copy()), false=starts)
+        ends = exp.If(this=disjoint.copy(), true=exp.func("greatest", l_e.copy(), r_e.copy()), false=ends)
+    inner = _exact_pairs(node)
+    inner.set("expressions", [
+        exp.alias_(exp.DPipe(this=exp.DPipe(this=exp.column("lid", "p"), expression=exp.Literal.string("|")),
+                             expression=exp.column("rid", "p")), schema.ID, quoted=True),
+        exp.alias_(exp.func("ST_Intersection", exp.column(schema.GEOMETRY, "l", quoted=True),
+                            exp.column(schema.GEOMETRY, "r", quoted=True)), schema.GEOMETRY, quoted=True),
+        exp.alias_(starts, schema.START, quoted=True),
+        exp.alias_(ends, schema.END, quoted=True),
+        exp.alias_(exp.cast(exp.Literal.number(schema.SCHEMA_VERSION), "INTEGER"), schema.VERSION, quoted=True),
+        *_side_columns("l", "left_", node.left_columns),
+        *_side_columns("r", "right_", node.right_columns),
+    ])
+    g = col(schema.GEOMETRY)
+    bbox = exp.Struct(expressions=[
+        exp.PropertyEQ(this=exp.to_identifier(k), expression=exp.func(f"ST_{k.upper()}", g.copy()))
+        for k in schema.BBOX_KEYS])
+    return exp.select(col(schema.ID), g, exp.alias_(bbox, schema.BBOX, quoted=True),
+                      exp.Star(except_=[col(schema.ID), col(schema.GEOMETRY)])).from_(inner.subquery("_ix"))
+
+
+@visit.register
+def _(node: Difference) -> exp.Select:
+    hits = _exact_pairs(node)
+    hits.set("expressions", [exp.column("lid", "p")])
+    condition = exp.not_(exp.In(this=col(schema.ID), query=hits))
+    return exp.select(exp.Star()).from_(visit(node.left).subquery("_d")).where(condition)
+
+
+def join_stats() -> list[exp.Expression]:
+    """Median bbox width, height (degrees) and interval length (µs) of a relation."""
+    def median(e: exp.Expression) -> exp.Expression:
+        return exp.func("approx_quantile", e, exp.Literal.number("0.5"))
+
+    return [median(exp.Sub(this=bbox_field("xmax"), expression=bbox_field("xmin"))),
+            median(exp.Sub(this=bbox_field("ymax"), expression=bbox_field("ymin"))),
+            median(exp.Sub(this=exp.func("epoch_us", col(schema.END)),
+                           expression=exp.func("epoch_us", col(schema.START))))]
+
+
+_FORBIDDEN_NODES = (exp.Query, exp.Subquery, exp.Table, exp.Command, exp.Create, exp.Drop,
+                    exp.Insert, exp.Update, exp.Delete, exp.Alter, exp.Copy, exp.Attach, exp.Pragma,
+                    exp.Set, exp.Use, exp.Placeholder, exp.Parameter, exp.Lambda)
+_FORBIDDEN_FUNCTIONS = ("read_", "glob", "query", "getenv", "current_setting", "sniff_csv", "parquet_")
+
+
+def parse_predicate(predicate: str, columns: list[str]) -> exp.Expression:
+    """Parse and check a ``where`` predicate; raises :class:`SQLError` naming the bad token."""
+    if not isinstance(predicate, str) or not predicate.strip():
+        raise SQLError("where() needs a non-empty SQL predicate, e.g. \"tile = 'T29SND'\"")
+    if ";" in [t.text for t in sqlglot.tokenize(predicate, read=DIALECT)]:
+        raise SQLError(f"predicate {predicate!r} must be one expression; ';' is not allowed")
+    try:
+        tree = sqlglot.parse_one(predicate, read=DIALECT, into=exp.Condition)
+    except sqlglot.errors.ParseError as exc:
+        raise SQLError(f"cannot parse predicate {predicate!r}: {str(exc).splitlines()[0]}") from None
+    known = set(columns)
+    for node in tree.walk():
+        if isinstance(node, _FORBIDDEN_NODES):
+            raise SQLError(f"predicate may not contain {node.key.upper()}: {node.sql(DIALECT)!r}")
+        if isinstance(node, exp.Func):
+            name = (node.name if isinstance(node, exp.Anonymous) else node.sql_name()).lower()
+            if name.startswith(_FORBIDDEN_FUNCTIONS):
+                raise SQLError(f"function {name}() is not allowed in a predicate")
+        if isinstance(node, exp.Column):
+            root = node.table or node.name
+            if root not in known:
+                raise SQLError(f"unknown column {root!r} in predicate; columns: {', '.join(columns)}")
+    return tree
 
 
 def to_sql(node: Node, *, pretty: bool = True) -> str:

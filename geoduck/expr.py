@@ -40,3 +40,75 @@ class TimeFilter(Node):
     child: Node
     start: pd.Timestamp | None
     end: pd.Timestamp | None
+
+
+@dataclass(frozen=True)
+class Where(Node):
+    """Rows satisfying ``predicate`` (a validated sqlglot condition over the child's columns)."""
+
+    child: Node
+    predicate: str
+    """The predicate as DuckDB SQL, re-rendered by sqlglot from the validated tree."""
+
+
+@dataclass(frozen=True)
+class JoinPlan:
+    """Parameters of the spatiotemporal candidate join (chosen from the data at construction).
+
+    ``cell`` is the lon/lat grid size in degrees, ``bucket_us`` the time bucket in µs. Rows spanning
+    at most ``max_cells`` cells and ``max_buckets`` buckets take the keyed hash join; larger ones a
+    bbox range join.
+    """
+
+    cell: float
+    bucket_us: int
+    max_cells: int = 64
+    max_buckets: int = 64
+
+
+@dataclass(frozen=True)
+class Intersect(Node):
+    """Pairs (l, r) whose footprints intersect and (unless ``spatial_only``) intervals overlap.
+
+    Output: ``id`` = ``l.id|r.id``, ``geometry`` = footprint intersection, ``bbox`` of it, interval
+    ``[max(starts), min(ends)]``, ``schema_version``, then every other column as ``left_*``/``right_*``.
+    """
+
+    left: Node
+    right: Node
+    spatial_only: bool
+    plan: JoinPlan
+    left_columns: tuple[str, ...]
+    right_columns: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Difference(Node):
+    """Rows of ``left`` that no row of ``right`` intersects (space, and time unless spatial_only)."""
+
+    left: Node
+    right: Node
+    spatial_only: bool
+    plan: JoinPlan
+
+
+@dataclass(frozen=True)
+class Union(Node):
+    """All rows of both inputs by column name, with a ``source`` column naming each input."""
+
+    left: Node
+    right: Node
+    left_name: str
+    right_name: str
+    left_has_source: bool
+    right_has_source: bool
+    dedupe: bool
+
+
+@dataclass(frozen=True)
+class Pad(Node):
+    """Intervals widened to ``[start - before, end + after]`` (µs); static rows stay static."""
+
+    child: Node
+    before_us: int
+    after_us: int
