@@ -91,13 +91,129 @@ def info(catalog_dir: Path) -> None:
     cat = open_catalog(catalog_dir)
     parts = store.list_parts(catalog_dir)
     versions = sorted(set(store.read_schema_versions(catalog_dir).values()))
-    backends = cat.sql("SELECT backend, count(*) AS n FROM catalog GROUP BY backend ORDER BY backend")
+    kind = "backend" if "backend" in cat.columns else "'pairs'"
+    backends = cat.sql(f"SELECT {kind} AS backend, count(*) AS n FROM catalog GROUP BY 1 ORDER BY 1")
     t0, t1 = cat.temporal_extent
     bounds = cat.total_bounds
     click.echo(f"catalog        {Path(catalog_dir).resolve()}")
     click.echo(f"rows           {len(cat)}")
-    click.echo("backends       " + ", ".join(f"{b}: {n}" for b, n in zip(backends["backend"], backends["n"], strict=True)))
+    click.echo("backends       " + ", ".join(f"{b}: {n}"
+                                             for b, n in zip(backends["backend"], backends["n"], strict=True)))
     click.echo(f"parts          {len(parts)} ({sum(p.stat().st_size for p in parts) / 1e6:.2f} MB)")
     click.echo(f"bounds         {tuple(round(v, 6) for v in bounds) if bounds else None} (EPSG:4326)")
     click.echo(f"time extent    {t0} .. {t1}")
     click.echo(f"schema version {', '.join(map(str, versions))}")
+
+
+_BULKY = ("geometry", "bbox", "native_bounds", "transform")
+
+
+def _emit(frame: Any, fmt: str, output: Path | None) -> None:
+    """Write a (Geo)DataFrame as table/csv/geojson to ``output`` or stdout."""
+    import geopandas as gpd
+    import pandas as pd
+
+    if fmt == "geojson":
+        if not isinstance(frame, gpd.GeoDataFrame):
+            raise GeoduckError("--format geojson needs a result with a geometry column")
+        out = frame.copy()
+        for name in out.columns:
+            if name != out.geometry.name and str(out[name].dtype).startswith(("datetime", "timestamp")):
+                out[name] = out[name].map(lambda v: None if v is None or v != v else v.isoformat())
+        text = out.drop(columns=[c for c in _BULKY[1:] if c in out.columns]).to_json(drop_id=True)
+    elif fmt == "csv":
+        out = frame.drop(columns=[c for c in _BULKY[1:] if c in frame.columns])
+        if isinstance(out, gpd.GeoDataFrame):
+            out = pd.DataFrame(out).assign(**{out.geometry.name: out.geometry.to_wkt()})
+        text = out.to_csv(index=False)
+    else:
+        shown = frame.drop(columns=[c for c in _BULKY if c in frame.columns])
+        text = shown.to_string(index=False, max_rows=200, max_colwidth=60) + f"\n({len(frame)} rows)\n"
+    if output is not None:
+        output.write_text(text)
+    else:
+        click.echo(text, nl=not text.endswith("\n"))
+
+
+@main.command()
+@click.argument("catalog_dir", type=click.Path(path_type=Path))
+@click.option("--bbox", nargs=4, type=float, default=None, metavar="XMIN YMIN XMAX YMAX",
+              help="AOI bounds in --crs (default lon/lat).")
+@click.option("--geometry", default=None, help="AOI as WKT in --crs (instead of --bbox).")
+@click.option("--crs", default=None, help="CRS of the AOI, e.g. EPSG:32630 (default EPSG:4326).")
+@click.option("--start", default=None, help="Interval start (date or datetime, UTC if naive).")
+@click.option("--end", default=None, help="Interval end; a date-only end includes that whole day.")
+@click.option("--where", "predicate", default=None, help="Extra SQL predicate on catalog columns.")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "geojson", "parquet"]),
+              default="table", show_default=True)
+@click.option("-o", "--output", type=click.Path(path_type=Path), default=None,
+              help="Output file (csv/geojson/table) or catalog directory (parquet; required).")
+@_friendly
+def query(catalog_dir: Path, bbox: tuple[float, ...] | None, geometry: str | None, crs: str | None,
+          start: str | None, end: str | None, predicate: str | None, fmt: str, output: Path | None) -> None:
+    """Rows of a catalog under an AOI and/or time interval."""
+    from .catalog import open_catalog
+
+    rel = open_catalog(catalog_dir).query(bbox=bbox or None, geometry=geometry, crs=crs, start=start, end=end)
+    if predicate:
+        rel = rel.where(predicate)
+    if fmt == "parquet":
+        if output is None:
+            raise click.UsageError("--format parquet needs -o/--output DIR (a new catalog directory)")
+        written = rel.to_parquet(output)
+        click.echo(f"wrote {len(written)} rows to {output}")
+        return
+    _emit(rel.to_geopandas(), fmt, output)
+
+
+@main.command("sql")
+@click.argument("catalog_dir", type=click.Path(path_type=Path))
+@click.argument("statement")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "geojson"]), default="table",
+              show_default=True)
+@_friendly
+def sql_command(catalog_dir: Path, statement: str, fmt: str) -> None:
+    """Run read-only SQL over a catalog; the table is called `catalog`."""
+    from .catalog import open_catalog
+
+    _emit(open_catalog(catalog_dir).sql(statement), fmt, None)
+
+
+@main.command()
+@click.argument("left", type=click.Path(path_type=Path))
+@click.argument("right", type=click.Path(path_type=Path))
+@click.argument("out", type=click.Path(path_type=Path))
+@click.option("--spatial-only", is_flag=True, help="Pair by footprint only, ignoring time.")
+@_friendly
+def intersect(left: Path, right: Path, out: Path, spatial_only: bool) -> None:
+    """Write the spatiotemporal intersection of catalogs LEFT and RIGHT as catalog OUT."""
+    from .catalog import open_catalog
+
+    result = open_catalog(left).intersect(open_catalog(right), spatial_only=spatial_only).to_parquet(out)
+    click.echo(f"wrote {len(result)} pairs to {out}")
+
+
+@main.command()
+@click.argument("left", type=click.Path(path_type=Path))
+@click.argument("right", type=click.Path(path_type=Path))
+@click.argument("out", type=click.Path(path_type=Path))
+@click.option("--dedupe", is_flag=True, help="Keep one row per id (LEFT's first).")
+@_friendly
+def union(left: Path, right: Path, out: Path, dedupe: bool) -> None:
+    """Write all rows of catalogs LEFT and RIGHT (with a `source` column) as catalog OUT."""
+    from .catalog import open_catalog
+
+    result = open_catalog(left).union(open_catalog(right), dedupe=dedupe).to_parquet(out)
+    click.echo(f"wrote {len(result)} rows to {out}")
+
+
+@main.command("extension-path")
+def extension_path() -> None:
+    """Print the DuckDB spatial extension file shipped with geoduck's environment (for LOAD)."""
+    from .engine import macros_path, spatial_extension_path
+
+    path = spatial_extension_path()
+    if path is None:
+        raise click.ClickException("duckdb-extension-spatial is not installed for this DuckDB version")
+    click.echo(str(path))
+    click.echo(f"-- macros: .read {macros_path()}", err=True)

@@ -232,7 +232,8 @@ p_br AS (
     JOIN (SELECT * FROM rk WHERE cls = 'B') AS b
     ON a.x0 <= b.x1 AND a.x1 >= b.x0 AND a.y0 <= b.y1 AND a.y1 >= b.y0
   WHERE (NOT :timed OR ((a.s IS NULL OR b.e IS NULL OR a.s <= b.e) AND (a.e IS NULL OR b.s IS NULL OR a.e >= b.s))))
-SELECT * FROM p_tt UNION ALL SELECT * FROM p_cl UNION ALL SELECT * FROM p_cr UNION ALL SELECT * FROM p_bl UNION ALL SELECT * FROM p_br
+SELECT DISTINCT * FROM (SELECT * FROM p_tt UNION ALL SELECT * FROM p_cl UNION ALL SELECT * FROM p_cr
+                        UNION ALL SELECT * FROM p_bl UNION ALL SELECT * FROM p_br)
 """
 
 
@@ -260,7 +261,10 @@ def _plan_values(plan: JoinPlan, spatial_only: bool) -> dict[str, exp.Expression
 
 
 def candidate_pairs(left: Node, right: Node, plan: JoinPlan, spatial_only: bool) -> exp.Select:
-    """``(lid, rid)`` of every pair whose bboxes (and intervals) overlap, each exactly once."""
+    """``(lid, rid)`` of every pair whose bboxes (and intervals) overlap, each exactly once.
+
+    Pairs are made distinct, so rows sharing an id (e.g. a union without dedupe) pair once per
+    matching row when joined back, not once per candidate."""
     values = _plan_values(plan, spatial_only)
     lkeys = _template(_KEYS_SQL, {"__child__": visit(left)}, **values)
     rkeys = _template(_KEYS_SQL, {"__child__": visit(right)}, **values)
@@ -409,3 +413,60 @@ def bind_user_sql(sql: str, relations: Mapping[str, Node]) -> str:
         alias = table.alias or name
         table.replace(visit(relations[name]).subquery(alias))
     return tree.sql(dialect=DIALECT)
+
+
+# -- generated DuckDB macros (sql/geoduck.sql) ---------------------------------------------------
+
+MACRO_BEGIN = "-- BEGIN GENERATED: geoduck_intersect (geoduck.compile.update_macro_file(); do not edit)"
+MACRO_END = "-- END GENERATED: geoduck_intersect"
+
+
+def intersect_macro_sql() -> str:
+    """The ``geoduck_intersect`` table macro: the Python engine's intersect plan over two globs.
+
+    ``cell`` (degrees) and ``bucket_us`` only tune speed; the pairs are exact for any values.
+    """
+    left, right = Scan("\x00left"), Scan("\x00right")
+    plan_values = {"cell": exp.column("cell"), "bucket": exp.column("bucket_us"),
+                   "max_cells": exp.Literal.number(JoinPlan(1.0, 1).max_cells),
+                   "max_buckets": exp.Literal.number(JoinPlan(1.0, 1).max_buckets),
+                   "timed": exp.not_(exp.column("spatial_only"))}
+    lkeys = _template(_KEYS_SQL, {"__child__": visit(left)}, **plan_values)
+    rkeys = _template(_KEYS_SQL, {"__child__": visit(right)}, **plan_values)
+    pairs = _template(_PAIRS_SQL, {"__lkeys__": lkeys, "__rkeys__": rkeys}, **plan_values)
+    tree = (exp.select(
+        exp.alias_(exp.DPipe(this=exp.DPipe(this=exp.column("lid", "p"), expression=exp.Literal.string("|")),
+                             expression=exp.column("rid", "p")), schema.ID),
+        exp.alias_(exp.column("lid", "p"), "left_id"), exp.alias_(exp.column("rid", "p"), "right_id"),
+        exp.alias_(exp.func("ST_Intersection", exp.column(schema.GEOMETRY, "l"),
+                            exp.column(schema.GEOMETRY, "r")), schema.GEOMETRY),
+        exp.alias_(exp.func("greatest", exp.column(schema.START, "l"), exp.column(schema.START, "r")), schema.START),
+        exp.alias_(exp.func("least", exp.column(schema.END, "l"), exp.column(schema.END, "r")), schema.END),
+        exp.alias_(exp.column(schema.FILEPATH, "l"), "left_filepath"),
+        exp.alias_(exp.column(schema.FILEPATH, "r"), "right_filepath"))
+        .from_(pairs.subquery("p"))
+        .join(visit(left).subquery("l"), on=exp.EQ(this=exp.column(schema.ID, "l"), expression=exp.column("lid", "p")))
+        .join(visit(right).subquery("r"), on=exp.EQ(this=exp.column(schema.ID, "r"), expression=exp.column("rid", "p")))
+        .where(exp.func("ST_Intersects", exp.column(schema.GEOMETRY, "l"), exp.column(schema.GEOMETRY, "r"))))
+    for lit in list(tree.find_all(exp.Literal)):
+        if lit.is_string and lit.this.startswith("\x00"):
+            lit.replace(exp.column(f"{lit.this[1:].split('/')[0]}_glob"))
+    body = tree.sql(dialect=DIALECT, pretty=True)
+    return (f"{MACRO_BEGIN}\n"
+            "CREATE OR REPLACE MACRO geoduck_intersect(left_glob, right_glob, cell := 1.0,\n"
+            "                                          bucket_us := 86400000000, spatial_only := false) AS TABLE\n"
+            f"{body};\n{MACRO_END}\n")
+
+
+def update_macro_file(path: str | None = None) -> bool:
+    """Rewrite the generated section of ``sql/geoduck.sql``; True if it changed."""
+    from pathlib import Path
+
+    from .engine import macros_path
+
+    target = Path(path) if path else macros_path()
+    text = target.read_text()
+    start, end = text.index(MACRO_BEGIN.split(" (")[0]), text.index(MACRO_END) + len(MACRO_END) + 1
+    new = text[:start] + intersect_macro_sql() + text[end:]
+    target.write_text(new)
+    return new != text

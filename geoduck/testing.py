@@ -165,14 +165,14 @@ def synthetic_catalog_table(n_tiles: int, n_dates: int, *, tile_deg: float = 0.1
                             origin: tuple[float, float] = (-10.0, 35.0), overlap: float = 0.0,
                             start: str = "2020-01-01", step_days: int = 1, length_days: int = 1,
                             static: bool = False, seed: int | None = None,
-                            extra: dict[str, str] | None = None) -> pa.Table:
+                            extra: dict[str, str] | None = None, prefix: str = "synthetic") -> pa.Table:
     """A schema-v1 raster catalog table of ``n_tiles`` square tiles × ``n_dates`` intervals.
 
     Tiles are ``tile_deg`` lon/lat squares on a near-square grid from ``origin`` (grown by
     ``overlap`` degrees on each side so neighbours overlap); interval ``k`` covers
     ``[start + k·step_days, start + k·step_days + length_days − 1 µs]`` (all static if ``static``).
     ``seed`` jitters the tile positions. No image files exist behind these rows: they are for
-    query/intersect benchmarks and tests. Columns ``tile`` and ``extra`` keys are string columns.
+    query/intersect benchmarks and tests; paths (hence ids) are ``/<prefix>/<tile>_<date>.tif``. Columns ``tile`` and ``extra`` keys are string columns.
     """
     import pandas as pd
     import pyarrow as pa
@@ -199,7 +199,7 @@ def synthetic_catalog_table(n_tiles: int, n_dates: int, *, tile_deg: float = 0.1
     starts = t0 + pd.to_timedelta(date_of * step_days, unit="D")
     ends = starts + pd.Timedelta(days=length_days) - pd.Timedelta(microseconds=1)
     names = np.array([f"T{i:06d}" for i in range(n_tiles)])[tile_of]
-    paths = [f"/synthetic/{names[i]}_{date_of[i]:05d}.tif" for i in range(n)]
+    paths = [f"/{prefix}/{names[i]}_{date_of[i]:05d}.tif" for i in range(n)]
     box = lambda a, b, c, d: pa.StructArray.from_arrays(  # noqa: E731
         [pa.array(a), pa.array(b), pa.array(c), pa.array(d)], names=list(schema.BBOX_KEYS))
     ts = pa.array(starts.values, type=schema.TIMESTAMP) if not static else pa.nulls(n, schema.TIMESTAMP)

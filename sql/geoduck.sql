@@ -21,3 +21,425 @@ CREATE OR REPLACE MACRO geoduck_query(path_glob, xmin, ymin, xmax, ymax, t0, t1)
       AND (start_datetime IS NULL OR t1 IS NULL OR start_datetime <= t1::TIMESTAMPTZ)
       AND (end_datetime IS NULL OR t0 IS NULL OR end_datetime >= t0::TIMESTAMPTZ)
       AND ST_Intersects(geometry, ST_MakeEnvelope(xmin, ymin, xmax, ymax));
+
+-- Recommended geoduck_intersect tuning for two catalogs: the same rule as the Python engine
+-- (cell = 1.3 × the larger median bbox side in degrees; bucket = the larger median interval + 1 µs).
+CREATE OR REPLACE MACRO geoduck_join_params(left_glob, right_glob) AS TABLE
+    WITH stats AS (
+        SELECT approx_quantile(bbox.xmax - bbox.xmin, 0.5) AS w,
+               approx_quantile(bbox.ymax - bbox.ymin, 0.5) AS h,
+               approx_quantile(epoch_us(end_datetime) - epoch_us(start_datetime), 0.5) AS d
+        FROM read_parquet(left_glob, union_by_name = true, hive_partitioning = false)
+        UNION ALL
+        SELECT approx_quantile(bbox.xmax - bbox.xmin, 0.5), approx_quantile(bbox.ymax - bbox.ymin, 0.5),
+               approx_quantile(epoch_us(end_datetime) - epoch_us(start_datetime), 0.5)
+        FROM read_parquet(right_glob, union_by_name = true, hive_partitioning = false))
+    SELECT least(greatest(coalesce(1.3 * nullif(greatest(max(w), max(h)), 0), 1.0), 1e-6), 360.0) AS cell,
+           coalesce(nullif(max(d), 0)::BIGINT + 1, 86400000000) AS bucket_us
+    FROM stats;
+
+-- Spatiotemporal intersection of two catalogs: one row per pair whose footprints intersect and
+-- (unless spatial_only) whose closed intervals overlap; static rows overlap every interval.
+-- Same plan as geoduck's Catalog.intersect (hash joins on time-bucket × grid-cell keys); exact
+-- for any cell/bucket_us, which only tune speed (see geoduck_join_params).
+-- Example: SELECT left_id, right_id FROM geoduck_intersect('s2/*.parquet', 'labels/*.parquet');
+-- BEGIN GENERATED: geoduck_intersect (geoduck.compile.update_macro_file(); do not edit)
+CREATE OR REPLACE MACRO geoduck_intersect(left_glob, right_glob, cell := 1.0,
+                                          bucket_us := 86400000000, spatial_only := false) AS TABLE
+SELECT
+  p.lid || '|' || p.rid AS id,
+  p.lid AS left_id,
+  p.rid AS right_id,
+  ST_INTERSECTION(l.geometry, r.geometry) AS geometry,
+  GREATEST(l.start_datetime, r.start_datetime) AS start_datetime,
+  LEAST(l.end_datetime, r.end_datetime) AS end_datetime,
+  l.filepath AS left_filepath,
+  r.filepath AS right_filepath
+FROM (
+  WITH lk AS (
+    SELECT
+      *
+    FROM (
+      SELECT
+        *,
+        CASE
+          WHEN nx * ny > 64
+          THEN 'B'
+          WHEN (
+            NOT spatial_only
+          ) AND NOT s IS NULL AND nt <= 64
+          THEN 'T'
+          ELSE 'C'
+        END AS cls
+      FROM (
+        SELECT
+          _id,
+          x0,
+          y0,
+          x1,
+          y1,
+          s,
+          e,
+          cx0,
+          cy0,
+          tb0,
+          cx1 - cx0 + 1 AS nx,
+          cy1 - cy0 + 1 AS ny,
+          tb1 - tb0 + 1 AS nt
+        FROM (
+          SELECT
+            id AS _id,
+            bbox.xmin AS x0,
+            bbox.ymin AS y0,
+            bbox.xmax AS x1,
+            bbox.ymax AS y1,
+            start_datetime AS s,
+            end_datetime AS e,
+            CAST(FLOOR(bbox.xmin / cell) AS BIGINT) AS cx0,
+            CAST(FLOOR(bbox.xmax / cell) AS BIGINT) AS cx1,
+            CAST(FLOOR(bbox.ymin / cell) AS BIGINT) AS cy0,
+            CAST(FLOOR(bbox.ymax / cell) AS BIGINT) AS cy1,
+            CAST(FLOOR(EPOCH_US(start_datetime) / bucket_us) AS BIGINT) AS tb0,
+            CAST(FLOOR(EPOCH_US(end_datetime) / bucket_us) AS BIGINT) AS tb1
+          FROM (
+            SELECT
+              *
+            FROM READ_PARQUET(left_glob, union_by_name = TRUE, hive_partitioning = FALSE)
+          ) AS child
+        )
+      )
+    ) AS lkeys
+  ), rk AS (
+    SELECT
+      *
+    FROM (
+      SELECT
+        *,
+        CASE
+          WHEN nx * ny > 64
+          THEN 'B'
+          WHEN (
+            NOT spatial_only
+          ) AND NOT s IS NULL AND nt <= 64
+          THEN 'T'
+          ELSE 'C'
+        END AS cls
+      FROM (
+        SELECT
+          _id,
+          x0,
+          y0,
+          x1,
+          y1,
+          s,
+          e,
+          cx0,
+          cy0,
+          tb0,
+          cx1 - cx0 + 1 AS nx,
+          cy1 - cy0 + 1 AS ny,
+          tb1 - tb0 + 1 AS nt
+        FROM (
+          SELECT
+            id AS _id,
+            bbox.xmin AS x0,
+            bbox.ymin AS y0,
+            bbox.xmax AS x1,
+            bbox.ymax AS y1,
+            start_datetime AS s,
+            end_datetime AS e,
+            CAST(FLOOR(bbox.xmin / cell) AS BIGINT) AS cx0,
+            CAST(FLOOR(bbox.xmax / cell) AS BIGINT) AS cx1,
+            CAST(FLOOR(bbox.ymin / cell) AS BIGINT) AS cy0,
+            CAST(FLOOR(bbox.ymax / cell) AS BIGINT) AS cy1,
+            CAST(FLOOR(EPOCH_US(start_datetime) / bucket_us) AS BIGINT) AS tb0,
+            CAST(FLOOR(EPOCH_US(end_datetime) / bucket_us) AS BIGINT) AS tb1
+          FROM (
+            SELECT
+              *
+            FROM READ_PARQUET(right_glob, union_by_name = TRUE, hive_partitioning = FALSE)
+          ) AS child
+        )
+      )
+    ) AS rkeys
+  ), lt AS (
+    SELECT
+      _id,
+      x0,
+      y0,
+      x1,
+      y1,
+      s,
+      e,
+      tb0 + i // (
+        nx * ny
+      ) AS tb,
+      cx0 + (
+        i % (
+          nx * ny
+        )
+      ) // ny AS cx,
+      cy0 + i % ny AS cy
+    FROM (
+      SELECT
+        *,
+        UNNEST(RANGE(0, nt * nx * ny)) AS i
+      FROM lk
+      WHERE
+        cls = 'T'
+    )
+  ), rt AS (
+    SELECT
+      _id,
+      x0,
+      y0,
+      x1,
+      y1,
+      s,
+      e,
+      tb0 + i // (
+        nx * ny
+      ) AS tb,
+      cx0 + (
+        i % (
+          nx * ny
+        )
+      ) // ny AS cx,
+      cy0 + i % ny AS cy
+    FROM (
+      SELECT
+        *,
+        UNNEST(RANGE(0, nt * nx * ny)) AS i
+      FROM rk
+      WHERE
+        cls = 'T'
+    )
+  ), lc AS (
+    SELECT
+      _id,
+      x0,
+      y0,
+      x1,
+      y1,
+      s,
+      e,
+      cls,
+      cx0 + i // ny AS cx,
+      cy0 + i % ny AS cy
+    FROM (
+      SELECT
+        *,
+        UNNEST(RANGE(0, nx * ny)) AS i
+      FROM lk
+      WHERE
+        cls <> 'B'
+    )
+  ), rc AS (
+    SELECT
+      _id,
+      x0,
+      y0,
+      x1,
+      y1,
+      s,
+      e,
+      cls,
+      cx0 + i // ny AS cx,
+      cy0 + i % ny AS cy
+    FROM (
+      SELECT
+        *,
+        UNNEST(RANGE(0, nx * ny)) AS i
+      FROM rk
+      WHERE
+        cls <> 'B'
+    )
+  ), p_tt AS (
+    SELECT
+      a._id AS lid,
+      b._id AS rid
+    FROM lt AS a
+    JOIN rt AS b
+      ON a.tb = b.tb AND a.cx = b.cx AND a.cy = b.cy
+    WHERE
+      a.x0 <= b.x1
+      AND a.x1 >= b.x0
+      AND a.y0 <= b.y1
+      AND a.y1 >= b.y0
+      AND a.s <= b.e
+      AND a.e >= b.s
+      AND a.tb = CAST(FLOOR(EPOCH_US(GREATEST(a.s, b.s)) / bucket_us) AS BIGINT)
+      AND a.cx = CAST(FLOOR(GREATEST(a.x0, b.x0) / cell) AS BIGINT)
+      AND a.cy = CAST(FLOOR(GREATEST(a.y0, b.y0) / cell) AS BIGINT)
+  ), p_cl AS (
+    SELECT
+      a._id AS lid,
+      b._id AS rid
+    FROM (
+      SELECT
+        *
+      FROM lc
+      WHERE
+        cls = 'C'
+    ) AS a
+    JOIN rc AS b
+      ON a.cx = b.cx AND a.cy = b.cy
+    WHERE
+      a.x0 <= b.x1
+      AND a.x1 >= b.x0
+      AND a.y0 <= b.y1
+      AND a.y1 >= b.y0
+      AND (
+        NOT (
+          NOT spatial_only
+        )
+        OR (
+          (
+            a.s IS NULL OR b.e IS NULL OR a.s <= b.e
+          )
+          AND (
+            a.e IS NULL OR b.s IS NULL OR a.e >= b.s
+          )
+        )
+      )
+      AND a.cx = CAST(FLOOR(GREATEST(a.x0, b.x0) / cell) AS BIGINT)
+      AND a.cy = CAST(FLOOR(GREATEST(a.y0, b.y0) / cell) AS BIGINT)
+  ), p_cr AS (
+    SELECT
+      a._id AS lid,
+      b._id AS rid
+    FROM (
+      SELECT
+        *
+      FROM lc
+      WHERE
+        cls = 'T'
+    ) AS a
+    JOIN (
+      SELECT
+        *
+      FROM rc
+      WHERE
+        cls = 'C'
+    ) AS b
+      ON a.cx = b.cx AND a.cy = b.cy
+    WHERE
+      a.x0 <= b.x1
+      AND a.x1 >= b.x0
+      AND a.y0 <= b.y1
+      AND a.y1 >= b.y0
+      AND (
+        NOT (
+          NOT spatial_only
+        )
+        OR (
+          (
+            a.s IS NULL OR b.e IS NULL OR a.s <= b.e
+          )
+          AND (
+            a.e IS NULL OR b.s IS NULL OR a.e >= b.s
+          )
+        )
+      )
+      AND a.cx = CAST(FLOOR(GREATEST(a.x0, b.x0) / cell) AS BIGINT)
+      AND a.cy = CAST(FLOOR(GREATEST(a.y0, b.y0) / cell) AS BIGINT)
+  ), p_bl AS (
+    SELECT
+      a._id AS lid,
+      b._id AS rid
+    FROM (
+      SELECT
+        *
+      FROM lk
+      WHERE
+        cls = 'B'
+    ) AS a
+    JOIN rk AS b
+      ON a.x0 <= b.x1 AND a.x1 >= b.x0 AND a.y0 <= b.y1 AND a.y1 >= b.y0
+    WHERE
+      (
+        NOT (
+          NOT spatial_only
+        )
+        OR (
+          (
+            a.s IS NULL OR b.e IS NULL OR a.s <= b.e
+          )
+          AND (
+            a.e IS NULL OR b.s IS NULL OR a.e >= b.s
+          )
+        )
+      )
+  ), p_br AS (
+    SELECT
+      a._id AS lid,
+      b._id AS rid
+    FROM (
+      SELECT
+        *
+      FROM lk
+      WHERE
+        cls <> 'B'
+    ) AS a
+    JOIN (
+      SELECT
+        *
+      FROM rk
+      WHERE
+        cls = 'B'
+    ) AS b
+      ON a.x0 <= b.x1 AND a.x1 >= b.x0 AND a.y0 <= b.y1 AND a.y1 >= b.y0
+    WHERE
+      (
+        NOT (
+          NOT spatial_only
+        )
+        OR (
+          (
+            a.s IS NULL OR b.e IS NULL OR a.s <= b.e
+          )
+          AND (
+            a.e IS NULL OR b.s IS NULL OR a.e >= b.s
+          )
+        )
+      )
+  )
+  SELECT DISTINCT
+    *
+  FROM (
+    SELECT
+      *
+    FROM p_tt
+    UNION ALL
+    SELECT
+      *
+    FROM p_cl
+    UNION ALL
+    SELECT
+      *
+    FROM p_cr
+    UNION ALL
+    SELECT
+      *
+    FROM p_bl
+    UNION ALL
+    SELECT
+      *
+    FROM p_br
+  )
+) AS p
+JOIN (
+  SELECT
+    *
+  FROM READ_PARQUET(left_glob, union_by_name = TRUE, hive_partitioning = FALSE)
+) AS l
+  ON l.id = p.lid
+JOIN (
+  SELECT
+    *
+  FROM READ_PARQUET(right_glob, union_by_name = TRUE, hive_partitioning = FALSE)
+) AS r
+  ON r.id = p.rid
+WHERE
+  ST_INTERSECTS(l.geometry, r.geometry);
+-- END GENERATED: geoduck_intersect

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import pyproj
 import rasterio
 from click.testing import CliRunner
@@ -67,3 +68,63 @@ def test_user_errors_are_one_line(tmp_path, archive):
     assert bad_regex.exit_code == 1
     assert "matches none of the 1 files" in bad_regex.output
     assert archive[0].name in bad_regex.output
+
+
+def test_query_formats(tmp_path, archive_catalog):
+    import geopandas as gpd
+    import pandas as pd
+
+    runner = CliRunner()
+    root = archive_catalog.node.root
+    args = ["query", root, "--bbox", "300000", "4380000", "400000", "4480000", "--crs", "EPSG:32630",
+            "--start", "2023-05-01", "--end", "2023-05-31"]
+    expected = archive_catalog.query(bbox=(300000, 4380000, 400000, 4480000), crs="EPSG:32630",
+                                     start="2023-05-01", end="2023-05-31").to_geopandas()
+    assert len(expected) == 2  # 30TTK and 30TVK, each acquired once in May 2023
+    table = runner.invoke(main, args)
+    assert table.exit_code == 0, table.output
+    assert f"({len(expected)} rows)" in table.output
+    for tile in expected["tile"]:
+        assert tile in table.output
+    csv = runner.invoke(main, [*args, "--format", "csv", "-o", str(tmp_path / "q.csv")])
+    assert csv.exit_code == 0, csv.output
+    frame = pd.read_csv(tmp_path / "q.csv")
+    assert sorted(frame["id"]) == sorted(expected["id"])
+    assert frame["geometry"].str.startswith("POLYGON").all()
+    gj = runner.invoke(main, [*args, "--format", "geojson", "-o", str(tmp_path / "q.geojson")])
+    assert gj.exit_code == 0, gj.output
+    read = gpd.read_file(tmp_path / "q.geojson")
+    assert sorted(read["id"]) == sorted(expected["id"])
+    assert read.geometry.area.sum() == pytest.approx(expected.geometry.area.sum(), rel=1e-6)
+    pq_out = runner.invoke(main, [*args, "--format", "parquet", "-o", str(tmp_path / "sub")])
+    assert pq_out.exit_code == 0, pq_out.output
+    import geoduck
+
+    sub = geoduck.open_catalog(tmp_path / "sub")
+    assert sorted(sub.to_arrow()["id"].to_pylist()) == sorted(expected["id"])
+    where = runner.invoke(main, [*args, "--where", "tile = '30TTK'", "--format", "csv"])
+    assert where.output.count("30TTK") >= 1 and "29TNE" not in where.output
+    projected = runner.invoke(main, ["query", root, "--bbox", "300000", "4380000", "400000", "4480000"])
+    assert projected.exit_code == 1 and "pass its CRS" in projected.output
+
+
+def test_sql_intersect_union(tmp_path, archive_catalog):
+    runner = CliRunner()
+    root = archive_catalog.node.root
+    counts = runner.invoke(main, ["sql", root, "SELECT tile, count(*) AS n FROM catalog GROUP BY tile ORDER BY tile"])
+    assert counts.exit_code == 0, counts.output
+    assert counts.output.count(" 8\n") == 6
+    refused = runner.invoke(main, ["sql", root, "COPY (SELECT 1) TO '/tmp/x.csv'"])
+    assert refused.exit_code == 1 and refused.output.startswith("Error: only read-only queries")
+    ix = runner.invoke(main, ["intersect", root, root, str(tmp_path / "ix")])
+    assert ix.exit_code == 0, ix.output
+    # Each tile is acquired on its own day, so only a row and itself overlap in time.
+    assert "wrote 48 pairs" in ix.output
+    un = runner.invoke(main, ["union", root, root, str(tmp_path / "un")])
+    assert "wrote 96 rows" in un.output
+    dedup = runner.invoke(main, ["union", root, root, str(tmp_path / "und"), "--dedupe"])
+    assert "wrote 48 rows" in dedup.output
+    info = runner.invoke(main, ["info", str(tmp_path / "ix")])
+    assert "pairs: 48" in info.output
+    path = runner.invoke(main, ["extension-path"])
+    assert path.output.strip().splitlines()[0].endswith("spatial.duckdb_extension")
