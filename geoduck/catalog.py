@@ -380,10 +380,24 @@ def _arrow_to_frame(table: pa.Table, *, require_geometry: bool = False
     return frame
 
 
+def _scan_roots(node: Node) -> set[str]:
+    """Catalog directories a relation reads."""
+    if isinstance(node, Scan):
+        return {node.root}
+    roots: set[str] = set()
+    for name in ("child", "left", "right"):
+        sub = getattr(node, name, None)
+        if isinstance(sub, Node):
+            roots |= _scan_roots(sub)
+    return roots
+
+
 def _run_user_sql(query: str, relations: Mapping[str, Node]) -> pd.DataFrame | gpd.GeoDataFrame:
+    """User SQL runs on a sandboxed connection that reads only the relations' catalog folders."""
     bound = sqlc.bind_user_sql(query, relations)
+    roots = set().union(*(_scan_roots(n) for n in relations.values()))
     try:
-        table = engine.cursor().execute(bound).to_arrow_table()
+        table = engine.sandboxed_cursor(tuple(roots)).execute(bound).to_arrow_table()
     except duckdb.Error as exc:
         raise SQLError(f"query failed: {str(exc).splitlines()[0]}") from None
     return _arrow_to_frame(table)

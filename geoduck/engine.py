@@ -106,3 +106,28 @@ def shared_connection() -> duckdb.DuckDBPyConnection:
 def cursor() -> duckdb.DuckDBPyConnection:
     """A cursor on the shared connection: safe to use from the calling thread."""
     return shared_connection().cursor()
+
+
+_sandboxes: dict[tuple[int, tuple[str, ...]], duckdb.DuckDBPyConnection] = {}
+_MAX_SANDBOXES = 8
+
+
+def sandboxed_cursor(directories: tuple[str, ...]) -> duckdb.DuckDBPyConnection:
+    """A cursor on a locked connection that can read only files under ``directories``.
+
+    For user SQL: ``enable_external_access = false`` with ``allowed_directories`` set, then
+    ``lock_configuration``, so ``COPY … TO``, ``ATTACH``, ``INSTALL``/``LOAD`` and reading files
+    outside the catalogs are refused by DuckDB itself. Connections are cached per directory set.
+    """
+    key = (os.getpid(), tuple(sorted({d.rstrip("/") + "/" for d in directories})))
+    with _lock:
+        con = _sandboxes.get(key)
+        if con is None:
+            if len(_sandboxes) >= _MAX_SANDBOXES:
+                _sandboxes.pop(next(iter(_sandboxes))).close()
+            con = connect()
+            con.execute("SET allowed_directories = $dirs", {"dirs": list(key[1])})
+            con.execute("SET enable_external_access = false")
+            con.execute("SET lock_configuration = true")
+            _sandboxes[key] = con
+        return con.cursor()
