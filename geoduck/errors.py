@@ -36,6 +36,10 @@ class SQLError(GeoduckError, ValueError):
     """User SQL was refused (not read-only) or failed to run."""
 
 
+class QueryError(GeoduckError, RuntimeError):
+    """DuckDB failed while running a catalog query (a broken part file, a bad value at runtime …)."""
+
+
 class ExtensionError(GeoduckError, RuntimeError):
     """The DuckDB spatial extension could not be loaded."""
 

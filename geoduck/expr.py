@@ -15,9 +15,11 @@ class Node:
 
 @dataclass(frozen=True)
 class Scan(Node):
-    """All rows of the catalog directory ``root`` (every committed ``*.parquet`` part)."""
+    """All rows of the catalog directory ``root`` (its live ``*.parquet`` parts), or of exactly
+    the part ``files`` given (a snapshot, e.g. for compaction)."""
 
     root: str
+    files: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)

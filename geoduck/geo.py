@@ -142,9 +142,13 @@ def ring_to_wgs84(lon: np.ndarray, lat: np.ndarray, *, pole_hint: float | None =
         pole = pole_hint if pole_hint is not None else math.copysign(90.0, float(np.mean(lat)))
         ulon = np.concatenate([ulon, [ulon[-1], ulon[0], ulon[0]]])
         lat = np.concatenate([lat, [pole, pole, lat[0]]])
-    poly = shapely.polygons(np.column_stack([ulon, np.clip(lat, -90.0, 90.0)]))
+    lat = np.clip(lat, -90.0, 90.0)
+    poly = shapely.polygons(np.column_stack([ulon, lat]))
     if not poly.is_valid:
         poly = _polygonal(shapely.make_valid(poly))
+    if poly.is_empty or poly.area == 0:  # collapsed (sub-nanodegree) ring: its widened bbox
+        eps = 1e-9
+        poly = box(ulon.min() - eps, max(lat.min() - eps, -90.0), ulon.max() + eps, min(lat.max() + eps, 90.0))
     # Bring the ring's reference meridian into [-180, 180) before splitting.
     shift = 360.0 * math.floor((poly.bounds[0] + 180.0) / 360.0)
     if shift:

@@ -52,8 +52,15 @@ class Interval:
 
 
 def _utc(ts: pd.Timestamp) -> pd.Timestamp:
-    ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
-    return ts.as_unit("us")
+    """``ts`` in UTC at µs; years 1–9999 only (the range every reader of the catalog supports)."""
+    try:
+        ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+        ts = ts.as_unit("us")
+    except (ValueError, OverflowError) as exc:
+        raise TimeParseError(f"time {ts!r} is out of range: {exc}") from None
+    if not 1 <= ts.year <= 9999:
+        raise TimeParseError(f"time {ts.isoformat()} is outside the supported years 1–9999")
+    return ts
 
 
 def _period_end(ts: pd.Timestamp, precision: Precision) -> pd.Timestamp:
@@ -61,7 +68,10 @@ def _period_end(ts: pd.Timestamp, precision: Precision) -> pd.Timestamp:
         return ts
     offset = {"year": pd.DateOffset(years=1), "month": pd.DateOffset(months=1),
               "day": pd.DateOffset(days=1)}[precision]
-    return ts + offset - ONE_US
+    try:
+        return _utc(ts + offset - ONE_US)
+    except (ValueError, OverflowError) as exc:
+        raise TimeParseError(f"the period starting {ts.isoformat()} ends out of range: {exc}") from None
 
 
 _COMPACT = [  # (pattern, strptime format, precision)

@@ -10,11 +10,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import glob as globmod
+import fcntl
+import json
 import os
+import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import pyarrow as pa
@@ -29,17 +35,24 @@ from .geo import hilbert_key
 ROW_GROUP_SIZE = 10_000
 """Rows per Parquet row group (measured in benchmarks/bench_query.py)."""
 
+PARQUET_OPTIONS = {"compression": "zstd", "write_statistics": True, "use_dictionary": True}
+"""pyarrow writer options of every part."""
+
 PART_GLOB = "*.parquet"
 TMP_PREFIX = ".part-"
 TMP_SUFFIX = ".parquet.tmp"
+
+_TYPE_SCAN_ROWS = 1_000
+"""Geometries parsed at a time to find a part's geometry types."""
 
 _GEOM_TYPE_NAMES = {0: "Point", 1: "LineString", 3: "Polygon", 4: "MultiPoint",
                     5: "MultiLineString", 6: "MultiPolygon", 7: "GeometryCollection"}
 
 
 def part_glob(path: str | os.PathLike[str]) -> str:
-    """The glob that reads every part of the catalog at ``path``."""
-    return str(Path(path) / PART_GLOB)
+    """The glob that reads every part of the catalog at ``path`` (glob characters ``*?[`` in the
+    directory's own path are escaped, so ``cat*`` never also reads ``cat_old``)."""
+    return str(Path(globmod.escape(str(Path(path)))) / PART_GLOB)
 
 
 def list_parts(path: str | os.PathLike[str]) -> list[Path]:
@@ -59,7 +72,7 @@ def require_catalog(path: str | os.PathLike[str]) -> Path:
     return root.resolve()
 
 
-def _new_part_name() -> str:
+def new_part_name() -> str:
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%f")
     return f"part-{stamp}-{uuid.uuid4().hex[:12]}.parquet"
 
@@ -79,9 +92,12 @@ def sort_rows(table: pa.Table) -> pa.Table:
 
 def geometry_types(table: pa.Table) -> list[str]:
     """The distinct GeoParquet geometry type names of the WKB ``geometry`` column."""
-    geoms = shapely.from_wkb(table.column(schema.GEOMETRY).to_numpy(zero_copy_only=False))
-    ids = np.unique(shapely.get_type_id(geoms))
-    return [_GEOM_TYPE_NAMES[int(i)] for i in ids if int(i) in _GEOM_TYPE_NAMES]
+    column = table.column(schema.GEOMETRY)
+    ids: set[int] = set()
+    for start in range(0, len(column), _TYPE_SCAN_ROWS):  # bounded memory: a slice parsed at a time
+        geoms = shapely.from_wkb(column.slice(start, _TYPE_SCAN_ROWS).to_numpy(zero_copy_only=False))
+        ids.update(int(i) for i in np.unique(shapely.get_type_id(geoms)))
+    return [_GEOM_TYPE_NAMES[i] for i in sorted(ids) if i in _GEOM_TYPE_NAMES]
 
 
 def _total_bbox(table: pa.Table) -> tuple[float, float, float, float] | None:
@@ -116,26 +132,117 @@ def write_part(table: pa.Table, out_dir: str | os.PathLike[str], *,
         raise ValueError("refusing to write an empty part")
     root = Path(out_dir)
     root.mkdir(parents=True, exist_ok=True)
+    clean_orphans(root)
     if sort:
         table = sort_rows(table)
     meta = dict(table.schema.metadata or {})
     meta.update(schema.part_metadata(geometry_types(table), _total_bbox(table)))
     table = table.replace_schema_metadata(meta)
-    name = _new_part_name()
+    name = new_part_name()
     tmp = root / f"{TMP_PREFIX}{name[len('part-'):-len('.parquet')]}{TMP_SUFFIX}"
     final = root / name
     try:
-        with open(tmp, "wb") as fh:
-            pq.write_table(table, fh, row_group_size=row_group_size, compression="zstd",
-                           write_statistics=True, use_dictionary=True)
+        with owned_temp(tmp) as fh:
+            pq.write_table(table, fh, row_group_size=row_group_size, **PARQUET_OPTIONS)
             fh.flush()
             os.fsync(fh.fileno())
-        os.replace(tmp, final)
+            os.replace(tmp, final)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
     _fsync_dir(root)
     return final
+
+
+@contextlib.contextmanager
+def owned_temp(path: Path) -> Iterator[BinaryIO]:
+    """Create ``path`` exclusively and hold an exclusive ``flock`` on it until closed, so
+    :func:`clean_orphans` can tell a live writer's temp file from a crashed one's."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    with os.fdopen(fd, "wb") as fh:
+        yield fh
+
+
+COMPACT_PREFIX = ".compact-"
+"""Temp files of compaction/migration (cleaned only under the maintenance lock)."""
+
+ORPHAN_GRACE_S = 60.0
+"""Temp files younger than this are never removed (their writer may not hold its lock yet)."""
+
+
+def clean_orphans(path: str | os.PathLike[str], *, grace_s: float = ORPHAN_GRACE_S) -> list[Path]:
+    """Remove temp files of writers that died (unlocked, older than ``grace_s``); returns them."""
+    removed: list[Path] = []
+    now = time.time()
+    for tmp in Path(path).glob(".*.tmp"):
+        if tmp.name.startswith(COMPACT_PREFIX):  # owned by a maintenance run: see compact.recover
+            continue
+        try:
+            if now - tmp.stat().st_mtime < grace_s:
+                continue
+            fd = os.open(tmp, os.O_RDONLY)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:  # a live writer holds it
+            os.close(fd)
+            continue
+        try:
+            tmp.unlink(missing_ok=True)
+            removed.append(tmp)
+        finally:
+            os.close(fd)
+    return removed
+
+
+# -- the manifest: atomic replacement of parts (compaction, migration) ---------------------------
+MANIFEST = "_geoduck_manifest.json"
+"""Catalog manifest (not matched by ``*.parquet``): pending replacements of parts by others."""
+
+
+def read_manifest(path: str | os.PathLike[str]) -> dict:
+    """The manifest (``{"generation": int, "replacements": [{"replaces": [...], "by": [...]}]}``)."""
+    target = Path(path) / MANIFEST
+    try:
+        return json.loads(target.read_text())
+    except FileNotFoundError:
+        return {"generation": 0, "replacements": []}
+    except (OSError, ValueError) as exc:
+        raise SchemaError(f"catalog manifest {target} is unreadable: {exc}") from None
+
+
+def write_manifest(path: str | os.PathLike[str], manifest: dict) -> None:
+    """Replace the manifest atomically (temp file + rename)."""
+    root = Path(path)
+    tmp = root / f".manifest-{uuid.uuid4().hex[:12]}.tmp"
+    with owned_temp(tmp) as fh:
+        fh.write(json.dumps(manifest, indent=1).encode())
+        fh.flush()
+        os.fsync(fh.fileno())
+        os.replace(tmp, root / MANIFEST)
+    _fsync_dir(root)
+
+
+def hidden_parts(path: str | os.PathLike[str]) -> set[str]:
+    """Names of parts that geoduck readers skip: those a *completed* replacement replaced.
+
+    A replacement is complete once every one of its ``by`` parts exists: that last rename is the
+    atomic switch from the old set of parts to the new one.
+    """
+    root = Path(path)
+    hidden: set[str] = set()
+    for entry in read_manifest(root).get("replacements", []):
+        if all((root / name).exists() for name in entry["by"]):
+            hidden.update(entry["replaces"])
+    return hidden
+
+
+def live_parts(path: str | os.PathLike[str]) -> list[Path]:
+    """The parts a geoduck reader sees: committed parts minus completed replacements' old parts."""
+    hidden = hidden_parts(path)
+    return [p for p in list_parts(path) if p.name not in hidden]
 
 
 def table_from_rows(rows: Iterable[dict], arrow_schema: pa.Schema) -> pa.Table:
@@ -148,7 +255,7 @@ def table_from_rows(rows: Iterable[dict], arrow_schema: pa.Schema) -> pa.Table:
 def read_schema_versions(path: str | os.PathLike[str]) -> dict[Path, int]:
     """The ``geoduck:schema_version`` of every part (from the Parquet key-value metadata)."""
     out: dict[Path, int] = {}
-    for part in list_parts(path):
+    for part in live_parts(path):
         try:
             meta = pq.read_metadata(part).metadata or {}
         except (OSError, pa.ArrowInvalid) as exc:
@@ -171,13 +278,13 @@ def check_schema_versions(path: str | os.PathLike[str]) -> None:
         if version < schema.SCHEMA_VERSION:
             raise SchemaError(
                 f"catalog part {part} has schema_version {version}, older than {schema.SCHEMA_VERSION}: "
-                "no migration is known for it; rebuild the catalog")
+                f"migrate it with `geoduck migrate {Path(path)}` (geoduck.migrate)")
 
 
 def indexed_files(path: str | os.PathLike[str]) -> dict[str, tuple[int | None, int | None]]:
     """``filepath → (file_size, file_mtime in µs since epoch)`` of every indexed row."""
     out: dict[str, tuple[int | None, int | None]] = {}
-    for part in list_parts(path):
+    for part in live_parts(path):
         cols = [schema.FILEPATH, schema.FILE_SIZE, schema.FILE_MTIME]
         t = pq.read_table(part, columns=cols)
         paths = t.column(schema.FILEPATH).to_pylist()
@@ -190,6 +297,6 @@ def indexed_files(path: str | os.PathLike[str]) -> dict[str, tuple[int | None, i
 def part_columns(path: str | os.PathLike[str]) -> list[str]:
     """Union of the column names of all parts, in first-seen order."""
     names: dict[str, None] = {}
-    for part in list_parts(path):
+    for part in live_parts(path):
         names.update(dict.fromkeys(pq.read_schema(part).names))
     return list(names)
