@@ -22,7 +22,7 @@ from sqlglot import exp
 from . import compile as sqlc
 from . import engine, schema, store
 from .builders.common import BuildReport
-from .errors import ArgumentError, SQLError
+from .errors import ArgumentError, QueryError, SQLError
 from .expr import (Difference, Intersect, JoinPlan, Node, Pad, Scan, SpatialFilter, TimeFilter, Union,
                    Where)
 from .geo import WGS84, check_lonlat_bounds, geometry_to_wgs84, norm_crs, validate_bounds
@@ -73,9 +73,9 @@ def aoi_to_wgs84(bbox: Any = None, geometry: Any = None, crs: Any = None) -> Pol
                 b = (b[0], b[1], b[2] + 360.0, b[3])
         elif b[0] > b[2]:
             raise ArgumentError(f"bbox={tuple(bbox)}: xmin > xmax")
-        geom: BaseGeometry = box(*b)
-        if b[0] == b[2] or b[1] == b[3]:  # a point/line bbox: keep it as a thin polygon
-            geom = geom.buffer(1e-9 if src.is_geographic else 1e-6, join_style="mitre")
+        eps = 1e-9 if src.is_geographic else 1e-6  # a point/line bbox becomes a sliver polygon
+        dx, dy = (eps if b[0] == b[2] else 0.0), (eps if b[1] == b[3] else 0.0)
+        geom: BaseGeometry = box(b[0] - dx, b[1] - dy, b[2] + dx, b[3] + dy)
     else:
         geom = _as_geometry(geometry)
         if not geom.is_valid:
@@ -159,6 +159,14 @@ class Catalog:
         column names, no subqueries, no table functions; else :class:`SQLError` naming the token.
         """
         tree = sqlc.parse_predicate(predicate, self.columns)
+        check = sqlc.aggregate(self._node, exp.alias_(tree.copy(), "_p"))
+        try:
+            described = engine.cursor().execute(f"DESCRIBE {check.sql(dialect=sqlc.DIALECT)}").fetchall()
+        except duckdb.Error as exc:
+            raise SQLError(f"predicate {predicate!r} is invalid: {str(exc).splitlines()[0]}") from None
+        kind = described[0][1] if len(described) == 1 else f"{len(described)} columns"
+        if kind != "BOOLEAN":
+            raise SQLError(f"predicate {predicate!r} is {kind}, not a condition (e.g. \"tile = 'X'\")")
         return self._derive(Where(self._node, tree.sql(dialect=sqlc.DIALECT)))
 
     def with_interval_padding(self, before: Any = None, after: Any = None) -> Catalog:
@@ -220,7 +228,10 @@ class Catalog:
 
     # -- results --------------------------------------------------------------------------------
     def _execute(self, select: exp.Expression) -> duckdb.DuckDBPyConnection:
-        return engine.cursor().execute(select.sql(dialect=sqlc.DIALECT))
+        try:
+            return engine.cursor().execute(select.sql(dialect=sqlc.DIALECT))
+        except duckdb.Error as exc:
+            raise QueryError(f"query over {self!r} failed: {str(exc).splitlines()[0]}") from None
 
     def to_arrow(self) -> pa.Table:
         """All rows as an Arrow table (``geometry`` as GeoArrow WKB with its CRS)."""
@@ -232,16 +243,19 @@ class Catalog:
         target = os.fspath(path)
         if os.path.isdir(target) and store.list_parts(target):
             raise ArgumentError(f"{target!r} already holds a catalog; choose an empty directory")
-        reader = self._execute(sqlc.visit(self._node)).to_arrow_reader(100_000)
+        if not isinstance(part_rows, int) or part_rows < 1:
+            raise ArgumentError(f"part_rows={part_rows!r} must be a positive integer")
+        reader = self._execute(sqlc.visit(self._node)).to_arrow_reader(min(part_rows, 100_000))
         batches: list[pa.RecordBatch] = []
         rows = 0
         written = 0
         for batch in reader:
             batches.append(batch)
             rows += batch.num_rows
-            if rows >= part_rows:
-                written += _write_batches(batches, target)
-                batches, rows = [], 0
+            while rows >= part_rows:  # parts of exactly part_rows rows (the last one: the rest)
+                pending = pa.Table.from_batches(batches, schema=reader.schema)
+                written += _write_batches(pending.slice(0, part_rows).to_batches(), target)
+                batches, rows = pending.slice(part_rows).to_batches(), rows - part_rows
         if batches:
             written += _write_batches(batches, target)
         if not written:

@@ -80,6 +80,62 @@ def build_raster(paths: tuple[str, ...], out_dir: Path, filename_regex: str | No
         click.echo(f"changed since indexed (not re-indexed): {path}", err=True)
 
 
+@build.command("xarray")
+@click.argument("paths", nargs=-1, required=True)
+@click.option("-o", "--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Catalog directory (created or appended to).")
+@click.option("--variables", "variables", multiple=True,
+              help="Data variable to index (repeatable; default: every variable with x/y dimensions).")
+@click.option("--time-var", default="time", show_default=True, help="Name of the time dimension.")
+@click.option("--crs", default=None, help="CRS of files that declare none, e.g. EPSG:32630.")
+@click.option("--engine", type=click.Choice(["netcdf4", "h5netcdf", "zarr"]), default=None,
+              help="xarray engine (default: zarr for *.zarr, netcdf4 otherwise).")
+@click.option("--workers", type=int, default=None, help="Header-reading processes (default: all cores).")
+@click.option("--progress/--no-progress", default=True, show_default=True)
+@_friendly
+def build_xarray(paths: tuple[str, ...], out_dir: Path, variables: tuple[str, ...], time_var: str,
+                 crs: str | None, engine: str | None, workers: int | None, progress: bool) -> None:
+    """Index NetCDF files and Zarr stores PATHS (files, globs or directories) into the catalog OUT."""
+    from .builders.xarray import build_xarray_catalog
+
+    items: str | list[str] = paths[0] if len(paths) == 1 else list(paths)
+    cat = build_xarray_catalog(items, out_dir, variables=list(variables) or None, time_var=time_var, crs=crs,
+                               engine=engine, workers=workers, progress=progress)
+    report = cat.build_report
+    click.echo(report.summary())
+    for path, reason in report.errors:
+        click.echo(f"skipped {path}: {reason}", err=True)
+    for path in report.changed:
+        click.echo(f"changed since indexed (not re-indexed): {path}", err=True)
+
+
+@build.command("vector")
+@click.argument("paths", nargs=-1, required=True)
+@click.option("-o", "--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Catalog directory (created or appended to).")
+@click.option("--regex", "filename_regex", default=None,
+              help="Regex on file names; (?P<date>…) or (?P<start>…)/(?P<stop>…) give time, other groups columns.")
+@click.option("--date-format", default=None, help="strptime format of the date groups (default: auto).")
+@click.option("--layer", default=None, help="Index only this layer of each file (default: every layer).")
+@click.option("--workers", type=int, default=None, help="Header-reading processes (default: all cores).")
+@click.option("--progress/--no-progress", default=True, show_default=True)
+@_friendly
+def build_vector(paths: tuple[str, ...], out_dir: Path, filename_regex: str | None, date_format: str | None,
+                 layer: str | None, workers: int | None, progress: bool) -> None:
+    """Index vector label PATHS (GeoJSON, GPKG, GeoParquet, Shapefile, FlatGeobuf) into catalog OUT."""
+    from .builders.vector import build_vector_catalog
+
+    items: str | list[str] = paths[0] if len(paths) == 1 else list(paths)
+    cat = build_vector_catalog(items, out_dir, filename_regex=filename_regex, date_format=date_format,
+                               layer=layer, workers=workers, progress=progress)
+    report = cat.build_report
+    click.echo(report.summary())
+    for path, reason in report.errors:
+        click.echo(f"skipped {path}: {reason}", err=True)
+    for path in report.changed:
+        click.echo(f"changed since indexed (not re-indexed): {path}", err=True)
+
+
 @main.command()
 @click.argument("catalog_dir", type=click.Path(path_type=Path))
 @_friendly
@@ -217,3 +273,40 @@ def extension_path() -> None:
         raise click.ClickException("duckdb-extension-spatial is not installed for this DuckDB version")
     click.echo(str(path))
     click.echo(f"-- macros: .read {macros_path()}", err=True)
+
+
+@main.command()
+@click.argument("catalog_dir", type=click.Path(path_type=Path))
+@_friendly
+def compact(catalog_dir: Path) -> None:
+    """Rewrite a catalog's parts as one Hilbert-sorted part (atomic for geoduck readers)."""
+    from .maintenance import compact as run
+
+    report = run(catalog_dir)
+    click.echo(f"{report.parts_before} parts ({report.rows} rows) -> {report.parts_after} part(s)")
+
+
+@main.command()
+@click.argument("catalog_dir", type=click.Path(path_type=Path))
+@_friendly
+def migrate(catalog_dir: Path) -> None:
+    """Rewrite parts of an older schema version as the current one."""
+    from .maintenance import migrate as run
+
+    report = run(catalog_dir)
+    click.echo(f"migrated {len(report.removed)} part(s), {report.rows} rows")
+
+
+@main.command()
+@click.argument("catalog_dir", type=click.Path(path_type=Path))
+@_friendly
+def validate(catalog_dir: Path) -> None:
+    """Check every part (GeoParquet metadata, schema version, bbox, intervals, unique ids)."""
+    from .validate import validate as run
+
+    problems = run(catalog_dir)
+    for problem in problems:
+        click.echo(str(problem))
+    if problems:
+        raise click.ClickException(f"{len(problems)} problem(s) found in {catalog_dir}")
+    click.echo(f"{catalog_dir}: valid")

@@ -55,9 +55,16 @@ def visit(node: Node) -> exp.Select:
 
 @visit.register
 def _(node: Scan) -> exp.Select:
+    # The glob, unless a compaction/migration has just replaced parts whose old files are not yet
+    # deleted: then the explicit list of live parts (see store.hidden_parts).
+    files: exp.Expression = exp.Literal.string(store.part_glob(node.root))
+    if node.files is not None:
+        files = exp.Array(expressions=[exp.Literal.string(f) for f in node.files])
+    elif store.hidden_parts(node.root):
+        files = exp.Array(expressions=[exp.Literal.string(str(p)) for p in store.live_parts(node.root)])
     source = exp.func(
         "read_parquet",
-        exp.Literal.string(store.part_glob(node.root)),
+        files,
         exp.EQ(this=exp.var("union_by_name"), expression=exp.true()),
         exp.EQ(this=exp.var("hive_partitioning"), expression=exp.false()),
     )
@@ -65,9 +72,15 @@ def _(node: Scan) -> exp.Select:
 
 
 def _filter(child: exp.Select, condition: exp.Expression) -> exp.Select:
-    """Add ``condition`` to ``child``'s WHERE when it is a plain scan/filter, else wrap it."""
-    simple = not any(child.args.get(k) for k in ("group", "limit", "order", "distinct", "having"))
-    if simple and isinstance(child, exp.Select):
+    """Add ``condition`` to ``child``'s WHERE when it is a plain ``SELECT *`` scan/filter, else wrap
+    it (a WHERE sees the FROM's columns, not computed ones such as ``* REPLACE (…)``, and runs
+    before QUALIFY)."""
+    projections = child.expressions if isinstance(child, exp.Select) else []
+    plain_star = (len(projections) == 1 and isinstance(projections[0], exp.Star)
+                  and not any(projections[0].args.values()))
+    simple = not any(child.args.get(k) for k in ("group", "limit", "order", "distinct", "having",
+                                                   "qualify", "windows"))
+    if simple and plain_star:
         return child.where(condition, copy=True)
     return exp.select(exp.Star()).from_(child.subquery("_rel")).where(condition)
 
@@ -325,7 +338,7 @@ def _(node: Intersect) -> exp.Select:
 def _(node: Difference) -> exp.Select:
     hits = _exact_pairs(node)
     hits.set("expressions", [exp.column("lid", "p")])
-    condition = exp.not_(exp.In(this=col(schema.ID), query=hits))
+    condition = exp.not_(exp.In(this=col(schema.ID), query=hits.subquery()))
     return exp.select(exp.Star()).from_(visit(node.left).subquery("_d")).where(condition)
 
 
@@ -342,16 +355,24 @@ def join_stats() -> list[exp.Expression]:
 
 _FORBIDDEN_NODES = (exp.Query, exp.Subquery, exp.Table, exp.Command, exp.Create, exp.Drop,
                     exp.Insert, exp.Update, exp.Delete, exp.Alter, exp.Copy, exp.Attach, exp.Pragma,
-                    exp.Set, exp.Use, exp.Placeholder, exp.Parameter, exp.Lambda)
+                    exp.Set, exp.Use, exp.Placeholder, exp.Parameter, exp.Lambda, exp.Star)
 _FORBIDDEN_FUNCTIONS = ("read_", "glob", "query", "getenv", "current_setting", "sniff_csv", "parquet_")
 
 
 def parse_predicate(predicate: str, columns: list[str]) -> exp.Expression:
-    """Parse and check a ``where`` predicate; raises :class:`SQLError` naming the bad token."""
+    """Parse and check a ``where`` predicate (one expression, known columns, no subqueries, table
+    functions or comments); raises :class:`SQLError` naming the bad token."""
     if not isinstance(predicate, str) or not predicate.strip():
         raise SQLError("where() needs a non-empty SQL predicate, e.g. \"tile = 'T29SND'\"")
-    if ";" in [t.text for t in sqlglot.tokenize(predicate, read=DIALECT)]:
+    try:
+        tokens = sqlglot.tokenize(predicate, read=DIALECT)
+    except sqlglot.errors.TokenError as exc:
+        raise SQLError(f"cannot parse predicate {predicate!r}: {str(exc).splitlines()[0]}") from None
+    if ";" in [t.text for t in tokens]:
         raise SQLError(f"predicate {predicate!r} must be one expression; ';' is not allowed")
+    comments = [c for t in tokens for c in t.comments]
+    if comments:
+        raise SQLError(f"predicate {predicate!r} may not contain comments: {comments[0]!r}")
     try:
         tree = sqlglot.parse_one(predicate, read=DIALECT, into=exp.Condition)
     except sqlglot.errors.ParseError as exc:
@@ -391,7 +412,7 @@ def bind_user_sql(sql: str, relations: Mapping[str, Node]) -> str:
     """
     try:
         statements = sqlglot.parse(sql, read=DIALECT)
-    except sqlglot.errors.ParseError as exc:
+    except (sqlglot.errors.ParseError, sqlglot.errors.TokenError) as exc:
         raise SQLError(f"cannot parse SQL: {str(exc).splitlines()[0]}") from None
     statements = [s for s in statements if s is not None]
     if len(statements) != 1:
@@ -426,7 +447,7 @@ def intersect_macro_sql() -> str:
 
     ``cell`` (degrees) and ``bucket_us`` only tune speed; the pairs are exact for any values.
     """
-    left, right = Scan("\x00left"), Scan("\x00right")
+    left, right = Scan("__geoduck_macro__/left"), Scan("__geoduck_macro__/right")
     plan_values = {"cell": exp.column("cell"), "bucket": exp.column("bucket_us"),
                    "max_cells": exp.Literal.number(JoinPlan(1.0, 1).max_cells),
                    "max_buckets": exp.Literal.number(JoinPlan(1.0, 1).max_buckets),
@@ -449,8 +470,8 @@ def intersect_macro_sql() -> str:
         .join(visit(right).subquery("r"), on=exp.EQ(this=exp.column(schema.ID, "r"), expression=exp.column("rid", "p")))
         .where(exp.func("ST_Intersects", exp.column(schema.GEOMETRY, "l"), exp.column(schema.GEOMETRY, "r"))))
     for lit in list(tree.find_all(exp.Literal)):
-        if lit.is_string and lit.this.startswith("\x00"):
-            lit.replace(exp.column(f"{lit.this[1:].split('/')[0]}_glob"))
+        if lit.is_string and lit.this.startswith("__geoduck_macro__/"):
+            lit.replace(exp.column(f"{lit.this.split('/')[1]}_glob"))
     body = tree.sql(dialect=DIALECT, pretty=True)
     return (f"{MACRO_BEGIN}\n"
             "CREATE OR REPLACE MACRO geoduck_intersect(left_glob, right_glob, cell := 1.0,\n"
@@ -470,3 +491,30 @@ def update_macro_file(path: str | None = None) -> bool:
     new = text[:start] + intersect_macro_sql() + text[end:]
     target.write_text(new)
     return new != text
+
+
+# -- maintenance ----------------------------------------------------------------------------------
+
+_SORTED_SQL = """
+SELECT * REPLACE (ST_AsWKB(geometry) AS geometry)
+FROM __child__
+ORDER BY ST_Hilbert((bbox.xmin + bbox.xmax) / 2, (bbox.ymin + bbox.ymax) / 2,
+                    {'min_x': -180.0, 'min_y': -90.0, 'max_x': 180.0, 'max_y': 90.0}::BOX_2D),
+         start_datetime NULLS FIRST, id
+"""
+
+_SUMMARY_SQL = """
+SELECT count(*) AS n, list(DISTINCT ST_GeometryType(geometry)::VARCHAR) AS types,
+       min(bbox.xmin) AS xmin, min(bbox.ymin) AS ymin, max(bbox.xmax) AS xmax, max(bbox.ymax) AS ymax
+FROM __child__
+"""
+
+
+def sorted_rows(node: Node) -> exp.Select:
+    """All rows Hilbert-sorted by bbox centre, then start time (geometry as WKB): for compaction."""
+    return _template(_SORTED_SQL, {"__child__": visit(node)})
+
+
+def summary(node: Node) -> exp.Select:
+    """Row count, geometry type names and total bbox of a relation (one row)."""
+    return _template(_SUMMARY_SQL, {"__child__": visit(node)})

@@ -12,11 +12,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import rasterio
 
 from . import store
 from .builders.raster import build_raster_catalog
 from .catalog import Catalog
+from .io import save_cog
 from .loaders.raster import load_raster
 from .slices import GeoSlice
 from .testing import ARCHIVE_REGEX, synthetic_archive
@@ -67,16 +67,6 @@ def mosaic_slice() -> GeoSlice:
     bounds = (np.floor(min(xs) / snap) * snap, np.floor(min(ys) / snap) * snap,
               np.ceil(max(xs) / snap) * snap, np.ceil(max(ys) / snap) * snap)
     return GeoSlice(bounds, MOSAIC_CRS, MOSAIC_RES, start=QUERY_START, end=QUERY_END)
-
-
-def save_cog(tensor, path: Path) -> None:
-    """Write a GeoTensor as a Cloud-Optimized GeoTIFF (GDAL COG driver, deflate)."""
-    values = np.asarray(tensor)
-    with rasterio.open(path, "w", driver="COG", width=values.shape[-1], height=values.shape[-2],
-                       count=values.shape[0], dtype=values.dtype, crs=tensor.crs,
-                       transform=tensor.transform, nodata=tensor.fill_value_default,
-                       compress="deflate", blocksize=256) as dst:
-        dst.write(values)
 
 
 def render_png(catalog: Catalog, query: Catalog, tensor, single, path: Path) -> None:

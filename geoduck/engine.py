@@ -8,6 +8,7 @@ variable ``GEODUCK_OFFLINE=1``). The connection's time zone is UTC.
 
 from __future__ import annotations
 
+import glob
 import logging
 import os
 import threading
@@ -119,7 +120,9 @@ def sandboxed_cursor(directories: tuple[str, ...]) -> duckdb.DuckDBPyConnection:
     ``lock_configuration``, so ``COPY … TO``, ``ATTACH``, ``INSTALL``/``LOAD`` and reading files
     outside the catalogs are refused by DuckDB itself. Connections are cached per directory set.
     """
-    key = (os.getpid(), tuple(sorted({d.rstrip("/") + "/" for d in directories})))
+    # each directory as itself and as spelled in a glob (store.part_glob escapes ``*?[``)
+    dirs = {v.rstrip("/") + "/" for d in directories for v in (d, glob.escape(d))}
+    key = (os.getpid(), tuple(sorted(dirs)))
     with _lock:
         con = _sandboxes.get(key)
         if con is None:

@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
+import numpy as np
 import pandas as pd
+import pyproj
 from rasterio.transform import Affine
+from shapely.geometry import MultiPolygon, Polygon
 
-from .errors import ArgumentError
-from .geo import Bounds, crs_to_string, norm_crs, validate_bounds
+from .errors import ArgumentError, CRSError
+from .geo import (WGS84, Bounds, crs_to_string, densified_ring, footprint_wgs84, norm_crs, transformer,
+                  validate_bounds)
 from .intervals import TimeLike, query_interval
 
 
@@ -18,6 +23,67 @@ def _pixels(extent: float, res: float) -> int:
     n = extent / res
     nearest = round(n)
     return max(1, int(nearest if abs(n - nearest) < 1e-6 * max(1.0, n) else math.ceil(n)))
+
+
+@lru_cache(maxsize=256)
+def _crs_text(text: str) -> str:
+    return crs_to_string(norm_crs(text))
+
+
+def crs_key(crs: Any) -> str:
+    """The canonical string of a CRS-like value (authority code, else WKT2), as ``GeoSlice.crs``."""
+    return _crs_text(crs) if isinstance(crs, str) else crs_to_string(norm_crs(crs))
+
+
+def reproject_bounds(bounds: Bounds, src: Any, dst: Any, *, densify: int = 21) -> Bounds:
+    """The envelope in ``dst`` of ``bounds`` (in ``src`` units), edges densified with ``densify`` points.
+
+    Into a geographic ``dst`` longitudes are unwrapped, so an envelope crossing the antimeridian has
+    ``xmax > 180`` (e.g. 170 … 190) rather than spanning the globe; bounds that contain a pole reach
+    that pole's latitude over all longitudes. Raises :class:`CRSError` when the bounds do not
+    project (outside ``dst``'s area of use).
+    """
+    s, d = norm_crs(src, argument="src"), norm_crs(dst, argument="dst")
+    if s.equals(d):
+        return tuple(float(v) for v in bounds)  # type: ignore[return-value]
+    xs, ys = densified_ring(bounds, densify)
+    with np.errstate(all="ignore"):
+        x, y = transformer(s, d).transform(xs, ys, errcheck=False)
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    if not (np.isfinite(x).all() and np.isfinite(y).all()):
+        raise CRSError(f"bounds={tuple(bounds)} in {crs_to_string(s)} do not project to "
+                       f"{crs_to_string(d)} (outside its area of use)")
+    if d.is_geographic:
+        x = np.unwrap(x, period=360.0)
+        pole = None if s.is_geographic else _pole_inside(bounds, s)
+        if pole is not None or abs(x[-1] - x[0]) > 180.0:  # the ring winds around a pole
+            pole = pole if pole is not None else math.copysign(90.0, float(np.mean(y)))
+            return (-180.0, min(float(y.min()), pole), 180.0, max(float(y.max()), pole))
+        shift = 360.0 * math.floor((float(x.min()) + 180.0) / 360.0)
+        x = x - shift
+    return float(x.min()), float(y.min()), float(x.max()), float(y.max())
+
+
+def _pole_inside(bounds: Bounds, crs: pyproj.CRS) -> float | None:
+    to_native = transformer(WGS84, crs)
+    for pole in (90.0, -90.0):
+        with np.errstate(all="ignore"):
+            px, py = to_native.transform(0.0, pole, errcheck=False)
+        if math.isfinite(px) and math.isfinite(py) and bounds[0] <= px <= bounds[2] and bounds[1] <= py <= bounds[3]:
+            return pole
+    return None
+
+
+def _pixel_pair(value: Any, argument: str) -> tuple[int, int]:
+    """An int or a pair of ints → (y, x) pixels (``(rows, cols)`` order)."""
+    pair = (value, value) if isinstance(value, int | np.integer) else value
+    try:
+        y, x = pair
+    except (TypeError, ValueError):
+        raise ArgumentError(f"{argument}={value!r} must be an int or a pair of ints (rows, cols)") from None
+    if not all(isinstance(v, int | np.integer) and not isinstance(v, bool) for v in (y, x)):
+        raise ArgumentError(f"{argument}={value!r} must be an int or a pair of ints (rows, cols)")
+    return int(y), int(x)
 
 
 @dataclass(frozen=True)
@@ -32,6 +98,9 @@ class GeoSlice:
 
     The grid has ``ceil(width / res)`` columns (exact multiples are not rounded up), so it covers
     ``bounds`` and may extend past ``xmax``/``ymin`` by less than a pixel.
+
+    Slices are values: inputs are normalised once (float bounds, CRS string, UTC microsecond
+    timestamps), so slices built from equivalent inputs compare equal and hash equal.
     """
 
     bounds: Bounds
@@ -50,10 +119,22 @@ class GeoSlice:
             raise ArgumentError(f"resolution={resolution!r} must be one or two positive numbers")
         t0, t1 = query_interval(start, end)
         object.__setattr__(self, "bounds", b)
-        object.__setattr__(self, "crs", crs_to_string(norm_crs(crs)))
+        object.__setattr__(self, "crs", crs_key(crs))
         object.__setattr__(self, "resolution", (float(res[0]), float(res[1])))
         object.__setattr__(self, "start", t0)
         object.__setattr__(self, "end", t1)
+
+    @classmethod
+    def _make(cls, bounds: Bounds, crs: str, resolution: tuple[float, float],
+              start: pd.Timestamp | None, end: pd.Timestamp | None) -> GeoSlice:
+        """Fast path for already-normalised values (samplers build many slices)."""
+        obj = object.__new__(cls)
+        object.__setattr__(obj, "bounds", tuple(float(v) for v in bounds))
+        object.__setattr__(obj, "crs", crs)
+        object.__setattr__(obj, "resolution", (float(resolution[0]), float(resolution[1])))
+        object.__setattr__(obj, "start", start)
+        object.__setattr__(obj, "end", end)
+        return obj
 
     @property
     def width(self) -> int:
@@ -83,3 +164,42 @@ class GeoSlice:
     @property
     def interval(self) -> tuple[pd.Timestamp | None, pd.Timestamp | None]:
         return self.start, self.end
+
+    def footprint(self) -> Polygon | MultiPolygon:
+        """The pixel grid's footprint (``grid_bounds``) in EPSG:4326 lon/lat, densified like catalog
+        footprints and split at the antimeridian."""
+        return footprint_wgs84(self.grid_bounds, norm_crs(self.crs))
+
+    def to_crs(self, crs: Any, *, resolution: float | tuple[float, float] | None = None) -> GeoSlice:
+        """This slice in another CRS (same interval).
+
+        Bounds: the envelope of the pixel grid (``grid_bounds``, edges densified to 21 points) in
+        ``crs`` (see :func:`reproject_bounds`). Resolution rule: unless given (in ``crs`` units),
+        it is chosen so the pixel count along each axis is preserved (``shape`` is unchanged), i.e.
+        ``new extent / old width`` and ``new extent / old height``: the same number of pixels
+        over a (slightly larger, since it is an envelope) area.
+        """
+        target = crs_key(crs)
+        if target == self.crs and resolution is None:
+            return self
+        bounds = reproject_bounds(self.grid_bounds, self.crs, target)
+        if resolution is None:
+            h, w = self.shape
+            resolution = ((bounds[2] - bounds[0]) / w, (bounds[3] - bounds[1]) / h)
+        return GeoSlice(bounds, target, resolution, self.start, self.end)
+
+    def buffer(self, pixels: int | tuple[int, int]) -> GeoSlice:
+        """The pixel grid grown by ``pixels`` on each side (an int, or ``(rows, cols)``).
+
+        The result keeps the grid alignment: its grid is this grid plus whole pixels, so its
+        ``shape`` is ``(height + 2·rows, width + 2·cols)`` and its origin moves by
+        ``(-cols·res_x, +rows·res_y)``. Negative values shrink it (at least one pixel must remain).
+        """
+        py, px = _pixel_pair(pixels, "pixels")
+        h, w = self.shape
+        if h + 2 * py < 1 or w + 2 * px < 1:
+            raise ArgumentError(f"buffer(pixels={pixels!r}) leaves no pixel of a {h}×{w} slice")
+        rx, ry = self.resolution
+        xmin, ymax = self.bounds[0] - px * rx, self.bounds[3] + py * ry
+        bounds = (xmin, ymax - (h + 2 * py) * ry, xmin + (w + 2 * px) * rx, ymax)
+        return GeoSlice._make(bounds, self.crs, self.resolution, self.start, self.end)

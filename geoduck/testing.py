@@ -202,8 +202,8 @@ def synthetic_catalog_table(n_tiles: int, n_dates: int, *, tile_deg: float = 0.1
     paths = [f"/{prefix}/{names[i]}_{date_of[i]:05d}.tif" for i in range(n)]
     box = lambda a, b, c, d: pa.StructArray.from_arrays(  # noqa: E731
         [pa.array(a), pa.array(b), pa.array(c), pa.array(d)], names=list(schema.BBOX_KEYS))
-    ts = pa.array(starts.values, type=schema.TIMESTAMP) if not static else pa.nulls(n, schema.TIMESTAMP)
-    te = pa.array(ends.values, type=schema.TIMESTAMP) if not static else pa.nulls(n, schema.TIMESTAMP)
+    ts = pa.array(starts, type=schema.TIMESTAMP) if not static else pa.nulls(n, schema.TIMESTAMP)
+    te = pa.array(ends, type=schema.TIMESTAMP) if not static else pa.nulls(n, schema.TIMESTAMP)
     data = {
         schema.ID: pa.array([item_id("raster", p) for p in paths]),
         schema.FILEPATH: pa.array(paths),

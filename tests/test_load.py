@@ -416,8 +416,11 @@ def test_bands_selection(dated):
 
 
 @pytest.mark.parametrize(("kwargs", "listed"), [
-    ({"merge": "mean"}, ["'first'", "'last'"]),
+    ({"merge": "average"}, ["'first'", "'last'", "'median'", "'count'"]),
     ({"merge": None}, ["'first'", "'last'"]),
+    ({"max_workers": 0}, ["max_workers"]),
+    ({"bands": ["B99"]}, ["'B99'", "no band descriptions", "1..3"]),
+    ({"bands": [1.5]}, ["1-based index", "1.5"]),
     ({"resampling": "cubicc"}, ["nearest", "bilinear", "cubic", "lanczos"]),
     ({"resampling": 3.5}, ["nearest", "bilinear"]),
     ({"bands": [0]}, ["1-based", "1..3"]),

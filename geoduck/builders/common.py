@@ -25,6 +25,7 @@ from pathlib import Path
 from stat import S_ISDIR
 from typing import TYPE_CHECKING, Any
 
+import pyarrow as pa
 from tqdm.auto import tqdm
 
 from .. import schema, store
@@ -42,7 +43,14 @@ PART_ROWS = 50_000
 CHUNK_FILES = 32
 """Files per task sent to a worker process."""
 
+ARROW_ROWS = 1_000
+"""Rows of the part being filled that are kept as dicts before being converted to (compact) Arrow."""
+
 TIME_GROUPS = frozenset({"date", "start", "stop"})
+
+SKIPPED = "__skipped__"
+"""Key of a header row that stands for an item the reader skipped (e.g. an empty layer of a file
+whose other layers are indexed): its value, the reason, goes to ``BuildReport.errors``."""
 
 
 @dataclass(frozen=True)
@@ -74,32 +82,73 @@ class _Tally:
     parts: list[str] = field(default_factory=list)
 
 
+class _PartBuffer:
+    """The rows of the part being filled: row dicts, converted to Arrow every ``ARROW_ROWS`` rows
+    (a few times smaller), written out as one part by :meth:`write`."""
+
+    def __init__(self, arrow_schema: pa.Schema) -> None:
+        self._schema = arrow_schema
+        self._rows: list[dict[str, Any]] = []
+        self._tables: list[pa.Table] = []
+        self.num_rows = 0
+
+    def append(self, row: dict[str, Any]) -> None:
+        self._rows.append(row)
+        self.num_rows += 1
+        if len(self._rows) >= ARROW_ROWS:
+            self._convert()
+
+    def _convert(self) -> None:
+        if self._rows:
+            self._tables.append(store.table_from_rows(self._rows, self._schema))
+            self._rows.clear()
+
+    def write(self, out: Path) -> Path | None:
+        """Write the buffered rows as a new part (None when there are none) and empty the buffer."""
+        self._convert()
+        if not self._tables:
+            return None
+        tables, self._tables, self.num_rows = self._tables, [], 0
+        return store.write_part(pa.concat_tables(tables), out)
+
+
 # -- inputs -------------------------------------------------------------------------------------
 
 def resolve_paths(paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
-                  extensions: Sequence[str]) -> list[str]:
+                  extensions: Sequence[str], directory_suffixes: Sequence[str] = ()) -> list[str]:
     """Absolute paths from a list, a glob pattern, or a directory (recursive, by extension).
 
-    URIs (``scheme://…``) are kept as given. Duplicates are dropped, order is kept.
+    A directory whose name ends with one of ``directory_suffixes`` (e.g. a ``.zarr`` store) is an
+    item itself: kept when given or found, never searched. URIs (``scheme://…``) are kept as given.
+    Duplicates are dropped, order is kept.
     """
     items = [paths] if isinstance(paths, str | os.PathLike) else list(paths)
     out: dict[str, None] = {}
     exts = tuple(e.lower() for e in extensions)
+    dir_exts = tuple(e.lower() for e in directory_suffixes)
+
+    def is_dir_item(name: str) -> bool:
+        return bool(dir_exts) and name.rstrip("/").lower().endswith(dir_exts)
+
     for item in items:
         text = os.fspath(item)
         if "://" in text:
             out[text] = None
             continue
         p = Path(text).expanduser()
-        if p.is_dir():
+        if p.is_dir() and not is_dir_item(p.name):
             for root, dirs, files in os.walk(p):
                 dirs.sort()
-                for name in sorted(files):
-                    if name.lower().endswith(exts) and not name.startswith("."):
+                stores = [d for d in dirs if is_dir_item(d)]
+                dirs[:] = [d for d in dirs if not is_dir_item(d)]
+                found = [n for n in files if n.lower().endswith(exts)] + stores
+                for name in sorted(found):
+                    if not name.startswith("."):
                         out[os.path.abspath(os.path.join(root, name))] = None
         elif globmod.has_magic(text):
             for match in sorted(globmod.glob(str(p), recursive=True)):
-                if not Path(match).is_dir():
+                inside_store = any(is_dir_item(part) for part in Path(match).parts[:-1])
+                if not inside_store and (not Path(match).is_dir() or is_dir_item(match)):
                     out[os.path.abspath(match)] = None
         else:
             out[os.path.abspath(p)] = None
@@ -304,6 +353,7 @@ def run_build(
     *,
     backend: schema.Backend,
     extensions: Sequence[str],
+    directory_suffixes: Sequence[str] = (),
     read_fn: ReadFn,
     read_env: ReadEnv | None = None,
     options: Any,
@@ -317,11 +367,13 @@ def run_build(
 
     ``read_fn(path, options)`` reads one file's headers; ``read_env()``, when given, is entered once
     around each chunk of reads (in the process doing them), e.g. for GDAL configuration options.
+    Directories named ``*<directory_suffix>`` (e.g. ``.zarr`` stores) are items, not searched.
     """
     parser.validate()
-    files = resolve_paths(paths, extensions)
+    files = resolve_paths(paths, extensions, directory_suffixes)
     if not files:
-        raise BuildError(f"no input files found in {paths!r} (looked for {', '.join(extensions)})")
+        looked_for = ", ".join((*extensions, *directory_suffixes))
+        raise BuildError(f"no input files found in {paths!r} (looked for {looked_for})")
     out = Path(out_dir).expanduser()
     if out.exists() and not out.is_dir():
         raise BuildError(f"out_dir {str(out_dir)!r} exists and is not a directory")
@@ -362,14 +414,12 @@ def run_build(
     if changed:
         log.warning("%d file(s) changed since indexed (not re-indexed), e.g. %s", len(changed), changed[0])
 
-    arrow_schema = schema.catalog_schema(backend, extra_columns)
-    batch: list[dict[str, Any]] = []
+    batch = _PartBuffer(schema.catalog_schema(backend, extra_columns))
 
     def flush() -> None:
-        if batch:
-            part = store.write_part(store.table_from_rows(batch, arrow_schema), out)
+        part = batch.write(out)
+        if part is not None:
             tally.parts.append(str(part))
-            batch.clear()
 
     n_workers = workers if workers is not None else default_workers()
     bar = tqdm(total=len(todo), unit="file", desc=f"indexing {backend}", disable=not progress or not todo)
@@ -382,6 +432,10 @@ def run_build(
                 continue
             interval, extras = named[path]
             for header in result:
+                if SKIPPED in header:
+                    tally.errors.append((path, header[SKIPPED]))
+                    log.warning("skipped part of %s: %s", path, header[SKIPPED])
+                    continue
                 row = dict(header)
                 row.update(extras)
                 row[schema.ID] = item_id(backend, path, header.get(sub_key) if sub_key else None)
@@ -393,7 +447,7 @@ def run_build(
                 batch.append(row)
                 tally.indexed += 1
             tally.files += 1
-            if len(batch) >= part_rows:
+            if batch.num_rows >= part_rows:
                 flush()
         flush()
     finally:

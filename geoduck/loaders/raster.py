@@ -1,43 +1,61 @@
-"""Raster loader: catalog rows → one GeoTensor mosaic exactly on a GeoSlice's grid.
+"""Raster loader: catalog rows → one GeoTensor mosaic (or an xarray time series) on a GeoSlice grid.
 
-Each source is read only where it overlaps the slice: a plain windowed read when the source grid is
-the slice's grid (same CRS and resolution, whole-pixel offset), else through a ``WarpedVRT`` onto the
-slice grid (GDAL reads just the source blocks it needs). Invalid pixels (nodata, outside the source,
-masked) never overwrite valid ones.
+Each source is read only where it overlaps the slice, by the cheapest exact route:
+
+1. same CRS and the slice grid is the source grid shifted by whole pixels: a plain windowed read;
+2. same CRS, other resolution or sub-pixel offset, slice inside the source: one windowed read with
+   ``out_shape`` and ``resampling`` (GDAL's resampled RasterIO, nodata-aware);
+3. otherwise (another CRS, a rotated source, a slice past the source's edge): a ``WarpedVRT`` onto
+   the slice grid (GDAL reads just the source blocks it needs).
+
+Invalid pixels (nodata, NaN, outside the source, masked) never contribute. Sources are folded by
+a merge strategy (:mod:`geoduck.loaders.merge`) in time order. Several files of one slice are
+read concurrently by a thread pool (GDAL releases the GIL) and merged in the deterministic order
+whatever the completion order. Open datasets are cached per thread and per process: a forked child
+(e.g. a DataLoader worker) never reuses its parent's file handles.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Literal
+import os
+import threading
+from collections import OrderedDict, deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
+import pandas as pd
 import rasterio
 from georeader.geotensor import GeoTensor
-from rasterio.enums import Resampling
+from rasterio.enums import MaskFlags, Resampling
+from rasterio.transform import Affine
 from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
-from sqlglot import exp
 
-from .. import compile as sqlc
-from .. import engine, schema
 from ..catalog import Catalog
 from ..errors import ArgumentError, NoDataError
-from ..geo import norm_crs
+from ..geo import crs_to_string, norm_crs
 from ..slices import GeoSlice
+from .merge import MERGERS, Merger, merger_class
+from .sources import Source, sources_for
 
-MergeMethod = Literal["first", "last"]
-MERGE_METHODS: tuple[str, ...] = ("first", "last")
+if TYPE_CHECKING:
+    import xarray as xr
 
+MergeMethod = Literal["first", "last", "min", "max", "sum", "count", "mean", "median"]
+MERGE_METHODS: tuple[str, ...] = tuple(MERGERS)
+BandSpec = int | str
+"""A 1-based band index or a band description (GDAL ``src.descriptions``, e.g. ``"B04"``)."""
 
-@dataclass(frozen=True)
-class Source:
-    """One catalog row to read for a slice."""
+DEFAULT_WORKERS = max(1, min(4, os.cpu_count() or 1))
+"""Threads reading the files of one slice concurrently (``max_workers=None``)."""
 
-    filepath: str
-    start: object
+MAX_OPEN_PER_THREAD = 64
+"""Open datasets kept per thread (least recently used closed first)."""
 
 
 def resampling_of(value: str | Resampling) -> Resampling:
@@ -51,118 +69,528 @@ def resampling_of(value: str | Resampling) -> Resampling:
         raise ArgumentError(f"resampling={value!r} is not one of: {names}") from None
 
 
-def sources_for(catalog: Catalog, slice: GeoSlice, *, newest_first: bool = False) -> list[Source]:
-    """Rows of ``catalog`` under ``slice`` (space and time), ordered by start time (static first)."""
-    rel = catalog.query(bbox=slice.grid_bounds, crs=slice.crs, start=slice.start, end=slice.end)
-    select = sqlc.aggregate(rel.node, sqlc.col(schema.FILEPATH), sqlc.col(schema.START)).order_by(
-        exp.Ordered(this=sqlc.col(schema.START), desc=newest_first, nulls_first=not newest_first),
-        exp.Ordered(this=sqlc.col(schema.FILEPATH), desc=newest_first),
-    )
-    rows = engine.cursor().execute(select.sql(dialect=sqlc.DIALECT)).fetchall()
-    return [Source(path, start) for path, start in rows]
+# -- open datasets: cached per thread, never across fork ------------------------------------------
+
+@dataclass(eq=False)
+class OpenRaster:
+    """An open dataset and the header facts the readers need (read once at open)."""
+
+    path: str
+    ds: rasterio.DatasetReader
+    crs: str | None
+    transform: Affine
+    width: int
+    height: int
+    count: int
+    nodata: tuple[float | None, ...]
+    descriptions: tuple[str | None, ...]
+    simple_masks: bool
+    """Every band's validity follows from its values (no mask band, no alpha): all valid or nodata."""
+    bands: dict[tuple[BandSpec, ...] | None, list[int]] = field(default_factory=dict)
 
 
-def _aligned_window(src: rasterio.DatasetReader, slice: GeoSlice) -> Window | None:
-    """The source window equal to the slice grid, if the grids coincide (else None)."""
-    t = src.transform
-    rx, ry = slice.resolution
-    if t.b != 0 or t.d != 0 or not math.isclose(t.a, rx, rel_tol=1e-9) or not math.isclose(-t.e, ry, rel_tol=1e-9):
+class _Handles(threading.local):
+    def __init__(self) -> None:
+        self.pid = os.getpid()
+        self.lru: OrderedDict[tuple[str, int | None], OpenRaster] = OrderedDict()
+
+
+_handles = _Handles()
+_inherited: list[OpenRaster] = []
+"""Handles a forked child inherited: kept alive but never used (their file offsets are shared
+with the parent) and never closed (that would call into GDAL state copied mid-flight)."""
+
+
+def open_raster(path: str, *, mtime: int | None = None, crs: str | None = None) -> OpenRaster:
+    """The calling thread's open dataset of ``path`` (opened on first use in this process).
+
+    ``mtime`` (from the catalog) is part of the cache key, so a rebuilt file is reopened; ``crs``
+    is the catalogued native CRS string (computed from the file when None).
+    """
+    h = _handles
+    if h.pid != os.getpid():  # a forked child: drop the parent's handles
+        _inherited.extend(h.lru.values())
+        h.lru = OrderedDict()
+        h.pid = os.getpid()
+    key = (path, mtime)
+    hit = h.lru.get(key)
+    if hit is not None:
+        h.lru.move_to_end(key)
+        return hit
+    ds = rasterio.open(path)
+    try:
+        flags = ds.mask_flag_enums
+        simple = all(f in ([MaskFlags.all_valid], [MaskFlags.nodata]) for f in flags)
+        opened = OpenRaster(
+            path=path, ds=ds, crs=crs if crs is not None else _crs_string(ds.crs),
+            transform=ds.transform, width=ds.width, height=ds.height, count=ds.count,
+            nodata=tuple(ds.nodatavals), descriptions=tuple(ds.descriptions), simple_masks=simple)
+    except Exception:
+        ds.close()
+        raise
+    h.lru[key] = opened
+    while len(h.lru) > MAX_OPEN_PER_THREAD:
+        h.lru.popitem(last=False)[1].ds.close()
+    return opened
+
+
+def _crs_string(crs: rasterio.crs.CRS | None) -> str | None:
+    return None if crs is None else crs_to_string(norm_crs(crs))
+
+
+def clear_dataset_cache() -> None:
+    """Close the calling thread's cached datasets."""
+    h = _handles
+    if h.pid == os.getpid():
+        for opened in h.lru.values():
+            opened.ds.close()
+    h.lru = OrderedDict()
+    h.pid = os.getpid()
+
+
+# -- bands ----------------------------------------------------------------------------------------
+
+def _band_spec(bands: Sequence[BandSpec] | BandSpec | None) -> tuple[BandSpec, ...] | None:
+    """Normalise ``bands`` to a tuple of ints / strings (None = all bands)."""
+    if bands is None:
         return None
-    if norm_crs(src.crs) != norm_crs(slice.crs):
-        return None
-    col = (slice.bounds[0] - t.c) / rx
-    row = (t.f - slice.bounds[3]) / ry
-    if abs(col - round(col)) > 1e-6 or abs(row - round(row)) > 1e-6:
-        return None
-    return Window(round(col), round(row), slice.width, slice.height)
+    items = [bands] if isinstance(bands, int | str | np.integer) else list(bands)
+    spec: list[BandSpec] = []
+    for b in items:
+        if isinstance(b, bool) or not isinstance(b, int | str | np.integer):
+            raise ArgumentError(f"bands={bands!r}: each band is a 1-based index or a band description, "
+                                f"got {b!r}")
+        spec.append(b if isinstance(b, str) else int(b))
+    return tuple(spec)
 
 
-def read_source(path: str, slice: GeoSlice, bands: Sequence[int], resampling: Resampling
+def band_indexes(spec: tuple[BandSpec, ...] | None, r: OpenRaster) -> list[int]:
+    """1-based band indexes of ``spec`` in ``r`` (names matched to band descriptions, exactly,
+    else case-insensitively); ArgumentError naming the file and what it offers otherwise."""
+    hit = r.bands.get(spec)
+    if hit is not None:
+        return hit
+    if spec is None:
+        out = list(range(1, r.count + 1))
+    else:
+        out = []
+        for b in spec:
+            out.append(_band_index(b, spec, r))
+        if not out:
+            raise ArgumentError(f"bands=[] must be 1-based band indexes in 1..{r.count} "
+                                f"({r.path} has {r.count} band(s))")
+    r.bands[spec] = out
+    return out
+
+
+def _band_index(b: BandSpec, spec: tuple[BandSpec, ...], r: OpenRaster) -> int:
+    if isinstance(b, int):
+        if 1 <= b <= r.count:
+            return b
+        raise ArgumentError(f"bands={list(spec)!r} must be 1-based band indexes in 1..{r.count} "
+                            f"({r.path} has {r.count} band(s)) or band descriptions")
+    names = r.descriptions
+    for matches in ([i for i, d in enumerate(names) if d == b],
+                    [i for i, d in enumerate(names) if d is not None and d.lower() == b.lower()]):
+        if len(matches) == 1:
+            return matches[0] + 1
+    offered = ", ".join(f"{i} {d!r}" for i, d in enumerate(names, start=1) if d)
+    if not offered:
+        raise ArgumentError(f"bands: no band named {b!r}: {r.path} has no band descriptions; "
+                            f"use 1-based indexes 1..{r.count}")
+    raise ArgumentError(f"bands: no band named {b!r} in {r.path}; available: {offered} "
+                        f"(or 1-based indexes 1..{r.count})")
+
+
+# -- reading one source onto the slice grid --------------------------------------------------------
+
+def _validity(r: OpenRaster, values: np.ndarray, idx: Sequence[int],
+              masks: Callable[[], np.ndarray]) -> np.ndarray:
+    """Boolean validity of ``values`` read from bands ``idx``: from nodata (and NaN) when the
+    bands have no mask band, else from ``masks()`` (GDAL's mask bands)."""
+    if not r.simple_masks:
+        valid = masks() > 0
+    else:
+        nodata = {r.nodata[i - 1] for i in idx}
+        if len(nodata) == 1:
+            valid = _not_nodata(values, nodata.pop())
+        else:
+            valid = np.stack([_not_nodata(v, r.nodata[i - 1]) for v, i in zip(values, idx, strict=True)])
+    if values.dtype.kind in "fc":
+        valid &= ~np.isnan(values)
+    return valid
+
+
+def _not_nodata(values: np.ndarray, nodata: float | None) -> np.ndarray:
+    if nodata is None or math.isnan(nodata):  # NaN is handled with every float array
+        return np.ones(values.shape, bool)
+    if values.dtype.kind in "iu":
+        lo, hi = _int_range(values.dtype)
+        if not (float(nodata).is_integer() and lo <= nodata <= hi):
+            return np.ones(values.shape, bool)  # the dtype cannot hold it: no pixel has it
+    return values != values.dtype.type(nodata)  # in the array's dtype (a float would upcast it)
+
+
+@dataclass(frozen=True, slots=True)
+class Grid:
+    """A GeoSlice's pixel grid, derived once per load (a GeoSlice derives it on every access)."""
+
+    crs: str
+    transform: Affine
+    height: int
+    width: int
+
+    @classmethod
+    def of(cls, s: GeoSlice) -> Grid:
+        h, w = s.shape
+        return cls(s.crs, s.transform, h, w)
+
+
+@lru_cache(maxsize=32)
+def _int_range(dtype: np.dtype) -> tuple[int, int]:
+    info = np.iinfo(dtype)
+    return int(info.min), int(info.max)
+
+
+def _source_window(r: OpenRaster, g: Grid) -> Window | None:
+    """The slice grid in source pixel coordinates, if both are north-up in the same CRS."""
+    t, d = r.transform, g.transform
+    if r.crs != g.crs or t.b != 0 or t.d != 0 or t.a <= 0 or t.e >= 0:
+        return None
+    return Window((d.c - t.c) / t.a, (t.f - d.f) / -t.e, g.width * d.a / t.a, g.height * d.e / t.e)
+
+
+def _is_whole(v: float) -> bool:
+    return abs(v - round(v)) <= 1e-6
+
+
+def read_on_grid(r: OpenRaster, g: Grid, idx: list[int], resampling: Resampling
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """(values (b, h, w) in the source dtype, valid (b, h, w)) of bands ``idx`` on grid ``g``."""
+    h, w = g.height, g.width
+    win = _source_window(r, g)
+    if win is not None and math.isclose(win.width, w, rel_tol=1e-9) \
+            and math.isclose(win.height, h, rel_tol=1e-9) and _is_whole(win.col_off) and _is_whole(win.row_off):
+        return _read_aligned(r, idx, round(win.col_off), round(win.row_off), h, w)
+    eps = 1e-6
+    if win is not None and win.col_off >= -eps and win.row_off >= -eps \
+            and win.col_off + win.width <= r.width + eps and win.row_off + win.height <= r.height + eps:
+        win = Window(max(win.col_off, 0.0), max(win.row_off, 0.0),
+                     min(win.width, r.width - max(win.col_off, 0.0)),
+                     min(win.height, r.height - max(win.row_off, 0.0)))
+        shape = (len(idx), h, w)
+        values = r.ds.read(idx, window=win, out_shape=shape, resampling=resampling)
+        return values, _validity(r, values, idx, lambda: r.ds.read_masks(
+            idx, window=win, out_shape=shape, resampling=Resampling.nearest))
+    return _read_warped(r, g, idx, resampling)
+
+
+def _read_aligned(r: OpenRaster, idx: list[int], col: int, row: int, h: int, w: int
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    c0, r0 = max(col, 0), max(row, 0)
+    c1, r1 = min(col + w, r.width), min(row + h, r.height)
+    if c0 == col and r0 == row and c1 == col + w and r1 == row + h:  # inside the source
+        win = Window(col, row, w, h)
+        values = r.ds.read(idx, window=win)
+        return values, _validity(r, values, idx, lambda: r.ds.read_masks(idx, window=win))
+    values = np.zeros((len(idx), h, w), dtype=r.ds.dtypes[idx[0] - 1])
+    valid = np.zeros((len(idx), h, w), dtype=bool)
+    if c0 < c1 and r0 < r1:
+        win = Window(c0, r0, c1 - c0, r1 - r0)
+        part = np.s_[:, r0 - row:r1 - row, c0 - col:c1 - col]
+        values[part] = v = r.ds.read(idx, window=win)
+        valid[part] = _validity(r, v, idx, lambda: r.ds.read_masks(idx, window=win))
+    return values, valid
+
+
+def _read_warped(r: OpenRaster, g: Grid, idx: list[int], resampling: Resampling
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    opts = dict(crs=_rio_crs(g.crs), transform=g.transform, width=g.width, height=g.height,
+                resampling=resampling)
+    has_nodata = all(r.nodata[i - 1] is not None for i in idx)
+    if r.simple_masks and has_nodata:  # outside the source and invalid pixels warp to nodata
+        with WarpedVRT(r.ds, **opts) as vrt:
+            values = vrt.read(idx)
+        return values, _validity(r, values, idx, lambda: np.ones(values.shape, np.uint8))
+    with WarpedVRT(r.ds, add_alpha=True, **opts) as vrt:  # the alpha band says where the source is
+        data = vrt.read([*idx, vrt.count])
+        values, alpha = data[:-1], data[-1] > 0
+        if r.simple_masks:
+            valid = _validity(r, values, idx, lambda: np.ones(values.shape, np.uint8))
+            valid &= alpha
+        else:
+            valid = (vrt.read_masks(idx) > 0) & alpha
+            if values.dtype.kind in "fc":
+                valid &= ~np.isnan(values)
+    return values, valid
+
+
+@lru_cache(maxsize=64)
+def _rio_crs(crs: str) -> rasterio.crs.CRS:
+    return rasterio.crs.CRS.from_user_input(crs)
+
+
+def read_source(path: str, slice: GeoSlice, bands: Sequence[BandSpec], resampling: str | Resampling
                 ) -> tuple[np.ndarray, np.ndarray, float | None]:
-    """(values (b, h, w), valid mask (b, h, w), source nodata) of one file on the slice grid."""
-    h, w = slice.shape
-    with rasterio.open(path) as src:
-        if max(bands) > src.count:
-            raise ArgumentError(f"bands={list(bands)}: {path} has only {src.count} band(s)")
-        window = _aligned_window(src, slice)
-        if window is not None:
-            values = np.zeros((len(bands), h, w), dtype=src.dtypes[0])
-            valid = np.zeros((len(bands), h, w), dtype=bool)
-            inter = window.intersection(Window(0, 0, src.width, src.height)) if _overlaps(window, src) else None
-            if inter is not None:
-                r0, c0 = int(inter.row_off - window.row_off), int(inter.col_off - window.col_off)
-                sl = np.s_[:, r0:r0 + int(inter.height), c0:c0 + int(inter.width)]
-                values[sl] = src.read(list(bands), window=inter)
-                valid[sl] = src.read_masks(list(bands), window=inter) > 0
-            return values, valid, src.nodata
-        opts = dict(crs=slice.crs, transform=slice.transform, width=w, height=h, resampling=resampling)
-        if src.nodata is None:
-            opts["add_alpha"] = True
-        with WarpedVRT(src, **opts) as vrt:
-            values = vrt.read(list(bands))
-            if src.nodata is None:  # the added alpha (last band) is the only validity mask
-                valid = np.broadcast_to(vrt.read(vrt.count) > 0, values.shape).copy()
-            else:
-                valid = vrt.read_masks(list(bands)) > 0
-        return values, valid, src.nodata
+    """(values (b, h, w), valid mask (b, h, w), band-1 nodata) of one file on the slice grid."""
+    r = open_raster(path)
+    idx = band_indexes(_band_spec(bands), r)
+    values, valid = read_on_grid(r, Grid.of(slice), idx, resampling_of(resampling))
+    return values, valid, r.nodata[0]
 
 
-def _overlaps(window: Window, src: rasterio.DatasetReader) -> bool:
-    return (window.col_off < src.width and window.row_off < src.height
-            and window.col_off + window.width > 0 and window.row_off + window.height > 0)
+# -- concurrency -------------------------------------------------------------------------------------
+
+_pools: dict[tuple[int, int], ThreadPoolExecutor] = {}
+_pools_lock = threading.Lock()
+
+
+def _pool(workers: int) -> ThreadPoolExecutor:
+    """A per-process pool (a forked child gets its own: the parent's threads do not exist there)."""
+    pid = os.getpid()
+    with _pools_lock:
+        if any(p != pid for p, _ in _pools):
+            _pools.clear()
+        pool = _pools.get((pid, workers))
+        if pool is None:
+            pool = _pools[(pid, workers)] = ThreadPoolExecutor(workers, thread_name_prefix="geoduck-read")
+        return pool
+
+
+def _run_ordered(n: int, read: Callable[[int], tuple[np.ndarray, np.ndarray]],
+                 feed: Callable[[int, tuple[np.ndarray, np.ndarray]], None],
+                 skip: Callable[[int], bool], workers: int) -> None:
+    """``feed(i, read(i))`` for i = 0..n-1 in order, skipping ``skip(i)``; with ``workers > 1``
+    up to ``workers`` reads run ahead in a thread pool."""
+    if workers <= 1 or n <= 1:
+        for i in range(n):
+            if not skip(i):
+                feed(i, read(i))
+        return
+    pool = _pool(workers)
+    pending: deque[tuple[int, Future]] = deque()
+    nxt = 0
+    try:
+        while True:
+            while nxt < n and len(pending) < workers:
+                if not skip(nxt):
+                    pending.append((nxt, pool.submit(read, nxt)))
+                nxt += 1
+            if not pending:
+                return
+            i, fut = pending.popleft()
+            result = fut.result()
+            if not skip(i):
+                feed(i, result)
+    finally:
+        for _, fut in pending:
+            fut.cancel()
+
+
+# -- merging -----------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class _Plan:
+    """What every source of one load shares: bands, output shape, dtype, nodata."""
+
+    spec: tuple[BandSpec, ...]
+    shape: tuple[int, int, int]
+    dtype: np.dtype
+    nodata: float | None
+
+
+def _plan(sources: Sequence[Source], g: Grid, bands: Sequence[BandSpec] | BandSpec | None) -> _Plan:
+    """Bands resolved on the earliest source (all its bands by default); dtype = the sources'
+    common dtype, nodata = the earliest source's (as catalogued; from the file when missing)."""
+    ordered = sorted(sources, key=_time_key)
+    first = ordered[0]
+    r = open_raster(first.filepath, mtime=first.mtime, crs=first.crs)
+    spec = _band_spec(bands)
+    idx = band_indexes(spec, r)
+    if spec is None:
+        spec = tuple(idx)
+    dtypes = {src.dtype for src in sources} - {None}
+    nodata = next((src.nodata for src in ordered if src.nodata is not None), None)
+    if first.dtype is None:  # a catalog without the raster columns: ask the file
+        dtypes.add(r.ds.dtypes[0])
+        nodata = r.nodata[0] if nodata is None else nodata
+    return _Plan(spec, (len(spec), g.height, g.width), np.result_type(*sorted(dtypes)), nodata)
+
+
+def _time_key(s: Source) -> tuple:
+    return (s.start is not None, s.start.value if s.start is not None else 0, s.filepath)
+
+
+def _merge(groups: list[list[Source]], plan: _Plan, method: type[Merger], g: Grid,
+           resampling: Resampling, workers: int) -> list[Merger]:
+    """One merger per group, fed its sources (in the merger's order) read on grid ``g``."""
+    n_max = max((len(g) for g in groups), default=1)
+    mergers = [method(plan.shape, plan.dtype, plan.nodata, n_sources=n_max) for _ in groups]
+    tasks = [(k, src) for k, group in enumerate(groups)
+             for src in sorted(group, key=_time_key, reverse=method.newest_first)]
+
+    def read(i: int) -> tuple[np.ndarray, np.ndarray]:
+        src = tasks[i][1]
+        r = open_raster(src.filepath, mtime=src.mtime, crs=src.crs)
+        return read_on_grid(r, g, band_indexes(plan.spec, r), resampling)
+
+    _run_ordered(len(tasks), read, lambda i, res: mergers[tasks[i][0]].feed(*res),
+                 lambda i: mergers[tasks[i][0]].is_done, workers)
+    return mergers
+
+
+def _workers(max_workers: int | None) -> int:
+    if max_workers is None:
+        return DEFAULT_WORKERS
+    if isinstance(max_workers, bool) or not isinstance(max_workers, int) or max_workers < 1:
+        raise ArgumentError(f"max_workers={max_workers!r} must be a positive integer or None")
+    return max_workers
+
+
+def _no_rows(s: GeoSlice, extra: str = "") -> NoDataError:
+    return NoDataError(f"no catalog row intersects the slice bounds={s.bounds} crs={s.crs} "
+                       f"interval=[{s.start}, {s.end}]{extra}")
 
 
 def load_raster(
     catalog: Catalog,
     slice: GeoSlice,
     *,
-    bands: Sequence[int] | None = None,
+    bands: Sequence[BandSpec] | BandSpec | None = None,
     resampling: str | Resampling = "bilinear",
     merge: MergeMethod = "first",
+    max_workers: int | None = None,
 ) -> GeoTensor:
     """Mosaic the catalog's rasters under ``slice`` onto its grid.
 
     Args:
         catalog: a catalog (or a query of one) of raster rows.
-        slice: the output grid, CRS and time interval.
-        bands: 1-based band indexes (default: all bands of the first source).
-        resampling: GDAL resampling name or ``rasterio.enums.Resampling``, used when reprojecting.
-        merge: ``"first"``: the earliest acquisition (by ``start_datetime``, static rows first) wins
-            each pixel; ``"last"``: the latest wins. Invalid pixels never win.
+        slice: the output grid (bounds and resolution in ``slice.crs`` units) and time interval.
+        bands: 1-based band indexes and/or band descriptions (``"B04"``, ``"QA60"``), mixed
+            allowed, resolved in each file; default: all bands of the earliest source.
+        resampling: GDAL resampling name or ``rasterio.enums.Resampling``, used when the source
+            grid is not the slice grid (other CRS or resolution, sub-pixel offset).
+        merge: how overlapping valid observations combine, in time order (``start_datetime``,
+            static rows first, ties by path): ``"first"`` / ``"last"`` (earliest / latest wins;
+            reading stops once every pixel is filled), ``"min"``, ``"max"``, ``"sum"``,
+            ``"count"`` (valid observations per pixel), ``"mean"``, ``"median"``. Invalid pixels
+            never count. Output dtypes and fill values: see :mod:`geoduck.loaders.merge`.
+        max_workers: threads reading the slice's files concurrently (default
+            :data:`DEFAULT_WORKERS`; 1 reads sequentially in the calling thread). The result does
+            not depend on it.
 
     Returns:
-        GeoTensor (bands, height, width) with ``slice.transform`` and ``slice.crs``; pixels no source
-        covers hold ``fill_value_default`` (the first source's nodata, else 0).
-    """
-    if merge not in MERGE_METHODS:
-        raise ArgumentError(f"merge={merge!r} is not one of {MERGE_METHODS}")
-    method = resampling_of(resampling)
-    sources = sources_for(catalog, slice, newest_first=(merge == "last"))
-    if not sources:
-        raise NoDataError(f"no catalog row intersects the slice bounds={slice.bounds} crs={slice.crs} "
-                          f"interval=[{slice.start}, {slice.end}]")
-    with rasterio.open(sources[0].filepath) as first:
-        count = first.count
-    bands = list(range(1, count + 1)) if bands is None else [int(b) for b in bands]
-    if not bands or min(bands) < 1 or max(bands) > count:
-        raise ArgumentError(f"bands={bands!r} must be 1-based band indexes in 1..{count} "
-                            f"({sources[0].filepath} has {count} band(s))")
+        GeoTensor (bands, height, width) with ``slice.transform`` and ``slice.crs``; pixels with
+        no valid observation hold ``fill_value_default`` (first/last/min/max: the sources' nodata,
+        else 0; count and integer sums: 0; mean, median and float sums: NaN).
 
-    out: np.ndarray | None = None
-    filled: np.ndarray | None = None
-    fill_value: float = 0
-    for source in sources:
-        values, valid, nodata = read_source(source.filepath, slice, bands, method)
-        if out is None:
-            fill_value = 0 if nodata is None else nodata
-            out = np.full(values.shape, fill_value, dtype=values.dtype)
-            filled = np.zeros(values.shape, dtype=bool)
-        take = valid & ~filled
-        out[take] = values[take]
-        filled |= take
-        if filled.all():
-            break
-    assert out is not None
-    fill = fill_value.item() if isinstance(fill_value, np.generic) else fill_value
-    return GeoTensor(out, transform=slice.transform, crs=rasterio.crs.CRS.from_user_input(slice.crs),
-                     fill_value_default=fill)
+    Raises:
+        NoDataError: no catalog row intersects the slice (space and time).
+        ArgumentError: unknown merge method, resampling or band (the message lists what exists).
+    """
+    method = merger_class(merge)
+    rs = resampling_of(resampling)
+    workers = _workers(max_workers)
+    sources = sources_for(catalog, slice)
+    if not sources:
+        raise _no_rows(slice)
+    grid = Grid.of(slice)
+    plan = _plan(sources, grid, bands)
+    (merger,) = _merge([sources], plan, method, grid, rs, workers)
+    return GeoTensor(merger.result(), transform=grid.transform, crs=_rio_crs(grid.crs),
+                     fill_value_default=merger.fill)
+
+
+def load_raster_timeseries(
+    catalog: Catalog,
+    slice: GeoSlice,
+    *,
+    bands: Sequence[BandSpec] | BandSpec | None = None,
+    freq: str | None = None,
+    aggregation: MergeMethod = "first",
+    resampling: str | Resampling = "bilinear",
+    max_workers: int | None = None,
+) -> xr.DataArray:
+    """A (time, band, y, x) stack of the catalog's rasters under ``slice``, on its grid.
+
+    Steps: one per distinct acquisition (``start_datetime``) or, with a pandas ``freq`` (``"D"``,
+    ``"W"``, ``"MS"``, ``"QS"``, ``"YS"`` …), one per period from the first to the last
+    acquisition (pandas ``resample`` bins and labels; periods without data are kept, all fill).
+    Files of one step (several tiles of an acquisition, or the acquisitions of a period) are
+    merged with ``aggregation`` (any ``load_raster`` merge method). Static rows (no time) take no
+    part. Each file is read once; ``bands``, ``resampling`` and ``max_workers`` as in
+    :func:`load_raster`.
+
+    Returns:
+        ``xr.DataArray`` with dims ``(time, band, y, x)``; coords ``time`` (datetime64, UTC without
+        time zone: the acquisition start or the period label), ``band`` (the requested bands,
+        strings if any was a name; default 1-based indexes), ``y``/``x`` (pixel centres in
+        ``slice.crs`` units) and ``spatial_ref`` (CRS and GeoTransform written as rioxarray's
+        ``rio.write_crs``/``rio.write_transform`` do, so ``da.rio.crs`` works when rioxarray is
+        installed); attrs ``crs``, ``transform`` (6 affine coefficients), ``res``, ``_FillValue``,
+        ``aggregation``, ``freq``, ``resampling``.
+    """
+    import xarray as xr
+
+    method = merger_class(aggregation)
+    rs = resampling_of(resampling)
+    workers = _workers(max_workers)
+    found = sources_for(catalog, slice)
+    dated = [src for src in found if src.start is not None]
+    if not dated:
+        raise _no_rows(slice, " with a start_datetime (static rows form no time step)" if found else "")
+    labels, groups = _time_groups(dated, freq)
+    grid = Grid.of(slice)
+    plan = _plan(dated, grid, bands)
+    mergers = _merge(groups, plan, method, grid, rs, workers)
+    data = np.stack([m.result() for m in mergers])
+    fill = mergers[0].fill
+    t, h, w = grid.transform, grid.height, grid.width
+    spec = plan.spec
+    band = list(spec) if all(isinstance(b, int) for b in spec) else [str(b) for b in spec]
+    time = pd.DatetimeIndex(labels).tz_convert("UTC").tz_localize(None)
+    coords = {
+        "time": time, "band": band,
+        "y": t.f + (np.arange(h) + 0.5) * t.e, "x": t.c + (np.arange(w) + 0.5) * t.a,
+        "spatial_ref": xr.Variable((), 0, attrs=_grid_mapping(slice)),
+    }
+    da = xr.DataArray(data, dims=("time", "band", "y", "x"), coords=coords, attrs={
+        "crs": slice.crs, "transform": tuple(t)[:6], "res": slice.resolution, "_FillValue": fill,
+        "aggregation": method.name, "freq": freq or "acquisition", "resampling": rs.name,
+    })
+    da.encoding["grid_mapping"] = "spatial_ref"
+    return da
+
+
+def _time_groups(sources: list[Source], freq: str | None) -> tuple[list[pd.Timestamp], list[list[Source]]]:
+    """(labels, sources per step): by distinct start, or by pandas ``freq`` period."""
+    ordered = sorted(sources, key=_time_key)
+    starts = pd.DatetimeIndex([src.start for src in ordered])
+    if freq is None:
+        labels = list(starts.unique())
+        groups: dict[pd.Timestamp, list[Source]] = {label: [] for label in labels}
+        for ts, src in zip(starts, ordered, strict=True):
+            groups[ts].append(src)
+        return labels, list(groups.values())
+    try:
+        bins = pd.Series(np.arange(len(ordered)), index=starts).resample(freq)
+        steps = [(label, [ordered[i] for i in members]) for label, members in bins]
+    except (ValueError, TypeError) as exc:
+        raise ArgumentError(f"freq={freq!r} is not a pandas frequency (e.g. 'D', 'W', 'MS', 'QS', "
+                            f"'YS'): {exc}") from None
+    return [label for label, _ in steps], [group for _, group in steps]
+
+
+def _grid_mapping(s: GeoSlice) -> dict[str, object]:
+    """CF grid-mapping attributes as rioxarray writes them (``crs_wkt``, ``spatial_ref``,
+    ``GeoTransform``)."""
+    crs = norm_crs(s.crs)
+    attrs: dict[str, object] = {}
+    try:
+        attrs.update(crs.to_cf())
+    except Exception:  # noqa: BLE001 - some CRSs have no CF form; the WKT below is enough
+        pass
+    wkt = crs.to_wkt()
+    attrs.update(crs_wkt=wkt, spatial_ref=wkt,
+                 GeoTransform=" ".join(repr(float(v)) for v in s.transform.to_gdal()))
+    return attrs

@@ -1,0 +1,266 @@
+"""Merge methods: small strategy objects that fold per-source arrays into one mosaic.
+
+A merger is fed each source's ``(values, valid)`` pair on the output grid, in the order it asks for
+(:attr:`Merger.newest_first`), and says when feeding more cannot change the result
+(:attr:`Merger.is_done`, so ``first``/``last`` stop reading once every pixel is filled). Invalid
+pixels (nodata, outside the source, masked, NaN) never contribute.
+
+Output dtypes and fill values (``fill`` = what a pixel without any valid observation holds, also
+the GeoTensor's ``fill_value_default``):
+
+========================  =====================================================  ====================
+method                    dtype                                                  fill
+========================  =====================================================  ====================
+first, last, min, max     the sources' dtype (``np.result_type`` of all sources)  the sources' nodata, else 0
+sum                       int64 (bool/ints; uint64 stays uint64), float64         0 for ints, NaN for floats
+count                     uint16 (int32 beyond 65,535 sources)                    0
+mean, median              float32 for ≤ 16-bit ints and float32, else float64     NaN
+========================  =====================================================  ====================
+
+``sum`` of no observation is the empty sum 0 for integer outputs; use ``count`` to tell "no
+observation" apart. ``median`` of an even number of observations is the mean of the middle two.
+"""
+
+from __future__ import annotations
+
+import warnings
+from functools import lru_cache
+from typing import ClassVar
+
+import numpy as np
+
+from ..errors import ArgumentError
+
+
+class Merger:
+    """Folds ``(values, valid)`` arrays of shape ``shape`` into one array (see module docstring).
+
+    Args:
+        shape: (bands, height, width) of the output.
+        dtype: the sources' common dtype.
+        nodata: the sources' nodata value (None: none), the fill of source-dtype outputs.
+        n_sources: how many sources may be fed (sizes the ``count`` dtype).
+    """
+
+    name: ClassVar[str]
+    newest_first: ClassVar[bool] = False
+    """Feed sources latest ``start_datetime`` first (``last``) instead of earliest first."""
+
+    def __init__(self, shape: tuple[int, ...], dtype: np.dtype, nodata: float | None,
+                 n_sources: int = 1) -> None:
+        self.shape = tuple(shape)
+        self.source_dtype = np.dtype(dtype)
+        self.dtype, self.fill = output_spec(self.name, self.source_dtype, nodata, n_sources)
+
+    def feed(self, values: np.ndarray, valid: np.ndarray) -> None:
+        """Add one source: ``values`` (bands, h, w) and its boolean ``valid`` mask (same shape).
+        The merger may modify and keep both arrays."""
+        raise NotImplementedError
+
+    @property
+    def is_done(self) -> bool:
+        """True when no further source can change :meth:`result`."""
+        return False
+
+    def result(self) -> np.ndarray:
+        """The merged array (``self.dtype``), ``self.fill`` where no source was valid."""
+        raise NotImplementedError
+
+
+def _fill_scalar(dtype: np.dtype, value: float) -> int | float:
+    """``value`` as a Python scalar of ``dtype``; 0 when an integer dtype cannot hold it."""
+    if dtype.kind in "iub" and not (np.isfinite(value) and _int_range(dtype)[0] <= value <= _int_range(dtype)[1]):
+        value = 0
+    return dtype.type(value).item()
+
+
+def _int_range(dtype: np.dtype) -> tuple[int, int]:
+    info = np.iinfo(dtype) if dtype.kind != "b" else np.iinfo(np.uint8)
+    return int(info.min), int(info.max)
+
+
+@lru_cache(maxsize=256)
+def output_spec(method: str, dtype: np.dtype, nodata: float | None, n_sources: int = 1
+                ) -> tuple[np.dtype, int | float]:
+    """(output dtype, fill value) of ``method`` for sources of ``dtype`` with ``nodata``."""
+    dtype = np.dtype(dtype)
+    if method in ("first", "last", "min", "max"):
+        return dtype, _fill_scalar(dtype, 0 if nodata is None else nodata)
+    if method == "sum":
+        if dtype.kind in "fc":
+            out = np.dtype("complex128" if dtype.kind == "c" else "float64")
+            return out, _fill_scalar(out, np.nan)
+        return (np.dtype("uint64"), 0) if dtype == np.uint64 else (np.dtype("int64"), 0)
+    if method == "count":
+        return np.dtype("uint16" if n_sources <= np.iinfo(np.uint16).max else "int32"), 0
+    if method in ("mean", "median"):
+        out = np.result_type(dtype, np.float32) if dtype.kind != "c" else np.dtype("complex128")
+        return np.dtype(out), _fill_scalar(np.dtype(out), np.nan)
+    raise ArgumentError(f"merge={method!r} is not one of {tuple(MERGERS)}")
+
+
+class _Filled(Merger):
+    """Keeps one value per pixel and which pixels are filled."""
+
+    def __init__(self, *args, **kwargs) -> None:  # noqa: ANN002, ANN003
+        super().__init__(*args, **kwargs)
+        self.out: np.ndarray | None = None
+        self.filled: np.ndarray | None = None
+
+    def _first_feed(self, values: np.ndarray, valid: np.ndarray) -> bool:
+        """Adopt the first source's arrays; returns whether every pixel is valid."""
+        values = values.astype(self.dtype, copy=False)
+        full = bool(valid.all())
+        if not full:
+            np.copyto(values, self.fill, where=~valid, casting="unsafe")
+        self.out, self.filled = values, valid
+        return full
+
+    def result(self) -> np.ndarray:
+        if self.out is None:
+            return np.full(self.shape, self.fill, dtype=self.dtype)
+        return self.out
+
+
+class FirstMerger(_Filled):
+    """The earliest valid observation wins each pixel (static rows first, then by path)."""
+
+    name = "first"
+
+    _done = False
+
+    def feed(self, values: np.ndarray, valid: np.ndarray) -> None:
+        if self.out is None:
+            self._done = self._first_feed(values, valid)
+            return
+        take = valid & ~self.filled
+        np.copyto(self.out, values, where=take, casting="unsafe")
+        self.filled |= take
+        self._done = bool(self.filled.all())
+
+    @property
+    def is_done(self) -> bool:
+        return self._done
+
+
+class LastMerger(FirstMerger):
+    """The latest valid observation wins: ``first`` fed newest first."""
+
+    name = "last"
+    newest_first = True
+
+
+class MinMerger(_Filled):
+    """Per-pixel minimum of the valid observations."""
+
+    name = "min"
+    _better = staticmethod(np.less)
+
+    def feed(self, values: np.ndarray, valid: np.ndarray) -> None:
+        if self.out is None:
+            self._first_feed(values, valid)
+            return
+        values = values.astype(self.dtype, copy=False)
+        take = valid & (~self.filled | self._better(values, self.out))
+        np.copyto(self.out, values, where=take)
+        self.filled |= valid
+
+
+class MaxMerger(MinMerger):
+    """Per-pixel maximum of the valid observations."""
+
+    name = "max"
+    _better = staticmethod(np.greater)
+
+
+class SumMerger(Merger):
+    """Per-pixel sum (in a wide dtype) and count of the valid observations."""
+
+    name = "sum"
+
+    def __init__(self, *args, **kwargs) -> None:  # noqa: ANN002, ANN003
+        super().__init__(*args, **kwargs)
+        self.total = np.zeros(self.shape, dtype=self._accumulator())
+        self.count = np.zeros(self.shape, dtype=np.int64)
+
+    def _accumulator(self) -> np.dtype:
+        return self.dtype
+
+    def feed(self, values: np.ndarray, valid: np.ndarray) -> None:
+        np.add(self.total, values, out=self.total, where=valid, casting="unsafe")
+        self.count += valid
+
+    def result(self) -> np.ndarray:
+        out = self.total.astype(self.dtype, copy=False)
+        if self.fill != 0:
+            out[self.count == 0] = self.fill
+        return out
+
+
+class MeanMerger(SumMerger):
+    """Per-pixel mean of the valid observations (accumulated in float64)."""
+
+    name = "mean"
+
+    def _accumulator(self) -> np.dtype:
+        return np.dtype("complex128" if self.dtype.kind == "c" else "float64")
+
+    def result(self) -> np.ndarray:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out = (self.total / self.count).astype(self.dtype, copy=False)
+        out[self.count == 0] = self.fill
+        return out
+
+
+class CountMerger(Merger):
+    """Number of valid observations per pixel."""
+
+    name = "count"
+
+    def __init__(self, *args, **kwargs) -> None:  # noqa: ANN002, ANN003
+        super().__init__(*args, **kwargs)
+        self.count = np.zeros(self.shape, dtype=self.dtype)
+
+    def feed(self, values: np.ndarray, valid: np.ndarray) -> None:
+        self.count += valid
+
+    def result(self) -> np.ndarray:
+        return self.count
+
+
+class MedianMerger(Merger):
+    """Per-pixel median of the valid observations (keeps every observation until :meth:`result`)."""
+
+    name = "median"
+
+    def __init__(self, *args, **kwargs) -> None:  # noqa: ANN002, ANN003
+        super().__init__(*args, **kwargs)
+        self.stack: list[np.ndarray] = []
+
+    def feed(self, values: np.ndarray, valid: np.ndarray) -> None:
+        values = values.astype(self.dtype)
+        values[~valid] = np.nan
+        self.stack.append(values)
+
+    def result(self) -> np.ndarray:
+        if not self.stack:
+            return np.full(self.shape, self.fill, dtype=self.dtype)
+        if len(self.stack) == 1:
+            return self.stack[0]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN pixels → NaN
+            return np.nanmedian(np.stack(self.stack), axis=0).astype(self.dtype, copy=False)
+
+
+MERGERS: dict[str, type[Merger]] = {m.name: m for m in (
+    FirstMerger, LastMerger, MinMerger, MaxMerger, SumMerger, CountMerger, MeanMerger, MedianMerger)}
+"""Merge method name → strategy class."""
+
+
+def merger_class(method: object) -> type[Merger]:
+    """The strategy class of ``method`` (a name in :data:`MERGERS`); ArgumentError otherwise."""
+    cls = MERGERS.get(method) if isinstance(method, str) else None
+    if cls is None:
+        names = ", ".join(repr(m) for m in MERGERS)
+        raise ArgumentError(f"merge={method!r} is not one of: {names}")
+    return cls

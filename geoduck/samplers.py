@@ -1,0 +1,630 @@
+"""Samplers: catalog rows → :class:`GeoSlice` chips, and chips as GeoParquet data.
+
+Units: chip sizes and strides are pixels, ``(rows, cols)`` or one int; resolutions are in the
+sampling CRS's units, one number or ``(x, y)``.
+
+Sampling CRS of a row (``crs=`` of both samplers):
+
+- ``None``: the row's native CRS (column ``crs``; ``left_crs`` for an ``intersect`` result), so a
+  catalog spanning several UTM zones is sampled zone by zone, each chip on its own row's grid;
+- ``"utm"``: the WGS 84 UTM zone (EPSG:326xx north / 327xx south) of the centre of the row's
+  lon/lat bbox, e.g. for lon/lat or mixed-unit catalogs sampled at a resolution in metres;
+- any CRS: every row in that CRS.
+
+A row's extent in its sampling CRS is its ``native_bounds`` when sampled natively, else the
+envelope of its lon/lat footprint reprojected (footprints are densified, 21 points per edge) and,
+in a projected CRS, rounded to 1e-6 CRS units.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import os
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar, overload
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pyproj
+import shapely
+import shapely.affinity
+from shapely.geometry.base import BaseGeometry
+
+from . import compile as sqlc
+from . import engine, schema
+from .catalog import Catalog, aoi_to_wgs84
+from .errors import ArgumentError, CRSError, NoDataError, SchemaError
+from .geo import WGS84, Bounds, norm_crs, transformer, validate_bounds
+from .slices import GeoSlice, _pixel_pair, _pixels, crs_key, reproject_bounds
+
+T = TypeVar("T")
+
+EQUAL_AREA_CRS = "EPSG:6933"
+"""WGS 84 / NSIDC EASE-Grid 2.0 Global: cylindrical equal-area, where row weights are measured."""
+_EPS = 1e-6  # pixel-count tolerance of floor/ceil on grid positions
+
+
+# -- rows of a catalog in their sampling CRS ---------------------------------------------------------
+
+@dataclass(frozen=True)
+class _Rows:
+    """Catalog rows prepared for sampling: everything indexed by row position (sorted by id)."""
+
+    ids: tuple[str, ...]
+    crs: tuple[str, ...]  # sampling CRS of each row
+    bounds: np.ndarray  # (n, 4) extent of each row in its sampling CRS
+    starts: tuple[pd.Timestamp | None, ...]
+    ends: tuple[pd.Timestamp | None, ...]
+    footprints: np.ndarray  # lon/lat footprint of each row (shapely)
+    native: tuple[bool, ...]  # bounds are exact native bounds (footprint is that box)
+
+
+def _resolution(value: Any) -> tuple[float, float]:
+    res = (value, value) if isinstance(value, int | float) else tuple(value)
+    if len(res) != 2 or not all(isinstance(r, int | float) and math.isfinite(r) and r > 0 for r in res):
+        raise ArgumentError(f"resolution={value!r} must be one or two positive numbers (CRS units)")
+    return float(res[0]), float(res[1])
+
+
+def _positive_pixels(value: Any, argument: str) -> tuple[int, int]:
+    pair = _pixel_pair(value, argument)
+    if min(pair) < 1:
+        raise ArgumentError(f"{argument}={value!r} must be positive pixel counts")
+    return pair
+
+
+def _timestamp(value: Any) -> pd.Timestamp | None:
+    return None if value is None else pd.Timestamp(value).tz_convert("UTC").as_unit("us")
+
+
+def _timestamps(column: pa.ChunkedArray) -> tuple[pd.Timestamp | None, ...]:
+    """A timestamp column as UTC µs Timestamps (None for null), converting each distinct value once."""
+    codes, uniques = pd.factorize(column.to_pandas())
+    values = [_timestamp(v) for v in uniques]
+    return tuple(None if c < 0 else values[c] for c in codes.tolist())
+
+
+def _struct_bounds(column: pa.ChunkedArray) -> np.ndarray:
+    """A bbox struct column as an (n, 4) float array (NaN for null)."""
+    arr = column.combine_chunks()
+    out = np.column_stack([arr.field(k).to_numpy(zero_copy_only=False) for k in schema.BBOX_KEYS])
+    out = out.astype(float)
+    out[~arr.is_valid().to_numpy(zero_copy_only=False)] = np.nan
+    return out
+
+
+def _fetch(catalog: Catalog) -> pa.Table:
+    """id, geometry (WKB lon/lat), start, end, native crs, native bounds of every row, by id."""
+    if not isinstance(catalog, Catalog):
+        raise ArgumentError(f"expected a geoduck.Catalog, got {type(catalog).__name__}")
+    columns = catalog.columns
+    crs_col = next((c for c in (schema.CRS, "left_crs") if c in columns), None)
+    selects = [sqlc.col(schema.ID), sqlc.col(schema.GEOMETRY), sqlc.col(schema.START), sqlc.col(schema.END)]
+    if crs_col is not None:
+        selects.append(sqlc.col(crs_col).as_("native_crs"))
+    if schema.NATIVE_BOUNDS in columns:
+        selects.append(sqlc.col(schema.NATIVE_BOUNDS))
+    order = [sqlc.col(c) for c in (schema.ID, schema.START, schema.END, "source") if c in columns]
+    select = sqlc.aggregate(catalog.node, *selects).order_by(*order)
+    table = engine.cursor().execute(select.sql(dialect=sqlc.DIALECT)).to_arrow_table()
+    if table.num_rows == 0:
+        raise NoDataError("the catalog has no rows to sample from")
+    return table
+
+
+def _unwrapped_lonlat_bounds(geoms: np.ndarray) -> np.ndarray:
+    """lon/lat bounds (n, 4); a footprint split at the antimeridian gets ``xmax > 180``."""
+    bounds = shapely.bounds(geoms)
+    for i in np.flatnonzero((bounds[:, 0] <= -179.999) & (bounds[:, 2] >= 179.999)):
+        parts = list(getattr(geoms[i], "geoms", [geoms[i]]))
+        if len(parts) < 2:
+            continue
+        xs = [p.bounds for p in parts]
+        shifted = [(b[0] + 360, b[1], b[2] + 360, b[3]) if b[2] <= 0 else b for b in xs]
+        bounds[i] = (min(b[0] for b in shifted), min(b[1] for b in shifted),
+                     max(b[2] for b in shifted), max(b[3] for b in shifted))
+    return bounds
+
+
+def utm_crs(lon: float, lat: float) -> str:
+    """The WGS 84 / UTM zone (``"EPSG:326zz"`` north, ``"EPSG:327zz"`` south) of a lon/lat point."""
+    zone = int(math.floor(((lon + 180.0) % 360.0) / 6.0)) + 1
+    return f"EPSG:{(32600 if lat >= 0 else 32700) + min(zone, 60)}"
+
+
+def _sampling_crs(crs: Any, native: list[str | None], ids: Sequence[str],
+                  lonlat: np.ndarray) -> list[str]:
+    n = len(native)
+    if crs is None:
+        missing = [ids[i] for i, c in enumerate(native) if c is None]
+        if missing:
+            raise CRSError(f"row {missing[0]!r} has no native crs: pass crs= (a CRS or 'utm') to sample it")
+        keys = {c: crs_key(c) for c in set(native)}
+        return [keys[c] for c in native]  # type: ignore[index]
+    if isinstance(crs, str) and crs.lower() == "utm":
+        cx, cy = (lonlat[:, 0] + lonlat[:, 2]) / 2, (lonlat[:, 1] + lonlat[:, 3]) / 2
+        return [utm_crs(float(x), float(y)) for x, y in zip(cx, cy, strict=True)]
+    return [crs_key(crs)] * n
+
+
+def _project_geoms(geoms: np.ndarray, dst: pyproj.CRS) -> np.ndarray:
+    """lon/lat geometries reprojected vertex by vertex to ``dst`` (they are densified already)."""
+    fwd = transformer(WGS84, dst)
+
+    def fn(xy: np.ndarray) -> np.ndarray:
+        with np.errstate(all="ignore"):
+            x, y = fwd.transform(xy[:, 0], xy[:, 1], errcheck=False)
+        return np.column_stack([x, y])
+
+    return shapely.transform(geoms, fn)
+
+
+def _prepare(catalog: Catalog, crs: Any) -> _Rows:
+    table = _fetch(catalog)
+    ids = tuple(table.column(schema.ID).to_pylist())
+    geoms = shapely.from_wkb(table.column(schema.GEOMETRY).to_pylist())
+    n = len(ids)
+    native_crs = (table.column("native_crs").to_pylist() if "native_crs" in table.column_names
+                  else [None] * n)
+    nb = (_struct_bounds(table.column(schema.NATIVE_BOUNDS)) if schema.NATIVE_BOUNDS in table.column_names
+          else np.full((n, 4), np.nan))
+    lonlat = _unwrapped_lonlat_bounds(geoms)
+    crs_of = _sampling_crs(crs, native_crs, ids, lonlat)
+    keys = {c: crs_key(c) for c in set(native_crs) if c is not None}
+    native_key = np.array([keys.get(c) for c in native_crs], dtype=object)
+    crs_arr = np.array(crs_of, dtype=object)
+    # sampled in its own CRS with known native bounds: the exact native extent
+    is_native = (native_key == crs_arr) & np.isfinite(nb).all(axis=1)
+    bounds = np.where(is_native[:, None], nb, np.nan)
+    for dst_text in sorted(set(crs_of)):
+        rest_idx = np.flatnonzero((crs_arr == dst_text) & ~is_native)
+        if not len(rest_idx):
+            continue
+        dst = norm_crs(dst_text)
+        if dst.is_geographic:
+            for i in rest_idx:
+                bounds[i] = reproject_bounds(tuple(lonlat[i]), WGS84, dst)
+            continue
+        # rounded to µm (for metres) so float noise does not move chips off round grids
+        bounds[rest_idx] = np.round(shapely.bounds(_project_geoms(geoms[rest_idx], dst)), 6)
+        bad = ~np.isfinite(bounds[rest_idx]).all(axis=1)
+        if bad.any():
+            raise CRSError(f"the footprint of row {ids[rest_idx[bad][0]]!r} does not project to "
+                           f"{dst_text} (outside its area of use); pass another crs=")
+    return _Rows(ids=ids, crs=tuple(crs_of), bounds=bounds, starts=_timestamps(table.column(schema.START)),
+                 ends=_timestamps(table.column(schema.END)), footprints=geoms,
+                 native=tuple(is_native.tolist()))
+
+
+def _roi_parts(roi: Any) -> tuple[BaseGeometry, Any]:
+    """``roi`` → (geometry, crs); a bare geometry is EPSG:4326 lon/lat."""
+    if isinstance(roi, tuple) and len(roi) == 2 and not isinstance(roi[0], int | float):
+        return roi[0], roi[1]
+    return roi, None
+
+
+def _roi_in(roi_lonlat: BaseGeometry, roi_geom: BaseGeometry, roi_crs: str | None,
+            dst_text: str) -> BaseGeometry:
+    """The roi in ``dst_text`` (reprojected from lon/lat, densified ~50 points per edge)."""
+    if roi_crs is not None and roi_crs == dst_text:
+        return roi_geom
+    dst = norm_crs(dst_text)
+    if dst.equals(WGS84):
+        return roi_lonlat
+    xmin, ymin, xmax, ymax = roi_lonlat.bounds
+    seg = max(min(xmax - xmin, ymax - ymin) / 50.0, 1e-6)
+    return _project_geoms(np.array([shapely.segmentize(roi_lonlat, seg)]), dst)[0]
+
+
+# -- random sampler ---------------------------------------------------------------------------------
+
+class RandomSampler(Sequence[GeoSlice]):
+    """``length`` random chips, reproducible from ``seed`` (see :func:`random_sampler`).
+
+    A re-iterable sequence: ``len()``, indexing and iteration give the same chips every time;
+    :attr:`row_ids` says which catalog row each chip was drawn from.
+    """
+
+    def __init__(self, rows: _Rows, *, chip_size: tuple[int, int], resolution: tuple[float, float],
+                 length: int, seed: int, roi: tuple[BaseGeometry, BaseGeometry, str | None] | None) -> None:
+        self._rows = rows
+        self.chip_size = chip_size
+        self.resolution = resolution
+        self.length = length
+        self.seed = seed
+        self._roi = roi
+        self._roi_cache: dict[str, BaseGeometry] = {}
+        self._row, self._x0, self._y1 = self._draw()
+
+    def reseed(self, seed: int) -> RandomSampler:
+        """The same sampler with another seed (e.g. ``seed + epoch``); the catalog is not re-read."""
+        return RandomSampler(self._rows, chip_size=self.chip_size, resolution=self.resolution,
+                             length=self.length, seed=seed, roi=self._roi)
+
+    @property
+    def row_ids(self) -> list[str]:
+        """The catalog ``id`` of the row each chip was drawn from, in chip order."""
+        return [self._rows.ids[r] for r in self._row]
+
+    # geometry of the chip positions of every row --------------------------------------------------
+    def _positions(self) -> tuple[np.ndarray, ...]:
+        """Per row: x anchor, y anchor and the inclusive ranges of whole-pixel steps of the chip."""
+        rows, (h, w), (rx, ry) = self._rows, self.chip_size, self.resolution
+        b = rows.bounds
+        cw, ch = w * rx, h * ry
+        fits_x, fits_y = b[:, 2] - b[:, 0] >= cw * (1 - 1e-12), b[:, 3] - b[:, 1] >= ch * (1 - 1e-12)
+        # a row narrower than the chip gets the chip centred on it along that axis
+        ax = np.where(fits_x, b[:, 0], (b[:, 0] + b[:, 2]) / 2 - cw / 2)
+        ay = np.where(fits_y, b[:, 3], (b[:, 1] + b[:, 3]) / 2 + ch / 2)
+        hi_x = np.where(fits_x, np.floor((b[:, 2] - b[:, 0] - cw) / rx + _EPS), 0).astype(np.int64)
+        hi_y = np.where(fits_y, np.floor((b[:, 3] - b[:, 1] - ch) / ry + _EPS), 0).astype(np.int64)
+        lo_x, lo_y = np.zeros_like(hi_x), np.zeros_like(hi_y)
+        if self._roi is not None:  # only steps whose chip lies inside the roi's envelope
+            crs_arr = np.array(rows.crs, dtype=object)
+            for dst_text in set(rows.crs):
+                idx = np.flatnonzero(crs_arr == dst_text)
+                rb = self._roi_geom(dst_text).bounds
+                lo_x[idx] = np.maximum(lo_x[idx], np.ceil((rb[0] - ax[idx]) / rx - _EPS))
+                hi_x[idx] = np.minimum(hi_x[idx], np.floor((rb[2] - cw - ax[idx]) / rx + _EPS))
+                lo_y[idx] = np.maximum(lo_y[idx], np.ceil((ay[idx] - rb[3]) / ry - _EPS))
+                hi_y[idx] = np.minimum(hi_y[idx], np.floor((ay[idx] - ch - rb[1]) / ry + _EPS))
+        return ax, ay, lo_x, hi_x, lo_y, hi_y
+
+    def _roi_geom(self, dst_text: str) -> BaseGeometry:
+        assert self._roi is not None
+        if dst_text not in self._roi_cache:
+            roi_lonlat, roi_geom, roi_crs = self._roi
+            geom = _roi_in(roi_lonlat, roi_geom, roi_crs, dst_text)
+            shapely.prepare(geom)
+            self._roi_cache[dst_text] = geom
+        return self._roi_cache[dst_text]
+
+    def _weights(self) -> np.ndarray:
+        """Area (m² on the WGS 84 ellipsoid) of each row's footprint (∩ roi), measured in the
+        equal-area :data:`EQUAL_AREA_CRS` (footprints are densified, so edges follow the ellipsoid)."""
+        geoms = self._rows.footprints
+        if self._roi is not None:
+            geoms = shapely.intersection(geoms, self._roi[0])
+        return np.nan_to_num(shapely.area(_project_geoms(geoms, norm_crs(EQUAL_AREA_CRS))))
+
+    def _draw(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        ax, ay, lo_x, hi_x, lo_y, hi_y = self._positions()
+        weights = np.where((lo_x <= hi_x) & (lo_y <= hi_y), self._weights(), 0.0)
+        if not weights.sum() > 0:
+            where = "inside the roi" if self._roi is not None else "in any row"
+            raise NoDataError(f"no chip of {self.chip_size} px at resolution {self.resolution} fits {where}")
+        p = weights / weights.sum()
+        rng = np.random.default_rng(self.seed)
+        (h, w), (rx, ry) = self.chip_size, self.resolution
+        rows_out, x_out, y_out = [], [], []
+        need, barren = self.length, 0
+        while need > 0:
+            m = need if self._roi is None else max(2 * need, 1024)
+            r = rng.choice(len(p), size=m, p=p)
+            x0 = ax[r] + rng.integers(lo_x[r], hi_x[r], endpoint=True) * rx
+            y1 = ay[r] - rng.integers(lo_y[r], hi_y[r], endpoint=True) * ry
+            if self._roi is not None:
+                ok = np.zeros(m, dtype=bool)
+                crs_of = np.array(self._rows.crs, dtype=object)[r]
+                for dst_text in set(crs_of):
+                    sel = crs_of == dst_text
+                    boxes = shapely.box(x0[sel], y1[sel] - h * ry, x0[sel] + w * rx, y1[sel])
+                    ok[sel] = shapely.contains(self._roi_geom(dst_text), boxes)
+                r, x0, y1 = r[ok][:need], x0[ok][:need], y1[ok][:need]
+                barren = 0 if len(r) else barren + 1
+                if barren >= 50:  # ≥ 51200 candidates in a row, none inside the roi
+                    raise NoDataError(f"no chip of {self.chip_size} px at {self.resolution} fits inside "
+                                      "the roi; use a larger roi or smaller chips")
+            rows_out.append(r)
+            x_out.append(x0)
+            y_out.append(y1)
+            need -= len(r)
+        return np.concatenate(rows_out), np.concatenate(x_out), np.concatenate(y_out)
+
+    # sequence protocol ------------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return self.length
+
+    def _slice(self, i: int) -> GeoSlice:
+        (h, w), (rx, ry) = self.chip_size, self.resolution
+        r, x0, y1 = int(self._row[i]), float(self._x0[i]), float(self._y1[i])
+        rows = self._rows
+        return GeoSlice._make((x0, y1 - h * ry, x0 + w * rx, y1), rows.crs[r], self.resolution,
+                              rows.starts[r], rows.ends[r])
+
+    @overload
+    def __getitem__(self, i: int) -> GeoSlice: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[GeoSlice]: ...
+
+    def __getitem__(self, i: int | slice) -> GeoSlice | list[GeoSlice]:
+        if isinstance(i, slice):
+            return [self._slice(k) for k in range(*i.indices(self.length))]
+        k = int(i) + self.length if int(i) < 0 else int(i)
+        if not 0 <= k < self.length:
+            raise IndexError(f"chip index {i} out of range for {self.length} chips")
+        return self._slice(k)
+
+    def __iter__(self) -> Iterator[GeoSlice]:
+        return (self._slice(k) for k in range(self.length))
+
+    def __repr__(self) -> str:
+        return (f"<RandomSampler {self.length} chips of {self.chip_size} px at {self.resolution}, "
+                f"seed={self.seed}, {len(self._rows.ids)} rows>")
+
+
+def random_sampler(catalog: Catalog, *, chip_size: int | tuple[int, int],
+                   resolution: float | tuple[float, float], crs: Any = None, length: int,
+                   seed: int = 0, roi: Any = None) -> RandomSampler:
+    """``length`` random chips from ``catalog``, the same ones for the same ``seed``.
+
+    Each chip: a row is chosen with probability proportional to its footprint's area on the
+    WGS 84 ellipsoid (m², measured in the equal-area EPSG:6933; with ``roi``, the area of
+    footprint ∩ roi), so every part of the ground is equally likely whatever the rows' CRSs (each
+    row counts: a place acquired 8 times is drawn 8 times as often). The chip is then placed
+    uniformly inside the row's extent in its sampling CRS (see the module doc for ``crs``), at
+    whole-pixel steps from the extent's top-left corner, so natively sampled rows at their native
+    resolution give chips on the file's own pixel grid. A row narrower (or shorter) than the chip
+    gets it centred along that axis. The chip's interval is the row's (None for static rows).
+    With ``roi``, a (row, position) draw whose chip is not inside the roi is redrawn.
+
+    Args:
+        catalog: a catalog or any relation of it (``intersect`` results included).
+        chip_size: pixels, ``(rows, cols)`` or one int.
+        resolution: pixel size in the sampling CRS's units, one number or ``(x, y)``.
+        crs: ``None`` (each row's native CRS), ``"utm"`` or a CRS (see the module doc).
+        length: number of chips.
+        seed: seed of the ``numpy.random.Generator`` that draws rows and positions.
+        roi: a shapely geometry in EPSG:4326, or ``(geometry, crs)``: only rows intersecting it
+            are used and every chip lies inside it (checked in the chip's CRS; rejection sampling).
+
+    Returns:
+        A :class:`RandomSampler`: a re-iterable sequence of ``length`` GeoSlices.
+    """
+    if not isinstance(length, int | np.integer) or isinstance(length, bool) or length < 1:
+        raise ArgumentError(f"length={length!r} must be a positive int")
+    if not isinstance(seed, int | np.integer) or isinstance(seed, bool):
+        raise ArgumentError(f"seed={seed!r} must be an int")
+    size = _positive_pixels(chip_size, "chip_size")
+    res = _resolution(resolution)
+    roi_parts = None
+    if roi is not None:
+        geom, roi_crs = _roi_parts(roi)
+        if not isinstance(geom, BaseGeometry):
+            raise ArgumentError(f"roi must be a shapely geometry or (geometry, crs), got {type(geom).__name__}")
+        roi_lonlat = aoi_to_wgs84(geometry=geom, crs=roi_crs)
+        catalog = catalog.query(geometry=geom, crs=roi_crs)
+        roi_parts = (roi_lonlat, geom, None if roi_crs is None else crs_key(roi_crs))
+    rows = _prepare(catalog, crs)
+    return RandomSampler(rows, chip_size=size, resolution=res, length=int(length), seed=int(seed),
+                         roi=roi_parts)
+
+
+# -- grid sampler -----------------------------------------------------------------------------------
+
+def _offsets(n: int, chip: int, stride: int) -> np.ndarray:
+    """Pixel offsets of chips along an axis of ``n`` pixels; the last one shifted to end at ``n``."""
+    if n <= chip:
+        return np.zeros(1, dtype=np.int64)
+    offs = np.arange(0, n - chip + 1, stride, dtype=np.int64)
+    return offs if offs[-1] == n - chip else np.append(offs, n - chip)
+
+
+def _grid(bounds: Bounds, res: tuple[float, float], size: tuple[int, int], stride: tuple[int, int]
+          ) -> tuple[np.ndarray, np.ndarray]:
+    """Top-left corners (x0, y1) of the chips covering ``bounds``' pixel grid, row-major."""
+    if not (bounds[0] < bounds[2] and bounds[1] < bounds[3]):
+        raise ArgumentError(f"bounds={tuple(bounds)} must have xmin < xmax and ymin < ymax")
+    rows = _offsets(_pixels(bounds[3] - bounds[1], res[1]), size[0], stride[0])  # GeoSlice's ceil rule
+    cols = _offsets(_pixels(bounds[2] - bounds[0], res[0]), size[1], stride[1])
+    oy, ox = np.meshgrid(rows, cols, indexing="ij")
+    return bounds[0] + ox.ravel() * res[0], bounds[3] - oy.ravel() * res[1]
+
+
+def grid_sampler(catalog_or_bounds: Catalog | Sequence[float], *, chip_size: int | tuple[int, int],
+                 stride: int | tuple[int, int] | None = None, resolution: float | tuple[float, float],
+                 crs: Any = None) -> list[GeoSlice]:
+    """Chips on a regular grid covering a catalog's footprints (or given bounds).
+
+    With a catalog, rows are grouped by sampling CRS (see the module doc for ``crs``; with
+    ``None`` one group per native CRS, e.g. per UTM zone); each group gets a grid anchored at the
+    top-left corner of the union of its rows' extents, in whole pixels of ``resolution``. Chips
+    step by ``stride`` pixels; where the last step would leave a strip uncovered, the last
+    row/column of chips is shifted inward to end exactly at the grid's edge, so every pixel is
+    covered and no chip reaches past the union's pixel grid (the union's bounds extended to
+    whole pixels). An axis shorter than the chip gets one chip anchored at the top-left corner.
+    Chips under no footprint of their group are skipped; none is repeated.
+
+    With a bounds tuple, ``crs`` is required and the bounds are covered the same way.
+
+    Chips are static (no interval) unless every catalog row has the same interval, which they then
+    carry. Order: groups by CRS string, then row-major (north to south, west to east).
+
+    Args:
+        chip_size, stride: pixels, ``(rows, cols)`` or one int; ``stride`` defaults to ``chip_size``.
+        resolution: pixel size in the sampling CRS's units.
+    """
+    size = _positive_pixels(chip_size, "chip_size")
+    step = size if stride is None else _positive_pixels(stride, "stride")
+    res = _resolution(resolution)
+    if not isinstance(catalog_or_bounds, Catalog):
+        if crs is None or (isinstance(crs, str) and crs.lower() == "utm"):
+            raise CRSError("grid_sampler(bounds, ...) needs the bounds' crs=, e.g. crs='EPSG:32630'")
+        bounds = validate_bounds(catalog_or_bounds, argument="bounds")
+        text = crs_key(crs)
+        x0, y1 = _grid(bounds, res, size, step)
+        return _chips(x0, y1, size, res, text, None, None)
+
+    rows = _prepare(catalog_or_bounds, crs)
+    same = len(set(zip(rows.starts, rows.ends, strict=True))) == 1
+    start, end = (rows.starts[0], rows.ends[0]) if same else (None, None)
+    out: list[GeoSlice] = []
+    crs_arr = np.array(rows.crs, dtype=object)
+    for text in sorted(set(rows.crs)):
+        idx = np.flatnonzero(crs_arr == text)
+        b = rows.bounds[idx]
+        union = (b[:, 0].min(), b[:, 1].min(), b[:, 2].max(), b[:, 3].max())
+        x0, y1 = _grid(union, res, size, step)
+        keep = _under_footprints(x0, y1, size, res, _footprints_in(rows, idx, text))
+        out += _chips(x0[keep], y1[keep], size, res, text, start, end)
+    return out
+
+
+def _footprints_in(rows: _Rows, idx: np.ndarray, text: str) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct footprints of rows ``idx`` in their (common) sampling CRS ``text``: (native extents
+    as an (m, 4) bounds array, other footprints as reprojected polygons)."""
+    native = np.array([rows.native[i] for i in idx], dtype=bool)
+    boxes = np.unique(rows.bounds[idx[native]], axis=0) if native.any() else np.empty((0, 4))
+    others = idx[~native]
+    if not len(others):
+        return boxes, np.empty(0, dtype=object)
+    dst = norm_crs(text)
+    geoms = rows.footprints[others]
+    if dst.is_geographic:  # lon/lat footprints, unwrapped like the row bounds
+        geoms = np.array([_unwrap_geometry(g) for g in geoms], dtype=object)
+        if not dst.equals(WGS84):
+            geoms = shapely.transform(geoms, lambda xy: np.column_stack(
+                transformer(WGS84, dst).transform(xy[:, 0], xy[:, 1])))
+    else:
+        geoms = _project_geoms(geoms, dst)
+    _, first = np.unique(shapely.to_wkb(geoms), return_index=True)
+    return boxes, geoms[np.sort(first)]
+
+
+def _unwrap_geometry(geom: BaseGeometry) -> BaseGeometry:
+    parts = list(getattr(geom, "geoms", [geom]))
+    if len(parts) < 2 or geom.bounds[0] > -179.999 or geom.bounds[2] < 179.999:
+        return geom
+    moved = [shapely.affinity.translate(p, xoff=360.0) if p.bounds[2] <= 0 else p for p in parts]
+    return shapely.union_all(moved)
+
+
+def _under_footprints(x0: np.ndarray, y1: np.ndarray, size: tuple[int, int], res: tuple[float, float],
+                      footprints: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """Mask of chips that overlap some footprint with positive area."""
+    (h, w), (rx, ry) = size, res
+    chips = np.column_stack([x0, y1 - h * ry, x0 + w * rx, y1])
+    keep = np.zeros(len(chips), dtype=bool)
+    extents, polys = footprints
+    if len(extents):  # axis-aligned extents: a strict overlap on both axes
+        tree = shapely.STRtree(shapely.box(*extents.T))
+        chip_i, ext_i = tree.query(shapely.box(*chips.T))
+        a, b = chips[chip_i], extents[ext_i]
+        ox = np.minimum(a[:, 2], b[:, 2]) - np.maximum(a[:, 0], b[:, 0])
+        oy = np.minimum(a[:, 3], b[:, 3]) - np.maximum(a[:, 1], b[:, 1])
+        keep[chip_i[(ox > 1e-9 * rx) & (oy > 1e-9 * ry)]] = True
+    if len(polys):
+        rest = np.flatnonzero(~keep)
+        boxes = shapely.box(*chips[rest].T)
+        chip_i, poly_i = shapely.STRtree(polys).query(boxes, predicate="intersects")
+        area = shapely.area(shapely.intersection(boxes[chip_i], polys[poly_i]))
+        keep[rest[chip_i[area > 1e-9 * w * rx * h * ry]]] = True
+    return keep
+
+
+def _chips(x0: np.ndarray, y1: np.ndarray, size: tuple[int, int], res: tuple[float, float], crs: str,
+           start: pd.Timestamp | None, end: pd.Timestamp | None) -> list[GeoSlice]:
+    (h, w), (rx, ry) = size, res
+    return [GeoSlice._make((x, y - h * ry, x + w * rx, y), crs, res, start, end)
+            for x, y in zip(x0.tolist(), y1.tolist(), strict=True)]
+
+
+# -- sharding -----------------------------------------------------------------------------------------
+
+def shard(items: Iterable[T], worker_id: int, num_workers: int) -> Iterator[T]:
+    """Items ``worker_id, worker_id + num_workers, …``: ``num_workers`` shards that together hold
+    every item exactly once (round-robin). A sequence is indexed directly (others are not built)."""
+    if not (isinstance(num_workers, int) and num_workers >= 1):
+        raise ArgumentError(f"num_workers={num_workers!r} must be a positive int")
+    if not (isinstance(worker_id, int) and 0 <= worker_id < num_workers):
+        raise ArgumentError(f"worker_id={worker_id!r} must be in 0..{num_workers - 1}")
+    if isinstance(items, Sequence):
+        return (items[i] for i in range(worker_id, len(items), num_workers))
+    return itertools.islice(items, worker_id, None, num_workers)
+
+
+# -- samples as GeoParquet ---------------------------------------------------------------------------
+
+SAMPLE_COLUMNS: tuple[str, ...] = ("chip", schema.GEOMETRY, schema.BBOX, "xmin", "ymin", "xmax", "ymax",
+                                   "crs", "res_x", "res_y", schema.START, schema.END)
+"""Columns of a samples file, in order (extra columns follow)."""
+
+
+def samples_to_parquet(slices: Iterable[GeoSlice], path: str | os.PathLike[str], *,
+                       columns: Mapping[str, Sequence[Any]] | None = None) -> Path:
+    """Write chips as a GeoParquet 1.1 file, one row per chip, so splits can be audited in SQL.
+
+    Columns: ``chip`` (index in ``slices``), ``geometry`` (the chip's pixel-grid footprint in
+    EPSG:4326, WKB; see :meth:`GeoSlice.footprint`) with its ``bbox`` covering, ``xmin … ymax``
+    (``GeoSlice.bounds`` in the slice CRS), ``crs``, ``res_x``, ``res_y``, ``start_datetime``,
+    ``end_datetime`` (UTC µs, null = static), then ``columns`` (name → one value per chip, e.g.
+    ``{"split": [...], "row_id": sampler.row_ids}``). :func:`samples_from_parquet` reads the slices
+    back exactly. The file appears atomically (written to a temporary name, then renamed).
+    """
+    chips = list(slices)
+    if not chips:
+        raise ArgumentError("slices is empty: nothing to write")
+    bad = next((i for i, s in enumerate(chips) if not isinstance(s, GeoSlice)), None)
+    if bad is not None:
+        raise ArgumentError(f"slices[{bad}] is a {type(chips[bad]).__name__}, not a GeoSlice")
+    extra = dict(columns or {})
+    for name, values in extra.items():
+        if name in SAMPLE_COLUMNS:
+            raise ArgumentError(f"columns: {name!r} is a reserved samples column")
+        if len(values) != len(chips):
+            raise ArgumentError(f"columns[{name!r}] has {len(values)} values for {len(chips)} chips")
+    geoms = np.array([s.footprint() for s in chips], dtype=object)
+    gb = shapely.bounds(geoms)
+    bounds = np.array([s.bounds for s in chips])
+    box = pa.StructArray.from_arrays([pa.array(gb[:, k]) for k in range(4)], names=list(schema.BBOX_KEYS))
+    data: dict[str, pa.Array] = {
+        "chip": pa.array(np.arange(len(chips), dtype=np.int64)),
+        schema.GEOMETRY: pa.array(shapely.to_wkb(geoms), pa.binary()),
+        schema.BBOX: box,
+        **{k: pa.array(bounds[:, i]) for i, k in enumerate(schema.BBOX_KEYS)},
+        "crs": pa.array([s.crs for s in chips], pa.string()),
+        "res_x": pa.array([s.resolution[0] for s in chips], pa.float64()),
+        "res_y": pa.array([s.resolution[1] for s in chips], pa.float64()),
+        schema.START: pa.array([s.start for s in chips], schema.TIMESTAMP),
+        schema.END: pa.array([s.end for s in chips], schema.TIMESTAMP),
+    }
+    table = pa.table({**data, **{k: pa.array(list(v)) for k, v in extra.items()}})
+    total = (float(gb[:, 0].min()), float(gb[:, 1].min()), float(gb[:, 2].max()), float(gb[:, 3].max()))
+    geo = schema.geo_metadata({g.geom_type for g in geoms}, total)
+    table = table.replace_schema_metadata({b"geo": json.dumps(geo).encode()})
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    try:
+        pq.write_table(table, tmp, compression="zstd")
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return out
+
+
+def samples_from_parquet(path: str | os.PathLike[str]) -> list[GeoSlice]:
+    """The chips of a :func:`samples_to_parquet` file, in ``chip`` order, equal to those written."""
+    try:
+        table = pq.read_table(path)
+    except (OSError, pa.ArrowInvalid) as exc:
+        raise SchemaError(f"{os.fspath(path)!r} is not a readable Parquet file: {exc}") from None
+    missing = [c for c in ("chip", "xmin", "ymin", "xmax", "ymax", "crs", "res_x", "res_y",
+                           schema.START, schema.END) if c not in table.column_names]
+    if missing:
+        raise SchemaError(f"{os.fspath(path)!r} is not a samples file: missing column(s) {missing}")
+    table = table.sort_by("chip")
+    cols = {c: table.column(c).to_pylist() for c in ("xmin", "ymin", "xmax", "ymax", "crs", "res_x", "res_y")}
+    starts = [_timestamp(v) for v in table.column(schema.START).to_pylist()]
+    ends = [_timestamp(v) for v in table.column(schema.END).to_pylist()]
+    out = []
+    for i in range(table.num_rows):
+        b = validate_bounds([cols[k][i] for k in ("xmin", "ymin", "xmax", "ymax")], argument="bounds")
+        out.append(GeoSlice._make(b, cols["crs"][i], (cols["res_x"][i], cols["res_y"][i]), starts[i], ends[i]))
+    return out

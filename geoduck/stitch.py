@@ -1,0 +1,162 @@
+"""Stitching chip predictions back into one raster (:func:`stitch`)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import numpy as np
+import rasterio
+from georeader.geotensor import GeoTensor
+from rasterio.transform import Affine
+
+from .errors import ArgumentError
+from .io import save_cog
+from .slices import GeoSlice
+
+__all__ = ["METHODS", "save_cog", "stitch"]
+
+Method = Literal["average", "max", "first", "last"]
+METHODS: tuple[str, ...] = ("average", "max", "first", "last")
+
+_ALIGN_TOL = 1e-6  # pixels
+
+
+def _union_grid(slices: Sequence[GeoSlice]) -> tuple[Affine, int, int, list[tuple[int, int]]]:
+    """Transform, height, width of the union grid and each slice's (row, col) offset in it."""
+    for i, s in enumerate(slices):
+        if not isinstance(s, GeoSlice):
+            raise ArgumentError(f"slices[{i}] is a {type(s).__name__}, not a GeoSlice")
+    first = slices[0]
+    rx, ry = first.resolution
+    for i, s in enumerate(slices):
+        if s.crs != first.crs:
+            raise ArgumentError(f"slices[{i}] has crs {s.crs} but slices[0] has {first.crs}: "
+                                "stitch needs one CRS (reproject the predictions first)")
+        if not all(math.isclose(a, b, rel_tol=1e-9) for a, b in zip(s.resolution, first.resolution, strict=True)):
+            raise ArgumentError(f"slices[{i}] has resolution {s.resolution} but slices[0] has "
+                                f"{first.resolution}: stitch needs one resolution")
+    x0 = min(s.bounds[0] for s in slices)
+    y0 = max(s.bounds[3] for s in slices)
+    offsets = []
+    for i, s in enumerate(slices):
+        col, row = (s.bounds[0] - x0) / rx, (y0 - s.bounds[3]) / ry
+        if abs(col - round(col)) > _ALIGN_TOL or abs(row - round(row)) > _ALIGN_TOL:
+            raise ArgumentError(f"slices[{i}] (bounds={s.bounds}) is off the grid of the others: its "
+                                f"origin is {col:.6g}, {row:.6g} pixels from the union's corner "
+                                "(stitch needs whole-pixel offsets)")
+        offsets.append((round(row), round(col)))
+    height = max(r + s.height for (r, _), s in zip(offsets, slices, strict=True))
+    width = max(c + s.width for (_, c), s in zip(offsets, slices, strict=True))
+    return Affine(rx, 0.0, x0, 0.0, -ry, y0), height, width, offsets
+
+
+def _as_array(pred: Any, s: GeoSlice, i: int) -> np.ndarray:
+    if isinstance(pred, GeoTensor):
+        t = pred.transform
+        if not all(math.isclose(a, b, rel_tol=0, abs_tol=1e-9 * max(1.0, abs(b)))
+                   for a, b in zip(tuple(t)[:6], tuple(s.transform)[:6], strict=True)):
+            raise ArgumentError(f"predictions[{i}] has transform {tuple(t)[:6]} but slices[{i}] "
+                                f"has {tuple(s.transform)[:6]}")
+    values = np.asarray(pred)
+    if values.ndim not in (2, 3) or values.shape[-2:] != s.shape:
+        raise ArgumentError(f"predictions[{i}] has shape {values.shape}; expected (C, {s.height}, "
+                            f"{s.width}) or ({s.height}, {s.width}) for slices[{i}]")
+    return values
+
+
+def stitch(predictions: Sequence[Any], slices: Sequence[GeoSlice], *, method: Method = "average",
+           weights: np.ndarray | None = None, fill_value: float | None = None) -> GeoTensor:
+    """Mosaic per-chip predictions onto the union grid of their slices.
+
+    Args:
+        predictions: one per slice: arrays (C, h, w) or (h, w) (all the same rank and C), or
+            GeoTensors (whose transform must be the slice's); ``(h, w)`` = the slice's shape.
+        slices: the chips' GeoSlices; all in one CRS and resolution, with whole-pixel offsets
+            between them (as from :func:`geoduck.grid_sampler`), else :class:`ArgumentError`.
+        method: where chips overlap, ``"average"``: the weighted mean, computed as
+            ``ref + Σ wᵢ(vᵢ − ref) / Σ wᵢ`` (``ref`` = the first value) so equal values stitch to
+            exactly that value; ``"max"``; ``"first"`` / ``"last"``: the value of the first / last
+            chip (in ``slices`` order) that covers the pixel.
+        weights: ``"average"`` only: per-pixel chip weights (h, w), ≥ 0 (e.g. a window that
+            down-weights chip borders), the same for every chip; default uniform.
+        fill_value: value of pixels no chip covers. Default NaN, and the output is floating
+            (``result_type(predictions, float32)``); a number keeps the predictions' dtype for
+            ``max``/``first``/``last`` (e.g. integer class maps).
+
+    NaN prediction values count as missing: they never win and are left out of the average.
+
+    Returns:
+        A GeoTensor (C, H, W) — (H, W) for 2-D predictions — over the union of the slices (top-left
+        = min xmin, max ymax), CRS and resolution of the slices, ``fill_value_default`` = the fill.
+    """
+    if method not in METHODS:
+        raise ArgumentError(f"method={method!r} is not one of {METHODS}")
+    preds, chips = list(predictions), list(slices)
+    if not chips:
+        raise ArgumentError("stitch needs at least one slice")
+    if len(preds) != len(chips):
+        raise ArgumentError(f"{len(preds)} predictions for {len(chips)} slices: give one per slice")
+    if weights is not None and method != "average":
+        raise ArgumentError(f"weights= only applies to method='average', not {method!r}")
+    transform, height, width, offsets = _union_grid(chips)
+    arrays = [_as_array(p, s, i) for i, (p, s) in enumerate(zip(preds, chips, strict=True))]
+    ndim = arrays[0].ndim
+    for i, a in enumerate(arrays):
+        if a.ndim != ndim or (ndim == 3 and a.shape[0] != arrays[0].shape[0]):
+            raise ArgumentError(f"predictions[{i}] has shape {a.shape} but predictions[0] has "
+                                f"{arrays[0].shape}: all need the same rank and channel count")
+    arrays = [a[None] if ndim == 2 else a for a in arrays]
+    dtype = np.result_type(*arrays)
+    if fill_value is None or method == "average":
+        out_dtype = np.result_type(dtype, np.float32)
+        fill = float("nan") if fill_value is None else fill_value
+    else:
+        out_dtype, fill = dtype, fill_value
+    if not np.issubdtype(out_dtype, np.inexact) and not (
+            isinstance(fill, int | np.integer) and np.can_cast(np.min_scalar_type(fill), out_dtype)):
+        raise ArgumentError(f"fill_value={fill!r} does not fit the predictions' dtype {out_dtype}")
+    w = None
+    if weights is not None:
+        w = np.asarray(weights, dtype=np.float64)
+        if w.ndim != 2 or not np.isfinite(w).all() or (w < 0).any():
+            raise ArgumentError(f"weights must be a finite, non-negative (h, w) array, got shape {w.shape}")
+
+    shape = (arrays[0].shape[0], height, width)
+    out = np.full(shape, fill, dtype=out_dtype)
+    if method == "average":
+        ref = np.zeros(shape, dtype=np.float64)
+        acc = np.zeros(shape, dtype=np.float64)
+        wsum = np.zeros(shape, dtype=np.float64)
+    else:
+        have = np.zeros(shape, dtype=bool)
+    for i, (v, (r, c)) in enumerate(zip(arrays, offsets, strict=True)):
+        h, wd = v.shape[-2:]
+        win = np.s_[:, r:r + h, c:c + wd]
+        valid = ~np.isnan(v) if np.issubdtype(v.dtype, np.inexact) else np.ones(v.shape, dtype=bool)
+        if method == "average":
+            if w is not None and w.shape != (h, wd):
+                raise ArgumentError(f"weights has shape {w.shape} but predictions[{i}] is {h}×{wd}")
+            wv = np.ones((h, wd)) if w is None else w
+            vf = v.astype(np.float64)
+            new = valid & (wsum[win] == 0)
+            ref[win][new] = vf[new]
+            acc[win] += np.where(valid, wv * (vf - ref[win]), 0.0)
+            wsum[win] += np.where(valid, wv, 0.0)
+            continue
+        region = out[win]
+        if method == "first":
+            take = valid & ~have[win]
+        elif method == "last":
+            take = valid
+        else:  # max
+            take = valid & (~have[win] | (v > region))
+        region[take] = v[take]
+        have[win] |= take
+    if method == "average":
+        covered = wsum > 0
+        out[covered] = (ref[covered] + acc[covered] / wsum[covered]).astype(out_dtype)
+    values = out[0] if ndim == 2 else out
+    return GeoTensor(values, transform=transform, crs=rasterio.crs.CRS.from_user_input(chips[0].crs),
+                     fill_value_default=fill.item() if isinstance(fill, np.generic) else fill)
