@@ -21,6 +21,7 @@ from .loaders.raster import load_raster, load_raster_timeseries
 from .loaders.xarray import load_xarray
 from .loaders.vector import VectorLabels, load_vector
 from .schema import SCHEMA_VERSION
+from .scale import map_chips
 from .samplers import grid_sampler, random_sampler, samples_from_parquet, samples_to_parquet
 from .slices import GeoSlice
 from .stitch import stitch
@@ -45,6 +46,7 @@ __all__ = [
     "load_xarray",
     "migrate",
     "load_vector",
+    "map_chips",
     "open_catalog",
     "sql",
     "validate",

@@ -7,6 +7,7 @@ Parquet scan and prunes row groups by their statistics) and the exact ``ST_Inter
 
 from __future__ import annotations
 
+import glob
 from collections.abc import Mapping
 from functools import cache, singledispatch
 
@@ -59,9 +60,9 @@ def _(node: Scan) -> exp.Select:
     # deleted: then the explicit list of live parts (see store.hidden_parts).
     files: exp.Expression = exp.Literal.string(store.part_glob(node.root))
     if node.files is not None:
-        files = exp.Array(expressions=[exp.Literal.string(f) for f in node.files])
+        files = exp.Array(expressions=[exp.Literal.string(glob.escape(f)) for f in node.files])
     elif store.hidden_parts(node.root):
-        files = exp.Array(expressions=[exp.Literal.string(str(p)) for p in store.live_parts(node.root)])
+        files = exp.Array(expressions=[exp.Literal.string(glob.escape(str(p))) for p in store.live_parts(node.root)])
     source = exp.func(
         "read_parquet",
         files,

@@ -15,7 +15,7 @@ from .errors import ArgumentError
 from .io import save_cog
 from .slices import GeoSlice
 
-__all__ = ["METHODS", "save_cog", "stitch"]
+__all__ = ["METHODS", "Stitcher", "save_cog", "stitch"]
 
 Method = Literal["average", "max", "first", "last"]
 METHODS: tuple[str, ...] = ("average", "max", "first", "last")
@@ -86,6 +86,7 @@ def stitch(predictions: Sequence[Any], slices: Sequence[GeoSlice], *, method: Me
             ``max``/``first``/``last`` (e.g. integer class maps).
 
     NaN prediction values count as missing: they never win and are left out of the average.
+    To stitch predictions as they are computed, without holding them all, feed a :class:`Stitcher`.
 
     Returns:
         A GeoTensor (C, H, W) — (H, W) for 2-D predictions — over the union of the slices (top-left
@@ -94,69 +95,152 @@ def stitch(predictions: Sequence[Any], slices: Sequence[GeoSlice], *, method: Me
     if method not in METHODS:
         raise ArgumentError(f"method={method!r} is not one of {METHODS}")
     preds, chips = list(predictions), list(slices)
-    if not chips:
-        raise ArgumentError("stitch needs at least one slice")
-    if len(preds) != len(chips):
+    if len(preds) != len(chips) and chips:
         raise ArgumentError(f"{len(preds)} predictions for {len(chips)} slices: give one per slice")
-    if weights is not None and method != "average":
-        raise ArgumentError(f"weights= only applies to method='average', not {method!r}")
-    transform, height, width, offsets = _union_grid(chips)
+    stitcher = Stitcher(chips, method=method, weights=weights, fill_value=fill_value)
     arrays = [_as_array(p, s, i) for i, (p, s) in enumerate(zip(preds, chips, strict=True))]
-    ndim = arrays[0].ndim
     for i, a in enumerate(arrays):
-        if a.ndim != ndim or (ndim == 3 and a.shape[0] != arrays[0].shape[0]):
-            raise ArgumentError(f"predictions[{i}] has shape {a.shape} but predictions[0] has "
-                                f"{arrays[0].shape}: all need the same rank and channel count")
-    arrays = [a[None] if ndim == 2 else a for a in arrays]
-    dtype = np.result_type(*arrays)
-    if fill_value is None or method == "average":
-        out_dtype = np.result_type(dtype, np.float32)
-        fill = float("nan") if fill_value is None else fill_value
-    else:
-        out_dtype, fill = dtype, fill_value
-    if not np.issubdtype(out_dtype, np.inexact) and not (
-            isinstance(fill, int | np.integer) and np.can_cast(np.min_scalar_type(fill), out_dtype)):
-        raise ArgumentError(f"fill_value={fill!r} does not fit the predictions' dtype {out_dtype}")
-    w = None
-    if weights is not None:
-        w = np.asarray(weights, dtype=np.float64)
-        if w.ndim != 2 or not np.isfinite(w).all() or (w < 0).any():
-            raise ArgumentError(f"weights must be a finite, non-negative (h, w) array, got shape {w.shape}")
+        stitcher.check(i, a)
+    stitcher.dtype = np.result_type(*arrays)
+    for a in arrays:
+        stitcher.feed(a)
+    return stitcher.result()
 
-    shape = (arrays[0].shape[0], height, width)
-    out = np.full(shape, fill, dtype=out_dtype)
-    if method == "average":
-        ref = np.zeros(shape, dtype=np.float64)
-        acc = np.zeros(shape, dtype=np.float64)
-        wsum = np.zeros(shape, dtype=np.float64)
-    else:
-        have = np.zeros(shape, dtype=bool)
-    for i, (v, (r, c)) in enumerate(zip(arrays, offsets, strict=True)):
+
+class Stitcher:
+    """Incremental :func:`stitch`: :meth:`feed` the predictions one at a time in ``slices`` order,
+    then take :meth:`result`; only the output grid (and its accumulators) is held in memory.
+
+    Fed the same predictions, it gives exactly what :func:`stitch` gives, except that the output
+    dtype follows the predictions fed so far (widened if a later one needs it) where ``stitch``
+    takes the result type of all of them up front.
+    """
+
+    def __init__(self, slices: Sequence[GeoSlice], *, method: Method = "average",
+                 weights: np.ndarray | None = None, fill_value: float | None = None) -> None:
+        if method not in METHODS:
+            raise ArgumentError(f"method={method!r} is not one of {METHODS}")
+        self.slices = list(slices)
+        if not self.slices:
+            raise ArgumentError("stitch needs at least one slice")
+        if weights is not None and method != "average":
+            raise ArgumentError(f"weights= only applies to method='average', not {method!r}")
+        self.method = method
+        self.fill_value = fill_value
+        self.transform, self.height, self.width, self.offsets = _union_grid(self.slices)
+        self.weights = None
+        if weights is not None:
+            w = np.asarray(weights, dtype=np.float64)
+            if w.ndim != 2 or not np.isfinite(w).all() or (w < 0).any():
+                raise ArgumentError(f"weights must be a finite, non-negative (h, w) array, got shape {w.shape}")
+            self.weights = w
+        self.dtype: np.dtype | None = None
+        """Result type of the predictions (set by :meth:`feed`, or up front by :func:`stitch`)."""
+        self._first: np.ndarray | None = None
+        self._count = 0
+        self._out: np.ndarray | None = None
+        self._fill: Any = None
+        self._acc: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._have: np.ndarray | None = None
+
+    @property
+    def fed(self) -> int:
+        """Predictions fed so far."""
+        return self._count
+
+    def check(self, i: int, a: np.ndarray) -> None:
+        """Raise :class:`ArgumentError` unless ``a`` has the rank and channel count of the first."""
+        first = a if self._first is None else self._first
+        if a.ndim != first.ndim or (a.ndim == 3 and a.shape[0] != first.shape[0]):
+            raise ArgumentError(f"predictions[{i}] has shape {a.shape} but predictions[0] has "
+                                f"{first.shape}: all need the same rank and channel count")
+        if self._first is None:
+            self._first = a
+
+    def _out_dtype(self, dtype: np.dtype) -> tuple[np.dtype, Any]:
+        fill_value = self.fill_value
+        if fill_value is None or self.method == "average":
+            out_dtype = np.result_type(dtype, np.float32)
+            fill = float("nan") if fill_value is None else fill_value
+        else:
+            out_dtype, fill = dtype, fill_value
+        if not np.issubdtype(out_dtype, np.inexact) and not (
+                isinstance(fill, int | np.integer) and np.can_cast(np.min_scalar_type(fill), out_dtype)):
+            raise ArgumentError(f"fill_value={fill!r} does not fit the predictions' dtype {out_dtype}")
+        return out_dtype, fill
+
+    def _allocate(self, channels: int) -> None:
+        out_dtype, self._fill = self._out_dtype(self.dtype)
+        shape = (channels, self.height, self.width)
+        self._out = np.full(shape, self._fill, dtype=out_dtype)
+        if self.method == "average":
+            self._acc = (np.zeros(shape, dtype=np.float64), np.zeros(shape, dtype=np.float64),
+                         np.zeros(shape, dtype=np.float64))
+        else:
+            self._have = np.zeros(shape, dtype=bool)
+
+    def feed(self, prediction: Any) -> None:
+        """Add the prediction of the next slice (array or GeoTensor, as :func:`stitch` takes)."""
+        i = self._count
+        if i >= len(self.slices):
+            raise ArgumentError(f"more predictions than the {len(self.slices)} slices")
+        s = self.slices[i]
+        v = _as_array(prediction, s, i)
+        self.check(i, v)
+        if self.dtype is None or np.result_type(self.dtype, v) != self.dtype:
+            self.dtype = v.dtype if self.dtype is None else np.result_type(self.dtype, v)
+            if self._out is not None:  # widen what is there already
+                out_dtype, self._fill = self._out_dtype(self.dtype)
+                self._out = self._out.astype(out_dtype)
+        v = v[None] if v.ndim == 2 else v
+        if self._out is None:
+            self._allocate(v.shape[0])
+        self._count += 1
+        r, c = self.offsets[i]
         h, wd = v.shape[-2:]
         win = np.s_[:, r:r + h, c:c + wd]
         valid = ~np.isnan(v) if np.issubdtype(v.dtype, np.inexact) else np.ones(v.shape, dtype=bool)
-        if method == "average":
+        if self.method == "average":
+            w = self.weights
             if w is not None and w.shape != (h, wd):
                 raise ArgumentError(f"weights has shape {w.shape} but predictions[{i}] is {h}×{wd}")
+            ref, acc, wsum = self._acc
             wv = np.ones((h, wd)) if w is None else w
             vf = v.astype(np.float64)
             new = valid & (wsum[win] == 0)
             ref[win][new] = vf[new]
             acc[win] += np.where(valid, wv * (vf - ref[win]), 0.0)
             wsum[win] += np.where(valid, wv, 0.0)
-            continue
-        region = out[win]
-        if method == "first":
+            return
+        region, have = self._out[win], self._have
+        if self.method == "first":
             take = valid & ~have[win]
-        elif method == "last":
+        elif self.method == "last":
             take = valid
         else:  # max
             take = valid & (~have[win] | (v > region))
         region[take] = v[take]
         have[win] |= take
-    if method == "average":
-        covered = wsum > 0
-        out[covered] = (ref[covered] + acc[covered] / wsum[covered]).astype(out_dtype)
-    values = out[0] if ndim == 2 else out
-    return GeoTensor(values, transform=transform, crs=rasterio.crs.CRS.from_user_input(chips[0].crs),
-                     fill_value_default=fill.item() if isinstance(fill, np.generic) else fill)
+
+    def skip(self) -> None:
+        """Pass over the next slice (no prediction: e.g. a chip without data)."""
+        if self._count >= len(self.slices):
+            raise ArgumentError(f"more predictions than the {len(self.slices)} slices")
+        self._count += 1
+
+    def result(self) -> GeoTensor:
+        """The stitched GeoTensor of the predictions fed (all slices must have been fed)."""
+        if self._count != len(self.slices):
+            raise ArgumentError(f"{self._count} predictions for {len(self.slices)} slices: give one per slice")
+        if self._out is None:
+            raise ArgumentError("every slice was skipped: nothing to stitch")
+        out = self._out
+        if self.method == "average":
+            ref, acc, wsum = self._acc
+            covered = wsum > 0
+            out[covered] = (ref[covered] + acc[covered] / wsum[covered]).astype(out.dtype)
+        values = out[0] if self._first.ndim == 2 else out
+        fill = self._fill
+        return GeoTensor(values, transform=self.transform,
+                         crs=rasterio.crs.CRS.from_user_input(self.slices[0].crs),
+                         fill_value_default=fill.item() if isinstance(fill, np.generic) else fill)

@@ -17,6 +17,8 @@ import fcntl
 import json
 import os
 import time
+import urllib.parse
+import urllib.request
 import uuid
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -72,9 +74,32 @@ def require_catalog(path: str | os.PathLike[str]) -> Path:
     return root.resolve()
 
 
-def new_part_name() -> str:
+def new_part_name(tag: str = "") -> str:
+    """``part-<UTC timestamp>-<12 hex>.parquet``; the hex digits start with ``tag`` (≤ 6 hex digits,
+    e.g. a build's token), the rest are random."""
+    if len(tag) > 6 or any(c not in "0123456789abcdef" for c in tag):
+        raise ValueError(f"part name tag {tag!r} must be at most 6 lowercase hex digits")
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%f")
-    return f"part-{stamp}-{uuid.uuid4().hex[:12]}.parquet"
+    return f"part-{stamp}-{tag}{uuid.uuid4().hex[:12 - len(tag)]}.parquet"
+
+
+def part_tag(name: str, length: int = 6) -> str:
+    """The first ``length`` hex digits of a part name's random field (where its tag, if any, is)."""
+    stem = name[:-len(".parquet")] if name.endswith(".parquet") else name
+    return stem.rsplit("-", 1)[-1][:length]
+
+
+def local_path(path: str | os.PathLike[str]) -> str | os.PathLike[str]:
+    """``file://`` URIs (``file:///abs/path``, ``file://localhost/abs/path``) as local paths; anything
+    else unchanged."""
+    text = os.fspath(path)
+    if not text.lower().startswith("file:"):
+        return path
+    parsed = urllib.parse.urlparse(text)
+    if parsed.netloc not in ("", "localhost"):
+        raise CatalogNotFoundError(f"{text!r}: file:// URIs on another host ({parsed.netloc!r}) are not "
+                                   "supported; mount the share and give its local path")
+    return urllib.request.url2pathname(parsed.path)
 
 
 def sort_rows(table: pa.Table) -> pa.Table:
@@ -122,11 +147,12 @@ def _fsync_dir(path: Path) -> None:
 
 
 def write_part(table: pa.Table, out_dir: str | os.PathLike[str], *,
-               row_group_size: int = ROW_GROUP_SIZE, sort: bool = True) -> Path:
+               row_group_size: int = ROW_GROUP_SIZE, sort: bool = True, tag: str = "") -> Path:
     """Write ``table`` (a schema-v1 table) as one new part of the catalog at ``out_dir``.
 
     The part is sorted (Hilbert of bbox centre), carries ``geo`` 1.1.0 metadata with the bbox
-    covering and the schema version, and appears atomically. Returns the part's path.
+    covering and the schema version, and appears atomically. ``tag`` marks its name (see
+    :func:`new_part_name`). Returns the part's path.
     """
     if table.num_rows == 0:
         raise ValueError("refusing to write an empty part")
@@ -138,7 +164,7 @@ def write_part(table: pa.Table, out_dir: str | os.PathLike[str], *,
     meta = dict(table.schema.metadata or {})
     meta.update(schema.part_metadata(geometry_types(table), _total_bbox(table)))
     table = table.replace_schema_metadata(meta)
-    name = new_part_name()
+    name = new_part_name(tag)
     tmp = root / f"{TMP_PREFIX}{name[len('part-'):-len('.parquet')]}{TMP_SUFFIX}"
     final = root / name
     try:

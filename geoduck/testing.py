@@ -238,3 +238,54 @@ def write_synthetic_catalog(out_dir: str | os.PathLike[str], n_tiles: int, n_dat
     for offset in range(0, table.num_rows, part_rows):
         store.write_part(table.slice(offset, part_rows), out_dir)
     return Path(out_dir)
+
+
+def synthetic_cube(path: str | os.PathLike[str], *, bounds: tuple[float, float, float, float] = (-8.0, 39.0, 2.0, 41.5),
+                   res: float = 0.25, start: str = "2023-01-01", days: int = 365,
+                   variable: str = "t2m") -> Path:
+    """A CF NetCDF cube on a lon/lat grid (EPSG:4326 by CF convention), daily steps from ``start``.
+
+    ``t2m`` (°C) = a seasonal cycle + a smooth function of lon/lat, so loads can be checked.
+    """
+    import pandas as pd
+    import xarray as xr
+
+    lon = np.arange(bounds[0] + res / 2, bounds[2], res)
+    lat = np.arange(bounds[3] - res / 2, bounds[1], -res)  # descending, as most reanalyses
+    time = pd.date_range(start, periods=days, freq="D")
+    doy = time.dayofyear.to_numpy()[:, None, None]
+    field = 15.0 - 10.0 * np.cos(2 * np.pi * (doy - 20) / 365.0) + 3.0 * np.sin(
+        np.radians(lon)[None, None, :] * 30) - 0.8 * (lat[None, :, None] - 40.0)
+    ds = xr.Dataset(
+        {variable: (("time", "lat", "lon"), field.astype("float32"),
+                    {"units": "degC", "long_name": "2 m temperature"})},
+        coords={"time": time,
+                "lat": ("lat", lat, {"units": "degrees_north", "standard_name": "latitude"}),
+                "lon": ("lon", lon, {"units": "degrees_east", "standard_name": "longitude"})})
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ds.to_netcdf(path, engine="netcdf4", encoding={variable: {"_FillValue": -9999.0}})
+    return path
+
+
+def synthetic_labels(path: str | os.PathLike[str], *, crs: str = "EPSG:32630",
+                     origin: tuple[float, float] = (230_000.0, 4_390_000.0), size: float = 12_000.0,
+                     grid: tuple[int, int] = (3, 5), gap: float = 4_000.0) -> Path:
+    """A GeoJSON of square 'field' polygons (laid out in ``crs``, stored as lon/lat per RFC 7946)
+    with an integer ``class_id`` in 1..3 and a ``field_id``."""
+    import geopandas as gpd
+    from shapely.geometry import box as shapely_box
+
+    rows, cols = grid
+    geoms, classes = [], []
+    for r in range(rows):
+        for c in range(cols):
+            x0 = origin[0] + c * (size + gap)
+            y0 = origin[1] + r * (size + gap)
+            geoms.append(shapely_box(x0, y0, x0 + size, y0 + size))
+            classes.append(1 + (r * cols + c) % 3)
+    gdf = gpd.GeoDataFrame({"class_id": classes, "field_id": range(len(geoms))}, geometry=geoms, crs=crs)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    gdf.to_crs("EPSG:4326").to_file(path, driver="GeoJSON")
+    return path

@@ -21,6 +21,10 @@ def test_demo_writes_catalog_cog_and_png(tmp_path):
     # The query straddles the UTM 29/30 edge: both tiles, May and August 2023.
     for line in ("29TNE  2023-05-15", "30TTK  2023-05-16", "29TNE  2023-08-15", "30TTK  2023-08-16"):
         assert line in result.output
+    # Cube and labels: each 12 km field is 48 x 48 px at 250 m; 5 fields per class.
+    assert "load_xarray on the mosaic grid: {'time': 123, 'x': 629, 'y': 422}" in result.output
+    assert "imagery.intersect(labels) → 2 pairs (tiles 29TNE, 30TTK)" in result.output
+    assert "pixels per class {0: 230878, 1: 11520, 2: 11520, 3: 11520}" in result.output
     with rasterio.open(out / "mosaic.tif") as src:
         assert src.driver == "GTiff"
         assert src.tags(ns="IMAGE_STRUCTURE").get("LAYOUT") == "COG"

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import duckdb
 import pandas as pd
+import pyarrow as pa
 import pytest
 import shapely
 import sqlglot
@@ -193,7 +194,6 @@ def payload_catalog(tmp_path_factory) -> geoduck.Catalog:
     n = len(PAYLOADS)
     table = synthetic_catalog_table(n, 1)
     i = table.schema.get_field_index("tile")
-    import pyarrow as pa
     table = table.set_column(i, table.schema.field("tile"), pa.array(PAYLOADS))
     out = tmp_path_factory.mktemp("payloads") / "cat"
     store.write_part(table, out)
@@ -262,7 +262,8 @@ def test_catalog_path_payloads_in_joins_unions_and_sql(path_catalogs):
         everything = everything.union(cats[name])
     rows = everything.to_arrow()
     assert rows.num_rows == 3 * len(cats)
-    assert sorted(set(rows.column("source").to_pylist())) == sorted(os.path.basename(c.node.root) for c in cats.values())
+    names_of_dirs = sorted(os.path.basename(c.node.root) for c in cats.values())
+    assert sorted(set(rows.column("source").to_pylist())) == names_of_dirs
     # user SQL (a sandboxed connection allowed to read exactly these folders) reads only them
     counts = everything.sql("SELECT source, count(*) AS n FROM catalog GROUP BY source")
     assert set(counts["n"]) == {3} and len(counts) == len(cats)

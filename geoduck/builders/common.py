@@ -4,6 +4,10 @@ streaming driver that turns files into catalog parts, and the build report.
 Headers are read in worker processes in chunks; finished rows are streamed into parts of at most
 ``part_rows`` rows, so memory does not grow with the number of files. A file that cannot be read
 is reported (path and reason) and skipped; the build goes on.
+
+With a ``dask.distributed`` client the file list is partitioned into tasks instead: each task reads
+its files' headers and writes its own parts (:func:`build_task`), and the driver only merges the
+tasks' reports. Parts appear atomically whoever writes them, so no coordination is needed.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import multiprocessing
 import os
 import re
 import sys
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from multiprocessing.context import BaseContext
@@ -42,6 +47,13 @@ PART_ROWS = 50_000
 
 CHUNK_FILES = 32
 """Files per task sent to a worker process."""
+
+MAX_TASK_FILES = PART_ROWS
+"""Most files per task of a distributed build (each task writes at least one part)."""
+
+TASKS_PER_THREAD = 4
+"""A distributed build cuts its files into about this many tasks per cluster thread (fewer when
+that would exceed :data:`MAX_TASK_FILES` files per task), for load balance."""
 
 ARROW_ROWS = 1_000
 """Rows of the part being filled that are kept as dicts before being converted to (compact) Arrow."""
@@ -76,10 +88,18 @@ class BuildReport:
 
 @dataclass
 class _Tally:
+    """Counts of one build, or of one task of a distributed build (merged by the driver)."""
+
     indexed: int = 0
     files: int = 0
     errors: list[tuple[str, str]] = field(default_factory=list)
     parts: list[str] = field(default_factory=list)
+
+    def merge(self, other: _Tally) -> None:
+        self.indexed += other.indexed
+        self.files += other.files
+        self.errors.extend(other.errors)
+        self.parts.extend(other.parts)
 
 
 class _PartBuffer:
@@ -103,13 +123,13 @@ class _PartBuffer:
             self._tables.append(store.table_from_rows(self._rows, self._schema))
             self._rows.clear()
 
-    def write(self, out: Path) -> Path | None:
+    def write(self, out: Path, tag: str = "") -> Path | None:
         """Write the buffered rows as a new part (None when there are none) and empty the buffer."""
         self._convert()
         if not self._tables:
             return None
         tables, self._tables, self.num_rows = self._tables, [], 0
-        return store.write_part(pa.concat_tables(tables), out)
+        return store.write_part(pa.concat_tables(tables), out, tag=tag)
 
 
 # -- inputs -------------------------------------------------------------------------------------
@@ -325,6 +345,83 @@ def _start_method() -> str:
     return "fork"
 
 
+Named = dict[str, tuple[Interval, dict[str, str | None]]]
+"""``path → (interval, file-name columns)`` of the files to index (from :class:`FilenameParser`)."""
+
+
+@dataclass(frozen=True)
+class BuildSpec:
+    """Everything but the file list that turns header results into parts (picklable: it travels
+    with every task of a distributed build)."""
+
+    backend: schema.Backend
+    out: Path
+    arrow_schema: pa.Schema
+    read_fn: ReadFn
+    read_env: ReadEnv | None
+    options: Any
+    sub_key: str | None
+    part_rows: int
+    tag: str = ""
+    """Marks the names of the parts this build writes (see :func:`run_build`'s cleanup)."""
+
+
+class _RowWriter:
+    """Turns header results into catalog rows and writes them as parts of at most ``part_rows``
+    rows (checked after each file), counting into ``tally``."""
+
+    def __init__(self, spec: BuildSpec, named: Named, tally: _Tally) -> None:
+        self.spec = spec
+        self.named = named
+        self.tally = tally
+        self.batch = _PartBuffer(spec.arrow_schema)
+
+    def add(self, path: str, result: list[dict] | str) -> None:
+        """Add one file's header rows (or, for a string, the reason it could not be read)."""
+        spec, tally = self.spec, self.tally
+        if isinstance(result, str):
+            tally.errors.append((path, result))
+            log.warning("skipped %s: %s", path, result)
+            return
+        interval, extras = self.named[path]
+        for header in result:
+            if SKIPPED in header:
+                tally.errors.append((path, header[SKIPPED]))
+                log.warning("skipped part of %s: %s", path, header[SKIPPED])
+                continue
+            row = dict(header)
+            row.update(extras)
+            row[schema.ID] = item_id(spec.backend, path, header.get(spec.sub_key) if spec.sub_key else None)
+            row[schema.FILEPATH] = path
+            row[schema.BACKEND] = spec.backend
+            row[schema.VERSION] = schema.SCHEMA_VERSION
+            if schema.START not in row:
+                row[schema.START], row[schema.END] = interval.start, interval.end
+            self.batch.append(row)
+            tally.indexed += 1
+        tally.files += 1
+        if self.batch.num_rows >= spec.part_rows:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the rows not yet written as a part."""
+        part = self.batch.write(self.spec.out, self.spec.tag)
+        if part is not None:
+            self.tally.parts.append(str(part))
+
+
+def build_task(spec: BuildSpec, named: Named) -> _Tally:
+    """One task of a distributed build: read the headers of ``named``'s files (in chunks of
+    :data:`CHUNK_FILES`, in this process) and write their rows as parts; returns the counts."""
+    tally = _Tally()
+    writer = _RowWriter(spec, named, tally)
+    for chunk in _chunks(list(named), CHUNK_FILES):
+        for path, result in _read_chunk(spec.read_fn, spec.options, chunk, spec.read_env):
+            writer.add(path, result)
+    writer.flush()
+    return tally
+
+
 def _extra_columns(out: Path, parser: FilenameParser) -> list[str]:
     """File-name columns of new parts: those of the existing catalog (its parts must keep one schema,
     so that a plain ``read_parquet('<dir>/*.parquet')`` reads them all), else the regex's groups.
@@ -362,14 +459,24 @@ def run_build(
     workers: int | None,
     progress: bool,
     part_rows: int = PART_ROWS,
+    client: Any = None,
+    task_files: int | None = None,
 ) -> BuildReport:
     """Index ``paths`` into new parts of the catalog at ``out_dir`` (see module doc).
 
     ``read_fn(path, options)`` reads one file's headers; ``read_env()``, when given, is entered once
     around each chunk of reads (in the process doing them), e.g. for GDAL configuration options.
     Directories named ``*<directory_suffix>`` (e.g. ``.zarr`` stores) are items, not searched.
+
+    With ``client`` (a ``dask.distributed.Client``) the files are cut into tasks of ``task_files``
+    files (default: see :data:`TASKS_PER_THREAD`) run on the cluster (``workers`` is then unused);
+    each task writes its own parts, so ``out_dir`` must be a directory every worker can write (a
+    shared file system for a multi-machine cluster). ``read_fn``/``read_env``/``options`` must be
+    picklable (module-level functions). A task that fails as a whole has each of its files reported
+    in ``errors``; parts left by a failed or rerun attempt of a task are removed at the end.
     """
     parser.validate()
+    out_dir = store.local_path(out_dir)
     files = resolve_paths(paths, extensions, directory_suffixes)
     if not files:
         looked_for = ", ".join((*extensions, *directory_suffixes))
@@ -381,7 +488,7 @@ def run_build(
 
     tally = _Tally()
     # File names first (cheap): a regex matching nothing is a user error, not N skipped files.
-    named: dict[str, tuple[Interval, dict[str, str | None]]] = {}
+    named: Named = {}
     for path in files:
         try:
             named[path] = parser.parse(path)
@@ -414,53 +521,104 @@ def run_build(
     if changed:
         log.warning("%d file(s) changed since indexed (not re-indexed), e.g. %s", len(changed), changed[0])
 
-    batch = _PartBuffer(schema.catalog_schema(backend, extra_columns))
-
-    def flush() -> None:
-        part = batch.write(out)
-        if part is not None:
-            tally.parts.append(str(part))
-
-    n_workers = workers if workers is not None else default_workers()
-    bar = tqdm(total=len(todo), unit="file", desc=f"indexing {backend}", disable=not progress or not todo)
-    try:
-        for path, result in _results(read_fn, options, todo, n_workers, read_env):
-            bar.update(1)
-            if isinstance(result, str):
-                tally.errors.append((path, result))
-                log.warning("skipped %s: %s", path, result)
-                continue
-            interval, extras = named[path]
-            for header in result:
-                if SKIPPED in header:
-                    tally.errors.append((path, header[SKIPPED]))
-                    log.warning("skipped part of %s: %s", path, header[SKIPPED])
-                    continue
-                row = dict(header)
-                row.update(extras)
-                row[schema.ID] = item_id(backend, path, header.get(sub_key) if sub_key else None)
-                row[schema.FILEPATH] = path
-                row[schema.BACKEND] = backend
-                row[schema.VERSION] = schema.SCHEMA_VERSION
-                if schema.START not in row:
-                    row[schema.START], row[schema.END] = interval.start, interval.end
-                batch.append(row)
-                tally.indexed += 1
-            tally.files += 1
-            if batch.num_rows >= part_rows:
-                flush()
-        flush()
-    finally:
-        bar.close()
+    spec = BuildSpec(backend=backend, out=out, arrow_schema=schema.catalog_schema(backend, extra_columns),
+                     read_fn=read_fn, read_env=read_env, options=options, sub_key=sub_key,
+                     part_rows=part_rows, tag=uuid.uuid4().hex[:6] if client is not None else "")
+    todo_named = {path: named[path] for path in todo}
+    if client is not None:
+        _run_distributed(client, spec, todo_named, tally, task_files, progress)
+    else:
+        writer = _RowWriter(spec, todo_named, tally)
+        n_workers = workers if workers is not None else default_workers()
+        bar = tqdm(total=len(todo), unit="file", desc=f"indexing {backend}", disable=not progress or not todo)
+        try:
+            for path, result in _results(read_fn, options, todo, n_workers, read_env):
+                bar.update(1)
+                writer.add(path, result)
+            writer.flush()
+        finally:
+            bar.close()
     return BuildReport(indexed=tally.indexed, files_indexed=tally.files, unchanged=unchanged,
                        changed=tuple(changed), errors=tuple(tally.errors), parts=tuple(tally.parts))
 
+
+def _cluster_threads(client: Any) -> int:
+    try:
+        return max(1, sum(client.nthreads().values()))
+    except Exception as exc:  # noqa: BLE001 - anything but a working Client
+        raise ArgumentError(f"client={client!r} is not a connected dask.distributed.Client: {exc}") from None
+
+
+def _run_distributed(client: Any, spec: BuildSpec, named: Named, tally: _Tally, task_files: int | None,
+                     progress: bool) -> None:
+    """Run :func:`build_task` over ``named`` cut into tasks on a dask cluster, at most two tasks per
+    cluster thread in flight; merge their counts into ``tally``."""
+    from distributed import as_completed
+
+    threads = _cluster_threads(client)
+    paths = list(named)
+    if task_files is None:
+        task_files = min(MAX_TASK_FILES, max(CHUNK_FILES, -(-len(paths) // (TASKS_PER_THREAD * threads))))
+    elif isinstance(task_files, bool) or not isinstance(task_files, int) or task_files < 1:
+        raise ArgumentError(f"task_files={task_files!r} must be a positive integer")
+    tasks = iter(_chunks(paths, task_files))
+    files_of: dict[Any, list[str]] = {}
+    submitted = 0
+
+    def submit(chunk: list[str]) -> Any:
+        nonlocal submitted
+        fut = client.submit(build_task, spec, {p: named[p] for p in chunk}, pure=False,
+                            key=f"geoduck-build-{spec.tag}-{submitted}")
+        files_of[fut.key] = chunk
+        submitted += 1
+        return fut
+
+    bar = tqdm(total=len(paths), unit="file", disable=not progress or not paths,
+               desc=f"indexing {spec.backend} on {threads} dask threads")
+    pending = as_completed([submit(c) for c in _take(tasks, 2 * threads)])
+    try:
+        for fut in pending:
+            chunk = files_of.pop(fut.key)
+            try:
+                tally.merge(fut.result())
+            except Exception as exc:  # noqa: BLE001 - a lost task is reported file by file
+                reason = f"build task failed: {_reason(exc)}"
+                tally.errors.extend((p, reason) for p in chunk)
+                log.warning("%s (%d files, e.g. %s)", reason, len(chunk), chunk[0])
+            fut.release()
+            bar.update(len(chunk))
+            nxt = next(tasks, None)
+            if nxt is not None:
+                pending.add(submit(nxt))
+    except BaseException:
+        client.cancel(pending.futures)  # an interrupted build keeps the parts written so far
+        raise
+    finally:
+        bar.close()
+    _remove_stray_parts(spec, tally)
+
+
+def _take(items: Iterator[list[str]], n: int) -> list[list[str]]:
+    return [chunk for _, chunk in zip(range(n), items, strict=False)]
+
+
+def _remove_stray_parts(spec: BuildSpec, tally: _Tally) -> None:
+    """Delete parts of this build that no task reported: written by an attempt of a task that then
+    failed or was run again (e.g. its worker died), so their rows are reported elsewhere."""
+    if not spec.out.is_dir():
+        return
+    reported = {os.path.basename(p) for p in tally.parts}
+    for part in store.list_parts(spec.out):
+        if store.part_tag(part.name) == spec.tag and part.name not in reported:
+            log.warning("removing %s: written by a failed or repeated build task", part)
+            part.unlink(missing_ok=True)
 
 
 def finish_build(out_dir: str | os.PathLike[str], paths: object, report: BuildReport) -> Catalog:
     """Open the built catalog; a build that left it without any part says why."""
     from ..catalog import open_catalog
 
+    out_dir = store.local_path(out_dir)
     if not store.list_parts(out_dir):
         examples = "; ".join(f"{p}: {r}" for p, r in report.errors[:3])
         raise BuildError(f"no file in {paths!r} could be indexed ({len(report.errors)} errors): {examples}")

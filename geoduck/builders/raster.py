@@ -120,6 +120,7 @@ def build_raster_catalog(
     date_format: str | None = None,
     workers: int | None = None,
     progress: bool = True,
+    client: Any = None,
 ) -> Catalog:
     """Index raster files into the catalog at ``out_dir`` (created or appended to).
 
@@ -133,6 +134,9 @@ def build_raster_catalog(
         date_format: strptime format of the date groups; default: common forms parsed robustly.
         workers: header-reading processes (default: all cores; 1 = in this process).
         progress: show a tqdm progress bar.
+        client: a ``dask.distributed.Client``: the files are cut into tasks run on its cluster,
+            each writing its own parts (``out_dir`` must be writable by every worker); default:
+            local processes (``workers``).
 
     Returns:
         The catalog at ``out_dir``; ``catalog.build_report`` tells what was indexed, skipped
@@ -141,6 +145,6 @@ def build_raster_catalog(
     report = run_build(
         paths, out_dir, backend="raster", extensions=RASTER_EXTENSIONS, read_fn=_read_header,
         read_env=_gdal_env, options=None, parser=FilenameParser(filename_regex, date_format), sub_key=None,
-        workers=workers, progress=progress,
+        workers=workers, progress=progress, client=client,
     )
     return finish_build(out_dir, paths, report)

@@ -232,6 +232,7 @@ def build_vector_catalog(
     layer: str | None = None,
     workers: int | None = None,
     progress: bool = True,
+    client: Any = None,
 ) -> Catalog:
     """Index vector label files into the catalog at ``out_dir`` (created or appended to).
 
@@ -254,6 +255,9 @@ def build_vector_catalog(
             Default: every layer.
         workers: header-reading processes (default: all cores; 1 = in this process).
         progress: show a tqdm progress bar.
+        client: a ``dask.distributed.Client``: the files are cut into tasks run on its cluster,
+            each writing its own parts (``out_dir`` must be writable by every worker); default:
+            local processes (``workers``).
 
     Returns:
         The catalog at ``out_dir``; ``catalog.build_report`` tells what was indexed and skipped.
@@ -261,6 +265,6 @@ def build_vector_catalog(
     report = run_build(
         paths, out_dir, backend="vector", extensions=VECTOR_EXTENSIONS, read_fn=read_vector_header,
         options=layer, parser=FilenameParser(filename_regex, date_format), sub_key="layer",
-        workers=workers, progress=progress,
+        workers=workers, progress=progress, client=client,
     )
     return finish_build(out_dir, paths, report)

@@ -377,6 +377,7 @@ def build_xarray_catalog(
     engine: str | None = None,
     workers: int | None = None,
     progress: bool = True,
+    client: Any = None,
 ) -> Catalog:
     """Index NetCDF files and Zarr stores into the catalog at ``out_dir`` (created or appended to):
     one row per file × data variable with x/y dimensions (see the module doc).
@@ -394,6 +395,9 @@ def build_xarray_catalog(
             ``*.zarr`` → zarr, others → netcdf4.
         workers: header-reading processes (default: all cores; 1 = in this process).
         progress: show a tqdm progress bar.
+        client: a ``dask.distributed.Client``: the files are cut into tasks run on its cluster,
+            each writing its own parts (``out_dir`` must be writable by every worker); default:
+            local processes (``workers``).
 
     Returns:
         The catalog at ``out_dir``; ``catalog.build_report`` lists files that failed and why.
@@ -410,6 +414,6 @@ def build_xarray_catalog(
     report = run_build(
         paths, out_dir, backend="xarray", extensions=NETCDF_EXTENSIONS, directory_suffixes=ZARR_SUFFIXES,
         read_fn=read_xarray_header, options=options, parser=FilenameParser(), sub_key="variable",
-        workers=workers, progress=progress,
+        workers=workers, progress=progress, client=client,
     )
     return finish_build(out_dir, paths, report)

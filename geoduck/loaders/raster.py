@@ -29,11 +29,13 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import pandas as pd
+import pyproj
 import rasterio
 from georeader.geotensor import GeoTensor
 from rasterio.enums import MaskFlags, Resampling
 from rasterio.transform import Affine
 from rasterio.vrt import WarpedVRT
+from rasterio.warp import reproject
 from rasterio.windows import Window
 
 from ..catalog import Catalog
@@ -303,8 +305,68 @@ def _read_aligned(r: OpenRaster, idx: list[int], col: int, row: int, h: int, w: 
     return values, valid
 
 
+_KERNEL_RADIUS = {Resampling.nearest: 1, Resampling.bilinear: 1, Resampling.cubic: 2,
+                  Resampling.cubic_spline: 2, Resampling.lanczos: 3}
+"""Source pixels each resampling kernel reaches from a sample point at 1:1 scale (others: 1 per
+scale step, e.g. average over the destination pixel's footprint)."""
+
+_TRANSFORMERS: dict[tuple[str, str], pyproj.Transformer] = {}
+
+
+def _to_source(g: Grid, r: OpenRaster) -> pyproj.Transformer:
+    key = (g.crs, r.crs or "")
+    tr = _TRANSFORMERS.get(key)
+    if tr is None:
+        tr = _TRANSFORMERS[key] = pyproj.Transformer.from_crs(g.crs, r.crs, always_xy=True)
+    return tr
+
+
+def _covering_window(r: OpenRaster, g: Grid, resampling: Resampling) -> Window | None:
+    """The source window (whole pixels) holding every source pixel the warp of grid ``g`` can
+    use, if it lies inside the source (north-up sources only); else None.
+
+    The grid's boundary (21 points per edge) is transformed to the source CRS; a smooth map takes
+    the interior inside the image of the boundary. The window is padded by the kernel's reach,
+    scaled by the downsampling ratio, plus 2 pixels for the edges' curvature between points."""
+    t = r.transform
+    if r.crs is None or t.b != 0 or t.d != 0:
+        return None
+    d = g.transform
+    k = np.linspace(0.0, 1.0, 21)
+    px = np.concatenate([k * g.width, np.full(21, g.width), k[::-1] * g.width, np.zeros(21)])
+    py = np.concatenate([np.zeros(21), k * g.height, np.full(21, g.height), k[::-1] * g.height])
+    with np.errstate(all="ignore"):
+        sx, sy = _to_source(g, r).transform(d.c + px * d.a, d.f + py * d.e)
+        cols, rows = (np.asarray(sx) - t.c) / t.a, (np.asarray(sy) - t.f) / t.e
+    if not (np.isfinite(cols).all() and np.isfinite(rows).all()):
+        return None
+    scale = max(1.0, (cols.max() - cols.min()) / g.width, (rows.max() - rows.min()) / g.height)
+    pad = math.ceil(_KERNEL_RADIUS.get(resampling, 1) * scale) + 2
+    c0, r0 = math.floor(cols.min()) - pad, math.floor(rows.min()) - pad
+    c1, r1 = math.ceil(cols.max()) + pad, math.ceil(rows.max()) + pad
+    if c0 < 0 or r0 < 0 or c1 > r.width or r1 > r.height:
+        return None
+    return Window(c0, r0, c1 - c0, r1 - r0)
+
+
 def _read_warped(r: OpenRaster, g: Grid, idx: list[int], resampling: Resampling
                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Warp onto ``g``. Fast route: when the source pixels the warp needs lie inside the source
+    and are all valid, they are read once and warped in memory without masks (GDAL's unmasked
+    kernels are ~2× faster than its masked general case for bilinear/cubic); results agree with
+    the masked warp to GDAL's rounding (±1 for integers). Otherwise a ``WarpedVRT`` over the file."""
+    if r.simple_masks and resampling != Resampling.nearest:
+        win = _covering_window(r, g, resampling)
+        if win is not None:
+            block = r.ds.read(idx, window=win)
+            if _validity(r, block, idx, lambda: np.ones(block.shape, np.uint8)).all():
+                values = np.empty((len(idx), g.height, g.width), dtype=block.dtype)
+                t = r.transform
+                shifted = Affine(t.a, 0.0, t.c + win.col_off * t.a, 0.0, t.e, t.f + win.row_off * t.e)
+                reproject(block, values, src_transform=shifted, src_crs=r.ds.crs,
+                          dst_transform=g.transform, dst_crs=_rio_crs(g.crs), resampling=resampling,
+                          src_nodata=None, dst_nodata=None, init_dest_nodata=False)
+                return values, np.ones(values.shape, bool)
     opts = dict(crs=_rio_crs(g.crs), transform=g.transform, width=g.width, height=g.height,
                 resampling=resampling)
     has_nodata = all(r.nodata[i - 1] is not None for i in idx)

@@ -2,16 +2,21 @@
 
 Running the catalog query in DuckDB costs milliseconds per slice, too much when loading hundreds of
 chips per second. So a catalog relation of at most :data:`INDEX_MAX_ROWS` rows is materialised once
-(per process; rebuilt when a part file of its catalog directories changes) into numpy arrays, and
-each slice is answered there:
+per process (and re-read when a part file of its catalog directories changes) into numpy arrays,
+grouped by native CRS, and each slice is answered there:
 
-* rows in the slice's own CRS: their native bounds against the slice's grid bounds, which is the
-  exact test in that CRS (closed intervals: a touching row is selected, as ``ST_Intersects`` does);
-* other rows: the lon/lat query of :meth:`Catalog.query` — bbox inequalities, then the exact
-  ``intersects`` of the densified AOI with the footprint (shapely instead of DuckDB) — after a cheap
-  lon/lat envelope prefilter.
+* rows in the slice's CRS: their native bounds against the slice's grid bounds;
+* rows in another CRS: a cached lon/lat envelope of the slice prefilters them by ``bbox``, then the
+  slice's grid rectangle (densified, 21 points per edge) mapped into their CRS is intersected with
+  their native bounds;
+* rows without a CRS or native bounds (and geographic-CRS rows seen across the antimeridian): the
+  lon/lat query of :meth:`Catalog.query` — the densified AOI against the footprint (shapely).
 
-Time filtering is the catalog's: closed intervals, static rows always match.
+Native tests are the exact question "does the file have pixels under the slice", of which the
+lon/lat footprint is a densified approximation; they agree with ``Catalog.query`` except for
+slivers along the edges, and intervals are closed (a row touching the slice is selected, as by
+``ST_Intersects``; it contributes no pixel). Time filtering is the catalog's: closed intervals,
+static rows always match.
 """
 
 from __future__ import annotations
@@ -98,6 +103,7 @@ def _boxes(table: pa.Table, name: str) -> np.ndarray:
 class _Group:
     """Rows sharing one native CRS (with native bounds), or the rows lacking either (key None)."""
 
+    key: str | None
     rows: np.ndarray
     native: np.ndarray
     bbox: np.ndarray
@@ -108,15 +114,12 @@ class _Group:
     envelope: tuple[float, float, float, float]
     """Lon/lat bounds of all the group's footprints."""
 
-    def when(self, t0: int | None, t1: int | None) -> np.ndarray | None:
-        """Rows overlapping ``[t0, t1]`` (µs; None: open), or None when every row does."""
-        if t0 is None and t1 is None:
-            return None
-        ok = np.ones(self.rows.size, bool)
+    def when(self, ok: np.ndarray, t0: int | None, t1: int | None) -> np.ndarray:
+        """``ok`` restricted to rows overlapping ``[t0, t1]`` (µs; None: open)."""
         if t1 is not None:
-            ok &= self.start_null | (self.start <= t1)
+            ok = ok & (self.start_null | (self.start <= t1))
         if t0 is not None:
-            ok &= self.end_null | (self.end >= t0)
+            ok = ok & (self.end_null | (self.end >= t0))
         return ok
 
 
@@ -152,7 +155,7 @@ class RowIndex:
         for key, rows in members.items():
             r = np.asarray(rows, dtype=np.int64)
             b = bbox[:, r]
-            self.groups[key] = _Group(r, native[:, r], b, start[r], start_null[r], end[r], end_null[r],
+            self.groups[key] = _Group(key, r, native[:, r], b, start[r], start_null[r], end[r], end_null[r],
                                       (b[0].min(), b[1].min(), b[2].max(), b[3].max()))
 
     def __len__(self) -> int:
@@ -171,14 +174,12 @@ class RowIndex:
         hits: list[np.ndarray] = []
         lonlat = _LonLatAOI(slice.crs, bounds)
         for key, g in self.groups.items():
-            when = g.when(t0, t1)
             if key is not None and key == slice.crs:  # exact in the native CRS
                 ok = _overlap(g.native, *bounds)
             else:
                 ok = lonlat.intersects(self, g)
-            if ok is None:
-                continue
-            hits.append(g.rows[ok if when is None else ok & when])
+            if ok is not None and ok.any():
+                hits.append(g.rows[g.when(ok, t0, t1)])
         return np.concatenate(hits).tolist() if hits else []
 
     def _start(self, i: int) -> pd.Timestamp | None:
@@ -195,12 +196,35 @@ class RowIndex:
 
 
 class _LonLatAOI:
-    """A slice's AOI as ``Catalog.query`` builds it (densified, lon/lat), built only if needed."""
+    """A slice's grid rectangle, seen from rows in other CRSs: a cached lon/lat envelope to
+    prefilter, then the rectangle mapped into a row group's CRS, or the lon/lat AOI as
+    ``Catalog.query`` builds it (densified), each built only if needed."""
 
     def __init__(self, crs: str, bounds: tuple[float, float, float, float]) -> None:
         self.crs, self.bounds = crs, bounds
         self._envelope: tuple[float, float, float, float] | None | bool = False
         self._aoi: Polygon | MultiPolygon | None = None
+
+    def in_crs(self, crs: str) -> Polygon | None:
+        """The grid rectangle (21 points per edge) in ``crs``; None where that is unsafe
+        (non-finite coordinates, or wrapping round a geographic CRS's antimeridian)."""
+        tr = _TO_CRS.get((self.crs, crs))
+        if tr is None:
+            target = pyproj.CRS.from_user_input(crs)
+            tr = _TO_CRS[(self.crs, crs)] = (pyproj.Transformer.from_crs(self.crs, target, always_xy=True),
+                                              target.is_geographic)
+        x0, y0, x1, y1 = self.bounds
+        k = _EDGE
+        xs = np.concatenate([x0 + k * (x1 - x0), np.full(k.size, x1), x1 - k * (x1 - x0), np.full(k.size, x0)])
+        ys = np.concatenate([np.full(k.size, y1), y1 - k * (y1 - y0), np.full(k.size, y0), y0 + k * (y1 - y0)])
+        with np.errstate(all="ignore"):
+            px, py = tr[0].transform(xs, ys, errcheck=False)
+        px, py = np.asarray(px), np.asarray(py)
+        if not (np.isfinite(px).all() and np.isfinite(py).all()):
+            return None
+        if tr[1] and (np.abs(np.diff(px)) > 180).any():
+            return None
+        return Polygon(np.column_stack([px, py]))
 
     def envelope(self) -> tuple[float, float, float, float] | None:
         if self._envelope is False:
@@ -208,7 +232,7 @@ class _LonLatAOI:
         return self._envelope  # type: ignore[return-value]
 
     def intersects(self, index: RowIndex, g: _Group) -> np.ndarray | None:
-        """Which of ``g``'s rows' footprints intersect the AOI (None: none can)."""
+        """Which of ``g``'s rows intersect the slice (None: none can)."""
         env = self.envelope()
         ok = None
         if env is not None:
@@ -219,6 +243,15 @@ class _LonLatAOI:
             ok = _overlap(g.bbox, *env)
             if not ok.any():
                 return None
+        poly = self.in_crs(g.key) if g.key is not None else None
+        if poly is not None:  # exact in the rows' native CRS
+            near = _overlap(g.native, *poly.bounds)
+            cand = np.flatnonzero(near if ok is None else near & ok)
+            out = np.zeros(g.rows.size, bool)
+            if cand.size:
+                boxes = shapely.box(*g.native[:, cand])
+                out[cand[shapely.intersects(poly, boxes)]] = True
+            return out
         if self._aoi is None:
             self._aoi = aoi_to_wgs84(bbox=self.bounds, crs=self.crs)
         aoi = self._aoi
@@ -233,6 +266,8 @@ class _LonLatAOI:
 
 
 _TO_WGS84: dict[str, pyproj.Transformer] = {}
+_TO_CRS: dict[tuple[str, str], tuple[pyproj.Transformer, bool]] = {}
+_EDGE = np.linspace(0.0, 1.0, 21)[:-1]
 
 
 _ENVELOPES: dict[tuple, tuple[float, float, float, float] | None] = {}
@@ -313,13 +348,14 @@ def _dir_stamp(roots: list[str]) -> tuple:
 
 
 def _parts_stamp(roots: list[str]) -> tuple:
-    """Names, sizes and mtimes of the part files of the catalog directories."""
+    """Names, sizes and mtimes of the files of the catalog directories (parts and the manifest
+    that may hide replaced parts; temporary files are dot files)."""
     parts = []
     for root in roots:
         try:
             with os.scandir(root) as it:
                 for e in it:
-                    if e.name.endswith(".parquet") and not e.name.startswith("."):
+                    if not e.name.startswith("."):
                         st = e.stat()
                         parts.append((root, e.name, st.st_size, st.st_mtime_ns))
         except FileNotFoundError:
