@@ -20,7 +20,7 @@ from shapely.geometry.base import BaseGeometry
 from sqlglot import exp
 
 from . import compile as sqlc
-from . import engine, schema, store
+from . import engine, remote, schema, store
 from .builders.common import BuildReport
 from .errors import ArgumentError, QueryError, SQLError
 from .expr import (Difference, Intersect, JoinPlan, Node, Pad, Scan, SpatialFilter, TimeFilter, Union,
@@ -32,10 +32,17 @@ from .intervals import TimeLike, query_interval
 def open_catalog(path: str | os.PathLike[str], *, build_report: BuildReport | None = None) -> Catalog:
     """Open the catalog directory at ``path`` (a folder of GeoParquet parts).
 
+    ``path`` may be a ``file://`` URI, or an ``s3://``, ``gs://``, ``https://`` … URI read through
+    DuckDB's httpfs extension (see :mod:`geoduck.remote`; :class:`~geoduck.errors.ExtensionError`
+    says what to install when it is missing).
+
     Raises :class:`~geoduck.errors.CatalogNotFoundError` if it has no parts and
     :class:`~geoduck.errors.SchemaError` if a part has an unreadable schema version.
     """
-    root = store.require_catalog(path)
+    location = store.local_path(path)
+    if remote.is_uri(location):
+        return Catalog(Scan(remote.open_root(os.fspath(location))), build_report=build_report)
+    root = store.require_catalog(location)
     store.check_schema_versions(root)
     return Catalog(Scan(str(root)), build_report=build_report)
 

@@ -8,14 +8,15 @@ Parquet scan and prunes row groups by their statistics) and the exact ``ST_Inter
 from __future__ import annotations
 
 import glob
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import cache, singledispatch
 
 import pandas as pd
+import pyarrow as pa
 import sqlglot
 from sqlglot import exp
 
-from . import schema, store
+from . import engine, remote, schema, store
 from .errors import SQLError
 from .expr import (Difference, Intersect, JoinPlan, Node, Pad, Scan, SpatialFilter, TimeFilter,
                    Union, Where)
@@ -61,15 +62,91 @@ def _(node: Scan) -> exp.Select:
     files: exp.Expression = exp.Literal.string(store.part_glob(node.root))
     if node.files is not None:
         files = exp.Array(expressions=[exp.Literal.string(glob.escape(f)) for f in node.files])
+    elif remote.is_uri(node.root):  # s3://, gs://, https:// … (see geoduck.remote)
+        engine.use_httpfs()
+        found = remote.scan_files(node.root)
+        files = (exp.Literal.string(found) if isinstance(found, str)
+                 else exp.Array(expressions=[exp.Literal.string(glob.escape(f)) for f in found]))
     elif store.hidden_parts(node.root):
         files = exp.Array(expressions=[exp.Literal.string(glob.escape(str(p))) for p in store.live_parts(node.root)])
-    source = exp.func(
+    source = _read_parquet(files)
+    if not remote.is_uri(node.root):  # filters over this scan may skip whole parts (see _prune)
+        source.meta[_SCAN] = (node.root, node.files)
+    return exp.select(exp.Star()).from_(source)
+
+
+def _read_parquet(files: exp.Expression) -> exp.Expression:
+    return exp.func(
         "read_parquet",
         files,
         exp.EQ(this=exp.var("union_by_name"), expression=exp.true()),
         exp.EQ(this=exp.var("hive_partitioning"), expression=exp.false()),
     )
-    return exp.select(exp.Star()).from_(source)
+
+
+_SCAN = "geoduck_scan"
+"""``meta`` key of a ``read_parquet`` source: (its catalog root, the parts it reads or None = all)."""
+
+
+def _prune(select: exp.Select, keep: Callable[[store.PartExtent], bool]) -> exp.Select:
+    """Make a filter directly over a local catalog scan read only the parts that can hold matching
+    rows, judged by ``keep`` on each part's footer statistics (:func:`store.part_extent`); the
+    filter itself still runs on the parts read, so the result is the same.
+
+    Parts are only skipped when all have the same schema (so ``union_by_name`` binds the same
+    columns), and at least one is always read (an empty result keeps its columns)."""
+    source = select.args.get("from_")
+    scan_meta = source.this.meta.get(_SCAN) if source is not None and source.this.meta else None
+    if scan_meta is None:
+        return select
+    root, parts = scan_meta
+    try:
+        if parts is None:
+            parts = tuple(str(p) for p in store.live_parts(root))
+        extents = [store.part_extent(p) for p in parts]
+    except (OSError, ValueError, pa.ArrowException):
+        return select  # unreadable footers: let DuckDB read (and report) them
+    if len(parts) < 2 or len({e.schema for e in extents}) != 1:
+        return select
+    kept = tuple(p for p, e in zip(parts, extents, strict=True) if keep(e)) or parts[:1]
+    if len(kept) == len(parts):
+        return select
+    pruned = _read_parquet(exp.Array(expressions=[exp.Literal.string(glob.escape(f)) for f in kept]))
+    pruned.meta[_SCAN] = (root, kept)
+    source.this.replace(pruned)
+    return select
+
+
+def _may_overlap_box(box: tuple[float, float, float, float]) -> Callable[[store.PartExtent], bool]:
+    """Whether a part may hold rows meeting :func:`bbox_overlaps` for ``box``."""
+    xmin, ymin, xmax, ymax = box
+
+    def keep(e: store.PartExtent) -> bool:
+        return not ((e.xmin is not None and e.xmin > xmax) or (e.xmax is not None and e.xmax < xmin)
+                    or (e.ymin is not None and e.ymin > ymax) or (e.ymax is not None and e.ymax < ymin))
+    return keep
+
+
+def _epoch_us(ts: pd.Timestamp | None) -> int | None:
+    """µs since the epoch; None (no pruning on it) when absent or not exactly a whole µs."""
+    if ts is None:
+        return None
+    try:
+        us = ts.as_unit("us")
+    except (OverflowError, ValueError):
+        return None
+    return int(us.asm8.view("i8")) if us == ts else None
+
+
+def _may_overlap_interval(start: pd.Timestamp | None, end: pd.Timestamp | None
+                          ) -> Callable[[store.PartExtent], bool]:
+    """Whether a part may hold rows meeting :func:`time_overlaps` for ``[start, end]``."""
+    t0, t1 = _epoch_us(start), _epoch_us(end)
+
+    def keep(e: store.PartExtent) -> bool:
+        return not ((t1 is not None and e.tmin is not None and e.tmin > t1)
+                    or (t0 is not None and e.tmax is not None and e.tmax < t0))
+    return keep
 
 
 def _filter(child: exp.Select, condition: exp.Expression) -> exp.Select:
@@ -82,7 +159,7 @@ def _filter(child: exp.Select, condition: exp.Expression) -> exp.Select:
     simple = not any(child.args.get(k) for k in ("group", "limit", "order", "distinct", "having",
                                                    "qualify", "windows"))
     if simple and plain_star:
-        return child.where(condition, copy=True)
+        return child.where(condition, copy=False)  # child is freshly compiled: no copy
     return exp.select(exp.Star()).from_(child.subquery("_rel")).where(condition)
 
 
@@ -94,6 +171,7 @@ def bbox_overlaps(box: tuple[float, float, float, float]) -> exp.Expression:
         exp.GTE(this=bbox_field("xmax"), expression=num(xmin)),
         exp.LTE(this=bbox_field("ymin"), expression=num(ymax)),
         exp.GTE(this=bbox_field("ymax"), expression=num(ymin)),
+        copy=False,
     )
 
 
@@ -104,10 +182,10 @@ def _(node: SpatialFilter) -> exp.Select:
                 max(b[2] for b in boxes), max(b[3] for b in boxes))
     conditions = [bbox_overlaps(envelope)]
     if len(boxes) > 1:
-        conditions.append(exp.or_(*(exp.paren(bbox_overlaps(b)) for b in boxes)))
+        conditions.append(exp.or_(*(exp.paren(bbox_overlaps(b)) for b in boxes), copy=False))
     aoi = exp.func("ST_GeomFromHEXWKB", exp.Literal.string(node.aoi_wkb.hex().upper()))
     conditions.append(exp.func("ST_Intersects", col(schema.GEOMETRY), aoi))
-    return _filter(visit(node.child), exp.and_(*conditions))
+    return _prune(_filter(visit(node.child), exp.and_(*conditions, copy=False)), _may_overlap_box(envelope))
 
 
 def time_overlaps(start: pd.Timestamp | None, end: pd.Timestamp | None) -> exp.Expression | None:
@@ -116,19 +194,21 @@ def time_overlaps(start: pd.Timestamp | None, end: pd.Timestamp | None) -> exp.E
     if end is not None:
         parts.append(exp.paren(exp.or_(
             exp.LTE(this=col(schema.START), expression=timestamp(end)),
-            exp.Is(this=col(schema.START), expression=exp.null()))))
+            exp.Is(this=col(schema.START), expression=exp.null()), copy=False)))
     if start is not None:
         parts.append(exp.paren(exp.or_(
             exp.GTE(this=col(schema.END), expression=timestamp(start)),
-            exp.Is(this=col(schema.END), expression=exp.null()))))
-    return exp.and_(*parts) if parts else None
+            exp.Is(this=col(schema.END), expression=exp.null()), copy=False)))
+    return exp.and_(*parts, copy=False) if parts else None
 
 
 @visit.register
 def _(node: TimeFilter) -> exp.Select:
     child = visit(node.child)
     condition = time_overlaps(node.start, node.end)
-    return child if condition is None else _filter(child, condition)
+    if condition is None:
+        return child
+    return _prune(_filter(child, condition), _may_overlap_interval(node.start, node.end))
 
 
 @visit.register

@@ -4,6 +4,10 @@ Loading order for the spatial extension: an extension DuckDB already has install
 (``LOAD spatial``), else the binary shipped by the ``duckdb-extension-spatial`` pip package
 (``LOAD '<path>'``), else ``INSTALL spatial`` (needs the network; skipped when the environment
 variable ``GEODUCK_OFFLINE=1``). The connection's time zone is UTC.
+
+Catalogs at URIs (``s3://``, ``gs://``, ``https://`` …) need the ``httpfs`` extension, loaded the
+same way (``duckdb-extension-httpfs`` pip package) when such a catalog is first compiled. S3
+credentials and endpoint come from the standard AWS environment variables (see :func:`s3_secret_sql`).
 """
 
 from __future__ import annotations
@@ -45,6 +49,82 @@ def macros_path() -> Path:
     raise FileNotFoundError("geoduck.sql not found next to the geoduck package (broken install?)")
 
 
+@cache
+def httpfs_extension_path() -> Path | None:
+    """Path of the httpfs extension binary shipped by ``duckdb-extension-httpfs``, if it fits."""
+    try:
+        import duckdb_extension_httpfs
+    except ImportError:
+        return None
+    root = Path(duckdb_extension_httpfs.__file__).parent / "extensions"
+    candidate = root / f"v{duckdb.__version__}" / "httpfs.duckdb_extension"
+    return candidate if candidate.is_file() else None
+
+
+def load_httpfs(con: duckdb.DuckDBPyConnection) -> str:
+    """Load the httpfs extension into ``con`` (and an S3 secret from the environment, if any);
+    returns how it was loaded. Raises :class:`ExtensionError` saying what to install."""
+    attempts: list[str] = []
+    how = None
+    try:
+        con.execute("LOAD httpfs")
+        how = "installed"
+    except duckdb.Error as exc:
+        attempts.append(f"LOAD httpfs: {str(exc).splitlines()[0]}")
+    path = httpfs_extension_path()
+    if how is None and path is not None:
+        try:
+            con.execute(f"LOAD '{path.as_posix()}'")
+            how = "package"
+        except duckdb.Error as exc:
+            attempts.append(f"LOAD '{path}': {str(exc).splitlines()[0]}")
+    elif how is None:
+        attempts.append(f"duckdb-extension-httpfs=={duckdb.__version__} is not installed")
+    if how is None and os.environ.get("GEODUCK_OFFLINE", "") not in ("1", "true", "yes"):
+        try:
+            con.execute("INSTALL httpfs")
+            con.execute("LOAD httpfs")
+            how = "downloaded"
+        except duckdb.Error as exc:
+            attempts.append(f"INSTALL httpfs: {str(exc).splitlines()[0]}")
+    if how is None:
+        raise ExtensionError(
+            "reading a catalog at a URI (s3://, gs://, https://) needs DuckDB's httpfs extension, which "
+            f"could not be loaded: run `INSTALL httpfs` once in DuckDB {duckdb.__version__} with network "
+            f"access, or `pip install duckdb-extension-httpfs=={duckdb.__version__}`. Tried: "
+            + "; ".join(attempts))
+    secret = s3_secret_sql()
+    if secret is not None:
+        con.execute(secret)
+    return how
+
+
+def s3_secret_sql() -> str | None:
+    """``CREATE SECRET`` for S3 from the standard AWS environment variables:
+    ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ``AWS_SESSION_TOKEN``, ``AWS_REGION`` /
+    ``AWS_DEFAULT_REGION`` and ``AWS_ENDPOINT_URL_S3`` / ``AWS_ENDPOINT_URL`` (an S3-compatible
+    server such as MinIO: path-style URLs, TLS as its scheme says), the ones botocore/s3fs read.
+    None when none of them is set (DuckDB's defaults apply)."""
+    env = os.environ
+    endpoint = env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL")
+    key, secret = env.get("AWS_ACCESS_KEY_ID"), env.get("AWS_SECRET_ACCESS_KEY")
+    if not (endpoint or key):
+        return None
+    options = ["TYPE s3"]
+    values = {"KEY_ID": key, "SECRET": secret, "SESSION_TOKEN": env.get("AWS_SESSION_TOKEN"),
+              "REGION": env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION")}
+    if endpoint:
+        scheme, _, host = endpoint.rstrip("/").rpartition("://")
+        values["ENDPOINT"] = host or endpoint
+        options += ["URL_STYLE 'path'", f"USE_SSL {'false' if scheme == 'http' else 'true'}"]
+    options += [f"{name} {_sql_string(value)}" for name, value in values.items() if value]
+    return f"CREATE OR REPLACE SECRET geoduck_s3 ({', '.join(options)})"
+
+
+def _sql_string(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
 def load_spatial(con: duckdb.DuckDBPyConnection) -> str:
     """Load the spatial extension into ``con``; returns how it was loaded."""
     attempts: list[str] = []
@@ -83,6 +163,9 @@ def connect(*, threads: int | None = None) -> duckdb.DuckDBPyConnection:
     )
     load_spatial(con)
     con.execute("SET TimeZone = 'UTC'")
+    # Parts are immutable: keep their footers (row-group statistics) in memory instead of
+    # re-reading and re-parsing every part's footer on every query (benchmarks/bench_query.py).
+    con.execute("SET parquet_metadata_cache = true")
     if threads is not None:
         con.execute(f"SET threads = {int(threads)}")
     con.execute(macros_path().read_text())
@@ -91,6 +174,9 @@ def connect(*, threads: int | None = None) -> duckdb.DuckDBPyConnection:
 
 _shared: dict[int, duckdb.DuckDBPyConnection] = {}
 _lock = threading.Lock()
+_httpfs: dict[int, str | None] = {}
+"""Per process: the S3 secret SQL applied when httpfs was loaded into the shared connection (the
+key is present once httpfs is loaded, on first use of a URI catalog)."""
 
 
 def shared_connection() -> duckdb.DuckDBPyConnection:
@@ -102,6 +188,25 @@ def shared_connection() -> duckdb.DuckDBPyConnection:
             _shared.clear()
             con = _shared[pid] = connect()
         return con
+
+
+def use_httpfs() -> None:
+    """Make sure the shared connection can read URIs: loads httpfs once per process, and applies
+    the S3 secret again when the AWS environment variables changed since."""
+    pid = os.getpid()
+    secret = s3_secret_sql()
+    if pid in _httpfs and _httpfs[pid] == secret:
+        return
+    con = shared_connection()
+    with _lock:
+        if pid not in _httpfs:
+            load_httpfs(con)
+        elif secret is not None and _httpfs[pid] != secret:
+            con.execute(secret)
+        elif secret is None:
+            con.execute("DROP SECRET IF EXISTS geoduck_s3")
+        _httpfs.clear()
+        _httpfs[pid] = secret
 
 
 def cursor() -> duckdb.DuckDBPyConnection:
@@ -129,6 +234,8 @@ def sandboxed_cursor(directories: tuple[str, ...]) -> duckdb.DuckDBPyConnection:
             if len(_sandboxes) >= _MAX_SANDBOXES:
                 _sandboxes.pop(next(iter(_sandboxes))).close()
             con = connect()
+            if any("://" in d for d in key[1]):
+                load_httpfs(con)
             con.execute("SET allowed_directories = $dirs", {"dirs": list(key[1])})
             con.execute("SET enable_external_access = false")
             con.execute("SET lock_configuration = true")

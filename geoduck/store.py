@@ -22,7 +22,7 @@ import urllib.request
 import uuid
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
 
 import numpy as np
 import pyarrow as pa
@@ -326,3 +326,74 @@ def part_columns(path: str | os.PathLike[str]) -> list[str]:
     for part in live_parts(path):
         names.update(dict.fromkeys(pq.read_schema(part).names))
     return list(names)
+
+
+# -- part extents (for skipping whole parts at query time) ---------------------------------------
+
+class PartExtent(NamedTuple):
+    """What a part's footer statistics say about all its rows (None: unknown)."""
+
+    xmin: float | None
+    """Least ``bbox.xmin`` (likewise ``ymin``); ``xmax``/``ymax``: greatest ``bbox.xmax``/``ymax``."""
+    ymin: float | None
+    xmax: float | None
+    ymax: float | None
+    tmin: int | None
+    """Least start, µs since the epoch; None also when the part has static (NULL) starts."""
+    tmax: int | None
+    """Greatest end, µs since the epoch; None also when the part has static (NULL) ends."""
+    schema: str
+    """The part's Arrow schema (names and types) as text."""
+
+
+_EXTENTS: dict[tuple[str, int, int], PartExtent] = {}
+_EXTENTS_MAX = 65_536
+
+
+def _epoch_us(value: object) -> int:
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=dt.UTC)
+        delta = value - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+        return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+    return int(value)  # type: ignore[call-overload]
+
+
+def part_extent(path: str | os.PathLike[str]) -> PartExtent:
+    """The :class:`PartExtent` of one part, read from its footer once per (path, size, mtime)."""
+    st = os.stat(path)
+    key = (os.fspath(path), st.st_size, st.st_mtime_ns)
+    cached = _EXTENTS.get(key)
+    if cached is not None:
+        return cached
+    md = pq.read_metadata(path)
+    index = {}
+    if md.num_row_groups:
+        first = md.row_group(0)
+        index = {first.column(j).path_in_schema: j for j in range(md.num_columns)}
+    columns = {"xmin": f"{schema.BBOX}.xmin", "ymin": f"{schema.BBOX}.ymin", "xmax": f"{schema.BBOX}.xmax",
+               "ymax": f"{schema.BBOX}.ymax", "tmin": schema.START, "tmax": schema.END}
+    bounds: dict[str, float | int | None] = {}
+    for name, column in columns.items():
+        j = index.get(column)
+        is_time, low = name[0] == "t", name[1:] == "min"
+        value: float | int | None = None
+        known = j is not None
+        for g in range(md.num_row_groups) if known else ():
+            stats = md.row_group(g).column(j).statistics
+            if stats is None or (is_time and (stats.null_count is None or stats.null_count > 0)):
+                known = False  # no statistics, or static rows (which match every interval)
+                break
+            if not stats.has_min_max:
+                if stats.null_count == md.row_group(g).num_rows:
+                    continue  # an all-null bbox chunk: its rows match no spatial filter
+                known = False
+                break
+            v = _epoch_us(stats.min if low else stats.max) if is_time else float(stats.min if low else stats.max)
+            value = v if value is None else (min(value, v) if low else max(value, v))
+        bounds[name] = value if known else None
+    extent = PartExtent(**bounds, schema=str(md.schema.to_arrow_schema().remove_metadata()))
+    if len(_EXTENTS) >= _EXTENTS_MAX:
+        _EXTENTS.clear()
+    _EXTENTS[key] = extent
+    return extent

@@ -172,6 +172,34 @@ def test_first_and_last_stop_reading_when_filled(tmp_path, monkeypatch):
     assert sorted(reads) == sorted(map(str, paths))
 
 
+def test_internal_mask_and_nodata_both_invalidate(tmp_path):
+    """A file with an internal mask band (and a nodata value): masked and nodata pixels never win."""
+    import rasterio
+
+    t = Affine(RES, 0, ORIGIN[0], 0, -RES, ORIGIN[1])
+    v = np.full((1, 8, 8), 7, "uint16")
+    v[0, :2] = 0  # nodata rows
+    masked = tmp_path / "src" / "m_20230101.tif"
+    masked.parent.mkdir(parents=True)
+    with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True), rasterio.open(
+            masked, "w", driver="GTiff", width=8, height=8, count=1, dtype="uint16", crs="EPSG:32630",
+            transform=t, nodata=0) as dst:
+        dst.write(v)
+        m = np.full((8, 8), 255, "uint8")
+        m[:, :3] = 0  # masked columns
+        dst.write_mask(m)
+    under = write_raster(tmp_path / "src" / "u_20230102.tif", np.full((1, 8, 8), 9, "uint16"),
+                         crs="EPSG:32630", transform=t, nodata=0)
+    cat = build([masked, under], tmp_path / "cat")
+    s = geoduck.GeoSlice((ORIGIN[0], ORIGIN[1] - 80, ORIGIN[0] + 80, ORIGIN[1]), "EPSG:32630", RES)
+    got = geoduck.load_raster(cat, s, merge="first").values[0]
+    expected = np.full((8, 8), 7)
+    expected[:2] = 9
+    expected[:, :3] = 9
+    np.testing.assert_array_equal(got, expected)
+    np.testing.assert_array_equal(geoduck.load_raster(cat, s, merge="count").values[0], np.where(expected == 7, 2, 1))
+
+
 # -- bands ----------------------------------------------------------------------------------------------
 
 def test_bands_by_name_index_and_mixed(stack):
@@ -262,10 +290,10 @@ def test_same_crs_resampled_read_equals_warped_read(mixed):
     for rs in (Resampling.nearest, Resampling.bilinear):
         values, valid = lr.read_on_grid(r, grid, [1, 2, 3], rs)
         warped, wvalid = lr._read_warped(r, grid, [1, 2, 3], rs) if rs == Resampling.nearest else (None, None)
-        assert valid.all()
+        assert np.asarray(valid).all()
         if warped is not None:
             np.testing.assert_array_equal(values, warped)
-            assert wvalid.all()
+            assert np.asarray(wvalid).all()
         xs, ys = pixel_centres(s.transform, s.shape)
         import pyproj
 
@@ -286,7 +314,7 @@ def test_warp_fast_route_equals_warpedvrt(mixed, monkeypatch):
         with monkeypatch.context() as m:
             m.setattr(lr, "_covering_window", lambda *a: None)
             slow, svalid = lr._read_warped(r, grid, [1, 2, 3], rs)
-        assert fvalid.all() and svalid.all()
+        assert np.asarray(fvalid).all() and np.asarray(svalid).all()
         np.testing.assert_allclose(fast, slow, rtol=0, atol=1e-9)
 
 

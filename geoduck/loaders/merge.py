@@ -8,14 +8,12 @@ pixels (nodata, outside the source, masked, NaN) never contribute.
 Output dtypes and fill values (``fill`` = what a pixel without any valid observation holds, also
 the GeoTensor's ``fill_value_default``):
 
-========================  =====================================================  ====================
-method                    dtype                                                  fill
-========================  =====================================================  ====================
-first, last, min, max     the sources' dtype (``np.result_type`` of all sources)  the sources' nodata, else 0
-sum                       int64 (bool/ints; uint64 stays uint64), float64         0 for ints, NaN for floats
-count                     uint16 (int32 beyond 65,535 sources)                    0
-mean, median              float32 for ≤ 16-bit ints and float32, else float64     NaN
-========================  =====================================================  ====================
+* ``first``, ``last``, ``min``, ``max``: the sources' dtype (``np.result_type`` of all sources);
+  fill = the sources' nodata, else 0.
+* ``sum``: int64 for bool/integer sources (uint64 stays uint64), float64 for floats; fill = 0 for
+  integer outputs, NaN for floats.
+* ``count``: uint16 (int32 beyond 65,535 sources); fill = 0.
+* ``mean``, ``median``: float32 for ≤ 16-bit integer and float32 sources, else float64; fill = NaN.
 
 ``sum`` of no observation is the empty sum 0 for integer outputs; use ``count`` to tell "no
 observation" apart. ``median`` of an even number of observations is the mean of the middle two.
@@ -24,12 +22,45 @@ observation" apart. ``median`` of an even number of observations is the mean of 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from functools import lru_cache
 from typing import ClassVar
 
 import numpy as np
 
 from ..errors import ArgumentError
+
+
+class Validity:
+    """A read's validity mask, computed on first use (``.array`` or ``np.asarray``).
+
+    ``holds`` is the value every invalid pixel already holds (the source's nodata, when validity
+    is nodata-only), or None; ``all_valid`` says no pixel is invalid. With either, a
+    ``first``/``last``/``min``/``max`` mosaic of one source needs no mask at all.
+    """
+
+    __slots__ = ("_compute", "_array", "holds", "all_valid")
+
+    def __init__(self, compute: Callable[[], np.ndarray], holds: float | None = None,
+                 all_valid: bool = False) -> None:
+        self._compute, self._array, self.holds, self.all_valid = compute, None, holds, all_valid
+
+    @property
+    def array(self) -> np.ndarray:
+        if self._array is None:
+            self._array = self._compute()
+        return self._array
+
+    def __array__(self, dtype: object = None, copy: object = None) -> np.ndarray:
+        return self.array if dtype is None else self.array.astype(dtype)
+
+
+Mask = np.ndarray | Validity
+"""A boolean validity mask (bands, h, w), given or lazy."""
+
+
+def as_array(valid: Mask) -> np.ndarray:
+    return valid.array if isinstance(valid, Validity) else valid
 
 
 class Merger:
@@ -52,9 +83,9 @@ class Merger:
         self.source_dtype = np.dtype(dtype)
         self.dtype, self.fill = output_spec(self.name, self.source_dtype, nodata, n_sources)
 
-    def feed(self, values: np.ndarray, valid: np.ndarray) -> None:
-        """Add one source: ``values`` (bands, h, w) and its boolean ``valid`` mask (same shape).
-        The merger may modify and keep both arrays."""
+    def feed(self, values: np.ndarray, valid: Mask) -> None:
+        """Add one source: ``values`` (bands, h, w) and its boolean validity (same shape; an
+        array or a lazy :class:`Validity`). The merger may modify and keep both."""
         raise NotImplementedError
 
     @property
@@ -99,22 +130,35 @@ def output_spec(method: str, dtype: np.dtype, nodata: float | None, n_sources: i
     raise ArgumentError(f"merge={method!r} is not one of {tuple(MERGERS)}")
 
 
+def _same(a: float | None, b: float) -> bool:
+    return a is not None and (a == b or (a != a and b != b))  # NaN == NaN here
+
+
 class _Filled(Merger):
-    """Keeps one value per pixel and which pixels are filled."""
+    """Keeps one value per pixel and which pixels are filled (``filled`` may stay lazy)."""
 
     def __init__(self, *args, **kwargs) -> None:  # noqa: ANN002, ANN003
         super().__init__(*args, **kwargs)
         self.out: np.ndarray | None = None
-        self.filled: np.ndarray | None = None
+        self._filled: Mask | None = None
 
-    def _first_feed(self, values: np.ndarray, valid: np.ndarray) -> bool:
-        """Adopt the first source's arrays; returns whether every pixel is valid."""
+    @property
+    def filled(self) -> np.ndarray:
+        self._filled = as_array(self._filled)
+        return self._filled
+
+    def _first_feed(self, values: np.ndarray, valid: Mask) -> None:
+        """Adopt the first source's arrays (invalid pixels set to the fill)."""
+        self._filled = valid
+        if isinstance(valid, Validity) and (valid.all_valid or _same(valid.holds, self.fill)) \
+                and values.dtype == self.dtype:
+            self.out = values  # invalid pixels already hold the fill: the mask may never be needed
+            return
         values = values.astype(self.dtype, copy=False)
-        full = bool(valid.all())
-        if not full:
-            np.copyto(values, self.fill, where=~valid, casting="unsafe")
-        self.out, self.filled = values, valid
-        return full
+        mask = self.filled
+        if not mask.all():
+            np.copyto(values, self.fill, where=~mask, casting="unsafe")
+        self.out = values
 
     def result(self) -> np.ndarray:
         if self.out is None:
@@ -126,20 +170,23 @@ class FirstMerger(_Filled):
     """The earliest valid observation wins each pixel (static rows first, then by path)."""
 
     name = "first"
+    _done: bool | None = False
 
-    _done = False
-
-    def feed(self, values: np.ndarray, valid: np.ndarray) -> None:
+    def feed(self, values: np.ndarray, valid: Mask) -> None:
         if self.out is None:
-            self._done = self._first_feed(values, valid)
+            self._first_feed(values, valid)
+            self._done = True if isinstance(valid, Validity) and valid.all_valid else None  # None: on demand
             return
-        take = valid & ~self.filled
+        filled = self.filled
+        take = as_array(valid) & ~filled
         np.copyto(self.out, values, where=take, casting="unsafe")
-        self.filled |= take
-        self._done = bool(self.filled.all())
+        filled |= take
+        self._done = bool(filled.all())
 
     @property
     def is_done(self) -> bool:
+        if self._done is None:
+            self._done = bool(self.filled.all())
         return self._done
 
 
@@ -156,14 +203,16 @@ class MinMerger(_Filled):
     name = "min"
     _better = staticmethod(np.less)
 
-    def feed(self, values: np.ndarray, valid: np.ndarray) -> None:
+    def feed(self, values: np.ndarray, valid: Mask) -> None:
         if self.out is None:
             self._first_feed(values, valid)
             return
+        valid = as_array(valid)
         values = values.astype(self.dtype, copy=False)
-        take = valid & (~self.filled | self._better(values, self.out))
+        filled = self.filled
+        take = valid & (~filled | self._better(values, self.out))
         np.copyto(self.out, values, where=take)
-        self.filled |= valid
+        filled |= valid
 
 
 class MaxMerger(MinMerger):
@@ -186,7 +235,8 @@ class SumMerger(Merger):
     def _accumulator(self) -> np.dtype:
         return self.dtype
 
-    def feed(self, values: np.ndarray, valid: np.ndarray) -> None:
+    def feed(self, values: np.ndarray, valid: Mask) -> None:
+        valid = as_array(valid)
         np.add(self.total, values, out=self.total, where=valid, casting="unsafe")
         self.count += valid
 
@@ -221,8 +271,8 @@ class CountMerger(Merger):
         super().__init__(*args, **kwargs)
         self.count = np.zeros(self.shape, dtype=self.dtype)
 
-    def feed(self, values: np.ndarray, valid: np.ndarray) -> None:
-        self.count += valid
+    def feed(self, values: np.ndarray, valid: Mask) -> None:
+        self.count += as_array(valid)
 
     def result(self) -> np.ndarray:
         return self.count
@@ -237,9 +287,9 @@ class MedianMerger(Merger):
         super().__init__(*args, **kwargs)
         self.stack: list[np.ndarray] = []
 
-    def feed(self, values: np.ndarray, valid: np.ndarray) -> None:
+    def feed(self, values: np.ndarray, valid: Mask) -> None:
         values = values.astype(self.dtype)
-        values[~valid] = np.nan
+        values[~as_array(valid)] = np.nan
         self.stack.append(values)
 
     def result(self) -> np.ndarray:

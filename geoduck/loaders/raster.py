@@ -5,14 +5,17 @@ Each source is read only where it overlaps the slice, by the cheapest exact rout
 1. same CRS and the slice grid is the source grid shifted by whole pixels: a plain windowed read;
 2. same CRS, other resolution or sub-pixel offset, slice inside the source: one windowed read with
    ``out_shape`` and ``resampling`` (GDAL's resampled RasterIO, nodata-aware);
-3. otherwise (another CRS, a rotated source, a slice past the source's edge): a ``WarpedVRT`` onto
-   the slice grid (GDAL reads just the source blocks it needs).
+3. otherwise (another CRS, a rotated source, a slice past the source's edge): GDAL's warper onto
+   the slice grid — in memory from one windowed read when every source pixel it needs is valid,
+   else through a ``WarpedVRT`` (GDAL reads just the source blocks it needs).
 
-Invalid pixels (nodata, NaN, outside the source, masked) never contribute. Sources are folded by
-a merge strategy (:mod:`geoduck.loaders.merge`) in time order. Several files of one slice are
-read concurrently by a thread pool (GDAL releases the GIL) and merged in the deterministic order
+Invalid pixels (nodata, NaN, outside the source, masked) never contribute; validity derived from
+nodata is computed only if a merge needs it. Sources are folded by a merge strategy
+(:mod:`geoduck.loaders.merge`) in time order. Which rows a slice reads comes from an in-memory
+index of the catalog (:mod:`geoduck.loaders.sources`). Several files of one slice are read
+concurrently by a thread pool (GDAL releases the GIL) and merged in the deterministic order
 whatever the completion order. Open datasets are cached per thread and per process: a forked child
-(e.g. a DataLoader worker) never reuses its parent's file handles.
+(e.g. a DataLoader worker) never reuses its parent's file handles or threads.
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ from ..catalog import Catalog
 from ..errors import ArgumentError, NoDataError
 from ..geo import crs_to_string, norm_crs
 from ..slices import GeoSlice
-from .merge import MERGERS, Merger, merger_class
+from .merge import MERGERS, Mask, Merger, Validity, as_array, merger_class
 from .sources import Source, sources_for
 
 if TYPE_CHECKING:
@@ -99,8 +102,9 @@ class _Handles(threading.local):
 
 _handles = _Handles()
 _inherited: list[OpenRaster] = []
-"""Handles a forked child inherited: kept alive but never used (their file offsets are shared
-with the parent) and never closed (that would call into GDAL state copied mid-flight)."""
+"""The forking thread's handles, in a forked child: never used again (their file offsets are
+shared with the parent) nor closed (no call into GDAL state copied mid-flight). The parent's other
+threads' handles go with those threads' state when Python cleans up after ``fork``."""
 
 
 def open_raster(path: str, *, mtime: int | None = None, crs: str | None = None) -> OpenRaster:
@@ -207,17 +211,29 @@ def _band_index(b: BandSpec, spec: tuple[BandSpec, ...], r: OpenRaster) -> int:
 # -- reading one source onto the slice grid --------------------------------------------------------
 
 def _validity(r: OpenRaster, values: np.ndarray, idx: Sequence[int],
-              masks: Callable[[], np.ndarray]) -> np.ndarray:
-    """Boolean validity of ``values`` read from bands ``idx``: from nodata (and NaN) when the
-    bands have no mask band, else from ``masks()`` (GDAL's mask bands)."""
+              masks: Callable[[], np.ndarray]) -> Mask:
+    """Validity of ``values`` read from bands ``idx``: lazily from nodata (and NaN) when the bands
+    have no mask band, else at once from ``masks()`` (GDAL's mask bands: an internal mask or an
+    alpha band) and, where declared, nodata too."""
+    floats = values.dtype.kind in "fc"
     if not r.simple_masks:
         valid = masks() > 0
-    else:
-        nodata = {r.nodata[i - 1] for i in idx}
-        if len(nodata) == 1:
-            valid = _not_nodata(values, nodata.pop())
-        else:
-            valid = np.stack([_not_nodata(v, r.nodata[i - 1]) for v, i in zip(values, idx, strict=True)])
+        for k, i in enumerate(idx):
+            if r.nodata[i - 1] is not None:
+                valid[k] &= _not_nodata(values[k], r.nodata[i - 1])
+        return _finite(values, valid)
+    nodata = {r.nodata[i - 1] for i in idx}
+    if len(nodata) > 1:
+        return Validity(lambda: _finite(values, np.stack(
+            [_not_nodata(v, r.nodata[i - 1]) for v, i in zip(values, idx, strict=True)])))
+    (nd,) = nodata
+    if nd is None and not floats:
+        return Validity(lambda: np.ones(values.shape, bool), all_valid=True)
+    holds = nd if nd is not None and (not floats or math.isnan(nd)) else None
+    return Validity(lambda: _finite(values, _not_nodata(values, nd)), holds=holds)
+
+
+def _finite(values: np.ndarray, valid: np.ndarray) -> np.ndarray:
     if values.dtype.kind in "fc":
         valid &= ~np.isnan(values)
     return valid
@@ -267,7 +283,7 @@ def _is_whole(v: float) -> bool:
 
 
 def read_on_grid(r: OpenRaster, g: Grid, idx: list[int], resampling: Resampling
-                 ) -> tuple[np.ndarray, np.ndarray]:
+                 ) -> tuple[np.ndarray, Mask]:
     """(values (b, h, w) in the source dtype, valid (b, h, w)) of bands ``idx`` on grid ``g``."""
     h, w = g.height, g.width
     win = _source_window(r, g)
@@ -288,7 +304,7 @@ def read_on_grid(r: OpenRaster, g: Grid, idx: list[int], resampling: Resampling
 
 
 def _read_aligned(r: OpenRaster, idx: list[int], col: int, row: int, h: int, w: int
-                  ) -> tuple[np.ndarray, np.ndarray]:
+                  ) -> tuple[np.ndarray, Mask]:
     c0, r0 = max(col, 0), max(row, 0)
     c1, r1 = min(col + w, r.width), min(row + h, r.height)
     if c0 == col and r0 == row and c1 == col + w and r1 == row + h:  # inside the source
@@ -301,7 +317,7 @@ def _read_aligned(r: OpenRaster, idx: list[int], col: int, row: int, h: int, w: 
         win = Window(c0, r0, c1 - c0, r1 - r0)
         part = np.s_[:, r0 - row:r1 - row, c0 - col:c1 - col]
         values[part] = v = r.ds.read(idx, window=win)
-        valid[part] = _validity(r, v, idx, lambda: r.ds.read_masks(idx, window=win))
+        valid[part] = as_array(_validity(r, v, idx, lambda: r.ds.read_masks(idx, window=win)))
     return values, valid
 
 
@@ -350,7 +366,7 @@ def _covering_window(r: OpenRaster, g: Grid, resampling: Resampling) -> Window |
 
 
 def _read_warped(r: OpenRaster, g: Grid, idx: list[int], resampling: Resampling
-                 ) -> tuple[np.ndarray, np.ndarray]:
+                 ) -> tuple[np.ndarray, Mask]:
     """Warp onto ``g``. Fast route: when the source pixels the warp needs lie inside the source
     and are all valid, they are read once and warped in memory without masks (GDAL's unmasked
     kernels are ~2× faster than its masked general case for bilinear/cubic); results agree with
@@ -359,7 +375,7 @@ def _read_warped(r: OpenRaster, g: Grid, idx: list[int], resampling: Resampling
         win = _covering_window(r, g, resampling)
         if win is not None:
             block = r.ds.read(idx, window=win)
-            if _validity(r, block, idx, lambda: np.ones(block.shape, np.uint8)).all():
+            if as_array(_validity(r, block, idx, lambda: np.ones(block.shape, np.uint8))).all():
                 values = np.empty((len(idx), g.height, g.width), dtype=block.dtype)
                 t = r.transform
                 shifted = Affine(t.a, 0.0, t.c + win.col_off * t.a, 0.0, t.e, t.f + win.row_off * t.e)
@@ -378,12 +394,9 @@ def _read_warped(r: OpenRaster, g: Grid, idx: list[int], resampling: Resampling
         data = vrt.read([*idx, vrt.count])
         values, alpha = data[:-1], data[-1] > 0
         if r.simple_masks:
-            valid = _validity(r, values, idx, lambda: np.ones(values.shape, np.uint8))
-            valid &= alpha
+            valid = as_array(_validity(r, values, idx, lambda: np.ones(values.shape, np.uint8))) & alpha
         else:
-            valid = (vrt.read_masks(idx) > 0) & alpha
-            if values.dtype.kind in "fc":
-                valid &= ~np.isnan(values)
+            valid = _validity(r, values, idx, lambda: vrt.read_masks(idx)) & alpha
     return values, valid
 
 
@@ -398,7 +411,7 @@ def read_source(path: str, slice: GeoSlice, bands: Sequence[BandSpec], resamplin
     r = open_raster(path)
     idx = band_indexes(_band_spec(bands), r)
     values, valid = read_on_grid(r, Grid.of(slice), idx, resampling_of(resampling))
-    return values, valid, r.nodata[0]
+    return values, as_array(valid), r.nodata[0]
 
 
 # -- concurrency -------------------------------------------------------------------------------------
@@ -419,8 +432,8 @@ def _pool(workers: int) -> ThreadPoolExecutor:
         return pool
 
 
-def _run_ordered(n: int, read: Callable[[int], tuple[np.ndarray, np.ndarray]],
-                 feed: Callable[[int, tuple[np.ndarray, np.ndarray]], None],
+def _run_ordered(n: int, read: Callable[[int], tuple[np.ndarray, Mask]],
+                 feed: Callable[[int, tuple[np.ndarray, Mask]], None],
                  skip: Callable[[int], bool], workers: int) -> None:
     """``feed(i, read(i))`` for i = 0..n-1 in order, skipping ``skip(i)``; with ``workers > 1``
     up to ``workers`` reads run ahead in a thread pool."""
@@ -476,7 +489,12 @@ def _plan(sources: Sequence[Source], g: Grid, bands: Sequence[BandSpec] | BandSp
     if first.dtype is None:  # a catalog without the raster columns: ask the file
         dtypes.add(r.ds.dtypes[0])
         nodata = r.nodata[0] if nodata is None else nodata
-    return _Plan(spec, (len(spec), g.height, g.width), np.result_type(*sorted(dtypes)), nodata)
+    return _Plan(spec, (len(spec), g.height, g.width), _result_type(tuple(sorted(dtypes))), nodata)
+
+
+@lru_cache(maxsize=64)
+def _result_type(dtypes: tuple[str, ...]) -> np.dtype:
+    return np.result_type(*dtypes)
 
 
 def _time_key(s: Source) -> tuple:
@@ -486,12 +504,12 @@ def _time_key(s: Source) -> tuple:
 def _merge(groups: list[list[Source]], plan: _Plan, method: type[Merger], g: Grid,
            resampling: Resampling, workers: int) -> list[Merger]:
     """One merger per group, fed its sources (in the merger's order) read on grid ``g``."""
-    n_max = max((len(g) for g in groups), default=1)
+    n_max = max((len(group) for group in groups), default=1)
     mergers = [method(plan.shape, plan.dtype, plan.nodata, n_sources=n_max) for _ in groups]
     tasks = [(k, src) for k, group in enumerate(groups)
              for src in sorted(group, key=_time_key, reverse=method.newest_first)]
 
-    def read(i: int) -> tuple[np.ndarray, np.ndarray]:
+    def read(i: int) -> tuple[np.ndarray, Mask]:
         src = tasks[i][1]
         r = open_raster(src.filepath, mtime=src.mtime, crs=src.crs)
         return read_on_grid(r, g, band_indexes(plan.spec, r), resampling)
@@ -590,7 +608,12 @@ def load_raster_timeseries(
         ``slice.crs`` units) and ``spatial_ref`` (CRS and GeoTransform written as rioxarray's
         ``rio.write_crs``/``rio.write_transform`` do, so ``da.rio.crs`` works when rioxarray is
         installed); attrs ``crs``, ``transform`` (6 affine coefficients), ``res``, ``_FillValue``,
-        ``aggregation``, ``freq``, ``resampling``.
+        ``aggregation``, ``freq``, ``resampling``. Values have the dtype and fill value of the
+        ``aggregation`` method (see :mod:`geoduck.loaders.merge`).
+
+    Raises:
+        NoDataError: no dated catalog row intersects the slice.
+        ArgumentError: unknown ``freq``, aggregation, resampling or band.
     """
     import xarray as xr
 

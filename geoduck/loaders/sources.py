@@ -45,8 +45,8 @@ from ..slices import GeoSlice
 INDEX_MAX_ROWS = 250_000
 """Catalog relations up to this many rows are answered from an in-memory index."""
 
-_COLUMNS = (schema.FILEPATH, schema.START, schema.END, schema.CRS, schema.NATIVE_BOUNDS, schema.BBOX,
-            schema.GEOMETRY, "dtype", "nodata", "count", schema.FILE_MTIME)
+_COLUMNS = (schema.FILEPATH, schema.BACKEND, schema.START, schema.END, schema.CRS, schema.NATIVE_BOUNDS,
+            schema.BBOX, schema.GEOMETRY, "dtype", "nodata", "count", schema.FILE_MTIME)
 
 
 @dataclass(frozen=True)
@@ -82,6 +82,8 @@ def _times(table: pa.Table, name: str) -> tuple[np.ndarray, np.ndarray]:
     col = _column(table, name)
     if col is None:
         return np.zeros(table.num_rows, np.int64), np.ones(table.num_rows, bool)
+    if col.type.unit != "us":
+        col = pc.cast(col, pa.timestamp("us", tz=col.type.tz))
     ints = pc.cast(col, pa.int64())
     return (pc.fill_null(ints, 0).to_numpy().astype(np.int64, copy=False),
             pc.is_null(col).to_numpy(zero_copy_only=False).astype(bool))
@@ -129,9 +131,13 @@ def _overlap(box: np.ndarray, x0: float, y0: float, x1: float, y1: float) -> np.
 
 
 class RowIndex:
-    """The rows of one catalog relation as numpy arrays, queried per slice (see module docstring)."""
+    """The raster rows of one catalog relation as numpy arrays, queried per slice (see module
+    docstring); rows of other backends are left out."""
 
     def __init__(self, table: pa.Table) -> None:
+        if schema.BACKEND in table.column_names:  # e.g. a union with vector rows: rasters only
+            backend = table.column(schema.BACKEND)
+            table = table.filter(pc.fill_null(pc.equal(backend, "raster"), True))
         n = table.num_rows
         self.paths: list[str] = _list(table, schema.FILEPATH)
         start, start_null = _times(table, schema.START)

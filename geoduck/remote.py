@@ -1,0 +1,144 @@
+"""Catalogs at URIs: ``s3://``, ``gs://``, ``https://`` … (``file://`` URIs are local paths, see
+:func:`geoduck.store.local_path`).
+
+Rows are read by DuckDB through its httpfs extension (:func:`geoduck.engine.use_httpfs`). Parts
+are listed with fsspec when it and the protocol's package (``s3fs``, ``gcsfs``, ``aiohttp`` …) are
+installed, else with DuckDB's ``glob`` (object stores only: DuckDB cannot list a plain HTTP server).
+Remote catalogs are read-only here: builds, compaction and migration write local directories.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import posixpath
+from typing import Any
+
+import duckdb
+
+from . import engine, schema
+from .errors import CatalogNotFoundError, SchemaError
+from .store import MANIFEST, PART_GLOB
+
+HTTP_SCHEMES = frozenset({"http", "https"})
+
+
+def is_uri(path: str | os.PathLike[str]) -> bool:
+    """True for ``scheme://…`` locations other than ``file://``."""
+    text = os.fspath(path)
+    return "://" in text and not text.lower().startswith("file:")
+
+
+def scheme(uri: str) -> str:
+    return uri.split("://", 1)[0].lower()
+
+
+def join(root: str, name: str) -> str:
+    return f"{root.rstrip('/')}/{name}"
+
+
+def _filesystem(uri: str) -> Any | None:
+    """The fsspec filesystem of ``uri``, or None when fsspec or the protocol's package is missing."""
+    try:
+        import fsspec
+
+        return fsspec.core.url_to_fs(uri)[0]
+    except (ImportError, ValueError):
+        return None
+
+
+def list_files(root: str, pattern: str) -> list[str]:
+    """URIs of the files directly in ``root`` matching the glob ``pattern``, sorted."""
+    fs = _filesystem(root)
+    target = join(root, pattern)
+    if fs is not None:
+        try:
+            found = fs.glob(target)
+        except FileNotFoundError:
+            return []
+        except Exception as exc:  # noqa: BLE001 - auth, network: reported with the location
+            raise CatalogNotFoundError(f"cannot list catalog {root!r}: {type(exc).__name__}: {exc}") from None
+        return sorted({fs.unstrip_protocol(p) if "://" not in p else p for p in found})
+    if scheme(root) in HTTP_SCHEMES:
+        raise CatalogNotFoundError(
+            f"cannot list the parts of {root!r}: DuckDB cannot list an HTTP server; install fsspec and "
+            "aiohttp (`pip install fsspec aiohttp`) for a server with directory listings, or use an "
+            "object-store URI (s3://, gs://)")
+    engine.use_httpfs()
+    try:
+        rows = engine.cursor().execute("SELECT file FROM glob(?)", [target]).fetchall()
+    except duckdb.Error as exc:
+        raise CatalogNotFoundError(f"cannot list catalog {root!r}: {str(exc).splitlines()[0]}") from None
+    return sorted(r[0] for r in rows)
+
+
+def list_parts(root: str) -> list[str]:
+    """Committed part files of the catalog at ``root``, oldest first (names start with a timestamp)."""
+    return [p for p in list_files(root, PART_GLOB) if not posixpath.basename(p).startswith(".")]
+
+
+def read_manifest(root: str) -> dict:
+    """The catalog manifest (see :func:`geoduck.store.read_manifest`); empty when there is none."""
+    empty: dict = {"generation": 0, "replacements": []}
+    if not list_files(root, MANIFEST[:-1] + "[" + MANIFEST[-1] + "]"):  # a glob: lists, never fails
+        return empty
+    uri = join(root, MANIFEST)
+    fs = _filesystem(root)
+    try:
+        if fs is not None:
+            text = fs.cat_file(uri).decode()
+        else:
+            text = engine.cursor().execute("SELECT content FROM read_text(?)", [uri]).fetchone()[0]
+        return json.loads(text)
+    except (OSError, ValueError, duckdb.Error) as exc:
+        raise SchemaError(f"catalog manifest {uri} is unreadable: {exc}") from None
+
+
+def live_parts(root: str) -> list[str]:
+    """The parts a reader sees: listed parts minus those a completed replacement replaced."""
+    parts = list_parts(root)
+    names = {posixpath.basename(p) for p in parts}
+    hidden: set[str] = set()
+    for entry in read_manifest(root).get("replacements", []):
+        if all(name in names for name in entry["by"]):
+            hidden.update(entry["replaces"])
+    return [p for p in parts if posixpath.basename(p) not in hidden]
+
+
+def scan_files(root: str) -> str | list[str]:
+    """What ``read_parquet`` reads for the catalog at ``root``: its part glob where DuckDB can list
+    and no part is hidden by the manifest, else the explicit list of live parts."""
+    if scheme(root) not in HTTP_SCHEMES and not read_manifest(root).get("replacements"):
+        return join(root, PART_GLOB)
+    return live_parts(root)
+
+
+def open_root(location: str) -> str:
+    """Check the catalog at the URI ``location`` (it has parts, of a readable schema version) and
+    return its root as spelled for scans (no trailing slash).
+
+    Raises :class:`CatalogNotFoundError`, :class:`SchemaError`, or :class:`ExtensionError` when
+    DuckDB's httpfs extension is missing.
+    """
+    root = location.rstrip("/")
+    engine.use_httpfs()  # fails early, with the fix, when httpfs is missing
+    parts = live_parts(root)
+    if not parts:
+        raise CatalogNotFoundError(f"catalog {location!r} holds no *.parquet parts (or does not exist)")
+    try:
+        rows = engine.cursor().execute(
+            "SELECT file_name, decode(value) FROM parquet_kv_metadata(?) WHERE decode(key) = ?",
+            [parts, schema.KV_SCHEMA_VERSION.decode()]).fetchall()
+    except duckdb.Error as exc:
+        raise SchemaError(f"cannot read the part footers of {location!r}: {str(exc).splitlines()[0]}") from None
+    versions = {name: int(value) for name, value in rows}
+    for part in parts:
+        version = versions.get(part)
+        if version is None:
+            raise SchemaError(f"catalog part {part} has no {schema.KV_SCHEMA_VERSION.decode()} metadata: "
+                              "it was not written by geoduck")
+        if version != schema.SCHEMA_VERSION:
+            raise SchemaError(f"catalog part {part} has schema_version {version}; this geoduck reads "
+                              f"{schema.SCHEMA_VERSION} (migrate a local copy with `geoduck migrate`)")
+    return root
+
