@@ -69,9 +69,21 @@ def _transformer(src_wkt: str, dst_wkt: str) -> pyproj.Transformer:
     )
 
 
+_BY_SRS: dict[tuple[str, str], pyproj.Transformer] = {}
+
+
 def transformer(src: pyproj.CRS, dst: pyproj.CRS) -> pyproj.Transformer:
-    """A cached always-xy transformer from ``src`` to ``dst``."""
-    return _transformer(src.to_wkt(), dst.to_wkt())
+    """A cached always-xy transformer from ``src`` to ``dst`` (keyed by the CRSs' input strings,
+    which is cheap, then by their WKT)."""
+    key = (src.srs, dst.srs)
+    if not all(key):
+        return _transformer(src.to_wkt(), dst.to_wkt())
+    found = _BY_SRS.get(key)
+    if found is None:
+        if len(_BY_SRS) > 1024:
+            _BY_SRS.clear()
+        found = _BY_SRS[key] = _transformer(src.to_wkt(), dst.to_wkt())
+    return found
 
 
 @lru_cache(maxsize=16)

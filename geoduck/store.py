@@ -223,6 +223,41 @@ def clean_orphans(path: str | os.PathLike[str], *, grace_s: float = ORPHAN_GRACE
     return removed
 
 
+APPEND_LOCK = ".geoduck-append.lock"
+
+
+@contextlib.contextmanager
+def append_lock(path: str | os.PathLike[str]) -> Iterator[None]:
+    """Exclusive (blocking) lock held while a builder checks for and writes one part, so
+    concurrent builders over overlapping files never index a file twice."""
+    fd = os.open(Path(path) / APPEND_LOCK, os.O_CREAT | os.O_RDWR, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+class CommittedPaths:
+    """The ``filepath`` values of a catalog's parts, re-read incrementally (only new parts)."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self._root = Path(path)
+        self._seen: set[str] = set()
+        self.paths: set[str] = set()
+
+    def refresh(self) -> set[str]:
+        for part in list_parts(self._root):
+            if part.name not in self._seen:
+                self.paths.update(pq.read_table(part, columns=[schema.FILEPATH]).column(0).to_pylist())
+                self._seen.add(part.name)
+        return self.paths
+
+    def mark_written(self, part: Path, paths: Iterable[str]) -> None:
+        self._seen.add(part.name)
+        self.paths.update(paths)
+
+
 # -- the manifest: atomic replacement of parts (compaction, migration) ---------------------------
 MANIFEST = "_geoduck_manifest.json"
 """Catalog manifest (not matched by ``*.parquet``): pending replacements of parts by others."""

@@ -107,6 +107,18 @@ def test_concurrent_appenders_disjoint_files(tmp_path):
     assert len(store.list_parts(out)) >= 4 * 6
 
 
+def test_concurrent_appenders_same_files_index_each_once(tmp_path):
+    src = tmp_path / "src"
+    files = _tiny_rasters(src, 60)
+    out = tmp_path / "cat"
+    procs = [_run_build(src, out, part_rows=5) for _ in range(4)]
+    for proc in procs:
+        assert proc.wait(timeout=240) == 0, proc.stderr.read().decode()
+    assert _assert_consistent(out) == len(files)  # no duplicate ids, nothing lost
+    paths = geoduck.open_catalog(out).to_arrow()["filepath"].to_pylist()
+    assert sorted(paths) == sorted(str(p) for p in files)
+
+
 def test_orphan_temps_cleaned_by_next_writer_but_not_live_ones(tmp_path, archive):
     out = tmp_path / "cat"
     geoduck.build_raster_catalog(archive[:3], out, progress=False)

@@ -31,6 +31,7 @@ from stat import S_ISDIR
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 from tqdm.auto import tqdm
 
 from .. import schema, store
@@ -94,12 +95,15 @@ class _Tally:
     files: int = 0
     errors: list[tuple[str, str]] = field(default_factory=list)
     parts: list[str] = field(default_factory=list)
+    concurrent: int = 0
+    """Files dropped because a concurrent build indexed them first."""
 
     def merge(self, other: _Tally) -> None:
         self.indexed += other.indexed
         self.files += other.files
         self.errors.extend(other.errors)
         self.parts.extend(other.parts)
+        self.concurrent += other.concurrent
 
 
 class _PartBuffer:
@@ -123,13 +127,33 @@ class _PartBuffer:
             self._tables.append(store.table_from_rows(self._rows, self._schema))
             self._rows.clear()
 
-    def write(self, out: Path, tag: str = "") -> Path | None:
-        """Write the buffered rows as a new part (None when there are none) and empty the buffer."""
+    def write(self, out: Path, tag: str = "", committed: store.CommittedPaths | None = None
+              ) -> tuple[Path | None, int, int]:
+        """Write the buffered rows as a new part and empty the buffer; returns (the part or None,
+        rows dropped, files dropped). With ``committed``, rows of files another builder indexed
+        meanwhile are dropped, under the catalog's append lock."""
         self._convert()
         if not self._tables:
-            return None
-        tables, self._tables, self.num_rows = self._tables, [], 0
-        return store.write_part(pa.concat_tables(tables), out, tag=tag)
+            return None, 0, 0
+        table = pa.concat_tables(self._tables)
+        self._tables, self.num_rows = [], 0
+        if committed is None:
+            return store.write_part(table, out, tag=tag), 0, 0
+        out.mkdir(parents=True, exist_ok=True)
+        with store.append_lock(out):
+            done = committed.refresh()
+            paths = table.column(schema.FILEPATH)
+            dropped = dropped_files = 0
+            if done:
+                dup = pc.is_in(paths, value_set=pa.array(sorted(done), pa.string()))
+                dropped = int(pc.sum(dup).as_py() or 0)
+                if dropped:
+                    dropped_files = len(set(pc.filter(paths, dup).to_pylist()))
+                    table = table.filter(pc.invert(dup))
+            part = store.write_part(table, out, tag=tag) if table.num_rows else None
+            if part is not None:
+                committed.mark_written(part, table.column(schema.FILEPATH).to_pylist())
+        return part, dropped, dropped_files
 
 
 # -- inputs -------------------------------------------------------------------------------------
@@ -370,11 +394,13 @@ class _RowWriter:
     """Turns header results into catalog rows and writes them as parts of at most ``part_rows``
     rows (checked after each file), counting into ``tally``."""
 
-    def __init__(self, spec: BuildSpec, named: Named, tally: _Tally) -> None:
+    def __init__(self, spec: BuildSpec, named: Named, tally: _Tally, *, guard_concurrent: bool = False
+                 ) -> None:
         self.spec = spec
         self.named = named
         self.tally = tally
         self.batch = _PartBuffer(spec.arrow_schema)
+        self.committed = store.CommittedPaths(spec.out) if guard_concurrent else None
 
     def add(self, path: str, result: list[dict] | str) -> None:
         """Add one file's header rows (or, for a string, the reason it could not be read)."""
@@ -404,8 +430,11 @@ class _RowWriter:
             self.flush()
 
     def flush(self) -> None:
-        """Write the rows not yet written as a part."""
-        part = self.batch.write(self.spec.out, self.spec.tag)
+        """Write the rows not yet written as a part (minus files a concurrent build indexed)."""
+        part, rows, files = self.batch.write(self.spec.out, self.spec.tag, self.committed)
+        self.tally.indexed -= rows
+        self.tally.files -= files
+        self.tally.concurrent += files
         if part is not None:
             self.tally.parts.append(str(part))
 
@@ -528,7 +557,7 @@ def run_build(
     if client is not None:
         _run_distributed(client, spec, todo_named, tally, task_files, progress)
     else:
-        writer = _RowWriter(spec, todo_named, tally)
+        writer = _RowWriter(spec, todo_named, tally, guard_concurrent=True)
         n_workers = workers if workers is not None else default_workers()
         bar = tqdm(total=len(todo), unit="file", desc=f"indexing {backend}", disable=not progress or not todo)
         try:
@@ -538,7 +567,7 @@ def run_build(
             writer.flush()
         finally:
             bar.close()
-    return BuildReport(indexed=tally.indexed, files_indexed=tally.files, unchanged=unchanged,
+    return BuildReport(indexed=tally.indexed, files_indexed=tally.files, unchanged=unchanged + tally.concurrent,
                        changed=tuple(changed), errors=tuple(tally.errors), parts=tuple(tally.parts))
 
 
