@@ -410,6 +410,28 @@ def test_torch_dataloader_workers(sized):
     assert got == sorted(s.bounds for s in sampler)
 
 
+def test_torch_dataloader_two_workers_yields_each_grid_chip_once(lshape):
+    """Real chips loaded from GeoTIFFs in 2 DataLoader worker processes (fork): every grid chip
+    exactly once, each with the pixels a load in this process gives."""
+    torch = pytest.importorskip("torch")
+    from geoduck.torch import GeoIterableDataset
+
+    chips = geoduck.grid_sampler(lshape, chip_size=16, stride=12, resolution=RES)
+    assert len(chips) > 8
+
+    def load(cat, sl):
+        return {"bounds": torch.tensor(sl.bounds), "x": torch.from_numpy(np.asarray(geoduck.load_raster(cat, sl)))}
+
+    ds = GeoIterableDataset(lshape, chips, load)
+    batches = list(torch.utils.data.DataLoader(ds, batch_size=None, num_workers=2))
+    seen = [tuple(b["bounds"].tolist()) for b in batches]
+    assert sorted(seen) == sorted(sl.bounds for sl in chips)  # each exactly once
+    by_bounds = {sl.bounds: sl for sl in chips}
+    for b in batches[:6]:
+        expected = np.asarray(geoduck.load_raster(lshape, by_bounds[tuple(b["bounds"].tolist())]))
+        assert np.array_equal(b["x"].numpy(), expected)
+
+
 def test_geo_iterable_dataset_shards_by_worker_info(sized, monkeypatch):
     """GeoIterableDataset against a stand-in torch: each worker gets its shard, together all chips."""
     import importlib
