@@ -2,32 +2,62 @@
 
 Pipeline: files ─build→ GeoParquet 1.1 parts ─open→ :class:`Catalog` (lazy) ─query→ DuckDB SQL
 ─rows→ loaders (GeoTensor mosaics on a :class:`GeoSlice` grid).
+
+The cube and label backends, samplers and ``map_chips`` are imported on first use, so
+``import geoduck`` does not pay for xarray/pyogrio.
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
+from typing import TYPE_CHECKING, Any
 
 from .builders.common import BuildReport
 from .builders.raster import build_raster_catalog
-from .builders.xarray import build_xarray_catalog
-from .builders.vector import build_vector_catalog
 from .catalog import Catalog, open_catalog, sql
-from .maintenance import compact, migrate
 from .engine import connect
 from .errors import GeoduckError
 from .io import save_cog
 from .loaders.raster import load_raster, load_raster_timeseries
-from .loaders.xarray import load_xarray
-from .loaders.vector import VectorLabels, load_vector
+from .maintenance import compact, migrate
 from .schema import SCHEMA_VERSION
-from .scale import map_chips
-from .samplers import grid_sampler, random_sampler, samples_from_parquet, samples_to_parquet
 from .slices import GeoSlice
 from .stitch import stitch
 from .validate import validate
 
+if TYPE_CHECKING:
+    from .builders.vector import build_vector_catalog
+    from .builders.xarray import build_xarray_catalog
+    from .loaders.vector import VectorLabels, load_vector
+    from .loaders.xarray import load_xarray
+    from .samplers import grid_sampler, random_sampler, samples_from_parquet, samples_to_parquet
+    from .scale import map_chips
+
 __version__ = "0.1.0"
+
+_LAZY = {
+    "build_xarray_catalog": ".builders.xarray",
+    "load_xarray": ".loaders.xarray",
+    "build_vector_catalog": ".builders.vector",
+    "load_vector": ".loaders.vector",
+    "VectorLabels": ".loaders.vector",
+    "map_chips": ".scale",
+    "random_sampler": ".samplers",
+    "grid_sampler": ".samplers",
+    "samples_to_parquet": ".samplers",
+    "samples_from_parquet": ".samplers",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'geoduck' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -37,25 +67,25 @@ __all__ = [
     "GeoduckError",
     "VectorLabels",
     "build_raster_catalog",
+    "build_vector_catalog",
     "build_xarray_catalog",
     "compact",
-    "build_vector_catalog",
     "connect",
+    "grid_sampler",
     "load_raster",
     "load_raster_timeseries",
-    "load_xarray",
-    "migrate",
     "load_vector",
+    "load_xarray",
     "map_chips",
+    "migrate",
     "open_catalog",
-    "sql",
-    "validate",
     "random_sampler",
-    "grid_sampler",
-    "samples_to_parquet",
     "samples_from_parquet",
-    "stitch",
+    "samples_to_parquet",
     "save_cog",
+    "sql",
+    "stitch",
+    "validate",
 ]
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())

@@ -369,7 +369,11 @@ def test_time_filter_and_errors(files, tmp_path):
     with pytest.raises(LabelFieldError, match="not integer class ids"):
         geoduck.load_vector(build(named, tmp_path / "c2"), GRID_SLICE, task="semantic_segmentation",
                             label_field="name")
-    assert "torch" not in sys.modules
+    import subprocess
+
+    code = "import sys, geoduck; geoduck.load_vector; import geoduck.loaders.vector; print('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True).stdout.strip() == "False"
 
 
 # -- across backends -------------------------------------------------------------------------------
