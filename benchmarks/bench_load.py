@@ -257,6 +257,8 @@ def main() -> None:
     }, rounds)
     results["stack_mean_4_files"] = {k: summary(v) for k, v in runs.items()}
 
+    results["dataloader_workers"] = dataloader_scaling(cats["gtiff"], n)
+
     cat = cats["cog"]
     lookups = [s for s, _ in single_file_chips(cat, 200, seed=999)]
     results["lookup_us_per_chip"] = {"row_index": 1e6 / max(rate(lambda s: gsources.sources_for(cat, s), lookups)
@@ -273,9 +275,39 @@ def main() -> None:
     report(results, n, rounds)
 
 
+def _load_values(cat: geoduck.Catalog, sl: geoduck.GeoSlice) -> np.ndarray:
+    return geoduck.load_raster(cat, sl).values
+
+
+def dataloader_scaling(cat: geoduck.Catalog, n: int) -> dict[str, Any]:
+    """Chips/s through ``GeoIterableDataset`` + a torch DataLoader with 0, 1 and 2 worker
+    processes (same-CRS chips, second epoch with persistent workers, so start-up is excluded):
+    the speed-up from 1 to 2 workers."""
+    try:
+        import torch
+    except ImportError:
+        return {"skipped": "torch is not installed (pip install 'geoduck[torch]')"}
+    from geoduck.torch import GeoIterableDataset
+
+    chips = [s for s, _ in single_file_chips(cat, 2 * n, seed=4242)]
+    out: dict[str, Any] = {}
+    for workers in (0, 1, 2):
+        ds = GeoIterableDataset(cat, chips, _load_values)
+        loader = torch.utils.data.DataLoader(ds, batch_size=16, num_workers=workers,
+                                             persistent_workers=workers > 0)
+        assert sum(len(b) for b in loader) == len(chips)  # epoch 1: worker start-up, warm caches
+        t = time.perf_counter()
+        count = sum(len(b) for b in loader)  # epoch 2: steady state
+        elapsed = time.perf_counter() - t
+        assert count == len(chips)
+        out[f"workers_{workers}"] = count / elapsed
+    out["speedup_2_vs_1"] = out["workers_2"] / out["workers_1"]
+    return out
+
+
 def report(results: dict[str, Any], n: int, rounds: int) -> None:
     rows = []
-    cases = [c for c in results if c != "lookup_us_per_chip"]
+    cases = [c for c in results if c not in ("lookup_us_per_chip", "dataloader_workers")]
     for case in cases:
         res = results[case]
         ref_name = next((k for k in ("bare_kept_open", "bare_warpedvrt", "geoduck_1_thread") if k in res), None)
@@ -288,6 +320,11 @@ def report(results: dict[str, Any], n: int, rounds: int) -> None:
           f"{'chips/CPU-s':>12} {'vs ref':>7}")
     for case, name, best, med, ratio, cpu, cpu_ratio in rows:
         print(f"{case:<28} {name:<20} {best:>8.0f} {med:>7.0f} {pct(ratio):>7} {cpu:>12.0f} {pct(cpu_ratio):>7}")
+    dl = results.get("dataloader_workers", {})
+    if "speedup_2_vs_1" in dl:
+        print(f"\nDataLoader (same-CRS chips, batches of 16, steady state): 0 workers {dl['workers_0']:.0f}, "
+              f"1 worker {dl['workers_1']:.0f}, 2 workers {dl['workers_2']:.0f} chips/s "
+              f"({dl['speedup_2_vs_1']:.2f}x from 1 to 2 workers on 2 cores)")
     lk = results["lookup_us_per_chip"]
     print(f"\nslice → files lookup: row index {lk['row_index']:.0f} µs/chip, DuckDB query {lk['duckdb']:.0f} µs/chip")
     payload = {
