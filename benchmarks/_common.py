@@ -142,7 +142,16 @@ def busy_note(loads: list[float], cores: int | None = None) -> str | None:
 
 
 def peak_rss_mib() -> float:
-    """This process's peak RSS (Linux ru_maxrss is in KiB)."""
+    """This process's peak RSS in MiB: ``VmHWM`` of /proc/self/status (the high-water mark of this
+    program's own address space), else ``ru_maxrss`` (which on Linux also counts the parent's RSS at
+    fork time, so it overstates a child of a large parent)."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 

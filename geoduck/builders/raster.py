@@ -7,6 +7,7 @@ the footprint is the native bounds densified and reprojected to EPSG:4326 (see :
 from __future__ import annotations
 
 import os
+import struct
 from collections.abc import Sequence
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
@@ -39,6 +40,19 @@ def _crs_info(wkt: str) -> tuple[str, Footprinter]:
     """The catalog ``crs`` text and the footprint maker of a raster CRS (by its WKT)."""
     crs = norm_crs(wkt)
     return crs_to_string(crs), footprinter(crs)
+
+
+_BOUNDS = struct.Struct("<4d")
+
+
+@lru_cache(maxsize=4096)
+def _footprint_wkb(wkt: str, packed_bounds: bytes) -> tuple[bytes, tuple[float, float, float, float]]:
+    """WKB and bbox of the EPSG:4326 footprint of native bounds (packed as 4 doubles: an exact key)
+    in the CRS with this WKT. The tiles of an archive repeat their bounds on every date, so this is
+    worked out once per tile (and process)."""
+    _, footprint_of = _crs_info(wkt)
+    footprint = footprint_of(_BOUNDS.unpack(packed_bounds))
+    return shapely.to_wkb(footprint), footprint.bounds
 
 
 def _gdal_env() -> rasterio.Env:
@@ -84,18 +98,19 @@ def _read_header(path: str, _options: Any = None) -> list[dict[str, Any]]:
         width, height = src.width, src.height
         if width <= 0 or height <= 0:
             raise GeoduckError(f"raster has empty dimensions {width}x{height}")
-        crs_text, footprint_of = _crs_info(src_crs.to_wkt())
+        crs_wkt = src_crs.to_wkt()
+        crs_text, _ = _crs_info(crs_wkt)
         # Envelope of the four corners (correct for rotated transforms too).
         corners = ((0, 0), (width, 0), (0, height), (width, height))
         xs = [c * t.a + r * t.b + t.c for c, r in corners]
         ys = [c * t.d + r * t.e + t.f for c, r in corners]
         bounds = (min(xs), min(ys), max(xs), max(ys))
-        footprint = footprint_of(bounds)
+        wkb, bbox = _footprint_wkb(crs_wkt, _BOUNDS.pack(*bounds))
         nodata = src.nodata
         res_x, res_y = src.res
         row = {
-            schema.GEOMETRY: shapely.to_wkb(footprint),
-            schema.BBOX: _box(*footprint.bounds),
+            schema.GEOMETRY: wkb,
+            schema.BBOX: _box(*bbox),
             schema.CRS: crs_text,
             schema.NATIVE_BOUNDS: _box(*bounds),
             "width": width,
