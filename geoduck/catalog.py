@@ -357,18 +357,32 @@ def join_plan(left: Node, right: Node, spatial_only: bool) -> JoinPlan:
 
     Cell = 1.3 × the larger median bbox side (so a typical footprint spans ≤ 2×2 cells); bucket =
     the larger median interval length + 1 µs (a typical interval spans ≤ 2 buckets; daily rows
-    aligned on midnight span exactly one).
+    aligned on midnight span exactly one). Candidate pairs are made distinct only if a side may
+    repeat ids: it holds a union without dedupe, or ids repeat in it now.
     """
     sizes, lengths = [], []
+    repeats = _may_repeat_ids(left) or _may_repeat_ids(right)
     for node in (left, right):
-        select = sqlc.aggregate(node, *sqlc.join_stats())
-        w, h, d = engine.cursor().execute(select.sql(dialect=sqlc.DIALECT)).fetchone()
+        repeated = exp.Sub(this=exp.Count(this=exp.Star()),
+                           expression=exp.Count(this=exp.Distinct(expressions=[sqlc.col(schema.ID)])))
+        select = sqlc.aggregate(node, *sqlc.join_stats(), repeated)
+        w, h, d, r = engine.cursor().execute(select.sql(dialect=sqlc.DIALECT)).fetchone()
         sizes += [v for v in (w, h) if v]
         lengths += [d] if d else []
+        repeats = repeats or bool(r)
     cell = 1.3 * max(sizes) if sizes else 1.0
     cell = min(max(cell, 1e-6), 360.0)
     bucket = _DAY_US if spatial_only or not lengths else max(int(max(lengths)) + 1, 1)
-    return JoinPlan(cell=float(f"{cell:.6g}"), bucket_us=bucket)
+    return JoinPlan(cell=float(f"{cell:.6g}"), bucket_us=bucket, lean=True, distinct=repeats)
+
+
+def _may_repeat_ids(node: Node) -> bool:
+    """Whether a relation can hold several rows with one id by construction (a union without
+    dedupe, anywhere below it)."""
+    if isinstance(node, Union) and not node.dedupe:
+        return True
+    return any(_may_repeat_ids(sub) for name in ("child", "left", "right")
+               if isinstance(sub := getattr(node, name, None), Node))
 
 
 def _write_batches(batches: list[pa.RecordBatch], target: str) -> int:

@@ -330,6 +330,73 @@ SELECT DISTINCT * FROM (SELECT * FROM p_tt UNION ALL SELECT * FROM p_cl UNION AL
                         UNION ALL SELECT * FROM p_bl UNION ALL SELECT * FROM p_br)
 """
 
+# The same pairs as _PAIRS_SQL (same classes, branches and reference-point rule), compiled when
+# ``JoinPlan.lean``: the per-cell key rows of the C branches (lc/rc/lx/rx) are streamed, not
+# materialized, and only the rows each branch can pair are unnested — C rows against the other
+# side's T and C rows, and T rows only when the other side has C rows at all (the ``IN (… LIMIT 1)``
+# semi-joins); the B range joins read the other side only when B rows exist. Tile × date catalogs
+# (all rows T) then cost one keyed join and no extra copies of the key rows.
+_PAIRS_LEAN_SQL = """
+WITH
+lk AS (SELECT * FROM __lkeys__),
+rk AS (SELECT * FROM __rkeys__),
+lt AS (SELECT _id, x0, y0, x1, y1, s, e,
+              tb0 + i // (nx * ny) AS tb, cx0 + (i % (nx * ny)) // ny AS cx, cy0 + i % ny AS cy
+       FROM (SELECT *, unnest(range(nt * nx * ny)) AS i FROM lk WHERE cls = 'T')),
+rt AS (SELECT _id, x0, y0, x1, y1, s, e,
+              tb0 + i // (nx * ny) AS tb, cx0 + (i % (nx * ny)) // ny AS cx, cy0 + i % ny AS cy
+       FROM (SELECT *, unnest(range(nt * nx * ny)) AS i FROM rk WHERE cls = 'T')),
+lc AS NOT MATERIALIZED (
+  SELECT _id, x0, y0, x1, y1, s, e, cx0 + i // ny AS cx, cy0 + i % ny AS cy
+  FROM (SELECT *, unnest(range(nx * ny)) AS i FROM lk WHERE cls = 'C')),
+rc AS NOT MATERIALIZED (
+  SELECT _id, x0, y0, x1, y1, s, e, cx0 + i // ny AS cx, cy0 + i % ny AS cy
+  FROM (SELECT *, unnest(range(nx * ny)) AS i FROM rk WHERE cls = 'C')),
+lx AS NOT MATERIALIZED (
+  SELECT _id, x0, y0, x1, y1, s, e, cx0 + i // ny AS cx, cy0 + i % ny AS cy
+  FROM (SELECT *, unnest(range(nx * ny)) AS i FROM lk
+        WHERE cls = 'T' AND cls IN (SELECT 'T' FROM rk WHERE cls = 'C' LIMIT 1))),
+rx AS NOT MATERIALIZED (
+  SELECT _id, x0, y0, x1, y1, s, e, cx0 + i // ny AS cx, cy0 + i % ny AS cy
+  FROM (SELECT *, unnest(range(nx * ny)) AS i FROM rk
+        WHERE (cls <> 'B') IN (SELECT true FROM lk WHERE cls = 'C' LIMIT 1))),
+p_tt AS (
+  SELECT a._id AS lid, b._id AS rid FROM lt AS a JOIN rt AS b
+    ON a.tb = b.tb AND a.cx = b.cx AND a.cy = b.cy
+  WHERE a.x0 <= b.x1 AND a.x1 >= b.x0 AND a.y0 <= b.y1 AND a.y1 >= b.y0
+    AND a.s <= b.e AND a.e >= b.s
+    AND a.tb = floor(epoch_us(greatest(a.s, b.s)) / :bucket)::BIGINT
+    AND a.cx = floor(greatest(a.x0, b.x0) / :cell)::BIGINT
+    AND a.cy = floor(greatest(a.y0, b.y0) / :cell)::BIGINT),
+p_cl AS (
+  SELECT a._id AS lid, b._id AS rid FROM lc AS a JOIN rx AS b
+    ON a.cx = b.cx AND a.cy = b.cy
+  WHERE a.x0 <= b.x1 AND a.x1 >= b.x0 AND a.y0 <= b.y1 AND a.y1 >= b.y0
+    AND (NOT :timed OR ((a.s IS NULL OR b.e IS NULL OR a.s <= b.e) AND (a.e IS NULL OR b.s IS NULL OR a.e >= b.s)))
+    AND a.cx = floor(greatest(a.x0, b.x0) / :cell)::BIGINT
+    AND a.cy = floor(greatest(a.y0, b.y0) / :cell)::BIGINT),
+p_cr AS (
+  SELECT a._id AS lid, b._id AS rid FROM lx AS a JOIN rc AS b
+    ON a.cx = b.cx AND a.cy = b.cy
+  WHERE a.x0 <= b.x1 AND a.x1 >= b.x0 AND a.y0 <= b.y1 AND a.y1 >= b.y0
+    AND (NOT :timed OR ((a.s IS NULL OR b.e IS NULL OR a.s <= b.e) AND (a.e IS NULL OR b.s IS NULL OR a.e >= b.s)))
+    AND a.cx = floor(greatest(a.x0, b.x0) / :cell)::BIGINT
+    AND a.cy = floor(greatest(a.y0, b.y0) / :cell)::BIGINT),
+p_bl AS (
+  SELECT a._id AS lid, b._id AS rid FROM (SELECT * FROM lk WHERE cls = 'B') AS a
+    JOIN (SELECT * FROM rk WHERE (cls IS NOT NULL) IN (SELECT true FROM lk WHERE cls = 'B' LIMIT 1)) AS b
+    ON a.x0 <= b.x1 AND a.x1 >= b.x0 AND a.y0 <= b.y1 AND a.y1 >= b.y0
+  WHERE (NOT :timed OR ((a.s IS NULL OR b.e IS NULL OR a.s <= b.e) AND (a.e IS NULL OR b.s IS NULL OR a.e >= b.s)))),
+p_br AS (
+  SELECT a._id AS lid, b._id AS rid
+    FROM (SELECT * FROM lk WHERE (cls <> 'B') IN (SELECT true FROM rk WHERE cls = 'B' LIMIT 1)) AS a
+    JOIN (SELECT * FROM rk WHERE cls = 'B') AS b
+    ON a.x0 <= b.x1 AND a.x1 >= b.x0 AND a.y0 <= b.y1 AND a.y1 >= b.y0
+  WHERE (NOT :timed OR ((a.s IS NULL OR b.e IS NULL OR a.s <= b.e) AND (a.e IS NULL OR b.s IS NULL OR a.e >= b.s))))
+SELECT DISTINCT * FROM (SELECT * FROM p_tt UNION ALL SELECT * FROM p_cl UNION ALL SELECT * FROM p_cr
+                        UNION ALL SELECT * FROM p_bl UNION ALL SELECT * FROM p_br)
+"""
+
 
 @cache
 def _parsed(template: str) -> exp.Expression:
@@ -357,12 +424,17 @@ def _plan_values(plan: JoinPlan, spatial_only: bool) -> dict[str, exp.Expression
 def candidate_pairs(left: Node, right: Node, plan: JoinPlan, spatial_only: bool) -> exp.Select:
     """``(lid, rid)`` of every pair whose bboxes (and intervals) overlap, each exactly once.
 
-    Pairs are made distinct, so rows sharing an id (e.g. a union without dedupe) pair once per
-    matching row when joined back, not once per candidate."""
+    With ``plan.distinct`` pairs are made distinct, so rows sharing an id (e.g. a union without
+    dedupe) pair once per matching row when joined back, not once per candidate; without it (ids
+    unique on both sides, see ``catalog.join_plan``) each candidate pair is unique already."""
     values = _plan_values(plan, spatial_only)
     lkeys = _template(_KEYS_SQL, {"__child__": visit(left)}, **values)
     rkeys = _template(_KEYS_SQL, {"__child__": visit(right)}, **values)
-    return _template(_PAIRS_SQL, {"__lkeys__": lkeys, "__rkeys__": rkeys}, **values)
+    template = _PAIRS_LEAN_SQL if plan.lean else _PAIRS_SQL
+    tree = _template(template, {"__lkeys__": lkeys, "__rkeys__": rkeys}, **values)
+    if not plan.distinct:
+        tree.set("distinct", None)
+    return tree
 
 
 def _exact_pairs(node: Intersect | Difference) -> exp.Select:

@@ -60,12 +60,22 @@ class JoinPlan:
     ``cell`` is the lon/lat grid size in degrees, ``bucket_us`` the time bucket in µs. Rows spanning
     at most ``max_cells`` cells and ``max_buckets`` buckets take the keyed hash join; larger ones a
     bbox range join.
+
+    ``lean`` compiles the same pairs with less work and memory (see ``compile._PAIRS_LEAN_SQL``):
+    the per-cell key rows of the long/static-row branches are streamed instead of materialized, and
+    those branches and the range joins cost nothing when no such rows exist. ``join_plan`` sets it;
+    the default keeps the original SQL (golden snapshots, the generated DuckDB macro).
+
+    ``distinct`` makes the candidate (left id, right id) pairs distinct: needed when an input may
+    repeat ids (a union without dedupe, or rows sharing an id), else every pair is already unique.
     """
 
     cell: float
     bucket_us: int
     max_cells: int = 64
     max_buckets: int = 64
+    lean: bool = False
+    distinct: bool = True
 
 
 @dataclass(frozen=True)
