@@ -2,15 +2,18 @@
 
 Catalogs: 0.1° square tiles on a near-square grid × daily rows (100 / 1,000 / 10,000 tiles ×
 1,000 days), written once under ``benchmarks/data/query_n*`` (git-ignored) exactly as
-``geoduck.testing.write_synthetic_catalog(dir, tiles, 1000)`` writes them (parts of 10^6 rows, i.e.
-100 days of every tile at 10^7) and reused. Queries: ``--queries`` seeded random 0.3° × 0.3° boxes
-inside the grid, each with a random calendar month (~500 result rows).
+``geoduck.testing.write_synthetic_catalog(dir, tiles, 1000, part_rows=tiles * D)`` writes them — rows
+are date-major, so each part holds ``D = --days-per-part`` consecutive days of every tile, like a
+catalog appended in time order (D = 100 at 10^7 is write_synthetic_catalog's default 10^6-row parts;
+D = 1000 makes one part) — and reused. Queries: ``--queries`` seeded random 0.3° × 0.3° boxes inside
+the grid, each with a random calendar month (~500 result rows).
 
 Per size it measures, on the same queries (every answer's row count is checked against the exact
 count computed from the grid):
 
-- geoduck: ``open_catalog(dir).query(bbox=, start=, end=).to_arrow()`` latency p50/p95 (catalog
-  opened once; a few warm-up queries first), and ``len()`` of the same relation;
+- geoduck: ``open_catalog(dir).query(bbox=, start=, end=).to_arrow()`` latency p50/p95 over 3 rounds
+  of the query set (catalog opened once; a few warm-up queries first), and ``len()`` of the same
+  relation;
 - (a) ``geopandas.read_parquet(dir, bbox=)`` + interval filter + exact ``intersects``;
 - (b) in-memory GeoDataFrame + ``pandas.IntervalIndex.overlaps`` + ``sindex.query``: load time
   (read + IntervalIndex + STRtree) and peak RSS (in a fresh child process), then per-query latency;
@@ -19,6 +22,7 @@ count computed from the grid):
     .venv/bin/python benchmarks/bench_query.py                      # 1e5, 1e6, 1e7
     .venv/bin/python benchmarks/bench_query.py --sizes 1e5,1e6      # small
     .venv/bin/python benchmarks/bench_query.py --inmem-max 1e6      # skip (b) at 10^7 (~14 GB)
+    .venv/bin/python benchmarks/bench_query.py --sizes 1e6 --days-per-part 1000 --skip-baselines
 """
 
 from __future__ import annotations
@@ -39,6 +43,8 @@ import _common as C  # noqa: E402
 RESULTS = C.RESULTS_DIR / "bench_query.json"
 N_DAYS = 1000
 BOX_DEG = 0.3
+REPEAT = 3
+"""Rounds over the query set in the geoduck measurement."""
 
 
 # -- queries --------------------------------------------------------------------------------------
@@ -143,15 +149,16 @@ def child_geoduck(root: str, queries: list[dict[str, Any]], expected: list[int])
     for q in queries[1:4]:  # warm-up
         cat.query(**q).to_arrow()
     arrow, counts, wrong = [], [], 0
-    for q, want in zip(queries, expected, strict=True):
-        t0 = time.perf_counter()
-        table = cat.query(**q).to_arrow()
-        arrow.append(time.perf_counter() - t0)
-        wrong += table.num_rows != want
-    for q in queries:
-        t0 = time.perf_counter()
-        len(cat.query(**q))
-        counts.append(time.perf_counter() - t0)
+    for _ in range(REPEAT):  # every query REPEAT times (the p50/p95 are over all of them)
+        for q, want in zip(queries, expected, strict=True):
+            t0 = time.perf_counter()
+            table = cat.query(**q).to_arrow()
+            arrow.append(time.perf_counter() - t0)
+            wrong += table.num_rows != want
+        for q in queries:
+            t0 = time.perf_counter()
+            len(cat.query(**q))
+            counts.append(time.perf_counter() - t0)
     return {"open_s": open_s, "first_query_s": first_s, "first_rows": first, "to_arrow": _pct(arrow),
             "len": _pct(counts), "wrong_counts": wrong, "peak_rss_mib": C.peak_rss_mib()}
 
@@ -201,10 +208,11 @@ CHILDREN = {"geoduck": child_geoduck, "geopandas": child_geopandas, "inmemory": 
 
 # -- driver ---------------------------------------------------------------------------------------
 
-def run_size(size: int, args: argparse.Namespace) -> dict[str, Any]:
+def run_size(size: int, days_per_part: int, args: argparse.Namespace) -> dict[str, Any]:
     n_tiles, n_days = shape(size)
-    print(f"== {size:,} rows ({n_tiles:,} tiles × {n_days:,} days)", flush=True)
-    root = C.synthetic_catalog(f"query_n{size}", n_tiles, n_days)
+    print(f"== {size:,} rows ({n_tiles:,} tiles × {n_days:,} days, parts of {days_per_part} days)", flush=True)
+    root = C.synthetic_catalog(f"query_n{size}_d{days_per_part}", n_tiles, n_days,
+                               part_rows=n_tiles * days_per_part)
     queries = make_queries(size, args.queries, args.seed)
     expected = expected_counts(size, queries)
     stats = row_group_stats(root)
@@ -212,7 +220,8 @@ def run_size(size: int, args: argparse.Namespace) -> dict[str, Any]:
     from geoduck import store
 
     out: dict[str, Any] = {
-        "rows": size, "tiles": n_tiles, "days": n_days, "parts": len(store.list_parts(root)),
+        "rows": size, "tiles": n_tiles, "days": n_days, "days_per_part": days_per_part,
+        "parts": len(store.list_parts(root)), "row_group_size": store.ROW_GROUP_SIZE,
         "row_groups_total": len(stats), "row_groups_read_mean": float(np.mean(read)),
         "row_groups_read_p50": float(np.median(read)), "row_groups_read_max": int(max(read)),
         "result_rows_p50": float(np.median(expected)), "queries": len(queries),
@@ -220,9 +229,11 @@ def run_size(size: int, args: argparse.Namespace) -> dict[str, Any]:
     }
     spec = root.parent / f"query_n{size}.queries.json"
     spec.write_text(json.dumps({"queries": queries, "expected": expected}))
-    plan = [("geoduck", len(queries)), ("geopandas", args.gpd_queries if size >= 10**7 else len(queries))]
-    if size <= args.inmem_max:
-        plan.append(("inmemory", len(queries)))
+    plan = [("geoduck", len(queries))]
+    if not args.skip_baselines:
+        plan.append(("geopandas", args.gpd_queries if size >= 10**7 else len(queries)))
+        if size <= args.inmem_max:
+            plan.append(("inmemory", len(queries)))
     for what, n in plan:
         res = C.run_child([__file__, "--child", what, str(root), str(spec), str(n)], timeout=args.timeout)
         out[what] = res
@@ -251,17 +262,17 @@ def fmt_ms(v: float | None) -> str:
 
 
 def print_table(results: list[dict[str, Any]]) -> None:
-    head = ("rows", "geoduck arrow p50/p95 ms", "geoduck len p50", "(a) gpd bbox p50/p95 ms",
+    head = ("rows", "days/part", "geoduck arrow p50/p95 ms", "geoduck len p50", "(a) gpd bbox p50/p95 ms",
             "(b) in-mem load s / GiB", "(b) query p50/p95 ms", "row groups read / total")
     cells = []
     for r in results:
         g, a, b = r.get("geoduck", {}), r.get("geopandas", {}), r.get("inmemory")
         cells.append((
-            f"10^{int(round(np.log10(r['rows'])))}",
+            f"10^{int(round(np.log10(r['rows'])))}", str(r["days_per_part"]),
             f"{fmt_ms(g['to_arrow']['p50_ms'])} / {fmt_ms(g['to_arrow']['p95_ms'])}" if "to_arrow" in g else "-",
             fmt_ms(g["len"]["p50_ms"]) if "len" in g else "-",
             f"{fmt_ms(a['query']['p50_ms'])} / {fmt_ms(a['query']['p95_ms'])}" if "query" in a else "-",
-            f"{b['load_s']:.1f} / {b['peak_rss_mib'] / 1024:.1f}" if b and "load_s" in b else "not run",
+            f"{b['load_s']:.1f} / {b['peak_rss_mib'] / 1024:.1f}" if b and "load_s" in b else "-",
             f"{fmt_ms(b['query']['p50_ms'])} / {fmt_ms(b['query']['p95_ms'])}" if b and "query" in b else "-",
             f"{r['row_groups_read_mean']:.1f} / {r['row_groups_total']}",
         ))
@@ -279,6 +290,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--gpd-queries", type=int, default=20, help="(a) queries at 10^7 (each takes seconds)")
     p.add_argument("--inmem-max", type=float, default=1e7, help="largest size to run (b) at")
+    p.add_argument("--days-per-part", default="100", help="days of rows per part, comma-separated layouts")
+    p.add_argument("--skip-baselines", action="store_true", help="geoduck only (no (a), (b))")
     p.add_argument("--timeout", type=float, default=3600, help="seconds per child process")
     p.add_argument("--out", type=Path, default=RESULTS)
     p.add_argument("--child", nargs=4, metavar=("WHAT", "ROOT", "QUERIES", "N"), help=argparse.SUPPRESS)
@@ -292,7 +305,8 @@ def main(argv: list[str] | None = None) -> None:
     sizes = [int(float(s)) for s in args.sizes.split(",")]
     args.inmem_max = int(args.inmem_max)
     machine = C.machine_info()
-    results = [run_size(s, args) for s in sizes]
+    layouts = [int(d) for d in args.days_per_part.split(",")]
+    results = [run_size(s, d, args) for s in sizes for d in layouts]
     loads = [v for r in results for v in r["load"]]
     note = C.busy_note(loads)
     print()
@@ -301,7 +315,8 @@ def main(argv: list[str] | None = None) -> None:
         print(f"NOTE: {note}")
     C.save(args.out, {"benchmark": "bench_query", "machine": machine, "date": time.strftime("%Y-%m-%d %H:%M"),
                       "settings": {"queries": args.queries, "seed": args.seed, "box_deg": BOX_DEG,
-                                   "gpd_queries_at_1e7": args.gpd_queries, "inmem_max": args.inmem_max},
+                                   "gpd_queries_at_1e7": args.gpd_queries, "inmem_max": args.inmem_max,
+                                   "days_per_part": layouts},
                       "disturbed": note, "results": results})
 
 

@@ -33,9 +33,12 @@ def num(value: float) -> exp.Expression:
     return exp.Neg(this=lit) if text.startswith("-") else lit
 
 
+_TIMESTAMPTZ = exp.DataType.build("TIMESTAMPTZ")
+
+
 def timestamp(value: pd.Timestamp) -> exp.Expression:
     """A ``TIMESTAMPTZ`` literal (UTC, µs)."""
-    return exp.cast(exp.Literal.string(value.isoformat()), exp.DataType.build("TIMESTAMPTZ"))
+    return exp.cast(exp.Literal.string(value.isoformat()), _TIMESTAMPTZ)
 
 
 def col(name: str) -> exp.Column:
@@ -110,6 +113,7 @@ def _prune(select: exp.Select, keep: Callable[[store.PartExtent], bool]) -> exp.
         return select
     kept = tuple(p for p, e in zip(parts, extents, strict=True) if keep(e)) or parts[:1]
     if len(kept) == len(parts):
+        source.this.meta[_SCAN] = (root, parts)  # listed: an outer filter need not list again
         return select
     pruned = _read_parquet(exp.Array(expressions=[exp.Literal.string(glob.escape(f)) for f in kept]))
     pruned.meta[_SCAN] = (root, kept)
@@ -335,33 +339,38 @@ SELECT DISTINCT * FROM (SELECT * FROM p_tt UNION ALL SELECT * FROM p_cl UNION AL
 # materialized, and only the rows each branch can pair are unnested — C rows against the other
 # side's T and C rows, and T rows only when the other side has C rows at all (the ``IN (… LIMIT 1)``
 # semi-joins); the B range joins read the other side only when B rows exist. Tile × date catalogs
-# (all rows T) then cost one keyed join and no extra copies of the key rows.
+# (all rows T) then cost one keyed join and no extra copies of the key rows. Key rows carry a row
+# number ``_n`` (of the materialized lk/rk) instead of the id string until the pairs are found, which
+# keeps the join's hash table and ``pairs`` small. ``pairs`` is materialized: without a blocking step
+# (the DISTINCT, which ``JoinPlan.distinct`` makes optional) DuckDB 1.5.5 hangs streaming this UNION
+# ALL of branches over the materialized lk/rk into a result (every thread parked; ``count(*)`` over
+# it works).
 _PAIRS_LEAN_SQL = """
 WITH
-lk AS (SELECT * FROM __lkeys__),
-rk AS (SELECT * FROM __rkeys__),
-lt AS (SELECT _id, x0, y0, x1, y1, s, e,
+lk AS MATERIALIZED (SELECT *, row_number() OVER () AS _n FROM __lkeys__),
+rk AS MATERIALIZED (SELECT *, row_number() OVER () AS _n FROM __rkeys__),
+lt AS (SELECT _n, x0, y0, x1, y1, s, e,
               tb0 + i // (nx * ny) AS tb, cx0 + (i % (nx * ny)) // ny AS cx, cy0 + i % ny AS cy
        FROM (SELECT *, unnest(range(nt * nx * ny)) AS i FROM lk WHERE cls = 'T')),
-rt AS (SELECT _id, x0, y0, x1, y1, s, e,
+rt AS (SELECT _n, x0, y0, x1, y1, s, e,
               tb0 + i // (nx * ny) AS tb, cx0 + (i % (nx * ny)) // ny AS cx, cy0 + i % ny AS cy
        FROM (SELECT *, unnest(range(nt * nx * ny)) AS i FROM rk WHERE cls = 'T')),
 lc AS NOT MATERIALIZED (
-  SELECT _id, x0, y0, x1, y1, s, e, cx0 + i // ny AS cx, cy0 + i % ny AS cy
+  SELECT _n, x0, y0, x1, y1, s, e, cx0 + i // ny AS cx, cy0 + i % ny AS cy
   FROM (SELECT *, unnest(range(nx * ny)) AS i FROM lk WHERE cls = 'C')),
 rc AS NOT MATERIALIZED (
-  SELECT _id, x0, y0, x1, y1, s, e, cx0 + i // ny AS cx, cy0 + i % ny AS cy
+  SELECT _n, x0, y0, x1, y1, s, e, cx0 + i // ny AS cx, cy0 + i % ny AS cy
   FROM (SELECT *, unnest(range(nx * ny)) AS i FROM rk WHERE cls = 'C')),
 lx AS NOT MATERIALIZED (
-  SELECT _id, x0, y0, x1, y1, s, e, cx0 + i // ny AS cx, cy0 + i % ny AS cy
+  SELECT _n, x0, y0, x1, y1, s, e, cx0 + i // ny AS cx, cy0 + i % ny AS cy
   FROM (SELECT *, unnest(range(nx * ny)) AS i FROM lk
         WHERE cls = 'T' AND cls IN (SELECT 'T' FROM rk WHERE cls = 'C' LIMIT 1))),
 rx AS NOT MATERIALIZED (
-  SELECT _id, x0, y0, x1, y1, s, e, cx0 + i // ny AS cx, cy0 + i % ny AS cy
+  SELECT _n, x0, y0, x1, y1, s, e, cx0 + i // ny AS cx, cy0 + i % ny AS cy
   FROM (SELECT *, unnest(range(nx * ny)) AS i FROM rk
         WHERE (cls <> 'B') IN (SELECT true FROM lk WHERE cls = 'C' LIMIT 1))),
 p_tt AS (
-  SELECT a._id AS lid, b._id AS rid FROM lt AS a JOIN rt AS b
+  SELECT a._n AS ln, b._n AS rn FROM lt AS a JOIN rt AS b
     ON a.tb = b.tb AND a.cx = b.cx AND a.cy = b.cy
   WHERE a.x0 <= b.x1 AND a.x1 >= b.x0 AND a.y0 <= b.y1 AND a.y1 >= b.y0
     AND a.s <= b.e AND a.e >= b.s
@@ -369,32 +378,34 @@ p_tt AS (
     AND a.cx = floor(greatest(a.x0, b.x0) / :cell)::BIGINT
     AND a.cy = floor(greatest(a.y0, b.y0) / :cell)::BIGINT),
 p_cl AS (
-  SELECT a._id AS lid, b._id AS rid FROM lc AS a JOIN rx AS b
+  SELECT a._n AS ln, b._n AS rn FROM lc AS a JOIN rx AS b
     ON a.cx = b.cx AND a.cy = b.cy
   WHERE a.x0 <= b.x1 AND a.x1 >= b.x0 AND a.y0 <= b.y1 AND a.y1 >= b.y0
     AND (NOT :timed OR ((a.s IS NULL OR b.e IS NULL OR a.s <= b.e) AND (a.e IS NULL OR b.s IS NULL OR a.e >= b.s)))
     AND a.cx = floor(greatest(a.x0, b.x0) / :cell)::BIGINT
     AND a.cy = floor(greatest(a.y0, b.y0) / :cell)::BIGINT),
 p_cr AS (
-  SELECT a._id AS lid, b._id AS rid FROM lx AS a JOIN rc AS b
+  SELECT a._n AS ln, b._n AS rn FROM lx AS a JOIN rc AS b
     ON a.cx = b.cx AND a.cy = b.cy
   WHERE a.x0 <= b.x1 AND a.x1 >= b.x0 AND a.y0 <= b.y1 AND a.y1 >= b.y0
     AND (NOT :timed OR ((a.s IS NULL OR b.e IS NULL OR a.s <= b.e) AND (a.e IS NULL OR b.s IS NULL OR a.e >= b.s)))
     AND a.cx = floor(greatest(a.x0, b.x0) / :cell)::BIGINT
     AND a.cy = floor(greatest(a.y0, b.y0) / :cell)::BIGINT),
 p_bl AS (
-  SELECT a._id AS lid, b._id AS rid FROM (SELECT * FROM lk WHERE cls = 'B') AS a
+  SELECT a._n AS ln, b._n AS rn FROM (SELECT * FROM lk WHERE cls = 'B') AS a
     JOIN (SELECT * FROM rk WHERE (cls IS NOT NULL) IN (SELECT true FROM lk WHERE cls = 'B' LIMIT 1)) AS b
     ON a.x0 <= b.x1 AND a.x1 >= b.x0 AND a.y0 <= b.y1 AND a.y1 >= b.y0
   WHERE (NOT :timed OR ((a.s IS NULL OR b.e IS NULL OR a.s <= b.e) AND (a.e IS NULL OR b.s IS NULL OR a.e >= b.s)))),
 p_br AS (
-  SELECT a._id AS lid, b._id AS rid
+  SELECT a._n AS ln, b._n AS rn
     FROM (SELECT * FROM lk WHERE (cls <> 'B') IN (SELECT true FROM rk WHERE cls = 'B' LIMIT 1)) AS a
     JOIN (SELECT * FROM rk WHERE cls = 'B') AS b
     ON a.x0 <= b.x1 AND a.x1 >= b.x0 AND a.y0 <= b.y1 AND a.y1 >= b.y0
-  WHERE (NOT :timed OR ((a.s IS NULL OR b.e IS NULL OR a.s <= b.e) AND (a.e IS NULL OR b.s IS NULL OR a.e >= b.s))))
-SELECT DISTINCT * FROM (SELECT * FROM p_tt UNION ALL SELECT * FROM p_cl UNION ALL SELECT * FROM p_cr
-                        UNION ALL SELECT * FROM p_bl UNION ALL SELECT * FROM p_br)
+  WHERE (NOT :timed OR ((a.s IS NULL OR b.e IS NULL OR a.s <= b.e) AND (a.e IS NULL OR b.s IS NULL OR a.e >= b.s)))),
+pairs AS MATERIALIZED (
+  SELECT * FROM p_tt UNION ALL SELECT * FROM p_cl UNION ALL SELECT * FROM p_cr
+  UNION ALL SELECT * FROM p_bl UNION ALL SELECT * FROM p_br)
+SELECT DISTINCT l._id AS lid, r._id AS rid FROM pairs AS p JOIN lk AS l ON l._n = p.ln JOIN rk AS r ON r._n = p.rn
 """
 
 
@@ -432,7 +443,7 @@ def candidate_pairs(left: Node, right: Node, plan: JoinPlan, spatial_only: bool)
     rkeys = _template(_KEYS_SQL, {"__child__": visit(right)}, **values)
     template = _PAIRS_LEAN_SQL if plan.lean else _PAIRS_SQL
     tree = _template(template, {"__lkeys__": lkeys, "__rkeys__": rkeys}, **values)
-    if not plan.distinct:
+    if plan.lean and not plan.distinct:
         tree.set("distinct", None)
     return tree
 

@@ -66,8 +66,9 @@ class JoinPlan:
     those branches and the range joins cost nothing when no such rows exist. ``join_plan`` sets it;
     the default keeps the original SQL (golden snapshots, the generated DuckDB macro).
 
-    ``distinct`` makes the candidate (left id, right id) pairs distinct: needed when an input may
-    repeat ids (a union without dedupe, or rows sharing an id), else every pair is already unique.
+    ``distinct`` (lean plans; the original SQL always is) makes the candidate (left id, right id)
+    pairs distinct: needed when an input may repeat ids (a union without dedupe, or rows sharing an
+    id), else every pair is unique already.
     """
 
     cell: float

@@ -14,6 +14,7 @@ import contextlib
 import datetime as dt
 import glob as globmod
 import fcntl
+import fnmatch
 import json
 import os
 import time
@@ -34,8 +35,10 @@ from . import schema
 from .errors import CatalogNotFoundError, SchemaError
 from .geo import hilbert_key
 
-ROW_GROUP_SIZE = 10_000
-"""Rows per Parquet row group (measured in benchmarks/bench_query.py)."""
+ROW_GROUP_SIZE = 20_000
+"""Rows per Parquet row group (benchmarks/bench_query.py: for 10^6-row parts 20,000 beats 10,000 —
+a query pays per row group of every part it reads, more than per row — and ties it for 10^5-row
+parts; 5,000 or 50,000 are slower)."""
 
 PARQUET_OPTIONS = {"compression": "zstd", "write_statistics": True, "use_dictionary": True}
 """pyarrow writer options of every part."""
@@ -60,7 +63,13 @@ def part_glob(path: str | os.PathLike[str]) -> str:
 def list_parts(path: str | os.PathLike[str]) -> list[Path]:
     """The committed part files of a catalog, oldest first (names start with a UTC timestamp)."""
     root = Path(path)
-    return sorted(p for p in root.glob(PART_GLOB) if not p.name.startswith("."))
+    try:
+        with os.scandir(root) as entries:  # (a plain directory scan: several times faster than glob)
+            names = [e.name for e in entries if fnmatch.fnmatchcase(e.name, PART_GLOB)
+                     and not e.name.startswith(".")]
+    except OSError:  # missing, or not a directory: no parts
+        return []
+    return sorted(root / name for name in names)
 
 
 def require_catalog(path: str | os.PathLike[str]) -> Path:
