@@ -51,7 +51,8 @@ def synthetic_catalog(name: str, n_tiles: int, n_dates: int, *, part_rows: int =
     """``benchmarks/data/<name>``: the rows of ``geoduck.testing.write_synthetic_catalog(dir,
     n_tiles, n_dates, part_rows=…, step_days=…, length_days=…, seed=…)`` (date-major, so each part
     holds ``part_rows // n_tiles`` consecutive dates of every tile), generated a part at a time so
-    10^7 rows fit in a few GB. Reused when its parameters (and geoduck's row-group size) match."""
+    10^7 rows fit in a few GB. Reused when its parameters (and geoduck's row-group size and writer
+    options) match."""
     from geoduck import store
     from geoduck.testing import synthetic_catalog_table
 
@@ -59,7 +60,8 @@ def synthetic_catalog(name: str, n_tiles: int, n_dates: int, *, part_rows: int =
     marker = DATA_DIR / f"{name}.json"
     params = {"n_tiles": n_tiles, "n_dates": n_dates, "part_rows": part_rows, "step_days": step_days,
               "length_days": length_days, "seed": seed, "tile_deg": tile_deg, "origin": ORIGIN,
-              "start": FIRST_DAY, "row_group_size": store.ROW_GROUP_SIZE}
+              "start": FIRST_DAY, "row_group_size": store.ROW_GROUP_SIZE,
+              "writer": store.parquet_options(pa.schema([]))}
     if not force and marker.is_file() and root.is_dir():
         if json.loads(marker.read_text()) == json.loads(json.dumps(params)):
             return root

@@ -236,7 +236,7 @@ class Catalog:
     # -- results --------------------------------------------------------------------------------
     def _execute(self, select: exp.Expression) -> duckdb.DuckDBPyConnection:
         try:
-            return engine.cursor().execute(select.sql(dialect=sqlc.DIALECT))
+            return engine.cursor().execute(sqlc.render(select))
         except duckdb.Error as exc:
             raise QueryError(f"query over {self!r} failed: {str(exc).splitlines()[0]}") from None
 

@@ -120,7 +120,7 @@ def _write_sorted(parts: list[Path], row_group_size: int) -> Callable[[Path], No
         meta = dict(out_schema.metadata or {})
         meta.update(schema.part_metadata(names, tuple(bbox) if n else None))
         out_schema = out_schema.with_metadata(meta)
-        with store.owned_temp(target) as fh, pq.ParquetWriter(fh, out_schema, **store.PARQUET_OPTIONS) as writer:
+        with store.owned_temp(target) as fh, pq.ParquetWriter(fh, out_schema, **store.parquet_options(out_schema)) as writer:
             for batch in reader:
                 writer.write_table(pa.Table.from_batches([batch]).cast(out_schema),
                                    row_group_size=row_group_size)
@@ -230,7 +230,7 @@ def migrate(path: str | os.PathLike[str]) -> MaintenanceReport:
                 meta = schema.part_metadata(store.geometry_types(table), store._total_bbox(table))
                 with store.owned_temp(target) as fh:
                     pq.write_table(store.sort_rows(table).replace_schema_metadata(meta), fh,
-                                   row_group_size=store.ROW_GROUP_SIZE, **store.PARQUET_OPTIONS)
+                                   row_group_size=store.ROW_GROUP_SIZE, **store.parquet_options(table.schema))
                     fh.flush()
                     os.fsync(fh.fileno())
 
