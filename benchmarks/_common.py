@@ -61,7 +61,7 @@ def synthetic_catalog(name: str, n_tiles: int, n_dates: int, *, part_rows: int =
     params = {"n_tiles": n_tiles, "n_dates": n_dates, "part_rows": part_rows, "step_days": step_days,
               "length_days": length_days, "seed": seed, "tile_deg": tile_deg, "origin": ORIGIN,
               "start": FIRST_DAY, "row_group_size": store.ROW_GROUP_SIZE,
-              "writer": store.parquet_options(pa.schema([]))}
+              "writer": store.parquet_options(pa.schema([])), "max_part_rows": store.MAX_PART_ROWS}
     if not force and marker.is_file() and root.is_dir():
         if json.loads(marker.read_text()) == json.loads(json.dumps(params)):
             return root
@@ -75,7 +75,7 @@ def synthetic_catalog(name: str, n_tiles: int, n_dates: int, *, part_rows: int =
         table = synthetic_catalog_table(n_tiles, count, start=start, step_days=step_days,
                                         length_days=length_days, seed=seed, tile_deg=tile_deg,
                                         origin=ORIGIN)
-        store.write_part(_global_ids(table, n_tiles, first, count), root)
+        store.write_parts(_global_ids(table, n_tiles, first, count), root)
     marker.write_text(json.dumps(params))
     print(f"  generated {name}: {n_tiles:,} tiles × {n_dates:,} dates in "
           f"{time.perf_counter() - t0:.0f} s", flush=True)

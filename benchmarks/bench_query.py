@@ -13,7 +13,8 @@ count computed from the grid):
 
 - geoduck: ``open_catalog(dir).query(bbox=, start=, end=).to_arrow()`` latency p50/p95 over 3 rounds
   of the query set (catalog opened once; a few warm-up queries first), and ``len()`` of the same
-  relation;
+  relation; and "DuckDB alone": the same SQL, compiled beforehand, run to Arrow on one cursor (the
+  engine's share of the latency; the rest is geoduck's AOI handling, compilation and part pruning);
 - (a) ``geopandas.read_parquet(dir, bbox=)`` + interval filter + exact ``intersects``;
 - (b) in-memory GeoDataFrame + ``pandas.IntervalIndex.overlaps`` + ``sindex.query``: load time
   (read + IntervalIndex + STRtree) and peak RSS (in a fresh child process), then per-query latency;
@@ -159,8 +160,22 @@ def child_geoduck(root: str, queries: list[dict[str, Any]], expected: list[int])
             t0 = time.perf_counter()
             len(cat.query(**q))
             counts.append(time.perf_counter() - t0)
+    # The engine alone: the same compiled SQL (rendered beforehand) run on one cursor, so the
+    # difference to `to_arrow` above is geoduck's own per-query work (AOI, compile, part pruning).
+    from geoduck import compile as sqlc
+    from geoduck import engine
+
+    sqls = [sqlc.to_sql(cat.query(**q).node, pretty=False) for q in queries]
+    cur = engine.cursor()
+    raw = []
+    for _ in range(REPEAT):
+        for sql_text in sqls:
+            t0 = time.perf_counter()
+            cur.execute(sql_text).to_arrow_table()
+            raw.append(time.perf_counter() - t0)
     return {"open_s": open_s, "first_query_s": first_s, "first_rows": first, "to_arrow": _pct(arrow),
-            "len": _pct(counts), "wrong_counts": wrong, "peak_rss_mib": C.peak_rss_mib()}
+            "len": _pct(counts), "duckdb_only_to_arrow": _pct(raw), "wrong_counts": wrong,
+            "peak_rss_mib": C.peak_rss_mib()}
 
 
 def child_geopandas(root: str, queries: list[dict[str, Any]], expected: list[int]) -> dict[str, Any]:
@@ -247,7 +262,8 @@ def summary(what: str, r: dict[str, Any]) -> str:
         return r["error"]
     if what == "geoduck":
         return (f"to_arrow p50 {r['to_arrow']['p50_ms']:.1f} ms, p95 {r['to_arrow']['p95_ms']:.1f} ms; "
-                f"len p50 {r['len']['p50_ms']:.1f} ms; open {r['open_s'] * 1e3:.0f} ms; "
+                f"len p50 {r['len']['p50_ms']:.1f} ms; DuckDB alone p50 "
+                f"{r['duckdb_only_to_arrow']['p50_ms']:.1f} ms; open {r['open_s'] * 1e3:.0f} ms; "
                 f"wrong {r['wrong_counts']}")
     if what == "geopandas":
         return f"p50 {r['query']['p50_ms']:.0f} ms, p95 {r['query']['p95_ms']:.0f} ms; wrong {r['wrong_counts']}"
@@ -262,7 +278,8 @@ def fmt_ms(v: float | None) -> str:
 
 
 def print_table(results: list[dict[str, Any]]) -> None:
-    head = ("rows", "days/part", "geoduck arrow p50/p95 ms", "geoduck len p50", "(a) gpd bbox p50/p95 ms",
+    head = ("rows", "days/part", "geoduck arrow p50/p95 ms", "geoduck len p50", "DuckDB alone p50",
+            "(a) gpd bbox p50/p95 ms",
             "(b) in-mem load s / GiB", "(b) query p50/p95 ms", "row groups read / total")
     cells = []
     for r in results:
@@ -271,6 +288,7 @@ def print_table(results: list[dict[str, Any]]) -> None:
             f"10^{int(round(np.log10(r['rows'])))}", str(r["days_per_part"]),
             f"{fmt_ms(g['to_arrow']['p50_ms'])} / {fmt_ms(g['to_arrow']['p95_ms'])}" if "to_arrow" in g else "-",
             fmt_ms(g["len"]["p50_ms"]) if "len" in g else "-",
+            fmt_ms(g["duckdb_only_to_arrow"]["p50_ms"]) if "duckdb_only_to_arrow" in g else "-",
             f"{fmt_ms(a['query']['p50_ms'])} / {fmt_ms(a['query']['p95_ms'])}" if "query" in a else "-",
             f"{b['load_s']:.1f} / {b['peak_rss_mib'] / 1024:.1f}" if b and "load_s" in b else "-",
             f"{fmt_ms(b['query']['p50_ms'])} / {fmt_ms(b['query']['p95_ms'])}" if b and "query" in b else "-",

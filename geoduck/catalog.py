@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import duckdb
@@ -234,37 +234,51 @@ class Catalog:
         return _run_user_sql(query, {"catalog": self._node})
 
     # -- results --------------------------------------------------------------------------------
-    def _execute(self, select: exp.Expression) -> duckdb.DuckDBPyConnection:
-        try:
-            return engine.cursor().execute(sqlc.render(select))
-        except duckdb.Error as exc:
-            raise QueryError(f"query over {self!r} failed: {str(exc).splitlines()[0]}") from None
+    def _execute(self, compile_: Callable[[], exp.Expression],
+                 run: Callable[[str], Any] | None = None) -> Any:
+        """``run`` the SQL of a tree that ``compile_`` builds afresh. A part that vanished between
+        compiling and reading (a compaction replaced it) makes it compile and run again. Default
+        ``run``: the cursor with the executed query."""
+        run = run or _cursor_with
+        for attempt in range(store.VANISHED_RETRIES):
+            try:
+                return run(sqlc.render(compile_()))
+            except duckdb.IOException as exc:
+                if attempt + 1 < store.VANISHED_RETRIES and _vanished_file(exc):
+                    continue
+                raise QueryError(f"query over {self!r} failed: {str(exc).splitlines()[0]}") from None
+            except duckdb.Error as exc:
+                raise QueryError(f"query over {self!r} failed: {str(exc).splitlines()[0]}") from None
+        raise AssertionError("unreachable")
 
     def to_arrow(self) -> pa.Table:
         """All rows as an Arrow table (``geometry`` as GeoArrow WKB with its CRS)."""
-        return self._execute(sqlc.visit(self._node)).to_arrow_table()
+        return self._execute(lambda: sqlc.visit(self._node), engine.fetch_arrow)
 
-    def to_parquet(self, path: str | os.PathLike[str], *, part_rows: int = 1_000_000) -> Catalog:
-        """Write this relation's rows as a new catalog (GeoParquet 1.1 parts, Hilbert-sorted, bbox
-        covering) at ``path``, streamed in parts of ``part_rows`` rows; returns it opened."""
+    def to_parquet(self, path: str | os.PathLike[str], *, part_rows: int = store.MAX_PART_ROWS) -> Catalog:
+        """Write this relation's rows as a new catalog (GeoParquet 1.1 parts, bbox covering) at
+        ``path``; returns it opened. Rows are streamed in chunks of about 10^6, each Hilbert-sorted
+        and cut into parts of ``part_rows`` rows (a chunk's last part: the rest)."""
         target = os.fspath(path)
         if os.path.isdir(target) and store.list_parts(target):
             raise ArgumentError(f"{target!r} already holds a catalog; choose an empty directory")
         if not isinstance(part_rows, int) or part_rows < 1:
             raise ArgumentError(f"part_rows={part_rows!r} must be a positive integer")
-        reader = self._execute(sqlc.visit(self._node)).to_arrow_reader(min(part_rows, 100_000))
+        chunk_rows = part_rows * max(1, _SORT_CHUNK_ROWS // part_rows)
+        reader = self._execute(lambda: sqlc.visit(self._node)).to_arrow_reader(min(chunk_rows, 100_000))
         batches: list[pa.RecordBatch] = []
         rows = 0
         written = 0
         for batch in reader:
             batches.append(batch)
             rows += batch.num_rows
-            while rows >= part_rows:  # parts of exactly part_rows rows (the last one: the rest)
+            if rows >= chunk_rows:
                 pending = pa.Table.from_batches(batches, schema=reader.schema)
-                written += _write_batches(pending.slice(0, part_rows).to_batches(), target)
-                batches, rows = pending.slice(part_rows).to_batches(), rows - part_rows
-        if batches:
-            written += _write_batches(batches, target)
+                written += _write_chunk(pending.slice(0, chunk_rows), target, part_rows)
+                rest = pending.slice(chunk_rows)
+                batches, rows = rest.to_batches(), rest.num_rows
+        if rows:
+            written += _write_chunk(pa.Table.from_batches(batches, schema=reader.schema), target, part_rows)
         if not written:
             raise ArgumentError("the relation has no rows: nothing to write")
         return open_catalog(target)
@@ -274,12 +288,11 @@ class Catalog:
         return _arrow_to_frame(self.to_arrow(), require_geometry=True)
 
     def __len__(self) -> int:
-        count = sqlc.aggregate(self._node, exp.Count(this=exp.Star()))
-        return int(self._execute(count).fetchone()[0])
+        return int(self._execute(lambda: sqlc.aggregate(self._node, exp.Count(this=exp.Star())), _fetchone)[0])
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         """Rows as dicts (``geometry`` as a shapely geometry), streamed in batches."""
-        reader = self._execute(sqlc.visit(self._node)).to_arrow_reader(10_000)
+        reader = self._execute(lambda: sqlc.visit(self._node)).to_arrow_reader(10_000)
         for batch in reader:
             rows = batch.to_pylist()
             geoms = shapely.from_wkb([r[schema.GEOMETRY] for r in rows]) if rows else []
@@ -292,15 +305,14 @@ class Catalog:
         """(xmin, ymin, xmax, ymax) lon/lat of all footprints; None when empty."""
         mins = [exp.Min(this=sqlc.bbox_field(k)) for k in ("xmin", "ymin")]
         maxs = [exp.Max(this=sqlc.bbox_field(k)) for k in ("xmax", "ymax")]
-        row = self._execute(sqlc.aggregate(self._node, *mins, *maxs)).fetchone()
+        row = self._execute(lambda: sqlc.aggregate(self._node, *mins, *maxs), _fetchone)
         return None if row[0] is None else (row[0], row[1], row[2], row[3])
 
     @property
     def temporal_extent(self) -> tuple[pd.Timestamp | None, pd.Timestamp | None]:
         """(earliest start, latest end) in UTC over dated rows; (None, None) if all are static."""
-        select = sqlc.aggregate(self._node, exp.Min(this=sqlc.col(schema.START)),
-                                exp.Max(this=sqlc.col(schema.END)))
-        t = self._execute(select).to_arrow_table()
+        t = self._execute(lambda: sqlc.aggregate(self._node, exp.Min(this=sqlc.col(schema.START)),
+                                                 exp.Max(this=sqlc.col(schema.END))), engine.fetch_arrow)
         start, end = t.column(0)[0].as_py(), t.column(1)[0].as_py()
         return (None if start is None else pd.Timestamp(start).tz_convert("UTC"),
                 None if end is None else pd.Timestamp(end).tz_convert("UTC"))
@@ -308,6 +320,20 @@ class Catalog:
     def __repr__(self) -> str:
         root = _root_of(self._node)
         return f"<geoduck.Catalog {type(self._node).__name__} over {root!r}>"
+
+
+def _cursor_with(sql: str) -> duckdb.DuckDBPyConnection:
+    return engine.cursor().execute(sql)
+
+
+def _fetchone(sql: str) -> tuple:
+    return engine.cursor().execute(sql).fetchone()
+
+
+def _vanished_file(exc: duckdb.Error) -> bool:
+    """Whether DuckDB failed because a file it was told to read no longer exists."""
+    text = str(exc)
+    return "No such file" in text or "No files found" in text
 
 
 def _root_of(node: Node) -> str | None:
@@ -385,11 +411,14 @@ def _may_repeat_ids(node: Node) -> bool:
                if isinstance(sub := getattr(node, name, None), Node))
 
 
-def _write_batches(batches: list[pa.RecordBatch], target: str) -> int:
-    table = pa.Table.from_batches(batches)
+_SORT_CHUNK_ROWS = 1_000_000
+"""Rows that ``to_parquet`` sorts together (held in memory at once)."""
+
+
+def _write_chunk(table: pa.Table, target: str, part_rows: int) -> int:
     if table.num_rows == 0:
         return 0
-    store.write_part(_plain_geometry(table), target)
+    store.write_parts(_plain_geometry(table), target, max_rows=part_rows)
     return table.num_rows
 
 

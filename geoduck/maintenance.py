@@ -1,11 +1,13 @@
 """Catalog maintenance: compaction and schema migration, atomic from a reader's point of view.
 
-Both replace a set of old parts by one new part:
+Both replace a set of old parts by new parts (compaction: parts of at most
+:data:`geoduck.store.MAX_PART_ROWS` rows, cut from one Hilbert-sorted stream; migration: one per part):
 
-1. the new part is written under a hidden temp name (``.compact-….tmp``) and flushed;
-2. the manifest (``_geoduck_manifest.json``) records ``{"replaces": [old parts], "by": [new part]}``;
-3. the new part is renamed into place — **the switch**: from now on geoduck readers skip the old
-   parts (:func:`geoduck.store.hidden_parts`), before it they never see the new one;
+1. the new parts are written under hidden temp names (``.compact-….tmp``) and flushed;
+2. the manifest (``_geoduck_manifest.json``) records ``{"replaces": [old parts], "by": [new parts]}``;
+3. the new parts are renamed into place; the last rename is **the switch**: from then on geoduck
+   readers skip the old parts (:func:`geoduck.store.hidden_parts`), before it they skip the new
+   ones already renamed;
 4. the old parts are deleted and the manifest entry dropped.
 
 Killed at any point, nothing is lost or duplicated for geoduck readers, and the next maintenance
@@ -82,23 +84,32 @@ def recover(root: Path) -> None:
     store.clean_orphans(root)
 
 
-def replace_parts(root: Path, old: list[Path], write: Callable[[Path], None]) -> Path:
-    """Replace the parts ``old`` by one new part written by ``write(temp_path)`` (see module doc)."""
-    name = store.new_part_name()
-    tmp = root / f"{store.COMPACT_PREFIX}{name}.tmp"
+def replace_parts(root: Path, old: list[Path], write: Callable[[Callable[[], Path]], None]
+                  ) -> list[Path]:
+    """Replace the parts ``old`` by the parts ``write(new_temp)`` writes, each to a fresh temp
+    path that ``new_temp()`` hands out (see module doc); returns the new parts in order."""
+    temps: list[tuple[Path, str]] = []
+
+    def new_temp() -> Path:
+        name = store.new_part_name()
+        temps.append((root / f"{store.COMPACT_PREFIX}{name}.tmp", name))
+        return temps[-1][0]
+
     try:
-        write(tmp)
+        write(new_temp)
         manifest = store.read_manifest(root)
-        entry = {"replaces": [p.name for p in old], "by": [name]}
+        entry = {"replaces": [p.name for p in old], "by": [name for _, name in temps]}
         store.write_manifest(root, {"generation": manifest.get("generation", 0) + 1,
                                     "replacements": [*manifest.get("replacements", []), entry]})
-        os.replace(tmp, root / name)  # the switch
+        for tmp, name in temps:  # the last rename is the switch
+            os.replace(tmp, root / name)
         store._fsync_dir(root)
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        for tmp, _ in temps:
+            tmp.unlink(missing_ok=True)
         raise
     recover(root)  # delete the old parts, drop the entry
-    return root / name
+    return [root / name for _, name in temps]
 
 
 _GEOPARQUET_TYPES = {"POINT": "Point", "LINESTRING": "LineString", "POLYGON": "Polygon",
@@ -106,27 +117,35 @@ _GEOPARQUET_TYPES = {"POINT": "Point", "LINESTRING": "LineString", "POLYGON": "P
                      "MULTIPOLYGON": "MultiPolygon", "GEOMETRYCOLLECTION": "GeometryCollection"}
 
 
-def _write_sorted(parts: list[Path], row_group_size: int) -> Callable[[Path], None]:
+def _write_sorted(parts: list[Path], row_group_size: int, part_rows: int
+                  ) -> Callable[[Callable[[], Path]], None]:
     """A writer streaming exactly the rows of ``parts``, Hilbert-sorted by DuckDB (which spills
-    to disk when needed), into one new part with row groups of ``row_group_size`` rows."""
+    to disk when needed), into new parts of ``part_rows`` rows (the last: the rest) with row
+    groups of ``row_group_size`` rows; memory holds one part's rows at a time."""
     node = Scan(str(parts[0].parent), files=tuple(str(p) for p in parts))
 
-    def write(target: Path) -> None:
+    def write(new_temp: Callable[[], Path]) -> None:
         cur = engine.cursor()
-        n, types, *bbox = cur.execute(sqlc.summary(node).sql(dialect=sqlc.DIALECT)).fetchone()
-        names = [_GEOPARQUET_TYPES.get(str(t).upper(), "GeometryCollection") for t in types]
-        reader = cur.execute(sqlc.sorted_rows(node).sql(dialect=sqlc.DIALECT)).to_arrow_reader(row_group_size)
+        n, types, *_ = cur.execute(sqlc.render(sqlc.summary(node))).fetchone()
+        names = [_GEOPARQUET_TYPES.get(str(t).upper(), "GeometryCollection") for t in types] if n else []
+        reader = cur.execute(sqlc.render(sqlc.sorted_rows(node))).to_arrow_reader(min(part_rows, 100_000))
         out_schema = _plain_schema(reader.schema)
-        meta = dict(out_schema.metadata or {})
-        meta.update(schema.part_metadata(names, tuple(bbox) if n else None))
-        out_schema = out_schema.with_metadata(meta)
-        with store.owned_temp(target) as fh, pq.ParquetWriter(fh, out_schema, **store.parquet_options(out_schema)) as writer:
-            for batch in reader:
-                writer.write_table(pa.Table.from_batches([batch]).cast(out_schema),
-                                   row_group_size=row_group_size)
-            writer.close()
-            fh.flush()
-            os.fsync(fh.fileno())
+        pending: list[pa.Table] = []
+        rows = 0
+
+        def flush(table: pa.Table) -> None:
+            with store.owned_temp(new_temp()) as fh:
+                store.write_parquet(table, fh, row_group_size=row_group_size, geometry_type_names=names)
+
+        for batch in reader:
+            pending.append(pa.Table.from_batches([batch]).cast(out_schema))
+            rows += batch.num_rows
+            while rows >= part_rows:
+                table = pa.concat_tables(pending)
+                flush(table.slice(0, part_rows))
+                pending, rows = [table.slice(part_rows)], rows - part_rows
+        if rows:
+            flush(pa.concat_tables(pending))
 
     return write
 
@@ -138,13 +157,16 @@ def _plain_schema(arrow_schema: pa.Schema) -> pa.Schema:
     return pa.schema(fields)
 
 
-def compact(path: str | os.PathLike[str], *, row_group_size: int = store.ROW_GROUP_SIZE
-            ) -> MaintenanceReport:
-    """Rewrite all live parts of the catalog at ``path`` as one Hilbert-sorted part.
+def compact(path: str | os.PathLike[str], *, row_group_size: int = store.ROW_GROUP_SIZE,
+            part_rows: int = store.MAX_PART_ROWS) -> MaintenanceReport:
+    """Rewrite all live parts of the catalog at ``path`` as few: all rows Hilbert-sorted together,
+    cut into parts of ``part_rows`` rows (the last: the rest), so each covers a compact region.
 
     Atomic for geoduck readers (old set or new set, never both or neither), loses nothing if
     killed, leaves parts appended meanwhile alone. Query results are identical before and after.
     """
+    if not isinstance(part_rows, int) or part_rows < 1:
+        raise BuildError(f"part_rows={part_rows!r} must be a positive integer")
     root = store.require_catalog(path)
     with maintenance_lock(root):
         recover(root)
@@ -153,10 +175,10 @@ def compact(path: str | os.PathLike[str], *, row_group_size: int = store.ROW_GRO
             return MaintenanceReport(len(parts), len(parts), 0)
         store.check_schema_versions(root)
         rows = sum(pq.ParquetFile(p).metadata.num_rows for p in parts)
-        new = replace_parts(root, parts, _write_sorted(parts, row_group_size))
-        log.info("compacted %d parts (%d rows) into %s", len(parts), rows, new.name)
-        return MaintenanceReport(len(parts), len(store.live_parts(root)), rows, (str(new),),
-                                 tuple(str(p) for p in parts))
+        new = replace_parts(root, parts, _write_sorted(parts, row_group_size, part_rows))
+        log.info("compacted %d parts (%d rows) into %d", len(parts), rows, len(new))
+        return MaintenanceReport(len(parts), len(store.live_parts(root)), rows,
+                                 tuple(str(p) for p in new), tuple(str(p) for p in parts))
 
 
 # -- schema migration -----------------------------------------------------------------------------
@@ -226,14 +248,10 @@ def migrate(path: str | os.PathLike[str]) -> MaintenanceReport:
             table = table.replace_schema_metadata(None)
             rows += table.num_rows
 
-            def write(target: Path, table: pa.Table = table) -> None:
-                meta = schema.part_metadata(store.geometry_types(table), store._total_bbox(table))
-                with store.owned_temp(target) as fh:
-                    pq.write_table(store.sort_rows(table).replace_schema_metadata(meta), fh,
-                                   row_group_size=store.ROW_GROUP_SIZE, **store.parquet_options(table.schema))
-                    fh.flush()
-                    os.fsync(fh.fileno())
+            def write(new_temp: Callable[[], Path], table: pa.Table = table) -> None:
+                with store.owned_temp(new_temp()) as fh:
+                    store.write_parquet(store.sort_rows(table), fh)
 
-            written.append(str(replace_parts(root, [part], write)))
+            written.extend(str(p) for p in replace_parts(root, [part], write))
         return MaintenanceReport(len(versions), len(store.live_parts(root)), rows, tuple(written),
                                  tuple(str(p) for p in old))

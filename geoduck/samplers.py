@@ -112,7 +112,7 @@ def _fetch(catalog: Catalog) -> pa.Table:
         selects.append(sqlc.col(schema.NATIVE_BOUNDS))
     order = [sqlc.col(c) for c in (schema.ID, schema.START, schema.END, "source") if c in columns]
     select = sqlc.aggregate(catalog.node, *selects).order_by(*order)
-    table = engine.cursor().execute(select.sql(dialect=sqlc.DIALECT)).to_arrow_table()
+    table = engine.fetch_arrow(sqlc.render(select))
     if table.num_rows == 0:
         raise NoDataError("the catalog has no rows to sample from")
     return table

@@ -231,12 +231,14 @@ def synthetic_catalog_table(n_tiles: int, n_dates: int, *, tile_deg: float = 0.1
 
 def write_synthetic_catalog(out_dir: str | os.PathLike[str], n_tiles: int, n_dates: int, *,
                             part_rows: int = 1_000_000, **kwargs) -> Path:
-    """Write :func:`synthetic_catalog_table` rows as catalog parts of ``part_rows`` rows."""
+    """Write :func:`synthetic_catalog_table` rows (date-major) as catalog parts: each run of
+    ``part_rows`` rows, like one append, is written with :func:`geoduck.store.write_parts` (sorted
+    together, cut into parts of at most :data:`~geoduck.store.MAX_PART_ROWS` rows)."""
     from . import store
 
     table = synthetic_catalog_table(n_tiles, n_dates, **kwargs)
     for offset in range(0, table.num_rows, part_rows):
-        store.write_part(table.slice(offset, part_rows), out_dir)
+        store.write_parts(table.slice(offset, part_rows), out_dir)
     return Path(out_dir)
 
 

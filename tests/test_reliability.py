@@ -174,6 +174,94 @@ def test_compaction_identical_results_and_atomic_for_readers(tmp_path):
     assert store.read_manifest(root)["replacements"] == []
 
 
+def test_compaction_into_several_parts_is_atomic_and_compact(tmp_path):
+    """Compaction with ``part_rows``: one Hilbert order cut into parts, switched in by the last of
+    their renames: concurrent readers always see every row once; results are unchanged."""
+    root = write_synthetic_catalog(tmp_path / "c", 60, 50, part_rows=150, seed=2)
+    queries = [dict(bbox=(-9.7, 35.1, -9.4, 35.4), start="2020-01-05", end="2020-01-20"),
+               dict(bbox=(-10.0, 35.0, -9.0, 36.0))]
+    cat = geoduck.open_catalog(root)
+    before, full = [_ids(cat, **q) for q in queries], _ids(cat)
+    counts: list[int] = []
+    stop = threading.Event()
+
+    def reader() -> None:
+        while not stop.is_set():
+            counts.append(len(geoduck.open_catalog(root)))
+
+    thread = threading.Thread(target=reader)
+    thread.start()
+    try:
+        report = geoduck.compact(root, part_rows=700)
+    finally:
+        stop.set()
+        thread.join()
+    parts = store.live_parts(root)
+    assert (report.parts_before, report.parts_after, report.rows) == (20, 5, 3000)
+    assert sorted(report.written) == sorted(str(p) for p in parts) and len(store.list_parts(root)) == 5
+    assert [pq.read_metadata(p).num_rows for p in sorted(parts, key=lambda p: report.written.index(str(p)))] == [
+        700, 700, 700, 700, 200]
+    assert counts and set(counts) == {3000}
+    after = geoduck.open_catalog(root)
+    assert [_ids(after, **q) for q in queries] == before and _ids(after) == full
+    with pytest.raises(BuildError, match="part_rows"):
+        geoduck.compact(root, part_rows=0)
+
+
+def test_compaction_killed_between_renames_of_its_parts(tmp_path, monkeypatch):
+    """Killed after some of its new parts are renamed into place: readers skip those (the old
+    parts are still the live set), and the next compaction rolls back and completes."""
+    root = write_synthetic_catalog(tmp_path / "c", 30, 20, part_rows=100)
+    full = _ids(geoduck.open_catalog(root))
+    old = set(store.list_parts(root))
+
+    class Crash(BaseException):
+        pass
+
+    real_replace, renamed = os.replace, []
+
+    def replace(src, dst):
+        if Path(src).name.startswith(store.COMPACT_PREFIX):
+            if renamed:
+                raise Crash()
+            renamed.append(dst)
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(maint.os, "replace", replace)
+    with pytest.raises(Crash):
+        maint.compact(root, part_rows=150)
+    monkeypatch.undo()
+    assert len(renamed) == 1 and Path(renamed[0]).exists()
+    assert set(store.list_parts(root)) == old | {Path(renamed[0])}
+    assert set(store.live_parts(root)) == old
+    assert _ids(geoduck.open_catalog(root)) == full
+    report = geoduck.compact(root, part_rows=150)
+    assert report.parts_after == 4 and _ids(geoduck.open_catalog(root)) == full
+    assert not Path(renamed[0]).exists() and not list(root.glob(".*.tmp"))
+
+
+def test_query_whose_parts_a_compaction_replaced_meanwhile_runs_again(tmp_path, monkeypatch):
+    """A relation compiled to explicit part names just before a compaction deletes those parts:
+    the query compiles and runs again on the new parts instead of failing."""
+    root = write_synthetic_catalog(tmp_path / "c", 30, 20, part_rows=100)
+    query = dict(start="2020-01-03", end="2020-01-05")
+    expected = _ids(geoduck.open_catalog(root), **query)
+    rel = geoduck.open_catalog(root).query(**query)
+    assert "/part-" in rel.sql_text  # pruned by time: the parts are named, not globbed
+    real, compacted = geoduck.compile.render, []
+
+    def render(tree, **kw):
+        if not compacted:  # the parts named in this tree are replaced before DuckDB reads them
+            compacted.append(None)  # (compaction renders SQL too)
+            compacted[0] = maint.compact(root)
+        return real(tree, **kw)
+
+    monkeypatch.setattr(geoduck.compile, "render", render)
+    assert sorted(rel.to_arrow()["id"].to_pylist()) == expected
+    assert compacted and compacted[0].parts_after == 1
+    assert len(rel) == len(expected)
+
+
 @pytest.mark.parametrize("crash_at", ["write", "manifest", "switch", "delete"])
 def test_compaction_killed_midway_loses_nothing(tmp_path, monkeypatch, crash_at):
     root = write_synthetic_catalog(tmp_path / "c", 30, 20, part_rows=100)
@@ -184,7 +272,7 @@ def test_compaction_killed_midway_loses_nothing(tmp_path, monkeypatch, crash_at)
 
     real_replace = os.replace
     if crash_at == "write":
-        monkeypatch.setattr(maint.pq, "ParquetWriter", lambda *a, **k: (_ for _ in ()).throw(Crash()))
+        monkeypatch.setattr(store, "write_parquet", lambda *a, **k: (_ for _ in ()).throw(Crash()))
     elif crash_at == "manifest":
         monkeypatch.setattr(store, "write_manifest", lambda *a, **k: (_ for _ in ()).throw(Crash()))
     elif crash_at == "switch":
@@ -212,11 +300,11 @@ def test_compaction_leaves_parts_appended_meanwhile(tmp_path, monkeypatch):
     root = write_synthetic_catalog(tmp_path / "c", 10, 10, part_rows=25)
     real = maint._write_sorted
 
-    def write_sorted(parts, row_group_size):
-        inner = real(parts, row_group_size)
+    def write_sorted(parts, row_group_size, part_rows):
+        inner = real(parts, row_group_size, part_rows)
 
-        def write(target):
-            inner(target)
+        def write(new_temp):
+            inner(new_temp)
             write_synthetic_catalog(root, 3, 2, prefix="late")  # an append during compaction
         return write
 

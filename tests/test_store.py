@@ -117,6 +117,54 @@ def test_rows_are_sorted_by_hilbert_key_of_bbox_centre(tmp_path):
     assert t.column("id").to_pylist() != table.column("id").to_pylist()
 
 
+def _hilbert_keys(table: pa.Table) -> np.ndarray:
+    b = table.column("bbox").combine_chunks()
+    cx = (b.field("xmin").to_numpy() + b.field("xmax").to_numpy()) / 2
+    cy = (b.field("ymin").to_numpy() + b.field("ymax").to_numpy()) / 2
+    return hilbert_key(cx, cy).astype(np.int64)
+
+
+def test_write_parts_cuts_one_hilbert_order_into_compact_parts(tmp_path):
+    table = synthetic_table(2000, seed=3)
+    parts = store.write_parts(table, tmp_path, max_rows=300)
+    assert [pq.read_metadata(p).num_rows for p in parts] == [300] * 6 + [200]
+    assert store.list_parts(tmp_path) == sorted(parts)
+    tables = [pq.read_table(p) for p in parts]
+    # One sort over all rows, cut in order: each part's keys follow the previous part's.
+    keys = np.concatenate([_hilbert_keys(t) for t in tables])
+    assert (np.diff(keys) >= 0).all()
+    assert sorted(pa.concat_tables(tables).column("id").to_pylist()) == sorted(table.column("id").to_pylist())
+    # Each part covers a region much smaller than the whole (so queries skip whole parts), and
+    # its footer extent is exactly its rows' bbox.
+    for part, t in zip(parts, tables, strict=True):
+        e = store.part_extent(part)
+        b = t.column("bbox").combine_chunks()
+        assert (e.xmin, e.ymin) == (min(b.field("xmin").to_pylist()), min(b.field("ymin").to_pylist()))
+        assert (e.xmax, e.ymax) == (max(b.field("xmax").to_pylist()), max(b.field("ymax").to_pylist()))
+    areas = [(store.part_extent(p).xmax - store.part_extent(p).xmin)
+             * (store.part_extent(p).ymax - store.part_extent(p).ymin) for p in parts]
+    assert max(areas) < 0.5 * 360 * 180  # (cut in input order instead, each would span ~all)
+    with pytest.raises(ValueError):
+        store.write_parts(table.slice(0, 0), tmp_path)
+
+
+def test_a_query_opens_only_the_parts_it_can_match(tmp_path):
+    """A box query over a catalog written as many compact parts names only some of them in its
+    SQL, and returns exactly the brute-force rows."""
+    table = synthetic_table(3000, seed=4)
+    store.write_parts(table, tmp_path / "cat", max_rows=250)
+    cat = geoduck.open_catalog(tmp_path / "cat")
+    box = (10.0, 10.0, 40.0, 30.0)
+    rel = cat.query(bbox=box)
+    named = [p for p in store.list_parts(tmp_path / "cat") if p.name in rel.sql_text]
+    assert 1 <= len(named) < 12
+    b = table.column("bbox").combine_chunks()
+    expected = sorted(i for i, x0, y0, x1, y1 in zip(table.column("id").to_pylist(), *(
+        b.field(k).to_pylist() for k in BOX_KEYS), strict=True)
+        if x0 <= box[2] and x1 >= box[0] and y0 <= box[3] and y1 >= box[1])
+    assert sorted(rel.to_arrow()["id"].to_pylist()) == expected and expected
+
+
 def test_row_groups_sized_and_bbox_statistics_prune(tmp_path):
     n, size = 4096, 256
     part = store.write_part(synthetic_table(n, seed=2), tmp_path, row_group_size=size)
@@ -155,6 +203,36 @@ def test_default_row_group_size(tmp_path):
     md = pq.ParquetFile(part).metadata
     assert store.ROW_GROUP_SIZE >= 300
     assert md.num_row_groups == 1 and md.row_group(0).num_rows == 300
+
+
+def _encodings(part: Path) -> dict[str, tuple[str, set[str]]]:
+    """Column path → (codec, encodings) of a part's first row group."""
+    rg = pq.ParquetFile(part).metadata.row_group(0)
+    return {rg.column(j).path_in_schema: (rg.column(j).compression, set(rg.column(j).encodings))
+            for j in range(rg.num_columns)}
+
+
+@pytest.mark.parametrize("writer", ["append", "compact"])
+def test_parts_are_snappy_with_unique_columns_plain(tmp_path, writer):
+    """Appended and compacted parts alike: Snappy; no dictionary for per-row unique values (id,
+    filepath), a dictionary for repeated flat ones (backend, crs); and values read back exactly."""
+    root = tmp_path / "cat"
+    table = synthetic_table(500)
+    store.write_part(table.slice(0, 250), root)
+    store.write_part(table.slice(250), root)
+    if writer == "compact":
+        geoduck.compact(root)
+    parts = store.live_parts(root)
+    assert len(parts) == (1 if writer == "compact" else 2)
+    enc = _encodings(parts[0])
+    assert {codec for codec, _ in enc.values()} == {"SNAPPY"}
+    for name in (schema.ID, schema.FILEPATH):
+        assert "RLE_DICTIONARY" not in enc[name][1] and "PLAIN" in enc[name][1]
+    for name in (schema.BACKEND, schema.CRS):
+        assert "RLE_DICTIONARY" in enc[name][1]
+    got = pa.concat_tables(pq.read_table(p) for p in parts).sort_by(schema.ID)
+    assert got.column(schema.FILEPATH).to_pylist() == table.sort_by(schema.ID).column(schema.FILEPATH).to_pylist()
+    assert got.num_rows == 500
 
 
 # -- atomicity -----------------------------------------------------------------------------------

@@ -43,8 +43,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("geoduck.build")
 
-PART_ROWS = 50_000
-"""Rows per part written by a build (bounds build memory)."""
+PART_ROWS = store.MAX_PART_ROWS
+"""Rows per part written by a build (bounds build memory; see :data:`geoduck.store.MAX_PART_ROWS`)."""
 
 CHUNK_FILES = 32
 """Files per task sent to a worker process."""

@@ -405,7 +405,7 @@ def _select_columns(catalog: Catalog, node: object | None = None) -> pa.Table:
     available = set(catalog.columns)
     cols = [sqlc.col(c) for c in _COLUMNS if c in available]
     select = sqlc.aggregate(node if node is not None else catalog.node, *cols)
-    return engine.cursor().execute(select.sql(dialect=sqlc.DIALECT)).to_arrow_table()
+    return engine.fetch_arrow(sqlc.render(select))
 
 
 def _order(sources: list[Source], newest_first: bool) -> list[Source]:
