@@ -8,7 +8,7 @@ Parquet scan and prunes row groups by their statistics) and the exact ``ST_Inter
 from __future__ import annotations
 
 import glob
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from functools import cache, singledispatch
 
 import pandas as pd
@@ -63,19 +63,27 @@ def _(node: Scan) -> exp.Select:
     # The glob, unless a compaction/migration has just replaced parts whose old files are not yet
     # deleted: then the explicit list of live parts (see store.hidden_parts).
     files: exp.Expression = exp.Literal.string(store.part_glob(node.root))
+    parts: tuple[str, ...] | None = node.files
     if node.files is not None:
-        files = exp.Array(expressions=[exp.Literal.string(glob.escape(f)) for f in node.files])
+        files = _file_list(node.files)
     elif remote.is_uri(node.root):  # s3://, gs://, https:// … (see geoduck.remote)
         engine.use_httpfs()
         found = remote.scan_files(node.root)
-        files = (exp.Literal.string(found) if isinstance(found, str)
-                 else exp.Array(expressions=[exp.Literal.string(glob.escape(f)) for f in found]))
-    elif store.hidden_parts(node.root):
-        files = exp.Array(expressions=[exp.Literal.string(glob.escape(str(p))) for p in store.live_parts(node.root)])
+        files = exp.Literal.string(found) if isinstance(found, str) else _file_list(found)
+    else:
+        hidden = store.hidden_parts(node.root)
+        parts = tuple(store.live_part_paths(node.root, hidden=hidden))
+        if hidden:
+            files = _file_list(parts)
     source = _read_parquet(files)
     if not remote.is_uri(node.root):  # filters over this scan may skip whole parts (see _prune)
-        source.meta[_SCAN] = (node.root, node.files)
+        source.meta[_SCAN] = (node.root, parts)
     return exp.select(exp.Star()).from_(source)
+
+
+def _file_list(paths: Sequence[str]) -> exp.Expression:
+    """``['<part>', …]``: explicit files, glob characters escaped (read_parquet globs each)."""
+    return exp.Array(expressions=[exp.Literal.string(glob.escape(p)) for p in paths])
 
 
 def _read_parquet(files: exp.Expression) -> exp.Expression:
@@ -88,7 +96,7 @@ def _read_parquet(files: exp.Expression) -> exp.Expression:
 
 
 _SCAN = "geoduck_scan"
-"""``meta`` key of a ``read_parquet`` source: (its catalog root, the parts it reads or None = all)."""
+"""``meta`` key of a local ``read_parquet`` source: (its catalog root, the parts it reads)."""
 
 
 def _prune(select: exp.Select, keep: Callable[[store.PartExtent], bool]) -> exp.Select:
@@ -104,8 +112,6 @@ def _prune(select: exp.Select, keep: Callable[[store.PartExtent], bool]) -> exp.
         return select
     root, parts = scan_meta
     try:
-        if parts is None:
-            parts = tuple(str(p) for p in store.live_parts(root))
         extents = [store.part_extent(p) for p in parts]
     except (OSError, ValueError, pa.ArrowException):
         return select  # unreadable footers: let DuckDB read (and report) them
@@ -113,9 +119,8 @@ def _prune(select: exp.Select, keep: Callable[[store.PartExtent], bool]) -> exp.
         return select
     kept = tuple(p for p, e in zip(parts, extents, strict=True) if keep(e)) or parts[:1]
     if len(kept) == len(parts):
-        source.this.meta[_SCAN] = (root, parts)  # listed: an outer filter need not list again
         return select
-    pruned = _read_parquet(exp.Array(expressions=[exp.Literal.string(glob.escape(f)) for f in kept]))
+    pruned = _read_parquet(_file_list(kept))
     pruned.meta[_SCAN] = (root, kept)
     source.this.replace(pruned)
     return select

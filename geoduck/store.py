@@ -14,7 +14,6 @@ import contextlib
 import datetime as dt
 import glob as globmod
 import fcntl
-import fnmatch
 import json
 import os
 import time
@@ -65,7 +64,8 @@ by their footer extents. DuckDB 1.5.5 pays ~0.5 ms for every part a query opens 
 every row group in it, read or not (benchmarks/bench_query.py, 10^7 rows: cutting parts of 10^6
 rows into parts of 50,000 took DuckDB's share of a query from 18 to 7 ms)."""
 
-PART_GLOB = "*.parquet"
+PART_SUFFIX = ".parquet"
+PART_GLOB = f"*{PART_SUFFIX}"
 TMP_PREFIX = ".part-"
 TMP_SUFFIX = ".parquet.tmp"
 
@@ -82,16 +82,20 @@ def part_glob(path: str | os.PathLike[str]) -> str:
     return str(Path(globmod.escape(str(Path(path)))) / PART_GLOB)
 
 
-def list_parts(path: str | os.PathLike[str]) -> list[Path]:
-    """The committed part files of a catalog, oldest first (names start with a UTC timestamp)."""
-    root = Path(path)
+def part_names(path: str | os.PathLike[str]) -> list[str]:
+    """File names of a catalog's committed parts, oldest first (names start with a UTC timestamp)."""
     try:
-        with os.scandir(root) as entries:  # (a plain directory scan: several times faster than glob)
-            names = [e.name for e in entries if fnmatch.fnmatchcase(e.name, PART_GLOB)
-                     and not e.name.startswith(".")]
+        with os.scandir(path) as entries:  # (a plain directory scan: several times faster than glob)
+            return sorted(e.name for e in entries
+                          if e.name.endswith(PART_SUFFIX) and not e.name.startswith("."))
     except OSError:  # missing, or not a directory: no parts
         return []
-    return sorted(root / name for name in names)
+
+
+def list_parts(path: str | os.PathLike[str]) -> list[Path]:
+    """The committed part files of a catalog, oldest first."""
+    root = Path(path)
+    return [root / name for name in part_names(root)]
 
 
 def require_catalog(path: str | os.PathLike[str]) -> Path:
@@ -357,8 +361,15 @@ def hidden_parts(path: str | os.PathLike[str]) -> set[str]:
 
 def live_parts(path: str | os.PathLike[str]) -> list[Path]:
     """The parts a geoduck reader sees: committed parts minus completed replacements' old parts."""
-    hidden = hidden_parts(path)
-    return [p for p in list_parts(path) if p.name not in hidden]
+    return [Path(p) for p in live_part_paths(path)]
+
+
+def live_part_paths(path: str | os.PathLike[str], *, hidden: set[str] | None = None) -> list[str]:
+    """:func:`live_parts` as path strings (the per-query form: no ``Path`` objects); ``hidden``:
+    :func:`hidden_parts`, if the caller has read it already."""
+    root = os.fspath(path)
+    hidden = hidden_parts(root) if hidden is None else hidden
+    return [os.path.join(root, name) for name in part_names(root) if name not in hidden]
 
 
 def table_from_rows(rows: Iterable[dict], arrow_schema: pa.Schema) -> pa.Table:
