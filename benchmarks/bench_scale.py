@@ -3,8 +3,9 @@ vs a dask ``LocalCluster``, then the query benchmark on it.
 
 1. Synthetic rows (no image files behind them): 10,000 0.1° tiles × 1,000 days, the rows of
    ``bench_query.py``'s 10^7 catalog, generated with ``geoduck.testing.synthetic_catalog_table`` in
-   chunks of ``--part-rows`` rows; each chunk is generated and written as one part
-   (``store.write_part``: Hilbert sort, row groups, atomic rename) by the worker that generated it.
+   chunks of ``--part-rows`` rows; each chunk is generated and written by the worker that generated
+   it (``store.write_parts``: one Hilbert sort, cut into parts of at most 50,000 rows, row groups,
+   atomic renames).
    Two workers either way: a 2-process ``ProcessPoolExecutor`` ("local") and a ``LocalCluster(
    n_workers=2, threads_per_worker=1, processes=True)`` ("dask"; cluster start-up timed apart).
    Both catalogs must hold the same rows (count, distinct ids, and a checksum of ids).
@@ -52,7 +53,7 @@ def write_chunk(root: str, n_tiles: int, first_day: int, n_days: int) -> int:
 
     start = (pd.Timestamp(_common.FIRST_DAY) + pd.Timedelta(days=first_day)).strftime("%Y-%m-%d")
     table = synthetic_catalog_table(n_tiles, n_days, start=start, origin=_common.ORIGIN)
-    store.write_part(_common._global_ids(table, n_tiles, first_day, n_days), root)  # noqa: SLF001
+    store.write_parts(_common._global_ids(table, n_tiles, first_day, n_days), root)  # noqa: SLF001
     return table.num_rows
 
 
@@ -151,7 +152,7 @@ def print_table(res: dict[str, Any]) -> None:
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--rows", type=float, default=1e7, help="catalog rows (multiple of 1000; default %(default)g)")
-    p.add_argument("--part-rows", type=int, default=1_000_000, help="rows per part (one task each)")
+    p.add_argument("--part-rows", type=int, default=1_000_000, help="rows per chunk (one task each)")
     p.add_argument("--files", type=int, default=2000, help="GeoTIFFs of the header build (0: skip)")
     p.add_argument("--queries", type=int, default=100)
     p.add_argument("--seed", type=int, default=42)

@@ -279,7 +279,8 @@ def extension_path() -> None:
 @click.argument("catalog_dir", type=click.Path(path_type=Path))
 @_friendly
 def compact(catalog_dir: Path) -> None:
-    """Rewrite a catalog's parts as one Hilbert-sorted part (atomic for geoduck readers)."""
+    """Rewrite a catalog's parts as few: one Hilbert order cut into parts of at most 50,000 rows
+    (atomic for geoduck readers)."""
     from .maintenance import compact as run
 
     report = run(catalog_dir)

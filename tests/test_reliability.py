@@ -141,7 +141,10 @@ def _ids(cat: geoduck.Catalog, **query) -> list[str]:
         cat.to_arrow()["id"].to_pylist())
 
 
-def test_compaction_identical_results_and_atomic_for_readers(tmp_path):
+@pytest.mark.parametrize("part_rows, sizes", [(None, [3000]), (700, [700, 700, 700, 700, 200])])
+def test_compaction_identical_results_and_atomic_for_readers(tmp_path, part_rows, sizes):
+    """One Hilbert order over all rows, cut into parts of ``part_rows`` (default 50,000) and
+    switched in by the last rename: concurrent readers always see every row exactly once."""
     root = write_synthetic_catalog(tmp_path / "c", 60, 50, part_rows=150, seed=2)
     assert len(store.list_parts(root)) == 20
     cat = geoduck.open_catalog(root)
@@ -159,51 +162,22 @@ def test_compaction_identical_results_and_atomic_for_readers(tmp_path):
     thread = threading.Thread(target=reader)
     thread.start()
     try:
-        report = geoduck.compact(root)
+        report = geoduck.compact(root) if part_rows is None else geoduck.compact(root, part_rows=part_rows)
     finally:
         stop.set()
         thread.join()
-    assert (report.parts_before, report.parts_after, report.rows) == (20, 1, 3000)
+    assert (report.parts_before, report.parts_after, report.rows) == (20, len(sizes), 3000)
     assert counts and set(counts) == {3000}  # never both sets, never neither
     after = geoduck.open_catalog(root)
     assert [_ids(after, **q) for q in queries] == before
     assert _ids(after) == full
     assert geoduck.validate(root) == []
-    pf = pq.ParquetFile(store.list_parts(root)[0])
-    assert pf.metadata.num_row_groups == 1  # 3000 rows < ROW_GROUP_SIZE
-    assert store.read_manifest(root)["replacements"] == []
-
-
-def test_compaction_into_several_parts_is_atomic_and_compact(tmp_path):
-    """Compaction with ``part_rows``: one Hilbert order cut into parts, switched in by the last of
-    their renames: concurrent readers always see every row once; results are unchanged."""
-    root = write_synthetic_catalog(tmp_path / "c", 60, 50, part_rows=150, seed=2)
-    queries = [dict(bbox=(-9.7, 35.1, -9.4, 35.4), start="2020-01-05", end="2020-01-20"),
-               dict(bbox=(-10.0, 35.0, -9.0, 36.0))]
-    cat = geoduck.open_catalog(root)
-    before, full = [_ids(cat, **q) for q in queries], _ids(cat)
-    counts: list[int] = []
-    stop = threading.Event()
-
-    def reader() -> None:
-        while not stop.is_set():
-            counts.append(len(geoduck.open_catalog(root)))
-
-    thread = threading.Thread(target=reader)
-    thread.start()
-    try:
-        report = geoduck.compact(root, part_rows=700)
-    finally:
-        stop.set()
-        thread.join()
     parts = store.live_parts(root)
-    assert (report.parts_before, report.parts_after, report.rows) == (20, 5, 3000)
-    assert sorted(report.written) == sorted(str(p) for p in parts) and len(store.list_parts(root)) == 5
-    assert [pq.read_metadata(p).num_rows for p in sorted(parts, key=lambda p: report.written.index(str(p)))] == [
-        700, 700, 700, 700, 200]
-    assert counts and set(counts) == {3000}
-    after = geoduck.open_catalog(root)
-    assert [_ids(after, **q) for q in queries] == before and _ids(after) == full
+    assert sorted(report.written) == sorted(str(p) for p in parts) == sorted(map(str, store.list_parts(root)))
+    in_order = sorted(parts, key=lambda p: report.written.index(str(p)))
+    assert [pq.read_metadata(p).num_rows for p in in_order] == sizes
+    assert all(pq.ParquetFile(p).metadata.num_row_groups == 1 for p in parts)  # < ROW_GROUP_SIZE
+    assert store.read_manifest(root)["replacements"] == []
     with pytest.raises(BuildError, match="part_rows"):
         geoduck.compact(root, part_rows=0)
 
