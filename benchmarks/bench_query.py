@@ -13,8 +13,9 @@ count computed from the grid):
 
 - geoduck: ``open_catalog(dir).query(bbox=, start=, end=).to_arrow()`` latency p50/p95 over 3 rounds
   of the query set (catalog opened once; a few warm-up queries first), and ``len()`` of the same
-  relation; and "DuckDB alone": the same SQL, compiled beforehand, run to Arrow on one cursor (the
-  engine's share of the latency; the rest is geoduck's AOI handling, compilation and part pruning);
+  relation; and "DuckDB alone": the same SQL, compiled beforehand, fetched to Arrow as ``to_arrow()``
+  fetches it (the engine's share of the latency; the rest is geoduck's AOI handling, compilation and
+  part pruning);
 - (a) ``geopandas.read_parquet(dir, bbox=)`` + interval filter + exact ``intersects``;
 - (b) in-memory GeoDataFrame + ``pandas.IntervalIndex.overlaps`` + ``sindex.query``: load time
   (read + IntervalIndex + STRtree) and peak RSS (in a fresh child process), then per-query latency;
@@ -166,12 +167,11 @@ def child_geoduck(root: str, queries: list[dict[str, Any]], expected: list[int])
     from geoduck import engine
 
     sqls = [sqlc.to_sql(cat.query(**q).node, pretty=False) for q in queries]
-    cur = engine.cursor()
     raw = []
     for _ in range(REPEAT):
         for sql_text in sqls:
             t0 = time.perf_counter()
-            cur.execute(sql_text).to_arrow_table()
+            engine.fetch_arrow(sql_text)  # what to_arrow() runs, minus building the SQL
             raw.append(time.perf_counter() - t0)
     return {"open_s": open_s, "first_query_s": first_s, "first_rows": first, "to_arrow": _pct(arrow),
             "len": _pct(counts), "duckdb_only_to_arrow": _pct(raw), "wrong_counts": wrong,
