@@ -288,7 +288,8 @@ class Catalog:
         return _arrow_to_frame(self.to_arrow(), require_geometry=True)
 
     def __len__(self) -> int:
-        return int(self._execute(lambda: sqlc.aggregate(self._node, exp.Count(this=exp.Star())), _fetchone)[0])
+        row = self._execute(lambda: sqlc.aggregate(self._node, exp.Count(this=exp.Star())), _fetchone)
+        return int(row[0])
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         """Rows as dicts (``geometry`` as a shapely geometry), streamed in batches."""

@@ -35,9 +35,9 @@ from .errors import CatalogNotFoundError, SchemaError
 from .geo import hilbert_key
 
 ROW_GROUP_SIZE = 20_000
-"""Rows per Parquet row group (benchmarks/bench_query.py: for 10^6-row parts 20,000 beats 10,000 —
-a query pays per row group of every part it reads, more than per row — and ties it for 10^5-row
-parts; 5,000 or 50,000 are slower)."""
+"""Rows per Parquet row group (benchmarks/bench_query.py shapes at 10^6 rows: 20,000 beat 10,000,
+5,000 and 50,000 on parts of 10^5-10^6 rows, and 5,000 was within noise of it on parts of 20,000 or
+50,000 rows — a query pays per row group of every part it opens, and per row of those it reads)."""
 
 UNIQUE_COLUMNS = (schema.ID, schema.FILEPATH, schema.FILE_MTIME)
 """Columns whose values (almost) never repeat: written plain, since a dictionary of unique values
@@ -55,6 +55,7 @@ def parquet_options(arrow_schema: pa.Schema) -> dict:
     flat = [f.name for f in arrow_schema
             if f.name not in UNIQUE_COLUMNS and not pa.types.is_nested(f.type)]
     return {"compression": "snappy", "write_statistics": True, "use_dictionary": flat}
+
 
 MAX_PART_ROWS = 50_000
 """Most rows in one part where many rows are written at once (compaction, ``Catalog.to_parquet``,
@@ -360,7 +361,7 @@ def hidden_parts(path: str | os.PathLike[str]) -> set[str]:
 
 
 def live_parts(path: str | os.PathLike[str]) -> list[Path]:
-    """The parts a geoduck reader sees: committed parts minus completed replacements' old parts."""
+    """The parts a geoduck reader sees: committed parts minus :func:`hidden_parts`."""
     return [Path(p) for p in live_part_paths(path)]
 
 
@@ -377,6 +378,11 @@ def table_from_rows(rows: Iterable[dict], arrow_schema: pa.Schema) -> pa.Table:
     rows = list(rows)
     columns = {f.name: pa.array([r.get(f.name) for r in rows], type=f.type) for f in arrow_schema}
     return pa.Table.from_pydict(columns, schema=arrow_schema)
+
+
+VANISHED_RETRIES = 5
+"""Times a reader lists a catalog's parts again when a part it listed is gone by the time it
+reads it (a compaction replaced it in between)."""
 
 
 def read_schema_versions(path: str | os.PathLike[str]) -> dict[Path, int]:
@@ -402,11 +408,6 @@ def read_schema_versions(path: str | os.PathLike[str]) -> dict[Path, int]:
             return out
     raise SchemaError(f"parts of {path} kept disappearing while being read (a compaction or "
                       "migration replacing them?): try again")
-
-
-VANISHED_RETRIES = 5
-"""Times a reader lists a catalog's parts again when a part it listed is gone by the time it
-reads it (a compaction replaced it in between)."""
 
 
 def check_schema_versions(path: str | os.PathLike[str]) -> None:
