@@ -16,7 +16,10 @@ count computed from the grid):
   relation; and "DuckDB alone": the same SQL, compiled beforehand, fetched to Arrow as ``to_arrow()``
   fetches it (the engine's share of the latency; the rest is geoduck's AOI handling, compilation and
   part pruning);
-- (a) ``geopandas.read_parquet(dir, bbox=)`` + interval filter + exact ``intersects``;
+- (a) ``geopandas.read_parquet(dir, bbox=)`` + interval filter + exact ``intersects`` on the catalog
+  itself (Hilbert-sorted parts with the bbox covering: pruning works for geopandas too), and (a')
+  the same on one file of the same rows in random order written with pyarrow's defaults (what a
+  user who never sorted has; see :func:`unsorted_file`);
 - (b) in-memory GeoDataFrame + ``pandas.IntervalIndex.overlaps`` + ``sindex.query``: load time
   (read + IntervalIndex + STRtree) and peak RSS (in a fresh child process), then per-query latency;
 - row groups whose bbox/time statistics overlap the query (what a Parquet reader must read) vs total.
@@ -31,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -38,6 +42,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as C  # noqa: E402
@@ -218,7 +223,30 @@ def child_inmemory(root: str, queries: list[dict[str, Any]], expected: list[int]
             "peak_rss_mib": C.peak_rss_mib()}
 
 
-CHILDREN = {"geoduck": child_geoduck, "geopandas": child_geopandas, "inmemory": child_inmemory}
+CHILDREN = {"geoduck": child_geoduck, "geopandas": child_geopandas, "geopandas_unsorted": child_geopandas,
+            "inmemory": child_inmemory}
+
+
+def unsorted_file(root: Path, size: int) -> Path:
+    """The catalog's rows as one GeoParquet file in random order (seed 0), written by pyarrow with
+    its defaults (row groups of 2^20 rows) and the parts' ``geo`` metadata: what a user has who
+    wrote a table of footprints without geoduck. Written once, reused."""
+    import pyarrow.parquet as pq
+
+    from geoduck import store
+
+    path = root.parent / f"query_n{size}_unsorted.parquet"
+    if path.is_file():
+        return path
+    parts = store.list_parts(root)
+    table = pa.concat_tables(pq.read_table(p) for p in parts)
+    order = np.random.default_rng(0).permutation(table.num_rows)
+    table = table.take(pa.array(order)).replace_schema_metadata(pq.read_schema(parts[0]).metadata)
+    tmp = path.with_suffix(".tmp")
+    pq.write_table(table, tmp)
+    tmp.rename(path)
+    os.sync()  # its write-back must not overlap the timed runs
+    return path
 
 
 # -- driver ---------------------------------------------------------------------------------------
@@ -244,13 +272,15 @@ def run_size(size: int, days_per_part: int, args: argparse.Namespace) -> dict[st
     }
     spec = root.parent / f"query_n{size}.queries.json"
     spec.write_text(json.dumps({"queries": queries, "expected": expected}))
-    plan = [("geoduck", len(queries))]
+    plan = [("geoduck", len(queries), root)]
     if not args.skip_baselines:
-        plan.append(("geopandas", args.gpd_queries if size >= 10**7 else len(queries)))
+        n_gpd = args.gpd_queries if size >= 10**7 else len(queries)
+        plan.append(("geopandas", n_gpd, root))
+        plan.append(("geopandas_unsorted", n_gpd, unsorted_file(root, size)))
         if size <= args.inmem_max:
-            plan.append(("inmemory", len(queries)))
-    for what, n in plan:
-        res = C.run_child([__file__, "--child", what, str(root), str(spec), str(n)], timeout=args.timeout)
+            plan.append(("inmemory", len(queries), root))
+    for what, n, path in plan:
+        res = C.run_child([__file__, "--child", what, str(path), str(spec), str(n)], timeout=args.timeout)
         out[what] = res
         out["load"].append(C.load_average())
         print(f"  {what}: {summary(what, res)}", flush=True)
@@ -265,7 +295,7 @@ def summary(what: str, r: dict[str, Any]) -> str:
                 f"len p50 {r['len']['p50_ms']:.1f} ms; DuckDB alone p50 "
                 f"{r['duckdb_only_to_arrow']['p50_ms']:.1f} ms; open {r['open_s'] * 1e3:.0f} ms; "
                 f"wrong {r['wrong_counts']}")
-    if what == "geopandas":
+    if what in ("geopandas", "geopandas_unsorted"):
         return f"p50 {r['query']['p50_ms']:.0f} ms, p95 {r['query']['p95_ms']:.0f} ms; wrong {r['wrong_counts']}"
     return (f"load {r['load_s']:.1f} s, peak {r['peak_rss_mib']:.0f} MiB; p50 {r['query']['p50_ms']:.1f} ms, "
             f"p95 {r['query']['p95_ms']:.1f} ms; wrong {r['wrong_counts']}")
@@ -279,17 +309,19 @@ def fmt_ms(v: float | None) -> str:
 
 def print_table(results: list[dict[str, Any]]) -> None:
     head = ("rows", "days/part", "geoduck arrow p50/p95 ms", "geoduck len p50", "DuckDB alone p50",
-            "(a) gpd bbox p50/p95 ms",
+            "(a) gpd bbox p50/p95 ms", "(a') unsorted file p50 ms",
             "(b) in-mem load s / GiB", "(b) query p50/p95 ms", "row groups read / total")
     cells = []
     for r in results:
         g, a, b = r.get("geoduck", {}), r.get("geopandas", {}), r.get("inmemory")
+        u = r.get("geopandas_unsorted", {})
         cells.append((
             f"10^{int(round(np.log10(r['rows'])))}", str(r["days_per_part"]),
             f"{fmt_ms(g['to_arrow']['p50_ms'])} / {fmt_ms(g['to_arrow']['p95_ms'])}" if "to_arrow" in g else "-",
             fmt_ms(g["len"]["p50_ms"]) if "len" in g else "-",
             fmt_ms(g["duckdb_only_to_arrow"]["p50_ms"]) if "duckdb_only_to_arrow" in g else "-",
             f"{fmt_ms(a['query']['p50_ms'])} / {fmt_ms(a['query']['p95_ms'])}" if "query" in a else "-",
+            fmt_ms(u["query"]["p50_ms"]) if "query" in u else "-",
             f"{b['load_s']:.1f} / {b['peak_rss_mib'] / 1024:.1f}" if b and "load_s" in b else "-",
             f"{fmt_ms(b['query']['p50_ms'])} / {fmt_ms(b['query']['p95_ms'])}" if b and "query" in b else "-",
             f"{r['row_groups_read_mean']:.1f} / {r['row_groups_total']}",
