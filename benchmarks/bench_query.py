@@ -3,9 +3,9 @@
 Catalogs: 0.1° square tiles on a near-square grid × daily rows (100 / 1,000 / 10,000 tiles ×
 1,000 days), written once under ``benchmarks/data/query_n*`` (git-ignored) exactly as
 ``geoduck.testing.write_synthetic_catalog(dir, tiles, 1000, part_rows=tiles * D)`` writes them — rows
-are date-major, so each part holds ``D = --days-per-part`` consecutive days of every tile, like a
-catalog appended in time order (D = 100 at 10^7 is write_synthetic_catalog's default 10^6-row parts;
-D = 1000 makes one part) — and reused. Queries: ``--queries`` seeded random 0.3° × 0.3° boxes inside
+are date-major, so each append holds ``D = --days-per-part`` consecutive days of every tile, like a
+catalog appended in time order, and is written as Hilbert-ordered parts of at most 50,000 rows
+(``store.write_parts``) — and reused. Queries: ``--queries`` seeded random 0.3° × 0.3° boxes inside
 the grid, each with a random calendar month (~500 result rows).
 
 Per size it measures, on the same queries (every answer's row count is checked against the exact
