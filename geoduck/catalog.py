@@ -240,16 +240,14 @@ class Catalog:
         compiling and reading (a compaction replaced it) makes it compile and run again. Default
         ``run``: the cursor with the executed query."""
         run = run or _cursor_with
-        for attempt in range(store.VANISHED_RETRIES):
+        attempt = 1
+        while True:
             try:
                 return run(sqlc.render(compile_()))
-            except duckdb.IOException as exc:
-                if attempt + 1 < store.VANISHED_RETRIES and _vanished_file(exc):
-                    continue
-                raise QueryError(f"query over {self!r} failed: {str(exc).splitlines()[0]}") from None
             except duckdb.Error as exc:
-                raise QueryError(f"query over {self!r} failed: {str(exc).splitlines()[0]}") from None
-        raise AssertionError("unreachable")
+                if not (_vanished_file(exc) and attempt < store.VANISHED_RETRIES):
+                    raise QueryError(f"query over {self!r} failed: {str(exc).splitlines()[0]}") from None
+            attempt += 1
 
     def to_arrow(self) -> pa.Table:
         """All rows as an Arrow table (``geometry`` as GeoArrow WKB with its CRS)."""
@@ -333,6 +331,8 @@ def _fetchone(sql: str) -> tuple:
 
 def _vanished_file(exc: duckdb.Error) -> bool:
     """Whether DuckDB failed because a file it was told to read no longer exists."""
+    if not isinstance(exc, duckdb.IOException):
+        return False
     text = str(exc)
     return "No such file" in text or "No files found" in text
 

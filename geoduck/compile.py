@@ -680,8 +680,7 @@ ORDER BY ST_Hilbert((bbox.xmin + bbox.xmax) / 2, (bbox.ymin + bbox.ymax) / 2,
 """
 
 _SUMMARY_SQL = """
-SELECT count(*) AS n, list(DISTINCT ST_GeometryType(geometry)::VARCHAR) AS types,
-       min(bbox.xmin) AS xmin, min(bbox.ymin) AS ymin, max(bbox.xmax) AS xmax, max(bbox.ymax) AS ymax
+SELECT count(*) AS n, list(DISTINCT ST_GeometryType(geometry)::VARCHAR) AS types
 FROM __child__
 """
 
@@ -692,5 +691,6 @@ def sorted_rows(node: Node) -> exp.Select:
 
 
 def summary(node: Node) -> exp.Select:
-    """Row count, geometry type names and total bbox of a relation (one row)."""
+    """Row count and geometry type names of a relation (one row; each written part computes its
+    own bbox)."""
     return _template(_SUMMARY_SQL, {"__child__": visit(node)})

@@ -126,7 +126,7 @@ def _write_sorted(parts: list[Path], row_group_size: int, part_rows: int
 
     def write(new_temp: Callable[[], Path]) -> None:
         cur = engine.cursor()
-        n, types, *_ = cur.execute(sqlc.render(sqlc.summary(node))).fetchone()
+        n, types = cur.execute(sqlc.render(sqlc.summary(node))).fetchone()
         names = [_GEOPARQUET_TYPES.get(str(t).upper(), "GeometryCollection") for t in types] if n else []
         reader = cur.execute(sqlc.render(sqlc.sorted_rows(node))).to_arrow_reader(min(part_rows, 100_000))
         out_schema = _plain_schema(reader.schema)
