@@ -50,3 +50,7 @@ class BuildError(GeoduckError, RuntimeError):
 
 class NoDataError(GeoduckError, LookupError):
     """A query or load found no matching item."""
+
+
+class UnsupportedError(GeoduckError, NotImplementedError):
+    """The input is valid but uses a feature geoduck does not support (the message says which)."""

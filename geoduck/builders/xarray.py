@@ -28,6 +28,7 @@ its year, month, day and time of day in the proleptic Gregorian calendar (as
 from __future__ import annotations
 
 import os
+import re
 import warnings
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
@@ -43,7 +44,7 @@ from pyproj.exceptions import CRSError as _PyprojCRSError
 
 from .. import schema
 from ..errors import ArgumentError, CRSError, GeoduckError, TimeParseError
-from ..geo import Bounds, Footprinter, crs_to_string, footprinter, norm_crs
+from ..geo import Bounds, Footprinter, crs_to_string, footprinter, norm_crs, ring_to_wgs84
 from .common import FilenameParser, file_stat, finish_build, run_build
 
 if TYPE_CHECKING:
@@ -133,14 +134,22 @@ def _axis_of(ds: xr.Dataset, dim: Hashable) -> Literal["X", "Y"] | None:
     return "X" if name in _X_NAMES else "Y" if name in _Y_NAMES else None
 
 
+def _lonlat_kind(attrs: dict[Hashable, Any]) -> Literal["lon", "lat"] | None:
+    """``lon``/``lat`` for a CF longitude/latitude variable (by ``standard_name`` or ``units``)."""
+    standard, units = attrs.get("standard_name"), str(attrs.get("units", "")).lower()
+    if standard == "longitude" or units in _LON_UNITS:
+        return "lon"
+    if standard == "latitude" or units in _LAT_UNITS:
+        return "lat"
+    return None
+
+
 def is_cf_lonlat(ds: xr.Dataset, x_dim: Hashable, y_dim: Hashable) -> bool:
     """True when x/y are CF longitude/latitude coordinates (by ``standard_name`` or ``units``)."""
-    def attrs(dim: Hashable) -> tuple[Any, str]:
-        a = ds.variables[dim].attrs if dim in ds.variables else {}
-        return a.get("standard_name"), str(a.get("units", "")).lower()
+    def kind(dim: Hashable) -> str | None:
+        return _lonlat_kind(ds.variables[dim].attrs) if dim in ds.variables else None
 
-    (xs, xu), (ys, yu) = attrs(x_dim), attrs(y_dim)
-    return (xs == "longitude" or xu in _LON_UNITS) and (ys == "latitude" or yu in _LAT_UNITS)
+    return kind(x_dim) == "lon" and kind(y_dim) == "lat"
 
 
 def spatial_dims(ds: xr.Dataset, variable: Hashable) -> tuple[Hashable, Hashable] | None:
@@ -154,13 +163,134 @@ def spatial_dims(ds: xr.Dataset, variable: Hashable) -> tuple[Hashable, Hashable
     return (xs[0], ys[0]) if xs and ys else None
 
 
-def centres(ds: xr.Dataset, dim: Hashable) -> np.ndarray:
-    """The 1-D cell-centre coordinate of a spatial dimension (float, strictly monotonic)."""
+@dataclass(frozen=True)
+class Grid:
+    """Where a data variable's cells are: its x and y dimensions and, on a curvilinear grid, the
+    names of its 2-D CF longitude/latitude coordinate variables (dims ``(y, x)``)."""
+
+    x_dim: Hashable
+    y_dim: Hashable
+    lon: Hashable | None = None
+    lat: Hashable | None = None
+
+    @property
+    def curvilinear(self) -> bool:
+        return self.lon is not None
+
+
+def _has_1d_coordinate(ds: xr.Dataset, dim: Hashable) -> bool:
+    return dim in ds.variables and ds.variables[dim].dims == (dim,)
+
+
+def _curvilinear(ds: xr.Dataset, variable: Hashable) -> Grid | None:
+    """The curvilinear grid of ``variable``: a pair of 2-D CF lon/lat variables on two of its dims."""
+    dims = ds[variable].dims
+    found: dict[str, list[Hashable]] = {"lon": [], "lat": []}
+    for name, v in ds.variables.items():
+        if name != variable and v.ndim == 2 and set(v.dims) <= set(dims):
+            kind = _lonlat_kind(v.attrs)
+            if kind is not None:
+                found[kind].append(name)
+    pairs = [(lo, la) for lo in found["lon"] for la in found["lat"] if ds[lo].dims == ds[la].dims]
+    if not pairs:
+        return None
+    if len(pairs) > 1:
+        coords = str(ds[variable].attrs.get("coordinates", ds[variable].encoding.get("coordinates", ""))).split()
+        pairs = [p for p in pairs if p[0] in coords and p[1] in coords] or pairs
+    lon, lat = pairs[0]
+    y_dim, x_dim = ds[lon].dims
+    return Grid(x_dim, y_dim, lon, lat)
+
+
+def grid_of(ds: xr.Dataset, variable: Hashable) -> Grid | None:
+    """The grid of a data variable: x/y dimensions with 1-D coordinates (rectilinear), else 2-D CF
+    longitude/latitude coordinates (curvilinear); None when it has neither."""
+    dims = spatial_dims(ds, variable)
+    if dims is not None and all(_has_1d_coordinate(ds, d) for d in dims):
+        return Grid(*dims)
+    curvi = _curvilinear(ds, variable)
+    if curvi is not None:
+        return curvi
+    return Grid(*dims) if dims is not None else None
+
+
+# -- coordinate units ---------------------------------------------------------------------------
+
+_FOOT = 0.3048
+LENGTH_UNITS: dict[str, float] = {
+    "m": 1.0, "metre": 1.0, "meter": 1.0, "km": 1000.0, "kilometre": 1000.0, "kilometer": 1000.0,
+    "hm": 100.0, "hectometre": 100.0, "hectometer": 100.0, "dam": 10.0, "decametre": 10.0, "decameter": 10.0,
+    "dm": 0.1, "decimetre": 0.1, "decimeter": 0.1, "cm": 0.01, "centimetre": 0.01, "centimeter": 0.01,
+    "mm": 0.001, "millimetre": 0.001, "millimeter": 0.001,
+    "ft": _FOOT, "foot": _FOOT, "feet": _FOOT, "international_foot": _FOOT, "international_feet": _FOOT,
+    "us_survey_foot": 1200.0 / 3937.0, "us_survey_feet": 1200.0 / 3937.0, "survey_foot": 1200.0 / 3937.0,
+    "us_foot": 1200.0 / 3937.0, "ftus": 1200.0 / 3937.0,
+    "yd": 0.9144, "yard": 0.9144, "mi": 1609.344, "mile": 1609.344,
+    "nmi": 1852.0, "nautical_mile": 1852.0,
+}
+"""Metres per CF/udunits length unit (lower case; plurals ``metres``, ``kilometers`` … and a
+leading factor as in ``"1000 m"`` or ``"1e3 m"`` are accepted too)."""
+
+_UNIT_RE = re.compile(r"^([-+]?(?:\d+\.?\d*|\.\d+)(?:e[-+]?\d+)?)?\s*\*?\s*([a-z][a-z_\s\-]*)$")
+
+
+def length_unit_metres(units: str) -> float | None:
+    """Metres per ``units`` (a CF/udunits length unit, e.g. ``"km"``, ``"US survey foot"``,
+    ``"1000 m"``), or None when it is not one of :data:`LENGTH_UNITS`."""
+    m = _UNIT_RE.match(units.strip().lower())
+    if m is None:
+        return None
+    name = re.sub(r"[\s\-]+", "_", m.group(2).strip())
+    metres = LENGTH_UNITS.get(name)
+    if metres is None and len(name) > 2 and name.endswith("s"):  # metres, kilometers, miles
+        metres = LENGTH_UNITS.get(name[:-1])
+    return None if metres is None else (float(m.group(1)) if m.group(1) else 1.0) * metres
+
+
+def coordinate_scale(ds: xr.Dataset, dim: Hashable, crs: pyproj.CRS) -> float:
+    """Factor taking the values of projected coordinate ``dim`` (in its CF ``units``) to the units
+    of ``crs`` (1 for geographic CRSs and for coordinates without units); raises
+    :class:`CRSError` for units that are not a length."""
+    if crs.is_geographic:
+        return 1.0
+    units = ds.variables[dim].attrs.get("units") if dim in ds.variables else None
+    if not isinstance(units, str) or not units.strip():
+        return 1.0
+    metres = length_unit_metres(units)
+    if metres is None:
+        raise CRSError(f"coordinate {dim!r} has units {units!r}, which is not a length unit geoduck knows "
+                       f"(e.g. m, km, ft, US_survey_foot); fix its 'units' attribute")
+    crs_metres = crs.axis_info[0].unit_conversion_factor if crs.axis_info else 1.0
+    return metres / (crs_metres or 1.0)
+
+
+# -- coordinate values --------------------------------------------------------------------------
+
+def unwrap_longitudes(values: np.ndarray) -> np.ndarray:
+    """Longitudes (degrees) with ±360° jumps between neighbours removed, so a grid stored as
+    ``… 359.55, 0.05, 0.55 …`` reads ``… 359.55, 360.05, 360.55 …`` (the first value is kept)."""
+    if values.size < 2:
+        return values
+    return np.unwrap(values, period=360.0)
+
+
+def centres(ds: xr.Dataset, dim: Hashable, crs: pyproj.CRS | None = None,
+            axis: Literal["X", "Y"] | None = None) -> np.ndarray:
+    """The 1-D cell-centre coordinate of a spatial dimension (float, strictly monotonic).
+
+    With ``crs``: in the units of ``crs`` (see :func:`coordinate_scale`); with ``axis="X"`` and a
+    geographic ``crs``, longitudes that wrap inside the file are unwrapped.
+    """
     if dim not in ds.coords or ds[dim].ndim != 1:
         raise GeoduckError(f"spatial dimension {dim!r} has no coordinate values")
     values = np.asarray(ds[dim].values, dtype=float)
     if not np.isfinite(values).all():
         raise GeoduckError(f"coordinate {dim!r} has NaN or infinite values")
+    if crs is not None:
+        if crs.is_geographic and axis == "X":
+            values = unwrap_longitudes(values)
+        else:
+            values = values * coordinate_scale(ds, dim, crs)
     if values.size > 1:
         d = np.diff(values)
         if not ((d > 0).all() or (d < 0).all()):
@@ -168,19 +298,95 @@ def centres(ds: xr.Dataset, dim: Hashable) -> np.ndarray:
     return values
 
 
-def cell_edges(ds: xr.Dataset, dim: Hashable) -> tuple[float, float]:
-    """(lowest, highest) cell edge along ``dim``: from its CF ``bounds`` variable when there is one,
-    else half a cell beyond the outer centres."""
-    values = centres(ds, dim)
-    bounds_name = ds[dim].attrs.get("bounds")
-    if bounds_name in ds.variables and ds[bounds_name].shape == (values.size, 2):
+def _bounds_name(ds: xr.Dataset, name: Hashable, key: str = "bounds") -> Hashable | None:
+    """The CF ``bounds`` (or ``climatology``) variable of ``name`` when it is in the file."""
+    if name not in ds.variables:
+        return None
+    var = ds.variables[name]
+    text = var.attrs.get(key, var.encoding.get(key))
+    return text if isinstance(text, str) and text in ds.variables else None
+
+
+def cell_edges(ds: xr.Dataset, dim: Hashable, crs: pyproj.CRS | None = None,
+               axis: Literal["X", "Y"] | None = None) -> tuple[float, float]:
+    """(lowest, highest) cell edge along ``dim`` (units as :func:`centres`): from its CF ``bounds``
+    variable when there is one, else half a cell beyond the outer centres. Longitude bounds are
+    moved by whole turns next to their (unwrapped) centres."""
+    values = centres(ds, dim, crs, axis)
+    bounds_name = _bounds_name(ds, dim)
+    if bounds_name is not None and ds[bounds_name].shape == (values.size, 2):
         b = np.asarray(ds[bounds_name].values, dtype=float)
-        return float(b.min()), float(b.max())
+        if crs is not None and crs.is_geographic and axis == "X":
+            b = b + 360.0 * np.round((values[:, None] - b) / 360.0)
+        elif crs is not None:
+            b = b * coordinate_scale(ds, dim, crs)
+        if np.isfinite(b).all():
+            return float(b.min()), float(b.max())
     if values.size < 2:
         raise GeoduckError(f"coordinate {dim!r} has a single value and no CF bounds: the cell size "
                            "is unknown")
     lo, hi = (values, values) if values[0] < values[-1] else (values[::-1], values[::-1])
     return float(lo[0] - (lo[1] - lo[0]) / 2), float(hi[-1] + (hi[-1] - hi[-2]) / 2)
+
+
+# -- curvilinear grids --------------------------------------------------------------------------
+
+def _to_xyz(lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
+    lo, la = np.radians(lon), np.radians(lat)
+    return np.stack([np.cos(la) * np.cos(lo), np.cos(la) * np.sin(lo), np.sin(la)], axis=-1)
+
+
+def _to_lonlat(xyz: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    x, y, z = xyz[..., 0], xyz[..., 1], xyz[..., 2]
+    return np.degrees(np.arctan2(y, x)), np.degrees(np.arctan2(z, np.hypot(x, y)))
+
+
+def curvilinear_corners(lon: np.ndarray, lat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Cell corners ``(ny + 1, nx + 1)`` of a curvilinear grid from its 2-D centres (degrees):
+    the mean of the four centres around each inner corner, outer ones extrapolated linearly from
+    the two outer rows/columns — worked out on the unit sphere, so grids across ±180° or around a
+    pole come out right."""
+    xyz = _to_xyz(lon, lat)
+    if xyz.shape[0] < 2 or xyz.shape[1] < 2:
+        raise GeoduckError("a curvilinear grid needs at least 2 × 2 cells to tell where its cells end")
+    xyz = np.concatenate([2 * xyz[:1] - xyz[1:2], xyz, 2 * xyz[-1:] - xyz[-2:-1]], axis=0)
+    xyz = np.concatenate([2 * xyz[:, :1] - xyz[:, 1:2], xyz, 2 * xyz[:, -1:] - xyz[:, -2:-1]], axis=1)
+    corners = (xyz[:-1, :-1] + xyz[1:, :-1] + xyz[:-1, 1:] + xyz[1:, 1:]) / 4.0
+    return _to_lonlat(corners)
+
+
+def _corners_from_bounds(b: np.ndarray) -> np.ndarray:
+    """Corner array ``(ny + 1, nx + 1)`` from CF vertex bounds ``(ny, nx, 4)`` (counterclockwise
+    from the lower-left vertex, in index space)."""
+    ny, nx = b.shape[:2]
+    out = np.empty((ny + 1, nx + 1), dtype=float)
+    out[:ny, :nx] = b[:, :, 0]
+    out[:ny, nx] = b[:, -1, 1]
+    out[ny, nx] = b[-1, -1, 2]
+    out[ny, :nx] = b[-1, :, 3]
+    return out
+
+
+def curvilinear_outline(ds: xr.Dataset, grid: Grid) -> tuple[np.ndarray, np.ndarray]:
+    """The closed lon/lat ring (degrees) of a curvilinear grid's outer cell edges: the vertices of
+    the CF ``bounds`` of its 2-D lon/lat when present, else corners estimated from the centres
+    (:func:`curvilinear_corners`)."""
+    order = (grid.y_dim, grid.x_dim)
+    lon = np.asarray(ds[grid.lon].transpose(*order).values, dtype=float)
+    lat = np.asarray(ds[grid.lat].transpose(*order).values, dtype=float)
+    if not (np.isfinite(lon).all() and np.isfinite(lat).all()):
+        raise GeoduckError(f"curvilinear coordinates {grid.lon!r}/{grid.lat!r} have NaN or infinite "
+                           "values (masked cells); geoduck needs every cell's position")
+    blon, blat = _bounds_name(ds, grid.lon), _bounds_name(ds, grid.lat)
+    shape = (*lon.shape, 4)
+    if (blon is not None and blat is not None and ds[blon].shape == shape and ds[blat].shape == shape):
+        clon = _corners_from_bounds(np.asarray(ds[blon].values, dtype=float))
+        clat = _corners_from_bounds(np.asarray(ds[blat].values, dtype=float))
+    else:
+        clon, clat = curvilinear_corners(lon, lat)
+    ring_lon = np.concatenate([clon[0, :], clon[1:, -1], clon[-1, -2::-1], clon[-2::-1, 0]])
+    ring_lat = np.concatenate([clat[0, :], clat[1:, -1], clat[-1, -2::-1], clat[-2::-1, 0]])
+    return ring_lon, ring_lat
 
 
 # -- CRS ----------------------------------------------------------------------------------------
@@ -238,6 +444,21 @@ def variable_crs(ds: xr.Dataset, variable: Hashable, x_dim: Hashable, y_dim: Has
                    "crs='EPSG:32630') or add a CF grid_mapping")
 
 
+def grid_crs(ds: xr.Dataset, variable: Hashable, grid: Grid, default_wkt: str | None) -> pyproj.CRS:
+    """The CRS of ``variable`` on ``grid``: :func:`variable_crs` for rectilinear grids; for curvilinear
+    ones the geographic CRS of their 2-D lon/lat (the file's grid mapping's datum, else the ``crs``
+    argument when geographic, else EPSG:4326)."""
+    if not grid.curvilinear:
+        return variable_crs(ds, variable, grid.x_dim, grid.y_dim, default_wkt)
+    crs = file_crs(ds, variable)
+    if crs is None and default_wkt is not None:
+        crs = norm_crs(default_wkt)
+    if crs is None:
+        return norm_crs("EPSG:4326")
+    geographic = crs if crs.is_geographic else crs.geodetic_crs
+    return norm_crs(geographic.to_wkt()) if geographic is not None else norm_crs("EPSG:4326")
+
+
 @lru_cache(maxsize=256)
 def _crs_info(wkt: str) -> tuple[str, Footprinter]:
     crs = norm_crs(wkt)
@@ -278,6 +499,60 @@ def time_index(ds: xr.Dataset, time_var: str, *, where: str) -> pd.DatetimeIndex
     return to_utc(ds[time_var].values, what=f"{where}: time coordinate {time_var!r}")
 
 
+@dataclass(frozen=True)
+class TimeCells:
+    """The steps of a time coordinate: their labels and the closed interval each one covers
+    (UTC, µs). From the CF ``climatology`` or ``bounds`` variable, a cell ``[t0, t1]`` covers
+    ``[t0, t1 − 1 µs]`` (back-to-back cells never overlap; a zero-length cell is the instant);
+    without one each step is the instant of its label."""
+
+    labels: pd.DatetimeIndex
+    starts: pd.DatetimeIndex
+    ends: pd.DatetimeIndex
+    bounds: str | None = None
+    """Name of the bounds (or climatology) variable used, None without one."""
+
+    def overlapping(self, start: pd.Timestamp | None, end: pd.Timestamp | None) -> np.ndarray:
+        """Indexes of the valid steps whose cell overlaps the closed interval ``[start, end]``."""
+        keep = ~(self.labels.isna() | self.starts.isna() | self.ends.isna())
+        if start is not None:
+            keep &= self.ends >= start
+        if end is not None:
+            keep &= self.starts <= end
+        return np.flatnonzero(keep)
+
+
+def _decoded_bounds(ds: xr.Dataset, name: Hashable, time_var: str) -> np.ndarray:
+    """The values of the time bounds variable ``name``, decoded as dates: xarray decodes ``bounds``
+    variables but not ``climatology`` ones, which CF lets inherit the time coordinate's units."""
+    var = ds[name]
+    values = var.values
+    if values.dtype.kind in "iuf":
+        units = var.attrs.get("units") or ds[time_var].encoding.get("units")
+        calendar = var.attrs.get("calendar") or ds[time_var].encoding.get("calendar", "standard")
+        if isinstance(units, str) and "since" in units:
+            raw = xr.Dataset({"b": xr.Variable(var.dims, values, {"units": units, "calendar": calendar})})
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", category=xr.SerializationWarning)
+                values = xr.decode_cf(raw, use_cftime=None)["b"].values
+    return values
+
+
+def time_cells(ds: xr.Dataset, time_var: str, *, where: str) -> TimeCells:
+    """The :class:`TimeCells` of the ``time_var`` coordinate of ``ds`` (a dimension or a scalar)."""
+    labels = time_index(ds, time_var, where=where)
+    name = _bounds_name(ds, time_var, "climatology") or _bounds_name(ds, time_var)
+    if name is None or ds[name].shape != (*ds[time_var].shape, 2):
+        return TimeCells(labels, labels, labels)
+    values = _decoded_bounds(ds, name, time_var).reshape(-1, 2)
+    what = f"{where}: time bounds {name!r}"
+    lo, hi = to_utc(values[:, 0], what=what), to_utc(values[:, 1], what=what)
+    first, last = lo.where(lo <= hi, hi), hi.where(lo <= hi, lo)
+    tick = pd.Timedelta(1, "us")
+    ends = last.where(last <= first, last - tick)
+    return TimeCells(labels, first, ends, str(name))
+
+
 def _is_time_like(ds: xr.Dataset, dim: Hashable) -> bool:
     if dim not in ds.coords:
         return False
@@ -292,14 +567,30 @@ def _box(bounds: Bounds) -> dict[str, float]:
     return dict(zip(schema.BBOX_KEYS, bounds, strict=True))
 
 
-def _variables(ds: xr.Dataset, requested: tuple[str, ...] | None
-               ) -> list[tuple[Hashable, tuple[Hashable, Hashable]]]:
-    """(variable, (x dim, y dim)) of the data variables to index."""
+def _auxiliary(ds: xr.Dataset) -> set[Hashable]:
+    """Variables that describe others rather than data: CF ``bounds``/``climatology`` variables and
+    2-D longitude/latitude coordinates stored as data variables."""
+    out: set[Hashable] = set()
+    for name, var in ds.variables.items():
+        for key in ("bounds", "climatology"):
+            ref = _bounds_name(ds, name, key)
+            if ref is not None:
+                out.add(ref)
+        if name in ds.data_vars and var.ndim == 2 and _lonlat_kind(var.attrs) is not None:
+            out.add(name)
+    return out
+
+
+def _variables(ds: xr.Dataset, requested: tuple[str, ...] | None) -> list[tuple[Hashable, Grid]]:
+    """(variable, grid) of the data variables to index."""
     if requested is None:
-        out = [(name, dims) for name in ds.data_vars if (dims := spatial_dims(ds, name)) is not None]
+        skip = _auxiliary(ds)
+        out = [(name, grid) for name in ds.data_vars
+               if name not in skip and (grid := grid_of(ds, name)) is not None]
         if not out:
             raise GeoduckError(f"no data variable has x/y dimensions (variables: {list(ds.data_vars)}); "
-                               "CF axis='X'/'Y' attributes or x/y, lon/lat dimension names are needed")
+                               "CF axis='X'/'Y' attributes, x/y or lon/lat dimension names, or 2-D CF "
+                               "longitude/latitude coordinates are needed")
         return out
     present = [v for v in requested if v in ds.data_vars]
     if not present:
@@ -307,27 +598,58 @@ def _variables(ds: xr.Dataset, requested: tuple[str, ...] | None
                            f"(it has {list(ds.data_vars)})")
     out = []
     for name in present:
-        dims = spatial_dims(ds, name)
-        if dims is None:
+        grid = grid_of(ds, name)
+        if grid is None:
             raise GeoduckError(f"variable {name!r} has no x/y dimensions (dims {ds[name].dims})")
-        out.append((name, dims))
+        out.append((name, grid))
     return out
 
 
-def _grid_row(ds: xr.Dataset, x_dim: Hashable, y_dim: Hashable, crs: pyproj.CRS) -> dict[str, Any]:
-    """Geometry, bbox, crs and native bounds of a grid (cell edges, latitudes clipped at ±90°)."""
-    (xmin, xmax), (ymin, ymax) = cell_edges(ds, x_dim), cell_edges(ds, y_dim)
-    if crs.is_geographic:
-        ymin, ymax = max(ymin, -90.0), min(ymax, 90.0)
-    bounds = (xmin, ymin, xmax, ymax)
+def _grid_row(ds: xr.Dataset, grid: Grid, crs: pyproj.CRS) -> dict[str, Any]:
+    """Geometry, bbox, crs and native bounds of a grid: its outer cell edges (in the CRS's units,
+    latitudes clipped at ±90°) or, curvilinear, the lon/lat outline of its outer cells."""
     crs_text, footprint_of = _crs_info(crs.to_wkt())
-    footprint = footprint_of(bounds)
+    if grid.curvilinear:
+        footprint = ring_to_wgs84(*curvilinear_outline(ds, grid))
+        bounds = footprint.bounds
+    else:
+        (xmin, xmax) = cell_edges(ds, grid.x_dim, crs, "X")
+        (ymin, ymax) = cell_edges(ds, grid.y_dim, crs, "Y")
+        if crs.is_geographic:
+            ymin, ymax = max(ymin, -90.0), min(ymax, 90.0)
+        bounds = (xmin, ymin, xmax, ymax)
+        footprint = footprint_of(bounds)
     return {schema.GEOMETRY: shapely.to_wkb(footprint), schema.BBOX: _box(footprint.bounds),
             schema.CRS: crs_text, schema.NATIVE_BOUNDS: _box(bounds)}
 
 
+def _time_row(ds: xr.Dataset, var: xr.DataArray, grid: Grid, time_var: str,
+              cells: dict[str, TimeCells]) -> dict[str, Any]:
+    """Interval columns of a variable: from its time coordinate's cells (bounds when present), or
+    none for a variable without a time dimension (the file name's interval, else static)."""
+    name = var.name
+    other_time = [d for d in var.dims if d not in (grid.x_dim, grid.y_dim, time_var) and _is_time_like(ds, d)]
+    if other_time:
+        raise GeoduckError(f"variable {name!r} has the time dimension {other_time[0]!r} but "
+                           f"time_var={time_var!r}; pass time_var={other_time[0]!r}")
+    if time_var not in var.dims:
+        return {"time_var": None, "n_timesteps": None}
+    if time_var not in cells:
+        cells[time_var] = time_cells(ds, time_var, where=f"variable {name!r}")
+    c = cells[time_var]
+    valid = c.overlapping(None, None)
+    if valid.size == 0:
+        raise TimeParseError(f"variable {name!r}: time coordinate {time_var!r} has no valid dates")
+    return {schema.START: c.starts[valid].min(), schema.END: c.ends[valid].max(),
+            "time_var": time_var, "n_timesteps": int(c.labels.size)}
+
+
 def read_xarray_header(path: str, options: XarrayOptions) -> list[dict[str, Any]]:
-    """The catalog rows (without id/filepath/backend columns) of one file: one per data variable."""
+    """The catalog rows (without id/filepath/backend columns) of one file: one per data variable.
+
+    A variable without the time dimension leaves out the interval columns, so the build gives it
+    the interval of the file name (``filename_regex``), or none (static).
+    """
     engine = options.engine or infer_engine(path)
     size, mtime = file_stat(path)
     try:
@@ -336,31 +658,15 @@ def read_xarray_header(path: str, options: XarrayOptions) -> list[dict[str, Any]
         raise GeoduckError(f"not readable with engine={engine!r}: {str(exc).splitlines()[0]}") from None
     with ds:
         rows = []
-        grids: dict[tuple[Hashable, Hashable, str], dict[str, Any]] = {}
-        times: pd.DatetimeIndex | None = None
-        for name, (x_dim, y_dim) in _variables(ds, options.variables):
-            var = ds[name]
-            crs = variable_crs(ds, name, x_dim, y_dim, options.crs_wkt)
-            key = (x_dim, y_dim, crs.to_wkt())
+        grids: dict[tuple[Grid, str], dict[str, Any]] = {}
+        cells: dict[str, TimeCells] = {}
+        for name, grid in _variables(ds, options.variables):
+            crs = grid_crs(ds, name, grid, options.crs_wkt)
+            key = (grid, crs.to_wkt())
             if key not in grids:
-                grids[key] = _grid_row(ds, x_dim, y_dim, crs)
+                grids[key] = _grid_row(ds, grid, crs)
             row = dict(grids[key])
-            other_time = [d for d in var.dims if d not in (x_dim, y_dim, options.time_var)
-                          and _is_time_like(ds, d)]
-            if other_time:
-                raise GeoduckError(f"variable {name!r} has the time dimension {other_time[0]!r} but "
-                                   f"time_var={options.time_var!r}; pass time_var={other_time[0]!r}")
-            if options.time_var in var.dims:
-                if times is None:
-                    times = time_index(ds, options.time_var, where=f"variable {name!r}")
-                valid = times[~times.isna()]
-                if valid.empty:
-                    raise TimeParseError(f"variable {name!r}: time coordinate {options.time_var!r} "
-                                         "has no valid dates")
-                row.update({schema.START: valid.min(), schema.END: valid.max(),
-                            "time_var": options.time_var, "n_timesteps": int(times.size)})
-            else:
-                row.update({schema.START: None, schema.END: None, "time_var": None, "n_timesteps": None})
+            row.update(_time_row(ds, ds[name], grid, options.time_var, cells))
             row.update({"variable": str(name), "engine": engine,
                         schema.FILE_SIZE: size, schema.FILE_MTIME: mtime})
             rows.append(row)
@@ -375,6 +681,8 @@ def build_xarray_catalog(
     time_var: str = "time",
     crs: Any = None,
     engine: str | None = None,
+    filename_regex: str | None = None,
+    date_format: str | None = None,
     workers: int | None = None,
     progress: bool = True,
     client: Any = None,
@@ -393,6 +701,11 @@ def build_xarray_catalog(
             in the file always wins.
         engine: xarray engine, ``"netcdf4"``, ``"h5netcdf"`` or ``"zarr"``; default by name:
             ``*.zarr`` → zarr, others → netcdf4.
+        filename_regex: regex searched in each file's name (as for rasters): a ``date`` group or
+            ``start``/``stop`` groups give the interval of the variables *without* a time
+            dimension (a variable with one keeps its time coordinate's interval); every other named
+            group becomes a string column.
+        date_format: ``strptime`` format of the date groups (default: inferred).
         workers: header-reading processes (default: all cores; 1 = in this process).
         progress: show a tqdm progress bar.
         client: a ``dask.distributed.Client``: the files are cut into tasks run on its cluster,
@@ -413,7 +726,7 @@ def build_xarray_catalog(
         crs_wkt=None if crs is None else norm_crs(crs).to_wkt(), engine=check_engine(engine))
     report = run_build(
         paths, out_dir, backend="xarray", extensions=NETCDF_EXTENSIONS, directory_suffixes=ZARR_SUFFIXES,
-        read_fn=read_xarray_header, options=options, parser=FilenameParser(), sub_key="variable",
+        read_fn=read_xarray_header, options=options, parser=FilenameParser(filename_regex, date_format), sub_key="variable",
         workers=workers, progress=progress, client=client,
     )
     return finish_build(out_dir, paths, report)

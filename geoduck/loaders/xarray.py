@@ -33,9 +33,9 @@ from rasterio.transform import Affine
 
 from .. import compile as sqlc
 from .. import engine, schema
-from ..builders.xarray import centres, open_dataset, spatial_dims, time_index
+from ..builders.xarray import centres, grid_of, open_dataset, time_cells
 from ..catalog import Catalog
-from ..errors import ArgumentError, GeoduckError, NoDataError
+from ..errors import ArgumentError, GeoduckError, NoDataError, UnsupportedError
 from ..geo import norm_crs
 from ..slices import GeoSlice
 from .raster import resampling_of
@@ -58,6 +58,9 @@ class Item:
     time_var: str | None
     engine: str
     crs: str
+    start: pd.Timestamp | None = None
+    """The row's interval start: the time label of a variable without a time dimension whose
+    file name gave the interval (``filename_regex``)."""
 
 
 def items_for(catalog: Catalog, slice: GeoSlice, variables: Sequence[str] | None = None) -> list[Item]:
@@ -67,13 +70,21 @@ def items_for(catalog: Catalog, slice: GeoSlice, variables: Sequence[str] | None
         raise ArgumentError("the catalog has no xarray rows (no 'variable' column); build it with "
                             "geoduck.build_xarray_catalog")
     rel = catalog.query(bbox=slice.grid_bounds, crs=slice.crs, start=slice.start, end=slice.end)
-    names = (schema.FILEPATH, "variable", "time_var", "engine", schema.CRS, schema.BACKEND)
+    names = (schema.FILEPATH, "variable", "time_var", "engine", schema.CRS, schema.START, schema.BACKEND)
     select = sqlc.aggregate(rel.node, *(sqlc.col(n) for n in names)).distinct().order_by(
         sqlc.col(schema.FILEPATH), sqlc.col("variable"))
     rows = engine.cursor().execute(select.sql(dialect=sqlc.DIALECT)).fetchall()
     wanted = None if variables is None else set(variables)
-    return [Item(path, var, time_var, eng, crs) for path, var, time_var, eng, crs, backend in rows
+    return [Item(path, var, time_var, eng, crs, _utc(start))
+            for path, var, time_var, eng, crs, start, backend in rows
             if backend == "xarray" and (wanted is None or var in wanted)]
+
+
+def _utc(value: Any) -> pd.Timestamp | None:
+    if value is None:
+        return None
+    ts = pd.Timestamp(value)
+    return (ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")).as_unit("us")
 
 
 # -- reading one variable of one file -----------------------------------------------------------
@@ -130,26 +141,32 @@ class Planes:
 
 
 def read_item(ds: xr.Dataset, item: Item, slice: GeoSlice, resampling: Resampling) -> Planes:
-    """``item``'s variable of the open file ``ds`` on the slice grid (time-filtered)."""
+    """``item``'s variable of the open file ``ds`` on the slice grid: the time steps whose cells
+    (CF time bounds when present, else the labels) overlap the slice interval."""
     where = f"{item.filepath}: variable {item.variable!r}"
     var = ds[item.variable]
-    dims = spatial_dims(ds, item.variable)
-    if dims is None:
+    grid = grid_of(ds, item.variable)
+    if grid is None:
         raise GeoduckError(f"{where} has no x/y dimensions")
-    x_dim, y_dim = dims
+    if grid.curvilinear:
+        raise UnsupportedError(
+            f"{where} is on a curvilinear grid (2-D coordinates {grid.lon!r}/{grid.lat!r}); load_xarray "
+            "reads only grids with 1-D x/y coordinates: regrid the file first (e.g. with xESMF) or open "
+            "it with xarray")
+    x_dim, y_dim = grid.x_dim, grid.y_dim
     times = None
     if item.time_var is not None and item.time_var in var.dims:
-        times = time_index(ds, item.time_var, where=where)
-        keep = ~times.isna()
-        if slice.start is not None:
-            keep &= times >= slice.start
-        if slice.end is not None:
-            keep &= times <= slice.end
-        var = var.isel({item.time_var: np.flatnonzero(keep)})
-        times = times[keep]
+        cells = time_cells(ds, item.time_var, where=where)
+        keep = cells.overlapping(slice.start, slice.end)
+        var = var.isel({item.time_var: keep})
+        times = cells.labels[keep]
+    elif item.start is not None:  # dated by its file name: one step labelled with the interval start
+        var = var.expand_dims({"__time__": 1})
+        times = pd.DatetimeIndex([item.start])
+    time_dim = item.time_var if item.time_var in var.dims else "__time__"
     lead = [d for d in var.dims if d not in (x_dim, y_dim)]
     var = var.transpose(*lead, y_dim, x_dim)
-    other = tuple(str(d) for d in lead if d != item.time_var)
+    other = tuple(str(d) for d in lead if d != time_dim)
     dtype = np.promote_types(var.dtype, np.float32)
     h, w = slice.shape
     out = np.full((*var.shape[:-2], h, w), np.nan, dtype=dtype)
@@ -158,9 +175,9 @@ def read_item(ds: xr.Dataset, item: Item, slice: GeoSlice, resampling: Resamplin
     if out.size == 0:
         return planes
 
-    xs, ys = centres(ds, x_dim), centres(ds, y_dim)
-    dx, dy = _regular_step(xs, x_dim, item.filepath), _regular_step(ys, y_dim, item.filepath)
     src_crs = norm_crs(item.crs)
+    xs, ys = centres(ds, x_dim, src_crs, "X"), centres(ds, y_dim, src_crs, "Y")  # in CRS units
+    dx, dy = _regular_step(xs, x_dim, item.filepath), _regular_step(ys, y_dim, item.filepath)
     left, bottom, right, top = rasterio.warp.transform_bounds(
         rasterio.crs.CRS.from_user_input(slice.crs), rasterio.crs.CRS.from_wkt(src_crs.to_wkt()),
         *slice.grid_bounds, densify_pts=21)
