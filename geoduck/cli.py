@@ -90,17 +90,23 @@ def build_raster(paths: tuple[str, ...], out_dir: Path, filename_regex: str | No
 @click.option("--crs", default=None, help="CRS of files that declare none, e.g. EPSG:32630.")
 @click.option("--engine", type=click.Choice(["netcdf4", "h5netcdf", "zarr"]), default=None,
               help="xarray engine (default: zarr for *.zarr, netcdf4 otherwise).")
+@click.option("--regex", "filename_regex", default=None,
+              help="Regex on file names: (?P<date>…) or (?P<start>…)/(?P<stop>…) date variables without a "
+                   "time dimension, other groups become columns.")
+@click.option("--date-format", default=None, help="strptime format of the date groups (default: auto).")
 @click.option("--workers", type=int, default=None, help="Header-reading processes (default: all cores).")
 @click.option("--progress/--no-progress", default=True, show_default=True)
 @_friendly
 def build_xarray(paths: tuple[str, ...], out_dir: Path, variables: tuple[str, ...], time_var: str,
-                 crs: str | None, engine: str | None, workers: int | None, progress: bool) -> None:
+                 crs: str | None, engine: str | None, filename_regex: str | None, date_format: str | None,
+                 workers: int | None, progress: bool) -> None:
     """Index NetCDF files and Zarr stores PATHS (files, globs or directories) into the catalog OUT."""
     from .builders.xarray import build_xarray_catalog
 
     items: str | list[str] = paths[0] if len(paths) == 1 else list(paths)
     cat = build_xarray_catalog(items, out_dir, variables=list(variables) or None, time_var=time_var, crs=crs,
-                               engine=engine, workers=workers, progress=progress)
+                               engine=engine, filename_regex=filename_regex, date_format=date_format,
+                               workers=workers, progress=progress)
     report = cat.build_report
     click.echo(report.summary())
     for path, reason in report.errors:

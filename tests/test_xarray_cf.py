@@ -367,3 +367,21 @@ def test_filename_dates_cubes_without_time_dimension(tmp_path):
     # without a regex they stay static, as before
     static = rows_of(build_xarray_catalog(d / "sst_15-06-2023.nc", tmp_path / "cat2", progress=False))
     assert static[0]["start_datetime"] is None and static[0]["end_datetime"] is None
+
+
+def test_cli_build_xarray_with_regex(tmp_path):
+    from click.testing import CliRunner
+
+    from geoduck import open_catalog
+    from geoduck.cli import main
+
+    lons, lats = 10.25 + 0.5 * np.arange(4), 45.75 - 0.5 * np.arange(4)
+    xr.Dataset({"sst": (("lat", "lon"), np.ones((4, 4)))},
+               coords={"lon": ("lon", lons, _lonlat_attrs("lon")),
+                       "lat": ("lat", lats, _lonlat_attrs("lat"))}).to_netcdf(tmp_path / "sst_202306.nc")
+    result = CliRunner().invoke(main, ["build", "xarray", str(tmp_path / "sst_202306.nc"), "-o",
+                                       str(tmp_path / "cat"), "--regex", r"_(?P<date>\d{6})\.nc$",
+                                       "--date-format", "%Y%m", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    (row,) = open_catalog(tmp_path / "cat")
+    assert (row["start_datetime"], row["end_datetime"]) == (ts("2023-06-01"), ts("2023-06-30 23:59:59.999999"))
