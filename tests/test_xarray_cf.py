@@ -267,7 +267,8 @@ def _curvilinear(crs: pyproj.CRS, x: np.ndarray, y: np.ndarray, *, bounds: bool)
     """A field on the 2-D lon/lat of a regular grid in ``crs`` (centres ``x``, ``y``; dims nj, ni)."""
     to_ll = pyproj.Transformer.from_crs(crs, 4326, always_xy=True)
     lon, lat = to_ll.transform(*np.meshgrid(x, y))
-    ds = xr.Dataset({"sic": (("nj", "ni"), np.ones(lon.shape), {"coordinates": "lat lon"})},
+    col, row = np.meshgrid(np.arange(x.size), np.arange(y.size))
+    ds = xr.Dataset({"sic": (("nj", "ni"), col * 1000.0 + row, {"coordinates": "lat lon"})},
                     coords={"lon": (("nj", "ni"), lon, _lonlat_attrs("lon", "lon_v" if bounds else None)),
                             "lat": (("nj", "ni"), lat, _lonlat_attrs("lat", "lat_v" if bounds else None))})
     if bounds:  # CF vertices, counterclockwise from (j - ½, i - ½)
@@ -299,9 +300,58 @@ def test_curvilinear_grid_with_vertex_bounds(tmp_path):
     ey = np.concatenate([np.full(200, -5.2e5), -5.2e5 + 2e4 * t, np.full(200, -5e5), -5e5 - 2e4 * t])
     truth = shapely.Polygon(np.column_stack(to_ll.transform(ex, ey)))
     assert row["geometry"].symmetric_difference(truth).area < 1e-5 * truth.area
-    with pytest.raises(UnsupportedError, match=r"curvi\.nc.*'sic'.*curvilinear") as err:
-        load_xarray(cat, GeoSlice((1_005_000, -515_000, 1_010_000, -510_000), LCC.to_wkt(), 1000.0))
-    assert isinstance(err.value, NotImplementedError)
+
+
+def _cells_under(out: xr.Dataset, crs: object, grid_crs: pyproj.CRS, x0: float, y0: float, step: float,
+                 shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(row, col) of the regular ``grid_crs`` cell under each pixel centre of ``out`` (pyproj), and
+    masks of the pixels clearly inside a cell (0.15 cell from its edges) and clearly outside the grid."""
+    xx, yy = np.meshgrid(out["x"].values, out["y"].values)
+    gx, gy = pyproj.Transformer.from_crs(crs, grid_crs, always_xy=True).transform(xx, yy)
+    fc, fr = (gx - x0) / step, (y0 - gy) / step
+    col, row = np.floor(fc).astype(int), np.floor(fr).astype(int)
+    inside = (fc > 0) & (fr > 0) & (fc < shape[1]) & (fr < shape[0])
+    clear = inside & (np.abs(fc % 1 - 0.5) < 0.35) & (np.abs(fr % 1 - 0.5) < 0.35)
+    outside = (fc < -1) | (fr < -1) | (fc > shape[1] + 1) | (fr > shape[0] + 1)
+    return np.clip(row, 0, shape[0] - 1), np.clip(col, 0, shape[1] - 1), clear, outside
+
+
+@pytest.mark.parametrize("bounds", [True, False])
+@pytest.mark.parametrize(("crs", "bbox", "res"), [
+    (LCC.to_wkt(), (995_300, -523_700, 1_024_100, -505_100), 700.0),  # the grid's own projection, metres
+    ("EPSG:32616", (396_000, 4_088_000, 412_000, 4_104_000), 450.0),  # UTM
+    ("EPSG:4326", (-88.3, 36.85, -87.9, 37.1), 0.004),  # lon/lat
+])
+def test_curvilinear_grid_loads_onto_any_grid(tmp_path, bounds, crs, bbox, res):
+    x, y = 1_000_500.0 + 1000 * np.arange(30), -500_500.0 - 1000 * np.arange(20)
+    ds = _curvilinear(LCC, x, y, bounds=bounds)
+    ds.to_netcdf(tmp_path / "curvi.nc")
+    cat = build_xarray_catalog(tmp_path / "curvi.nc", tmp_path / "cat", progress=False)
+    out = load_xarray(cat, GeoSlice(bbox, crs, res), resampling="nearest")
+    row, col, clear, outside = _cells_under(out, crs, LCC, 1_000_000.0, -500_000.0, 1000.0, (20, 30))
+    assert clear.sum() > 100
+    expected = ds["sic"].isel(nj=xr.DataArray(row[clear]), ni=xr.DataArray(col[clear])).values
+    np.testing.assert_array_equal(out["sic"].values[clear], expected)
+    assert np.isnan(out["sic"].values[outside]).all()
+
+
+def test_curvilinear_polar_grid_loads_across_the_antimeridian(tmp_path):
+    polar = pyproj.CRS.from_epsg(3413)
+    x = -487_500.0 + 25_000 * np.arange(40)
+    y = 487_500.0 - 25_000 * np.arange(40)
+    _curvilinear(polar, x, y, bounds=False).to_netcdf(tmp_path / "polar.nc")
+    cat = build_xarray_catalog(tmp_path / "polar.nc", tmp_path / "cat", progress=False)
+    ds = xr.open_dataset(tmp_path / "polar.nc")
+    # a polar stereographic slice around the pole, and a lon/lat one across ±180°
+    for crs, bbox, res in (("EPSG:3413", (-555_000, -555_000, 555_000, 555_000), 15_000.0),
+                           ("EPSG:4326", (170.0, 84.0, 190.0, 86.0), 0.1)):
+        out = load_xarray(cat, GeoSlice(bbox, crs, res), resampling="nearest")
+        row, col, clear, outside = _cells_under(out, crs, polar, -500_000.0, 500_000.0, 25_000.0, (40, 40))
+        assert clear.sum() > 100
+        expected = ds["sic"].isel(nj=xr.DataArray(row[clear]), ni=xr.DataArray(col[clear])).values
+        np.testing.assert_array_equal(out["sic"].values[clear], expected)
+        assert np.isnan(out["sic"].values[outside]).all()
+    ds.close()
 
 
 def test_curvilinear_polar_grid_without_bounds(tmp_path):

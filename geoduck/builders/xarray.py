@@ -1,9 +1,13 @@
 """xarray builder: one catalog row per file × data variable of NetCDF files and Zarr stores.
 
-A data variable is indexed when it has an x and a y dimension (see :func:`spatial_dims`). Its row
-holds the footprint of its grid's cell *edges* (centres ± half a cell, or the CF ``bounds``
-variable), the native CRS and the interval ``[first, last]`` of its time coordinate; a variable
-without the time dimension is static. Only coordinates and attributes are read, never data.
+A data variable is indexed when it has an x and a y dimension (see :func:`grid_of`): 1-D x/y
+coordinates, or 2-D CF longitude/latitude coordinates (curvilinear). Its row holds the footprint
+of its grid's cell *edges* (the CF ``bounds`` variable, else centres ± half a cell; x/y in any CF
+length unit converted to the CRS's, longitudes wrapping inside the file unwrapped; curvilinear:
+the outline of the outer cells), the native CRS and the interval of its time cells (CF
+``climatology``/``bounds`` variable, else ``[first, last]`` label, see :class:`TimeCells`). A
+variable without the time dimension leaves the interval to the file name (``filename_regex``),
+else it is static. Only coordinates and attributes are read, never data.
 
 CRS, in this order:
 
@@ -367,10 +371,10 @@ def _corners_from_bounds(b: np.ndarray) -> np.ndarray:
     return out
 
 
-def curvilinear_outline(ds: xr.Dataset, grid: Grid) -> tuple[np.ndarray, np.ndarray]:
-    """The closed lon/lat ring (degrees) of a curvilinear grid's outer cell edges: the vertices of
-    the CF ``bounds`` of its 2-D lon/lat when present, else corners estimated from the centres
-    (:func:`curvilinear_corners`)."""
+def curvilinear_grid_corners(ds: xr.Dataset, grid: Grid) -> tuple[np.ndarray, np.ndarray]:
+    """Cell corners ``(ny + 1, nx + 1)`` (lon, lat in degrees; row 0 = index 0 of ``y_dim``) of a
+    curvilinear grid: the vertices of the CF ``bounds`` of its 2-D lon/lat when present, else
+    estimated from the centres (:func:`curvilinear_corners`)."""
     order = (grid.y_dim, grid.x_dim)
     lon = np.asarray(ds[grid.lon].transpose(*order).values, dtype=float)
     lat = np.asarray(ds[grid.lat].transpose(*order).values, dtype=float)
@@ -378,12 +382,17 @@ def curvilinear_outline(ds: xr.Dataset, grid: Grid) -> tuple[np.ndarray, np.ndar
         raise GeoduckError(f"curvilinear coordinates {grid.lon!r}/{grid.lat!r} have NaN or infinite "
                            "values (masked cells); geoduck needs every cell's position")
     blon, blat = _bounds_name(ds, grid.lon), _bounds_name(ds, grid.lat)
-    shape = (*lon.shape, 4)
-    if (blon is not None and blat is not None and ds[blon].shape == shape and ds[blat].shape == shape):
-        clon = _corners_from_bounds(np.asarray(ds[blon].values, dtype=float))
-        clat = _corners_from_bounds(np.asarray(ds[blat].values, dtype=float))
-    else:
-        clon, clat = curvilinear_corners(lon, lat)
+    if blon is not None and blat is not None and ds[grid.lon].dims == order:
+        shape = (*lon.shape, 4)
+        if ds[blon].shape == shape and ds[blat].shape == shape:
+            return (_corners_from_bounds(np.asarray(ds[blon].values, dtype=float)),
+                    _corners_from_bounds(np.asarray(ds[blat].values, dtype=float)))
+    return curvilinear_corners(lon, lat)
+
+
+def curvilinear_outline(ds: xr.Dataset, grid: Grid) -> tuple[np.ndarray, np.ndarray]:
+    """The closed lon/lat ring (degrees) of a curvilinear grid's outer cell edges."""
+    clon, clat = curvilinear_grid_corners(ds, grid)
     ring_lon = np.concatenate([clon[0, :], clon[1:, -1], clon[-1, -2::-1], clon[-2::-1, 0]])
     ring_lat = np.concatenate([clat[0, :], clat[1:, -1], clat[-1, -2::-1], clat[-2::-1, 0]])
     return ring_lon, ring_lat

@@ -5,6 +5,11 @@ slice: its time steps inside the slice interval and the cells within the slice b
 to the file's CRS plus a margin of ``MARGIN_CELLS`` cells. Longitudes are wrapped into the frame
 of that window first, so 0..360 grids, regional 350..370 grids and windows across ±180° read the
 right cells. The cells are then reprojected onto the slice grid with ``rasterio.warp.reproject``.
+x/y in a length unit other than the CRS's (e.g. ``km``) are converted first. Curvilinear grids (2-D
+lon/lat coordinates) are warped with GDAL's geolocation arrays instead (:func:`_read_curvilinear`).
+Time steps are kept when their cell (CF time/climatology bounds, else the label) overlaps the slice
+interval; a variable without a time dimension whose row has an interval (from its file name) gets
+one step labelled with the interval start.
 
 Merging, per variable, time step and pixel (one rule for mosaics and duplicates): the value comes
 from the **first file by filepath** (ascending) that has a valid value there; later files only fill
@@ -33,10 +38,10 @@ from rasterio.transform import Affine
 
 from .. import compile as sqlc
 from .. import engine, schema
-from ..builders.xarray import centres, grid_of, open_dataset, time_cells
+from ..builders.xarray import Grid, centres, curvilinear_grid_corners, grid_of, open_dataset, time_cells
 from ..catalog import Catalog
 from ..errors import ArgumentError, GeoduckError, NoDataError, UnsupportedError
-from ..geo import norm_crs
+from ..geo import WGS84, norm_crs, transformer
 from ..slices import GeoSlice
 from .raster import resampling_of
 
@@ -47,6 +52,8 @@ GRID_MAPPING = "spatial_ref"
 """Name of the CRS coordinate of loaded datasets (rioxarray's default)."""
 
 _REGULAR_RTOL = 1e-6
+
+slice_ = slice  # the builtin (``slice`` names GeoSlice arguments below)
 
 
 @dataclass(frozen=True)
@@ -148,11 +155,6 @@ def read_item(ds: xr.Dataset, item: Item, slice: GeoSlice, resampling: Resamplin
     grid = grid_of(ds, item.variable)
     if grid is None:
         raise GeoduckError(f"{where} has no x/y dimensions")
-    if grid.curvilinear:
-        raise UnsupportedError(
-            f"{where} is on a curvilinear grid (2-D coordinates {grid.lon!r}/{grid.lat!r}); load_xarray "
-            "reads only grids with 1-D x/y coordinates: regrid the file first (e.g. with xESMF) or open "
-            "it with xarray")
     x_dim, y_dim = grid.x_dim, grid.y_dim
     times = None
     if item.time_var is not None and item.time_var in var.dims:
@@ -175,6 +177,9 @@ def read_item(ds: xr.Dataset, item: Item, slice: GeoSlice, resampling: Resamplin
     if out.size == 0:
         return planes
 
+    if grid.curvilinear:
+        _read_curvilinear(ds, var, grid, slice, resampling, out.reshape(-1, h, w), where)
+        return planes
     src_crs = norm_crs(item.crs)
     xs, ys = centres(ds, x_dim, src_crs, "X"), centres(ds, y_dim, src_crs, "Y")  # in CRS units
     dx, dy = _regular_step(xs, x_dim, item.filepath), _regular_step(ys, y_dim, item.filepath)
@@ -205,6 +210,55 @@ def read_item(ds: xr.Dataset, item: Item, slice: GeoSlice, resampling: Resamplin
             fill = np.isnan(flat) & ~np.isnan(dst)
             flat[fill] = dst[fill]
     return planes
+
+
+def _read_curvilinear(ds: xr.Dataset, var: xr.DataArray, grid: Grid, slice: GeoSlice, resampling: Resampling,
+                      flat: np.ndarray, where: str) -> None:
+    """Warp a curvilinear variable (``var``: lead dims, y, x) onto the slice grid into ``flat``.
+
+    The cell corners (CF vertex bounds, else estimated) are projected to the slice CRS; the cells
+    whose corner box meets the slice, plus ``MARGIN_CELLS`` cells, are read as one block and warped
+    with GDAL's geolocation-array transformer (corner ``(j, i)`` locates the top-left corner of cell
+    ``(j, i)``: GDAL's default convention). Longitudes of a lon/lat slice are unwrapped around its
+    centre, so blocks across ±180° stay continuous.
+    """
+    clon, clat = curvilinear_grid_corners(ds, grid)
+    dst_crs = norm_crs(slice.crs)
+    if dst_crs.is_geographic:
+        gx, gy = clon, clat
+        if not dst_crs.equals(WGS84, ignore_axis_order=True):
+            gx, gy = transformer(WGS84, dst_crs).transform(clon, clat, errcheck=False)
+        mid = (slice.grid_bounds[0] + slice.grid_bounds[2]) / 2
+        gx = mid + np.mod(np.asarray(gx) - mid + 180.0, 360.0) - 180.0
+    else:
+        gx, gy = transformer(WGS84, dst_crs).transform(clon, clat, errcheck=False)
+    gx, gy = np.asarray(gx, dtype=float), np.asarray(gy, dtype=float)
+    left, bottom, right, top = slice.grid_bounds
+    quad = [(gx[:-1, :-1], gy[:-1, :-1]), (gx[1:, :-1], gy[1:, :-1]), (gx[:-1, 1:], gy[:-1, 1:]),
+            (gx[1:, 1:], gy[1:, 1:])]
+    with np.errstate(invalid="ignore"):
+        cxmin, cxmax = np.fmin.reduce([q[0] for q in quad]), np.fmax.reduce([q[0] for q in quad])
+        cymin, cymax = np.fmin.reduce([q[1] for q in quad]), np.fmax.reduce([q[1] for q in quad])
+        hit = (cxmax >= left) & (cxmin <= right) & (cymax >= bottom) & (cymin <= top)
+    rows, cols = np.flatnonzero(hit.any(axis=1)), np.flatnonzero(hit.any(axis=0))
+    if rows.size == 0:
+        return
+    ny, nx = hit.shape
+    r0, r1 = max(int(rows[0]) - MARGIN_CELLS, 0), min(int(rows[-1]) + MARGIN_CELLS + 1, ny)
+    c0, c1 = max(int(cols[0]) - MARGIN_CELLS, 0), min(int(cols[-1]) + MARGIN_CELLS + 1, nx)
+    geoloc = np.stack([gx[r0:r1, c0:c1], gy[r0:r1, c0:c1]])
+    if not np.isfinite(geoloc).all():
+        raise UnsupportedError(f"{where}: some cells of its curvilinear grid do not project to the slice CRS "
+                               f"{slice.crs}; load it onto a slice in EPSG:4326 or a CRS covering them")
+    block = var.isel({grid.y_dim: slice_(r0, r1), grid.x_dim: slice_(c0, c1)}).values
+    src = np.ascontiguousarray(block.reshape(-1, r1 - r0, c1 - c0), dtype=flat.dtype)
+    dst = np.full_like(flat, np.nan)
+    rio_crs = rasterio.crs.CRS.from_wkt(dst_crs.to_wkt())
+    rasterio.warp.reproject(src, dst, src_geoloc_array=geoloc, src_crs=rio_crs, src_nodata=np.nan,
+                            dst_transform=slice.transform, dst_crs=rio_crs, dst_nodata=np.nan,
+                            resampling=resampling)
+    fill = np.isnan(flat) & ~np.isnan(dst)
+    flat[fill] = dst[fill]
 
 
 # -- merging ------------------------------------------------------------------------------------
