@@ -1,11 +1,13 @@
 """Samplers: catalog rows → :class:`GeoSlice` chips, and chips as GeoParquet data.
 
 Units: chip sizes and strides are pixels, ``(rows, cols)`` or one int; resolutions are in the
-sampling CRS's units, one number or ``(x, y)``.
+sampling CRS's units, one number or ``(x, y)`` (as TorchGeo's ``res``): metres for UTM, degrees
+for a lon/lat CRS. Rows whose sampling CRSs have different units (e.g. EPSG:4326 and UTM files
+sampled natively) are refused with :class:`CRSError`: pass ``crs="utm"`` to give metres for all.
 
 Sampling CRS of a row (``crs=`` of both samplers):
 
-- ``None``: the row's native CRS (column ``crs``; ``left_crs`` for an ``intersect`` result), so a
+- ``None`` or ``"native"``: the row's native CRS (column ``crs``; ``left_crs`` for an ``intersect`` result), so a
   catalog spanning several UTM zones is sampled zone by zone, each chip on its own row's grid;
 - ``"utm"``: the WGS 84 UTM zone (EPSG:326xx north / 327xx south) of the centre of the row's
   lon/lat bbox, e.g. for lon/lat or mixed-unit catalogs sampled at a resolution in metres;
@@ -13,7 +15,10 @@ Sampling CRS of a row (``crs=`` of both samplers):
 
 A row's extent in its sampling CRS is its ``native_bounds`` when sampled natively, else the
 envelope of its lon/lat footprint reprojected (footprints are densified, 21 points per edge) and,
-in a projected CRS, rounded to 1e-6 CRS units.
+in a projected CRS, rounded to 1e-6 CRS units (the grid sampler's extents). The random sampler
+places chips in the row's *region* instead: the native bounds' edges (densified) in the sampling
+CRS, in two parts where the sampling CRS's edge cuts the row (e.g. EPSG:3857 at ±180°), and keeps
+a chip only where its outline, transformed to the native CRS, lies inside the native bounds.
 """
 
 from __future__ import annotations
@@ -548,15 +553,21 @@ def random_sampler(catalog: Catalog, *, chip_size: int | tuple[int, int],
     row counts: a place acquired 8 times is drawn 8 times as often). The chip is then placed
     uniformly inside the row's extent in its sampling CRS (see the module doc for ``crs``), at
     whole-pixel steps from the extent's top-left corner, so natively sampled rows at their native
-    resolution give chips on the file's own pixel grid. A row narrower (or shorter) than the chip
-    gets it centred along that axis. The chip's interval is the row's (None for static rows).
+    resolution give chips on the file's own pixel grid. In another CRS the row's region there is
+    used and every chip lies on the row's data: a position whose chip outline, transformed to the
+    row's native CRS, leaves the native bounds is redrawn in the same row (the lon/lat footprint
+    stands in for rows without native bounds). A row that cannot hold the chip (smaller than it
+    at this resolution, or no position found in 64 tries) is skipped: no chip comes from it, it is
+    listed in :attr:`RandomSampler.skipped_ids` and logged; if no row holds one, ``NoDataError``.
+    The chip's interval is the row's (None for static rows).
     With ``roi``, a (row, position) draw whose chip is not inside the roi is redrawn.
 
     Args:
         catalog: a catalog or any relation of it (``intersect`` results included).
         chip_size: pixels, ``(rows, cols)`` or one int.
-        resolution: pixel size in the sampling CRS's units, one number or ``(x, y)``.
-        crs: ``None`` (each row's native CRS), ``"utm"`` or a CRS (see the module doc).
+        resolution: pixel size in the sampling CRS's units (degrees for a lon/lat CRS), one number
+            or ``(x, y)``; for metres on lon/lat rows pass ``crs="utm"``.
+        crs: ``None``/``"native"`` (each row's native CRS), ``"utm"`` or a CRS (module doc).
         length: number of chips.
         seed: seed of the ``numpy.random.Generator`` that draws rows and positions.
         roi: a shapely geometry in EPSG:4326, or ``(geometry, crs)``: only rows intersecting it
@@ -626,13 +637,13 @@ def grid_sampler(catalog_or_bounds: Catalog | Sequence[float], *, chip_size: int
 
     Args:
         chip_size, stride: pixels, ``(rows, cols)`` or one int; ``stride`` defaults to ``chip_size``.
-        resolution: pixel size in the sampling CRS's units.
+        resolution: pixel size in the sampling CRS's units (see the module doc; one unit for all rows).
     """
     size = _positive_pixels(chip_size, "chip_size")
     step = size if stride is None else _positive_pixels(stride, "stride")
     res = _resolution(resolution)
     if not isinstance(catalog_or_bounds, Catalog):
-        if crs is None or (isinstance(crs, str) and crs.lower() == "utm"):
+        if _is_native(crs) or (isinstance(crs, str) and crs.strip().lower() == "utm"):
             raise CRSError("grid_sampler(bounds, ...) needs the bounds' crs=, e.g. crs='EPSG:32630'")
         bounds = validate_bounds(catalog_or_bounds, argument="bounds")
         text = crs_key(crs)
