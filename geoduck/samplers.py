@@ -334,9 +334,11 @@ def _on_data(rows: _Rows, parts: _Parts, part: np.ndarray, x0: np.ndarray, y1: n
     r = parts.row[part[todo]]
     nb_known = np.isfinite(rows.native_bounds[r]).all(axis=1) & np.array(
         [rows.native_crs[i] is not None for i in r], dtype=bool)
-    keys = [(rows.crs[i], rows.native_crs[i] if known else None) for i, known in zip(r, nb_known, strict=True)]
-    for dst_text, src_text in sorted(set(keys), key=str):
-        sel = np.array([k == (dst_text, src_text) for k in keys], dtype=bool)
+    codes: dict[tuple[str, str | None], int] = {}
+    group = np.array([codes.setdefault((rows.crs[i], rows.native_crs[i] if known else None), len(codes))
+                      for i, known in zip(r.tolist(), nb_known.tolist(), strict=True)], dtype=np.int64)
+    for (dst_text, src_text), code in codes.items():
+        sel = group == code
         k, rr = todo[sel], r[sel]
         if src_text is None:  # no native bounds: the lon/lat footprints
             dst = norm_crs(dst_text)
