@@ -26,7 +26,7 @@ from .errors import ArgumentError, QueryError, SQLError
 from .expr import (Difference, Intersect, JoinPlan, Node, Pad, Scan, SpatialFilter, TimeFilter, Union,
                    Where)
 from .geo import WGS84, check_lonlat_bounds, geometry_to_wgs84, norm_crs, validate_bounds
-from .intervals import TimeLike, query_interval
+from .intervals import TimeLike, padding_micros, query_interval
 
 
 def open_catalog(path: str | os.PathLike[str], *, build_report: BuildReport | None = None) -> Catalog:
@@ -177,10 +177,15 @@ class Catalog:
         return self._derive(Where(self._node, tree.sql(dialect=sqlc.DIALECT)))
 
     def with_interval_padding(self, before: Any = None, after: Any = None) -> Catalog:
-        """Intervals widened to ``[start - before, end + after]`` (timedeltas) for loose temporal
-        pairing, e.g. ``sar.with_interval_padding(before=timedelta(days=3), after=timedelta(days=3))``.
-        Static rows stay static."""
-        return self._derive(Pad(self._node, _micros(before, "before"), _micros(after, "after")))
+        """Intervals widened to ``[start - before, end + after]`` for loose temporal pairing, e.g.
+        ``sar.with_interval_padding(before=timedelta(days=3), after="3D")``. Static rows stay static.
+
+        ``before``/``after``: timedeltas (``datetime.timedelta``, ``pandas.Timedelta``,
+        ``numpy.timedelta64`` with a unit) or strings with a unit (``"3D"``, ``"12h"``), whole
+        microseconds, non-negative. A bare number has no unit and is refused (``ArgumentError``).
+        """
+        return self._derive(Pad(self._node, padding_micros(before, argument="before"),
+                                padding_micros(after, argument="after")))
 
     def intersect(self, other: Catalog, *, spatial_only: bool = False) -> Catalog:
         """Pairs of rows whose footprints intersect and, unless ``spatial_only``, whose intervals
@@ -348,18 +353,6 @@ def _root_of(node: Node) -> str | None:
 def _check_other(other: object, op: str) -> None:
     if not isinstance(other, Catalog):
         raise ArgumentError(f"{op}() takes a Catalog, got {type(other).__name__}")
-
-
-def _micros(value: Any, argument: str) -> int:
-    if value is None:
-        return 0
-    try:
-        delta = pd.Timedelta(value)
-    except (ValueError, TypeError):
-        raise ArgumentError(f"{argument}={value!r} is not a timedelta (e.g. timedelta(days=3), '3D')") from None
-    if delta is pd.NaT or delta < pd.Timedelta(0):
-        raise ArgumentError(f"{argument}={value!r} must be a non-negative timedelta")
-    return int(delta / pd.Timedelta(microseconds=1))
 
 
 _COLUMNS_CACHE: dict[str, list[str]] = {}

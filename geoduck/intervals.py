@@ -192,3 +192,36 @@ def query_interval(start: TimeLike = None, end: TimeLike = None) -> tuple[pd.Tim
     if t0 is not None and t1 is not None and t0 > t1:
         raise ArgumentError(f"start={start!r} is after end={end!r}")
     return t0, t1
+
+
+_BARE_NUMBER = re.compile(r"\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*")
+
+
+def padding_micros(value: object, *, argument: str) -> int:
+    """A non-negative duration as whole microseconds (``None`` → 0).
+
+    Accepted: ``datetime.timedelta``, ``pandas.Timedelta``, ``numpy.timedelta64`` with a unit, or a
+    string with a unit (``"3D"``, ``"12h"``, ``"1 day 2 hours"``). Bare numbers (``3``, ``"3"``,
+    ``np.timedelta64(3)``) are refused rather than read as nanoseconds, and so are durations that
+    are not whole microseconds (intervals have microsecond resolution).
+    """
+    if value is None:
+        return 0
+    if isinstance(value, np.timedelta64):
+        unitless = np.datetime_data(value.dtype)[0] == "generic"
+    else:
+        unitless = isinstance(value, bool | int | float | np.number) or (
+            isinstance(value, str) and _BARE_NUMBER.fullmatch(value) is not None)
+    if unitless:
+        raise ArgumentError(f"{argument}={value!r} has no unit: pass a timedelta, e.g. "
+                            f"{argument}=timedelta(days=3), or a string with a unit, e.g. '3D' or '12h'")
+    try:
+        delta = pd.Timedelta(value)  # type: ignore[arg-type]
+    except (ValueError, TypeError):
+        raise ArgumentError(f"{argument}={value!r} is not a timedelta (e.g. timedelta(days=3), '3D')") from None
+    if delta is pd.NaT or delta < pd.Timedelta(0):
+        raise ArgumentError(f"{argument}={value!r} must be a non-negative timedelta")
+    if delta % ONE_US:
+        raise ArgumentError(f"{argument}={value!r} is not a whole number of microseconds "
+                            "(intervals have microsecond resolution)")
+    return int(delta // ONE_US)

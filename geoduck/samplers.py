@@ -1,11 +1,13 @@
 """Samplers: catalog rows → :class:`GeoSlice` chips, and chips as GeoParquet data.
 
 Units: chip sizes and strides are pixels, ``(rows, cols)`` or one int; resolutions are in the
-sampling CRS's units, one number or ``(x, y)``.
+sampling CRS's units, one number or ``(x, y)`` (as TorchGeo's ``res``): metres for UTM, degrees
+for a lon/lat CRS. Rows whose sampling CRSs have different units (e.g. EPSG:4326 and UTM files
+sampled natively) are refused with :class:`CRSError`: pass ``crs="utm"`` to give metres for all.
 
 Sampling CRS of a row (``crs=`` of both samplers):
 
-- ``None``: the row's native CRS (column ``crs``; ``left_crs`` for an ``intersect`` result), so a
+- ``None`` or ``"native"``: the row's native CRS (column ``crs``; ``left_crs`` for an ``intersect`` result), so a
   catalog spanning several UTM zones is sampled zone by zone, each chip on its own row's grid;
 - ``"utm"``: the WGS 84 UTM zone (EPSG:326xx north / 327xx south) of the centre of the row's
   lon/lat bbox, e.g. for lon/lat or mixed-unit catalogs sampled at a resolution in metres;
@@ -13,17 +15,21 @@ Sampling CRS of a row (``crs=`` of both samplers):
 
 A row's extent in its sampling CRS is its ``native_bounds`` when sampled natively, else the
 envelope of its lon/lat footprint reprojected (footprints are densified, 21 points per edge) and,
-in a projected CRS, rounded to 1e-6 CRS units.
+in a projected CRS, rounded to 1e-6 CRS units (the grid sampler's extents). The random sampler
+places chips in the row's *region* instead: the native bounds' edges (densified) in the sampling
+CRS, in two parts where the sampling CRS's edge cuts the row (e.g. EPSG:3857 at ±180°), and keeps
+a chip only where its outline, transformed to the native CRS, lies inside the native bounds.
 """
 
 from __future__ import annotations
 
 import itertools
 import json
+import logging
 import math
 import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar, overload
 
@@ -40,10 +46,11 @@ from . import compile as sqlc
 from . import engine, schema
 from .catalog import Catalog, aoi_to_wgs84
 from .errors import ArgumentError, CRSError, NoDataError, SchemaError
-from .geo import WGS84, Bounds, norm_crs, transformer, validate_bounds
+from .geo import WGS84, Bounds, densified_ring, footprint_wgs84, norm_crs, transformer, validate_bounds
 from .slices import GeoSlice, _pixel_pair, _pixels, crs_key, reproject_bounds
 
 T = TypeVar("T")
+log = logging.getLogger("geoduck.samplers")
 
 EQUAL_AREA_CRS = "EPSG:6933"
 """WGS 84 / NSIDC EASE-Grid 2.0 Global: cylindrical equal-area, where row weights are measured."""
@@ -63,6 +70,8 @@ class _Rows:
     ends: tuple[pd.Timestamp | None, ...]
     footprints: np.ndarray  # lon/lat footprint of each row (shapely)
     native: tuple[bool, ...]  # bounds are exact native bounds (footprint is that box)
+    native_crs: tuple[str | None, ...] = ()  # the row's own CRS (canonical string), None if unknown
+    native_bounds: np.ndarray = field(default_factory=lambda: np.empty((0, 4)))  # (n, 4), NaN if unknown
 
 
 def _resolution(value: Any) -> tuple[float, float]:
@@ -138,10 +147,31 @@ def utm_crs(lon: float, lat: float) -> str:
     return f"EPSG:{(32600 if lat >= 0 else 32700) + min(zone, 60)}"
 
 
+def _is_native(crs: Any) -> bool:
+    return crs is None or (isinstance(crs, str) and crs.strip().lower() == "native")
+
+
+def _units(crs_text: str) -> str:
+    """The unit of a CRS's first axis (``"metre"``, ``"degree"``, ``"US survey foot"`` …)."""
+    axes = norm_crs(crs_text).axis_info
+    return axes[0].unit_name if axes else "unknown"
+
+
+def _check_one_unit(crs_of: Sequence[str], argument: Any) -> None:
+    """Refuse sampling CRSs of different units: one ``resolution`` cannot be metres and degrees."""
+    units: dict[str, str] = {}
+    for text in sorted(set(crs_of)):
+        units.setdefault(_units(text), text)
+    if len(units) > 1:
+        found = ", ".join(f"{u} ({c if len(c) < 40 else 'WKT'})" for u, c in units.items())
+        raise CRSError(f"crs={argument!r} samples rows in CRSs of different units: {found}; one resolution "
+                       "cannot be read in all of them: pass crs='utm' (resolution in metres) or one CRS")
+
+
 def _sampling_crs(crs: Any, native: list[str | None], ids: Sequence[str],
                   lonlat: np.ndarray) -> list[str]:
     n = len(native)
-    if crs is None:
+    if _is_native(crs):
         missing = [ids[i] for i, c in enumerate(native) if c is None]
         if missing:
             raise CRSError(f"row {missing[0]!r} has no native crs: pass crs= (a CRS or 'utm') to sample it")
@@ -176,6 +206,7 @@ def _prepare(catalog: Catalog, crs: Any) -> _Rows:
           else np.full((n, 4), np.nan))
     lonlat = _unwrapped_lonlat_bounds(geoms)
     crs_of = _sampling_crs(crs, native_crs, ids, lonlat)
+    _check_one_unit(crs_of, crs)
     keys = {c: crs_key(c) for c in set(native_crs) if c is not None}
     native_key = np.array([keys.get(c) for c in native_crs], dtype=object)
     crs_arr = np.array(crs_of, dtype=object)
@@ -199,7 +230,7 @@ def _prepare(catalog: Catalog, crs: Any) -> _Rows:
                            f"{dst_text} (outside its area of use); pass another crs=")
     return _Rows(ids=ids, crs=tuple(crs_of), bounds=bounds, starts=_timestamps(table.column(schema.START)),
                  ends=_timestamps(table.column(schema.END)), footprints=geoms,
-                 native=tuple(is_native.tolist()))
+                 native=tuple(is_native.tolist()), native_crs=tuple(native_key.tolist()), native_bounds=nb)
 
 
 def _roi_parts(roi: Any) -> tuple[BaseGeometry, Any]:
@@ -222,52 +253,171 @@ def _roi_in(roi_lonlat: BaseGeometry, roi_geom: BaseGeometry, roi_crs: str | Non
     return _project_geoms(np.array([shapely.segmentize(roi_lonlat, seg)]), dst)[0]
 
 
+# -- where a row's chips may go ---------------------------------------------------------------------
+
+_MAX_TRIES = 64
+"""Positions tried for one chip in one row before that row is given up (if it never gave a chip)."""
+
+
+@dataclass(frozen=True)
+class _Parts:
+    """The region of each row in its sampling CRS, as one or more parts: a row cut by the sampling
+    CRS's edge (e.g. EPSG:3857 at ±180°) has one part on each side."""
+
+    row: np.ndarray  # (k,) row index of each part
+    bounds: np.ndarray  # (k, 4) envelope of the part in the row's sampling CRS
+    share: np.ndarray  # (k,) the part's share of its row's area
+    exact: np.ndarray  # (k,) bool: the envelope is the row's data (a row sampled natively)
+
+
+def _wrapped(x: np.ndarray, y: np.ndarray) -> bool:
+    """A projected ring that jumps across its CRS's edge (e.g. ±20037508 m in EPSG:3857): one step
+    much longer than the others (the ring is densified, so steps are ~1/20 of an edge)."""
+    step = np.hypot(np.diff(x), np.diff(y))
+    return bool(step.max() > 0.25 * max(np.ptp(x), np.ptp(y)) and step.max() > 20 * np.median(step))
+
+
+def _region_pieces(rows: _Rows, i: int) -> list[tuple[Bounds, float]]:
+    """(envelope, area) of each part of row ``i``'s region in its sampling CRS (not native)."""
+    dst_text = rows.crs[i]
+    dst = norm_crs(dst_text)
+    if dst.is_geographic:  # lon/lat: the unwrapped envelope (xmax > 180 across the antimeridian)
+        return [(tuple(rows.bounds[i]), 1.0)]
+    src_text, nb = rows.native_crs[i], rows.native_bounds[i]
+    if src_text is not None and np.isfinite(nb).all():  # the native rectangle's edges, densified
+        xs, ys = densified_ring(tuple(nb))
+        with np.errstate(all="ignore"):
+            x, y = transformer(norm_crs(src_text), dst).transform(xs, ys, errcheck=False)
+        x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+        if np.isfinite(x).all() and np.isfinite(y).all() and not _wrapped(x, y):
+            return [((float(x.min()), float(y.min()), float(x.max()), float(y.max())), 1.0)]
+    geom = _project_geoms(np.array([rows.footprints[i]], dtype=object), dst)[0]
+    pieces = [p for p in getattr(geom, "geoms", [geom])
+              if not p.is_empty and np.isfinite(p.bounds).all() and p.area > 0]
+    return [(p.bounds, p.area) for p in pieces]
+
+
+def _parts(rows: _Rows) -> _Parts:
+    row_i: list[int] = []
+    bounds: list[Bounds] = []
+    share: list[float] = []
+    exact: list[bool] = []
+    for i in range(len(rows.ids)):
+        pieces = [(tuple(rows.bounds[i]), 1.0)] if rows.native[i] else _region_pieces(rows, i)
+        total = sum(a for _, a in pieces)
+        for b, a in pieces:
+            row_i.append(i)
+            bounds.append(b)
+            share.append(a / total)
+            exact.append(rows.native[i])
+    return _Parts(row=np.array(row_i, dtype=np.int64), bounds=np.array(bounds, dtype=float).reshape(-1, 4),
+                  share=np.array(share), exact=np.array(exact, dtype=bool))
+
+
+_UNIT_RING = densified_ring((0.0, 0.0, 1.0, 1.0))
+
+
+def _on_data(rows: _Rows, parts: _Parts, part: np.ndarray, x0: np.ndarray, y1: np.ndarray,
+             size: tuple[int, int], res: tuple[float, float]) -> np.ndarray:
+    """Mask of chips (top-left ``x0, y1`` in their row's sampling CRS) that lie on their row's data.
+
+    A natively sampled row's chips were placed inside its native bounds. Other chips: the outline
+    (21 points per edge) transformed to the row's native CRS lies inside its native bounds (lon/lat
+    taken modulo 360 from ``xmin``), or, for rows without native bounds, the chip's lon/lat
+    footprint is covered by the row's footprint.
+    """
+    ok = parts.exact[part].copy()
+    todo = np.flatnonzero(~ok)
+    if not len(todo):
+        return ok
+    (h, w), (rx, ry) = size, res
+    r = parts.row[part[todo]]
+    nb_known = np.isfinite(rows.native_bounds[r]).all(axis=1) & np.array(
+        [rows.native_crs[i] is not None for i in r], dtype=bool)
+    codes: dict[tuple[str, str | None], int] = {}
+    group = np.array([codes.setdefault((rows.crs[i], rows.native_crs[i] if known else None), len(codes))
+                      for i, known in zip(r.tolist(), nb_known.tolist(), strict=True)], dtype=np.int64)
+    for (dst_text, src_text), code in codes.items():
+        sel = group == code
+        k, rr = todo[sel], r[sel]
+        if src_text is None:  # no native bounds: the lon/lat footprints
+            dst = norm_crs(dst_text)
+            chips = [footprint_wgs84((a, b - h * ry, a + w * rx, b), dst) for a, b in zip(x0[k], y1[k], strict=True)]
+            ok[k] = shapely.covers(shapely.buffer(rows.footprints[rr], 1e-9), np.array(chips, dtype=object))
+            continue
+        xs = x0[k, None] + _UNIT_RING[0][None, :] * (w * rx)
+        ys = (y1[k] - h * ry)[:, None] + _UNIT_RING[1][None, :] * (h * ry)
+        src = norm_crs(src_text)
+        with np.errstate(all="ignore"):
+            x, y = transformer(norm_crs(dst_text), src).transform(xs.ravel(), ys.ravel(), errcheck=False)
+        x, y = np.asarray(x, dtype=float).reshape(xs.shape), np.asarray(y, dtype=float).reshape(ys.shape)
+        nb = rows.native_bounds[rr]
+        if src.is_geographic:
+            x = (x - nb[:, :1]) % 360.0 + nb[:, :1]
+        tol = 1e-9 * np.maximum(nb[:, 2] - nb[:, 0], nb[:, 3] - nb[:, 1])[:, None]
+        with np.errstate(invalid="ignore"):
+            ok[k] = ((x >= nb[:, :1] - tol) & (x <= nb[:, 2:3] + tol)
+                     & (y >= nb[:, 1:2] - tol) & (y <= nb[:, 3:4] + tol)).all(axis=1)
+    return ok
+
+
 # -- random sampler ---------------------------------------------------------------------------------
 
 class RandomSampler(Sequence[GeoSlice]):
     """``length`` random chips, reproducible from ``seed`` (see :func:`random_sampler`).
 
     A re-iterable sequence: ``len()``, indexing and iteration give the same chips every time;
-    :attr:`row_ids` says which catalog row each chip was drawn from.
+    :attr:`row_ids` says which catalog row each chip was drawn from, :attr:`skipped_ids` which rows
+    were found to hold no chip.
     """
 
     def __init__(self, rows: _Rows, *, chip_size: tuple[int, int], resolution: tuple[float, float],
-                 length: int, seed: int, roi: tuple[BaseGeometry, BaseGeometry, str | None] | None) -> None:
+                 length: int, seed: int, roi: tuple[BaseGeometry, BaseGeometry, str | None] | None,
+                 parts: _Parts | None = None) -> None:
         self._rows = rows
+        self._parts = _parts(rows) if parts is None else parts
         self.chip_size = chip_size
         self.resolution = resolution
         self.length = length
         self.seed = seed
         self._roi = roi
         self._roi_cache: dict[str, BaseGeometry] = {}
+        self._skipped: tuple[int, ...] = ()
         self._row, self._x0, self._y1 = self._draw()
 
     def reseed(self, seed: int) -> RandomSampler:
         """The same sampler with another seed (e.g. ``seed + epoch``); the catalog is not re-read."""
         return RandomSampler(self._rows, chip_size=self.chip_size, resolution=self.resolution,
-                             length=self.length, seed=seed, roi=self._roi)
+                             length=self.length, seed=seed, roi=self._roi, parts=self._parts)
 
     @property
     def row_ids(self) -> list[str]:
         """The catalog ``id`` of the row each chip was drawn from, in chip order."""
         return [self._rows.ids[r] for r in self._row]
 
-    # geometry of the chip positions of every row --------------------------------------------------
+    @property
+    def skipped_ids(self) -> tuple[str, ...]:
+        """Rows found to hold no chip, by id: smaller than the chip at this resolution in their
+        sampling CRS, or no position on their data found in 64 tries. No chip comes from them."""
+        return tuple(self._rows.ids[i] for i in self._skipped)
+
+    # geometry of the chip positions of every row part ---------------------------------------------
     def _positions(self) -> tuple[np.ndarray, ...]:
-        """Per row: x anchor, y anchor and the inclusive ranges of whole-pixel steps of the chip."""
-        rows, (h, w), (rx, ry) = self._rows, self.chip_size, self.resolution
-        b = rows.bounds
+        """Per part: x anchor, y anchor and the inclusive ranges of whole-pixel steps of the chip
+        (empty, ``lo > hi``, where the chip does not fit)."""
+        parts, (h, w), (rx, ry) = self._parts, self.chip_size, self.resolution
+        b = parts.bounds
         cw, ch = w * rx, h * ry
-        fits_x, fits_y = b[:, 2] - b[:, 0] >= cw * (1 - 1e-12), b[:, 3] - b[:, 1] >= ch * (1 - 1e-12)
-        # a row narrower than the chip gets the chip centred on it along that axis
-        ax = np.where(fits_x, b[:, 0], (b[:, 0] + b[:, 2]) / 2 - cw / 2)
-        ay = np.where(fits_y, b[:, 3], (b[:, 1] + b[:, 3]) / 2 + ch / 2)
-        hi_x = np.where(fits_x, np.floor((b[:, 2] - b[:, 0] - cw) / rx + _EPS), 0).astype(np.int64)
-        hi_y = np.where(fits_y, np.floor((b[:, 3] - b[:, 1] - ch) / ry + _EPS), 0).astype(np.int64)
+        ax, ay = b[:, 0], b[:, 3]
+        with np.errstate(invalid="ignore"):
+            hi_x = np.floor((b[:, 2] - b[:, 0] - cw) / rx + _EPS)
+            hi_y = np.floor((b[:, 3] - b[:, 1] - ch) / ry + _EPS)
+        hi_x = np.where(np.isfinite(hi_x), hi_x, -1).astype(np.int64)
+        hi_y = np.where(np.isfinite(hi_y), hi_y, -1).astype(np.int64)
         lo_x, lo_y = np.zeros_like(hi_x), np.zeros_like(hi_y)
         if self._roi is not None:  # only steps whose chip lies inside the roi's envelope
-            crs_arr = np.array(rows.crs, dtype=object)
-            for dst_text in set(rows.crs):
+            crs_arr = np.array(self._rows.crs, dtype=object)[parts.row]
+            for dst_text in set(crs_arr):
                 idx = np.flatnonzero(crs_arr == dst_text)
                 rb = self._roi_geom(dst_text).bounds
                 lo_x[idx] = np.maximum(lo_x[idx], np.ceil((rb[0] - ax[idx]) / rx - _EPS))
@@ -293,38 +443,73 @@ class RandomSampler(Sequence[GeoSlice]):
             geoms = shapely.intersection(geoms, self._roi[0])
         return np.nan_to_num(shapely.area(_project_geoms(geoms, norm_crs(EQUAL_AREA_CRS))))
 
+    def _no_chip(self, fits: np.ndarray) -> NoDataError:
+        where = "inside the roi" if self._roi is not None else "in any row"
+        small = len(set(self._parts.row.tolist()) - set(self._parts.row[fits].tolist()))
+        hint = ""
+        degrees = sorted({c for c in self._rows.crs if norm_crs(c).is_geographic})
+        if degrees:
+            hint = (f"; resolution is in the sampling CRS's units, degrees for {degrees[0]}: to give it "
+                    "in metres pass crs='utm'")
+        return NoDataError(f"no chip of {self.chip_size} px at resolution {self.resolution} fits {where} "
+                           f"({small} of {len(self._rows.ids)} rows are smaller than the chip){hint}")
+
     def _draw(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         ax, ay, lo_x, hi_x, lo_y, hi_y = self._positions()
-        weights = np.where((lo_x <= hi_x) & (lo_y <= hi_y), self._weights(), 0.0)
+        parts = self._parts
+        fits = (lo_x <= hi_x) & (lo_y <= hi_y)
+        weights = np.where(fits, self._weights()[parts.row] * parts.share, 0.0)
         if not weights.sum() > 0:
-            where = "inside the roi" if self._roi is not None else "in any row"
-            raise NoDataError(f"no chip of {self.chip_size} px at resolution {self.resolution} fits {where}")
-        p = weights / weights.sum()
+            raise self._no_chip(fits)
         rng = np.random.default_rng(self.seed)
         (h, w), (rx, ry) = self.chip_size, self.resolution
+        found = np.zeros(len(weights), dtype=bool)  # parts that gave a chip
         rows_out, x_out, y_out = [], [], []
         need, barren = self.length, 0
+
+        def place(r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            return (ax[r] + rng.integers(lo_x[r], hi_x[r], endpoint=True) * rx,
+                    ay[r] - rng.integers(lo_y[r], hi_y[r], endpoint=True) * ry)
+
         while need > 0:
+            if not weights.sum() > 0:
+                raise self._no_chip(fits & (weights > 0))
             m = need if self._roi is None else max(2 * need, 1024)
-            r = rng.choice(len(p), size=m, p=p)
-            x0 = ax[r] + rng.integers(lo_x[r], hi_x[r], endpoint=True) * rx
-            y1 = ay[r] - rng.integers(lo_y[r], hi_y[r], endpoint=True) * ry
+            r = rng.choice(len(weights), size=m, p=weights / weights.sum())
+            x0, y1 = place(r)
+            ok = _on_data(self._rows, parts, r, x0, y1, self.chip_size, self.resolution)
+            for _ in range(_MAX_TRIES - 1):  # a chip off its row's data: another position in that row
+                bad = np.flatnonzero(~ok)
+                if not len(bad):
+                    break
+                x0[bad], y1[bad] = place(r[bad])
+                ok[bad] = _on_data(self._rows, parts, r[bad], x0[bad], y1[bad], self.chip_size, self.resolution)
+            found[r[ok]] = True
+            hopeless = np.unique(r[~ok])
+            weights[hopeless[~found[hopeless]]] = 0.0
+            r, x0, y1 = r[ok], x0[ok], y1[ok]
             if self._roi is not None:
-                ok = np.zeros(m, dtype=bool)
-                crs_of = np.array(self._rows.crs, dtype=object)[r]
+                inside = np.zeros(len(r), dtype=bool)
+                crs_of = np.array(self._rows.crs, dtype=object)[parts.row[r]]
                 for dst_text in set(crs_of):
                     sel = crs_of == dst_text
                     boxes = shapely.box(x0[sel], y1[sel] - h * ry, x0[sel] + w * rx, y1[sel])
-                    ok[sel] = shapely.contains(self._roi_geom(dst_text), boxes)
-                r, x0, y1 = r[ok][:need], x0[ok][:need], y1[ok][:need]
+                    inside[sel] = shapely.contains(self._roi_geom(dst_text), boxes)
+                r, x0, y1 = r[inside][:need], x0[inside][:need], y1[inside][:need]
                 barren = 0 if len(r) else barren + 1
                 if barren >= 50:  # ≥ 51200 candidates in a row, none inside the roi
                     raise NoDataError(f"no chip of {self.chip_size} px at {self.resolution} fits inside "
                                       "the roi; use a larger roi or smaller chips")
-            rows_out.append(r)
+            rows_out.append(parts.row[r])
             x_out.append(x0)
             y_out.append(y1)
             need -= len(r)
+        live = set(parts.row[weights > 0].tolist())
+        self._skipped = tuple(sorted(set(range(len(self._rows.ids))) - live))
+        if self._skipped:
+            log.warning("random_sampler: %d of %d rows hold no chip of %s px at resolution %s (e.g. %s); "
+                        "they are skipped (see RandomSampler.skipped_ids)", len(self._skipped),
+                        len(self._rows.ids), self.chip_size, self.resolution, self._rows.ids[self._skipped[0]])
         return np.concatenate(rows_out), np.concatenate(x_out), np.concatenate(y_out)
 
     # sequence protocol ------------------------------------------------------------------------------
@@ -370,15 +555,21 @@ def random_sampler(catalog: Catalog, *, chip_size: int | tuple[int, int],
     row counts: a place acquired 8 times is drawn 8 times as often). The chip is then placed
     uniformly inside the row's extent in its sampling CRS (see the module doc for ``crs``), at
     whole-pixel steps from the extent's top-left corner, so natively sampled rows at their native
-    resolution give chips on the file's own pixel grid. A row narrower (or shorter) than the chip
-    gets it centred along that axis. The chip's interval is the row's (None for static rows).
+    resolution give chips on the file's own pixel grid. In another CRS the row's region there is
+    used and every chip lies on the row's data: a position whose chip outline, transformed to the
+    row's native CRS, leaves the native bounds is redrawn in the same row (the lon/lat footprint
+    stands in for rows without native bounds). A row that cannot hold the chip (smaller than it
+    at this resolution, or no position found in 64 tries) is skipped: no chip comes from it, it is
+    listed in :attr:`RandomSampler.skipped_ids` and logged; if no row holds one, ``NoDataError``.
+    The chip's interval is the row's (None for static rows).
     With ``roi``, a (row, position) draw whose chip is not inside the roi is redrawn.
 
     Args:
         catalog: a catalog or any relation of it (``intersect`` results included).
         chip_size: pixels, ``(rows, cols)`` or one int.
-        resolution: pixel size in the sampling CRS's units, one number or ``(x, y)``.
-        crs: ``None`` (each row's native CRS), ``"utm"`` or a CRS (see the module doc).
+        resolution: pixel size in the sampling CRS's units (degrees for a lon/lat CRS), one number
+            or ``(x, y)``; for metres on lon/lat rows pass ``crs="utm"``.
+        crs: ``None``/``"native"`` (each row's native CRS), ``"utm"`` or a CRS (module doc).
         length: number of chips.
         seed: seed of the ``numpy.random.Generator`` that draws rows and positions.
         roi: a shapely geometry in EPSG:4326, or ``(geometry, crs)``: only rows intersecting it
@@ -448,13 +639,13 @@ def grid_sampler(catalog_or_bounds: Catalog | Sequence[float], *, chip_size: int
 
     Args:
         chip_size, stride: pixels, ``(rows, cols)`` or one int; ``stride`` defaults to ``chip_size``.
-        resolution: pixel size in the sampling CRS's units.
+        resolution: pixel size in the sampling CRS's units (see the module doc; one unit for all rows).
     """
     size = _positive_pixels(chip_size, "chip_size")
     step = size if stride is None else _positive_pixels(stride, "stride")
     res = _resolution(resolution)
     if not isinstance(catalog_or_bounds, Catalog):
-        if crs is None or (isinstance(crs, str) and crs.lower() == "utm"):
+        if _is_native(crs) or (isinstance(crs, str) and crs.strip().lower() == "utm"):
             raise CRSError("grid_sampler(bounds, ...) needs the bounds' crs=, e.g. crs='EPSG:32630'")
         bounds = validate_bounds(catalog_or_bounds, argument="bounds")
         text = crs_key(crs)

@@ -646,11 +646,32 @@ def test_padded_intersect_matches_brute_force(root):
     {"after": pd.NaT},
     {"before": object()},
     {"after": "-2D"},
+    {"before": "5ns"},
 ])
 def test_bad_padding(root, kwargs):
     a, _ = _scenario(root, "random_0")
     with pytest.raises(ArgumentError):
         a.with_interval_padding(**kwargs)
+
+
+@pytest.mark.parametrize("value", [3, 3.0, np.int64(3), "3", " 3 ", "2.5", "1e3", np.timedelta64(3), True])
+def test_padding_refuses_bare_numbers(root, value):
+    """A bare number has no unit (pandas would read it as nanoseconds): refused, naming the fix."""
+    a, _ = _scenario(root, "random_0")
+    with pytest.raises(ArgumentError, match=r"before=.* has no unit: .*timedelta\(days=3\).*'3D'"):
+        a.with_interval_padding(before=value)
+    with pytest.raises(ValueError, match="after="):
+        a.with_interval_padding(after=value)
+
+
+def test_padding_units_agree(root):
+    """Every accepted spelling of three days pads by exactly three days."""
+    a, _ = _scenario(root, "random_0")
+    base = {r["id"]: r["start_datetime"] for r in a.to_arrow().to_pylist() if r["start_datetime"] is not None}
+    for value in ("3D", "3 days", "72h", dt.timedelta(days=3), pd.Timedelta(days=3), np.timedelta64(3, "D")):
+        got = {r["id"]: r["start_datetime"] for r in a.with_interval_padding(before=value).to_arrow().to_pylist()
+               if r["start_datetime"] is not None}
+        assert got == {k: v - dt.timedelta(days=3) for k, v in base.items()}, value
 
 
 # -- where ----------------------------------------------------------------------------------------

@@ -19,13 +19,14 @@ import multiprocessing
 import os
 import re
 import sys
+import types
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from multiprocessing.context import BaseContext
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from functools import lru_cache
+from multiprocessing.context import BaseContext
 from pathlib import Path
 from stat import S_ISDIR
 from typing import TYPE_CHECKING, Any
@@ -343,30 +344,68 @@ def _results(read_fn: ReadFn, options: Any, paths: Sequence[str], workers: int,
 
 
 def _mp_context(read_fn: ReadFn) -> BaseContext:
-    """The context workers start from; with ``forkserver``, ``read_fn``'s module is preloaded there.
+    """The context header workers start from: ``forkserver`` (no inherited DuckDB/GDAL threads)
+    whose processes never run the user's ``__main__`` (see :class:`_WorkerProcess`), with
+    ``read_fn``'s module preloaded in the server so workers start in milliseconds instead of each
+    importing geoduck's GDAL/PROJ/Arrow stack again (~1 s of CPU).
 
-    Workers fork from the forkserver, which does not preload ``__main__`` (Python 3.11 passes it no
-    main path): without a preload, every worker of every build imports geoduck and its GDAL/PROJ/Arrow
-    stack again (~1 s of CPU each); with it, workers start in milliseconds.
+    Where ``forkserver`` does not exist (Windows), the platform's default context is used, and a
+    script building many files there needs the usual ``if __name__ == "__main__":`` guard.
     """
-    method = _start_method()
-    ctx = multiprocessing.get_context(method)
-    if method == "forkserver":  # takes effect when the server starts (once per process)
-        from multiprocessing import forkserver
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context()
+    from multiprocessing import forkserver
 
-        preload = list(getattr(forkserver._forkserver, "_preload_modules", ["__main__"]))  # noqa: SLF001
-        if read_fn.__module__ not in preload:
-            ctx.set_forkserver_preload([*preload, read_fn.__module__])  # type: ignore[attr-defined]
-    return ctx
+    # Takes effect when the server starts (once per process). ``__main__`` is left out: the server
+    # must not re-run a script's top-level code (which may be this very build).
+    preload = [m for m in getattr(forkserver._forkserver, "_preload_modules", [])  # noqa: SLF001
+               if m != "__main__"]
+    if read_fn.__module__ not in preload:
+        preload.append(read_fn.__module__)
+    forkserver.set_forkserver_preload(preload)
+    return _WORKER_CONTEXT
 
 
-def _start_method() -> str:
-    """``forkserver`` (no inherited DuckDB/GDAL threads), or ``fork`` when ``__main__`` cannot be
-    re-imported by a fresh process (code piped to stdin, some embedded interpreters)."""
-    main_file = getattr(sys.modules.get("__main__"), "__file__", None)
-    if main_file is None or os.path.isfile(main_file):
-        return "forkserver"
-    return "fork"
+@contextmanager
+def _main_hidden() -> Iterator[None]:
+    """``sys.modules["__main__"]`` replaced by an empty module for the duration of the block."""
+    main = sys.modules.get("__main__")
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        yield
+    finally:
+        if main is None:
+            del sys.modules["__main__"]
+        else:
+            sys.modules["__main__"] = main
+
+
+if sys.platform != "win32":  # forkserver exists on every POSIX platform
+    from multiprocessing.context import ForkServerContext, ForkServerProcess
+
+    class _WorkerProcess(ForkServerProcess):
+        """A forkserver process that does not import the parent's ``__main__``.
+
+        multiprocessing makes a ``spawn``/``forkserver`` child re-import the parent's main script
+        (as ``__mp_main__``) so that functions defined there unpickle. A script whose build is
+        top-level code (no ``if __name__ == "__main__":`` guard) then starts the build again in
+        every worker, which dies (``BrokenProcessPool``). Header workers run only geoduck's own
+        module-level functions, so nothing of ``__main__`` is needed: the start data is made while
+        ``__main__`` is hidden, and neither the worker nor a forkserver started for it runs the
+        script.
+        """
+
+        @staticmethod
+        def _Popen(process_obj: Any) -> Any:  # noqa: N802 - multiprocessing's hook name
+            with _main_hidden():
+                return ForkServerProcess._Popen(process_obj)  # noqa: SLF001
+
+    class _WorkerContext(ForkServerContext):
+        """The ``forkserver`` context whose processes are :class:`_WorkerProcess`."""
+
+        Process = _WorkerProcess
+
+    _WORKER_CONTEXT = _WorkerContext()
 
 
 Named = dict[str, tuple[Interval, dict[str, str | None]]]
