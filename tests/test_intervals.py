@@ -168,7 +168,7 @@ def test_aware_strings_are_converted_to_utc():
     iv = interval_from_strings(start="2023-06-01T10:30:00+02:00", stop="2023-06-01T11:30:00-05:00")
     assert ends(iv) == (utc("2023-06-01T08:30:00"), utc("2023-06-01T16:30:00.999999"))
     z = interval_from_strings(date="2023-06-15T23:30:00Z")
-    assert ends(z) == (utc("2023-06-15T23:30:00"), utc("2023-06-15T23:30:00"))
+    assert ends(z) == (utc("2023-06-15T23:30:00"), utc("2023-06-15T23:30:00.999999"))
     fmt = interval_from_strings(date="2023-06-15T01:00:00+0300", date_format="%Y-%m-%dT%H:%M:%S%z")
     assert fmt.start == utc("2023-06-14T22:00:00")
 
