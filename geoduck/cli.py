@@ -61,16 +61,23 @@ def build() -> None:
 @click.option("--regex", "filename_regex", default=None,
               help="Regex on file names; (?P<date>…) or (?P<start>…)/(?P<stop>…) give time, other groups columns.")
 @click.option("--date-format", default=None, help="strptime format of the date groups (default: auto).")
+@click.option("--regex-verbose", is_flag=True, help="Compile --regex with re.VERBOSE (whitespace, # comments).")
+@click.option("--exact-times", is_flag=True, help="Times of day are instants, not their second/minute.")
 @click.option("--workers", type=int, default=None, help="Header-reading processes (default: all cores).")
 @click.option("--progress/--no-progress", default=True, show_default=True)
 @_friendly
 def build_raster(paths: tuple[str, ...], out_dir: Path, filename_regex: str | None,
-                 date_format: str | None, workers: int | None, progress: bool) -> None:
-    """Index raster PATHS (files, globs or directories) into the catalog OUT."""
+                 date_format: str | None, regex_verbose: bool, exact_times: bool, workers: int | None,
+                 progress: bool) -> None:
+    """Index raster PATHS (files, globs or directories) into the catalog OUT.
+
+    A --regex with '/' is searched in paths relative to the scanned folder, else in file names;
+    a (?P<band>…) group makes files that agree on every other group the bands of one scene."""
     from .builders.raster import build_raster_catalog
 
     items: str | list[str] = paths[0] if len(paths) == 1 else list(paths)
     cat = build_raster_catalog(items, out_dir, filename_regex=filename_regex, date_format=date_format,
+                               regex_verbose=regex_verbose, exact_times=exact_times,
                                workers=workers, progress=progress)
     report = cat.build_report
     click.echo(report.summary())
@@ -122,18 +129,21 @@ def build_xarray(paths: tuple[str, ...], out_dir: Path, variables: tuple[str, ..
 @click.option("--regex", "filename_regex", default=None,
               help="Regex on file names; (?P<date>…) or (?P<start>…)/(?P<stop>…) give time, other groups columns.")
 @click.option("--date-format", default=None, help="strptime format of the date groups (default: auto).")
+@click.option("--regex-verbose", is_flag=True, help="Compile --regex with re.VERBOSE (whitespace, # comments).")
+@click.option("--exact-times", is_flag=True, help="Times of day are instants, not their second/minute.")
 @click.option("--layer", default=None, help="Index only this layer of each file (default: every layer).")
 @click.option("--workers", type=int, default=None, help="Header-reading processes (default: all cores).")
 @click.option("--progress/--no-progress", default=True, show_default=True)
 @_friendly
 def build_vector(paths: tuple[str, ...], out_dir: Path, filename_regex: str | None, date_format: str | None,
-                 layer: str | None, workers: int | None, progress: bool) -> None:
+                 regex_verbose: bool, exact_times: bool, layer: str | None, workers: int | None,
+                 progress: bool) -> None:
     """Index vector label PATHS (GeoJSON, GPKG, GeoParquet, Shapefile, FlatGeobuf) into catalog OUT."""
     from .builders.vector import build_vector_catalog
 
     items: str | list[str] = paths[0] if len(paths) == 1 else list(paths)
     cat = build_vector_catalog(items, out_dir, filename_regex=filename_regex, date_format=date_format,
-                               layer=layer, workers=workers, progress=progress)
+                               regex_verbose=regex_verbose, exact_times=exact_times, layer=layer, workers=workers, progress=progress)
     report = cat.build_report
     click.echo(report.summary())
     for path, reason in report.errors:

@@ -1,11 +1,14 @@
 """Time semantics: closed UTC intervals at microsecond resolution.
 
-- A value with only a date part covers its whole period: ``20230615`` →
-  ``[2023-06-15T00:00:00, 2023-06-15T23:59:59.999999]``; ``202306`` → all of June; ``2023`` → the year.
-  Back-to-back daily files therefore never double count.
-- A value that carries a time of day is an instant: ``[t, t]``.
-- A ``(start, stop)`` pair covers ``[floor(start), ceil(stop) - 1 µs]`` (dates) or exactly
-  ``[start, stop]`` (times).
+- A value covers the period of its least significant field: ``20230615`` →
+  ``[2023-06-15T00:00:00, 2023-06-15T23:59:59.999999]``; ``202306`` → all of June; ``2023`` → the
+  year; ``202306151056`` → that minute; ``20230615T105619`` → that second; ``10:56:19.5`` → that
+  tenth of a second; six fractional digits → that microsecond (an instant). Back-to-back files
+  therefore never double count.
+- With ``exact_times=True`` a value carrying a time of day is an instant ``[t, t]`` instead
+  (date-only values still cover their period).
+- A ``(start, stop)`` pair covers ``[start, end of stop's period - 1 µs]`` (``[start, stop]`` for
+  times with ``exact_times``).
 - Naive values are UTC; aware values are converted to UTC.
 - Both ends ``None`` means static (matches every time query); never ``Timestamp.min/max``.
 """
@@ -22,11 +25,15 @@ import pandas as pd
 
 from .errors import ArgumentError, TimeParseError
 
-Precision = Literal["year", "month", "day", "instant"]
+Precision = Literal["year", "month", "day", "hour", "minute", "second", "instant"] | pd.Timedelta
+"""The period a parsed value covers: a calendar unit, ``"instant"`` (one µs), or a sub-second
+:class:`pandas.Timedelta` (a value with 1–5 fractional second digits)."""
+
+SUB_DAY: frozenset[str] = frozenset({"hour", "minute", "second", "instant"})
+"""Precisions of values that carry a time of day (as do all Timedelta precisions)."""
 
 ONE_US = pd.Timedelta(microseconds=1)
 
-_TIME_DIRECTIVES = re.compile(r"%[HIMSfpXcTRsz]")
 
 
 @dataclass(frozen=True)
@@ -63,18 +70,27 @@ def _utc(ts: pd.Timestamp) -> pd.Timestamp:
     return ts
 
 
+_OFFSETS = {"year": pd.DateOffset(years=1), "month": pd.DateOffset(months=1), "day": pd.DateOffset(days=1),
+            "hour": pd.Timedelta(hours=1), "minute": pd.Timedelta(minutes=1), "second": pd.Timedelta(seconds=1)}
+
+
+def has_time_of_day(precision: Precision) -> bool:
+    """Whether a value of this precision carries a time of day (hour or finer)."""
+    return isinstance(precision, pd.Timedelta) or precision in SUB_DAY
+
+
 def _period_end(ts: pd.Timestamp, precision: Precision) -> pd.Timestamp:
-    if precision == "instant":
+    """The last µs of the period of ``precision`` that starts at ``ts``."""
+    if isinstance(precision, str) and precision == "instant":
         return ts
-    offset = {"year": pd.DateOffset(years=1), "month": pd.DateOffset(months=1),
-              "day": pd.DateOffset(days=1)}[precision]
+    offset = precision if isinstance(precision, pd.Timedelta) else _OFFSETS[precision]
     try:
         return _utc(ts + offset - ONE_US)
     except (ValueError, OverflowError) as exc:
         raise TimeParseError(f"the period starting {ts.isoformat()} ends out of range: {exc}") from None
 
 
-_COMPACT = [  # (pattern, strptime format, precision)
+_COMPACT: list[tuple[re.Pattern[str], str | None, str]] = [  # (pattern, strptime format, precision)
     (re.compile(r"\d{4}"), "%Y", "year"),
     (re.compile(r"\d{6}"), "%Y%m", "month"),
     (re.compile(r"\d{4}[-_/.]\d{2}"), None, "month"),
@@ -82,16 +98,32 @@ _COMPACT = [  # (pattern, strptime format, precision)
     (re.compile(r"\d{4}[-_]\d{3}"), None, "doy"),
     (re.compile(r"\d{8}"), "%Y%m%d", "day"),
     (re.compile(r"\d{4}[-_/.]\d{2}[-_/.]\d{2}"), None, "day"),
-    (re.compile(r"\d{12}"), "%Y%m%d%H%M", "instant"),
-    (re.compile(r"\d{14}"), "%Y%m%d%H%M%S", "instant"),
-    (re.compile(r"\d{8}[T_]?\d{6}"), None, "compact-instant"),
+    (re.compile(r"\d{10}"), "%Y%m%d%H", "hour"),
+    (re.compile(r"\d{12}"), "%Y%m%d%H%M", "minute"),
+    (re.compile(r"\d{14}"), "%Y%m%d%H%M%S", "second"),
+    (re.compile(r"\d{8}[T_]\d{2}"), "%Y%m%d%H", "hour"),
+    (re.compile(r"\d{8}[T_]\d{4}"), "%Y%m%d%H%M", "minute"),
+    (re.compile(r"\d{8}[T_]\d{6}"), "%Y%m%d%H%M%S", "second"),
 ]
+
+_ISO_TIME = re.compile(r"(?:T|\s|^)\d{1,2}(?::(\d{2})(?::(\d{2})(?:[.,](\d+))?)?)?\s*(?:[ap]\.?m\.?)?"
+                       r"\s*(?:Z|[+-]\d{2}(?::?\d{2})?)?$", re.IGNORECASE)
+"""The time-of-day part at the end of an ISO-like text: hour, then optional minutes, seconds and
+fraction (groups 1–3), then an optional am/pm and UTC offset."""
 
 
 def format_precision(date_format: str) -> Precision:
-    """Precision implied by a strptime format: its finest directive."""
-    if _TIME_DIRECTIVES.search(date_format):
+    """Precision implied by a strptime format: the period of its finest directive (``%f`` →
+    instant; ``%S``/``%T``/``%X``/``%c``/``%s`` → second; ``%M``/``%R`` → minute; ``%H``/``%I`` →
+    hour; ``%d``/``%j``/weekday directives → day; ``%m``/``%b`` → month; else year)."""
+    if "%f" in date_format:
         return "instant"
+    if re.search(r"%[STXcs]", date_format):
+        return "second"
+    if re.search(r"%[MR]", date_format):
+        return "minute"
+    if re.search(r"%[HI]", date_format):
+        return "hour"
     if re.search(r"%[djaAuwUWV]", date_format):
         return "day"
     if re.search(r"%[mbB]", date_format):
@@ -105,7 +137,9 @@ def parse_datetime(text: str, date_format: str | None = None, *, what: str = "va
 
     With ``date_format`` (strptime) the precision is that of the format's finest directive;
     without it, compact forms (``2023``, ``202306``, ``2023-06``, ``2023166``, ``20230615``,
-    ``2023-06-15``, ``20230615T103000``) are recognised, then ISO 8601 via pandas.
+    ``2023-06-15``, ``2023061510``, ``202306151030``, ``20230615T103000``) are recognised, then
+    ISO 8601 via pandas, whose precision is that of the last time field written (hour, minute,
+    second or a fraction of a second; a date without a time of day: day).
     """
     text = str(text).strip()
     if date_format is not None:
@@ -120,8 +154,6 @@ def parse_datetime(text: str, date_format: str | None = None, *, what: str = "va
             continue
         digits = re.sub(r"[-_/.T]", "", text)
         try:
-            if precision == "compact-instant":
-                return _utc(pd.Timestamp(dt.datetime.strptime(digits, "%Y%m%d%H%M%S"))), "instant"
             if precision == "doy":
                 return _utc(pd.Timestamp(dt.datetime.strptime(digits, "%Y%j"))), "day"
             fmt = fmt or {"month": "%Y%m", "day": "%Y%m%d"}[precision]
@@ -136,23 +168,43 @@ def parse_datetime(text: str, date_format: str | None = None, *, what: str = "va
         ) from None
     if ts is pd.NaT:
         raise TimeParseError(f"{what} {text!r} is not a date/time")
-    has_time = bool(re.search(r"T\d|\d:\d", text))  # "June 15, 2023" has no time of day
-    return _utc(ts), ("instant" if has_time else "day")
+    return _utc(ts), _text_precision(text)
+
+
+def _text_precision(text: str) -> Precision:
+    """The period of the last field of an ISO-like date/time text ("June 15, 2023" → day)."""
+    if not re.search(r"T\d|\d:\d", text):
+        return "day"
+    m = _ISO_TIME.search(text.strip())
+    if m is None:
+        return "instant"
+    minutes, seconds, fraction = m.groups()
+    if fraction is not None:
+        digits = len(fraction)
+        return "instant" if digits >= 6 else pd.Timedelta(microseconds=10 ** (6 - digits))
+    return "second" if seconds is not None else "minute" if minutes is not None else "hour"
+
+
+def _value_end(t: pd.Timestamp, precision: Precision, exact_times: bool) -> pd.Timestamp:
+    """The end of a value's period; ``t`` itself for times of day when ``exact_times``."""
+    return t if exact_times and has_time_of_day(precision) else _period_end(t, precision)
 
 
 def interval_from_strings(*, date: str | None = None, start: str | None = None,
-                          stop: str | None = None, date_format: str | None = None) -> Interval:
-    """The interval of a file from its ``date`` or its ``start``/``stop`` strings (see module doc)."""
+                          stop: str | None = None, date_format: str | None = None,
+                          exact_times: bool = False) -> Interval:
+    """The interval of a file from its ``date`` or its ``start``/``stop`` strings (see module doc;
+    ``exact_times`` keeps values with a time of day as instants)."""
     if date is not None:
         t, precision = parse_datetime(date, date_format, what="date")
-        return Interval(t, _period_end(t, precision))
+        return Interval(t, _value_end(t, precision, exact_times))
     if start is None and stop is None:
         return Interval.static()
     if start is None or stop is None:
         raise ArgumentError("both 'start' and 'stop' are needed for an interval")
     t0, _ = parse_datetime(start, date_format, what="start")
     t1, p1 = parse_datetime(stop, date_format, what="stop")
-    end = _period_end(t1, p1)
+    end = _value_end(t1, p1, exact_times)
     if t0 > end:
         raise ArgumentError(f"start {start!r} is after stop {stop!r}")
     return Interval(t0, end)
@@ -182,13 +234,14 @@ def _coerce(value: TimeLike, *, argument: str) -> tuple[pd.Timestamp, Precision]
 def query_interval(start: TimeLike = None, end: TimeLike = None) -> tuple[pd.Timestamp | None, pd.Timestamp | None]:
     """Normalise a query's ``start``/``end`` to UTC bounds of a closed interval.
 
-    A date-only ``end`` covers its whole day (``end="2023-06-30"`` includes that day);
-    a date-only ``start`` begins at midnight. Either may be None (open-ended).
+    A date-only ``end`` covers its whole period (``end="2023-06-30"`` includes that day,
+    ``"2023-06"`` the month); an end with a time of day is exact, as are ``datetime`` and
+    ``Timestamp`` values. A ``start`` begins its period. Either may be None (open-ended).
     """
     s = _coerce(start, argument="start")
     e = _coerce(end, argument="end")
     t0 = s[0] if s else None
-    t1 = _period_end(*e) if e else None
+    t1 = _value_end(*e, exact_times=True) if e else None
     if t0 is not None and t1 is not None and t0 > t1:
         raise ArgumentError(f"start={start!r} is after end={end!r}")
     return t0, t1

@@ -23,6 +23,7 @@ a chip only where its outline, transformed to the native CRS, lies inside the na
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import logging
@@ -72,6 +73,7 @@ class _Rows:
     native: tuple[bool, ...]  # bounds are exact native bounds (footprint is that box)
     native_crs: tuple[str | None, ...] = ()  # the row's own CRS (canonical string), None if unknown
     native_bounds: np.ndarray = field(default_factory=lambda: np.empty((0, 4)))  # (n, 4), NaN if unknown
+    scenes: tuple[str | None, ...] = ()  # scene_id of each row (band-file catalogs), else empty
 
 
 def _resolution(value: Any) -> tuple[float, float]:
@@ -119,6 +121,8 @@ def _fetch(catalog: Catalog) -> pa.Table:
         selects.append(sqlc.col(crs_col).as_("native_crs"))
     if schema.NATIVE_BOUNDS in columns:
         selects.append(sqlc.col(schema.NATIVE_BOUNDS))
+    if schema.SCENE_ID in columns:
+        selects.append(sqlc.col(schema.SCENE_ID))
     order = [sqlc.col(c) for c in (schema.ID, schema.START, schema.END, "source") if c in columns]
     select = sqlc.aggregate(catalog.node, *selects).order_by(*order)
     table = engine.fetch_arrow(sqlc.render(select))
@@ -228,9 +232,45 @@ def _prepare(catalog: Catalog, crs: Any) -> _Rows:
         if bad.any():
             raise CRSError(f"the footprint of row {ids[rest_idx[bad][0]]!r} does not project to "
                            f"{dst_text} (outside its area of use); pass another crs=")
-    return _Rows(ids=ids, crs=tuple(crs_of), bounds=bounds, starts=_timestamps(table.column(schema.START)),
+    rows = _Rows(ids=ids, crs=tuple(crs_of), bounds=bounds, starts=_timestamps(table.column(schema.START)),
                  ends=_timestamps(table.column(schema.END)), footprints=geoms,
                  native=tuple(is_native.tolist()), native_crs=tuple(native_key.tolist()), native_bounds=nb)
+    if schema.SCENE_ID in table.column_names:
+        rows = _by_scene(rows, table.column(schema.SCENE_ID).to_pylist())
+    return rows
+
+
+def _by_scene(rows: _Rows, scenes: list[str | None]) -> _Rows:
+    """One sampling row per scene: the band files of a scene (same ``scene_id``, interval and
+    sampling CRS) become one row whose extent is the union of theirs (its id: the first band
+    file's), so a scene counts once however many band files it has; other rows are kept."""
+    first: dict[tuple, int] = {}
+    members: list[list[int]] = []
+    for i, scene in enumerate(scenes):
+        if scene is None:
+            members.append([i])
+            continue
+        key = (scene, rows.starts[i], rows.ends[i], rows.crs[i], rows.native_crs[i])
+        if key in first:
+            members[first[key]].append(i)
+        else:
+            first[key] = len(members)
+            members.append([i])
+    if len(members) == len(scenes):
+        return dataclasses.replace(rows, scenes=tuple(scenes))
+    heads = [m[0] for m in members]
+    bounds = np.array([[rows.bounds[m, 0].min(), rows.bounds[m, 1].min(), rows.bounds[m, 2].max(),
+                        rows.bounds[m, 3].max()] for m in members]).reshape(-1, 4)
+    footprints = np.array([rows.footprints[m[0]] if len(m) == 1 else shapely.union_all(rows.footprints[m])
+                           for m in members], dtype=object)
+    nb = rows.native_bounds
+    native_bounds = np.array([[nb[m, 0].min(), nb[m, 1].min(), nb[m, 2].max(), nb[m, 3].max()]
+                              for m in members]).reshape(-1, 4)
+    pick = lambda values: tuple(values[h] for h in heads)  # noqa: E731
+    return _Rows(ids=pick(rows.ids), crs=pick(rows.crs), bounds=bounds, starts=pick(rows.starts),
+                 ends=pick(rows.ends), footprints=footprints,
+                 native=tuple(all(rows.native[i] for i in m) for m in members),
+                 native_crs=pick(rows.native_crs), native_bounds=native_bounds, scenes=pick(scenes))
 
 
 def _roi_parts(roi: Any) -> tuple[BaseGeometry, Any]:
@@ -392,7 +432,8 @@ class RandomSampler(Sequence[GeoSlice]):
 
     @property
     def row_ids(self) -> list[str]:
-        """The catalog ``id`` of the row each chip was drawn from, in chip order."""
+        """The catalog ``id`` of the row each chip was drawn from, in chip order (for a scene of
+        band files: its first band file's)."""
         return [self._rows.ids[r] for r in self._row]
 
     @property
@@ -400,6 +441,13 @@ class RandomSampler(Sequence[GeoSlice]):
         """Rows found to hold no chip, by id: smaller than the chip at this resolution in their
         sampling CRS, or no position on their data found in 64 tries. No chip comes from them."""
         return tuple(self._rows.ids[i] for i in self._skipped)
+
+    @property
+    def scene_ids(self) -> list[str | None]:
+        """The ``scene_id`` of the scene each chip was drawn from (None: not a band-file row)."""
+        if not self._rows.scenes:
+            return [None] * self.length
+        return [self._rows.scenes[r] for r in self._row]
 
     # geometry of the chip positions of every row part ---------------------------------------------
     def _positions(self) -> tuple[np.ndarray, ...]:
@@ -550,7 +598,7 @@ def random_sampler(catalog: Catalog, *, chip_size: int | tuple[int, int],
     """``length`` random chips from ``catalog``, the same ones for the same ``seed``.
 
     Each chip: a row is chosen with probability proportional to its footprint's area on the
-    WGS 84 ellipsoid (m², measured in the equal-area EPSG:6933; with ``roi``, the area of
+    WGS 84 ellipsoid (the band files of a scene, same ``scene_id``, count as one row: the scene) (m², measured in the equal-area EPSG:6933; with ``roi``, the area of
     footprint ∩ roi), so every part of the ground is equally likely whatever the rows' CRSs (each
     row counts: a place acquired 8 times is drawn 8 times as often). The chip is then placed
     uniformly inside the row's extent in its sampling CRS (see the module doc for ``crs``), at

@@ -41,6 +41,12 @@ NATIVE_BOUNDS = "native_bounds"
 VERSION = "schema_version"
 FILE_SIZE = "file_size"
 FILE_MTIME = "file_mtime"
+SCENE_ID = "scene_id"
+"""Scene key of a band file (a file matched by a regex with a ``band`` group): the values of every
+other regex group joined by ``|``; files with the same key are the bands of one scene. Only in
+catalogs built with a ``band`` group; null for rows that are not band files."""
+BAND = "band"
+"""The regex group (and so the string column) naming which band of its scene a file holds."""
 
 BBOX_KEYS = ("xmin", "ymin", "xmax", "ymax")
 
@@ -83,6 +89,8 @@ BACKEND_FIELDS: Mapping[str, tuple[pa.Field, ...]] = {
     ),
 }
 
+SCENE_FIELD = pa.field(SCENE_ID, pa.string())
+
 FILE_FIELDS: tuple[pa.Field, ...] = (
     pa.field(FILE_SIZE, pa.int64()),
     pa.field(FILE_MTIME, TIMESTAMP),
@@ -90,17 +98,18 @@ FILE_FIELDS: tuple[pa.Field, ...] = (
 
 RESERVED_COLUMNS: frozenset[str] = frozenset(
     f.name
-    for f in (*CORE_FIELDS, *FILE_FIELDS, *(f for fs in BACKEND_FIELDS.values() for f in fs))
+    for f in (*CORE_FIELDS, *FILE_FIELDS, SCENE_FIELD, *(f for fs in BACKEND_FIELDS.values() for f in fs))
 )
 """Names a user-defined column (e.g. a filename regex group) may not take."""
 
 
-def catalog_schema(backend: Backend, extra_columns: Sequence[str] = ()) -> pa.Schema:
-    """The Arrow schema of a part: core, backend, extra (string) then file columns, in that order."""
+def catalog_schema(backend: Backend, extra_columns: Sequence[str] = (), scenes: bool = False) -> pa.Schema:
+    """The Arrow schema of a part: core, backend, extra (string), ``scene_id`` (with ``scenes``)
+    then file columns, in that order."""
     if backend not in BACKEND_FIELDS:
         raise ValueError(f"unknown backend {backend!r}; expected one of {BACKENDS}")
     extra = tuple(pa.field(name, pa.string()) for name in extra_columns)
-    fields = (*CORE_FIELDS, *BACKEND_FIELDS[backend], *extra, *FILE_FIELDS)
+    fields = (*CORE_FIELDS, *BACKEND_FIELDS[backend], *extra, *((SCENE_FIELD,) if scenes else ()), *FILE_FIELDS)
     return pa.schema(fields)
 
 

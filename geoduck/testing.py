@@ -161,6 +161,113 @@ def synthetic_archive(out_dir: str | os.PathLike[str], *, tiles: Sequence[Tile] 
     return paths
 
 
+# -- band-file archives: one file per band, real product file names ----------------------------------
+
+LANDSAT_REGEX = (r"(?P<sensor>L[COTE]0\d)_L2SP_(?P<wrs>\d{6})_(?P<date>\d{8})_\d{8}_\d{2}_T[12]_"
+                 r"(?P<band>(?:SR|ST)_B\d+)\.TIF$")
+"""Regex of :func:`synthetic_landsat_archive` files (Landsat Collection 2 Level-2 names, e.g.
+``LC08_L2SP_199032_20230615_20230622_02_T1_SR_B4.TIF``): groups sensor, wrs (path/row), date, band."""
+
+SENTINEL2_REGEX = (r"(?P<sensor>S2[AB])_(?P<tile>\d{2}[A-Z]{3})_(?P<date>\d{8})_\d+_L2A/"
+                   r"(?P<band>B\d[\dA])\.tif$")
+"""Regex of :func:`synthetic_sentinel2_archive` files (``S2B_30TYK_20230615_0_L2A/B04.tif``, the
+layout of the Sentinel-2 L2A COGs on AWS): it contains ``/``, so it is matched against paths
+relative to the scanned folder. Groups sensor, tile, date, band."""
+
+BAND_NODATA = 0
+"""Nodata of the band-file archives (:func:`band_value` never produces it)."""
+
+
+def band_value(x: np.ndarray, y: np.ndarray, band: int) -> np.ndarray:
+    """The uint32 value of band number ``band`` at native pixel centres ``x``, ``y`` (metres):
+    ``band·10^8 + (⌊x/10⌋ mod 10^4)·10^4 + ⌊y/10⌋ mod 10^4``, so a pixel tells which band it
+    comes from and where its centre is (to 10 m), and any stacking or resampling is checkable."""
+    xi = np.floor(np.asarray(x, float) / 10.0).astype(np.int64) % 10_000
+    yi = np.floor(np.asarray(y, float) / 10.0).astype(np.int64) % 10_000
+    return (band * 100_000_000 + xi * 10_000 + yi).astype("uint32")
+
+
+def band_number(name: str) -> int:
+    """The number in a band name: ``"SR_B4"`` → 4, ``"B08"`` → 8, ``"B8A"`` → 8."""
+    digits = "".join(ch for ch in name.rsplit("B", 1)[-1] if ch.isdigit())
+    return int(digits)
+
+
+BAND_TILES: tuple[Tile, ...] = (
+    Tile("30TYK", 32630, (-0.004, 40.0)),
+    Tile("31TBE", 32631, (0.004, 40.0)),
+)
+"""Two small tiles either side of the UTM 30/31 zone edge (0°E) that overlap across it."""
+
+
+def _band_file(path: Path, tile: Tile, origin: tuple[float, float], res: float, size: int, name: str,
+               hole: tuple[slice, slice] | None = None) -> Path:
+    transform = Affine(res, 0.0, origin[0], 0.0, -res, origin[1])
+    xs, ys = pixel_centres(transform, (size, size))
+    values = band_value(xs, ys, band_number(name))
+    if hole is not None:
+        values[hole] = BAND_NODATA
+    return write_raster(path, values, crs=f"EPSG:{tile.epsg}", transform=transform, nodata=BAND_NODATA)
+
+
+def _tile_origin(tile: Tile, extent: float, snap: float) -> tuple[float, float]:
+    x, y = transformer(WGS84, norm_crs(f"EPSG:{tile.epsg}")).transform(*tile.centre_lonlat)
+    return round((x - extent / 2) / snap) * snap, round((y + extent / 2) / snap) * snap
+
+
+def synthetic_sentinel2_archive(out_dir: str | os.PathLike[str], *, tiles: Sequence[Tile] = BAND_TILES,
+                                dates: Sequence[dt.date] = (dt.date(2023, 6, 15), dt.date(2023, 6, 20)),
+                                size: int = 120, bands_10m: Sequence[str] = ("B02", "B03", "B04", "B08"),
+                                bands_20m: Sequence[str] = ("B05", "B11"),
+                                hole: dict[str, tuple[slice, slice]] | None = None) -> list[Path]:
+    """Write a Sentinel-2-L2A-like archive, one uint32 COG-style GeoTIFF per band:
+    ``<out>/<tile[:2]>/<tile[2]>/<tile[3:]>/S2{B,A}_<tile>_<YYYYMMDD>_0_L2A/<band>.tif``
+    (:data:`SENTINEL2_REGEX`). Each tile × date is a scene; ``bands_10m`` are ``size`` px at
+    10 m, ``bands_20m`` ``size/2`` px at 20 m over the same extent (origins on the 20 m grid);
+    values are :func:`band_value`, nodata 0. ``hole`` maps ``"<scene folder>/<band>"`` to a
+    (rows, cols) block set to nodata. Default: 2 tiles in UTM zones 30/31 × 2 dates = 4 scenes.
+    """
+    out = Path(out_dir)
+    paths: list[Path] = []
+    for k, d in enumerate(dates):
+        sensor = "S2B" if k % 2 == 0 else "S2A"
+        for tile in tiles:
+            origin = _tile_origin(tile, size * 10.0, 20.0)
+            folder = f"{sensor}_{tile.name}_{d:%Y%m%d}_0_L2A"
+            base = out / tile.name[:2] / tile.name[2] / tile.name[3:] / folder
+            for res, names in ((10.0, bands_10m), (20.0, bands_20m)):
+                for name in names:
+                    paths.append(_band_file(base / f"{name}.tif", tile, origin, res, int(size * 10 / res), name,
+                                            (hole or {}).get(f"{folder}/{name}")))
+    return paths
+
+
+LANDSAT_SCENES: tuple[tuple[str, Tile], ...] = (("199032", BAND_TILES[0]), ("198032", BAND_TILES[1]))
+"""(WRS-2 path/row, tile) of :func:`synthetic_landsat_archive` scenes."""
+
+
+def synthetic_landsat_archive(out_dir: str | os.PathLike[str], *,
+                              scenes: Sequence[tuple[str, Tile]] = LANDSAT_SCENES,
+                              dates: Sequence[dt.date] = (dt.date(2023, 6, 15), dt.date(2023, 6, 23)),
+                              size: int = 40, bands: Sequence[str] = ("SR_B2", "SR_B3", "SR_B4", "SR_B5"),
+                              ) -> list[Path]:
+    """Write a Landsat-Collection-2-Level-2-like archive, one uint32 GeoTIFF per band at 30 m
+    (``size`` px): ``<out>/<product id>/<product id>_<band>.TIF`` with product ids such as
+    ``LC08_L2SP_199032_20230615_20230622_02_T1`` (:data:`LANDSAT_REGEX`; processed 7 days after
+    acquisition; LC08 and LC09 alternate by date). Values are :func:`band_value`, nodata 0.
+    Default: 2 path/rows in UTM zones 30/31 × 2 dates = 4 scenes of 4 bands."""
+    out = Path(out_dir)
+    paths: list[Path] = []
+    for k, d in enumerate(dates):
+        sensor = "LC08" if k % 2 == 0 else "LC09"
+        for wrs, tile in scenes:
+            origin = _tile_origin(tile, size * 30.0, 30.0)
+            product = f"{sensor}_L2SP_{wrs}_{d:%Y%m%d}_{d + dt.timedelta(days=7):%Y%m%d}_02_T1"
+            for name in bands:
+                paths.append(_band_file(out / product / f"{product}_{name}.TIF", tile, origin, 30.0, size, name))
+    return paths
+
+
 def synthetic_catalog_table(n_tiles: int, n_dates: int, *, tile_deg: float = 0.1,
                             origin: tuple[float, float] = (-10.0, 35.0), overlap: float = 0.0,
                             start: str = "2020-01-01", step_days: int = 1, length_days: int = 1,

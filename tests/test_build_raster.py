@@ -142,7 +142,7 @@ def test_start_stop_groups_give_intervals(tmp_path):
     assert got == {
         "a": (utc("2023-06-01"), utc("2023-06-30T23:59:59.999999")),
         "b": (utc("2023-07-01"), utc("2023-07-31T23:59:59.999999")),
-        "c": (utc("2023-08-01T10:15:00"), utc("2023-08-01T10:30:00")),
+        "c": (utc("2023-08-01T10:15:00"), utc("2023-08-01T10:30:00.999999")),  # stop covers its second
     }
     assert "start" not in cat.to_arrow().column_names and "stop" not in cat.to_arrow().column_names
 
@@ -261,13 +261,25 @@ def test_only_bad_files_is_a_build_error(tmp_path):
         build([tmp_path / "x.tif"], tmp_path / "cat")
 
 
-def test_files_not_matching_the_regex_are_reported(rasters, tmp_path):
-    other = coordinate_raster(tmp_path / "in" / "landsat_20230615.tif", crs="EPSG:32630",
-                              origin=(400_000.0, 4_500_000.0), res=500.0, shape=(16, 16))
+def test_files_not_matching_the_regex_are_counted_as_skipped(rasters, tmp_path):
+    for i in range(5):
+        coordinate_raster(tmp_path / "in" / f"landsat_2023061{i}.tif", crs="EPSG:32630",
+                          origin=(400_000.0, 4_500_000.0), res=500.0, shape=(16, 16))
     cat = build(tmp_path / "in", tmp_path / "cat", filename_regex=REGEX)
-    assert len(cat) == 7
+    report = cat.build_report
+    assert len(cat) == 7 and report.files_indexed == 7
+    assert report.errors == ()  # not errors
+    assert report.skipped == 5
+    assert report.skipped_examples == ("landsat_20230610.tif", "landsat_20230611.tif", "landsat_20230612.tif")
+    assert "5 files skipped" in report.summary() and "landsat_20230610.tif" in report.summary()
+
+
+def test_error_line_names_file_and_reason_without_the_regex(rasters, tmp_path):
+    bad = coordinate_raster(tmp_path / "in" / "S2_30TVK_20231345.tif", crs="EPSG:32630",
+                            origin=(400_000.0, 4_500_000.0), res=500.0, shape=(16, 16))
+    cat = build(tmp_path / "in", tmp_path / "cat", filename_regex=REGEX)
     (path, reason), = cat.build_report.errors
-    assert path == str(other) and "'landsat_20230615.tif'" in reason and repr(REGEX) in reason
+    assert path == str(bad) and "'20231345'" in reason and REGEX not in reason
 
 
 def test_no_input_files_is_a_build_error(tmp_path):

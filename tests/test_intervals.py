@@ -56,16 +56,38 @@ def test_month_and_year_precision(text, start, end):
     assert ends(interval_from_strings(date=text)) == (utc(start), utc(end))
 
 
-@pytest.mark.parametrize("text, instant", [
-    ("20230615T103000", "2023-06-15T10:30:00"),
-    ("20230615_103000", "2023-06-15T10:30:00"),
-    ("202306151030", "2023-06-15T10:30:00"),
-    ("20230615103045", "2023-06-15T10:30:45"),
-    ("2023-06-15T10:30:45.123456", "2023-06-15T10:30:45.123456"),
-    ("2023-06-15T00:00:00", "2023-06-15T00:00:00"),  # an explicit time, even midnight, is an instant
+@pytest.mark.parametrize("text, start, end", [
+    ("20230615T103000", "2023-06-15T10:30:00", "2023-06-15T10:30:00.999999"),  # that second
+    ("20230615_103000", "2023-06-15T10:30:00", "2023-06-15T10:30:00.999999"),
+    ("20230615T105619", "2023-06-15T10:56:19", "2023-06-15T10:56:19.999999"),
+    ("202306151056", "2023-06-15T10:56:00", "2023-06-15T10:56:59.999999"),  # that minute
+    ("20230615T1056", "2023-06-15T10:56:00", "2023-06-15T10:56:59.999999"),
+    ("2023061510", "2023-06-15T10:00:00", "2023-06-15T10:59:59.999999"),  # that hour
+    ("20230615103045", "2023-06-15T10:30:45", "2023-06-15T10:30:45.999999"),
+    ("2023-06-15T10:30", "2023-06-15T10:30:00", "2023-06-15T10:30:59.999999"),
+    ("2023-06-15T10", "2023-06-15T10:00:00", "2023-06-15T10:59:59.999999"),
+    ("2023-06-15T10:30:45.5", "2023-06-15T10:30:45.5", "2023-06-15T10:30:45.599999"),  # a tenth
+    ("2023-06-15T10:30:45.123", "2023-06-15T10:30:45.123", "2023-06-15T10:30:45.123999"),
+    ("2023-06-15T10:30:45.123456", "2023-06-15T10:30:45.123456", "2023-06-15T10:30:45.123456"),
+    ("2023-06-15T00:00:00", "2023-06-15T00:00:00", "2023-06-15T00:00:00.999999"),  # midnight: a second
+    ("2023-06-15T10:30:00+02:00", "2023-06-15T08:30:00", "2023-06-15T08:30:00.999999"),
 ])
-def test_value_with_time_is_an_instant(text, instant):
-    assert ends(interval_from_strings(date=text)) == (utc(instant), utc(instant))
+def test_value_with_time_covers_its_least_significant_field(text, start, end):
+    assert ends(interval_from_strings(date=text)) == (utc(start), utc(end))
+
+
+@pytest.mark.parametrize("text", ["20230615T103000", "202306151030", "2023-06-15T10:30", "2023061510"])
+def test_exact_times_keeps_instants(text):
+    iv = interval_from_strings(date=text, exact_times=True)
+    assert iv.start == iv.end == interval_from_strings(date=text).start
+    # date-only values still cover their day with exact_times
+    assert ends(interval_from_strings(date="20230615", exact_times=True)) == (
+        utc("2023-06-15"), utc("2023-06-15T23:59:59.999999"))
+
+
+def test_back_to_back_seconds_do_not_overlap():
+    a, b = (interval_from_strings(date=f"20230615T1056{s:02d}") for s in (19, 20))
+    assert b.start - a.end == pd.Timedelta(microseconds=1)
 
 
 # -- start/stop pairs -----------------------------------------------------------------------------
@@ -82,11 +104,13 @@ def test_start_stop_dates_cover_floor_start_to_ceil_stop_minus_1us():
     assert nxt.start - iv.end == pd.Timedelta(microseconds=1)
 
 
-def test_start_stop_with_times_are_exact():
+def test_start_stop_with_times_cover_to_the_end_of_the_stop_period():
     iv = interval_from_strings(start="20230601T103000", stop="20230601T113015")
-    assert ends(iv) == (utc("2023-06-01T10:30:00"), utc("2023-06-01T11:30:15"))
-    iso = interval_from_strings(start="2023-06-01T10:30:00.000001", stop="2023-06-02T00:00:00")
-    assert ends(iso) == (utc("2023-06-01T10:30:00.000001"), utc("2023-06-02T00:00:00"))
+    assert ends(iv) == (utc("2023-06-01T10:30:00"), utc("2023-06-01T11:30:15.999999"))
+    iso = interval_from_strings(start="2023-06-01T10:30:00.000001", stop="2023-06-02T00:00")
+    assert ends(iso) == (utc("2023-06-01T10:30:00.000001"), utc("2023-06-02T00:00:59.999999"))
+    exact = interval_from_strings(start="20230601T103000", stop="20230601T113015", exact_times=True)
+    assert ends(exact) == (utc("2023-06-01T10:30:00"), utc("2023-06-01T11:30:15"))
 
 
 def test_start_after_stop_is_an_error():
@@ -113,7 +137,15 @@ def test_no_value_is_static():
     ("Jun2023", "%b%Y", "2023-06-01", "2023-06-30T23:59:59.999999"),
     ("23", "%y", "2023-01-01", "2023-12-31T23:59:59.999999"),
     ("2023-166", "%Y-%j", "2023-06-15", "2023-06-15T23:59:59.999999"),
-    ("2023-06-15 10:30", "%Y-%m-%d %H:%M", "2023-06-15T10:30", "2023-06-15T10:30"),
+    ("2023-06-15 10:30", "%Y-%m-%d %H:%M", "2023-06-15T10:30", "2023-06-15T10:30:59.999999"),
+    # TorchGeo-style date_format strings
+    ("20230615T105619", "%Y%m%dT%H%M%S", "2023-06-15T10:56:19", "2023-06-15T10:56:19.999999"),
+    ("2023166", "%Y%j", "2023-06-15", "2023-06-15T23:59:59.999999"),
+    ("2024060", "%Y%j", "2024-02-29", "2024-02-29T23:59:59.999999"),  # leap year day 60
+    ("2023_06_15", "%Y_%m_%d", "2023-06-15", "2023-06-15T23:59:59.999999"),
+    ("202306151056", "%Y%m%d%H%M", "2023-06-15T10:56", "2023-06-15T10:56:59.999999"),
+    ("2023061510", "%Y%m%d%H", "2023-06-15T10:00", "2023-06-15T10:59:59.999999"),
+    ("20230615105619123456", "%Y%m%d%H%M%S%f", "2023-06-15T10:56:19.123456", "2023-06-15T10:56:19.123456"),
 ])
 def test_date_format_is_honoured(text, fmt, start, end):
     assert ends(interval_from_strings(date=text, date_format=fmt)) == (utc(start), utc(end))
@@ -134,9 +166,9 @@ def test_date_format_mismatch_names_value_and_format():
 
 def test_aware_strings_are_converted_to_utc():
     iv = interval_from_strings(start="2023-06-01T10:30:00+02:00", stop="2023-06-01T11:30:00-05:00")
-    assert ends(iv) == (utc("2023-06-01T08:30:00"), utc("2023-06-01T16:30:00"))
+    assert ends(iv) == (utc("2023-06-01T08:30:00"), utc("2023-06-01T16:30:00.999999"))
     z = interval_from_strings(date="2023-06-15T23:30:00Z")
-    assert ends(z) == (utc("2023-06-15T23:30:00"), utc("2023-06-15T23:30:00"))
+    assert ends(z) == (utc("2023-06-15T23:30:00"), utc("2023-06-15T23:30:00.999999"))
     fmt = interval_from_strings(date="2023-06-15T01:00:00+0300", date_format="%Y-%m-%dT%H:%M:%S%z")
     assert fmt.start == utc("2023-06-14T22:00:00")
 
@@ -173,16 +205,18 @@ def test_spelled_out_dates_are_days_not_instants(text):
     assert query_interval(None, text)[1] == utc("2023-06-15T23:59:59.999999")
 
 
-def test_spelled_out_date_with_time_is_an_instant():
+def test_spelled_out_date_with_time_covers_its_minute():
     assert ends(interval_from_strings(date="15 June 2023 10:30")) == (utc("2023-06-15T10:30"),
-                                                                      utc("2023-06-15T10:30"))
+                                                                      utc("2023-06-15T10:30:59.999999"))
 
 
 def test_parse_datetime_reports_precision():
     assert parse_datetime("2023") == (utc("2023-01-01"), "year")
     assert parse_datetime("202306") == (utc("2023-06-01"), "month")
     assert parse_datetime("20230615") == (utc("2023-06-15"), "day")
-    assert parse_datetime("20230615T101500") == (utc("2023-06-15T10:15"), "instant")
+    assert parse_datetime("20230615T101500") == (utc("2023-06-15T10:15"), "second")
+    assert parse_datetime("202306151015") == (utc("2023-06-15T10:15"), "minute")
+    assert parse_datetime("2023-06-15T10:15:00.123456") == (utc("2023-06-15T10:15:00.123456"), "instant")
 
 
 # -- query intervals ------------------------------------------------------------------------------

@@ -62,6 +62,9 @@ ARROW_ROWS = 1_000
 
 TIME_GROUPS = frozenset({"date", "start", "stop"})
 
+SKIPPED_EXAMPLES = 3
+"""File names listed in :attr:`BuildReport.skipped_examples`."""
+
 SKIPPED = "__skipped__"
 """Key of a header row that stands for an item the reader skipped (e.g. an empty layer of a file
 whose other layers are indexed): its value, the reason, goes to ``BuildReport.errors``."""
@@ -82,10 +85,19 @@ class BuildReport:
     """(path, reason) of every file skipped because it could not be indexed."""
     parts: tuple[str, ...] = ()
     """Part files written by this build."""
+    skipped: int = 0
+    """Files found but not matched by ``filename_regex`` (not indexed, not errors)."""
+    skipped_examples: tuple[str, ...] = ()
+    """The first few of them (as the regex saw them, see :class:`FilenameParser`)."""
 
     def summary(self) -> str:
-        return (f"{self.indexed} rows from {self.files_indexed} files indexed, {self.unchanged} unchanged, "
+        text = (f"{self.indexed} rows from {self.files_indexed} files indexed, {self.unchanged} unchanged, "
                 f"{len(self.changed)} changed, {len(self.errors)} errors, {len(self.parts)} parts written")
+        if self.skipped:
+            examples = ", ".join(self.skipped_examples)
+            more = ", …" if self.skipped > len(self.skipped_examples) else ""
+            text += f"; {self.skipped} files skipped: the regex does not match them (e.g. {examples}{more})"
+        return text
 
 
 @dataclass
@@ -161,61 +173,121 @@ class _PartBuffer:
 
 def resolve_paths(paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
                   extensions: Sequence[str], directory_suffixes: Sequence[str] = ()) -> list[str]:
-    """Absolute paths from a list, a glob pattern, or a directory (recursive, by extension).
+    """Absolute paths from a list, a glob pattern, or a directory (see :func:`resolve_items`)."""
+    return list(resolve_items(paths, extensions, directory_suffixes))
+
+
+def resolve_items(paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+                  extensions: Sequence[str], directory_suffixes: Sequence[str] = ()) -> dict[str, str]:
+    """Absolute paths from a list, a glob pattern, or a directory (recursive, by extension), each
+    mapped to its path relative to the folder that was scanned ('/'-separated): a directory given
+    (``S2B_30TVK_20230615_0_L2A/B04.tif``), or the folder part of a glob before its first wildcard.
+    A file given by name maps to its absolute path, a URI to itself.
 
     A directory whose name ends with one of ``directory_suffixes`` (e.g. a ``.zarr`` store) is an
     item itself: kept when given or found, never searched. URIs (``scheme://…``) are kept as given.
-    Duplicates are dropped, order is kept.
+    Duplicates are dropped (the first mapping wins), order is kept.
     """
     items = [paths] if isinstance(paths, str | os.PathLike) else list(paths)
-    out: dict[str, None] = {}
+    out: dict[str, str] = {}
     exts = tuple(e.lower() for e in extensions)
     dir_exts = tuple(e.lower() for e in directory_suffixes)
 
     def is_dir_item(name: str) -> bool:
         return bool(dir_exts) and name.rstrip("/").lower().endswith(dir_exts)
 
+    def add(path: str, root: str | None) -> None:
+        if path not in out:
+            out[path] = path if root is None else os.path.relpath(path, root).replace(os.sep, "/")
+
     for item in items:
         text = os.fspath(item)
         if "://" in text:
-            out[text] = None
+            out.setdefault(text, text)
             continue
         p = Path(text).expanduser()
         if p.is_dir() and not is_dir_item(p.name):
-            for root, dirs, files in os.walk(p):
+            root = os.path.abspath(p)
+            for walk_root, dirs, files in os.walk(p):
                 dirs.sort()
                 stores = [d for d in dirs if is_dir_item(d)]
                 dirs[:] = [d for d in dirs if not is_dir_item(d)]
                 found = [n for n in files if n.lower().endswith(exts)] + stores
                 for name in sorted(found):
                     if not name.startswith("."):
-                        out[os.path.abspath(os.path.join(root, name))] = None
+                        add(os.path.abspath(os.path.join(walk_root, name)), root)
         elif globmod.has_magic(text):
+            root = _glob_root(p)
             for match in sorted(globmod.glob(str(p), recursive=True)):
                 inside_store = any(is_dir_item(part) for part in Path(match).parts[:-1])
                 if not inside_store and (not Path(match).is_dir() or is_dir_item(match)):
-                    out[os.path.abspath(match)] = None
+                    add(os.path.abspath(match), root)
         else:
-            out[os.path.abspath(p)] = None
-    return list(out)
+            add(os.path.abspath(p), None)
+    return out
+
+
+def _glob_root(pattern: Path) -> str:
+    """The folder part of a glob pattern before its first wildcard (absolute)."""
+    parts = pattern.parts
+    fixed = next((i for i, part in enumerate(parts) if globmod.has_magic(part)), len(parts))
+    return os.path.abspath(Path(*parts[:fixed]) if fixed else Path("."))
+
+
+Regex = str | re.Pattern[str]
+"""A file-name regex: a pattern string, or a compiled pattern (its flags, e.g. ``re.VERBOSE``, kept)."""
 
 
 @dataclass(frozen=True)
 class FilenameParser:
     """Parses file names with a regex: ``date`` or ``start``/``stop`` groups give the interval,
-    every other named group becomes a string column. Matched with ``re.search`` on the base name."""
+    a ``band`` group marks band files of a scene, every other named group becomes a string column.
 
-    regex: str | None = None
+    The regex is searched (``re.search``) in the base name of each file, or, when the pattern
+    contains a ``/``, in its path relative to the folder that was scanned (see
+    :func:`resolve_items`), so dates and tiles living in folder names can be matched. A file the
+    regex does not match is skipped by builds (counted, not an error).
+
+    Args:
+        regex: a pattern string or a compiled ``re.Pattern`` (None: no file-name columns, static rows).
+        date_format: strptime format of the time groups (default: common forms, see
+            :func:`geoduck.intervals.parse_datetime`).
+        verbose: compile a string ``regex`` with ``re.VERBOSE`` (whitespace and ``#`` comments
+            ignored, as TorchGeo writes its dataset regexes); adds the flag to a compiled one.
+        exact_times: keep a time value with a time of day as an instant instead of the period of
+            its least significant field (see :mod:`geoduck.intervals`).
+    """
+
+    regex: Regex | None = None
     date_format: str | None = None
+    verbose: bool = False
+    exact_times: bool = False
 
     @property
     def pattern(self) -> re.Pattern[str] | None:
-        return _compile(self.regex) if self.regex is not None else None
+        return _compile(self.regex, re.VERBOSE if self.verbose else 0) if self.regex is not None else None
+
+    @property
+    def regex_text(self) -> str | None:
+        """The regex as text (the pattern of a compiled one)."""
+        return self.regex.pattern if isinstance(self.regex, re.Pattern) else self.regex
 
     @property
     def extra_columns(self) -> tuple[str, ...]:
         pat = self.pattern
         return tuple(g for g in pat.groupindex if g not in TIME_GROUPS) if pat else ()
+
+    @property
+    def has_bands(self) -> bool:
+        """The regex has a ``band`` group: matched files are bands of scenes (``scene_id`` column)."""
+        pat = self.pattern
+        return pat is not None and schema.BAND in pat.groupindex
+
+    @property
+    def matches_paths(self) -> bool:
+        """The pattern contains ``/``: it is searched in relative paths, not base names."""
+        text = self.regex_text
+        return text is not None and "/" in text
 
     def validate(self) -> None:
         """Check the regex's groups make sense; raises :class:`ArgumentError`."""
@@ -224,52 +296,85 @@ class FilenameParser:
                 raise ArgumentError("date_format is given but filename_regex is not; "
                                     "pass filename_regex with a (?P<date>...) group")
             return
+        if not isinstance(self.regex, str | re.Pattern):
+            raise ArgumentError(f"filename_regex={self.regex!r} must be a str or a compiled re.Pattern")
         groups = set(self.pattern.groupindex)  # type: ignore[union-attr]
         if "date" in groups and groups & {"start", "stop"}:
-            raise ArgumentError(f"filename_regex={self.regex!r} has both a 'date' group and "
+            raise ArgumentError(f"filename_regex={self.regex_text!r} has both a 'date' group and "
                                 "'start'/'stop' groups; use one or the other")
         if len(groups & {"start", "stop"}) == 1:
             missing = ({"start", "stop"} - groups).pop()
-            raise ArgumentError(f"filename_regex={self.regex!r} has no (?P<{missing}>...) group; "
+            raise ArgumentError(f"filename_regex={self.regex_text!r} has no (?P<{missing}>...) group; "
                                 "an interval needs both 'start' and 'stop'")
         if self.date_format is not None and not groups & TIME_GROUPS:
             raise ArgumentError(f"date_format={self.date_format!r} is given but filename_regex="
-                                f"{self.regex!r} has no 'date' or 'start'/'stop' group")
+                                f"{self.regex_text!r} has no 'date' or 'start'/'stop' group")
         clash = [g for g in groups - TIME_GROUPS if g in schema.RESERVED_COLUMNS]
         if clash:
-            raise ArgumentError(f"filename_regex={self.regex!r} has group(s) {clash} named like catalog "
+            raise ArgumentError(f"filename_regex={self.regex_text!r} has group(s) {clash} named like catalog "
                                 "columns; rename them")
 
-    def parse(self, path: str) -> tuple[Interval, dict[str, str | None]]:
-        """Interval and extra columns of ``path``; raises :class:`GeoduckError` if it does not match."""
+    def subject(self, path: str, relative: str | None = None) -> str:
+        """The string the regex is searched in: the base name, or with a ``/`` in the pattern the
+        path relative to the scanned folder (``relative``; default ``path``)."""
+        if self.matches_paths:
+            return relative if relative is not None else path
+        return os.path.basename(path.rstrip("/"))
+
+    def matches(self, path: str, relative: str | None = None) -> bool:
+        """Whether the regex matches ``path`` (always, without a regex)."""
+        pat = self.pattern
+        return pat is None or pat.search(self.subject(path, relative)) is not None
+
+    def parse(self, path: str, relative: str | None = None) -> tuple[Interval, dict[str, str | None]]:
+        """Interval and extra columns of ``path`` (``scene_id`` too when the regex has a ``band``
+        group); raises :class:`GeoduckError` if it does not match or its time does not parse."""
         pat = self.pattern
         if pat is None:
             return Interval.static(), {}
-        name = os.path.basename(path.rstrip("/"))
+        name = self.subject(path, relative)
         m = pat.search(name)
         if m is None:
-            raise ArgumentError(f"file name {name!r} does not match filename_regex {self.regex!r}")
+            raise ArgumentError(f"{name!r} does not match filename_regex")
         groups = m.groupdict()
-        interval = _interval(groups.get("date"), groups.get("start"), groups.get("stop"), self.date_format)
-        return interval, {k: v for k, v in groups.items() if k not in TIME_GROUPS}
+        interval = _interval(groups.get("date"), groups.get("start"), groups.get("stop"), self.date_format,
+                             self.exact_times)
+        columns = {k: v for k, v in groups.items() if k not in TIME_GROUPS}
+        if schema.BAND in groups:
+            columns[schema.SCENE_ID] = scene_key(groups) if groups[schema.BAND] is not None else None
+        return interval, columns
+
+
+def scene_key(groups: dict[str, str | None]) -> str:
+    """The ``scene_id`` of a band file: the values of every group but ``band``, in the regex's
+    order, joined by ``|`` (a group that did not take part counts as empty)."""
+    return "|".join(v or "" for k, v in groups.items() if k != schema.BAND)
 
 
 @lru_cache(maxsize=4096)
-def _interval(date: str | None, start: str | None, stop: str | None, date_format: str | None) -> Interval:
+def _interval(date: str | None, start: str | None, stop: str | None, date_format: str | None,
+              exact_times: bool = False) -> Interval:
     """:func:`interval_from_strings`, cached: the files of an archive share few dates."""
-    return interval_from_strings(date=date, start=start, stop=stop, date_format=date_format)
+    return interval_from_strings(date=date, start=start, stop=stop, date_format=date_format,
+                                 exact_times=exact_times)
 
 
-_REGEX_CACHE: dict[str, re.Pattern[str]] = {}
+_REGEX_CACHE: dict[tuple[Regex, int], re.Pattern[str]] = {}
 
 
-def _compile(regex: str) -> re.Pattern[str]:
-    pat = _REGEX_CACHE.get(regex)
+def _compile(regex: Regex, flags: int = 0) -> re.Pattern[str]:
+    key = (regex, flags)
+    pat = _REGEX_CACHE.get(key)
     if pat is None:
         try:
-            pat = _REGEX_CACHE[regex] = re.compile(regex)
+            if isinstance(regex, re.Pattern):
+                pat = regex if regex.flags & flags == flags else re.compile(regex.pattern, regex.flags | flags)
+            else:
+                pat = re.compile(regex, flags)
         except re.error as exc:
-            raise ArgumentError(f"filename_regex={regex!r} is not a valid regex: {exc}") from None
+            raise ArgumentError(f"filename_regex={getattr(regex, 'pattern', regex)!r} is not a valid regex: "
+                                f"{exc}") from None
+        _REGEX_CACHE[key] = pat
     return pat
 
 
@@ -490,22 +595,46 @@ def build_task(spec: BuildSpec, named: Named) -> _Tally:
     return tally
 
 
-def _extra_columns(out: Path, parser: FilenameParser) -> list[str]:
-    """File-name columns of new parts: those of the existing catalog (its parts must keep one schema,
-    so that a plain ``read_parquet('<dir>/*.parquet')`` reads them all), else the regex's groups.
+def _extra_columns(out: Path, parser: FilenameParser) -> tuple[list[str], bool]:
+    """File-name columns of new parts, and whether they have a ``scene_id`` column: those of the
+    existing catalog (its parts must keep one schema, so that a plain
+    ``read_parquet('<dir>/*.parquet')`` reads them all), else the regex's groups.
 
-    Raises :class:`ArgumentError` when the regex has groups the existing catalog lacks.
+    Raises :class:`ArgumentError` when the regex has groups (or a ``band`` group, hence scenes)
+    that the existing catalog lacks.
     """
     if not (out.is_dir() and store.list_parts(out)):
-        return list(parser.extra_columns)
-    existing = [c for c in store.part_columns(out) if c not in schema.RESERVED_COLUMNS]
+        return list(parser.extra_columns), parser.has_bands
+    columns = store.part_columns(out)
+    existing = [c for c in columns if c not in schema.RESERVED_COLUMNS]
     new = [c for c in parser.extra_columns if c not in existing]
     if new:
         raise ArgumentError(
-            f"filename_regex={parser.regex!r} has group(s) {new} that the catalog at {str(out)!r} has no "
+            f"filename_regex={parser.regex_text!r} has group(s) {new} that the catalog at {str(out)!r} has no "
             f"column for (its file-name columns: {existing}); parts are append-only, so use the same "
             "groups or build into a new out_dir")
-    return existing
+    if parser.has_bands and schema.SCENE_ID not in columns:
+        raise ArgumentError(
+            f"filename_regex={parser.regex_text!r} has a 'band' group but the catalog at {str(out)!r} has no "
+            f"{schema.SCENE_ID!r} column (it was built without band files); build into a new out_dir")
+    return existing, schema.SCENE_ID in columns
+
+
+def _check_scene_bands(named: Named, tally: _Tally) -> None:
+    """Drop (as errors) files that would be a second file of the same band of one scene: the
+    regex does not tell their scenes apart."""
+    seen: dict[tuple[str, str], str] = {}
+    for path, (_, columns) in list(named.items()):
+        scene, band = columns.get(schema.SCENE_ID), columns.get(schema.BAND)
+        if scene is None or band is None:
+            continue
+        first = seen.setdefault((scene, band), path)
+        if first != path:
+            del named[path]
+            reason = (f"band {band!r} of scene {scene!r} is already {first}; add a group to filename_regex "
+                      "that tells these scenes apart (e.g. the folder or the tile)")
+            tally.errors.append((path, reason))
+            log.warning("skipped %s: %s", path, reason)
 
 
 def default_workers() -> int:
@@ -545,28 +674,36 @@ def run_build(
     """
     parser.validate()
     out_dir = store.local_path(out_dir)
-    files = resolve_paths(paths, extensions, directory_suffixes)
+    relative = resolve_items(paths, extensions, directory_suffixes)
+    files = list(relative)
     if not files:
         looked_for = ", ".join((*extensions, *directory_suffixes))
         raise BuildError(f"no input files found in {paths!r} (looked for {looked_for})")
     out = Path(out_dir).expanduser()
     if out.exists() and not out.is_dir():
         raise BuildError(f"out_dir {str(out_dir)!r} exists and is not a directory")
-    extra_columns = _extra_columns(out, parser)  # fails before any work if the regex does not fit
+    extra_columns, scenes = _extra_columns(out, parser)  # fails before any work if the regex does not fit
 
     tally = _Tally()
     # File names first (cheap): a regex matching nothing is a user error, not N skipped files.
     named: Named = {}
+    skipped: list[str] = []
     for path in files:
+        if not parser.matches(path, relative[path]):
+            skipped.append(parser.subject(path, relative[path]))
+            continue
         try:
-            named[path] = parser.parse(path)
+            named[path] = parser.parse(path, relative[path])
         except GeoduckError as exc:
             tally.errors.append((path, str(exc)))
             log.warning("skipped %s: %s", path, exc)
-    if parser.regex is not None and not named:
-        example = os.path.basename(files[0])
-        raise ArgumentError(f"filename_regex {parser.regex!r} matches none of the {len(files)} files "
-                            f"(e.g. {example!r}); check the pattern against the file names")
+    if parser.regex is not None and skipped and not named and not tally.errors:
+        raise ArgumentError(f"filename_regex {parser.regex_text!r} matches none of the {len(files)} files "
+                            f"(e.g. {skipped[0]!r}); check the pattern against "
+                            f"{'their paths relative to the scanned folder' if parser.matches_paths else 'the file names'}")
+    if skipped:
+        log.info("%d file(s) not matched by filename_regex, e.g. %s", len(skipped), skipped[0])
+    _check_scene_bands(named, tally)
 
     # Incremental: skip files indexed with the same size and mtime; report changed ones.
     known = store.indexed_files(out) if out.is_dir() else {}
@@ -589,7 +726,7 @@ def run_build(
     if changed:
         log.warning("%d file(s) changed since indexed (not re-indexed), e.g. %s", len(changed), changed[0])
 
-    spec = BuildSpec(backend=backend, out=out, arrow_schema=schema.catalog_schema(backend, extra_columns),
+    spec = BuildSpec(backend=backend, out=out, arrow_schema=schema.catalog_schema(backend, extra_columns, scenes),
                      read_fn=read_fn, read_env=read_env, options=options, sub_key=sub_key,
                      part_rows=part_rows, tag=uuid.uuid4().hex[:6] if client is not None else "")
     todo_named = {path: named[path] for path in todo}
@@ -607,7 +744,8 @@ def run_build(
         finally:
             bar.close()
     return BuildReport(indexed=tally.indexed, files_indexed=tally.files, unchanged=unchanged + tally.concurrent,
-                       changed=tuple(changed), errors=tuple(tally.errors), parts=tuple(tally.parts))
+                       changed=tuple(changed), errors=tuple(tally.errors), parts=tuple(tally.parts),
+                       skipped=len(skipped), skipped_examples=tuple(skipped[:SKIPPED_EXAMPLES]))
 
 
 def _cluster_threads(client: Any) -> int:

@@ -21,7 +21,7 @@ from rasterio.io import DatasetReader
 from .. import schema
 from ..errors import CRSError, GeoduckError
 from ..geo import Footprinter, crs_to_string, footprinter, norm_crs
-from .common import FilenameParser, file_stat, finish_build, run_build
+from .common import FilenameParser, Regex, file_stat, finish_build, run_build
 
 if TYPE_CHECKING:
     from ..catalog import Catalog
@@ -131,8 +131,10 @@ def build_raster_catalog(
     paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
     out_dir: str | os.PathLike[str],
     *,
-    filename_regex: str | None = None,
+    filename_regex: Regex | None = None,
     date_format: str | None = None,
+    regex_verbose: bool = False,
+    exact_times: bool = False,
     workers: int | None = None,
     progress: bool = True,
     client: Any = None,
@@ -143,10 +145,17 @@ def build_raster_catalog(
         paths: a list of paths, a glob pattern, or a directory (searched recursively for
             ``.tif/.tiff/.jp2/.vrt/.img``).
         out_dir: catalog directory; new rows go to new part files, existing parts are untouched.
-        filename_regex: regex searched in each file's base name. A ``date`` group, or ``start`` and
-            ``stop`` groups, give the time interval (see :mod:`geoduck.intervals`); every other named
-            group becomes a string column. Without it rows are static.
+        filename_regex: a regex (string or compiled ``re.Pattern``) searched in each file's base
+            name, or, if the pattern contains ``/``, in its path relative to the scanned folder
+            (see :class:`~geoduck.builders.common.FilenameParser`). A ``date`` group, or ``start``
+            and ``stop`` groups, give the time interval (see :mod:`geoduck.intervals`); a ``band``
+            group marks band files (files agreeing on every other group form one scene, keyed by
+            the ``scene_id`` column); every other named group becomes a string column. Files it
+            does not match are skipped (``build_report.skipped``). Without it rows are static.
         date_format: strptime format of the date groups; default: common forms parsed robustly.
+        regex_verbose: compile ``filename_regex`` with ``re.VERBOSE``.
+        exact_times: keep time values with a time of day as instants (default: the period of
+            their least significant field, e.g. that second).
         workers: header-reading processes (default: all cores; 1 = in this process).
         progress: show a tqdm progress bar.
         client: a ``dask.distributed.Client``: the files are cut into tasks run on its cluster,
@@ -159,7 +168,7 @@ def build_raster_catalog(
     """
     report = run_build(
         paths, out_dir, backend="raster", extensions=RASTER_EXTENSIONS, read_fn=_read_header,
-        read_env=_gdal_env, options=None, parser=FilenameParser(filename_regex, date_format), sub_key=None,
+        read_env=_gdal_env, options=None, parser=FilenameParser(filename_regex, date_format, regex_verbose, exact_times), sub_key=None,
         workers=workers, progress=progress, client=client,
     )
     return finish_build(out_dir, paths, report)

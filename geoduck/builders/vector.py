@@ -26,7 +26,7 @@ from pyogrio.errors import DataLayerError, DataSourceError
 from .. import schema
 from ..errors import CRSError, GeoduckError
 from ..geo import Bounds, crs_to_string, footprint_wgs84, norm_crs
-from .common import SKIPPED, FilenameParser, file_stat, finish_build, run_build
+from .common import SKIPPED, FilenameParser, Regex, file_stat, finish_build, run_build
 
 if TYPE_CHECKING:
     from ..catalog import Catalog
@@ -227,8 +227,10 @@ def build_vector_catalog(
     paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
     out_dir: str | os.PathLike[str],
     *,
-    filename_regex: str | None = None,
+    filename_regex: Regex | None = None,
     date_format: str | None = None,
+    regex_verbose: bool = False,
+    exact_times: bool = False,
     layer: str | None = None,
     workers: int | None = None,
     progress: bool = True,
@@ -247,10 +249,14 @@ def build_vector_catalog(
         paths: a list of paths, a glob pattern, or a directory (searched recursively for
             ``.geojson/.json/.gpkg/.parquet/.geoparquet/.shp/.fgb``).
         out_dir: catalog directory; new rows go to new part files, existing parts are untouched.
-        filename_regex: regex searched in each file's base name. A ``date`` group, or ``start`` and
-            ``stop`` groups, give the time interval; every other named group becomes a string
-            column. Without it rows are static (they match every time query).
+        filename_regex: regex (string or compiled ``re.Pattern``) searched in each file's base
+            name, or in its path relative to the scanned folder if the pattern contains ``/``. A
+            ``date`` group, or ``start`` and ``stop`` groups, give the time interval; every other
+            named group becomes a string column. Files it does not match are skipped. Without it
+            rows are static (they match every time query).
         date_format: strptime format of the date groups; default: common forms parsed robustly.
+        regex_verbose: compile ``filename_regex`` with ``re.VERBOSE``.
+        exact_times: keep time values with a time of day as instants.
         layer: index only this layer (by name) of each file; a file without it is reported.
             Default: every layer.
         workers: header-reading processes (default: all cores; 1 = in this process).
@@ -264,7 +270,7 @@ def build_vector_catalog(
     """
     report = run_build(
         paths, out_dir, backend="vector", extensions=VECTOR_EXTENSIONS, read_fn=read_vector_header,
-        options=layer, parser=FilenameParser(filename_regex, date_format), sub_key="layer",
+        options=layer, parser=FilenameParser(filename_regex, date_format, regex_verbose, exact_times), sub_key="layer",
         workers=workers, progress=progress, client=client,
     )
     return finish_build(out_dir, paths, report)

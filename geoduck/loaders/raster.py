@@ -41,6 +41,7 @@ from rasterio.vrt import WarpedVRT
 from rasterio.warp import reproject
 from rasterio.windows import Window
 
+from .. import schema
 from ..catalog import Catalog
 from ..errors import ArgumentError, NoDataError
 from ..geo import crs_to_string, norm_crs
@@ -465,6 +466,71 @@ def _run_ordered(n: int, read: Callable[[int], tuple[np.ndarray, Mask]],
 # -- merging -----------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
+class _Unit:
+    """What a merger is fed at once: one file, or the band files of one scene stacked in the
+    requested band order (each file's bands resolved by ``spec``; None: all of its bands)."""
+
+    key: str
+    start: pd.Timestamp | None
+    files: tuple[tuple[Source, tuple[BandSpec, ...] | None], ...]
+
+    @property
+    def is_scene(self) -> bool:
+        return self.files[0][0].scene is not None
+
+
+def _unit_key(u: _Unit) -> tuple:
+    return (u.start is not None, u.start.value if u.start is not None else 0, u.key)
+
+
+def _match_band(name: str, files: dict[str, Source]) -> Source | None:
+    """The band file of a scene named ``name``: exact, else case-insensitive (if unambiguous)."""
+    if name in files:
+        return files[name]
+    hits = [src for band, src in files.items() if band.lower() == name.lower()]
+    return hits[0] if len(hits) == 1 else None
+
+
+def _units(sources: Sequence[Source], spec: tuple[BandSpec, ...] | None
+           ) -> tuple[list[_Unit], tuple[BandSpec, ...] | None]:
+    """Sources as merge units, ordered by time then key: each file alone, except band files
+    (``scene_id`` set), which form one unit per scene holding the requested bands' files in
+    order. With ``spec`` None and scenes present, the bands are the earliest scene's, sorted by
+    name. A scene lacking a file for a requested band (under the slice) is left out; a name no
+    scene has is an :class:`ArgumentError` listing the bands there are."""
+    singles: list[_Unit] = []
+    scenes: dict[str, dict[str, Source]] = {}
+    for src in sources:
+        if src.scene is None or src.band is None:
+            singles.append(_Unit(src.filepath, src.start, ((src, spec),)))
+        else:
+            scenes.setdefault(src.scene, {})[src.band] = src
+    if not scenes:
+        return sorted(singles, key=_unit_key), spec
+    ordered = sorted(scenes.items(), key=lambda kv: _unit_key(_Unit(kv[0], next(iter(kv[1].values())).start, ())))
+    if spec is None:
+        spec = tuple(sorted(ordered[0][1]))
+    ints = [b for b in spec if not isinstance(b, str)]
+    if ints:
+        raise ArgumentError(f"bands={list(spec)!r}: the catalog's rows under this slice are band files of "
+                            f"scenes ({schema.SCENE_ID}); name bands by their {schema.BAND!r} value, e.g. "
+                            f"{sorted(ordered[0][1])}")
+    units = list(singles)
+    found: set[str] = set()
+    for key, files in ordered:
+        chosen = [_match_band(str(name), files) for name in spec]
+        found.update(str(name) for name, src in zip(spec, chosen, strict=True) if src is not None)
+        if all(src is not None for src in chosen):
+            units.append(_Unit(key, chosen[0].start, tuple((src, None) for src in chosen)))  # type: ignore[union-attr]
+    missing = [name for name in spec if str(name) not in found]
+    if missing:
+        offered = sorted({band for _, files in ordered for band in files})
+        raise ArgumentError(f"bands: no band file named {missing[0]!r} in the scenes under this slice; "
+                            f"their bands: {offered}")
+    return sorted(units, key=_unit_key), spec
+
+
+@dataclass(frozen=True)
 class _Plan:
     """What every source of one load shares: bands, output shape, dtype, nodata."""
 
@@ -474,22 +540,36 @@ class _Plan:
     nodata: float | None
 
 
-def _plan(sources: Sequence[Source], g: Grid, bands: Sequence[BandSpec] | BandSpec | None) -> _Plan:
-    """Bands resolved on the earliest source (all its bands by default); dtype = the sources'
-    common dtype, nodata = the earliest source's (as catalogued; from the file when missing)."""
-    ordered = sorted(sources, key=_time_key)
-    first = ordered[0]
-    r = open_raster(first.filepath, mtime=first.mtime, crs=first.crs)
-    spec = _band_spec(bands)
-    idx = band_indexes(spec, r)
-    if spec is None:
-        spec = tuple(idx)
-    dtypes = {src.dtype for src in sources} - {None}
-    nodata = next((src.nodata for src in ordered if src.nodata is not None), None)
-    if first.dtype is None:  # a catalog without the raster columns: ask the file
+def _file_count(src: Source) -> int:
+    """Bands of a file: as catalogued, else from the file."""
+    if src.count is not None:
+        return int(src.count)
+    return open_raster(src.filepath, mtime=src.mtime, crs=src.crs).count
+
+
+def _plan(units: Sequence[_Unit], g: Grid, spec: tuple[BandSpec, ...] | None) -> _Plan:
+    """Bands resolved on the earliest unit (all bands of its file, or its scene's band files, by
+    default); dtype = the files' common dtype, nodata = the earliest file's (as catalogued; from
+    the file when missing)."""
+    first = units[0]
+    files = [src for u in units for src, _ in u.files]
+    dtypes = {src.dtype for src in files} - {None}
+    nodata = next((src.nodata for src in files if src.nodata is not None), None)
+    src0 = first.files[0][0]
+    if first.is_scene:
+        assert spec is not None
+        n_bands = sum(_file_count(src) for src, _ in first.files)
+    else:
+        r = open_raster(src0.filepath, mtime=src0.mtime, crs=src0.crs)
+        idx = band_indexes(spec, r)
+        if spec is None:
+            spec = tuple(idx)
+        n_bands = len(idx)
+    if src0.dtype is None:  # a catalog without the raster columns: ask the file
+        r = open_raster(src0.filepath, mtime=src0.mtime, crs=src0.crs)
         dtypes.add(r.ds.dtypes[0])
         nodata = r.nodata[0] if nodata is None else nodata
-    return _Plan(spec, (len(spec), g.height, g.width), _result_type(tuple(sorted(dtypes))), nodata)
+    return _Plan(spec, (n_bands, g.height, g.width), _result_type(tuple(sorted(dtypes))), nodata)
 
 
 @lru_cache(maxsize=64)
@@ -497,25 +577,47 @@ def _result_type(dtypes: tuple[str, ...]) -> np.dtype:
     return np.result_type(*dtypes)
 
 
-def _time_key(s: Source) -> tuple:
-    return (s.start is not None, s.start.value if s.start is not None else 0, s.filepath)
+def _stack_scene(u: _Unit, parts: list[tuple[np.ndarray, Mask]], plan: _Plan) -> tuple[np.ndarray, np.ndarray]:
+    """A scene's band files read on the grid → (values, valid) of the whole stack. A pixel is
+    valid only where every band is, so no pixel mixes bands of different scenes in a mosaic."""
+    values = np.concatenate([v.astype(plan.dtype, copy=False) for v, _ in parts])
+    if values.shape[0] != plan.shape[0]:
+        raise ArgumentError(f"scene {u.key!r} gives {values.shape[0]} bands for bands={list(plan.spec)!r}, "
+                            f"the first scene {plan.shape[0]} (its band files hold different band counts)")
+    valid = np.concatenate([as_array(m) for _, m in parts]).all(axis=0)
+    return values, np.broadcast_to(valid, values.shape).copy()
 
 
-def _merge(groups: list[list[Source]], plan: _Plan, method: type[Merger], g: Grid,
+def _merge(groups: list[list[_Unit]], plan: _Plan, method: type[Merger], g: Grid,
            resampling: Resampling, workers: int) -> list[Merger]:
-    """One merger per group, fed its sources (in the merger's order) read on grid ``g``."""
+    """One merger per group, fed its units (in the merger's order) read on grid ``g``; the band
+    files of a scene are read as separate tasks and stacked before the merger sees them."""
     n_max = max((len(group) for group in groups), default=1)
     mergers = [method(plan.shape, plan.dtype, plan.nodata, n_sources=n_max) for _ in groups]
-    tasks = [(k, src) for k, group in enumerate(groups)
-             for src in sorted(group, key=_time_key, reverse=method.newest_first)]
+    tasks = [(k, u, j) for k, group in enumerate(groups)
+             for u in sorted(group, key=_unit_key, reverse=method.newest_first) for j in range(len(u.files))]
+    pending: list[tuple[np.ndarray, Mask]] = []
 
     def read(i: int) -> tuple[np.ndarray, Mask]:
-        src = tasks[i][1]
+        _, u, j = tasks[i]
+        src, spec = u.files[j]
         r = open_raster(src.filepath, mtime=src.mtime, crs=src.crs)
-        return read_on_grid(r, g, band_indexes(plan.spec, r), resampling)
+        return read_on_grid(r, g, band_indexes(plan.spec if spec is None and not u.is_scene else spec, r),
+                            resampling)
 
-    _run_ordered(len(tasks), read, lambda i, res: mergers[tasks[i][0]].feed(*res),
-                 lambda i: mergers[tasks[i][0]].is_done, workers)
+    def feed(i: int, res: tuple[np.ndarray, Mask]) -> None:
+        k, u, j = tasks[i]
+        if len(u.files) == 1 and not u.is_scene:
+            mergers[k].feed(*res)
+            return
+        if j == 0:
+            pending.clear()
+        pending.append(res)
+        if j == len(u.files) - 1:
+            mergers[k].feed(*_stack_scene(u, pending, plan))
+            pending.clear()
+
+    _run_ordered(len(tasks), read, feed, lambda i: mergers[tasks[i][0]].is_done, workers)
     return mergers
 
 
@@ -575,8 +677,9 @@ def load_raster(
     if not sources:
         raise _no_rows(slice)
     grid = Grid.of(slice)
-    plan = _plan(sources, grid, bands)
-    (merger,) = _merge([sources], plan, method, grid, rs, workers)
+    units, spec = _units(sources, _band_spec(bands))
+    plan = _plan(units, grid, spec)
+    (merger,) = _merge([units], plan, method, grid, rs, workers)
     return GeoTensor(merger.result(), transform=grid.transform, crs=_rio_crs(grid.crs),
                      fill_value_default=merger.fill)
 
@@ -624,9 +727,10 @@ def load_raster_timeseries(
     dated = [src for src in found if src.start is not None]
     if not dated:
         raise _no_rows(slice, " with a start_datetime (static rows form no time step)" if found else "")
-    labels, groups = _time_groups(dated, freq)
+    units, spec = _units(dated, _band_spec(bands))
+    labels, groups = _time_groups(units, freq)
     grid = Grid.of(slice)
-    plan = _plan(dated, grid, bands)
+    plan = _plan(units, grid, spec)
     mergers = _merge(groups, plan, method, grid, rs, workers)
     data = np.stack([m.result() for m in mergers])
     fill = mergers[0].fill
@@ -647,13 +751,13 @@ def load_raster_timeseries(
     return da
 
 
-def _time_groups(sources: list[Source], freq: str | None) -> tuple[list[pd.Timestamp], list[list[Source]]]:
-    """(labels, sources per step): by distinct start, or by pandas ``freq`` period."""
-    ordered = sorted(sources, key=_time_key)
-    starts = pd.DatetimeIndex([src.start for src in ordered])
+def _time_groups(units: list[_Unit], freq: str | None) -> tuple[list[pd.Timestamp], list[list[_Unit]]]:
+    """(labels, units per step): by distinct start, or by pandas ``freq`` period."""
+    ordered = sorted(units, key=_unit_key)
+    starts = pd.DatetimeIndex([u.start for u in ordered])
     if freq is None:
         labels = list(starts.unique())
-        groups: dict[pd.Timestamp, list[Source]] = {label: [] for label in labels}
+        groups: dict[pd.Timestamp, list[_Unit]] = {label: [] for label in labels}
         for ts, src in zip(starts, ordered, strict=True):
             groups[ts].append(src)
         return labels, list(groups.values())

@@ -46,7 +46,8 @@ INDEX_MAX_ROWS = 250_000
 """Catalog relations up to this many rows are answered from an in-memory index."""
 
 _COLUMNS = (schema.FILEPATH, schema.BACKEND, schema.START, schema.END, schema.CRS, schema.NATIVE_BOUNDS,
-            schema.BBOX, schema.GEOMETRY, "dtype", "nodata", "count", schema.FILE_MTIME)
+            schema.BBOX, schema.GEOMETRY, "dtype", "nodata", "count", schema.FILE_MTIME, schema.SCENE_ID,
+            schema.BAND)
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,10 @@ class Source:
     count: int | None = None
     mtime: int | None = None
     """File modification time (µs) from the catalog: keys the open-dataset cache."""
+    scene: str | None = None
+    """``scene_id`` of a band file (None: the file is a scene of its own)."""
+    band: str | None = None
+    """The band a band file holds (its ``band`` column)."""
 
 
 def _micros(ts: pd.Timestamp | None) -> int | None:
@@ -147,6 +152,8 @@ class RowIndex:
         self.dtype = _list(table, "dtype")
         self.nodata = _list(table, "nodata")
         self.count = _list(table, "count")
+        self.scene = _list(table, schema.SCENE_ID)
+        self.band = _list(table, schema.BAND)
         mtimes, mtime_null = _times(table, schema.FILE_MTIME)
         self.mtime = [None if null else int(t) for t, null in zip(mtimes, mtime_null, strict=True)]
         self.start, self.start_null = start, start_null
@@ -198,7 +205,8 @@ class RowIndex:
 
     def sources(self, idx: list[int]) -> list[Source]:
         return [Source(self.paths[i], self._start(i), self.crs[i], self.dtype[i], self.nodata[i],
-                       self.count[i], self.mtime[i]) for i in idx]
+                       self.count[i], self.mtime[i], self.scene[i],
+                       self.band[i] if self.scene[i] is not None else None) for i in idx]
 
 
 class _LonLatAOI:
