@@ -13,7 +13,7 @@ Sidecar rule (GDAL's own lookup, as ``rasterio.open`` does it):
   listing per file): ``<name>.aux.xml`` (nodata, CRS, band descriptions, statistics), world files
   (``.tfw``/``.tifw``/``.wld``), ``.ovr`` overviews, ``.msk`` masks, and the companion files of
   two-file formats (ENVI ``.hdr``, RRASTER ``.gri``, ESRI ``.prj`` …).
-* **remote files** (URIs such as ``s3://…``/``https://…`` and ``/vsi…`` paths): nothing beside the
+* **remote files** (URIs such as ``s3://…``/``https://…``, ``/vsicurl/``, ``/vsis3/`` …): nothing beside the
   file is looked up (``GDAL_DISABLE_READDIR_ON_OPEN=EMPTY_DIR``): every probe would be a request.
   Only what the file itself holds counts; two-file formats cannot be read remotely.
 """
@@ -45,10 +45,14 @@ REMOTE_ENV = {
 """GDAL options of every remote open: no sidecar lookups (each would be a request)."""
 
 
+_NETWORK_VSI = ("/vsicurl", "/vsis3", "/vsigs", "/vsiaz", "/vsiadls", "/vsioss", "/vsiswift",
+                "/vsiwebhdfs", "/vsihdfs")
+
+
 def is_remote(path: str) -> bool:
-    """True for URIs (``s3://``, ``https://`` …) and GDAL ``/vsi…`` paths (except ``/vsimem``)."""
-    return ("://" in path and not path.startswith("file://")) or (
-        path.startswith("/vsi") and not path.startswith("/vsimem"))
+    """True for URIs (``s3://``, ``https://`` …, not ``file://``) and GDAL network paths
+    (``/vsicurl/``, ``/vsis3/`` … anywhere in a chain such as ``/vsizip//vsicurl/…``)."""
+    return ("://" in path and not path.startswith("file://")) or any(v in path for v in _NETWORK_VSI)
 
 
 def gdal_env(path: str | None = None) -> rasterio.Env:
