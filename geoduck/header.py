@@ -96,7 +96,7 @@ def open_dataset(path: str) -> DatasetReader:
 
 
 @lru_cache(maxsize=256)
-def _crs_problem(wkt: str) -> str | None:
+def crs_problem(wkt: str) -> str | None:
     """Why a CRS (by WKT) cannot be placed on Earth, or None when it can."""
     crs = pyproj.CRS.from_wkt(wkt)
     if crs.type_name.startswith("Engineering") or crs.geodetic_crs is None:
@@ -175,7 +175,7 @@ class RasterHeader:
         if ds.width <= 0 or ds.height <= 0:
             raise SourceError(f"raster has empty dimensions {ds.width}x{ds.height} ({path})")
         wkt = ds.crs.to_wkt()
-        problem = _crs_problem(wkt)
+        problem = crs_problem(wkt)
         if problem is not None:
             raise CRSError(f"{problem} ({path})")
         return cls(

@@ -55,10 +55,6 @@ def test_gdal_errors_are_wrapped_with_the_path(tmp_path):
     cat = geoduck.build_raster_catalog([p], tmp_path / "cat", workers=1, progress=False)
     raw = p.read_bytes()
     p.write_bytes(raw[:1024])
-    import os
-
-    st = os.stat(p)
-    os.utime(p, ns=(st.st_atime_ns, st.st_mtime_ns))
     lr.clear_dataset_cache()
     sl = geoduck.GeoSlice((5e5, 4e6 - 2560, 5e5 + 2560, 4e6), "EPSG:32630", 10)
     with pytest.raises(SourceError, match=r"trunc\.tif"):
@@ -105,3 +101,17 @@ def test_rotated_header_bounds_are_the_corner_envelope(tmp_path):
 ])
 def test_which_paths_skip_sidecar_lookups(path, remote):
     assert is_remote(path) is remote
+
+
+def test_vector_layer_in_an_engineering_crs_is_reported(tmp_path):
+    import geopandas as gpd
+    from shapely.geometry import Point
+
+    p = tmp_path / "site.gpkg"
+    gpd.GeoDataFrame({"v": [1, 2]}, geometry=[Point(0, 0), Point(5, 5)], crs=LOCAL_CS).to_file(p)
+    with pytest.raises(geoduck.errors.BuildError):
+        geoduck.build_vector_catalog([p], tmp_path / "cat", workers=1, progress=False)
+    from geoduck.builders.vector import read_vector_header
+
+    with pytest.raises(CRSError, match=r"layer 'site' of site\.gpkg: CRS 'site grid' is a local/engineering CRS"):
+        read_vector_header(str(p))
