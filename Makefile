@@ -5,7 +5,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_DIR ?= demo-output
 
-.PHONY: demo test bench venv clean
+CORPUS := .cache/corpus
+
+.PHONY: demo test bench venv clean corpus
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,8 +20,12 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/geoduck demo $(DEMO_DIR)
 
-test: $(STAMP)
-	$(BIN)/python -m pytest -q
+# Real files from pinned Debian packages (tools/fetch_corpus.py; skipped when already there).
+corpus: $(STAMP)
+	$(BIN)/python tools/fetch_corpus.py $(CORPUS)
+
+test: $(STAMP) corpus
+	GEODUCK_CORPUS=$(CURDIR)/$(CORPUS) $(BIN)/python -m pytest -q
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_build.py

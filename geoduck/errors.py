@@ -28,6 +28,10 @@ class CatalogNotFoundError(GeoduckError, FileNotFoundError):
     """The catalog directory does not exist or holds no parts."""
 
 
+class SourceError(GeoduckError, OSError):
+    """A data file could not be opened or read (GDAL/OGR's reason wrapped, the path named)."""
+
+
 class SchemaError(GeoduckError, ValueError):
     """A catalog part does not follow the geoduck schema (or has a newer schema version)."""
 

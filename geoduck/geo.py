@@ -105,6 +105,17 @@ def densified_ring(bounds: Bounds, n: int = DENSIFY_POINTS) -> tuple[np.ndarray,
     return xs, ys
 
 
+def densified_polygon(corners: Sequence[tuple[float, float]], n: int = DENSIFY_POINTS
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """The closed ring through ``corners`` (in order) with ``n`` points per edge."""
+    t = _edge_steps(n)
+    pts = np.asarray(corners, dtype=float)
+    nxt = np.roll(pts, -1, axis=0)
+    xs = np.concatenate([p[0] + t * (q[0] - p[0]) for p, q in zip(pts, nxt, strict=True)] + [pts[:1, 0]])
+    ys = np.concatenate([p[1] + t * (q[1] - p[1]) for p, q in zip(pts, nxt, strict=True)] + [pts[:1, 1]])
+    return xs, ys
+
+
 def _unwrap_lon(lon: np.ndarray) -> np.ndarray:
     """Remove ±360° jumps between consecutive longitudes (degrees)."""
     d = np.diff(lon)
@@ -191,6 +202,22 @@ class Footprinter:
             lon, lat = self._to_wgs84.transform(xs, ys, errcheck=False)
             lon, lat = np.asarray(lon, dtype=float), np.asarray(lat, dtype=float)
         pole = None if self._geographic else self._pole_inside(bounds)
+        return ring_to_wgs84(lon, lat, pole_hint=pole)
+
+    def quad(self, corners: Sequence[tuple[float, float]], *, densify: int = DENSIFY_POINTS
+             ) -> Polygon | MultiPolygon:
+        """Footprint of a quadrilateral (e.g. a rotated grid's four corners, in ring order, native
+        CRS units): each edge densified with ``densify`` points, then as :meth:`__call__`."""
+        xs, ys = densified_polygon(corners, densify)
+        if self._to_wgs84 is None:
+            lon, lat = xs, ys
+        else:
+            lon, lat = self._to_wgs84.transform(xs, ys, errcheck=False)
+            lon, lat = np.asarray(lon, dtype=float), np.asarray(lat, dtype=float)
+        pole = None
+        if not self._geographic:
+            ring = Polygon(list(corners))
+            pole = next((p for p, x, y in self._poles if ring.covers(shapely.Point(x, y))), None)
         return ring_to_wgs84(lon, lat, pole_hint=pole)
 
     def _pole_inside(self, bounds: Bounds) -> float | None:

@@ -24,3 +24,17 @@ def archive_catalog(archive, tmp_path_factory: pytest.TempPathFactory):
 
     out = tmp_path_factory.mktemp("archive_catalog") / "cat"
     return geoduck.build_raster_catalog(archive, out, filename_regex=ARCHIVE_REGEX, progress=False)
+
+
+@pytest.fixture(scope="session")
+def corpus_dir():
+    """The folder of real files made by ``make corpus`` (``$GEODUCK_CORPUS``, default
+    ``.cache/corpus``); tests using it are skipped when it is missing (never downloaded here)."""
+    from corpus import corpus_root
+
+    root = corpus_root()
+    if root is None:
+        if os.environ.get("CI"):  # CI runs `make test`, which fetches it: missing there is a failure
+            pytest.fail("real-file corpus missing although `make test` fetches it (tools/fetch_corpus.py)")
+        pytest.skip("real-file corpus missing: run `make corpus` (tools/fetch_corpus.py)")
+    return root

@@ -1,7 +1,9 @@
 """Raster builder: one catalog row per raster file (GeoTIFF/COG/JP2/VRT … anything GDAL opens).
 
-The header (size, CRS, transform, dtype, nodata) is read with rasterio without touching pixels;
-the footprint is the native bounds densified and reprojected to EPSG:4326 (see :mod:`geoduck.geo`).
+The header (size, CRS, transform, dtype, nodata) is read by :mod:`geoduck.header` (the loader's
+reader too: sidecars count the same for both) without touching pixels; the footprint is the native
+bounds densified and reprojected to EPSG:4326 (see :mod:`geoduck.geo`), or for a rotated/sheared
+grid the parallelogram of its corners, densified and reprojected.
 """
 
 from __future__ import annotations
@@ -13,26 +15,21 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 import rasterio
-import rasterio.env
 import shapely
-from rasterio.errors import RasterioIOError
-from rasterio.io import DatasetReader
+from pyproj.exceptions import ProjError
 
 from .. import schema
-from ..errors import CRSError, GeoduckError
+from ..errors import CRSError
 from ..geo import Footprinter, crs_to_string, footprinter, norm_crs
+from ..header import RasterHeader, gdal_env, open_dataset, wrapped_gdal_errors
 from .common import FilenameParser, Regex, file_stat, finish_build, run_build
 
 if TYPE_CHECKING:
     from ..catalog import Catalog
 
-RASTER_EXTENSIONS = (".tif", ".tiff", ".jp2", ".vrt", ".img", ".nc4.tif")
-
-_GDAL_ENV = {
-    # Header reads must not list the directory (thousands of siblings) or probe sidecars remotely.
-    "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR",
-    "CPL_VSIL_CURL_ALLOWED_EXTENSIONS": ".tif,.tiff,.jp2,.vrt",
-}
+RASTER_EXTENSIONS = (".tif", ".tiff", ".jp2", ".vrt", ".img", ".grd", ".nc4.tif")
+"""Files a directory or glob is searched for (sidecars such as ``.aux.xml``, ``.tfw``, ``.hdr``,
+``.gri`` are not rows: GDAL reads them with their raster, see :mod:`geoduck.header`)."""
 
 
 @lru_cache(maxsize=256)
@@ -43,6 +40,7 @@ def _crs_info(wkt: str) -> tuple[str, Footprinter]:
 
 
 _BOUNDS = struct.Struct("<4d")
+_CORNERS = struct.Struct("<8d")
 
 
 @lru_cache(maxsize=4096)
@@ -55,20 +53,19 @@ def _footprint_wkb(wkt: str, packed_bounds: bytes) -> tuple[bytes, tuple[float, 
     return shapely.to_wkb(footprint), footprint.bounds
 
 
+@lru_cache(maxsize=1024)
+def _quad_footprint_wkb(wkt: str, packed_corners: bytes) -> tuple[bytes, tuple[float, float, float, float]]:
+    """As :func:`_footprint_wkb` for a rotated/sheared grid: the parallelogram of its four corners
+    (8 doubles), densified and reprojected, not the envelope of the corners."""
+    _, footprint_of = _crs_info(wkt)
+    c = _CORNERS.unpack(packed_corners)
+    footprint = footprint_of.quad(tuple(zip(c[0::2], c[1::2], strict=True)))
+    return shapely.to_wkb(footprint), footprint.bounds
+
+
 def _gdal_env() -> rasterio.Env:
-    return rasterio.Env(**_GDAL_ENV)
-
-
-# rasterio.open sets up and tears down a nested GDAL Env on every call (~150 µs a file). Inside an
-# Env already entered, a local file needs no session (credentials): the unwrapped function opens
-# it the same way without that cost. URIs and /vsi paths keep rasterio.open.
-_open_in_env = getattr(rasterio.open, "__wrapped__", rasterio.open)
-
-
-def _open(path: str) -> DatasetReader:
-    if "://" in path or path.startswith("/vsi") or not rasterio.env.hasenv():
-        return rasterio.open(path)
-    return _open_in_env(path)
+    """The GDAL options entered once around a chunk of local header reads."""
+    return gdal_env()
 
 
 def _box(xmin: float, ymin: float, xmax: float, ymax: float) -> dict[str, float]:
@@ -81,49 +78,46 @@ def read_raster_header(path: str, _options: Any = None) -> list[dict[str, Any]]:
         return _read_header(path)
 
 
+def header_row(hdr: RasterHeader) -> dict[str, Any]:
+    """The raster columns of the catalog row of a :class:`RasterHeader` (footprint included)."""
+    crs_text, _ = _crs_info(hdr.crs_wkt)
+    bounds = hdr.bounds
+    try:
+        if hdr.rotated:
+            corners = [v for xy in hdr.corners for v in xy]
+            wkb, bbox = _quad_footprint_wkb(hdr.crs_wkt, _CORNERS.pack(*corners))
+        else:
+            wkb, bbox = _footprint_wkb(hdr.crs_wkt, _BOUNDS.pack(*bounds))
+    except CRSError as exc:
+        raise CRSError(f"{exc} ({hdr.path})") from None
+    except ProjError as exc:
+        raise CRSError(f"footprint cannot be reprojected to EPSG:4326 ({hdr.path}): {exc}") from None
+    res_x, res_y = hdr.res
+    t = hdr.transform
+    return {
+        schema.GEOMETRY: wkb,
+        schema.BBOX: _box(*bbox),
+        schema.CRS: crs_text,
+        schema.NATIVE_BOUNDS: _box(*bounds),
+        "width": hdr.width,
+        "height": hdr.height,
+        "count": hdr.count,
+        "dtype": hdr.dtypes[0],
+        "nodata": hdr.nodata[0],
+        "res_x": res_x,
+        "res_y": res_y,
+        "transform": [t.a, t.b, t.c, t.d, t.e, t.f],
+    }
+
+
 def _read_header(path: str, _options: Any = None) -> list[dict[str, Any]]:
     """:func:`read_raster_header` inside an already entered :func:`_gdal_env` (one per chunk)."""
     size, mtime = file_stat(path)
-    try:
-        src = _open(path)
-    except RasterioIOError as exc:
-        raise GeoduckError(f"not a readable raster: {str(exc).splitlines()[0]}") from None
-    with src:
-        src_crs = src.crs
-        if src_crs is None:
-            raise CRSError("raster has no CRS; assign one (e.g. `rio edit-info --crs EPSG:32630`)")
-        t = src.transform
-        if t.is_identity and not src.gcps[0]:
-            raise GeoduckError("raster has no geotransform (pixel grid is not georeferenced)")
-        width, height = src.width, src.height
-        if width <= 0 or height <= 0:
-            raise GeoduckError(f"raster has empty dimensions {width}x{height}")
-        crs_wkt = src_crs.to_wkt()
-        crs_text, _ = _crs_info(crs_wkt)
-        # Envelope of the four corners (correct for rotated transforms too).
-        corners = ((0, 0), (width, 0), (0, height), (width, height))
-        xs = [c * t.a + r * t.b + t.c for c, r in corners]
-        ys = [c * t.d + r * t.e + t.f for c, r in corners]
-        bounds = (min(xs), min(ys), max(xs), max(ys))
-        wkb, bbox = _footprint_wkb(crs_wkt, _BOUNDS.pack(*bounds))
-        nodata = src.nodata
-        res_x, res_y = src.res
-        row = {
-            schema.GEOMETRY: wkb,
-            schema.BBOX: _box(*bbox),
-            schema.CRS: crs_text,
-            schema.NATIVE_BOUNDS: _box(*bounds),
-            "width": width,
-            "height": height,
-            "count": src.count,
-            "dtype": src.dtypes[0],
-            "nodata": None if nodata is None else float(nodata),
-            "res_x": abs(res_x),
-            "res_y": abs(res_y),
-            "transform": [t.a, t.b, t.c, t.d, t.e, t.f],
-            schema.FILE_SIZE: size,
-            schema.FILE_MTIME: mtime,
-        }
+    with open_dataset(path) as src, wrapped_gdal_errors(path, "reading the header of"):
+        hdr = RasterHeader.of(src, path)
+    row = header_row(hdr)
+    row[schema.FILE_SIZE] = size
+    row[schema.FILE_MTIME] = mtime
     return [row]
 
 
@@ -143,7 +137,7 @@ def build_raster_catalog(
 
     Args:
         paths: a list of paths, a glob pattern, or a directory (searched recursively for
-            ``.tif/.tiff/.jp2/.vrt/.img``).
+            ``.tif/.tiff/.jp2/.vrt/.img/.grd``).
         out_dir: catalog directory; new rows go to new part files, existing parts are untouched.
         filename_regex: a regex (string or compiled ``re.Pattern``) searched in each file's base
             name, or, if the pattern contains ``/``, in its path relative to the scanned folder

@@ -26,6 +26,7 @@ from pyogrio.errors import DataLayerError, DataSourceError
 from .. import schema
 from ..errors import CRSError, GeoduckError
 from ..geo import Bounds, crs_to_string, footprint_wgs84, norm_crs
+from ..header import crs_problem
 from .common import SKIPPED, FilenameParser, Regex, file_stat, finish_build, run_build
 
 if TYPE_CHECKING:
@@ -81,6 +82,9 @@ def _row(name: str, layer: str, n_features: int | None, bounds: Any, crs_input: 
                        "`gdf.set_crs('EPSG:32630')` before writing, `ogr2ogr -a_srs EPSG:32630 …`, or a .prj "
                        "next to a shapefile)")
     crs = norm_crs(crs_input, argument=f"CRS of layer {layer!r} of {name}")
+    problem = crs_problem(crs.to_wkt())
+    if problem is not None:
+        raise CRSError(f"layer {layer!r} of {name}: {problem}")
     native: Bounds = (float(bounds[0]), float(bounds[1]), float(bounds[2]), float(bounds[3]))
     footprint = footprint_wgs84(_footprint_bounds(native, crs), crs)
     return {

@@ -35,7 +35,7 @@ import pandas as pd
 import pyproj
 import rasterio
 from georeader.geotensor import GeoTensor
-from rasterio.enums import MaskFlags, Resampling
+from rasterio.enums import Resampling
 from rasterio.transform import Affine
 from rasterio.vrt import WarpedVRT
 from rasterio.warp import reproject
@@ -45,6 +45,7 @@ from .. import schema
 from ..catalog import Catalog
 from ..errors import ArgumentError, NoDataError
 from ..geo import crs_to_string, norm_crs
+from ..header import RasterHeader, open_dataset, wrapped_gdal_errors
 from ..slices import GeoSlice
 from .merge import MERGERS, Mask, Merger, Validity, as_array, merger_class
 from .sources import Source, sources_for
@@ -109,7 +110,8 @@ threads' handles go with those threads' state when Python cleans up after ``fork
 
 
 def open_raster(path: str, *, mtime: int | None = None, crs: str | None = None) -> OpenRaster:
-    """The calling thread's open dataset of ``path`` (opened on first use in this process).
+    """The calling thread's open dataset of ``path`` (opened on first use in this process), read
+    through :mod:`geoduck.header` as the builder reads it (same sidecars, nodata, masks).
 
     ``mtime`` (from the catalog) is part of the cache key, so a rebuilt file is reopened; ``crs``
     is the catalogued native CRS string (computed from the file when None).
@@ -124,14 +126,14 @@ def open_raster(path: str, *, mtime: int | None = None, crs: str | None = None) 
     if hit is not None:
         h.lru.move_to_end(key)
         return hit
-    ds = rasterio.open(path)
+    ds = open_dataset(path)
     try:
-        flags = ds.mask_flag_enums
-        simple = all(f in ([MaskFlags.all_valid], [MaskFlags.nodata]) for f in flags)
+        with wrapped_gdal_errors(path, "reading the header of"):
+            hdr = RasterHeader.of(ds, path)
         opened = OpenRaster(
             path=path, ds=ds, crs=crs if crs is not None else _crs_string(ds.crs),
-            transform=ds.transform, width=ds.width, height=ds.height, count=ds.count,
-            nodata=tuple(ds.nodatavals), descriptions=tuple(ds.descriptions), simple_masks=simple)
+            transform=hdr.transform, width=hdr.width, height=hdr.height, count=hdr.count,
+            nodata=hdr.nodata, descriptions=hdr.descriptions, simple_masks=hdr.simple_masks)
     except Exception:
         ds.close()
         raise
@@ -602,8 +604,9 @@ def _merge(groups: list[list[_Unit]], plan: _Plan, method: type[Merger], g: Grid
         _, u, j = tasks[i]
         src, spec = u.files[j]
         r = open_raster(src.filepath, mtime=src.mtime, crs=src.crs)
-        return read_on_grid(r, g, band_indexes(plan.spec if spec is None and not u.is_scene else spec, r),
-                            resampling)
+        with wrapped_gdal_errors(src.filepath):
+            return read_on_grid(r, g, band_indexes(plan.spec if spec is None and not u.is_scene else spec, r),
+                                resampling)
 
     def feed(i: int, res: tuple[np.ndarray, Mask]) -> None:
         k, u, j = tasks[i]

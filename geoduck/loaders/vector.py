@@ -27,6 +27,7 @@ import rasterio.crs
 import rasterio.features
 import shapely
 from georeader.geotensor import GeoTensor
+from pyogrio.errors import DataLayerError, DataSourceError
 from rasterio.transform import Affine
 from sqlglot import exp
 
@@ -34,7 +35,7 @@ from .. import compile as sqlc
 from .. import engine, schema
 from ..builders.vector import geoparquet_metadata, is_parquet
 from ..catalog import Catalog
-from ..errors import ArgumentError, GeoduckError, NoDataError
+from ..errors import ArgumentError, GeoduckError, NoDataError, SourceError
 from ..geo import Bounds, densified_ring, norm_crs, transformer
 from ..slices import GeoSlice
 
@@ -123,7 +124,11 @@ def native_bbox(slice: GeoSlice, crs: pyproj.CRS) -> Bounds | None:
 
 
 def _read_ogr(path: str, layer: str, bbox: Bounds, columns: list[str]) -> tuple[np.ndarray, pd.DataFrame]:
-    df = pyogrio.read_dataframe(path, layer=layer, bbox=bbox, columns=columns)
+    try:
+        df = pyogrio.read_dataframe(path, layer=layer, bbox=bbox, columns=columns)
+    except (DataSourceError, DataLayerError) as exc:
+        raise SourceError(f"OGR failed reading layer {layer!r} of {path}: {str(exc).strip().splitlines()[0]}"
+                          ) from None
     return np.asarray(df.geometry.values, dtype=object), pd.DataFrame(df.drop(columns=df.geometry.name))
 
 
