@@ -23,8 +23,11 @@ from .io import save_cog
 from .loaders.raster import load_raster
 from .loaders.vector import load_vector
 from .loaders.xarray import load_xarray
+from .geo import WGS84, norm_crs
+from .geo import transformer as geo_transformer
 from .slices import GeoSlice
-from .testing import ARCHIVE_REGEX, synthetic_archive, synthetic_cube, synthetic_labels
+from .testing import (ARCHIVE_REGEX, SENTINEL2_REGEX, band_number, synthetic_archive, synthetic_cube,
+                      synthetic_labels, synthetic_sentinel2_archive)
 
 AOI_LONLAT = (-6.9, 39.55, -5.1, 40.45)
 """Demo AOI (lon/lat): straddles the UTM 29/30 edge at 6°W."""
@@ -182,12 +185,36 @@ def run_extras(out: Path, catalog: Catalog, sl: GeoSlice, *, echo=print) -> Extr
     return Extras(cube, labels, mean, np.asarray(mask))
 
 
+def run_band_files(out: Path, *, echo=print) -> int:
+    """Step 8: a Sentinel-2-like archive with one file per band (``<scene>/B04.tif``): scenes from
+    the folder names, a 10 m RGB + 20 m SWIR stack across the UTM 30/31 edge. Returns the pixels
+    checked against the archive's encoding (each pixel tells its band)."""
+    s2_dir, cat_dir = out / "s2_archive", out / "catalog_s2"
+    files = synthetic_sentinel2_archive(s2_dir)
+    s2 = build_raster_catalog(s2_dir, cat_dir, filename_regex=SENTINEL2_REGEX, progress=False)
+    scenes = s2.sql("SELECT scene_id, count(*) AS n FROM catalog GROUP BY 1 ORDER BY 1")
+    echo(f"8. band files: {len(files)} GeoTIFFs ({', '.join(f'{r.scene_id}: {r.n}' for r in scenes.itertuples())})")
+    lon, lat = 0.0, 40.0  # the UTM 30/31 edge
+    x, y = geo_transformer(WGS84, norm_crs("EPSG:32631")).transform(lon, lat)
+    x, y = round(x / 10) * 10, round(y / 10) * 10
+    sl = GeoSlice((x - 300, y - 300, x + 300, y + 300), "EPSG:32631", 10.0, start="2023-06-15", end="2023-06-15")
+    bands = ["B04", "B03", "B02", "B11"]
+    stack = load_raster(s2, sl, bands=bands, merge="first")
+    values = np.asarray(stack)
+    valid = values != stack.fill_value_default
+    ok = all(np.all(values[k][valid[k]] // 100_000_000 == band_number(b)) for k, b in enumerate(bands))
+    echo(f"   load_raster(bands={bands}) on a 10 m EPSG:32631 grid across the zone edge: {values.shape}, "
+         f"{valid.all(axis=0).mean():.0%} covered, every pixel from its own band: {ok}")
+    return int(valid.sum())
+
+
 def run_demo(out_dir: str | Path, *, echo=print) -> DemoResult:
     """Run the demo into ``out_dir`` (archive, catalog and outputs are re-created)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     archive_dir, catalog_dir = out / "archive", out / "catalog"
-    for d in (archive_dir, catalog_dir, out / "cube", out / "labels", out / "catalog_cube", out / "catalog_labels"):
+    for d in (archive_dir, catalog_dir, out / "cube", out / "labels", out / "catalog_cube", out / "catalog_labels",
+              out / "s2_archive", out / "catalog_s2"):
         if d.exists():
             shutil.rmtree(d)
 
@@ -218,9 +245,10 @@ def run_demo(out_dir: str | Path, *, echo=print) -> DemoResult:
     echo(f"   {SINGLE_START[:7]} alone covers {np.mean(np.asarray(single)[0] != 0):.1%} "
          "(cloud hole in S2_29TNE_20230515.tif); merge='last' fills it from August")
     extras = run_extras(out, catalog, sl, echo=echo)
+    run_band_files(out, echo=echo)
     mosaic_path, png_path = out / "mosaic.tif", out / "demo.png"
     save_cog(tensor, mosaic_path)
     render_png(catalog, query, tensor, single, extras, png_path)
-    echo(f"8. wrote {mosaic_path} (COG) and {png_path}")
+    echo(f"9. wrote {mosaic_path} (COG) and {png_path}")
     echo(f"   DuckDB CLI: SELECT tile, count(*) FROM read_parquet('{catalog_dir}/*.parquet') GROUP BY tile;")
     return DemoResult(catalog_dir, mosaic_path, png_path, len(files), len(catalog), len(hits))

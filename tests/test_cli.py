@@ -25,6 +25,9 @@ def test_demo_writes_catalog_cog_and_png(tmp_path):
     assert "load_xarray on the mosaic grid: {'time': 123, 'x': 629, 'y': 422}" in result.output
     assert "imagery.intersect(labels) → 2 pairs (tiles 29TNE, 30TTK)" in result.output
     assert "pixels per class {0: 230878, 1: 11520, 2: 11520, 3: 11520}" in result.output
+    # Band files: 2 tiles x 2 dates = 4 scenes of 6 band files, stacked across the UTM 30/31 edge.
+    assert "S2B|30TYK|20230615: 6, S2B|31TBE|20230615: 6" in result.output
+    assert "(4, 60, 60), 100% covered, every pixel from its own band: True" in result.output
     with rasterio.open(out / "mosaic.tif") as src:
         assert src.driver == "GTiff"
         assert src.tags(ns="IMAGE_STRUCTURE").get("LAYOUT") == "COG"
