@@ -20,7 +20,8 @@ from rasterio.io import DatasetReader
 
 from .. import schema
 from ..errors import CRSError, GeoduckError
-from ..geo import Footprinter, crs_to_string, footprinter, norm_crs
+from ..geo import (Footprinter, check_grid, check_lonlat_extent, crs_to_string, footprinter, norm_crs,
+                   pixel_extent)
 from .common import FilenameParser, file_stat, finish_build, run_build
 
 if TYPE_CHECKING:
@@ -98,6 +99,7 @@ def _read_header(path: str, _options: Any = None) -> list[dict[str, Any]]:
         width, height = src.width, src.height
         if width <= 0 or height <= 0:
             raise GeoduckError(f"raster has empty dimensions {width}x{height}")
+        check_grid(t[:6], width, height)
         crs_wkt = src_crs.to_wkt()
         crs_text, _ = _crs_info(crs_wkt)
         # Envelope of the four corners (correct for rotated transforms too).
@@ -105,6 +107,8 @@ def _read_header(path: str, _options: Any = None) -> list[dict[str, Any]]:
         xs = [c * t.a + r * t.b + t.c for c, r in corners]
         ys = [c * t.d + r * t.e + t.f for c, r in corners]
         bounds = (min(xs), min(ys), max(xs), max(ys))
+        if src_crs.is_geographic:
+            check_lonlat_extent(bounds, tolerance=pixel_extent(t[:6]))
         wkb, bbox = _footprint_wkb(crs_wkt, _BOUNDS.pack(*bounds))
         nodata = src.nodata
         res_x, res_y = src.res

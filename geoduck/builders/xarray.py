@@ -43,7 +43,7 @@ from pyproj.exceptions import CRSError as _PyprojCRSError
 
 from .. import schema
 from ..errors import ArgumentError, CRSError, GeoduckError, TimeParseError
-from ..geo import Bounds, Footprinter, crs_to_string, footprinter, norm_crs
+from ..geo import Bounds, Footprinter, check_lonlat_extent, crs_to_string, footprinter, norm_crs
 from .common import FilenameParser, file_stat, finish_build, run_build
 
 if TYPE_CHECKING:
@@ -317,7 +317,9 @@ def _variables(ds: xr.Dataset, requested: tuple[str, ...] | None
 def _grid_row(ds: xr.Dataset, x_dim: Hashable, y_dim: Hashable, crs: pyproj.CRS) -> dict[str, Any]:
     """Geometry, bbox, crs and native bounds of a grid (cell edges, latitudes clipped at ±90°)."""
     (xmin, xmax), (ymin, ymax) = cell_edges(ds, x_dim), cell_edges(ds, y_dim)
-    if crs.is_geographic:
+    if crs.is_geographic:  # half a cell beyond a pole is fine (centre-registered grids); more is not
+        cell = max((xmax - xmin) / max(ds.sizes[x_dim], 1), (ymax - ymin) / max(ds.sizes[y_dim], 1))
+        check_lonlat_extent((xmin, ymin, xmax, ymax), tolerance=cell)
         ymin, ymax = max(ymin, -90.0), min(ymax, 90.0)
     bounds = (xmin, ymin, xmax, ymax)
     crs_text, footprint_of = _crs_info(crs.to_wkt())
