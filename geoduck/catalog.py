@@ -210,8 +210,13 @@ class Catalog:
         each ``id`` (this relation's before ``other``'s)."""
         _check_other(other, "union")
         left_cols, right_cols = self.columns, other.columns
+        taken = {c.lower() for c in (*left_cols, *right_cols)}  # DuckDB names are case-insensitive
+        order_column = "_ord"
+        while order_column in taken:
+            order_column = f"_{order_column}"
         return Catalog(Union(self._node, other._node, self.name, other.name,
-                             "source" in left_cols, "source" in right_cols, dedupe),
+                             "source" in {c.lower() for c in left_cols},
+                             "source" in {c.lower() for c in right_cols}, dedupe, order_column),
                        name=f"{self.name}+{other.name}")
 
     # -- SQL ------------------------------------------------------------------------------------

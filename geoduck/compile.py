@@ -245,15 +245,15 @@ def _(node: Union) -> exp.Select:
         select = exp.select(exp.Star()).from_(visit(child).subquery("_u"))
         if not has_source:
             select = select.select(exp.alias_(exp.Literal.string(name), "source"))
-        return select.select(exp.alias_(exp.Literal.number(order), "_ord"))
+        return select.select(exp.alias_(exp.Literal.number(order), node.order_column))
 
     union = exp.Union(this=side(node.left, node.left_name, node.left_has_source, 0),
                       expression=side(node.right, node.right_name, node.right_has_source, 1),
                       distinct=False, by_name=True)
-    select = exp.select(exp.Star(except_=[exp.column("_ord")])).from_(union.subquery("_union"))
+    select = exp.select(exp.Star(except_=[exp.column(node.order_column)])).from_(union.subquery("_union"))
     if node.dedupe:
         rank = exp.Window(this=exp.RowNumber(), partition_by=[col(schema.ID)],
-                          order=exp.Order(expressions=[exp.Ordered(this=exp.column("_ord"))]))
+                          order=exp.Order(expressions=[exp.Ordered(this=exp.column(node.order_column))]))
         select = select.qualify(exp.EQ(this=rank, expression=exp.Literal.number(1)))
     return select
 

@@ -234,10 +234,17 @@ class FilenameParser:
         if self.date_format is not None and not groups & TIME_GROUPS:
             raise ArgumentError(f"date_format={self.date_format!r} is given but filename_regex="
                                 f"{self.regex!r} has no 'date' or 'start'/'stop' group")
-        clash = [g for g in groups - TIME_GROUPS if g in schema.RESERVED_COLUMNS]
+        # DuckDB resolves column names case-insensitively: `ID` is `id`, `Tile` is `tile`.
+        reserved = {c.lower() for c in schema.RESERVED_COLUMNS}
+        columns = sorted(groups - TIME_GROUPS)
+        clash = [g for g in columns if g.lower() in reserved]
         if clash:
             raise ArgumentError(f"filename_regex={self.regex!r} has group(s) {clash} named like catalog "
-                                "columns; rename them")
+                                "columns (names are case-insensitive); rename them")
+        twins = [g for g in columns if [c.lower() for c in columns].count(g.lower()) > 1]
+        if twins:
+            raise ArgumentError(f"filename_regex={self.regex!r} has groups {twins} that differ only by case "
+                                "(column names are case-insensitive); rename them")
 
     def parse(self, path: str) -> tuple[Interval, dict[str, str | None]]:
         """Interval and extra columns of ``path``; raises :class:`GeoduckError` if it does not match."""
