@@ -10,6 +10,7 @@ permissions.
 from __future__ import annotations
 
 import ctypes
+import json
 import os
 import shutil
 import subprocess
@@ -26,7 +27,9 @@ from rasterio.transform import Affine
 from shapely.geometry import GeometryCollection, LineString, MultiPoint, Point, box
 
 import geoduck
+from click.testing import CliRunner
 from geoduck import schema, store
+from geoduck.cli import main
 from geoduck.errors import ArgumentError, FootprintError, SchemaError, StorageError
 from geoduck.geo import check_grid, check_lonlat_extent
 from geoduck.testing import write_raster, write_synthetic_catalog
@@ -160,28 +163,34 @@ def test_regex_groups_differing_only_by_case_are_refused(grid_catalog, tmp_path,
     assert not (tmp_path / "cat").exists()
 
 
-@pytest.mark.parametrize("group", ["_ord", "_ORD", "__ord", "Source", "_rel", "_union", "_u", "_id", "cls",
-                                   "lid", "rid", "_n", "x0", "l", "r", "p", "_ix", "_d"])
-def test_groups_named_like_internal_names_never_break_relations(tmp_path, group):
+INTERNAL_NAMES = ("_ord", "__ord", "Source", "_rel", "_union", "_u", "_id", "cls", "lid", "rid", "_n", "x0",
+                  "l", "r", "p", "_ix", "_d", "_p", "i")
+"""Aliases and helper columns of the compiled SQL (and ``source``, which union adds)."""
+
+
+def test_groups_named_like_internal_names_never_break_relations(tmp_path):
     src = tmp_path / "src"
     src.mkdir()
+    fields = "_".join("{i}" for _ in INTERNAL_NAMES)
     for i in range(3):  # tiles 0-1 and 1-2 overlap; one day each
-        _tile(src / f"t{i}_2023010{i + 1}.tif", Affine(0.2, 0, i * 0.5, 0, -0.2, 10))
-    cat = geoduck.build_raster_catalog(src, tmp_path / "cat", filename_regex=rf"t(?P<{group}>\d)_(?P<date>\d{{8}})",
-                                       progress=False, workers=1)
-    assert cat.columns.count(group) == 1
+        _tile(src / f"t{fields.format(i=i)}_2023010{i + 1}.tif", Affine(0.2, 0, i * 0.5, 0, -0.2, 10))
+    regex = "t" + "_".join(rf"(?P<{g}>\d)" for g in INTERNAL_NAMES) + r"_(?P<date>\d{8})"
+    cat = geoduck.build_raster_catalog(src, tmp_path / "cat", filename_regex=regex, progress=False, workers=1)
+    assert all(cat.columns.count(g) == 1 for g in INTERNAL_NAMES)
     union = cat.union(cat.named("again"))
     table = union.to_arrow()
     assert table.num_rows == 6
-    assert sorted(table.column(group).to_pylist()) == ["0", "0", "1", "1", "2", "2"]  # the user's column kept
+    for group in INTERNAL_NAMES:  # the user's columns are kept, values intact
+        assert sorted(table.column(group).to_pylist()) == ["0", "0", "1", "1", "2", "2"], group
     assert len(cat.union(cat, dedupe=True)) == 3
     assert len(cat.intersect(cat)) == 3  # each tile with itself (neighbours differ in day)
-    padded = cat.with_interval_padding(before="1D").intersect(cat)
-    assert len(padded) == 5  # + (1 after 0), (2 after 1)
+    assert len(cat.with_interval_padding(before="1D").intersect(cat)) == 5  # + (1 after 0), (2 after 1)
     assert len(cat.difference(cat)) == 0
-    assert len(cat.where(f"\"{group}\" = '1'")) == 1
-    assert cat.sql(f'SELECT count(DISTINCT "{group}") AS n FROM catalog')["n"][0] == 3
-    assert len(union.where(f"\"{group}\" = '2'")) == 2
+    for group in ("_ord", "_rel", "cls", "_p"):
+        assert len(cat.where(f"\"{group}\" = '1'")) == 1
+        assert len(union.where(f"\"{group}\" = '2'")) == 2
+        assert cat.sql(f'SELECT count(DISTINCT "{group}") AS n FROM catalog')["n"][0] == 3
+    assert cat.union(cat).union(cat, dedupe=True).to_arrow().num_rows == 3
 
 
 # -- 12. parts lacking a column or of the wrong type --------------------------------------------------
@@ -235,9 +244,9 @@ def test_damaged_parts_are_refused_at_open_and_reported_by_validate(tmp_path, da
     problems = validate(root)  # reports instead of crashing
     assert any(p.part == str(part) and column.strip("'") in p.message for p in problems), problems
     assert all(p.part == str(part) for p in problems)
-    out = subprocess.run(_cli("validate", str(root)), capture_output=True,
-                         text=True, env=_env(), timeout=120)
-    assert out.returncode == 1 and "Traceback" not in out.stderr and str(part) in out.stdout + out.stderr
+    result = CliRunner().invoke(main, ["validate", str(root)])
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
+    assert str(part) in result.output
 
 
 def test_undamaged_catalog_still_opens(tmp_path):
@@ -247,13 +256,6 @@ def test_undamaged_catalog_still_opens(tmp_path):
 
 
 # -- 13. unreadable subdirectories ----------------------------------------------------------------------
-
-CLI = "from geoduck.cli import main; main()"
-
-
-def _cli(*args: str) -> list[str]:
-    return [sys.executable, "-c", CLI, *args]
-
 
 def _env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": str(REPO)}
@@ -388,29 +390,71 @@ def _snapshot(root: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(root.iterdir())} if root.is_dir() else {}
 
 
+# Each child runs the CLI commands of a scenario in one interpreter (click's CliRunner: the same
+# output as the console script, without paying the imports per command) and prints JSON.
+_SCENARIO = textwrap.dedent("""
+    import hashlib, json, os, subprocess, sys, traceback
+    from click.testing import CliRunner
+    from geoduck.cli import main
+
+    def state(folder):
+        if not os.path.isdir(folder):
+            return None
+        return {n: hashlib.md5(open(os.path.join(folder, n), 'rb').read()).hexdigest()
+                for n in sorted(os.listdir(folder))}
+
+    out = {}
+    for step in json.loads(sys.argv[1]):
+        if step[0] == 'sh':
+            subprocess.run(step[1], shell=True, check=True)
+        elif step[0] == 'state':
+            out[step[1]] = state(step[2])
+        else:
+            r = CliRunner().invoke(main, step[1:])
+            tb = ''.join(traceback.format_exception(r.exception)) if r.exception and not isinstance(r.exception, SystemExit) else ''
+            out[step[0]] = [r.exit_code, r.output, tb]
+    print(json.dumps(out))
+""")
+
+
+def _scenario(steps: list, *, prefix: list[str] = (), **kwargs) -> dict:
+    result = subprocess.run([*prefix, sys.executable, "-c", _SCENARIO, json.dumps(steps)], capture_output=True,
+                            text=True, env=_env(), timeout=300, **kwargs)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def _one_error_line(run: list, *fragments: str) -> None:
+    code, output, tb = run
+    lines = output.strip().splitlines()
+    assert code == 1 and not tb, run
+    assert len(lines) == 1 and lines[0].startswith("Error: "), lines
+    for fragment in fragments:
+        assert fragment in lines[0], (fragment, lines[0])
+
+
 def test_unwritable_output_folder_is_one_error_line(tmp_path):
     src = tmp_path / "src"
     src.mkdir()
     _tile(src / "a.tif", Affine(0.1, 0, 0, 0, -0.1, 1))
     out = tmp_path / "cat"
     geoduck.build_raster_catalog(src, out, progress=False, workers=1)
-    before = _snapshot(out)
     _tile(src / "b.tif", Affine(0.1, 0, 1, 0, -0.1, 1))
     tmp_path.chmod(0o755)
     out.chmod(0o555)
+    build = ["build", "build", "raster", str(src), "-o"]
     try:
-        build = _unprivileged(_cli("build", "raster", str(src), "-o", str(out), "--no-progress", "--workers", "1"))
-        fresh = _unprivileged(_cli("build", "raster", str(src), "-o", str(out / "new"), "--no-progress"))
-        compact = _unprivileged(_cli("compact", str(out)))
+        runs = _scenario([["state", "before", str(out)],
+                          [*build, str(out), "--no-progress", "--workers", "1"],
+                          ["fresh", *build[1:], str(out / "new"), "--no-progress"],
+                          ["query", "query", str(out), "--format", "parquet", "-o", str(out / "q")],
+                          ["state", "after", str(out)]], preexec_fn=_drop_permission_bypass)
     finally:
         out.chmod(0o755)
-    for result in (build, fresh):
-        assert result.returncode == 1, result
-        lines = result.stderr.strip().splitlines()
-        assert len(lines) == 1 and lines[0].startswith("Error: cannot write catalog folder ") and str(out) in lines[0]
-        assert "Permission denied" in lines[0] and "Traceback" not in result.stderr
-    assert compact.returncode in (0, 1) and "Traceback" not in compact.stderr  # one part: nothing to do
-    assert _snapshot(out) == before
+    _one_error_line(runs["build"], f"cannot write catalog folder {out}", "Permission denied")
+    _one_error_line(runs["fresh"], f"cannot write catalog folder {out / 'new'}", "Permission denied")
+    _one_error_line(runs["query"], str(out / "q"), "Permission denied")
+    assert runs["after"] == runs["before"] and len(runs["before"]) == 2  # the part and the append lock
 
 
 def _namespace_ok() -> bool:
@@ -422,83 +466,60 @@ def _namespace_ok() -> bool:
 
 
 needs_mount = pytest.mark.skipif(not _namespace_ok(), reason="needs root and mount namespaces (unshare -m)")
-
-
-def _in_namespace(tmp_path: Path, script: str) -> subprocess.CompletedProcess:
-    """Run ``script`` (sh) in a private mount namespace, with ``$PY`` the interpreter."""
-    runner = tmp_path / "run.sh"
-    runner.write_text("set -u\n" + textwrap.dedent(script))
-    return subprocess.run(["unshare", "-m", "--propagation", "private", "sh", str(runner)], capture_output=True,
-                          text=True, env={**_env(), "PY": sys.executable, "CLI": CLI}, timeout=300)
+_NAMESPACE = ["unshare", "-m", "--propagation", "private"]
 
 
 @needs_mount
 def test_disk_full_leaves_the_catalog_as_it_was(tmp_path):
-    src = tmp_path / "src"
-    src.mkdir()
+    src, more, disk = tmp_path / "src", tmp_path / "more", tmp_path / "disk"
+    for folder in (src, more, disk):
+        folder.mkdir()
     _tile(src / "first.tif", Affine(0.1, 0, 0, 0, -0.1, 1))
-    more = tmp_path / "more"
-    more.mkdir()
-    for i in range(400):  # ~400 rows: a part far bigger than what is left on the disk
-        _tile(more / f"m{i:03d}_{'x' * 150}.tif", Affine(0.001, 0, i * 0.01, 0, -0.001, 1))
-    disk = tmp_path / "disk"
-    disk.mkdir()
-    result = _in_namespace(tmp_path, f"""
-        mount -t tmpfs -o size=96k tmpfs {disk}
-        $PY -c "$CLI" build raster {src} -o {disk}/cat --no-progress --workers 1 >/dev/null || exit 90
-        ls -a {disk}/cat > {tmp_path}/before.txt
-        cat {disk}/cat/*.parquet | md5sum > {tmp_path}/before.md5
-        dd if=/dev/zero of={disk}/filler bs=1k count=80 2>/dev/null
-        $PY -c "$CLI" build raster {more} -o {disk}/cat --no-progress --workers 1 2> {tmp_path}/err.txt
-        echo $? > {tmp_path}/rc.txt
-        ls -a {disk}/cat > {tmp_path}/after.txt
-        cat {disk}/cat/*.parquet | md5sum > {tmp_path}/after.md5
-        $PY -c "import geoduck; print(len(geoduck.open_catalog('{disk}/cat')))" > {tmp_path}/rows.txt
-    """)
-    assert result.returncode == 0, result.stderr
-    assert (tmp_path / "rc.txt").read_text().strip() == "1"
-    err = (tmp_path / "err.txt").read_text().strip().splitlines()
-    assert len(err) == 1, err
-    assert err[0].startswith(f"Error: cannot write catalog folder {disk}/cat") and "No space left on device" in err[0]
-    assert "nothing of this build was kept" in err[0]
-    assert (tmp_path / "after.txt").read_text() == (tmp_path / "before.txt").read_text()  # no temp files either
-    assert (tmp_path / "after.md5").read_text() == (tmp_path / "before.md5").read_text()
-    assert (tmp_path / "rows.txt").read_text().strip() == "1"
+    for i in range(5):
+        _tile(more / f"m{i}.tif", Affine(0.01, 0, i, 0, -0.01, 1))
+    cat = disk / "cat"
+    build = ["build", "raster", "-o", str(cat), "--no-progress", "--workers", "1"]
+    runs = _scenario([["sh", f"mount -t tmpfs -o size=256k tmpfs {disk}"],
+                      ["first", *build, str(src)],
+                      ["state", "before", str(cat)],
+                      ["sh", f"dd if=/dev/zero of={disk}/filler bs=4k 2>/dev/null || true"],  # until full
+                      ["append", *build, str(more)],
+                      ["state", "after", str(cat)],
+                      ["compact", "compact", str(cat)],
+                      ["sh", f"rm {disk}/filler"],
+                      ["rows", "query", str(cat), "--format", "csv"]], prefix=_NAMESPACE)
+    assert runs["first"][0] == 0, runs["first"]
+    _one_error_line(runs["append"], f"cannot write catalog folder {cat}", "No space left on device",
+                    "nothing of this build was kept")
+    assert runs["after"] == runs["before"]  # same parts, same bytes, no temp file left
+    assert runs["compact"][0] == 0 and not runs["compact"][2]  # one part: nothing to rewrite
+    assert runs["rows"][0] == 0 and len(runs["rows"][1].strip().splitlines()) == 2  # header + the one row
 
 
 @needs_mount
 def test_read_only_mount_is_one_error_line(tmp_path):
-    src = tmp_path / "src"
-    src.mkdir()
+    src, disk = tmp_path / "src", tmp_path / "disk"
+    for folder in (src, disk):
+        folder.mkdir()
     _tile(src / "a.tif", Affine(0.1, 0, 0, 0, -0.1, 1))
-    disk = tmp_path / "disk"
-    disk.mkdir()
-    query_out = tmp_path / "q"
-    result = _in_namespace(tmp_path, f"""
-        mount -t tmpfs -o size=1m tmpfs {disk}
-        $PY -c "$CLI" build raster {src} -o {disk}/cat --no-progress --workers 1 >/dev/null || exit 90
-        ls -a {disk}/cat > {tmp_path}/before.txt
-        mount -o remount,ro {disk}
-        cp -r {src} {tmp_path}/src2 && touch {tmp_path}/src2/b.tif
-        $PY -c "$CLI" build raster {src} {tmp_path}/src2 -o {disk}/cat --no-progress --workers 1 2> {tmp_path}/e1.txt
-        echo $? > {tmp_path}/rc1.txt
-        $PY -c "$CLI" query {disk}/cat --format parquet -o {disk}/q 2> {tmp_path}/e2.txt
-        echo $? > {tmp_path}/rc2.txt
-        $PY -c "$CLI" compact {disk}/cat 2> {tmp_path}/e3.txt
-        echo $? > {tmp_path}/rc3.txt
-        ls -a {disk}/cat > {tmp_path}/after.txt
-        $PY -c "$CLI" query {disk}/cat --format csv > {tmp_path}/rows.txt
-    """)
-    assert result.returncode == 0, result.stderr
-    for rc, err in (("rc1.txt", "e1.txt"), ("rc2.txt", "e2.txt")):
-        assert (tmp_path / rc).read_text().strip() == "1"
-        lines = (tmp_path / err).read_text().strip().splitlines()
-        assert len(lines) == 1 and lines[0].startswith("Error: ") and "Read-only file system" in lines[0], lines
-        assert str(disk) in lines[0]
-    assert "Traceback" not in (tmp_path / "e3.txt").read_text()
-    assert (tmp_path / "after.txt").read_text() == (tmp_path / "before.txt").read_text()
-    assert len((tmp_path / "rows.txt").read_text().strip().splitlines()) == 2  # header + the one row
-    assert not query_out.exists()
+    _tile(src / "b.tif", Affine(0.1, 0, 1, 0, -0.1, 1))
+    cat = disk / "cat"
+    build = ["build", "raster", "-o", str(cat), "--no-progress", "--workers", "1"]
+    runs = _scenario([["sh", f"mount -t tmpfs -o size=1m tmpfs {disk}"],
+                      ["first", *build, str(src / "a.tif")],
+                      ["state", "before", str(cat)],
+                      ["sh", f"mount -o remount,ro {disk}"],
+                      ["append", *build, str(src)],
+                      ["query", "query", str(cat), "--format", "parquet", "-o", str(disk / "q")],
+                      ["compact", "compact", str(cat)],
+                      ["state", "after", str(cat)],
+                      ["rows", "query", str(cat), "--format", "csv"]], prefix=_NAMESPACE)
+    assert runs["first"][0] == 0, runs["first"]
+    _one_error_line(runs["append"], f"cannot write catalog folder {cat}", "Read-only file system")
+    _one_error_line(runs["query"], str(disk / "q"), "Read-only file system")
+    assert not runs["compact"][2]
+    assert runs["after"] == runs["before"]
+    assert runs["rows"][0] == 0 and len(runs["rows"][1].strip().splitlines()) == 2
 
 
 def test_storage_error_names_folder_and_cause(tmp_path, monkeypatch):
