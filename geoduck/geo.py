@@ -311,8 +311,8 @@ def pixel_extent(transform: Sequence[float]) -> float:
 
 def check_lonlat_extent(bounds: Bounds, *, tolerance: float = 0.0) -> None:
     """Raise :class:`FootprintError` when native ``bounds`` in a geographic CRS (degrees) cannot be
-    lon/lat: a latitude beyond ±90°, a longitude beyond ±360° (0…360 grids are fine), or wider than
-    360°, each by more than ``tolerance`` degrees (one pixel, for grids registered at cell centres
+    lon/lat: a latitude beyond ±90°, a west edge beyond ±360° (grids in 0…360, or crossing 360 as
+    350…370, are fine), or wider than 360°, each by more than ``tolerance`` degrees (one pixel, for grids registered at cell centres
     whose edges overshoot the pole or the globe by half a cell). Within the tolerance, footprints
     are clipped at the poles; beyond it they would be clamped or wrapped into a wrong footprint."""
     xmin, ymin, xmax, ymax = bounds
@@ -320,8 +320,8 @@ def check_lonlat_extent(bounds: Bounds, *, tolerance: float = 0.0) -> None:
     if ymin < -90.0 - tol or ymax > 90.0 + tol:
         raise FootprintError(f"latitudes {ymin:.9g}..{ymax:.9g} lie beyond ±90°: the file's "
                              "georeferencing (or its CRS) is wrong")
-    if xmin < -360.0 - tol or xmax > 360.0 + tol:
-        raise FootprintError(f"longitudes {xmin:.9g}..{xmax:.9g} lie beyond ±360°: the file's "
+    if not -360.0 - tol <= xmin <= 360.0 + tol:
+        raise FootprintError(f"longitudes {xmin:.9g}..{xmax:.9g} start beyond ±360°: the file's "
                              "georeferencing (or its CRS) is wrong")
     if xmax - xmin > 360.0 + tol:
         raise FootprintError(f"longitudes {xmin:.9g}..{xmax:.9g} span {xmax - xmin:.9g}°, more than the "

@@ -110,7 +110,7 @@ def test_impossible_lonlat_and_zero_resolution_are_reported_by_path(tmp_path):
     errors = dict(cat.build_report.errors)
     assert set(errors) == {str(p) for p in bad.values()}
     assert "beyond ±90°" in errors[str(bad["lat120.tif"])]
-    assert "beyond ±360°" in errors[str(bad["lon500.tif"])]
+    assert "start beyond ±360°" in errors[str(bad["lon500.tif"])]
     assert "more than the globe's 360°" in errors[str(bad["wide.tif"])]
     assert "zero resolution" in errors[str(bad["zero.vrt"])]
     rows = {os.path.basename(r["filepath"]): r["bbox"] for r in cat.to_arrow().to_pylist()}
@@ -129,7 +129,8 @@ def test_footprint_checks_directly():
         check_grid((float("nan"), 0.0, 0.0, 0.0, -1.0, 0.0), 4, 4)
     check_grid((10.0, 0.0, 4e5, 0.0, -10.0, 4.4e6), 4, 4)
     check_lonlat_extent((-180.5, -90.5, 180.5, 90.5), tolerance=1.0)
-    for bounds in [(-10, 89, 10, 91), (-361, 0, -359, 1), (-180, 0, 180.5, 1)]:
+    check_lonlat_extent((350.0, 40.0, 370.0, 50.0))  # a 0…360 grid crossing 360 (= 0°E)
+    for bounds in [(-10, 89, 10, 91), (-361, 0, -359, 1), (500, 0, 501, 1), (-180, 0, 180.5, 1)]:
         with pytest.raises(FootprintError):
             check_lonlat_extent(bounds, tolerance=0.1)
     assert issubclass(FootprintError, ValueError)
