@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
@@ -22,7 +23,7 @@ from sqlglot import exp
 from . import compile as sqlc
 from . import engine, remote, schema, store
 from .builders.common import BuildReport
-from .errors import ArgumentError, QueryError, SQLError
+from .errors import ArgumentError, QueryError, SQLError, StorageError
 from .expr import (Difference, Intersect, JoinPlan, Node, Pad, Scan, SpatialFilter, TimeFilter, Union,
                    Where)
 from .geo import WGS84, check_lonlat_bounds, geometry_to_wgs84, norm_crs, validate_bounds
@@ -215,8 +216,13 @@ class Catalog:
         each ``id`` (this relation's before ``other``'s)."""
         _check_other(other, "union")
         left_cols, right_cols = self.columns, other.columns
+        taken = {c.lower() for c in (*left_cols, *right_cols)}  # DuckDB names are case-insensitive
+        order_column = "_ord"
+        while order_column in taken:
+            order_column = f"_{order_column}"
         return Catalog(Union(self._node, other._node, self.name, other.name,
-                             "source" in left_cols, "source" in right_cols, dedupe),
+                             "source" in {c.lower() for c in left_cols},
+                             "source" in {c.lower() for c in right_cols}, dedupe, order_column),
                        name=f"{self.name}+{other.name}")
 
     # -- SQL ------------------------------------------------------------------------------------
@@ -271,18 +277,24 @@ class Catalog:
         reader = self._execute(lambda: sqlc.visit(self._node)).to_arrow_reader(min(chunk_rows, 100_000))
         batches: list[pa.RecordBatch] = []
         rows = 0
-        written = 0
-        for batch in reader:
-            batches.append(batch)
-            rows += batch.num_rows
-            if rows >= chunk_rows:
-                pending = pa.Table.from_batches(batches, schema=reader.schema)
-                written += _write_chunk(pending.slice(0, chunk_rows), target, part_rows)
-                rest = pending.slice(chunk_rows)
-                batches, rows = rest.to_batches(), rest.num_rows
-        if rows:
-            written += _write_chunk(pa.Table.from_batches(batches, schema=reader.schema), target, part_rows)
-        if not written:
+        parts: list[os.PathLike[str]] = []
+        try:
+            for batch in reader:
+                batches.append(batch)
+                rows += batch.num_rows
+                if rows >= chunk_rows:
+                    pending = pa.Table.from_batches(batches, schema=reader.schema)
+                    parts += _write_chunk(pending.slice(0, chunk_rows), target, part_rows)
+                    rest = pending.slice(chunk_rows)
+                    batches, rows = rest.to_batches(), rest.num_rows
+            if rows:
+                parts += _write_chunk(pa.Table.from_batches(batches, schema=reader.schema), target, part_rows)
+        except StorageError as exc:  # disk full, read-only …: no partial catalog is left
+            for part in parts:
+                with contextlib.suppress(OSError):
+                    os.unlink(part)
+            raise StorageError(f"{exc}; nothing was kept") from None
+        if not parts:
             raise ArgumentError("the relation has no rows: nothing to write")
         return open_catalog(target)
 
@@ -409,11 +421,11 @@ _SORT_CHUNK_ROWS = 1_000_000
 """Rows that ``to_parquet`` sorts together (held in memory at once)."""
 
 
-def _write_chunk(table: pa.Table, target: str, part_rows: int) -> int:
+def _write_chunk(table: pa.Table, target: str, part_rows: int) -> list[os.PathLike[str]]:
+    """Write ``table`` as parts of ``target``; returns them (none for no rows)."""
     if table.num_rows == 0:
-        return 0
-    store.write_parts(_plain_geometry(table), target, max_rows=part_rows)
-    return table.num_rows
+        return []
+    return list(store.write_parts(_plain_geometry(table), target, max_rows=part_rows))
 
 
 def _plain_geometry(table: pa.Table) -> pa.Table:

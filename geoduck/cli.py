@@ -18,7 +18,7 @@ from .errors import GeoduckError
 
 
 def _friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn GeoduckError (and missing files) into one-line click errors."""
+    """Turn GeoduckError (and OSError: missing files, full or read-only disks) into one-line click errors."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -26,6 +26,8 @@ def _friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
             return fn(*args, **kwargs)
         except GeoduckError as exc:
             raise click.ClickException(str(exc)) from None
+        except OSError as exc:  # a file system failure outside geoduck's own checks: still one line
+            raise click.ClickException(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
 
     return wrapper
 

@@ -7,7 +7,6 @@ Parquet scan and prunes row groups by their statistics) and the exact ``ST_Inter
 
 from __future__ import annotations
 
-import glob
 from collections.abc import Callable, Mapping, Sequence
 from functools import cache, singledispatch
 
@@ -73,7 +72,7 @@ def _(node: Scan) -> exp.Select:
     else:
         hidden = store.hidden_parts(node.root)
         parts = tuple(store.live_part_paths(node.root, hidden=hidden))
-        if hidden:
+        if hidden or "\\" in node.root:  # (no glob can spell a path with a backslash for DuckDB)
             files = _file_list(parts)
     source = _read_parquet(files)
     if not remote.is_uri(node.root):  # filters over this scan may skip whole parts (see _prune)
@@ -82,8 +81,8 @@ def _(node: Scan) -> exp.Select:
 
 
 def _file_list(paths: Sequence[str]) -> exp.Expression:
-    """``['<part>', …]``: explicit files, glob characters escaped (read_parquet globs each)."""
-    return exp.Array(expressions=[exp.Literal.string(glob.escape(p)) for p in paths])
+    """``['<part>', …]``: explicit files, spelled for DuckDB's glob (:func:`store.duckdb_path`)."""
+    return exp.Array(expressions=[exp.Literal.string(store.duckdb_path(p)) for p in paths])
 
 
 def _read_parquet(files: exp.Expression) -> exp.Expression:
@@ -245,15 +244,15 @@ def _(node: Union) -> exp.Select:
         select = exp.select(exp.Star()).from_(visit(child).subquery("_u"))
         if not has_source:
             select = select.select(exp.alias_(exp.Literal.string(name), "source"))
-        return select.select(exp.alias_(exp.Literal.number(order), "_ord"))
+        return select.select(exp.alias_(exp.Literal.number(order), node.order_column))
 
     union = exp.Union(this=side(node.left, node.left_name, node.left_has_source, 0),
                       expression=side(node.right, node.right_name, node.right_has_source, 1),
                       distinct=False, by_name=True)
-    select = exp.select(exp.Star(except_=[exp.column("_ord")])).from_(union.subquery("_union"))
+    select = exp.select(exp.Star(except_=[exp.column(node.order_column)])).from_(union.subquery("_union"))
     if node.dedupe:
         rank = exp.Window(this=exp.RowNumber(), partition_by=[col(schema.ID)],
-                          order=exp.Order(expressions=[exp.Ordered(this=exp.column("_ord"))]))
+                          order=exp.Order(expressions=[exp.Ordered(this=exp.column(node.order_column))]))
         select = select.qualify(exp.EQ(this=rank, expression=exp.Literal.number(1)))
     return select
 

@@ -22,6 +22,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
+from . import store
 from .errors import ExtensionError
 
 log = logging.getLogger(__name__)
@@ -238,8 +239,9 @@ def sandboxed_cursor(directories: tuple[str, ...]) -> duckdb.DuckDBPyConnection:
     ``lock_configuration``, so ``COPY … TO``, ``ATTACH``, ``INSTALL``/``LOAD`` and reading files
     outside the catalogs are refused by DuckDB itself. Connections are cached per directory set.
     """
-    # each directory as itself and as spelled in a glob (store.part_glob escapes ``*?[``)
-    dirs = {v.rstrip("/") + "/" for d in directories for v in (d, glob.escape(d))}
+    # each directory as itself and as spelled in a glob (store.part_glob escapes ``*?[``;
+    # store.duckdb_path also spells backslashes as ``?``)
+    dirs = {v.rstrip("/") + "/" for d in directories for v in (d, glob.escape(d), store.duckdb_path(d))}
     key = (os.getpid(), tuple(sorted(dirs)))
     with _lock:
         con = _sandboxes.get(key)

@@ -52,6 +52,14 @@ class BuildError(GeoduckError, RuntimeError):
     """A catalog build could not proceed (nothing to index, unusable output directory …)."""
 
 
+class FootprintError(GeoduckError, ValueError):
+    """A file's georeferencing gives no true footprint (impossible lon/lat, zero-resolution grid)."""
+
+
+class StorageError(GeoduckError, OSError):
+    """A catalog folder could not be written (disk full, read-only file system, no permission)."""
+
+
 class NoDataError(GeoduckError, LookupError):
     """A query or load found no matching item."""
 

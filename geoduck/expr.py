@@ -116,6 +116,8 @@ class Union(Node):
     left_has_source: bool
     right_has_source: bool
     dedupe: bool
+    order_column: str = "_ord"
+    """Name of the helper column that numbers the sides (one neither side has, in any case)."""
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from pyproj.exceptions import CRSError as _PyprojCRSError
 from shapely.geometry import MultiPolygon, Polygon, box
 from shapely.geometry.base import BaseGeometry
 
-from .errors import ArgumentError, CRSError
+from .errors import ArgumentError, CRSError, FootprintError
 
 Bounds = tuple[float, float, float, float]
 """(xmin, ymin, xmax, ymax) in the units of some CRS."""
@@ -286,10 +286,7 @@ def geometry_to_wgs84(geom: BaseGeometry, crs: pyproj.CRS, *, densify: int = DEN
     """
     if geom.is_empty:
         raise ArgumentError("geometry is empty")
-    polys = list(geom.geoms) if isinstance(geom, MultiPolygon) else [geom]
-    if not all(isinstance(p, Polygon) for p in polys):
-        geom = geom.envelope if geom.area == 0 else geom.convex_hull
-        polys = [geom] if isinstance(geom, Polygon) else [geom.buffer(1e-9)]
+    polys = polygon_parts(geom, eps=1e-9 if crs.is_geographic else 1e-6)
     out: list[BaseGeometry] = []
     to_wgs = None if crs.equals(WGS84, ignore_axis_order=True) else transformer(crs, WGS84)
     for p in polys:
@@ -302,6 +299,60 @@ def geometry_to_wgs84(geom: BaseGeometry, crs: pyproj.CRS, *, densify: int = DEN
             shell = shell.difference(ring_to_wgs84(*_ring_to_lonlat(hole, to_wgs, seg)))
         out.append(shell)
     return _polygonal(shapely.union_all(out))
+
+
+def polygon_parts(geom: BaseGeometry, *, eps: float) -> list[Polygon]:
+    """The polygons whose union is the AOI ``geom``: polygons as they are, points and lines widened
+    by ``eps`` (CRS units), collections (GeometryCollection, Multi*) part by part, empty parts
+    dropped. A collection is the union of its parts, never their hull."""
+    if geom.is_empty:
+        return []
+    if isinstance(geom, Polygon):
+        return [geom]
+    if hasattr(geom, "geoms"):  # MultiPolygon, MultiPoint, MultiLineString, GeometryCollection
+        return [p for part in geom.geoms for p in polygon_parts(part, eps=eps)]
+    widened = geom.buffer(eps)  # Point, LineString, LinearRing
+    return polygon_parts(widened, eps=eps) if not isinstance(widened, Polygon) else [widened]
+
+
+def check_grid(transform: Sequence[float], width: int, height: int) -> None:
+    """Raise :class:`FootprintError` when a geotransform ``(a, b, c, d, e, f)`` (GDAL order as in
+    ``affine.Affine``: x = a·col + b·row + c, y = d·col + e·row + f) cannot place ``width`` ×
+    ``height`` pixels: a non-finite coefficient or a zero resolution (the pixel grid collapses to
+    a line or a point, whatever its bounds would say)."""
+    a, b, c, d, e, f = (float(v) for v in transform[:6])
+    if not all(math.isfinite(v) for v in (a, b, c, d, e, f)):
+        raise FootprintError(f"geotransform {(a, b, c, d, e, f)} has a NaN or infinite coefficient; "
+                             "fix the file's georeferencing (e.g. `gdal_edit.py -a_ullr`)")
+    if a * e - b * d == 0.0:
+        raise FootprintError(f"geotransform {(a, b, c, d, e, f)} has zero resolution (pixel size 0: "
+                             f"the {width}x{height} grid collapses); fix the file's georeferencing "
+                             "(e.g. `gdal_edit.py -a_ullr`)")
+
+
+def pixel_extent(transform: Sequence[float]) -> float:
+    """The larger of a pixel's x and y extents, in CRS units (``transform`` as in :func:`check_grid`)."""
+    a, b, _, d, e, _ = (float(v) for v in transform[:6])
+    return max(abs(a) + abs(b), abs(d) + abs(e))
+
+
+def check_lonlat_extent(bounds: Bounds, *, tolerance: float = 0.0) -> None:
+    """Raise :class:`FootprintError` when native ``bounds`` in a geographic CRS (degrees) cannot be
+    lon/lat: a latitude beyond ±90°, a west edge beyond ±360° (grids in 0…360, or crossing 360 as
+    350…370, are fine), or wider than 360°, each by more than ``tolerance`` degrees (one pixel, for grids registered at cell centres
+    whose edges overshoot the pole or the globe by half a cell). Within the tolerance, footprints
+    are clipped at the poles; beyond it they would be clamped or wrapped into a wrong footprint."""
+    xmin, ymin, xmax, ymax = bounds
+    tol = max(float(tolerance), 1e-9)
+    if ymin < -90.0 - tol or ymax > 90.0 + tol:
+        raise FootprintError(f"latitudes {ymin:.9g}..{ymax:.9g} lie beyond ±90°: the file's "
+                             "georeferencing (or its CRS) is wrong")
+    if not -360.0 - tol <= xmin <= 360.0 + tol:
+        raise FootprintError(f"longitudes {xmin:.9g}..{xmax:.9g} start beyond ±360°: the file's "
+                             "georeferencing (or its CRS) is wrong")
+    if xmax - xmin > 360.0 + tol:
+        raise FootprintError(f"longitudes {xmin:.9g}..{xmax:.9g} span {xmax - xmin:.9g}°, more than the "
+                             "globe's 360°: the file's georeferencing (or its CRS) is wrong")
 
 
 def check_lonlat_bounds(bounds: Sequence[float], *, argument: str = "bbox") -> None:

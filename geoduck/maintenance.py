@@ -168,7 +168,7 @@ def compact(path: str | os.PathLike[str], *, row_group_size: int = store.ROW_GRO
     if not isinstance(part_rows, int) or part_rows < 1:
         raise BuildError(f"part_rows={part_rows!r} must be a positive integer")
     root = store.require_catalog(path)
-    with maintenance_lock(root):
+    with store.storage_errors(root), maintenance_lock(root):  # a failed write leaves the old parts
         recover(root)
         parts = store.live_parts(root)
         if len(parts) < 2:

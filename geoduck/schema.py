@@ -147,3 +147,40 @@ def part_metadata(
 def extra_columns_of(schema: pa.Schema) -> list[str]:
     """User-defined (regex group) columns of a part schema, in order."""
     return [name for name in schema.names if name not in RESERVED_COLUMNS]
+
+
+REQUIRED_COLUMNS: tuple[str, ...] = (ID, GEOMETRY, BBOX, START, END, VERSION)
+"""Columns every part of the current schema version has (relations written with
+``Catalog.to_parquet``, e.g. intersections, have ``left_filepath`` … instead of ``filepath``)."""
+
+
+def _type_problem(name: str, typ: pa.DataType) -> str | None:
+    """Why a column ``name`` of Arrow type ``typ`` cannot be the catalog column of that name."""
+    t = pa.types
+    if name in (ID, FILEPATH, BACKEND, CRS):
+        ok, want = t.is_string(typ) or t.is_large_string(typ) or t.is_string_view(typ), "a string"
+    elif name == GEOMETRY:
+        ok, want = t.is_binary(typ) or t.is_large_binary(typ) or t.is_binary_view(typ), "WKB binary"
+    elif name in (BBOX, NATIVE_BOUNDS):
+        fields = {typ.field(i).name: typ.field(i).type for i in range(typ.num_fields)} if t.is_struct(typ) else {}
+        ok = all(k in fields and t.is_floating(fields[k]) for k in BBOX_KEYS)
+        want = "a struct<xmin, ymin, xmax, ymax: double>"
+    elif name in (START, END, FILE_MTIME):
+        ok, want = t.is_timestamp(typ) and typ.tz is not None, "a UTC timestamp (timestamp[us, tz=UTC])"
+    elif name in (VERSION, FILE_SIZE):
+        ok, want = t.is_integer(typ), "an integer"
+    else:
+        return None
+    return None if ok else f"column {name!r} is {typ}, not {want}"
+
+
+def column_problems(arrow_schema: pa.Schema) -> list[str]:
+    """What makes a part's columns unusable: a required column missing (:data:`REQUIRED_COLUMNS`)
+    or a catalog column of the wrong type (e.g. string timestamps, integer ids). Empty: fine."""
+    names = set(arrow_schema.names)
+    out = [f"lacks the required column {name!r}" for name in REQUIRED_COLUMNS if name not in names]
+    for field in arrow_schema:
+        problem = _type_problem(field.name, field.type)
+        if problem is not None:
+            out.append(problem)
+    return out

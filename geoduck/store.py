@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import errno
 import glob as globmod
 import fcntl
 import json
@@ -31,7 +32,7 @@ import pyarrow.parquet as pq
 import shapely
 
 from . import schema
-from .errors import CatalogNotFoundError, SchemaError
+from .errors import CatalogNotFoundError, SchemaError, StorageError
 from .geo import hilbert_key
 
 ROW_GROUP_SIZE = 20_000
@@ -79,8 +80,20 @@ _GEOM_TYPE_NAMES = {0: "Point", 1: "LineString", 3: "Polygon", 4: "MultiPoint",
 
 def part_glob(path: str | os.PathLike[str]) -> str:
     """The glob that reads every part of the catalog at ``path`` (glob characters ``*?[`` in the
-    directory's own path are escaped, so ``cat*`` never also reads ``cat_old``)."""
+    directory's own path are escaped, so ``cat*`` never also reads ``cat_old``). A directory with a
+    backslash in its path has no such glob (DuckDB splits globs at backslashes): read its parts by
+    name (:func:`duckdb_path`)."""
     return str(Path(globmod.escape(str(Path(path)))) / PART_GLOB)
+
+
+def duckdb_path(path: str) -> str:
+    """``path`` (one local file or directory) spelled so that DuckDB's ``read_parquet``, which globs
+    every name it is given, reads exactly it: unchanged without glob characters ``*?[`` (DuckDB
+    then opens the name as it is, backslashes included); else with them escaped (``[*]``) and each
+    backslash, at which DuckDB's glob splits a path as at ``/``, matched by ``?``."""
+    if not globmod.has_magic(path):
+        return path
+    return globmod.escape(path).replace("\\", "?")
 
 
 def part_names(path: str | os.PathLike[str]) -> list[str]:
@@ -182,6 +195,35 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+_STORAGE_HINTS = {
+    errno.ENOSPC: "the disk is full: free space or choose another folder",
+    errno.EDQUOT: "the disk quota is exceeded: free space or choose another folder",
+    errno.EFBIG: "the file size limit is exceeded: raise it (ulimit -f) or choose another folder",
+    errno.EROFS: "the file system is read-only: choose a writable folder",
+    errno.EACCES: "no permission to write there: fix its permissions or choose another folder",
+    errno.EPERM: "no permission to write there: fix its permissions or choose another folder",
+}
+
+
+@contextlib.contextmanager
+def storage_errors(folder: str | os.PathLike[str]) -> Iterator[None]:
+    """Turn an ``OSError`` raised while writing the catalog ``folder`` (disk full, read-only file
+    system, no permission …) into one :class:`StorageError` naming the folder, the cause and the fix."""
+    try:
+        yield
+    except StorageError:
+        raise
+    except OSError as exc:
+        code = exc.errno
+        if code is None:  # pyarrow's I/O errors carry the errno only in their text
+            code = next((c for c in _STORAGE_HINTS if f"errno {c}]" in str(exc).lower()), None)
+        cause = os.strerror(code) if code is not None else str(exc).splitlines()[0]
+        where = f" ({exc.filename})" if exc.filename and os.fspath(exc.filename) != os.fspath(folder) else ""
+        hint = _STORAGE_HINTS.get(code, "check the folder and the disk") if code is not None else \
+            "check the folder and the disk"
+        raise StorageError(f"cannot write catalog folder {os.fspath(folder)}{where}: {cause}; {hint}") from None
+
+
 def write_part(table: pa.Table, out_dir: str | os.PathLike[str], *,
                row_group_size: int = ROW_GROUP_SIZE, sort: bool = True, tag: str = "") -> Path:
     """Write ``table`` (a schema-v1 table) as one new part of the catalog at ``out_dir``.
@@ -193,21 +235,22 @@ def write_part(table: pa.Table, out_dir: str | os.PathLike[str], *,
     if table.num_rows == 0:
         raise ValueError("refusing to write an empty part")
     root = Path(out_dir)
-    root.mkdir(parents=True, exist_ok=True)
-    clean_orphans(root)
-    if sort:
-        table = sort_rows(table)
-    name = new_part_name(tag)
-    tmp = root / f"{TMP_PREFIX}{name[len('part-'):-len('.parquet')]}{TMP_SUFFIX}"
-    final = root / name
-    try:
-        with owned_temp(tmp) as fh:
-            write_parquet(table, fh, row_group_size=row_group_size)
-            os.replace(tmp, final)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    _fsync_dir(root)
+    with storage_errors(root):
+        root.mkdir(parents=True, exist_ok=True)
+        clean_orphans(root)
+        if sort:
+            table = sort_rows(table)
+        name = new_part_name(tag)
+        tmp = root / f"{TMP_PREFIX}{name[len('part-'):-len('.parquet')]}{TMP_SUFFIX}"
+        final = root / name
+        try:
+            with owned_temp(tmp) as fh:
+                write_parquet(table, fh, row_group_size=row_group_size)
+                os.replace(tmp, final)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        _fsync_dir(root)
     return final
 
 
@@ -390,29 +433,45 @@ def read_schema_versions(path: str | os.PathLike[str]) -> dict[Path, int]:
 
     A part that disappears while being read (replaced by a compaction meanwhile) makes it list
     the parts again, a few times at most."""
+    return {part: version for part, (version, _) in _read_footers(path).items()}
+
+
+def _read_footers(path: str | os.PathLike[str]) -> dict[Path, tuple[int, pa.Schema]]:
+    """(schema version, Arrow schema) of every live part, from its footer (see
+    :func:`read_schema_versions`)."""
     for _ in range(VANISHED_RETRIES):
-        out: dict[Path, int] = {}
+        out: dict[Path, tuple[int, pa.Schema]] = {}
         for part in live_parts(path):
             try:
-                meta = pq.read_metadata(part).metadata or {}
+                md = pq.read_metadata(part)
             except FileNotFoundError:
                 break
             except (OSError, pa.ArrowInvalid) as exc:
                 raise SchemaError(f"catalog part {part} is not a readable Parquet file: {exc}") from None
-            raw = meta.get(schema.KV_SCHEMA_VERSION)
-            if raw is None:
-                raise SchemaError(f"catalog part {part} has no {schema.KV_SCHEMA_VERSION.decode()} "
-                                  "metadata: it was not written by geoduck")
-            out[part] = int(raw)
+            out[part] = (_schema_version(part, md.metadata or {}), md.schema.to_arrow_schema())
         else:
             return out
     raise SchemaError(f"parts of {path} kept disappearing while being read (a compaction or "
                       "migration replacing them?): try again")
 
 
+def _schema_version(part: Path, meta: dict[bytes, bytes]) -> int:
+    """The integer ``geoduck:schema_version`` of a part's key-value metadata."""
+    key = schema.KV_SCHEMA_VERSION.decode()
+    raw = meta.get(schema.KV_SCHEMA_VERSION)
+    if raw is None:
+        raise SchemaError(f"catalog part {part} has no {key} metadata: it was not written by geoduck")
+    text = raw.decode("utf-8", "replace").strip()
+    if not (text.isascii() and text.isdigit()):
+        raise SchemaError(f"catalog part {part} has {key} {text!r}, not a non-negative integer: the part is "
+                          f"damaged or not written by geoduck; move it out of {part.parent}")
+    return int(text)
+
+
 def check_schema_versions(path: str | os.PathLike[str]) -> None:
-    """Raise :class:`SchemaError` if any part has a schema version this geoduck cannot read."""
-    for part, version in read_schema_versions(path).items():
+    """Raise :class:`SchemaError` if any part has a schema version this geoduck cannot read, or
+    (at the current version) lacks a required column or has one of the wrong type."""
+    for part, (version, arrow_schema) in _read_footers(path).items():
         if version > schema.SCHEMA_VERSION:
             raise SchemaError(
                 f"catalog part {part} has schema_version {version}, newer than {schema.SCHEMA_VERSION} "
@@ -421,6 +480,12 @@ def check_schema_versions(path: str | os.PathLike[str]) -> None:
             raise SchemaError(
                 f"catalog part {part} has schema_version {version}, older than {schema.SCHEMA_VERSION}: "
                 f"migrate it with `geoduck migrate {Path(path)}` (geoduck.migrate)")
+        problems = schema.column_problems(arrow_schema)
+        if problems:
+            raise SchemaError(f"catalog part {part} {problems[0]}"
+                              + (f" (and {len(problems) - 1} more problem(s))" if len(problems) > 1 else "")
+                              + f": it is damaged or not written by geoduck; move it out of {part.parent} "
+                              "or rebuild the catalog")
 
 
 def indexed_files(path: str | os.PathLike[str]) -> dict[str, tuple[int | None, int | None]]:

@@ -93,7 +93,8 @@ def _check_rows(part: Path, table: pa.Table) -> list[Problem]:
 def validate(path: str | os.PathLike[str]) -> list[Problem]:
     """Every problem found in the catalog at ``path`` (empty list: valid).
 
-    Checks: each part readable; ``geo`` metadata 1.1.0 with the bbox covering and EPSG:4326 CRS;
+    Checks: each part readable; required columns present with their types (see
+    :func:`geoduck.schema.column_problems`); ``geo`` metadata 1.1.0 with the bbox covering and EPSG:4326 CRS;
     schema version (metadata and column); bbox equal to the geometry's bounds; closed intervals
     with start <= end and both-or-neither null; ids unique across the catalog.
     """
@@ -113,6 +114,10 @@ def validate(path: str | os.PathLike[str]) -> list[Problem]:
         raw = meta.get(schema.KV_SCHEMA_VERSION)
         if raw is None or raw != str(schema.SCHEMA_VERSION).encode():
             problems.append(Problem(str(part), None, f"metadata schema_version {raw!r}, expected {schema.SCHEMA_VERSION}"))
+        broken = schema.column_problems(table.schema)
+        problems += [Problem(str(part), None, message) for message in broken]
+        if broken:  # rows of missing or mistyped columns cannot be checked (nor queried)
+            continue
         problems += _check_rows(part, table)
         if schema.ID in table.column_names:
             for i, value in enumerate(table.column(schema.ID).to_pylist()):

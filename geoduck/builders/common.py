@@ -36,7 +36,7 @@ import pyarrow.compute as pc
 from tqdm.auto import tqdm
 
 from .. import schema, store
-from ..errors import ArgumentError, BuildError, GeoduckError
+from ..errors import ArgumentError, BuildError, GeoduckError, StorageError
 from ..intervals import Interval, interval_from_strings
 
 if TYPE_CHECKING:
@@ -172,13 +172,15 @@ class _PartBuffer:
 # -- inputs -------------------------------------------------------------------------------------
 
 def resolve_paths(paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
-                  extensions: Sequence[str], directory_suffixes: Sequence[str] = ()) -> list[str]:
+                  extensions: Sequence[str], directory_suffixes: Sequence[str] = (),
+                  errors: list[tuple[str, str]] | None = None) -> list[str]:
     """Absolute paths from a list, a glob pattern, or a directory (see :func:`resolve_items`)."""
-    return list(resolve_items(paths, extensions, directory_suffixes))
+    return list(resolve_items(paths, extensions, directory_suffixes, errors))
 
 
 def resolve_items(paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
-                  extensions: Sequence[str], directory_suffixes: Sequence[str] = ()) -> dict[str, str]:
+                  extensions: Sequence[str], directory_suffixes: Sequence[str] = (),
+                  errors: list[tuple[str, str]] | None = None) -> dict[str, str]:
     """Absolute paths from a list, a glob pattern, or a directory (recursive, by extension), each
     mapped to its path relative to the folder that was scanned ('/'-separated): a directory given
     (``S2B_30TVK_20230615_0_L2A/B04.tif``), or the folder part of a glob before its first wildcard.
@@ -186,8 +188,16 @@ def resolve_items(paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str
 
     A directory whose name ends with one of ``directory_suffixes`` (e.g. a ``.zarr`` store) is an
     item itself: kept when given or found, never searched. URIs (``scheme://…``) are kept as given.
-    Duplicates are dropped (the first mapping wins), order is kept.
+    Duplicates are dropped (the first mapping wins), order is kept. A directory that cannot be
+    listed is appended to ``errors`` as ``(path, reason)`` (and logged), never skipped silently.
     """
+    def unreadable(exc: OSError) -> None:
+        where = os.path.abspath(exc.filename) if exc.filename else "?"
+        reason = f"cannot list directory: {exc.strerror or exc}"
+        log.warning("skipped %s: %s", where, reason)
+        if errors is not None:
+            errors.append((where, reason))
+
     items = [paths] if isinstance(paths, str | os.PathLike) else list(paths)
     out: dict[str, str] = {}
     exts = tuple(e.lower() for e in extensions)
@@ -208,7 +218,7 @@ def resolve_items(paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str
         p = Path(text).expanduser()
         if p.is_dir() and not is_dir_item(p.name):
             root = os.path.abspath(p)
-            for walk_root, dirs, files in os.walk(p):
+            for walk_root, dirs, files in os.walk(p, onerror=unreadable):
                 dirs.sort()
                 stores = [d for d in dirs if is_dir_item(d)]
                 dirs[:] = [d for d in dirs if not is_dir_item(d)]
@@ -309,10 +319,17 @@ class FilenameParser:
         if self.date_format is not None and not groups & TIME_GROUPS:
             raise ArgumentError(f"date_format={self.date_format!r} is given but filename_regex="
                                 f"{self.regex_text!r} has no 'date' or 'start'/'stop' group")
-        clash = [g for g in groups - TIME_GROUPS if g in schema.RESERVED_COLUMNS]
+        # DuckDB resolves column names case-insensitively: `ID` is `id`, `Tile` is `tile`.
+        reserved = {c.lower() for c in schema.RESERVED_COLUMNS}
+        columns = sorted(groups - TIME_GROUPS)
+        clash = [g for g in columns if g.lower() in reserved]
         if clash:
             raise ArgumentError(f"filename_regex={self.regex_text!r} has group(s) {clash} named like catalog "
-                                "columns; rename them")
+                                "columns (names are case-insensitive); rename them")
+        twins = [g for g in columns if [c.lower() for c in columns].count(g.lower()) > 1]
+        if twins:
+            raise ArgumentError(f"filename_regex={self.regex_text!r} has groups {twins} that differ only by case "
+                                "(column names are case-insensitive); rename them")
 
     def subject(self, path: str, relative: str | None = None) -> str:
         """The string the regex is searched in: the base name, or with a ``/`` in the pattern the
@@ -674,17 +691,20 @@ def run_build(
     """
     parser.validate()
     out_dir = store.local_path(out_dir)
-    relative = resolve_items(paths, extensions, directory_suffixes)
-    files = list(relative)
+    unlisted: list[tuple[str, str]] = []
+    out = Path(out_dir).expanduser()
+    relative = resolve_items(paths, extensions, directory_suffixes, unlisted)
+    files = _outside(list(relative), out)
     if not files:
         looked_for = ", ".join((*extensions, *directory_suffixes))
-        raise BuildError(f"no input files found in {paths!r} (looked for {looked_for})")
-    out = Path(out_dir).expanduser()
+        found = f"; unreadable: {unlisted[0][0]}: {unlisted[0][1]}" if unlisted else ""
+        raise BuildError(f"no input files found in {paths!r} (looked for {looked_for}){found}")
     if out.exists() and not out.is_dir():
         raise BuildError(f"out_dir {str(out_dir)!r} exists and is not a directory")
     extra_columns, scenes = _extra_columns(out, parser)  # fails before any work if the regex does not fit
 
     tally = _Tally()
+    tally.errors.extend(unlisted)
     # File names first (cheap): a regex matching nothing is a user error, not N skipped files.
     named: Named = {}
     skipped: list[str] = []
@@ -733,6 +753,7 @@ def run_build(
     if client is not None:
         _run_distributed(client, spec, todo_named, tally, task_files, progress)
     else:
+        created = _make_out_dir(out)  # an unwritable out_dir fails before any header is read
         writer = _RowWriter(spec, todo_named, tally, guard_concurrent=True)
         n_workers = workers if workers is not None else default_workers()
         bar = tqdm(total=len(todo), unit="file", desc=f"indexing {backend}", disable=not progress or not todo)
@@ -741,11 +762,65 @@ def run_build(
                 bar.update(1)
                 writer.add(path, result)
             writer.flush()
+        except StorageError as exc:  # disk full, read-only …: the catalog stays as it was
+            _roll_back(out, tally.parts, created)
+            raise StorageError(f"{exc}; nothing of this build was kept") from None
         finally:
             bar.close()
     return BuildReport(indexed=tally.indexed, files_indexed=tally.files, unchanged=unchanged + tally.concurrent,
                        changed=tuple(changed), errors=tuple(tally.errors), parts=tuple(tally.parts),
                        skipped=len(skipped), skipped_examples=tuple(skipped[:SKIPPED_EXAMPLES]))
+
+
+def _outside(files: list[str], out: Path) -> list[str]:
+    """``files`` minus those inside the catalog folder ``out`` (a build whose output lies inside
+    its input never indexes its own parts)."""
+    root = os.path.realpath(out)
+    inside = [f for f in files if "://" not in f
+              and os.path.commonpath([root, os.path.realpath(f)]) == root]
+    if inside:
+        log.info("not indexing %d file(s) inside the catalog folder %s, e.g. %s", len(inside), root, inside[0])
+        drop = set(inside)
+        return [f for f in files if f not in drop]
+    return files
+
+
+def _make_out_dir(out: Path) -> bool:
+    """Create the catalog folder if needed and check it is writable (the append lock file is
+    created there); returns whether it was created. Raises :class:`StorageError`."""
+    created = not out.exists()
+    with store.storage_errors(out):
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+            with store.append_lock(out):
+                pass
+        except OSError:
+            if created:
+                _remove_empty_dir(out)
+            raise
+    return created
+
+
+def _remove_empty_dir(out: Path) -> None:
+    lock = out / store.APPEND_LOCK
+    try:
+        lock.unlink(missing_ok=True)
+        out.rmdir()
+    except OSError:
+        pass
+
+
+def _roll_back(out: Path, parts: list[str], created: bool) -> None:
+    """Delete the parts a failed build wrote (and the folder it created, if left empty)."""
+    for part in parts:
+        try:
+            Path(part).unlink(missing_ok=True)
+        except OSError as exc:
+            log.error("could not remove %s of the failed build: %s", part, exc)
+    if parts:
+        store._fsync_dir(out)  # noqa: SLF001
+    if created:
+        _remove_empty_dir(out)
 
 
 def _cluster_threads(client: Any) -> int:

@@ -20,7 +20,8 @@ from pyproj.exceptions import ProjError
 
 from .. import schema
 from ..errors import CRSError
-from ..geo import Footprinter, crs_to_string, footprinter, norm_crs
+from ..geo import (Footprinter, check_grid, check_lonlat_extent, crs_to_string, footprinter, norm_crs,
+                   pixel_extent)
 from ..header import RasterHeader, gdal_env, open_dataset, wrapped_gdal_errors
 from .common import FilenameParser, Regex, file_stat, finish_build, run_build
 
@@ -37,6 +38,11 @@ def _crs_info(wkt: str) -> tuple[str, Footprinter]:
     """The catalog ``crs`` text and the footprint maker of a raster CRS (by its WKT)."""
     crs = norm_crs(wkt)
     return crs_to_string(crs), footprinter(crs)
+
+
+@lru_cache(maxsize=256)
+def _is_geographic(wkt: str) -> bool:
+    return norm_crs(wkt).is_geographic
 
 
 _BOUNDS = struct.Struct("<4d")
@@ -81,7 +87,10 @@ def read_raster_header(path: str, _options: Any = None) -> list[dict[str, Any]]:
 def header_row(hdr: RasterHeader) -> dict[str, Any]:
     """The raster columns of the catalog row of a :class:`RasterHeader` (footprint included)."""
     crs_text, _ = _crs_info(hdr.crs_wkt)
+    check_grid(tuple(hdr.transform)[:6], hdr.width, hdr.height)
     bounds = hdr.bounds
+    if _is_geographic(hdr.crs_wkt):
+        check_lonlat_extent(bounds, tolerance=pixel_extent(tuple(hdr.transform)[:6]))
     try:
         if hdr.rotated:
             corners = [v for xy in hdr.corners for v in xy]

@@ -48,7 +48,7 @@ from pyproj.exceptions import CRSError as _PyprojCRSError
 
 from .. import schema
 from ..errors import ArgumentError, CRSError, GeoduckError, TimeParseError
-from ..geo import Bounds, Footprinter, crs_to_string, footprinter, norm_crs, ring_to_wgs84
+from ..geo import Bounds, Footprinter, check_lonlat_extent, crs_to_string, footprinter, norm_crs, ring_to_wgs84
 from .common import FilenameParser, file_stat, finish_build, run_build
 
 if TYPE_CHECKING:
@@ -624,7 +624,9 @@ def _grid_row(ds: xr.Dataset, grid: Grid, crs: pyproj.CRS) -> dict[str, Any]:
     else:
         (xmin, xmax) = cell_edges(ds, grid.x_dim, crs, "X")
         (ymin, ymax) = cell_edges(ds, grid.y_dim, crs, "Y")
-        if crs.is_geographic:
+        if crs.is_geographic:  # half a cell beyond a pole is fine (centre-registered grids); more is not
+            cell = max((xmax - xmin) / max(ds.sizes[grid.x_dim], 1), (ymax - ymin) / max(ds.sizes[grid.y_dim], 1))
+            check_lonlat_extent((xmin, ymin, xmax, ymax), tolerance=cell)
             ymin, ymax = max(ymin, -90.0), min(ymax, 90.0)
         bounds = (xmin, ymin, xmax, ymax)
         footprint = footprint_of(bounds)
