@@ -200,13 +200,13 @@ def sandbox(directories: tuple[str, ...], bounds: SQLLimits = SQLLimits()) -> Sa
         folders = {f"c{i}": root for i, root in enumerate(local)}
         con = engine.connect(threads=bounds.threads)
         con.register_filesystem(CatalogFolders(folders))
-        if remote:
-            engine.load_httpfs(con)
-        allowed = [f"{PROTOCOL}://{alias}/" for alias in folders] + remote
         for statement in ("SET python_enable_replacements = false", "SET allow_persistent_secrets = false",
                           "SET temp_directory = ''", "SET secret_directory = ''",
                           f"SET memory_limit = '{_memory_bytes(bounds.memory_limit)}B'"):
             con.execute(statement)
+        if remote:  # (after the secret settings: its S3 secret starts the secret manager)
+            engine.load_httpfs(con)
+        allowed = [f"{PROTOCOL}://{alias}/" for alias in folders] + remote
         con.execute("SET allowed_directories = $dirs", {"dirs": allowed})
         con.execute("SET enable_external_access = false")
         con.execute("SET lock_configuration = true")
