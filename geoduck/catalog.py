@@ -21,7 +21,7 @@ from shapely.geometry.base import BaseGeometry
 from sqlglot import exp
 
 from . import compile as sqlc
-from . import engine, remote, schema, store
+from . import engine, remote, sandbox, schema, store
 from .builders.common import BuildReport
 from .errors import ArgumentError, QueryError, SQLError, StorageError
 from .expr import (Difference, Intersect, JoinPlan, Node, Pad, Scan, SpatialFilter, TimeFilter, Union,
@@ -169,13 +169,17 @@ class Catalog:
         tree = sqlc.parse_predicate(predicate, self.columns)
         check = sqlc.aggregate(self._node, exp.alias_(tree.copy(), "_p"))
         try:
-            described = engine.cursor().execute(f"DESCRIBE {check.sql(dialect=sqlc.DIALECT)}").fetchall()
+            with sqlc.parser_stack():
+                check_sql, rendered = check.sql(dialect=sqlc.DIALECT), tree.sql(dialect=sqlc.DIALECT)
+            described = engine.cursor().execute(f"DESCRIBE {check_sql}").fetchall()
         except duckdb.Error as exc:
-            raise SQLError(f"predicate {predicate!r} is invalid: {str(exc).splitlines()[0]}") from None
+            raise SQLError(f"predicate {predicate[:200]!r} is invalid: {str(exc).splitlines()[0]}") from None
+        except RecursionError:
+            raise SQLError(f"predicate {predicate[:200]!r} is nested too deeply: simplify it") from None
         kind = described[0][1] if len(described) == 1 else f"{len(described)} columns"
         if kind != "BOOLEAN":
             raise SQLError(f"predicate {predicate!r} is {kind}, not a condition (e.g. \"tile = 'X'\")")
-        return self._derive(Where(self._node, tree.sql(dialect=sqlc.DIALECT)))
+        return self._derive(Where(self._node, rendered))
 
     def with_interval_padding(self, before: Any = None, after: Any = None) -> Catalog:
         """Intervals widened to ``[start - before, end + after]`` for loose temporal pairing, e.g.
@@ -237,12 +241,17 @@ class Catalog:
         rows = engine.cursor().execute(prefix + sqlc.to_sql(self._node, pretty=False)).fetchall()
         return "\n".join(str(r[-1]) for r in rows)
 
-    def sql(self, query: str) -> pd.DataFrame | gpd.GeoDataFrame:
+    def sql(self, query: str, *, timeout: float | None = sandbox.DEFAULT_TIMEOUT_S,
+            memory_limit: str | None = None, threads: int | None = None) -> pd.DataFrame | gpd.GeoDataFrame:
         """Run read-only SQL in which the table ``catalog`` is this relation.
 
-        Returns a GeoDataFrame when the result has a geometry column, else a DataFrame.
+        Returns a GeoDataFrame when the result has a geometry column, else a DataFrame. The query
+        runs in the sandbox of :mod:`geoduck.sandbox` (the catalog's part files read-only,
+        nothing else readable or writable), stopped after ``timeout`` seconds (None: never) or
+        by Ctrl-C, with DuckDB's ``memory_limit`` (e.g. ``"2GB"``; default a quarter of the RAM)
+        and ``threads``; a refused, failed, timed-out or interrupted query raises :class:`SQLError`.
         """
-        return _run_user_sql(query, {"catalog": self._node})
+        return _run_user_sql(query, {"catalog": self._node}, sandbox.limits(timeout, memory_limit, threads))
 
     # -- results --------------------------------------------------------------------------------
     def _execute(self, compile_: Callable[[], exp.Expression],
@@ -462,22 +471,28 @@ def _scan_roots(node: Node) -> set[str]:
     return roots
 
 
-def _run_user_sql(query: str, relations: Mapping[str, Node]) -> pd.DataFrame | gpd.GeoDataFrame:
-    """User SQL runs on a sandboxed connection that reads only the relations' catalog folders."""
-    bound = sqlc.bind_user_sql(query, relations)
+def _run_user_sql(query: str, relations: Mapping[str, Node], bounds: sandbox.SQLLimits
+                  ) -> pd.DataFrame | gpd.GeoDataFrame:
+    """User SQL runs in a sandbox that reads only the relations' catalog folders, read-only,
+    within ``bounds`` (see :mod:`geoduck.sandbox`)."""
     roots = set().union(*(_scan_roots(n) for n in relations.values()))
-    try:
-        table = engine.sandboxed_cursor(tuple(roots)).execute(bound).to_arrow_table()
-    except duckdb.Error as exc:
-        raise SQLError(f"query failed: {str(exc).splitlines()[0]}") from None
-    return _arrow_to_frame(table)
+    box = sandbox.sandbox(tuple(sorted(roots)), bounds)
+    bound = sqlc.bind_user_sql(query, relations, scan_path=box.scan_path)
+    return _arrow_to_frame(sandbox.execute(box, bound, bounds.timeout))
 
 
-def sql(query: str, **catalogs: Catalog) -> pd.DataFrame | gpd.GeoDataFrame:
-    """Run read-only SQL over several catalogs, each named by its keyword.
+def sql(query: str, *, timeout: float | None = sandbox.DEFAULT_TIMEOUT_S, memory_limit: str | None = None,
+        threads: int | None = None, **catalogs: Catalog) -> pd.DataFrame | gpd.GeoDataFrame:
+    """Run read-only SQL over several catalogs, each named by its keyword (``timeout``,
+    ``memory_limit`` and ``threads`` bound it as in :meth:`Catalog.sql`, so they cannot name
+    catalogs).
 
     Example: ``geoduck.sql("SELECT count(*) FROM s2 JOIN labels USING (tile)", s2=a, labels=b)``.
     """
     if not catalogs:
         raise ArgumentError("name at least one catalog, e.g. sql('SELECT …', s2=catalog)")
-    return _run_user_sql(query, {name: cat.node for name, cat in catalogs.items()})
+    for name, cat in catalogs.items():
+        if not isinstance(cat, Catalog):
+            raise ArgumentError(f"{name}= must be a Catalog, got {type(cat).__name__}")
+    return _run_user_sql(query, {name: cat.node for name, cat in catalogs.items()},
+                         sandbox.limits(timeout, memory_limit, threads))

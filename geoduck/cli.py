@@ -245,12 +245,19 @@ def query(catalog_dir: Path, bbox: tuple[float, ...] | None, geometry: str | Non
 @click.argument("statement")
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "geojson"]), default="table",
               show_default=True)
+@click.option("--timeout", type=float, default=300.0, show_default=True,
+              help="Stop the query after this many seconds (0: no limit). Ctrl-C stops it too.")
+@click.option("--memory-limit", default=None, help="DuckDB memory limit, e.g. 2GB (default: a quarter of the RAM).")
+@click.option("--threads", type=int, default=None, help="DuckDB threads (default: up to 4).")
 @_friendly
-def sql_command(catalog_dir: Path, statement: str, fmt: str) -> None:
+def sql_command(catalog_dir: Path, statement: str, fmt: str, timeout: float, memory_limit: str | None,
+                threads: int | None) -> None:
     """Run read-only SQL over a catalog; the table is called `catalog`."""
     from .catalog import open_catalog
 
-    _emit(open_catalog(catalog_dir).sql(statement), fmt, None)
+    frame = open_catalog(catalog_dir).sql(statement, timeout=timeout or None, memory_limit=memory_limit,
+                                          threads=threads)
+    _emit(frame, fmt, None)
 
 
 @main.command()
@@ -329,3 +336,7 @@ def validate(catalog_dir: Path) -> None:
     if problems:
         raise click.ClickException(f"{len(problems)} problem(s) found in {catalog_dir}")
     click.echo(f"{catalog_dir}: valid")
+
+
+if __name__ == "__main__":
+    main()

@@ -7,7 +7,10 @@ Parquet scan and prunes row groups by their statistics) and the exact ``ST_Inter
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import contextlib
+import sys
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from functools import cache, singledispatch
 
 import pandas as pd
@@ -221,7 +224,9 @@ def _(node: TimeFilter) -> exp.Select:
 
 @visit.register
 def _(node: Where) -> exp.Select:
-    return _filter(visit(node.child), sqlglot.parse_one(node.predicate, read=DIALECT, into=exp.Condition))
+    with parser_stack():  # checked by parse_predicate: at most MAX_NESTING levels deep
+        predicate = sqlglot.parse_one(node.predicate, read=DIALECT, into=exp.Condition)
+    return _filter(visit(node.child), predicate)
 
 
 @visit.register
@@ -524,27 +529,101 @@ def join_stats() -> list[exp.Expression]:
 _FORBIDDEN_NODES = (exp.Query, exp.Subquery, exp.Table, exp.Command, exp.Create, exp.Drop,
                     exp.Insert, exp.Update, exp.Delete, exp.Alter, exp.Copy, exp.Attach, exp.Pragma,
                     exp.Set, exp.Use, exp.Placeholder, exp.Parameter, exp.Lambda, exp.Star)
-_FORBIDDEN_FUNCTIONS = ("read_", "glob", "query", "getenv", "current_setting", "sniff_csv", "parquet_")
+_FORBIDDEN_FUNCTIONS = ("read_", "glob", "query", "getenv", "current_setting", "sniff_csv", "parquet_",
+                        "getvariable", "duckdb_", "pragma_", "which_secret", "st_read", "load_extension")
+"""Prefixes (lower case) of functions refused in ``where`` predicates and user SQL: they read files,
+list them, or reveal settings, paths and secrets."""
+
+MAX_NESTING = 100
+"""Deepest nesting of brackets (``(``, ``[``, ``{``) in a ``where`` predicate or user SQL: deeper
+input is refused up front with :class:`SQLError` (the parser recurses once per level)."""
+
+_OPENING = {sqlglot.TokenType.L_PAREN, sqlglot.TokenType.L_BRACKET, sqlglot.TokenType.L_BRACE}
+_CLOSING = {sqlglot.TokenType.R_PAREN, sqlglot.TokenType.R_BRACKET, sqlglot.TokenType.R_BRACE}
+
+
+def _tokens(text: str, what: str) -> list:
+    """sqlglot tokens of ``text``, refused (:class:`SQLError`) when brackets nest deeper than
+    :data:`MAX_NESTING`."""
+    try:
+        tokens = sqlglot.tokenize(text, read=DIALECT)
+    except sqlglot.errors.TokenError as exc:
+        raise SQLError(f"cannot parse {what}: {str(exc).splitlines()[0]}") from None
+    depth = deepest = 0
+    for token in tokens:
+        if token.token_type in _OPENING:
+            depth += 1
+            deepest = max(deepest, depth)
+        elif token.token_type in _CLOSING:
+            depth -= 1
+    if deepest > MAX_NESTING:
+        raise SQLError(f"{what} nests brackets {deepest} levels deep; at most {MAX_NESTING} are "
+                       "allowed: simplify it (e.g. IN (...) instead of nested ORs)")
+    return tokens
+
+
+_STACK_FRAMES = 5_000
+"""Recursion limit while sqlglot parses or renders checked SQL: its recursive-descent parser
+takes ~23 frames per bracket level (measured with sqlglot 30), so :data:`MAX_NESTING` levels
+need ~2,300 frames on top of the caller's; Python's default limit of 1,000 allows ~40."""
+
+_stack_lock = threading.Lock()
+_stack_users = 0
+_stack_saved = 0
+
+
+@contextlib.contextmanager
+def parser_stack() -> Iterator[None]:
+    """Raise the recursion limit to :data:`_STACK_FRAMES` (never lower it) while parsing or
+    rendering SQL whose nesting :data:`MAX_NESTING` bounds; restored when the last user leaves."""
+    global _stack_users, _stack_saved
+    with _stack_lock:
+        if _stack_users == 0:
+            _stack_saved = sys.getrecursionlimit()
+        _stack_users += 1
+        sys.setrecursionlimit(max(_stack_saved, _STACK_FRAMES))
+    try:
+        yield
+    finally:
+        with _stack_lock:
+            _stack_users -= 1
+            if _stack_users == 0:
+                sys.setrecursionlimit(_stack_saved)
+
+
+def _too_deep(what: str) -> SQLError:
+    return SQLError(f"{what} is nested too deeply to parse (deep NOT/CASE/operator chains?): simplify it")
+
+
+def _check_functions(tree: exp.Expression, where: str) -> None:
+    """Refuse functions whose lower-case name starts with a :data:`_FORBIDDEN_FUNCTIONS` prefix
+    (quoted or not: DuckDB resolves function names case-insensitively)."""
+    for node in tree.find_all(exp.Func):
+        name = (node.name if isinstance(node, exp.Anonymous) else node.sql_name()).lower()
+        if name.startswith(_FORBIDDEN_FUNCTIONS):
+            raise SQLError(f"function {name}() is not allowed in {where}")
 
 
 def parse_predicate(predicate: str, columns: list[str]) -> exp.Expression:
     """Parse and check a ``where`` predicate (one expression, known columns, no subqueries, table
-    functions or comments); raises :class:`SQLError` naming the bad token."""
+    functions or comments, brackets nested at most :data:`MAX_NESTING` deep); raises
+    :class:`SQLError` naming the bad token."""
     if not isinstance(predicate, str) or not predicate.strip():
         raise SQLError("where() needs a non-empty SQL predicate, e.g. \"tile = 'T29SND'\"")
-    try:
-        tokens = sqlglot.tokenize(predicate, read=DIALECT)
-    except sqlglot.errors.TokenError as exc:
-        raise SQLError(f"cannot parse predicate {predicate!r}: {str(exc).splitlines()[0]}") from None
+    shown = predicate if len(predicate) <= 200 else predicate[:200] + "…"
+    tokens = _tokens(predicate, f"predicate {shown!r}")
     if ";" in [t.text for t in tokens]:
-        raise SQLError(f"predicate {predicate!r} must be one expression; ';' is not allowed")
+        raise SQLError(f"predicate {shown!r} must be one expression; ';' is not allowed")
     comments = [c for t in tokens for c in t.comments]
     if comments:
-        raise SQLError(f"predicate {predicate!r} may not contain comments: {comments[0]!r}")
+        raise SQLError(f"predicate {shown!r} may not contain comments: {comments[0]!r}")
     try:
-        tree = sqlglot.parse_one(predicate, read=DIALECT, into=exp.Condition)
+        with parser_stack():
+            tree = sqlglot.parse_one(predicate, read=DIALECT, into=exp.Condition)
     except sqlglot.errors.ParseError as exc:
-        raise SQLError(f"cannot parse predicate {predicate!r}: {str(exc).splitlines()[0]}") from None
+        raise SQLError(f"cannot parse predicate {shown!r}: {str(exc).splitlines()[0]}") from None
+    except RecursionError:
+        raise _too_deep(f"predicate {shown!r}") from None
     known = set(columns)
     for node in tree.walk():
         if isinstance(node, _FORBIDDEN_NODES):
@@ -564,7 +643,8 @@ def render(tree: exp.Expression, *, pretty: bool = False) -> str:
     """DuckDB SQL text of a freshly compiled tree. The generator may rewrite the tree in place
     (sqlglot copies it first by default, a third of a simple query's compile time), so pass only
     trees that are not used again."""
-    return tree.sql(dialect=DIALECT, pretty=pretty, copy=False)
+    with parser_stack():  # a where() predicate may nest MAX_NESTING brackets deep
+        return tree.sql(dialect=DIALECT, pretty=pretty, copy=False)
 
 
 def to_sql(node: Node, *, pretty: bool = True) -> str:
@@ -579,36 +659,89 @@ def aggregate(node: Node, *selects: exp.Expression) -> exp.Select:
 
 # -- user SQL -----------------------------------------------------------------------------------
 
-def bind_user_sql(sql: str, relations: Mapping[str, Node]) -> str:
+def bind_user_sql(sql: str, relations: Mapping[str, Node], *,
+                  scan_path: Callable[[str], str] | None = None) -> str:
     """Check a read-only query and replace references to ``relations`` by their compiled SQL.
 
-    One SELECT-like statement only; every table it names must be one of ``relations`` or a CTE;
-    table functions (``read_csv(...)`` …) are refused. Raises :class:`SQLError`.
+    One SELECT-like statement only; every table it names must be one of ``relations`` or a CTE
+    in scope there; table functions (``read_csv(...)`` …) and file-reading, file-listing or
+    setting-revealing functions (:data:`_FORBIDDEN_FUNCTIONS`) are refused, as are brackets nested
+    deeper than :data:`MAX_NESTING`. ``scan_path`` rewrites the paths the compiled relations read
+    (see :func:`map_scan_paths`). Raises :class:`SQLError`.
     """
+    if not isinstance(sql, str) or not sql.strip():
+        raise SQLError("SQL must be a non-empty string, e.g. 'SELECT count(*) FROM catalog'")
+    _tokens(sql, "SQL")
     try:
-        statements = sqlglot.parse(sql, read=DIALECT)
+        with parser_stack():
+            statements = sqlglot.parse(sql, read=DIALECT)
     except (sqlglot.errors.ParseError, sqlglot.errors.TokenError) as exc:
         raise SQLError(f"cannot parse SQL: {str(exc).splitlines()[0]}") from None
+    except RecursionError:
+        raise _too_deep("SQL") from None
     statements = [s for s in statements if s is not None]
     if len(statements) != 1:
         raise SQLError(f"expected exactly one SQL statement, got {len(statements)}")
     tree = statements[0]
     if not isinstance(tree, exp.Query):
         raise SQLError(f"only read-only queries (SELECT …) are allowed, got {tree.key.upper()}")
-    ctes = {c.alias_or_name for c in tree.find_all(exp.CTE)}
+    _check_functions(tree, "catalog SQL")
     for table in list(tree.find_all(exp.Table)):
         if not isinstance(table.this, exp.Identifier):
             raise SQLError(f"table functions are not allowed in catalog SQL: {table.this.sql(DIALECT)}")
         name = table.name
         if table.args.get("db") or table.args.get("catalog"):
             raise SQLError(f"unknown table {table.sql(DIALECT)!r}; available: {sorted(relations)}")
-        if name in ctes:
+        if _cte_in_scope(table):
             continue
         if name not in relations:
             raise SQLError(f"unknown table {name!r}; available: {sorted(relations)}")
         alias = table.alias or name
         table.replace(visit(relations[name]).subquery(alias))
-    return tree.sql(dialect=DIALECT)
+    if scan_path is not None:
+        map_scan_paths(tree, scan_path)
+    try:
+        with parser_stack():
+            return tree.sql(dialect=DIALECT)
+    except RecursionError:
+        raise _too_deep("SQL") from None
+
+
+def _cte_in_scope(table: exp.Table) -> bool:
+    """Whether ``table`` names a CTE visible where it stands: one of an enclosing query's WITH,
+    or, inside a CTE, one defined before it in the same WITH (or itself, if RECURSIVE). A name
+    matching a CTE elsewhere would make DuckDB look it up as a table or file instead."""
+    name = table.name
+    node: exp.Expression = table
+    while node.parent is not None:
+        parent = node.parent
+        if isinstance(parent, exp.With):  # node is one of its CTEs: only earlier ones are visible
+            index = next(i for i, cte in enumerate(parent.expressions) if cte is node)
+            visible = parent.expressions[:index + 1 if parent.args.get("recursive") else index]
+            if any(cte.alias_or_name == name for cte in visible):
+                return True
+            if parent.parent is None:
+                return False
+            node = parent.parent  # the query owning this WITH: not its whole WITH again
+            continue
+        if isinstance(parent, exp.Query):
+            with_ = parent.args.get("with_")
+            if with_ is not None and any(cte.alias_or_name == name for cte in with_.expressions):
+                return True
+        node = parent
+    return False
+
+
+def map_scan_paths(tree: exp.Expression, scan_path: Callable[[str], str]) -> exp.Expression:
+    """Rewrite, in place, the file paths and globs that the ``read_parquet`` scans of compiled
+    relations in ``tree`` read, through ``scan_path``; returns ``tree``."""
+    for call in tree.find_all(exp.ReadParquet):
+        files = call.expressions[0] if call.expressions else None
+        literals = [files] if isinstance(files, exp.Literal) else list(getattr(files, "expressions", []))
+        for literal in literals:
+            if isinstance(literal, exp.Literal) and literal.is_string:
+                literal.replace(exp.Literal.string(scan_path(literal.this)))
+    return tree
 
 
 # -- generated DuckDB macros (sql/geoduck.sql) ---------------------------------------------------

@@ -12,7 +12,6 @@ credentials and endpoint come from the standard AWS environment variables (see :
 
 from __future__ import annotations
 
-import glob
 import logging
 import os
 import threading
@@ -22,7 +21,6 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from . import store
 from .errors import ExtensionError
 
 log = logging.getLogger(__name__)
@@ -228,31 +226,10 @@ def fetch_arrow(sql: str) -> pa.Table:
     return cursor().execute(sql).to_arrow_reader(ARROW_BATCH_ROWS).read_all()
 
 
-_sandboxes: dict[tuple[int, tuple[str, ...]], duckdb.DuckDBPyConnection] = {}
-_MAX_SANDBOXES = 8
-
-
 def sandboxed_cursor(directories: tuple[str, ...]) -> duckdb.DuckDBPyConnection:
-    """A cursor on a locked connection that can read only files under ``directories``.
+    """A cursor on the locked, read-only connection for user SQL over the catalogs at
+    ``directories`` (see :mod:`geoduck.sandbox`; scans name the folders through
+    :meth:`geoduck.sandbox.Sandbox.scan_path`)."""
+    from . import sandbox
 
-    For user SQL: ``enable_external_access = false`` with ``allowed_directories`` set, then
-    ``lock_configuration``, so ``COPY … TO``, ``ATTACH``, ``INSTALL``/``LOAD`` and reading files
-    outside the catalogs are refused by DuckDB itself. Connections are cached per directory set.
-    """
-    # each directory as itself and as spelled in a glob (store.part_glob escapes ``*?[``;
-    # store.duckdb_path also spells backslashes as ``?``)
-    dirs = {v.rstrip("/") + "/" for d in directories for v in (d, glob.escape(d), store.duckdb_path(d))}
-    key = (os.getpid(), tuple(sorted(dirs)))
-    with _lock:
-        con = _sandboxes.get(key)
-        if con is None:
-            if len(_sandboxes) >= _MAX_SANDBOXES:
-                _sandboxes.pop(next(iter(_sandboxes))).close()
-            con = connect()
-            if any("://" in d for d in key[1]):
-                load_httpfs(con)
-            con.execute("SET allowed_directories = $dirs", {"dirs": list(key[1])})
-            con.execute("SET enable_external_access = false")
-            con.execute("SET lock_configuration = true")
-            _sandboxes[key] = con
-        return con.cursor()
+    return sandbox.sandbox(tuple(directories)).connection.cursor()

@@ -88,6 +88,10 @@ def replace_parts(root: Path, old: list[Path], write: Callable[[Callable[[], Pat
                   ) -> list[Path]:
     """Replace the parts ``old`` by the parts ``write(new_temp)`` writes, each to a fresh temp
     path that ``new_temp()`` hands out (see module doc); returns the new parts in order."""
+    bad = [p.name for p in old if not store.is_part_name(p.name)]
+    if bad:
+        raise BuildError(f"part {root / bad[0]} has a name the manifest cannot record (control "
+                         "characters or a backslash): rename it to part-<anything>.parquet")
     temps: list[tuple[Path, str]] = []
 
     def new_temp() -> Path:

@@ -16,7 +16,7 @@ from typing import Any
 
 import duckdb
 
-from . import engine, schema
+from . import engine, schema, store
 from .errors import CatalogNotFoundError, SchemaError
 from .store import MANIFEST, PART_GLOB
 
@@ -89,9 +89,10 @@ def read_manifest(root: str) -> dict:
             text = fs.cat_file(uri).decode()
         else:
             text = engine.cursor().execute("SELECT content FROM read_text(?)", [uri]).fetchone()[0]
-        return json.loads(text)
+        manifest = json.loads(text)
     except (OSError, ValueError, duckdb.Error) as exc:
         raise SchemaError(f"catalog manifest {uri} is unreadable: {exc}") from None
+    return store.check_manifest(manifest, uri)
 
 
 def live_parts(root: str) -> list[str]:

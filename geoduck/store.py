@@ -17,6 +17,7 @@ import glob as globmod
 import fcntl
 import json
 import os
+import re
 import time
 import urllib.parse
 import urllib.request
@@ -365,15 +366,65 @@ MANIFEST = "_geoduck_manifest.json"
 """Catalog manifest (not matched by ``*.parquet``): pending replacements of parts by others."""
 
 
+MAX_PART_NAME_BYTES = 255
+"""Longest part file name (UTF-8 bytes; the limit of common Linux file systems)."""
+
+_PART_NAME = re.compile(r"[^./\\\x00-\x1f\x7f][^/\\\x00-\x1f\x7f]*\.parquet")
+"""A plain part file name as :func:`part_names` lists it: no directory, no leading dot (not
+hidden, not ``.``/``..``), no control characters or NUL, ending in ``.parquet``."""
+
+
+def is_part_name(name: object) -> bool:
+    """Whether ``name`` is a plain part file name (see ``_PART_NAME``), at most
+    :data:`MAX_PART_NAME_BYTES` long."""
+    return (isinstance(name, str) and _PART_NAME.fullmatch(name) is not None
+            and len(name.encode("utf-8", "surrogatepass")) <= MAX_PART_NAME_BYTES)
+
+
+def check_manifest(manifest: object, where: str, root: str | os.PathLike[str] | None = None) -> dict:
+    """Return ``manifest`` if it is a well-formed manifest whose names are all plain part file
+    names of the catalog, else raise :class:`SchemaError` naming ``where`` and the bad entry.
+
+    With a local ``root``, each name must also resolve (symlinks followed) to a file directly
+    inside ``root``: maintenance deletes the files a manifest names, so a name reaching outside
+    the catalog (absolute, ``..``, a symlink leading out, NUL, over-long) is refused before
+    anything is deleted."""
+    fix = f"it was not written by geoduck: remove or repair {where}"
+    if (not isinstance(manifest, dict) or not isinstance(manifest.get("generation", 0), int)
+            or not isinstance(manifest.get("replacements", []), list)):
+        raise SchemaError(f"catalog manifest {where} is malformed (expected {{\"generation\": int, "
+                          f"\"replacements\": [...]}}); {fix}")
+    real_root = os.path.realpath(root) if root is not None else None
+    for entry in manifest.get("replacements", []):
+        if (not isinstance(entry, dict) or set(entry) != {"replaces", "by"}
+                or not all(isinstance(entry[k], list) for k in ("replaces", "by"))):
+            raise SchemaError(f"catalog manifest {where} has a malformed replacement {entry!r} "
+                              f"(expected {{\"replaces\": [names], \"by\": [names]}}); {fix}")
+        for name in (*entry["replaces"], *entry["by"]):
+            if not is_part_name(name):
+                shown = name[:80] + "…" if isinstance(name, str) and len(name) > 80 else name
+                raise SchemaError(f"catalog manifest {where} names {shown!r}, which is not a part file "
+                                  f"name of this catalog (part-….parquet, no directory); {fix}")
+            if real_root is not None:
+                target = os.path.realpath(os.path.join(real_root, name))
+                if os.path.dirname(target) != real_root:
+                    raise SchemaError(f"catalog manifest {where} names {name!r}, which resolves to "
+                                      f"{target} outside the catalog (a symlink?); {fix}")
+    return manifest
+
+
 def read_manifest(path: str | os.PathLike[str]) -> dict:
-    """The manifest (``{"generation": int, "replacements": [{"replaces": [...], "by": [...]}]}``)."""
+    """The manifest (``{"generation": int, "replacements": [{"replaces": [...], "by": [...]}]}``),
+    checked by :func:`check_manifest` (raises :class:`SchemaError` when it is unreadable or names
+    anything but this catalog's part files)."""
     target = Path(path) / MANIFEST
     try:
-        return json.loads(target.read_text())
+        manifest = json.loads(target.read_text())
     except FileNotFoundError:
         return {"generation": 0, "replacements": []}
     except (OSError, ValueError) as exc:
         raise SchemaError(f"catalog manifest {target} is unreadable: {exc}") from None
+    return check_manifest(manifest, str(target), path)
 
 
 def write_manifest(path: str | os.PathLike[str], manifest: dict) -> None:

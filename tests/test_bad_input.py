@@ -22,7 +22,6 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-import shapely
 from rasterio.transform import Affine
 from shapely.geometry import GeometryCollection, LineString, MultiPoint, Point, box
 

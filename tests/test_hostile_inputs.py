@@ -62,9 +62,9 @@ def raster_matrix(tmp_path_factory):
          , "ok")
     # A huge-dimension header: a VRT declaring 10^7 x 10^7 pixels (no data is read to index it).
     (root / "huge.vrt").write_text(
-        f'<VRTDataset rasterXSize="10000000" rasterYSize="10000000"><SRS>EPSG:4326</SRS>'
-        f'<GeoTransform>-10, 1e-7, 0, 40, 0, -1e-7</GeoTransform>'
-        f'<VRTRasterBand dataType="Byte" band="1"/></VRTDataset>')
+        '<VRTDataset rasterXSize="10000000" rasterYSize="10000000"><SRS>EPSG:4326</SRS>'
+        '<GeoTransform>-10, 1e-7, 0, 40, 0, -1e-7</GeoTransform>'
+        '<VRTRasterBand dataType="Byte" band="1"/></VRTDataset>')
     case("huge dimensions", root / "huge.vrt", "ok")
     for i, name in enumerate(["with space.tif", "ünïcødé_名前.tif", "quote'd\"name.tif", "semi;colon -- x.tif"]):
         case(f"name {name!r}", _good(root / name, x0=410_000 + i * 1000), "ok")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 import geoduck
-from geoduck import engine
+from geoduck import engine, sandbox
 from geoduck.errors import SQLError
 
 
@@ -29,9 +29,12 @@ def test_sandbox_refuses_io_outside_catalog(statement, archive_catalog, tmp_path
 
 
 def test_sandbox_reads_its_catalog(archive_catalog):
+    # only through the read-only file system's name for the folder (see geoduck.sandbox)
+    box = sandbox.sandbox((archive_catalog.node.root,))
     cur = engine.sandboxed_cursor((archive_catalog.node.root,))
-    n = cur.execute(f"SELECT count(*) FROM read_parquet('{archive_catalog.node.root}/*.parquet')").fetchone()[0]
-    assert n == 48
+    parts = box.scan_path(f"{archive_catalog.node.root}/*.parquet")
+    assert parts.startswith("geoduckro://")
+    assert cur.execute(f"SELECT count(*) FROM read_parquet('{parts}')").fetchone()[0] == 48
 
 
 @pytest.mark.parametrize("statement", [

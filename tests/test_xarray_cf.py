@@ -19,7 +19,7 @@ import xarray as xr
 
 from geoduck import GeoSlice, build_xarray_catalog, load_xarray
 from geoduck.builders.xarray import LENGTH_UNITS, length_unit_metres
-from geoduck.errors import BuildError, NoDataError, UnsupportedError
+from geoduck.errors import BuildError, NoDataError
 
 UTC = dt.timezone.utc
 US_FOOT = 1200.0 / 3937.0

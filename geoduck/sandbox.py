@@ -1,0 +1,279 @@
+"""The sandbox for user SQL (``Catalog.sql``, ``geoduck.sql``, ``geoduck sql``).
+
+Defence in depth, after :func:`geoduck.compile.bind_user_sql` has checked the statement:
+
+- **Read-only files.** The sandbox's DuckDB connection sees the local catalog folders only
+  through :class:`CatalogFolders`, an fsspec file system that opens their part files for
+  reading and refuses every write, under opaque names (``geoduckro://c0/part-….parquet``).
+  External access is off and only those names are allowed, so ``COPY … TO``, ``EXPORT``,
+  ``ATTACH`` and reading any other file are refused by DuckDB itself even if SQL got past the
+  parser check, and no setting holds a local path. There is no temp directory (nothing to spill
+  to, nowhere to write); the configuration is locked.
+- **Bounded.** A query runs with a timeout, can be interrupted (Ctrl-C), and its connection
+  has a memory limit and a thread count (:class:`SQLLimits`); a timeout, an interrupt or
+  running out of memory is an :class:`~geoduck.errors.SQLError`.
+
+Catalogs at URIs (``s3://`` …) are read through httpfs with their URI allowed as before: remote
+catalogs are read-only for geoduck, but the sandbox cannot stop writes that the S3 credentials in
+the environment allow, so give user SQL read-only credentials.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+from fsspec import AbstractFileSystem
+
+from . import store
+from .errors import ArgumentError, SQLError
+
+log = logging.getLogger(__name__)
+
+PROTOCOL = "geoduckro"
+"""fsspec protocol under which the sandbox sees the catalog folders (read-only)."""
+
+DEFAULT_TIMEOUT_S = 300.0
+"""Seconds a user query may run by default (``timeout=None`` or CLI ``--timeout 0``: no limit)."""
+
+
+def _default_memory_limit() -> str:
+    """A quarter of the physical memory (DuckDB's own default is 80 %), at least 256 MiB."""
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        total = 4 << 30
+    return f"{max(total // 4, 256 << 20) >> 20}MiB"
+
+
+DEFAULT_MEMORY_LIMIT = _default_memory_limit()
+DEFAULT_THREADS = max(1, min(4, os.cpu_count() or 1))
+
+_UNITS = {"b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
+          "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
+
+
+def _memory_bytes(value: str) -> int | None:
+    text = value.strip().lower().replace(" ", "")
+    number = text.rstrip("abcdefghijklmnopqrstuvwxyz")
+    unit = text[len(number):] or "b"
+    try:
+        amount = float(number)
+    except ValueError:
+        return None
+    return int(amount * _UNITS[unit]) if unit in _UNITS and amount > 0 else None
+
+
+@dataclass(frozen=True)
+class SQLLimits:
+    """Bounds of user SQL: ``timeout`` in seconds (None: none), ``memory_limit`` of the sandbox
+    connection as DuckDB spells it (``"2GB"``, ``"512MiB"``), ``threads`` it may use."""
+
+    timeout: float | None = DEFAULT_TIMEOUT_S
+    memory_limit: str = DEFAULT_MEMORY_LIMIT
+    threads: int = DEFAULT_THREADS
+
+    def __post_init__(self) -> None:
+        t = self.timeout
+        if t is not None and (isinstance(t, bool) or not isinstance(t, (int, float)) or not t > 0
+                              or t == float("inf")):
+            raise ArgumentError(f"timeout={t!r} must be a positive number of seconds (or None: no timeout)")
+        if not isinstance(self.memory_limit, str) or _memory_bytes(self.memory_limit) is None:
+            raise ArgumentError(f"memory_limit={self.memory_limit!r} must be a size such as '2GB' or '512MiB'")
+        if isinstance(self.threads, bool) or not isinstance(self.threads, int) or self.threads < 1:
+            raise ArgumentError(f"threads={self.threads!r} must be a positive integer")
+
+
+def limits(timeout: Any = DEFAULT_TIMEOUT_S, memory_limit: Any = None, threads: Any = None) -> SQLLimits:
+    """:class:`SQLLimits` from user arguments (None memory/threads: the defaults)."""
+    return SQLLimits(timeout, DEFAULT_MEMORY_LIMIT if memory_limit is None else memory_limit,
+                     DEFAULT_THREADS if threads is None else threads)
+
+
+class CatalogFolders(AbstractFileSystem):
+    """Catalog folders, read-only, under opaque names: ``geoduckro://<alias>/<part>.parquet``.
+
+    Only part files directly inside a folder are visible (symlinks leading out of it are not);
+    opening for anything but reading, and every other change, raises ``PermissionError``."""
+
+    protocol = PROTOCOL
+    cachable = False  # one instance per sandbox connection, each with its own folders
+
+    def __init__(self, folders: Mapping[str, str]) -> None:
+        super().__init__()
+        self._folders = {alias: os.path.realpath(root) for alias, root in folders.items()}
+
+    def _real(self, path: str) -> tuple[str, str]:
+        """(alias, real path) of ``path``; raises for anything outside the folders."""
+        alias, _, rest = self._strip_protocol(path).strip("/").partition("/")
+        root = self._folders.get(alias)
+        if root is None or "\x00" in rest:
+            raise FileNotFoundError(path)
+        if not rest:
+            return alias, root
+        real = os.path.realpath(os.path.join(root, rest))
+        if os.path.dirname(real) != root or not store.is_part_name(os.path.basename(real)):
+            raise PermissionError(f"{path}: only the catalog's part files can be read")
+        return alias, real
+
+    def ls(self, path: str, detail: bool = True, **kwargs: Any) -> list:
+        alias, real = self._real(path)
+        if real != self._folders[alias]:
+            entries = [self.info(path)]
+        else:
+            entries = []
+            for name in store.part_names(real):
+                try:
+                    entries.append(self.info(f"{alias}/{name}"))
+                except OSError:  # vanished meanwhile, or a symlink leading out
+                    continue
+        return entries if detail else [e["name"] for e in entries]
+
+    def info(self, path: str, **kwargs: Any) -> dict:
+        alias, real = self._real(path)
+        st = os.stat(real)
+        name = alias if real == self._folders[alias] else f"{alias}/{os.path.basename(real)}"
+        kind = "directory" if real == self._folders[alias] else "file"
+        return {"name": name, "size": st.st_size, "type": kind, "mtime": st.st_mtime}
+
+    def modified(self, path: str) -> Any:
+        import datetime as dt
+
+        return dt.datetime.fromtimestamp(self.info(path)["mtime"], tz=dt.UTC)
+
+    def _open(self, path: str, mode: str = "rb", **kwargs: Any) -> Any:
+        if mode != "rb":
+            raise PermissionError(f"{path}: the catalog is read-only for SQL (mode {mode!r} refused)")
+        _, real = self._real(path)
+        return open(real, "rb")  # noqa: SIM115 (the caller closes it)
+
+    def _refuse(self, *args: Any, **kwargs: Any) -> Any:
+        raise PermissionError("the catalog is read-only for SQL")
+
+    rm = rm_file = _rm = rmdir = mkdir = makedirs = mv = cp_file = copy = touch = _refuse
+    put_file = pipe_file = put = pipe = _refuse
+
+
+@dataclass(frozen=True)
+class Sandbox:
+    """A locked connection and the opaque names of its local catalog folders."""
+
+    connection: duckdb.DuckDBPyConnection
+    aliases: tuple[tuple[str, str], ...]
+    """(folder as scans spell it, alias) pairs, the glob-escaped spelling first when it differs."""
+
+    def scan_path(self, path: str) -> str:
+        """``path`` (a part, or a folder's glob) as the sandbox reads it; other paths unchanged."""
+        for folder, alias in self.aliases:
+            if path.startswith(folder):
+                return f"{PROTOCOL}://{alias}/{path[len(folder):]}"
+        return path
+
+
+_sandboxes: dict[tuple, Sandbox] = {}
+_lock = threading.Lock()
+_MAX_SANDBOXES = 8
+
+
+def sandbox(directories: tuple[str, ...], bounds: SQLLimits = SQLLimits()) -> Sandbox:
+    """The (cached) sandbox reading only the catalogs at ``directories`` (local folders or URIs)."""
+    import glob
+
+    from . import engine, store
+
+    local = sorted({os.path.realpath(d) for d in directories if "://" not in d})
+    remote = sorted({d.rstrip("/") + "/" for d in directories if "://" in d})
+    key = (os.getpid(), tuple(sorted(set(directories))), bounds.memory_limit, bounds.threads)
+    with _lock:
+        box = _sandboxes.get(key)
+        if box is not None:
+            return box
+        if len(_sandboxes) >= _MAX_SANDBOXES:
+            _sandboxes.pop(next(iter(_sandboxes))).connection.close()
+        folders = {f"c{i}": root for i, root in enumerate(local)}
+        con = engine.connect(threads=bounds.threads)
+        con.register_filesystem(CatalogFolders(folders))
+        for statement in ("SET python_enable_replacements = false", "SET allow_persistent_secrets = false",
+                          "SET temp_directory = ''", "SET secret_directory = ''",
+                          f"SET memory_limit = '{_memory_bytes(bounds.memory_limit)}B'"):
+            con.execute(statement)
+        if remote:  # (after the secret settings: its S3 secret starts the secret manager)
+            engine.load_httpfs(con)
+        allowed = [f"{PROTOCOL}://{alias}/" for alias in folders] + remote
+        con.execute("SET allowed_directories = $dirs", {"dirs": allowed})
+        con.execute("SET enable_external_access = false")
+        con.execute("SET lock_configuration = true")
+        # every spelling of each folder that compiled scans use (plain and glob-escaped, given
+        # and resolved), longest first so a folder inside another maps to its own alias
+        spellings = {}
+        for given in directories:
+            if "://" in given:
+                continue
+            alias = next(a for a, root in folders.items() if root == os.path.realpath(given))
+            for spelling in (given, os.path.realpath(given)):
+                for variant in (spelling, glob.escape(spelling), store.duckdb_path(spelling)):
+                    spellings[variant.rstrip("/") + "/"] = alias
+        aliases = tuple(sorted(spellings.items(), key=lambda kv: -len(kv[0])))
+        box = _sandboxes[key] = Sandbox(con, aliases)
+        return box
+
+
+POLL_S = 0.05
+"""How often the caller's thread checks for the deadline (and lets Ctrl-C in)."""
+
+
+def execute(box: Sandbox, sql: str, timeout: float | None) -> pa.Table:
+    """Run ``sql`` on ``box`` and return its rows, within ``timeout`` seconds.
+
+    The query runs in a worker thread while the calling thread waits, so Ctrl-C
+    (``KeyboardInterrupt``) and the deadline both interrupt DuckDB at once; either is raised as
+    :class:`SQLError`, as is any DuckDB error."""
+    cur = box.connection.cursor()
+    outcome: list[Any] = []
+
+    def work() -> None:
+        try:
+            outcome.append(cur.execute(sql).to_arrow_table())
+        except BaseException as exc:  # handed to the caller's thread
+            outcome.append(exc)
+
+    worker = threading.Thread(target=work, name="geoduck-user-sql", daemon=True)
+    deadline = None if timeout is None else time.monotonic() + timeout
+    reason = None
+    try:
+        worker.start()
+        log.info("user SQL running (timeout: %s)", "none" if timeout is None else f"{timeout:g} s")
+        while worker.is_alive():
+            left = POLL_S if deadline is None else min(POLL_S, deadline - time.monotonic())
+            if left <= 0:
+                reason = f"timed out after {timeout:g} s (raise timeout=, CLI --timeout)"
+                break
+            worker.join(left)
+    except KeyboardInterrupt:
+        reason = "interrupted (Ctrl-C)"
+    try:
+        if reason is not None:
+            cur.interrupt()
+            worker.join(5.0)
+            raise SQLError(f"query {reason}")
+    finally:
+        if not worker.is_alive():
+            cur.close()
+    result = outcome[0]
+    if isinstance(result, duckdb.InterruptException):
+        raise SQLError("query interrupted")
+    if isinstance(result, duckdb.OutOfMemoryException):
+        raise SQLError(f"query ran out of memory: {str(result).splitlines()[0]} (raise memory_limit=, "
+                       "CLI --memory-limit)")
+    if isinstance(result, duckdb.Error):
+        raise SQLError(f"query failed: {str(result).splitlines()[0]}")
+    if isinstance(result, BaseException):
+        raise result
+    return result
