@@ -6,7 +6,10 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import random
+import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
@@ -22,11 +25,13 @@ from sqlglot import exp
 from . import compile as sqlc
 from . import engine, remote, schema, store
 from .builders.common import BuildReport
-from .errors import ArgumentError, QueryError, SQLError
+from .errors import ArgumentError, GeoduckError, QueryError, SQLError
 from .expr import (Difference, Intersect, JoinPlan, Node, Pad, Scan, SpatialFilter, TimeFilter, Union,
                    Where)
 from .geo import WGS84, check_lonlat_bounds, geometry_to_wgs84, norm_crs, validate_bounds
 from .intervals import TimeLike, query_interval
+
+log = logging.getLogger(__name__)
 
 
 def open_catalog(path: str | os.PathLike[str], *, build_report: BuildReport | None = None) -> Catalog:
@@ -166,9 +171,12 @@ class Catalog:
         column names, no subqueries, no table functions; else :class:`SQLError` naming the token.
         """
         tree = sqlc.parse_predicate(predicate, self.columns)
-        check = sqlc.aggregate(self._node, exp.alias_(tree.copy(), "_p"))
+        def describe() -> list[tuple]:
+            check = sqlc.aggregate(self._node, exp.alias_(tree.copy(), "_p"))
+            return engine.cursor().execute(f"DESCRIBE {check.sql(dialect=sqlc.DIALECT)}").fetchall()
+
         try:
-            described = engine.cursor().execute(f"DESCRIBE {check.sql(dialect=sqlc.DIALECT)}").fetchall()
+            described = read_consistently(_scan_roots(self._node), describe)
         except duckdb.Error as exc:
             raise SQLError(f"predicate {predicate!r} is invalid: {str(exc).splitlines()[0]}") from None
         kind = described[0][1] if len(described) == 1 else f"{len(described)} columns"
@@ -236,18 +244,16 @@ class Catalog:
     # -- results --------------------------------------------------------------------------------
     def _execute(self, compile_: Callable[[], exp.Expression],
                  run: Callable[[str], Any] | None = None) -> Any:
-        """``run`` the SQL of a tree that ``compile_`` builds afresh. A part that vanished between
-        compiling and reading (a compaction replaced it) makes it compile and run again. Default
-        ``run``: the cursor with the executed query."""
+        """``run`` the SQL of a tree that ``compile_`` builds afresh, compiling and running it again
+        while compactions replace the parts it reads (see :func:`read_consistently`). Default
+        ``run``: the cursor with the executed query (then only its execution is checked)."""
         run = run or _cursor_with
-        attempt = 1
-        while True:
-            try:
-                return run(sqlc.render(compile_()))
-            except duckdb.Error as exc:
-                if not (_vanished_file(exc) and attempt < store.VANISHED_RETRIES):
-                    raise QueryError(f"query over {self!r} failed: {str(exc).splitlines()[0]}") from None
-            attempt += 1
+        try:
+            return read_consistently(_scan_roots(self._node), lambda: run(sqlc.render(compile_())))
+        except GeoduckError:
+            raise
+        except READ_ERRORS as exc:
+            raise QueryError(f"query over {self!r} failed: {_first_line(exc)}") from None
 
     def to_arrow(self) -> pa.Table:
         """All rows as an Arrow table (``geometry`` as GeoArrow WKB with its CRS)."""
@@ -290,9 +296,9 @@ class Catalog:
         return int(row[0])
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
-        """Rows as dicts (``geometry`` as a shapely geometry), streamed in batches."""
-        reader = self._execute(lambda: sqlc.visit(self._node)).to_arrow_reader(10_000)
-        for batch in reader:
+        """Rows as dicts (``geometry`` as a shapely geometry), converted batch by batch from one
+        consistent Arrow result (:meth:`to_arrow`: exact rows even while a compaction runs)."""
+        for batch in self.to_arrow().to_batches(10_000):
             rows = batch.to_pylist()
             geoms = shapely.from_wkb([r[schema.GEOMETRY] for r in rows]) if rows else []
             for row, g in zip(rows, geoms, strict=True):
@@ -329,12 +335,52 @@ def _fetchone(sql: str) -> tuple:
     return engine.cursor().execute(sql).fetchone()
 
 
-def _vanished_file(exc: duckdb.Error) -> bool:
-    """Whether DuckDB failed because a file it was told to read no longer exists."""
-    if not isinstance(exc, duckdb.IOException):
-        return False
-    text = str(exc)
-    return "No such file" in text or "No files found" in text
+READ_ERRORS = (duckdb.Error, OSError, pa.ArrowException)
+"""What a read of catalog parts raises when a part vanishes under it, whatever the message:
+DuckDB's own errors, and pyarrow's ``OSError`` from a streamed Arrow result."""
+
+READ_ATTEMPTS = 25
+"""Times a read is compiled and run again while compactions replace the parts it reads."""
+
+
+def read_consistently(roots: set[str], run: Callable[[], Any]) -> Any:
+    """``run()`` (which lists the parts of the local catalogs at ``roots``, compiles and reads),
+    again while compactions replace those parts under it, until a run saw one part set.
+
+    A run is repeated when it failed and a part listed before it has gone since (whatever the
+    error's type or message), or when it succeeded but the manifest :func:`~geoduck.store.generation`
+    changed meanwhile (a glob read may have caught the old and new parts of a replacement). Other
+    errors propagate as raised; :class:`QueryError` after :data:`READ_ATTEMPTS` runs."""
+    local = sorted(r for r in roots if not remote.is_uri(r))
+    for attempt in range(READ_ATTEMPTS):
+        before = {root: (store.generation(root), store.part_names(root)) for root in local}
+        try:
+            result = run()
+        except READ_ERRORS:
+            if not _replaced_since(before):
+                raise
+        else:
+            if all(store.generation(root) == gen for root, (gen, _) in before.items()):
+                return result
+        log.debug("parts of %s replaced during a read (attempt %d): reading again", local, attempt + 1)
+        time.sleep(random.uniform(0, 0.002 * (attempt + 1)))
+    raise QueryError(f"parts of {', '.join(local)} kept being replaced during {READ_ATTEMPTS} reads "
+                     "(compactions without pause?): try again")
+
+
+def _replaced_since(before: dict[str, tuple[int, list[str]]]) -> bool:
+    for root, (gen, names) in before.items():
+        if store.generation(root) != gen:
+            return True
+        now = set(store.part_names(root))
+        if any(name not in now for name in names):
+            return True
+    return False
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _root_of(node: Node) -> str | None:
@@ -369,7 +415,8 @@ def _columns(node: Node) -> list[str]:
     sql_text = sqlc.to_sql(node, pretty=False)
     cols = _COLUMNS_CACHE.get(sql_text)
     if cols is None:
-        rows = engine.cursor().execute(f"DESCRIBE {sql_text}").fetchall()
+        rows = read_consistently(_scan_roots(node), lambda: engine.cursor().execute(
+            f"DESCRIBE {sqlc.to_sql(node, pretty=False)}").fetchall())
         cols = _COLUMNS_CACHE[sql_text] = [r[0] for r in rows]
         if len(_COLUMNS_CACHE) > 256:
             _COLUMNS_CACHE.pop(next(iter(_COLUMNS_CACHE)))
@@ -392,8 +439,8 @@ def join_plan(left: Node, right: Node, spatial_only: bool) -> JoinPlan:
     for node in (left, right):
         repeated = exp.Sub(this=exp.Count(this=exp.Star()),
                            expression=exp.Count(this=exp.Distinct(expressions=[sqlc.col(schema.ID)])))
-        select = sqlc.aggregate(node, *sqlc.join_stats(), repeated)
-        w, h, d, r = engine.cursor().execute(select.sql(dialect=sqlc.DIALECT)).fetchone()
+        w, h, d, r = read_consistently(_scan_roots(node), lambda node=node, repeated=repeated: engine.cursor().execute(
+            sqlc.aggregate(node, *sqlc.join_stats(), repeated).sql(dialect=sqlc.DIALECT)).fetchone())
         sizes += [v for v in (w, h) if v]
         lengths += [d] if d else []
         repeats = repeats or bool(r)
@@ -458,14 +505,21 @@ def _scan_roots(node: Node) -> set[str]:
 
 
 def _run_user_sql(query: str, relations: Mapping[str, Node]) -> pd.DataFrame | gpd.GeoDataFrame:
-    """User SQL runs on a sandboxed connection that reads only the relations' catalog folders."""
-    bound = sqlc.bind_user_sql(query, relations)
+    """User SQL runs on a sandboxed connection that reads only the relations' catalog folders;
+    bound and run again while compactions replace the parts it reads (:func:`read_consistently`)."""
     roots = set().union(*(_scan_roots(n) for n in relations.values()))
     try:
-        table = engine.sandboxed_cursor(tuple(roots)).execute(bound).to_arrow_table()
-    except duckdb.Error as exc:
-        raise SQLError(f"query failed: {str(exc).splitlines()[0]}") from None
+        table = read_consistently(roots, lambda: _run_sandboxed(query, relations, roots))
+    except GeoduckError:
+        raise
+    except READ_ERRORS as exc:
+        raise SQLError(f"query failed: {_first_line(exc)}") from None
     return _arrow_to_frame(table)
+
+
+def _run_sandboxed(query: str, relations: Mapping[str, Node], roots: set[str]) -> pa.Table:
+    bound = sqlc.bind_user_sql(query, relations)
+    return engine.sandboxed_cursor(tuple(roots)).execute(bound).to_arrow_table()
 
 
 def sql(query: str, **catalogs: Catalog) -> pd.DataFrame | gpd.GeoDataFrame:
