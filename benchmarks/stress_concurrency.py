@@ -258,7 +258,8 @@ def verify(work: Path, n_appenders: int) -> dict:
         problems.append(f"{len(strays)} rows of no appender, e.g. {strays[0]}")
     geoduck.compact(root)  # finishes or rolls back what a killed compaction left
     after = geoduck.open_catalog(root).to_arrow()["filepath"].to_pylist()
-    con = duckdb.connect(config={"enable_progress_bar": False})
+    con = duckdb.connect()
+    con.execute("SET enable_progress_bar = false")
     plain = con.execute(f"SELECT filepath FROM read_parquet('{store.part_glob(root)}')").fetchall()
     con.close()
     if sorted(after) != sorted(before):
