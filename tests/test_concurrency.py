@@ -219,7 +219,7 @@ def test_build_worker_processes_exit_after_the_build_is_sigkilled(tmp_path):
     assert len(helpers) >= 4, helpers
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    deadline = time.monotonic() + 10  # ~0.1 s when idle; 3.4 s measured at a load average of 25
+    deadline = time.monotonic() + 10  # 3.4 s measured at a load average of 25 on 2 cores
     while time.monotonic() < deadline and any(_alive(p) for p in helpers):
         time.sleep(0.1)
     lingering = {p: _describe(p) for p in helpers if _alive(p)}
@@ -233,11 +233,12 @@ def test_short_stress_run_has_no_anomalies(tmp_path):
     readers, SIGKILLed at random points, with an exact-count oracle after every round."""
     result = tmp_path / "stress.json"
     proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "stress_concurrency.py"),
-                           "--rounds", "3", "--round-seconds", "4", "--appenders", "5", "--readers", "2",
-                           "--compactors", "1", "--workdir", str(tmp_path / "w"), "--json", str(result),
-                           "--seed", "3"], env=ENV, capture_output=True, text=True, timeout=240)
+                           "--rounds", "3", "--round-seconds", "8", "--appenders", "4", "--readers", "2",
+                           "--compactors", "1", "--kill-every", "1", "--workdir", str(tmp_path / "w"),
+                           "--json", str(result), "--seed", "3"], env=ENV, capture_output=True, text=True,
+                          timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     report = json.loads(result.read_text())
     assert report["anomalies"] == []
-    assert report["commits"] >= 20 and report["kills"]["total"] >= 3 and report["reads"] >= 20
+    assert report["commits"] >= 10 and report["kills"]["total"] >= 10 and report["reads"] >= 10
     assert report["final_rows"] == report["files_committed"]
