@@ -304,13 +304,15 @@ def main(argv: list[str] | None = None) -> int:
     write_group(seed_files, 99, 0)  # the catalog exists before readers open it
     geoduck.build_raster_catalog([str(f) for f in seed_files], work / "catalog", filename_regex=REGEX,
                                  workers=1, progress=False)
-    roles = ([("appender", i) for i in range(args.appenders)] + [("compactor", i) for i in range(args.compactors)]
+    roles = ([("appender", i) for i in range(args.appenders)]
+             + [("compactor", i) for i in range(args.compactors)]
              + [("reader", i) for i in range(args.readers)])
     kills: collections.Counter[str] = collections.Counter()
     rounds = []
     anomalies: list[str] = []
     started = time.monotonic()
-    print(f"{'round':>5} {'commits':>8} {'kills':>6} {'reads':>7} {'compactions':>11} {'rows':>7} {'anomalies':>9}")
+    print(f"{'round':>5} {'commits':>8} {'kills':>6} {'reads':>7} {'compactions':>11} {'rows':>7} "
+          f"{'anomalies':>9}")
     for r in range(args.rounds):
         commits0, reads0 = _count_lines(work, "appender-*.log", "end"), _count_lines(work, "reader-*.log")
         compactions0, kills0 = _count_lines(work, "compactor-*.log"), sum(kills.values())
@@ -332,8 +334,9 @@ def main(argv: list[str] | None = None) -> int:
                 kills[role[0]] += 1
             proc.join()
         result = verify(work, args.appenders)
-        new = [json.loads(line)["what"] + (f": {json.loads(line).get('detail')}" if "detail" in line else "")
-               for p in sorted((work / "logs").glob("anomalies-*.jsonl")) for line in p.read_text().splitlines()]
+        records = [json.loads(line) for p in sorted((work / "logs").glob("anomalies-*.jsonl"))
+                   for line in p.read_text().splitlines()]
+        new = [r["what"] + (f": {r['detail']}" if "detail" in r else "") for r in records]
         for p in (work / "logs").glob("anomalies-*.jsonl"):
             p.unlink()
         round_anomalies = new + result["problems"]
@@ -347,7 +350,8 @@ def main(argv: list[str] | None = None) -> int:
               f"{row['rows']:>7} {row['anomalies']:>9}", flush=True)
     final = verify(work, args.appenders)
     report = {
-        "rounds": rounds, "commits": sum(r["commits"] for r in rounds), "kills": dict(kills) | {"total": sum(kills.values())},
+        "rounds": rounds, "commits": sum(r["commits"] for r in rounds),
+        "kills": dict(kills) | {"total": sum(kills.values())},
         "reads": sum(r["reads"] for r in rounds), "compactions": sum(r["compactions"] for r in rounds),
         "final_rows": final["rows"], "files_committed": final["files_committed"] + final["files_in_flight"]
         + final["seed_rows"], "anomalies": anomalies + final["problems"],

@@ -171,6 +171,7 @@ class Catalog:
         column names, no subqueries, no table functions; else :class:`SQLError` naming the token.
         """
         tree = sqlc.parse_predicate(predicate, self.columns)
+
         def describe() -> list[tuple]:
             check = sqlc.aggregate(self._node, exp.alias_(tree.copy(), "_p"))
             return engine.cursor().execute(f"DESCRIBE {check.sql(dialect=sqlc.DIALECT)}").fetchall()
@@ -439,8 +440,10 @@ def join_plan(left: Node, right: Node, spatial_only: bool) -> JoinPlan:
     for node in (left, right):
         repeated = exp.Sub(this=exp.Count(this=exp.Star()),
                            expression=exp.Count(this=exp.Distinct(expressions=[sqlc.col(schema.ID)])))
-        w, h, d, r = read_consistently(_scan_roots(node), lambda node=node, repeated=repeated: engine.cursor().execute(
-            sqlc.aggregate(node, *sqlc.join_stats(), repeated).sql(dialect=sqlc.DIALECT)).fetchone())
+        def stats(node: Node = node, repeated: exp.Expression = repeated) -> tuple:
+            return _fetchone(sqlc.aggregate(node, *sqlc.join_stats(), repeated).sql(dialect=sqlc.DIALECT))
+
+        w, h, d, r = read_consistently(_scan_roots(node), stats)
         sizes += [v for v in (w, h) if v]
         lengths += [d] if d else []
         repeats = repeats or bool(r)

@@ -72,8 +72,8 @@ APPENDER = textwrap.dedent("""
     out, batch, files = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
     indexed = 0
     for i in range(0, len(files), batch):
-        cat = geoduck.build_raster_catalog(files[i:i + batch], out, filename_regex=r"_(?P<date>\\d{8})\\.tif$",
-                                           workers=1, progress=False)
+        cat = geoduck.build_raster_catalog(files[i:i + batch], out, workers=1, progress=False,
+                                           filename_regex=r"_(?P<date>\\d{8})\\.tif$")
         assert not cat.build_report.errors, cat.build_report.errors
         indexed += cat.build_report.files_indexed
     print(indexed)
@@ -116,7 +116,8 @@ def _read_all_ways(cat: geoduck.Catalog, query: dict) -> dict[str, list[str]]:
         "query": sorted(sub.to_arrow()["id"].to_pylist()),
         "query_len": [str(len(sub))],
         "sql": sorted(cat.sql("SELECT id FROM catalog")["id"]),
-        "geoduck.sql": sorted(geoduck.sql("SELECT id FROM c WHERE start_datetime >= '2020-01-05'", c=cat)["id"]),
+        "geoduck.sql": sorted(geoduck.sql("SELECT id FROM c WHERE start_datetime >= '2020-01-05'",
+                                          c=cat)["id"]),
         "total_bounds": [repr(cat.total_bounds)],
     }
 
