@@ -243,3 +243,35 @@ def test_short_stress_run_has_no_anomalies(tmp_path):
     assert report["anomalies"] == []
     assert report["commits"] >= 10 and report["kills"]["total"] >= 10 and report["reads"] >= 10
     assert report["final_rows"] == report["files_committed"]
+
+
+def test_a_compaction_switching_between_compiling_and_reading_never_doubles_rows(tmp_path, monkeypatch):
+    """The relation compiles to the parts' glob; before DuckDB expands it, a compaction renames its
+    new parts into place (old ones not deleted yet): the read notices the manifest generation
+    moved and reads again from the live parts instead of returning every row twice."""
+    from geoduck import compile as sqlc
+    from geoduck import maintenance
+
+    root = write_synthetic_catalog(tmp_path / "c", 30, 20, part_rows=100)
+    cat = geoduck.open_catalog(root)
+    expected = sorted(cat.to_arrow()["id"].to_pylist())
+    assert "*.parquet" in cat.sql_text  # no replacement pending: the glob
+    real_render, real_recover, switched = sqlc.render, maintenance.recover, []
+
+    def render(tree, **kw):
+        sql = real_render(tree, **kw)
+        if not switched:
+            switched.append(True)
+            monkeypatch.setattr(maintenance, "recover", lambda root: None)  # stop after the switch
+            maintenance.replace_parts(Path(root), store.live_parts(root),
+                                      maintenance._write_sorted(store.live_parts(root), 20_000, 250))
+            monkeypatch.setattr(maintenance, "recover", real_recover)
+        return sql
+
+    monkeypatch.setattr(sqlc, "render", render)
+    ids = cat.to_arrow()["id"].to_pylist()
+    assert switched and len(ids) == len(expected) and sorted(ids) == expected
+    plain = duckdb.sql(f"SELECT count(*) FROM read_parquet('{store.part_glob(root)}')").fetchone()[0]
+    assert plain == 2 * len(expected)  # what the glob alone sees in that state
+    assert len(cat) == len(expected) and sorted(cat.sql("SELECT id FROM catalog")["id"]) == expected
+
