@@ -345,32 +345,32 @@ READ_ATTEMPTS = 25
 
 
 def read_consistently(roots: set[str], run: Callable[[], Any]) -> Any:
-    """``run()`` (which lists the parts of the local catalogs at ``roots``, compiles and reads),
-    again while compactions replace those parts under it, until a run saw one part set.
+    """``run()`` (which lists the parts of local catalogs, compiles and reads), again while
+    compactions replace those parts under it, until a run saw one part set.
 
-    A run is repeated when it failed and a part listed before it has gone since (whatever the
-    error's type or message), or when it succeeded but the manifest :func:`~geoduck.store.generation`
-    changed meanwhile (a glob read may have caught the old and new parts of a replacement). Other
-    errors propagate as raised; :class:`QueryError` after :data:`READ_ATTEMPTS` runs."""
-    local = sorted(r for r in roots if not remote.is_uri(r))
+    A run is repeated when it failed and a part it listed has gone since (whatever the error's
+    type or message), or when it succeeded but the manifest :func:`~geoduck.store.generation`
+    changed after it listed the parts (a glob read may have caught the old and new parts of a
+    replacement). Other errors propagate as raised; :class:`QueryError` after
+    :data:`READ_ATTEMPTS` runs. ``roots``: the catalogs read (for the message)."""
     for attempt in range(READ_ATTEMPTS):
-        before = {root: (store.generation(root), store.part_names(root)) for root in local}
-        try:
-            result = run()
-        except READ_ERRORS:
-            if not _replaced_since(before):
-                raise
-        else:
-            if all(store.generation(root) == gen for root, (gen, _) in before.items()):
-                return result
-        log.debug("parts of %s replaced during a read (attempt %d): reading again", local, attempt + 1)
+        with store.recorded_listings() as listed:
+            try:
+                result = run()
+            except READ_ERRORS:
+                if not _replaced_since(listed):
+                    raise
+            else:
+                if all(store.generation(root) == gen for root, (gen, _) in listed.items()):
+                    return result
+        log.debug("parts of %s replaced during a read (attempt %d): reading again", sorted(roots), attempt + 1)
         time.sleep(random.uniform(0, 0.002 * (attempt + 1)))
-    raise QueryError(f"parts of {', '.join(local)} kept being replaced during {READ_ATTEMPTS} reads "
-                     "(compactions without pause?): try again")
+    raise QueryError(f"parts of {', '.join(sorted(roots))} kept being replaced during {READ_ATTEMPTS} "
+                     "reads (compactions without pause?): try again")
 
 
-def _replaced_since(before: dict[str, tuple[int, list[str]]]) -> bool:
-    for root, (gen, names) in before.items():
+def _replaced_since(listed: store.Listings) -> bool:
+    for root, (gen, names) in listed.items():
         if store.generation(root) != gen:
             return True
         now = set(store.part_names(root))

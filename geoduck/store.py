@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import datetime as dt
 import glob as globmod
 import fcntl
@@ -425,8 +426,13 @@ def live_listing(path: str | os.PathLike[str]) -> tuple[list[str], bool]:
     is listed; a part deleted later makes the read fail (and run again, see
     :func:`generation`)."""
     root = os.fspath(path)
-    entries = read_manifest(root).get("replacements", [])
+    manifest = read_manifest(root)
+    entries = manifest.get("replacements", [])
     names = part_names(root)
+    seen = _LISTINGS.get()
+    if seen is not None:  # see recorded_listings
+        gen, listed = seen.setdefault(root, (int(manifest.get("generation", 0)), set()))
+        listed.update(names)
     if not entries:
         return [os.path.join(root, name) for name in names], False
     drop: set[str] = set()
@@ -437,6 +443,24 @@ def live_listing(path: str | os.PathLike[str]) -> tuple[list[str], bool]:
         add.update(entry["by"] if switched else entry["replaces"])
     live = sorted({name for name in names if name not in drop} | add)
     return [os.path.join(root, name) for name in live], True
+
+
+Listings = dict[str, tuple[int, set[str]]]
+"""``root → (manifest generation, part names)`` of the listings a read made (the first
+generation seen, every name listed)."""
+
+_LISTINGS: contextvars.ContextVar[Listings | None] = contextvars.ContextVar("geoduck_listings", default=None)
+
+
+@contextlib.contextmanager
+def recorded_listings() -> Iterator[Listings]:
+    """Record what every :func:`live_listing` in this context (thread) saw, for a reader that must
+    tell afterwards whether the parts it read were replaced meanwhile (see :func:`generation`)."""
+    token = _LISTINGS.set({})
+    try:
+        yield _LISTINGS.get()  # type: ignore[misc]
+    finally:
+        _LISTINGS.reset(token)
 
 
 def generation(path: str | os.PathLike[str]) -> int:
