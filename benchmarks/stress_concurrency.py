@@ -206,8 +206,11 @@ def _count_lines(work: Path, pattern: str, prefix: str = "") -> int:
                for p in (work / "logs").glob(pattern))
 
 
-def _role_main(role: str, index: int, work: Path, seed: int) -> None:
+def _role_main(role: str, index: int, work: Path, seed: int, driver: int) -> None:
+    from geoduck.builders.common import exit_with_parent
+
     os.environ["GEODUCK_OFFLINE"] = "1"
+    exit_with_parent(driver)  # a killed driver leaves no process behind
     {"appender": lambda: run_appender(work, index),
      "compactor": lambda: run_compactor(work, index, seed),
      "reader": lambda: run_reader(work, index, seed)}[role]()
@@ -224,7 +227,7 @@ def _context() -> multiprocessing.context.BaseContext:
 
 def _start(ctx: multiprocessing.context.BaseContext, role: str, index: int, work: Path,
            seed: int) -> multiprocessing.process.BaseProcess:
-    proc = ctx.Process(target=_role_main, args=(role, index, work, seed), name=f"{role}-{index}")
+    proc = ctx.Process(target=_role_main, args=(role, index, work, seed, os.getpid()), name=f"{role}-{index}")
     proc.start()
     return proc
 
