@@ -429,18 +429,18 @@ def live_listing(path: str | os.PathLike[str]) -> tuple[list[str], bool]:
     manifest = read_manifest(root)
     entries = manifest.get("replacements", [])
     names = part_names(root)
-    seen = _LISTINGS.get()
-    if seen is not None:  # see recorded_listings
-        gen, listed = seen.setdefault(root, (int(manifest.get("generation", 0)), set()))
-        listed.update(names)
-    if not entries:
-        return [os.path.join(root, name) for name in names], False
     drop: set[str] = set()
     add: set[str] = set()
     for entry in entries:
         switched = all(os.path.exists(os.path.join(root, name)) for name in entry["by"])
         drop.update(entry["replaces"], entry["by"])
         add.update(entry["by"] if switched else entry["replaces"])
+    seen = _LISTINGS.get()
+    if seen is not None:  # see recorded_listings
+        _, listed = seen.setdefault(root, (int(manifest.get("generation", 0)), set()))
+        listed.update(names, add)
+    if not entries:
+        return [os.path.join(root, name) for name in names], False
     live = sorted({name for name in names if name not in drop} | add)
     return [os.path.join(root, name) for name in live], True
 
