@@ -7,7 +7,10 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
+import random
+import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
@@ -23,11 +26,13 @@ from sqlglot import exp
 from . import compile as sqlc
 from . import engine, remote, sandbox, schema, store
 from .builders.common import BuildReport
-from .errors import ArgumentError, QueryError, SQLError, StorageError
+from .errors import ArgumentError, GeoduckError, QueryError, SQLError, StorageError
 from .expr import (Difference, Intersect, JoinPlan, Node, Pad, Scan, SpatialFilter, TimeFilter, Union,
                    Where)
 from .geo import WGS84, check_lonlat_bounds, geometry_to_wgs84, norm_crs, validate_bounds
 from .intervals import TimeLike, padding_micros, query_interval
+
+log = logging.getLogger(__name__)
 
 
 def open_catalog(path: str | os.PathLike[str], *, build_report: BuildReport | None = None) -> Catalog:
@@ -167,11 +172,17 @@ class Catalog:
         column names, no subqueries, no table functions; else :class:`SQLError` naming the token.
         """
         tree = sqlc.parse_predicate(predicate, self.columns)
-        check = sqlc.aggregate(self._node, exp.alias_(tree.copy(), "_p"))
+
+        def describe() -> list[tuple]:
+            check = sqlc.aggregate(self._node, exp.alias_(tree.copy(), "_p"))
+            with sqlc.parser_stack():
+                check_sql = check.sql(dialect=sqlc.DIALECT)
+            return engine.cursor().execute(f"DESCRIBE {check_sql}").fetchall()
+
         try:
             with sqlc.parser_stack():
-                check_sql, rendered = check.sql(dialect=sqlc.DIALECT), tree.sql(dialect=sqlc.DIALECT)
-            described = engine.cursor().execute(f"DESCRIBE {check_sql}").fetchall()
+                rendered = tree.sql(dialect=sqlc.DIALECT)
+            described = read_consistently(_scan_roots(self._node), describe)
         except duckdb.Error as exc:
             raise SQLError(f"predicate {predicate[:200]!r} is invalid: {str(exc).splitlines()[0]}") from None
         except RecursionError:
@@ -256,18 +267,16 @@ class Catalog:
     # -- results --------------------------------------------------------------------------------
     def _execute(self, compile_: Callable[[], exp.Expression],
                  run: Callable[[str], Any] | None = None) -> Any:
-        """``run`` the SQL of a tree that ``compile_`` builds afresh. A part that vanished between
-        compiling and reading (a compaction replaced it) makes it compile and run again. Default
-        ``run``: the cursor with the executed query."""
+        """``run`` the SQL of a tree that ``compile_`` builds afresh, compiling and running it again
+        while compactions replace the parts it reads (see :func:`read_consistently`). Default
+        ``run``: the cursor with the executed query (then only its execution is checked)."""
         run = run or _cursor_with
-        attempt = 1
-        while True:
-            try:
-                return run(sqlc.render(compile_()))
-            except duckdb.Error as exc:
-                if not (_vanished_file(exc) and attempt < store.VANISHED_RETRIES):
-                    raise QueryError(f"query over {self!r} failed: {str(exc).splitlines()[0]}") from None
-            attempt += 1
+        try:
+            return read_consistently(_scan_roots(self._node), lambda: run(sqlc.render(compile_())))
+        except GeoduckError:
+            raise
+        except READ_ERRORS as exc:
+            raise QueryError(f"query over {self!r} failed: {_first_line(exc)}") from None
 
     def to_arrow(self) -> pa.Table:
         """All rows as an Arrow table (``geometry`` as GeoArrow WKB with its CRS)."""
@@ -316,9 +325,9 @@ class Catalog:
         return int(row[0])
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
-        """Rows as dicts (``geometry`` as a shapely geometry), streamed in batches."""
-        reader = self._execute(lambda: sqlc.visit(self._node)).to_arrow_reader(10_000)
-        for batch in reader:
+        """Rows as dicts (``geometry`` as a shapely geometry), converted batch by batch from one
+        consistent Arrow result (:meth:`to_arrow`: exact rows even while a compaction runs)."""
+        for batch in self.to_arrow().to_batches(10_000):
             rows = batch.to_pylist()
             geoms = shapely.from_wkb([r[schema.GEOMETRY] for r in rows]) if rows else []
             for row, g in zip(rows, geoms, strict=True):
@@ -355,12 +364,52 @@ def _fetchone(sql: str) -> tuple:
     return engine.cursor().execute(sql).fetchone()
 
 
-def _vanished_file(exc: duckdb.Error) -> bool:
-    """Whether DuckDB failed because a file it was told to read no longer exists."""
-    if not isinstance(exc, duckdb.IOException):
-        return False
-    text = str(exc)
-    return "No such file" in text or "No files found" in text
+READ_ERRORS = (duckdb.Error, OSError, pa.ArrowException)
+"""What a read of catalog parts raises when a part vanishes under it, whatever the message:
+DuckDB's own errors, and pyarrow's ``OSError`` from a streamed Arrow result."""
+
+READ_ATTEMPTS = 25
+"""Times a read is compiled and run again while compactions replace the parts it reads."""
+
+
+def read_consistently(roots: set[str], run: Callable[[], Any]) -> Any:
+    """``run()`` (which lists the parts of local catalogs, compiles and reads), again while
+    compactions replace those parts under it, until a run saw one part set.
+
+    A run is repeated when it failed and a part it listed has gone since (whatever the error's
+    type or message), or when it succeeded but the manifest :func:`~geoduck.store.generation`
+    changed after it listed the parts (a glob read may have caught the old and new parts of a
+    replacement). Other errors propagate as raised; :class:`QueryError` after
+    :data:`READ_ATTEMPTS` runs. ``roots``: the catalogs read (for the message)."""
+    for attempt in range(READ_ATTEMPTS):
+        with store.recorded_listings() as listed:
+            try:
+                result = run()
+            except READ_ERRORS:
+                if not _replaced_since(listed):
+                    raise
+            else:
+                if all(store.generation(root) == gen for root, (gen, _) in listed.items()):
+                    return result
+        log.debug("parts of %s replaced during a read (attempt %d): reading again", sorted(roots), attempt + 1)
+        time.sleep(random.uniform(0, 0.002 * (attempt + 1)))
+    raise QueryError(f"parts of {', '.join(sorted(roots))} kept being replaced during {READ_ATTEMPTS} "
+                     "reads (compactions without pause?): try again")
+
+
+def _replaced_since(listed: store.Listings) -> bool:
+    for root, (gen, names) in listed.items():
+        if store.generation(root) != gen:
+            return True
+        now = set(store.part_names(root))
+        if any(name not in now for name in names):
+            return True
+    return False
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _root_of(node: Node) -> str | None:
@@ -383,7 +432,8 @@ def _columns(node: Node) -> list[str]:
     sql_text = sqlc.to_sql(node, pretty=False)
     cols = _COLUMNS_CACHE.get(sql_text)
     if cols is None:
-        rows = engine.cursor().execute(f"DESCRIBE {sql_text}").fetchall()
+        rows = read_consistently(_scan_roots(node), lambda: engine.cursor().execute(
+            f"DESCRIBE {sqlc.to_sql(node, pretty=False)}").fetchall())
         cols = _COLUMNS_CACHE[sql_text] = [r[0] for r in rows]
         if len(_COLUMNS_CACHE) > 256:
             _COLUMNS_CACHE.pop(next(iter(_COLUMNS_CACHE)))
@@ -406,8 +456,10 @@ def join_plan(left: Node, right: Node, spatial_only: bool) -> JoinPlan:
     for node in (left, right):
         repeated = exp.Sub(this=exp.Count(this=exp.Star()),
                            expression=exp.Count(this=exp.Distinct(expressions=[sqlc.col(schema.ID)])))
-        select = sqlc.aggregate(node, *sqlc.join_stats(), repeated)
-        w, h, d, r = engine.cursor().execute(select.sql(dialect=sqlc.DIALECT)).fetchone()
+        def stats(node: Node = node, repeated: exp.Expression = repeated) -> tuple:
+            return _fetchone(sqlc.aggregate(node, *sqlc.join_stats(), repeated).sql(dialect=sqlc.DIALECT))
+
+        w, h, d, r = read_consistently(_scan_roots(node), stats)
         sizes += [v for v in (w, h) if v]
         lengths += [d] if d else []
         repeats = repeats or bool(r)
@@ -477,8 +529,23 @@ def _run_user_sql(query: str, relations: Mapping[str, Node], bounds: sandbox.SQL
     within ``bounds`` (see :mod:`geoduck.sandbox`)."""
     roots = set().union(*(_scan_roots(n) for n in relations.values()))
     box = sandbox.sandbox(tuple(sorted(roots)), bounds)
-    bound = sqlc.bind_user_sql(query, relations, scan_path=box.scan_path)
-    return _arrow_to_frame(sandbox.execute(box, bound, bounds.timeout))
+
+    def run() -> pa.Table:  # bound and run again while compactions replace the parts it reads
+        bound = sqlc.bind_user_sql(query, relations, scan_path=box.scan_path)
+        try:
+            return sandbox.execute(box, bound, bounds.timeout)
+        except SQLError as exc:
+            if isinstance(exc.__cause__, duckdb.Error):  # maybe a part replaced under it: judged below
+                raise exc.__cause__ from None
+            raise
+
+    try:
+        table = read_consistently(roots, run)
+    except GeoduckError:
+        raise
+    except READ_ERRORS as exc:
+        raise SQLError(f"query failed: {_first_line(exc)}") from None
+    return _arrow_to_frame(table)
 
 
 def sql(query: str, *, timeout: float | None = sandbox.DEFAULT_TIMEOUT_S, memory_limit: str | None = None,

@@ -62,8 +62,8 @@ def visit(node: Node) -> exp.Select:
 
 @visit.register
 def _(node: Scan) -> exp.Select:
-    # The glob, unless a compaction/migration has just replaced parts whose old files are not yet
-    # deleted: then the explicit list of live parts (see store.hidden_parts).
+    # The glob, unless a compaction/migration is replacing parts: then the explicit list of live
+    # parts (see store.live_listing).
     files: exp.Expression = exp.Literal.string(store.part_glob(node.root))
     parts: tuple[str, ...] | None = node.files
     if node.files is not None:
@@ -73,9 +73,9 @@ def _(node: Scan) -> exp.Select:
         found = remote.scan_files(node.root)
         files = exp.Literal.string(found) if isinstance(found, str) else _file_list(found)
     else:
-        hidden = store.hidden_parts(node.root)
-        parts = tuple(store.live_part_paths(node.root, hidden=hidden))
-        if hidden or "\\" in node.root:  # (no glob can spell a path with a backslash for DuckDB)
+        live, pending = store.live_listing(node.root)
+        parts = tuple(live)
+        if pending or "\\" in node.root:  # (no glob can spell a path with a backslash for DuckDB)
             files = _file_list(parts)
     source = _read_parquet(files)
     if not remote.is_uri(node.root):  # filters over this scan may skip whole parts (see _prune)

@@ -272,8 +272,8 @@ def execute(box: Sandbox, sql: str, timeout: float | None) -> pa.Table:
     if isinstance(result, duckdb.OutOfMemoryException):
         raise SQLError(f"query ran out of memory: {str(result).splitlines()[0]} (raise memory_limit=, "
                        "CLI --memory-limit)")
-    if isinstance(result, duckdb.Error):
-        raise SQLError(f"query failed: {str(result).splitlines()[0]}")
+    if isinstance(result, duckdb.Error):  # (chained: a caller may re-run a read whose parts were replaced)
+        raise SQLError(f"query failed: {str(result).splitlines()[0]}") from result
     if isinstance(result, BaseException):
         raise result
     return result

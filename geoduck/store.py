@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import datetime as dt
 import errno
 import glob as globmod
@@ -22,9 +23,9 @@ import time
 import urllib.parse
 import urllib.request
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import BinaryIO, NamedTuple
+from typing import BinaryIO, NamedTuple, TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -71,6 +72,8 @@ PART_SUFFIX = ".parquet"
 PART_GLOB = f"*{PART_SUFFIX}"
 TMP_PREFIX = ".part-"
 TMP_SUFFIX = ".parquet.tmp"
+
+T = TypeVar("T")
 
 _TYPE_SCAN_ROWS = 1_000
 """Geometries parsed at a time to find a part's geometry types."""
@@ -342,7 +345,11 @@ def append_lock(path: str | os.PathLike[str]) -> Iterator[None]:
 
 
 class CommittedPaths:
-    """The ``filepath`` values of a catalog's parts, re-read incrementally (only new parts)."""
+    """The ``filepath`` values of a catalog's parts, re-read incrementally (only new parts).
+
+    Safe against a concurrent compaction: a part deleted before it could be read had its rows
+    copied into parts that exist by then (the switch precedes deletion), so the parts are listed
+    again until one pass reads every part it lists."""
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self._root = Path(path)
@@ -350,15 +357,50 @@ class CommittedPaths:
         self.paths: set[str] = set()
 
     def refresh(self) -> set[str]:
-        for part in list_parts(self._root):
-            if part.name not in self._seen:
-                self.paths.update(pq.read_table(part, columns=[schema.FILEPATH]).column(0).to_pylist())
-                self._seen.add(part.name)
+        def read(part: Path) -> list[str]:
+            return pq.read_table(part, columns=[schema.FILEPATH]).column(0).to_pylist()
+
+        for name, paths in each_part(self._root, read, skip=self._seen, live=False).items():
+            self.paths.update(paths)
+            self._seen.add(name)
         return self.paths
 
     def mark_written(self, part: Path, paths: Iterable[str]) -> None:
         self._seen.add(part.name)
         self.paths.update(paths)
+
+
+VANISHED_RETRIES = 50
+"""Times a reader of part files lists a catalog's parts again because a part it listed was
+deleted before it read it (a compaction replaced it meanwhile). Each listing after the first
+follows a completed compaction, so this many in a row means compactions never stop."""
+
+
+def each_part(path: str | os.PathLike[str], read: Callable[[Path], T], *, skip: Iterable[str] = (),
+              live: bool = True) -> dict[str, T]:
+    """``{part name: read(part)}`` for the parts of one consistent listing (:func:`live_parts` if
+    ``live``, else every committed part), names in ``skip`` excepted.
+
+    A part deleted before ``read`` opened it (``FileNotFoundError``: a compaction replaced it) makes
+    it list the parts again and read the ones not read yet; parts no longer listed are dropped.
+    Raises :class:`SchemaError` after :data:`VANISHED_RETRIES` listings."""
+    root = Path(path)
+    skipped = set(skip)
+    done: dict[str, T] = {}
+    for _ in range(VANISHED_RETRIES):
+        names = [Path(p).name for p in live_part_paths(root)] if live else part_names(root)
+        vanished = False
+        for name in names:
+            if name in skipped or name in done:
+                continue
+            try:
+                done[name] = read(root / name)
+            except FileNotFoundError:
+                vanished = True
+        if not vanished:
+            return {name: done[name] for name in names if name in done}
+    raise SchemaError(f"parts of {root} kept disappearing while being read (a compaction or "
+                      "migration replacing them without pause?): try again")
 
 
 # -- the manifest: atomic replacement of parts (compaction, migration) ---------------------------
@@ -461,10 +503,66 @@ def live_parts(path: str | os.PathLike[str]) -> list[Path]:
 
 def live_part_paths(path: str | os.PathLike[str], *, hidden: set[str] | None = None) -> list[str]:
     """:func:`live_parts` as path strings (the per-query form: no ``Path`` objects); ``hidden``:
-    :func:`hidden_parts`, if the caller has read it already."""
+    :func:`hidden_parts`, if the caller has read it already (else see :func:`live_listing`)."""
     root = os.fspath(path)
-    hidden = hidden_parts(root) if hidden is None else hidden
+    if hidden is None:
+        return live_listing(root)[0]
     return [os.path.join(root, name) for name in part_names(root) if name not in hidden]
+
+
+def live_listing(path: str | os.PathLike[str]) -> tuple[list[str], bool]:
+    """(the live parts' paths, whether a replacement is pending in the manifest).
+
+    Consistent while a compaction renames and deletes parts: the manifest is read before the
+    directory is listed, and each pending replacement is judged *after* the listing — switched
+    (all its new parts exist) gives its new parts, else its old parts, whichever of them the
+    listing caught. So a part listed here is live at the time of listing, and every live part
+    is listed; a part deleted later makes the read fail (and run again, see
+    :func:`generation`)."""
+    root = os.fspath(path)
+    manifest = read_manifest(root)
+    entries = manifest.get("replacements", [])
+    names = part_names(root)
+    drop: set[str] = set()
+    add: set[str] = set()
+    for entry in entries:
+        switched = all(os.path.exists(os.path.join(root, name)) for name in entry["by"])
+        drop.update(entry["replaces"], entry["by"])
+        add.update(entry["by"] if switched else entry["replaces"])
+    seen = _LISTINGS.get()
+    if seen is not None:  # see recorded_listings
+        _, listed = seen.setdefault(root, (int(manifest.get("generation", 0)), set()))
+        listed.update(names, add)
+    if not entries:
+        return [os.path.join(root, name) for name in names], False
+    live = sorted({name for name in names if name not in drop} | add)
+    return [os.path.join(root, name) for name in live], True
+
+
+Listings = dict[str, tuple[int, set[str]]]
+"""``root → (manifest generation, part names)`` of the listings a read made (the first
+generation seen, every name listed)."""
+
+_LISTINGS: contextvars.ContextVar[Listings | None] = contextvars.ContextVar("geoduck_listings", default=None)
+
+
+@contextlib.contextmanager
+def recorded_listings() -> Iterator[Listings]:
+    """Record what every :func:`live_listing` in this context (thread) saw, for a reader that must
+    tell afterwards whether the parts it read were replaced meanwhile (see :func:`generation`)."""
+    token = _LISTINGS.set({})
+    try:
+        yield _LISTINGS.get()  # type: ignore[misc]
+    finally:
+        _LISTINGS.reset(token)
+
+
+def generation(path: str | os.PathLike[str]) -> int:
+    """The manifest's generation: it changes when a compaction or migration starts replacing
+    parts (before its first rename) and when it has finished (after deleting the old parts). A
+    read that saw the same generation before it listed the parts and after its last row read no
+    part set mixed by a replacement."""
+    return int(read_manifest(path).get("generation", 0))
 
 
 def table_from_rows(rows: Iterable[dict], arrow_schema: pa.Schema) -> pa.Table:
@@ -474,36 +572,26 @@ def table_from_rows(rows: Iterable[dict], arrow_schema: pa.Schema) -> pa.Table:
     return pa.Table.from_pydict(columns, schema=arrow_schema)
 
 
-VANISHED_RETRIES = 5
-"""Times a reader lists a catalog's parts again when a part it listed is gone by the time it
-reads it (a compaction replaced it in between)."""
-
-
 def read_schema_versions(path: str | os.PathLike[str]) -> dict[Path, int]:
-    """The ``geoduck:schema_version`` of every part (from the Parquet key-value metadata).
-
-    A part that disappears while being read (replaced by a compaction meanwhile) makes it list
-    the parts again, a few times at most."""
+    """The ``geoduck:schema_version`` of every live part (from the Parquet key-value metadata),
+    read from one consistent listing (see :func:`each_part`)."""
     return {part: version for part, (version, _) in _read_footers(path).items()}
 
 
 def _read_footers(path: str | os.PathLike[str]) -> dict[Path, tuple[int, pa.Schema]]:
-    """(schema version, Arrow schema) of every live part, from its footer (see
-    :func:`read_schema_versions`)."""
-    for _ in range(VANISHED_RETRIES):
-        out: dict[Path, tuple[int, pa.Schema]] = {}
-        for part in live_parts(path):
-            try:
-                md = pq.read_metadata(part)
-            except FileNotFoundError:
-                break
-            except (OSError, pa.ArrowInvalid) as exc:
-                raise SchemaError(f"catalog part {part} is not a readable Parquet file: {exc}") from None
-            out[part] = (_schema_version(part, md.metadata or {}), md.schema.to_arrow_schema())
-        else:
-            return out
-    raise SchemaError(f"parts of {path} kept disappearing while being read (a compaction or "
-                      "migration replacing them?): try again")
+    """(schema version, Arrow schema) of every live part, from its footer, read from one
+    consistent listing (:func:`each_part`: a part replaced meanwhile makes it list again)."""
+    def footer(part: Path) -> tuple[int, pa.Schema]:
+        try:
+            md = pq.read_metadata(part)
+        except FileNotFoundError:
+            raise
+        except (OSError, pa.ArrowInvalid) as exc:
+            raise SchemaError(f"catalog part {part} is not a readable Parquet file: {exc}") from None
+        return _schema_version(part, md.metadata or {}), md.schema.to_arrow_schema()
+
+    root = Path(path)
+    return {root / name: v for name, v in each_part(root, footer).items()}
 
 
 def _schema_version(part: Path, meta: dict[bytes, bytes]) -> int:
@@ -540,23 +628,26 @@ def check_schema_versions(path: str | os.PathLike[str]) -> None:
 
 
 def indexed_files(path: str | os.PathLike[str]) -> dict[str, tuple[int | None, int | None]]:
-    """``filepath → (file_size, file_mtime in µs since epoch)`` of every indexed row."""
-    out: dict[str, tuple[int | None, int | None]] = {}
-    for part in live_parts(path):
-        cols = [schema.FILEPATH, schema.FILE_SIZE, schema.FILE_MTIME]
-        t = pq.read_table(part, columns=cols)
+    """``filepath → (file_size, file_mtime in µs since epoch)`` of every indexed row (of one
+    consistent listing of the parts, see :func:`each_part`)."""
+    def read(part: Path) -> dict[str, tuple[int | None, int | None]]:
+        t = pq.read_table(part, columns=[schema.FILEPATH, schema.FILE_SIZE, schema.FILE_MTIME])
         paths = t.column(schema.FILEPATH).to_pylist()
         sizes = t.column(schema.FILE_SIZE).to_pylist()
         mtimes = t.column(schema.FILE_MTIME).cast(pa.int64()).to_pylist()
-        out.update(zip(paths, zip(sizes, mtimes, strict=True), strict=True))
+        return dict(zip(paths, zip(sizes, mtimes, strict=True), strict=True))
+
+    out: dict[str, tuple[int | None, int | None]] = {}
+    for files in each_part(path, read).values():
+        out.update(files)
     return out
 
 
 def part_columns(path: str | os.PathLike[str]) -> list[str]:
     """Union of the column names of all parts, in first-seen order."""
     names: dict[str, None] = {}
-    for part in live_parts(path):
-        names.update(dict.fromkeys(pq.read_schema(part).names))
+    for columns in each_part(path, lambda part: pq.read_schema(part).names).values():
+        names.update(dict.fromkeys(columns))
     return list(names)
 
 

@@ -18,7 +18,10 @@ import logging
 import multiprocessing
 import os
 import re
+import select
 import sys
+import threading
+import time
 import types
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -449,7 +452,8 @@ def _results(read_fn: ReadFn, options: Any, paths: Sequence[str], workers: int,
         for chunk in _chunks(paths, CHUNK_FILES):
             yield from _read_chunk(read_fn, options, chunk, read_env)
         return
-    with ProcessPoolExecutor(max_workers=workers, mp_context=_mp_context(read_fn)) as pool:
+    with ProcessPoolExecutor(max_workers=workers, mp_context=_mp_context(read_fn),
+                             initializer=exit_with_parent, initargs=(os.getpid(),)) as pool:
         pending: set[Future] = set()
         chunks = _chunks(paths, CHUNK_FILES)
         for chunk in chunks:
@@ -463,6 +467,41 @@ def _results(read_fn: ReadFn, options: Any, paths: Sequence[str], workers: int,
                 if nxt is not None:
                     pending.add(pool.submit(_read_chunk, read_fn, options, nxt, read_env))
                 yield from fut.result()
+
+
+def exit_with_parent(pid: int) -> None:
+    """Pool worker initializer: end this worker as soon as the build process ``pid`` dies.
+
+    A SIGKILLed build cannot shut its pool down, and its workers (children of the forkserver,
+    not of the build) would wait for work forever, keeping the forkserver's resource tracker
+    alive too. A daemon thread waits for ``pid`` to exit (a pidfd where the OS has one, else a
+    poll every :data:`PARENT_POLL_S` seconds) and then exits the worker."""
+    threading.Thread(target=_wait_for_exit, args=(pid,), name="geoduck-parent-watch", daemon=True).start()
+
+
+PARENT_POLL_S = 0.5
+"""Seconds between checks that a pool worker's build process is alive (without pidfd support)."""
+
+
+def _wait_for_exit(pid: int) -> None:
+    try:
+        fd = os.pidfd_open(pid)
+    except (AttributeError, OSError):  # no pidfd (old kernel, not Linux), or already gone
+        while _pid_alive(pid):
+            time.sleep(PARENT_POLL_S)
+    else:
+        select.select([fd], [], [])  # readable once the process has exited
+    os._exit(1)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _mp_context(read_fn: ReadFn) -> BaseContext:
