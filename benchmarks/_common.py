@@ -29,6 +29,7 @@ MIB = 1024 * 1024
 
 # -- data -----------------------------------------------------------------------------------------
 
+
 def _global_ids(table: pa.Table, n_tiles: int, first_index: int, n_dates: int) -> pa.Table:
     """Re-number a chunk's ``filepath``/``id`` by the global date index (what a single
     ``synthetic_catalog_table`` call over all dates would have written)."""
@@ -45,9 +46,18 @@ def _global_ids(table: pa.Table, n_tiles: int, first_index: int, n_dates: int) -
     return table
 
 
-def synthetic_catalog(name: str, n_tiles: int, n_dates: int, *, part_rows: int = 1_000_000,
-                      step_days: int = 1, length_days: int = 1, seed: int | None = None,
-                      tile_deg: float = 0.1, force: bool = False) -> Path:
+def synthetic_catalog(
+    name: str,
+    n_tiles: int,
+    n_dates: int,
+    *,
+    part_rows: int = 1_000_000,
+    step_days: int = 1,
+    length_days: int = 1,
+    seed: int | None = None,
+    tile_deg: float = 0.1,
+    force: bool = False,
+) -> Path:
     """``benchmarks/data/<name>``: the rows of ``geoduck.testing.write_synthetic_catalog(dir,
     n_tiles, n_dates, part_rows=…, step_days=…, length_days=…, seed=…)`` (date-major, so each part
     holds ``part_rows // n_tiles`` consecutive dates of every tile), generated a part at a time so
@@ -58,10 +68,20 @@ def synthetic_catalog(name: str, n_tiles: int, n_dates: int, *, part_rows: int =
 
     root = DATA_DIR / name
     marker = DATA_DIR / f"{name}.json"
-    params = {"n_tiles": n_tiles, "n_dates": n_dates, "part_rows": part_rows, "step_days": step_days,
-              "length_days": length_days, "seed": seed, "tile_deg": tile_deg, "origin": ORIGIN,
-              "start": FIRST_DAY, "row_group_size": store.ROW_GROUP_SIZE,
-              "writer": store.parquet_options(pa.schema([])), "max_part_rows": store.MAX_PART_ROWS}
+    params = {
+        "n_tiles": n_tiles,
+        "n_dates": n_dates,
+        "part_rows": part_rows,
+        "step_days": step_days,
+        "length_days": length_days,
+        "seed": seed,
+        "tile_deg": tile_deg,
+        "origin": ORIGIN,
+        "start": FIRST_DAY,
+        "row_group_size": store.ROW_GROUP_SIZE,
+        "writer": store.parquet_options(pa.schema([])),
+        "max_part_rows": store.MAX_PART_ROWS,
+    }
     if not force and marker.is_file() and root.is_dir():
         if json.loads(marker.read_text()) == json.loads(json.dumps(params)):
             return root
@@ -72,13 +92,19 @@ def synthetic_catalog(name: str, n_tiles: int, n_dates: int, *, part_rows: int =
     for first in range(0, n_dates, dates_per_part):
         count = min(dates_per_part, n_dates - first)
         start = (pd.Timestamp(FIRST_DAY) + pd.Timedelta(days=first * step_days)).strftime("%Y-%m-%d")
-        table = synthetic_catalog_table(n_tiles, count, start=start, step_days=step_days,
-                                        length_days=length_days, seed=seed, tile_deg=tile_deg,
-                                        origin=ORIGIN)
+        table = synthetic_catalog_table(
+            n_tiles,
+            count,
+            start=start,
+            step_days=step_days,
+            length_days=length_days,
+            seed=seed,
+            tile_deg=tile_deg,
+            origin=ORIGIN,
+        )
         store.write_parts(_global_ids(table, n_tiles, first, count), root)
     marker.write_text(json.dumps(params))
-    print(f"  generated {name}: {n_tiles:,} tiles × {n_dates:,} dates in "
-          f"{time.perf_counter() - t0:.0f} s", flush=True)
+    print(f"  generated {name}: {n_tiles:,} tiles × {n_dates:,} dates in {time.perf_counter() - t0:.0f} s", flush=True)
     return root
 
 
@@ -97,6 +123,7 @@ def tile_boxes(n_tiles: int, *, seed: int | None = None, tile_deg: float = 0.1) 
 
 # -- machine --------------------------------------------------------------------------------------
 
+
 def machine_info() -> dict[str, Any]:
     import duckdb
     import geopandas
@@ -109,23 +136,38 @@ def machine_info() -> dict[str, Any]:
         with open("/proc/meminfo") as fh:
             mem = round(int(fh.readline().split()[1]) / MIB, 1)
         with open("/proc/cpuinfo") as fh:
-            cpu = next((line.split(":", 1)[1].strip() for line in fh if line.startswith("model name")),
-                       None)
+            cpu = next((line.split(":", 1)[1].strip() for line in fh if line.startswith("model name")), None)
     except OSError:
         pass
     try:
-        head = subprocess.run(["git", "-C", str(HERE.parent), "rev-parse", "--short", "HEAD"],
-                              capture_output=True, text=True, timeout=10).stdout.strip()
-        dirty = bool(subprocess.run(["git", "-C", str(HERE.parent), "status", "--porcelain", "geoduck"],
-                                    capture_output=True, text=True, timeout=10).stdout.strip())
+        head = subprocess.run(
+            ["git", "-C", str(HERE.parent), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10
+        ).stdout.strip()
+        dirty = bool(
+            subprocess.run(
+                ["git", "-C", str(HERE.parent), "status", "--porcelain", "geoduck"],
+                capture_output=True,
+                text=True,
+                timeout=10,
+            ).stdout.strip()
+        )
     except (OSError, subprocess.SubprocessError):
         head, dirty = None, None
     return {
-        "cpu": cpu, "cores": os.cpu_count(), "memory_gib": mem,
-        "python": platform.python_version(), "platform": platform.platform(),
-        "geoduck": geoduck.__version__, "git_head": head, "geoduck_worktree_dirty": dirty,
-        "duckdb": duckdb.__version__, "pyarrow": pa.__version__, "geopandas": geopandas.__version__,
-        "shapely": shapely.__version__, "pandas": pd.__version__, "numpy": np.__version__,
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_gib": mem,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "geoduck": geoduck.__version__,
+        "git_head": head,
+        "geoduck_worktree_dirty": dirty,
+        "duckdb": duckdb.__version__,
+        "pyarrow": pa.__version__,
+        "geopandas": geopandas.__version__,
+        "shapely": shapely.__version__,
+        "pandas": pd.__version__,
+        "numpy": np.__version__,
     }
 
 
@@ -138,8 +180,10 @@ def busy_note(loads: list[float], cores: int | None = None) -> str | None:
     cores = cores or os.cpu_count() or 1
     worst = max(loads) if loads else 0.0
     if worst > cores + 1:  # the benchmark itself keeps up to `cores` threads busy
-        return (f"1-min load average reached {worst:.1f} on {cores} cores during the run: other "
-                "processes competed for the CPU, timings may be inflated")
+        return (
+            f"1-min load average reached {worst:.1f} on {cores} cores during the run: other "
+            "processes competed for the CPU, timings may be inflated"
+        )
     return None
 
 

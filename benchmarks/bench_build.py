@@ -70,6 +70,7 @@ MIB = 1024 * 1024
 
 # -- data -----------------------------------------------------------------------------------------
 
+
 def _specs(n: int) -> Iterator[tuple[str, int, Affine]]:
     """(relative path, EPSG, transform) of the first ``n`` files: every tile for date 0, then 1, …"""
     tiles = [(z, r, c) for z in ZONES for r in range(GRID) for c in range(GRID)]
@@ -90,8 +91,18 @@ def _write_tiles(job: tuple[str, list[tuple[str, int, Affine]]]) -> int:
     for rel, epsg, transform in specs:
         path = os.path.join(root, rel)
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        with rasterio.open(path, "w", driver="GTiff", width=SIZE, height=SIZE, count=1,
-                           dtype="uint16", crs=f"EPSG:{epsg}", transform=transform, nodata=0) as dst:
+        with rasterio.open(
+            path,
+            "w",
+            driver="GTiff",
+            width=SIZE,
+            height=SIZE,
+            count=1,
+            dtype="uint16",
+            crs=f"EPSG:{epsg}",
+            transform=transform,
+            nodata=0,
+        ) as dst:
             dst.write(values, 1)
     return len(specs)
 
@@ -109,7 +120,7 @@ def ensure_dataset(n: int, data_dir: Path = DATA_DIR) -> list[str]:
         shutil.rmtree(root)
     specs = list(_specs(n))
     t0 = time.perf_counter()
-    jobs = [(str(root), specs[i:i + 500]) for i in range(0, n, 500)]
+    jobs = [(str(root), specs[i : i + 500]) for i in range(0, n, 500)]
     with multiprocessing.get_context("fork").Pool(2) as pool:
         written = sum(pool.imap_unordered(_write_tiles, jobs))
     assert written == n
@@ -128,6 +139,7 @@ def warm_page_cache(files: Sequence[str]) -> None:
 
 # -- the bare loop --------------------------------------------------------------------------------
 
+
 def _bare(path: str) -> tuple[tuple[float, float, float, float], str]:
     with rasterio.open(path) as src:
         return tuple(src.bounds), src.crs.to_wkt()
@@ -138,8 +150,7 @@ def _bare_env(path: str) -> tuple[tuple[float, float, float, float], str]:
         return _bare(path)
 
 
-def bare_loop(files: Sequence[str], processes: int, fn: Callable[[str], Any] = _bare,
-              chunksize: int = 32) -> float:
+def bare_loop(files: Sequence[str], processes: int, fn: Callable[[str], Any] = _bare, chunksize: int = 32) -> float:
     """Seconds to read bounds and CRS of every file (pool start-up included)."""
     t0 = time.perf_counter()
     if processes == 1:
@@ -153,6 +164,7 @@ def bare_loop(files: Sequence[str], processes: int, fn: Callable[[str], Any] = _
 
 
 # -- the geoduck build ----------------------------------------------------------------------------
+
 
 def _fresh_out(data_dir: Path) -> Path:
     return data_dir / "out" / f"cat-{uuid.uuid4().hex[:8]}"
@@ -174,6 +186,7 @@ def geoduck_build(files: Sequence[str], out_dir: Path) -> float:
 
 
 # -- CPU time -------------------------------------------------------------------------------------
+
 
 def _proc_cpu(pid: int) -> float:
     """CPU seconds of process ``pid`` plus those of its children it has reaped (``/proc/<pid>/stat``)."""
@@ -205,6 +218,7 @@ def measure(fn: Callable[[], object]) -> tuple[float, float]:
 
 
 # -- memory ---------------------------------------------------------------------------------------
+
 
 def _tree_pids(root: int) -> list[int]:
     parents: dict[int, list[int]] = {}
@@ -261,6 +275,7 @@ class TreeRSSSampler:
 
             def sample() -> int:
                 return sum(_rss_proc(pid) for pid in _tree_pids(os.getpid()))
+
         self._sample = sample
         self.has_psutil = self.method.startswith("psutil")
 
@@ -296,25 +311,33 @@ def _memory_child(paths_file: str, out_dir: str) -> None:
     cpu = cpu_seconds() - cpu0  # the forkserver (start-up included) and its workers are reaped now
     self_max = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: KiB
     children_max = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
-    print(json.dumps({
-        "seconds": seconds,
-        "cpu_seconds": cpu,
-        "files": len(files),
-        "sampler_method": sampler.method,
-        "has_psutil": sampler.has_psutil,
-        "tree_rss_peak_mib": sampler.peak / MIB,
-        "rusage_self_maxrss_mib": self_max / MIB,
-        "rusage_children_maxrss_mib": children_max / MIB,
-        "rusage_self_before_build_mib": base / MIB,
-    }))
+    print(
+        json.dumps(
+            {
+                "seconds": seconds,
+                "cpu_seconds": cpu,
+                "files": len(files),
+                "sampler_method": sampler.method,
+                "has_psutil": sampler.has_psutil,
+                "tree_rss_peak_mib": sampler.peak / MIB,
+                "rusage_self_maxrss_mib": self_max / MIB,
+                "rusage_children_maxrss_mib": children_max / MIB,
+                "rusage_self_before_build_mib": base / MIB,
+            }
+        )
+    )
 
 
 def memory_run(files: Sequence[str], data_dir: Path) -> dict[str, Any]:
     lst = data_dir / "out" / f"paths-{len(files)}.txt"
     lst.parent.mkdir(parents=True, exist_ok=True)
     lst.write_text("\n".join(files) + "\n")
-    proc = subprocess.run([sys.executable, __file__, "--memory-child", str(lst), str(_fresh_out(data_dir))],
-                          capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        [sys.executable, __file__, "--memory-child", str(lst), str(_fresh_out(data_dir))],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if proc.returncode != 0:
         raise RuntimeError(f"memory child failed:\n{proc.stderr}")
     res = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -323,13 +346,16 @@ def memory_run(files: Sequence[str], data_dir: Path) -> dict[str, Any]:
         res["peak_method"] = res["sampler_method"]
     else:
         res["peak_mib"] = res["rusage_self_maxrss_mib"] + res["rusage_children_maxrss_mib"]
-        res["peak_method"] = ("resource.getrusage: maxrss of RUSAGE_SELF + RUSAGE_CHILDREN (the largest "
-                              "single descendant: a worker or the forkserver), psutil not installed")
+        res["peak_method"] = (
+            "resource.getrusage: maxrss of RUSAGE_SELF + RUSAGE_CHILDREN (the largest "
+            "single descendant: a worker or the forkserver), psutil not installed"
+        )
     res["files_per_s"] = len(files) / res["seconds"]
     return res
 
 
 # -- main -----------------------------------------------------------------------------------------
+
 
 def machine_info() -> dict[str, Any]:
     import duckdb
@@ -364,22 +390,39 @@ def _row(approach: str, files: int, runs: list[tuple[float, float]], peak: float
     """A table row from (wall, CPU) seconds of each run: files/s of the median wall time (and of the
     best, for reference), CPU µs per file (median; all processes: less sensitive to other load)."""
     seconds, cpu = [w for w, _ in runs], [c for _, c in runs]
-    return {"approach": approach, "files": files, "seconds": seconds, "cpu_seconds": cpu,
-            "files_per_s": files / statistics.median(seconds), "files_per_s_best": files / min(seconds),
-            "cpu_us_per_file": statistics.median(cpu) / files * 1e6, "peak_mib": peak}
+    return {
+        "approach": approach,
+        "files": files,
+        "seconds": seconds,
+        "cpu_seconds": cpu,
+        "files_per_s": files / statistics.median(seconds),
+        "files_per_s_best": files / min(seconds),
+        "cpu_us_per_file": statistics.median(cpu) / files * 1e6,
+        "peak_mib": peak,
+    }
 
 
 def print_table(rows: list[dict[str, Any]]) -> None:
     head = ("approach", "files", "files/s", "peak MiB", "CPU µs/file")
-    cells = [(r["approach"], f"{r['files']:,}", f"{r['files_per_s']:.0f}",
-              f"{r['peak_mib']:.0f}" if r["peak_mib"] is not None else "-",
-              f"{r['cpu_us_per_file']:.0f}") for r in rows]
+    cells = [
+        (
+            r["approach"],
+            f"{r['files']:,}",
+            f"{r['files_per_s']:.0f}",
+            f"{r['peak_mib']:.0f}" if r["peak_mib"] is not None else "-",
+            f"{r['cpu_us_per_file']:.0f}",
+        )
+        for r in rows
+    ]
     widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(head)]
     print("| " + " | ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)) + " |")
     print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
     for c in cells:
-        print("| " + " | ".join(v.ljust(w) if i == 0 else v.rjust(w)
-                                for i, (v, w) in enumerate(zip(c, widths, strict=True))) + " |")
+        print(
+            "| "
+            + " | ".join(v.ljust(w) if i == 0 else v.rjust(w) for i, (v, w) in enumerate(zip(c, widths, strict=True)))
+            + " |"
+        )
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -398,8 +441,11 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     info = machine_info()
     load_before = os.getloadavg()
-    print(f"machine: {info['cores']} cores, Python {info['python']}, duckdb {info['duckdb']}, "
-          f"rasterio {info['rasterio']}, GDAL {info['gdal']}", flush=True)
+    print(
+        f"machine: {info['cores']} cores, Python {info['python']}, duckdb {info['duckdb']}, "
+        f"rasterio {info['rasterio']}, GDAL {info['gdal']}",
+        flush=True,
+    )
     files = ensure_dataset(args.files, args.data_dir)
     big = None if args.skip_big else ensure_dataset(args.big_files, args.data_dir)
 
@@ -419,8 +465,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     for i in range(args.repeat):
         for name, fn in approaches.items():
             timings[name].append(measure(fn))
-        print(f"repeat {i + 1}/{args.repeat}: " + ", ".join(
-            f"{k} {len(files) / v[-1][0]:.0f} files/s" for k, v in timings.items()), flush=True)
+        print(
+            f"repeat {i + 1}/{args.repeat}: "
+            + ", ".join(f"{k} {len(files) / v[-1][0]:.0f} files/s" for k, v in timings.items()),
+            flush=True,
+        )
 
     n = len(files)
     memory = {n: memory_run(files, args.data_dir)}
@@ -435,30 +484,46 @@ def main(argv: Sequence[str] | None = None) -> None:
         _row("bare loop + GDAL_DISABLE_READDIR_ON_OPEN, 2 processes", n, timings["bare2_env"], None),
         _row("geoduck build_raster_catalog (warm process)", n, timings["geoduck"], None),
     ]
-    rows += [_row("geoduck build_raster_catalog (fresh process, memory run)", count,
-                  [(m["seconds"], m["cpu_seconds"])], m["peak_mib"]) for count, m in memory.items()]
+    rows += [
+        _row(
+            "geoduck build_raster_catalog (fresh process, memory run)",
+            count,
+            [(m["seconds"], m["cpu_seconds"])],
+            m["peak_mib"],
+        )
+        for count, m in memory.items()
+    ]
     print()
     print_table(rows)
     ratio = rows[4]["files_per_s"] / rows[1]["files_per_s"]
     ratio_best = rows[4]["files_per_s_best"] / rows[1]["files_per_s_best"]
-    ratio_paired = statistics.median(b / g for (b, _), (g, _) in zip(timings["bare2"], timings["geoduck"],
-                                                                        strict=True))
-    print(f"\ngeoduck / bare 2-process loop (files/s): {ratio:.0%} of the median, {ratio_best:.0%} of the "
-          f"best, {ratio_paired:.0%} median of the paired runs (target >= 85%)")
+    ratio_paired = statistics.median(b / g for (b, _), (g, _) in zip(timings["bare2"], timings["geoduck"], strict=True))
+    print(
+        f"\ngeoduck / bare 2-process loop (files/s): {ratio:.0%} of the median, {ratio_best:.0%} of the "
+        f"best, {ratio_paired:.0%} median of the paired runs (target >= 85%)"
+    )
     print(f"peak memory: {memory[n]['peak_method']}")
     if big is not None:
         small_m, big_m = memory[n], memory[len(big)]
-        print(f"peak memory {len(big):,} vs {n:,} files: {big_m['peak_mib'] / small_m['peak_mib']:.2f}x "
-              f"(sampled process-tree RSS: {small_m['tree_rss_peak_mib']:.0f} → "
-              f"{big_m['tree_rss_peak_mib']:.0f} MiB)")
+        print(
+            f"peak memory {len(big):,} vs {n:,} files: {big_m['peak_mib'] / small_m['peak_mib']:.2f}x "
+            f"(sampled process-tree RSS: {small_m['tree_rss_peak_mib']:.0f} → "
+            f"{big_m['tree_rss_peak_mib']:.0f} MiB)"
+        )
 
     result = {
         "benchmark": "bench_build",
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "machine": info,
-        "dataset": {"tile_pixels": [SIZE, SIZE], "dtype": "uint16", "res_m": RES, "utm_zones": ZONES,
-                    "tiles": len(ZONES) * GRID * GRID, "filename_regex": REGEX,
-                    "page_cache": "warm (every file read once, plus one untimed pass of each approach)"},
+        "dataset": {
+            "tile_pixels": [SIZE, SIZE],
+            "dtype": "uint16",
+            "res_m": RES,
+            "utm_zones": ZONES,
+            "tiles": len(ZONES) * GRID * GRID,
+            "filename_regex": REGEX,
+            "page_cache": "warm (every file read once, plus one untimed pass of each approach)",
+        },
         "repeat": args.repeat,
         "rows": rows,
         "geoduck_vs_bare_2proc": ratio,
@@ -467,8 +532,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         "load_average_1_5_15_min": {"before": load_before, "after": os.getloadavg()},
         "target": ">= 0.85 of the bare 2-process loop, memory flat",
         "memory_runs": {str(count): m for count, m in memory.items()},
-        "reference": {"bare_1_process_files_per_s": 428, "bare_2_processes_files_per_s": 956,
-                      "torchgeo_rasterdataset_files_per_s": 185},
+        "reference": {
+            "bare_1_process_files_per_s": 428,
+            "bare_2_processes_files_per_s": 956,
+            "torchgeo_rasterdataset_files_per_s": 185,
+        },
     }
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(result, indent=2) + "\n")

@@ -50,8 +50,11 @@ def time_queries(root: Path, queries: list[dict], expected: list[int], repeat: i
             assert got == n, (q, got, n)
         best.append(min(runs))
     ms = np.array(best) * 1e3
-    return {"p50_ms": float(np.percentile(ms, 50)), "p95_ms": float(np.percentile(ms, 95)),
-            "parts": len(store.list_parts(root))}
+    return {
+        "p50_ms": float(np.percentile(ms, 50)),
+        "p95_ms": float(np.percentile(ms, 95)),
+        "parts": len(store.list_parts(root)),
+    }
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -75,16 +78,28 @@ def main(argv: list[str] | None = None) -> None:
     after = time_queries(root, queries, expected)
     assert report.rows == args.rows and geoduck.validate(root) == []
     rows = [("before: many small parts", before), ("after geoduck.compact", after)]
-    print(f"\n{args.rows:,} rows; {args.queries} bbox + month queries to Arrow (best of 2 each); "
-          f"compaction {compact_s:.1f} s (writing the parts took {write_s:.1f} s)")
+    print(
+        f"\n{args.rows:,} rows; {args.queries} bbox + month queries to Arrow (best of 2 each); "
+        f"compaction {compact_s:.1f} s (writing the parts took {write_s:.1f} s)"
+    )
     print(f"{'catalog':<28}{'parts':>7}{'p50 ms':>10}{'p95 ms':>10}")
     for name, r in rows:
         print(f"{name:<28}{r['parts']:>7}{r['p50_ms']:>10.1f}{r['p95_ms']:>10.1f}")
-    C.save(C.RESULTS_DIR / "bench_compact.json", {
-        "benchmark": "bench_compact", "machine": C.machine_info(), "rows": args.rows,
-        "queries": args.queries, "write_parts_s": write_s, "compact_s": compact_s,
-        "before": before, "after": after, "speedup_p50": before["p50_ms"] / after["p50_ms"],
-        "load_average": C.load_average()})
+    C.save(
+        C.RESULTS_DIR / "bench_compact.json",
+        {
+            "benchmark": "bench_compact",
+            "machine": C.machine_info(),
+            "rows": args.rows,
+            "queries": args.queries,
+            "write_parts_s": write_s,
+            "compact_s": compact_s,
+            "before": before,
+            "after": after,
+            "speedup_p50": before["p50_ms"] / after["p50_ms"],
+            "load_average": C.load_average(),
+        },
+    )
     shutil.rmtree(root)
 
 

@@ -63,12 +63,14 @@ OVERLAY = ("1e4",)
 def catalogs(case: str) -> tuple[Path, Path]:
     (lt, ld, ls, ll), (rt, rd, rs, rl) = CASES[case]
     left = C.synthetic_catalog(f"ix_{lt}x{ld}_d{ls}", lt, ld, step_days=ls, length_days=ll)
-    right = C.synthetic_catalog(f"ix_{rt}x{rd}_d{rs}_l{rl}_j{JITTER_SEED}", rt, rd, step_days=rs,
-                                length_days=rl, seed=JITTER_SEED)
+    right = C.synthetic_catalog(
+        f"ix_{rt}x{rd}_d{rs}_l{rl}_j{JITTER_SEED}", rt, rd, step_days=rs, length_days=rl, seed=JITTER_SEED
+    )
     return left, right
 
 
 # -- children -------------------------------------------------------------------------------------
+
 
 def child_geoduck(what: str, left: str, right: str) -> dict[str, Any]:
     import geoduck
@@ -101,8 +103,13 @@ def child_geoduck(what: str, left: str, right: str) -> dict[str, Any]:
         out["pairs"] = table.num_rows
         out["columns"] = table.num_columns
         out["arrow_mib"] = table.nbytes / C.MIB
-    out.update(plan_s=plan_s, total_s=plan_s + out["seconds"], connect_s=connect_s,
-               plan=str(rel.node.plan), rss_before_mib=base_rss)
+    out.update(
+        plan_s=plan_s,
+        total_s=plan_s + out["seconds"],
+        connect_s=connect_s,
+        plan=str(rel.node.plan),
+        rss_before_mib=base_rss,
+    )
     return out
 
 
@@ -148,9 +155,14 @@ def child_bruteforce(left: str, right: str) -> dict[str, Any]:
         hit = (ls[i][:, None] <= re[j][None, :]) & (le[i][:, None] >= rs[j][None, :])
         ii, jj = np.nonzero(hit)
         pairs.extend(f"{x}|{y}" for x, y in zip(lid[i[ii]], rid[j[jj]], strict=True))
-    return {"pairs": len(pairs), "distinct_pairs": len(set(pairs)), "digest": C.digest(pairs),
-            "seconds": time.perf_counter() - t0, "footprint_pairs": int(len(fl)),
-            "peak_rss_mib": C.peak_rss_mib()}
+    return {
+        "pairs": len(pairs),
+        "distinct_pairs": len(set(pairs)),
+        "digest": C.digest(pairs),
+        "seconds": time.perf_counter() - t0,
+        "footprint_pairs": int(len(fl)),
+        "peak_rss_mib": C.peak_rss_mib(),
+    }
 
 
 def child_overlay(left: str, right: str) -> dict[str, Any]:
@@ -164,18 +176,31 @@ def child_overlay(left: str, right: str) -> dict[str, Any]:
     ov = ov[(ov["start_datetime_1"] <= ov["end_datetime_2"]) & (ov["end_datetime_1"] >= ov["start_datetime_2"])]
     ov = ov[~ov.geometry.is_empty]
     pairs = (ov["id_1"] + "|" + ov["id_2"]).tolist()
-    return {"pairs": len(pairs), "spatial_pairs": spatial, "digest": C.digest(pairs), "read_s": read_s,
-            "seconds": time.perf_counter() - t0, "peak_rss_mib": C.peak_rss_mib()}
+    return {
+        "pairs": len(pairs),
+        "spatial_pairs": spatial,
+        "digest": C.digest(pairs),
+        "read_s": read_s,
+        "seconds": time.perf_counter() - t0,
+        "peak_rss_mib": C.peak_rss_mib(),
+    }
 
 
 # -- driver ---------------------------------------------------------------------------------------
+
 
 def run_case(case: str, args: argparse.Namespace) -> dict[str, Any]:
     (lt, ld, _, ll), (rt, rd, _, rl) = CASES[case]
     print(f"== {case}: {lt:,} tiles × {ld:,} ({ll}-day) × {rt:,} tiles × {rd:,} ({rl}-day)", flush=True)
     left, right = catalogs(case)
-    out: dict[str, Any] = {"case": case, "left_rows": lt * ld, "right_rows": rt * rd,
-                           "left_interval_days": ll, "right_interval_days": rl, "load": [C.load_average()]}
+    out: dict[str, Any] = {
+        "case": case,
+        "left_rows": lt * ld,
+        "right_rows": rt * rd,
+        "left_interval_days": ll,
+        "right_interval_days": rl,
+        "load": [C.load_average()],
+    }
     steps = [("len", ["geoduck", "len"]), ("ids", ["geoduck", "ids"])]
     if not args.skip_arrow:
         steps.append(("arrow", ["geoduck", "arrow"]))
@@ -185,8 +210,10 @@ def run_case(case: str, args: argparse.Namespace) -> dict[str, Any]:
         steps.append(("overlay", ["overlay"]))
     for name, child in steps:
         repeats = args.repeat if child[0] == "geoduck" else 1
-        runs = [C.run_child([__file__, "--child", *child, str(left), str(right)], timeout=args.timeout)
-                for _ in range(repeats)]
+        runs = [
+            C.run_child([__file__, "--child", *child, str(left), str(right)], timeout=args.timeout)
+            for _ in range(repeats)
+        ]
         ok = [r for r in runs if "error" not in r]
         res = dict(min(ok, key=lambda r: r["seconds"])) if ok else runs[0]
         if len(ok) > 1:
@@ -197,8 +224,9 @@ def run_case(case: str, args: argparse.Namespace) -> dict[str, Any]:
         print(f"  {name}: {summary(res)}", flush=True)
     ids, ref = out.get("ids", {}), out.get("bruteforce") or out.get("overlay")
     if ref and "digest" in ids and "digest" in ref:
-        out["correct"] = (ids["digest"] == ref["digest"] and ids["pairs"] == ref["pairs"]
-                          and ids["distinct_pairs"] == ids["pairs"])
+        out["correct"] = (
+            ids["digest"] == ref["digest"] and ids["pairs"] == ref["pairs"] and ids["distinct_pairs"] == ids["pairs"]
+        )
         print(f"  pairs equal to the brute-force answer, each once: {out['correct']}", flush=True)
     if "overlay" in out and "digest" in out["overlay"] and "digest" in ids:
         out["overlay_equal"] = out["overlay"]["digest"] == ids["digest"]
@@ -213,25 +241,41 @@ def summary(r: dict[str, Any]) -> str:
 
 
 def print_table(results: list[dict[str, Any]]) -> None:
-    head = ("case", "left × right rows", "pairs", "len() s / MiB", "pair ids s / MiB", "to_arrow s / MiB",
-            "brute force s", "overlay s", "exact")
+    head = (
+        "case",
+        "left × right rows",
+        "pairs",
+        "len() s / MiB",
+        "pair ids s / MiB",
+        "to_arrow s / MiB",
+        "brute force s",
+        "overlay s",
+        "exact",
+    )
 
     def cell(r: dict[str, Any] | None, mem: bool = True) -> str:
         if not r:
             return "-"
         if "error" in r:
             return r["error"][:30]
-        return (f"{r.get('total_s', r['seconds']):.2f} / {r['peak_rss_mib']:.0f}" if mem
-                else f"{r['seconds']:.1f}")
+        return f"{r.get('total_s', r['seconds']):.2f} / {r['peak_rss_mib']:.0f}" if mem else f"{r['seconds']:.1f}"
 
     cells = []
     for r in results:
         pairs = next((r[k]["pairs"] for k in ("len", "ids") if "pairs" in r.get(k, {})), None)
-        cells.append((r["case"], f"{r['left_rows']:,} × {r['right_rows']:,}",
-                      f"{pairs:,}" if pairs is not None else "-",
-                      cell(r.get("len")), cell(r.get("ids")), cell(r.get("arrow")),
-                      cell(r.get("bruteforce"), False), cell(r.get("overlay"), False),
-                      str(r.get("correct", "-"))))
+        cells.append(
+            (
+                r["case"],
+                f"{r['left_rows']:,} × {r['right_rows']:,}",
+                f"{pairs:,}" if pairs is not None else "-",
+                cell(r.get("len")),
+                cell(r.get("ids")),
+                cell(r.get("arrow")),
+                cell(r.get("bruteforce"), False),
+                cell(r.get("overlay"), False),
+                str(r.get("correct", "-")),
+            )
+        )
     widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(head)]
     print(" | ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)))
     print("-|-".join("-" * w for w in widths))
@@ -241,8 +285,11 @@ def print_table(results: list[dict[str, Any]]) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--cases", default="1e4,1e5,1e6,mixed_1e5,mixed_1e6",
-                   help=f"comma-separated, of {', '.join(CASES)} (default %(default)s)")
+    p.add_argument(
+        "--cases",
+        default="1e4,1e5,1e6,mixed_1e5,mixed_1e6",
+        help=f"comma-separated, of {', '.join(CASES)} (default %(default)s)",
+    )
     p.add_argument("--repeat", type=int, default=2, help="runs of each geoduck measurement (best kept)")
     p.add_argument("--skip-arrow", action="store_true", help="skip the all-columns to_arrow()")
     p.add_argument("--skip-check", action="store_true", help="skip the brute-force pair check")
@@ -263,10 +310,21 @@ def main(argv: list[str] | None = None) -> None:
     print_table(results)
     if note:
         print(f"NOTE: {note}")
-    C.save(args.out, {"benchmark": "bench_intersect", "machine": machine, "date": time.strftime("%Y-%m-%d %H:%M"),
-                      "settings": {"repeat": args.repeat, "jitter_seed": JITTER_SEED,
-                                   "cases": {k: CASES[k] for k in args.cases.split(",")}},
-                      "disturbed": note, "results": results})
+    C.save(
+        args.out,
+        {
+            "benchmark": "bench_intersect",
+            "machine": machine,
+            "date": time.strftime("%Y-%m-%d %H:%M"),
+            "settings": {
+                "repeat": args.repeat,
+                "jitter_seed": JITTER_SEED,
+                "cases": {k: CASES[k] for k in args.cases.split(",")},
+            },
+            "disturbed": note,
+            "results": results,
+        },
+    )
 
 
 if __name__ == "__main__":

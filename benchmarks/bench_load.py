@@ -79,6 +79,7 @@ REGEX = r"_(?P<date>\d{8})\.tif$"
 
 # -- data ---------------------------------------------------------------------------------------------
 
+
 def _tile_transforms() -> list[tuple[int, Affine]]:
     out = []
     step = SIZE * RES + 1000.0
@@ -103,8 +104,14 @@ def write_data() -> dict[str, list[Path]]:
             lon, lat = pyproj.Transformer.from_crs(32600 + zone, 4326, always_xy=True).transform(xs, ys)
             base = pattern(lon, lat, 166)
             values = np.stack([np.maximum(base // (b + 1), 1) for b in range(BANDS)]).astype("uint16")
-            write_raster(gtiff, values, crs=f"EPSG:{32600 + zone}", transform=transform, nodata=0,
-                         descriptions=[f"B{b + 2:02d}" for b in range(BANDS)])
+            write_raster(
+                gtiff,
+                values,
+                crs=f"EPSG:{32600 + zone}",
+                transform=transform,
+                nodata=0,
+                descriptions=[f"B{b + 2:02d}" for b in range(BANDS)],
+            )
             cog.parent.mkdir(parents=True, exist_ok=True)
             rasterio.shutil.copy(gtiff, cog, driver="COG", compress="DEFLATE")
         files["gtiff"].append(gtiff)
@@ -123,14 +130,15 @@ def catalog_of(kind: str, paths: Sequence[Path]) -> geoduck.Catalog:
     out = DATA / f"catalog_{kind}"
     if out.exists():
         return geoduck.open_catalog(out)
-    return geoduck.build_raster_catalog([str(p) for p in paths], out, filename_regex=REGEX,
-                                        progress=False, workers=1)
+    return geoduck.build_raster_catalog([str(p) for p in paths], out, filename_regex=REGEX, progress=False, workers=1)
 
 
 # -- chips --------------------------------------------------------------------------------------------
 
-def single_file_chips(cat: geoduck.Catalog, n: int, seed: int, crs: str | None = None
-                      ) -> list[tuple[geoduck.GeoSlice, str]]:
+
+def single_file_chips(
+    cat: geoduck.Catalog, n: int, seed: int, crs: str | None = None
+) -> list[tuple[geoduck.GeoSlice, str]]:
     """``n`` sampler chips that lie on exactly one file, with that file."""
     out: list[tuple[geoduck.GeoSlice, str]] = []
     sampler = geoduck.random_sampler(cat, chip_size=CHIP, resolution=RES, crs=crs, length=4 * n, seed=seed)
@@ -179,13 +187,15 @@ class Bare:
 
     def warp(self, chip: tuple[geoduck.GeoSlice, str], resampling: Resampling) -> np.ndarray:
         s, p = chip
-        with WarpedVRT(self.ds[p], crs=s.crs, transform=s.transform, width=s.width, height=s.height,
-                       resampling=resampling) as vrt:
+        with WarpedVRT(
+            self.ds[p], crs=s.crs, transform=s.transform, width=s.width, height=s.height, resampling=resampling
+        ) as vrt:
             return vrt.read()
 
 
-def interleaved(approaches: dict[str, Callable[[int], tuple[float, float]]], rounds: int
-                ) -> dict[str, list[tuple[float, float]]]:
+def interleaved(
+    approaches: dict[str, Callable[[int], tuple[float, float]]], rounds: int
+) -> dict[str, list[tuple[float, float]]]:
     """(wall, CPU) chips/s of each approach per round (round r uses chips of seed r)."""
     out: dict[str, list[tuple[float, float]]] = {k: [] for k in approaches}
     for r in range(rounds):
@@ -196,8 +206,13 @@ def interleaved(approaches: dict[str, Callable[[int], tuple[float, float]]], rou
 
 def summary(rates: list[tuple[float, float]]) -> dict[str, Any]:
     wall, cpu = [w for w, _ in rates], [c for _, c in rates]
-    return {"best": max(wall), "median": statistics.median(wall), "best_cpu": max(cpu),
-            "rounds_wall": wall, "rounds_cpu": cpu}
+    return {
+        "best": max(wall),
+        "median": statistics.median(wall),
+        "best_cpu": max(cpu),
+        "rounds_wall": wall,
+        "rounds_cpu": cpu,
+    }
 
 
 def main() -> None:
@@ -219,50 +234,67 @@ def main() -> None:
             rate(lambda c: geoduck.load_raster(cat, c[0]), r_chips[: n // 3])
             rate(bare.read, r_wins[: n // 3])
         per_chip = max(30, n // 6)
-        runs = interleaved({
-            "geoduck": lambda r: timed(lambda c: geoduck.load_raster(cat, c[0]), chips[r]),
-            "bare_kept_open": lambda r: timed(bare.read, wins[r]),
-            "bare_open_per_chip": lambda r: timed(Bare.read_open, wins[r][:per_chip]),
-        }, rounds)
+        runs = interleaved(
+            {
+                "geoduck": lambda r: timed(lambda c: geoduck.load_raster(cat, c[0]), chips[r]),
+                "bare_kept_open": lambda r: timed(bare.read, wins[r]),
+                "bare_open_per_chip": lambda r: timed(Bare.read_open, wins[r][:per_chip]),
+            },
+            rounds,
+        )
         results[f"same_crs_{kind}"] = {k: summary(v) for k, v in runs.items()}
         # correctness spot check: geoduck equals the bare read
         s, p = chips[0][0]
         np.testing.assert_array_equal(geoduck.load_raster(cat, s).values, bare.read(wins[0][0]))
 
         zone29 = cat.where("crs = 'EPSG:32629'")
-        xchips = {r: single_file_chips(zone29, max(50, n // 2), seed=100 + r, crs="EPSG:32630")
-                  for r in range(rounds + 1)}
+        xchips = {
+            r: single_file_chips(zone29, max(50, n // 2), seed=100 + r, crs="EPSG:32630") for r in range(rounds + 1)
+        }
         for r_chips in xchips.values():
             rate(lambda c: geoduck.load_raster(cat, c[0]), r_chips[: n // 6])
         for rs in (Resampling.nearest, Resampling.bilinear):
-            runs = interleaved({
-                "geoduck": lambda r, rs=rs: timed(lambda c: geoduck.load_raster(cat, c[0], resampling=rs), xchips[r]),
-                "bare_warpedvrt": lambda r, rs=rs: timed(lambda c: bare.warp(c, rs), xchips[r]),
-            }, rounds)
+            runs = interleaved(
+                {
+                    "geoduck": lambda r, rs=rs: timed(
+                        lambda c: geoduck.load_raster(cat, c[0], resampling=rs), xchips[r]
+                    ),
+                    "bare_warpedvrt": lambda r, rs=rs: timed(lambda c: bare.warp(c, rs), xchips[r]),
+                },
+                rounds,
+            )
             results[f"cross_crs_{kind}_{rs.name}"] = {k: summary(v) for k, v in runs.items()}
         for ds in bare.ds.values():
             ds.close()
 
     stack = cats["stack"]
-    schips = {r: [geoduck.GeoSlice(s.bounds, s.crs, s.resolution)  # all dates
-                  for s in geoduck.random_sampler(stack, chip_size=CHIP, resolution=RES,
-                                                  length=max(40, n // 6), seed=200 + r)]
-              for r in range(rounds)}
+    schips = {
+        r: [
+            geoduck.GeoSlice(s.bounds, s.crs, s.resolution)  # all dates
+            for s in geoduck.random_sampler(stack, chip_size=CHIP, resolution=RES, length=max(40, n // 6), seed=200 + r)
+        ]
+        for r in range(rounds)
+    }
     assert len(gsources.sources_for(stack, schips[0][0])) == 4
     rate(lambda s: geoduck.load_raster(stack, s, merge="mean"), schips[0][:10])
-    runs = interleaved({
-        "geoduck_threads": lambda r: timed(lambda s: geoduck.load_raster(stack, s, merge="mean"), schips[r]),
-        "geoduck_1_thread": lambda r: timed(lambda s: geoduck.load_raster(stack, s, merge="mean",
-                                                                          max_workers=1), schips[r]),
-    }, rounds)
+    runs = interleaved(
+        {
+            "geoduck_threads": lambda r: timed(lambda s: geoduck.load_raster(stack, s, merge="mean"), schips[r]),
+            "geoduck_1_thread": lambda r: timed(
+                lambda s: geoduck.load_raster(stack, s, merge="mean", max_workers=1), schips[r]
+            ),
+        },
+        rounds,
+    )
     results["stack_mean_4_files"] = {k: summary(v) for k, v in runs.items()}
 
     results["dataloader_workers"] = dataloader_scaling(cats["gtiff"], n)
 
     cat = cats["cog"]
     lookups = [s for s, _ in single_file_chips(cat, 200, seed=999)]
-    results["lookup_us_per_chip"] = {"row_index": 1e6 / max(rate(lambda s: gsources.sources_for(cat, s), lookups)
-                                                            for _ in range(3))}
+    results["lookup_us_per_chip"] = {
+        "row_index": 1e6 / max(rate(lambda s: gsources.sources_for(cat, s), lookups) for _ in range(3))
+    }
     saved = gsources.INDEX_MAX_ROWS
     gsources.INDEX_MAX_ROWS = 0
     gsources.clear_cache()
@@ -293,8 +325,7 @@ def dataloader_scaling(cat: geoduck.Catalog, n: int) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for workers in (0, 1, 2):
         ds = GeoIterableDataset(cat, chips, _load_values)
-        loader = torch.utils.data.DataLoader(ds, batch_size=16, num_workers=workers,
-                                             persistent_workers=workers > 0)
+        loader = torch.utils.data.DataLoader(ds, batch_size=16, num_workers=workers, persistent_workers=workers > 0)
         assert sum(len(b) for b in loader) == len(chips)  # epoch 1: worker start-up, warm caches
         t = time.perf_counter()
         count = sum(len(b) for b in loader)  # epoch 2: steady state
@@ -316,31 +347,57 @@ def report(results: dict[str, Any], n: int, rounds: int) -> None:
             cpu_ratio = s["best_cpu"] / res[ref_name]["best_cpu"] if ref_name and name != ref_name else None
             rows.append((case, name, s["best"], s["median"], ratio, s["best_cpu"], cpu_ratio))
     pct = lambda v: "" if v is None else f"{v:.0%}"  # noqa: E731
-    print(f"\n{'case':<28} {'approach':<20} {'chips/s':>8} {'median':>7} {'vs ref':>7} "
-          f"{'chips/CPU-s':>12} {'vs ref':>7}")
+    print(
+        f"\n{'case':<28} {'approach':<20} {'chips/s':>8} {'median':>7} {'vs ref':>7} {'chips/CPU-s':>12} {'vs ref':>7}"
+    )
     for case, name, best, med, ratio, cpu, cpu_ratio in rows:
         print(f"{case:<28} {name:<20} {best:>8.0f} {med:>7.0f} {pct(ratio):>7} {cpu:>12.0f} {pct(cpu_ratio):>7}")
     dl = results.get("dataloader_workers", {})
     if "speedup_2_vs_1" in dl:
-        print(f"\nDataLoader (same-CRS chips, batches of 16, steady state): 0 workers {dl['workers_0']:.0f}, "
-              f"1 worker {dl['workers_1']:.0f}, 2 workers {dl['workers_2']:.0f} chips/s "
-              f"({dl['speedup_2_vs_1']:.2f}x from 1 to 2 workers on 2 cores)")
+        print(
+            f"\nDataLoader (same-CRS chips, batches of 16, steady state): 0 workers {dl['workers_0']:.0f}, "
+            f"1 worker {dl['workers_1']:.0f}, 2 workers {dl['workers_2']:.0f} chips/s "
+            f"({dl['speedup_2_vs_1']:.2f}x from 1 to 2 workers on 2 cores)"
+        )
     lk = results["lookup_us_per_chip"]
     print(f"\nslice → files lookup: row index {lk['row_index']:.0f} µs/chip, DuckDB query {lk['duckdb']:.0f} µs/chip")
     payload = {
-        "benchmark": "bench_load", "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "machine": {"python": sys.version.split()[0], "platform": platform.platform(),
-                    "cpus": os.cpu_count(), "gdal": rasterio.__gdal_version__,
-                    "rasterio": rasterio.__version__, "geoduck": geoduck.__version__},
-        "setup": {"tiles": sum(n for _, n in TILES.values()), "tile_px": SIZE, "bands": BANDS,
-                  "dtype": "uint16", "res_m": RES, "chip_px": CHIP, "zones": list(TILES),
-                  "chips_per_round": n, "rounds": rounds, "gdal_cachemax_mb": ARGS.cachemax,
-                  "torchgeo": "skipped: pip install torchgeo would pull a CUDA torch"},
+        "benchmark": "bench_load",
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "machine": {
+            "python": sys.version.split()[0],
+            "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+            "gdal": rasterio.__gdal_version__,
+            "rasterio": rasterio.__version__,
+            "geoduck": geoduck.__version__,
+        },
+        "setup": {
+            "tiles": sum(n for _, n in TILES.values()),
+            "tile_px": SIZE,
+            "bands": BANDS,
+            "dtype": "uint16",
+            "res_m": RES,
+            "chip_px": CHIP,
+            "zones": list(TILES),
+            "chips_per_round": n,
+            "rounds": rounds,
+            "gdal_cachemax_mb": ARGS.cachemax,
+            "torchgeo": "skipped: pip install torchgeo would pull a CUDA torch",
+        },
         "results": results,
-        "table": [{"case": c, "approach": a, "best_chips_per_s": round(b, 1), "median_chips_per_s": round(m, 1),
-                   "vs_reference": None if r is None else round(r, 3), "chips_per_cpu_s": round(cpu, 1),
-                   "cpu_vs_reference": None if cr is None else round(cr, 3)}
-                  for c, a, b, m, r, cpu, cr in rows],
+        "table": [
+            {
+                "case": c,
+                "approach": a,
+                "best_chips_per_s": round(b, 1),
+                "median_chips_per_s": round(m, 1),
+                "vs_reference": None if r is None else round(r, 3),
+                "chips_per_cpu_s": round(cpu, 1),
+                "cpu_vs_reference": None if cr is None else round(cr, 3),
+            }
+            for c, a, b, m, r, cpu, cr in rows
+        ],
         "load_average_at_end": os.getloadavg(),
     }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)

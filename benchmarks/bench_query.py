@@ -56,6 +56,7 @@ REPEAT = 3
 
 # -- queries --------------------------------------------------------------------------------------
 
+
 def shape(size: int) -> tuple[int, int]:
     """(tiles, days) of a catalog of ``size`` rows."""
     return size // N_DAYS, N_DAYS
@@ -75,8 +76,13 @@ def make_queries(size: int, n: int, seed: int) -> list[dict[str, Any]]:
         x = float(np.round(rng.uniform(xmin, xmax - BOX_DEG), 6))
         y = float(np.round(rng.uniform(ymin, ymax - BOX_DEG), 6))
         m = months[int(rng.integers(len(months)))]
-        out.append({"bbox": (x, y, round(x + BOX_DEG, 6), round(y + BOX_DEG, 6)),
-                    "start": m.date().isoformat(), "end": (m + pd.offsets.MonthEnd(0)).date().isoformat()})
+        out.append(
+            {
+                "bbox": (x, y, round(x + BOX_DEG, 6), round(y + BOX_DEG, 6)),
+                "start": m.date().isoformat(),
+                "end": (m + pd.offsets.MonthEnd(0)).date().isoformat(),
+            }
+        )
     return out
 
 
@@ -105,6 +111,7 @@ def interval(q: dict[str, Any]) -> tuple[pd.Timestamp, pd.Timestamp]:
 
 # -- row groups -----------------------------------------------------------------------------------
 
+
 def row_group_stats(root: Path) -> np.ndarray:
     """(groups, 6): xmin, ymin, xmax, ymax, min start (µs), max end (µs) of every row group."""
     import pyarrow.parquet as pq
@@ -122,26 +129,44 @@ def row_group_stats(root: Path) -> np.ndarray:
                 return rg.column(names[name]).statistics
 
             s, e = st("start_datetime"), st("end_datetime")
-            rows.append((st("bbox.xmin").min, st("bbox.ymin").min, st("bbox.xmax").max, st("bbox.ymax").max,
-                         pd.Timestamp(s.min).value // 1000 if s.has_min_max else -2**62,
-                         pd.Timestamp(e.max).value // 1000 if e.has_min_max else 2**62))
+            rows.append(
+                (
+                    st("bbox.xmin").min,
+                    st("bbox.ymin").min,
+                    st("bbox.xmax").max,
+                    st("bbox.ymax").max,
+                    pd.Timestamp(s.min).value // 1000 if s.has_min_max else -(2**62),
+                    pd.Timestamp(e.max).value // 1000 if e.has_min_max else 2**62,
+                )
+            )
     return np.array(rows, dtype="float64")
 
 
 def groups_read(stats: np.ndarray, q: dict[str, Any]) -> int:
     x0, y0, x1, y1 = q["bbox"]
     s, e = (t.value // 1000 for t in interval(q))
-    hit = ((stats[:, 0] <= x1) & (stats[:, 2] >= x0) & (stats[:, 1] <= y1) & (stats[:, 3] >= y0)
-           & (stats[:, 4] <= e) & (stats[:, 5] >= s))
+    hit = (
+        (stats[:, 0] <= x1)
+        & (stats[:, 2] >= x0)
+        & (stats[:, 1] <= y1)
+        & (stats[:, 3] >= y0)
+        & (stats[:, 4] <= e)
+        & (stats[:, 5] >= s)
+    )
     return int(hit.sum())
 
 
 # -- approaches (each run in its own child process: `bench_query.py --child <what> ...`) ----------
 
+
 def _pct(values: list[float]) -> dict[str, float]:
     ms = np.array(values) * 1e3
-    return {"p50_ms": float(np.percentile(ms, 50)), "p95_ms": float(np.percentile(ms, 95)),
-            "mean_ms": float(ms.mean()), "n": len(values)}
+    return {
+        "p50_ms": float(np.percentile(ms, 50)),
+        "p95_ms": float(np.percentile(ms, 95)),
+        "mean_ms": float(ms.mean()),
+        "n": len(values),
+    }
 
 
 def child_geoduck(root: str, queries: list[dict[str, Any]], expected: list[int]) -> dict[str, Any]:
@@ -168,19 +193,25 @@ def child_geoduck(root: str, queries: list[dict[str, Any]], expected: list[int])
             counts.append(time.perf_counter() - t0)
     # The engine alone: the same compiled SQL (rendered beforehand) run on one cursor, so the
     # difference to `to_arrow` above is geoduck's own per-query work (AOI, compile, part pruning).
-    from geoduck import compile as sqlc
-    from geoduck import engine
+    from geoduck import compiler, engine
 
-    sqls = [sqlc.to_sql(cat.query(**q).node, pretty=False) for q in queries]
+    sqls = [compiler.to_sql(cat.query(**q).node, pretty=False) for q in queries]
     raw = []
     for _ in range(REPEAT):
         for sql_text in sqls:
             t0 = time.perf_counter()
             engine.fetch_arrow(sql_text)  # what to_arrow() runs, minus building the SQL
             raw.append(time.perf_counter() - t0)
-    return {"open_s": open_s, "first_query_s": first_s, "first_rows": first, "to_arrow": _pct(arrow),
-            "len": _pct(counts), "duckdb_only_to_arrow": _pct(raw), "wrong_counts": wrong,
-            "peak_rss_mib": C.peak_rss_mib()}
+    return {
+        "open_s": open_s,
+        "first_query_s": first_s,
+        "first_rows": first,
+        "to_arrow": _pct(arrow),
+        "len": _pct(counts),
+        "duckdb_only_to_arrow": _pct(raw),
+        "wrong_counts": wrong,
+        "peak_rss_mib": C.peak_rss_mib(),
+    }
 
 
 def child_geopandas(root: str, queries: list[dict[str, Any]], expected: list[int]) -> dict[str, Any]:
@@ -219,12 +250,21 @@ def child_inmemory(root: str, queries: list[dict[str, Any]], expected: list[int]
         hits = gdf.iloc[np.sort(idx[in_time[idx]])]
         times.append(time.perf_counter() - t0)
         wrong += len(hits) != want
-    return {"read_s": read_s, "load_s": load_s, "query": _pct(times), "wrong_counts": wrong,
-            "peak_rss_mib": C.peak_rss_mib()}
+    return {
+        "read_s": read_s,
+        "load_s": load_s,
+        "query": _pct(times),
+        "wrong_counts": wrong,
+        "peak_rss_mib": C.peak_rss_mib(),
+    }
 
 
-CHILDREN = {"geoduck": child_geoduck, "geopandas": child_geopandas, "geopandas_unsorted": child_geopandas,
-            "inmemory": child_inmemory}
+CHILDREN = {
+    "geoduck": child_geoduck,
+    "geopandas": child_geopandas,
+    "geopandas_unsorted": child_geopandas,
+    "inmemory": child_inmemory,
+}
 
 
 def unsorted_file(root: Path, size: int) -> Path:
@@ -251,11 +291,11 @@ def unsorted_file(root: Path, size: int) -> Path:
 
 # -- driver ---------------------------------------------------------------------------------------
 
+
 def run_size(size: int, days_per_part: int, args: argparse.Namespace) -> dict[str, Any]:
     n_tiles, n_days = shape(size)
     print(f"== {size:,} rows ({n_tiles:,} tiles × {n_days:,} days, parts of {days_per_part} days)", flush=True)
-    root = C.synthetic_catalog(f"query_n{size}_d{days_per_part}", n_tiles, n_days,
-                               part_rows=n_tiles * days_per_part)
+    root = C.synthetic_catalog(f"query_n{size}_d{days_per_part}", n_tiles, n_days, part_rows=n_tiles * days_per_part)
     queries = make_queries(size, args.queries, args.seed)
     expected = expected_counts(size, queries)
     stats = row_group_stats(root)
@@ -263,12 +303,20 @@ def run_size(size: int, days_per_part: int, args: argparse.Namespace) -> dict[st
     from geoduck import store
 
     out: dict[str, Any] = {
-        "rows": size, "tiles": n_tiles, "days": n_days, "days_per_part": days_per_part,
-        "parts": len(store.list_parts(root)), "row_group_size": store.ROW_GROUP_SIZE,
-        "row_groups_total": len(stats), "row_groups_read_mean": float(np.mean(read)),
-        "row_groups_read_p50": float(np.median(read)), "row_groups_read_max": int(max(read)),
-        "result_rows_p50": float(np.median(expected)), "queries": len(queries),
-        "bytes_on_disk": sum(p.stat().st_size for p in store.list_parts(root)), "load": [C.load_average()],
+        "rows": size,
+        "tiles": n_tiles,
+        "days": n_days,
+        "days_per_part": days_per_part,
+        "parts": len(store.list_parts(root)),
+        "row_group_size": store.ROW_GROUP_SIZE,
+        "row_groups_total": len(stats),
+        "row_groups_read_mean": float(np.mean(read)),
+        "row_groups_read_p50": float(np.median(read)),
+        "row_groups_read_max": int(max(read)),
+        "result_rows_p50": float(np.median(expected)),
+        "queries": len(queries),
+        "bytes_on_disk": sum(p.stat().st_size for p in store.list_parts(root)),
+        "load": [C.load_average()],
     }
     spec = root.parent / f"query_n{size}.queries.json"
     spec.write_text(json.dumps({"queries": queries, "expected": expected}))
@@ -291,14 +339,18 @@ def summary(what: str, r: dict[str, Any]) -> str:
     if "error" in r:
         return r["error"]
     if what == "geoduck":
-        return (f"to_arrow p50 {r['to_arrow']['p50_ms']:.1f} ms, p95 {r['to_arrow']['p95_ms']:.1f} ms; "
-                f"len p50 {r['len']['p50_ms']:.1f} ms; DuckDB alone p50 "
-                f"{r['duckdb_only_to_arrow']['p50_ms']:.1f} ms; open {r['open_s'] * 1e3:.0f} ms; "
-                f"wrong {r['wrong_counts']}")
+        return (
+            f"to_arrow p50 {r['to_arrow']['p50_ms']:.1f} ms, p95 {r['to_arrow']['p95_ms']:.1f} ms; "
+            f"len p50 {r['len']['p50_ms']:.1f} ms; DuckDB alone p50 "
+            f"{r['duckdb_only_to_arrow']['p50_ms']:.1f} ms; open {r['open_s'] * 1e3:.0f} ms; "
+            f"wrong {r['wrong_counts']}"
+        )
     if what in ("geopandas", "geopandas_unsorted"):
         return f"p50 {r['query']['p50_ms']:.0f} ms, p95 {r['query']['p95_ms']:.0f} ms; wrong {r['wrong_counts']}"
-    return (f"load {r['load_s']:.1f} s, peak {r['peak_rss_mib']:.0f} MiB; p50 {r['query']['p50_ms']:.1f} ms, "
-            f"p95 {r['query']['p95_ms']:.1f} ms; wrong {r['wrong_counts']}")
+    return (
+        f"load {r['load_s']:.1f} s, peak {r['peak_rss_mib']:.0f} MiB; p50 {r['query']['p50_ms']:.1f} ms, "
+        f"p95 {r['query']['p95_ms']:.1f} ms; wrong {r['wrong_counts']}"
+    )
 
 
 def fmt_ms(v: float | None) -> str:
@@ -308,24 +360,36 @@ def fmt_ms(v: float | None) -> str:
 
 
 def print_table(results: list[dict[str, Any]]) -> None:
-    head = ("rows", "days/part", "geoduck arrow p50/p95 ms", "geoduck len p50", "DuckDB alone p50",
-            "(a) gpd bbox p50/p95 ms", "(a') unsorted file p50 ms",
-            "(b) in-mem load s / GiB", "(b) query p50/p95 ms", "row groups read / total")
+    head = (
+        "rows",
+        "days/part",
+        "geoduck arrow p50/p95 ms",
+        "geoduck len p50",
+        "DuckDB alone p50",
+        "(a) gpd bbox p50/p95 ms",
+        "(a') unsorted file p50 ms",
+        "(b) in-mem load s / GiB",
+        "(b) query p50/p95 ms",
+        "row groups read / total",
+    )
     cells = []
     for r in results:
         g, a, b = r.get("geoduck", {}), r.get("geopandas", {}), r.get("inmemory")
         u = r.get("geopandas_unsorted", {})
-        cells.append((
-            f"10^{int(round(np.log10(r['rows'])))}", str(r["days_per_part"]),
-            f"{fmt_ms(g['to_arrow']['p50_ms'])} / {fmt_ms(g['to_arrow']['p95_ms'])}" if "to_arrow" in g else "-",
-            fmt_ms(g["len"]["p50_ms"]) if "len" in g else "-",
-            fmt_ms(g["duckdb_only_to_arrow"]["p50_ms"]) if "duckdb_only_to_arrow" in g else "-",
-            f"{fmt_ms(a['query']['p50_ms'])} / {fmt_ms(a['query']['p95_ms'])}" if "query" in a else "-",
-            fmt_ms(u["query"]["p50_ms"]) if "query" in u else "-",
-            f"{b['load_s']:.1f} / {b['peak_rss_mib'] / 1024:.1f}" if b and "load_s" in b else "-",
-            f"{fmt_ms(b['query']['p50_ms'])} / {fmt_ms(b['query']['p95_ms'])}" if b and "query" in b else "-",
-            f"{r['row_groups_read_mean']:.1f} / {r['row_groups_total']}",
-        ))
+        cells.append(
+            (
+                f"10^{int(round(np.log10(r['rows'])))}",
+                str(r["days_per_part"]),
+                f"{fmt_ms(g['to_arrow']['p50_ms'])} / {fmt_ms(g['to_arrow']['p95_ms'])}" if "to_arrow" in g else "-",
+                fmt_ms(g["len"]["p50_ms"]) if "len" in g else "-",
+                fmt_ms(g["duckdb_only_to_arrow"]["p50_ms"]) if "duckdb_only_to_arrow" in g else "-",
+                f"{fmt_ms(a['query']['p50_ms'])} / {fmt_ms(a['query']['p95_ms'])}" if "query" in a else "-",
+                fmt_ms(u["query"]["p50_ms"]) if "query" in u else "-",
+                f"{b['load_s']:.1f} / {b['peak_rss_mib'] / 1024:.1f}" if b and "load_s" in b else "-",
+                f"{fmt_ms(b['query']['p50_ms'])} / {fmt_ms(b['query']['p95_ms'])}" if b and "query" in b else "-",
+                f"{r['row_groups_read_mean']:.1f} / {r['row_groups_total']}",
+            )
+        )
     widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(head)]
     print(" | ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)))
     print("-|-".join("-" * w for w in widths))
@@ -363,11 +427,24 @@ def main(argv: list[str] | None = None) -> None:
     print_table(results)
     if note:
         print(f"NOTE: {note}")
-    C.save(args.out, {"benchmark": "bench_query", "machine": machine, "date": time.strftime("%Y-%m-%d %H:%M"),
-                      "settings": {"queries": args.queries, "seed": args.seed, "box_deg": BOX_DEG,
-                                   "gpd_queries_at_1e7": args.gpd_queries, "inmem_max": args.inmem_max,
-                                   "days_per_part": layouts},
-                      "disturbed": note, "results": results})
+    C.save(
+        args.out,
+        {
+            "benchmark": "bench_query",
+            "machine": machine,
+            "date": time.strftime("%Y-%m-%d %H:%M"),
+            "settings": {
+                "queries": args.queries,
+                "seed": args.seed,
+                "box_deg": BOX_DEG,
+                "gpd_queries_at_1e7": args.gpd_queries,
+                "inmem_max": args.inmem_max,
+                "days_per_part": layouts,
+            },
+            "disturbed": note,
+            "results": results,
+        },
+    )
 
 
 if __name__ == "__main__":

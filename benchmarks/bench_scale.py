@@ -30,8 +30,6 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import _common as C  # noqa: E402
@@ -45,9 +43,9 @@ def write_chunk(root: str, n_tiles: int, first_day: int, n_days: int) -> int:
     """Generate days ``[first_day, first_day + n_days)`` of every tile and write them as one part;
     returns the rows written. Runs in a worker (local process or dask worker)."""
     sys.path.insert(0, str(HERE))
+    import _common
     import pandas as pd
 
-    import _common
     from geoduck import store
     from geoduck.testing import synthetic_catalog_table
 
@@ -88,8 +86,9 @@ def build_dask(client: Any, root: Path, rows: int, part_rows: int) -> float:
 def fingerprint(root: Path) -> dict[str, int]:
     import geoduck
 
-    df = geoduck.sql("SELECT count(*) AS n, count(DISTINCT id) AS ids, sum(hash(id)) AS h FROM c",
-                     c=geoduck.open_catalog(root))
+    df = geoduck.sql(
+        "SELECT count(*) AS n, count(DISTINCT id) AS ids, sum(hash(id)) AS h FROM c", c=geoduck.open_catalog(root)
+    )
     return {"rows": int(df["n"][0]), "distinct_ids": int(df["ids"][0]), "id_checksum": int(df["h"][0])}
 
 
@@ -134,8 +133,13 @@ def print_table(res: dict[str, Any]) -> None:
     lines.append((f"write {res['rows']:,} rows, {b['parts']} parts: s", f"{b['local_s']:.1f}", f"{b['dask_s']:.1f}"))
     lines.append(("  rows/s", f"{b['local_rows_per_s']:,.0f}", f"{b['dask_rows_per_s']:,.0f}"))
     if h:
-        lines.append((f"build_raster_catalog, {h['files']:,} GeoTIFFs: files/s",
-                      f"{h['local_workers2_files_per_s']:,.0f}", f"{h['dask_localcluster_files_per_s']:,.0f}"))
+        lines.append(
+            (
+                f"build_raster_catalog, {h['files']:,} GeoTIFFs: files/s",
+                f"{h['local_workers2_files_per_s']:,.0f}",
+                f"{h['dask_localcluster_files_per_s']:,.0f}",
+            )
+        )
     lines.append(("cluster start-up s", "-", f"{res['cluster_start_s']:.1f}"))
     widths = [max(len(r[i]) for r in lines) for i in range(3)]
     for k, r in enumerate(lines):
@@ -143,10 +147,12 @@ def print_table(res: dict[str, Any]) -> None:
         if k == 0:
             print("-|-".join("-" * w for w in widths))
     print()
-    print(f"queries on the LocalCluster-built catalog ({q['to_arrow']['n']} bbox 0.3° + month queries, "
-          f"{q['wrong_counts']} wrong counts): to_arrow p50 {q['to_arrow']['p50_ms']:.1f} ms, "
-          f"p95 {q['to_arrow']['p95_ms']:.1f} ms; len p50 {q['len']['p50_ms']:.1f} ms, "
-          f"p95 {q['len']['p95_ms']:.1f} ms; open {q['open_s'] * 1e3:.0f} ms")
+    print(
+        f"queries on the LocalCluster-built catalog ({q['to_arrow']['n']} bbox 0.3° + month queries, "
+        f"{q['wrong_counts']} wrong counts): to_arrow p50 {q['to_arrow']['p50_ms']:.1f} ms, "
+        f"p95 {q['to_arrow']['p95_ms']:.1f} ms; len p50 {q['len']['p50_ms']:.1f} ms, "
+        f"p95 {q['len']['p95_ms']:.1f} ms; open {q['open_s'] * 1e3:.0f} ms"
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -194,10 +200,17 @@ def main(argv: list[str] | None = None) -> None:
 
     fp_local, fp_dask = fingerprint(local_root), fingerprint(dask_root)
     assert fp_local == fp_dask and fp_dask["rows"] == fp_dask["distinct_ids"] == rows, (fp_local, fp_dask)
-    res["build"] = {"local_s": local_s, "dask_s": dask_s, "local_rows_per_s": rows / local_s,
-                    "dask_rows_per_s": rows / dask_s, "parts": len(store.list_parts(dask_root)),
-                    "part_rows": args.part_rows, "same_rows": True, "fingerprint": fp_dask,
-                    "bytes_on_disk": sum(p.stat().st_size for p in store.list_parts(dask_root))}
+    res["build"] = {
+        "local_s": local_s,
+        "dask_s": dask_s,
+        "local_rows_per_s": rows / local_s,
+        "dask_rows_per_s": rows / dask_s,
+        "parts": len(store.list_parts(dask_root)),
+        "part_rows": args.part_rows,
+        "same_rows": True,
+        "fingerprint": fp_dask,
+        "bytes_on_disk": sum(p.stat().st_size for p in store.list_parts(dask_root)),
+    }
     print(f"== {args.queries} queries", flush=True)
     res["queries"] = queries(dask_root, rows, args.queries, args.seed)
     loads.append(C.load_average())
@@ -207,10 +220,25 @@ def main(argv: list[str] | None = None) -> None:
     print_table(res)
     if note:
         print(f"NOTE: {note}")
-    C.save(args.out, {"benchmark": "bench_scale", "machine": machine, "date": time.strftime("%Y-%m-%d %H:%M"),
-                      "settings": {"rows": rows, "part_rows": args.part_rows, "files": args.files,
-                                   "queries": args.queries, "seed": args.seed, "workers": 2},
-                      "load": loads, "disturbed": note, "results": res})
+    C.save(
+        args.out,
+        {
+            "benchmark": "bench_scale",
+            "machine": machine,
+            "date": time.strftime("%Y-%m-%d %H:%M"),
+            "settings": {
+                "rows": rows,
+                "part_rows": args.part_rows,
+                "files": args.files,
+                "queries": args.queries,
+                "seed": args.seed,
+                "workers": 2,
+            },
+            "load": loads,
+            "disturbed": note,
+            "results": res,
+        },
+    )
 
 
 if __name__ == "__main__":

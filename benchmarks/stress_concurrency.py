@@ -43,12 +43,12 @@ NAME = re.compile(r"a(\d+)_g(\d+)_n(\d)_i\d_\d{8}\.tif$")
 
 # -- groups: what each appender commits ------------------------------------------------------------
 
+
 def group_files(src: Path, appender: int, group: int) -> list[Path]:
     """The 1-4 file paths of ``group`` of ``appender`` (size and date fixed by the numbers)."""
     n = 1 + (appender * 7919 + group * 104_729) % 4
     day = dt.date(2023, 1, 1) + dt.timedelta(days=group % 365)
-    return [src / f"a{appender:02d}" / f"a{appender:02d}_g{group:05d}_n{n}_i{i}_{day:%Y%m%d}.tif"
-            for i in range(n)]
+    return [src / f"a{appender:02d}" / f"a{appender:02d}_g{group:05d}_n{n}_i{i}_{day:%Y%m%d}.tif" for i in range(n)]
 
 
 def write_group(files: list[Path], appender: int, group: int) -> None:
@@ -65,8 +65,13 @@ def write_group(files: list[Path], appender: int, group: int) -> None:
         x0 = 300_000 + appender * 20_000 + (group % 50) * 400
         y0 = 4_400_000 + (group // 50) * 400 + i * 100
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.tif")
-        write_raster(tmp, np.full((1, 4, 4), group % 60_000, "uint16"), crs="EPSG:32630",
-                     transform=Affine(25, 0, x0, 0, -25, y0), tiled=False)
+        write_raster(
+            tmp,
+            np.full((1, 4, 4), group % 60_000, "uint16"),
+            crs="EPSG:32630",
+            transform=Affine(25, 0, x0, 0, -25, y0),
+            tiled=False,
+        )
         os.replace(tmp, path)
 
 
@@ -96,6 +101,7 @@ def check_rows(paths: list[str]) -> list[str]:
 
 # -- roles (child processes) -------------------------------------------------------------------------
 
+
 def _log(path: Path, record: dict) -> None:
     with open(path, "a") as fh:
         fh.write(json.dumps(record) + "\n")
@@ -115,14 +121,17 @@ def run_appender(work: Path, index: int) -> None:
         with open(log, "a") as fh:
             fh.write(f"begin {group}\n")
         try:
-            cat = geoduck.build_raster_catalog([str(f) for f in files], work / "catalog",
-                                               filename_regex=REGEX, workers=1, progress=False)
+            cat = geoduck.build_raster_catalog(
+                [str(f) for f in files], work / "catalog", filename_regex=REGEX, workers=1, progress=False
+            )
             errors = cat.build_report.errors
         except Exception as exc:  # noqa: BLE001 - an anomaly, recorded
             errors = ((str(files[0]), f"{type(exc).__name__}: {exc}"),)
         if errors:
-            _log(work / "logs" / f"anomalies-appender-{index}-{os.getpid()}.jsonl",
-                 {"what": "append failed", "detail": str(errors[0])[:300]})
+            _log(
+                work / "logs" / f"anomalies-appender-{index}-{os.getpid()}.jsonl",
+                {"what": "append failed", "detail": str(errors[0])[:300]},
+            )
             time.sleep(0.05)
             continue
         with open(log, "a") as fh:
@@ -154,8 +163,10 @@ def run_compactor(work: Path, index: int, seed: int) -> None:
             time.sleep(0.02)
             continue
         except Exception as exc:  # noqa: BLE001 - an anomaly, recorded
-            _log(work / "logs" / f"anomalies-compactor-{index}-{os.getpid()}.jsonl",
-                 {"what": "compaction failed", "detail": f"{type(exc).__name__}: {exc}"[:300]})
+            _log(
+                work / "logs" / f"anomalies-compactor-{index}-{os.getpid()}.jsonl",
+                {"what": "compaction failed", "detail": f"{type(exc).__name__}: {exc}"[:300]},
+            )
             time.sleep(0.05)
             continue
         with open(log, "a") as fh:
@@ -201,9 +212,11 @@ def run_reader(work: Path, index: int, seed: int) -> None:
 
 # -- the driver ----------------------------------------------------------------------------------
 
+
 def _count_lines(work: Path, pattern: str, prefix: str = "") -> int:
-    return sum(sum(1 for line in p.read_text().splitlines() if line.startswith(prefix))
-               for p in (work / "logs").glob(pattern))
+    return sum(
+        sum(1 for line in p.read_text().splitlines() if line.startswith(prefix)) for p in (work / "logs").glob(pattern)
+    )
 
 
 def _role_main(role: str, index: int, work: Path, seed: int, driver: int) -> None:
@@ -211,22 +224,26 @@ def _role_main(role: str, index: int, work: Path, seed: int, driver: int) -> Non
 
     os.environ["GEODUCK_OFFLINE"] = "1"
     exit_with_parent(driver)  # a killed driver leaves no process behind
-    {"appender": lambda: run_appender(work, index),
-     "compactor": lambda: run_compactor(work, index, seed),
-     "reader": lambda: run_reader(work, index, seed)}[role]()
+    {
+        "appender": lambda: run_appender(work, index),
+        "compactor": lambda: run_compactor(work, index, seed),
+        "reader": lambda: run_reader(work, index, seed),
+    }[role]()
 
 
 def _context() -> multiprocessing.context.BaseContext:
     """Processes fork from a forkserver that has imported geoduck already, so a restart after a
     kill costs milliseconds, not the seconds of importing GDAL/DuckDB/Arrow again."""
     ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(["__main__", "geoduck", "geoduck.builders.raster", "geoduck.maintenance",
-                                "duckdb", "rasterio"])
+    ctx.set_forkserver_preload(
+        ["__main__", "geoduck", "geoduck.builders.raster", "geoduck.maintenance", "duckdb", "rasterio"]
+    )
     return ctx
 
 
-def _start(ctx: multiprocessing.context.BaseContext, role: str, index: int, work: Path,
-           seed: int) -> multiprocessing.process.BaseProcess:
+def _start(
+    ctx: multiprocessing.context.BaseContext, role: str, index: int, work: Path, seed: int
+) -> multiprocessing.process.BaseProcess:
     proc = ctx.Process(target=_role_main, args=(role, index, work, seed, os.getpid()), name=f"{role}-{index}")
     proc.start()
     return proc
@@ -272,8 +289,13 @@ def verify(work: Path, n_appenders: int) -> dict:
     seeds = sum(1 for p in present if "seed" in p)
     if len(after) != committed + in_flight + seeds:
         problems.append(f"count: {len(after)} rows, expected {committed + in_flight + seeds}")
-    return {"rows": len(after), "files_committed": committed, "files_in_flight": in_flight,
-            "seed_rows": seeds, "problems": problems}
+    return {
+        "rows": len(after),
+        "files_committed": committed,
+        "files_in_flight": in_flight,
+        "seed_rows": seeds,
+        "problems": problems,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -291,9 +313,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--index", type=int, default=0, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.role is not None:
-        {"appender": lambda: run_appender(args.workdir, args.index),
-         "compactor": lambda: run_compactor(args.workdir, args.index, args.seed),
-         "reader": lambda: run_reader(args.workdir, args.index, args.seed)}[args.role]()
+        {
+            "appender": lambda: run_appender(args.workdir, args.index),
+            "compactor": lambda: run_compactor(args.workdir, args.index, args.seed),
+            "reader": lambda: run_reader(args.workdir, args.index, args.seed),
+        }[args.role]()
         return 0
 
     work = args.workdir or Path(tempfile.mkdtemp(prefix="geoduck-stress-"))
@@ -305,17 +329,19 @@ def main(argv: list[str] | None = None) -> int:
 
     seed_files = [work / "src" / "seed" / f"seed_{i}_20230101.tif" for i in range(2)]
     write_group(seed_files, 99, 0)  # the catalog exists before readers open it
-    geoduck.build_raster_catalog([str(f) for f in seed_files], work / "catalog", filename_regex=REGEX,
-                                 workers=1, progress=False)
-    roles = ([("appender", i) for i in range(args.appenders)]
-             + [("compactor", i) for i in range(args.compactors)]
-             + [("reader", i) for i in range(args.readers)])
+    geoduck.build_raster_catalog(
+        [str(f) for f in seed_files], work / "catalog", filename_regex=REGEX, workers=1, progress=False
+    )
+    roles = (
+        [("appender", i) for i in range(args.appenders)]
+        + [("compactor", i) for i in range(args.compactors)]
+        + [("reader", i) for i in range(args.readers)]
+    )
     kills: collections.Counter[str] = collections.Counter()
     rounds = []
     anomalies: list[str] = []
     started = time.monotonic()
-    print(f"{'round':>5} {'commits':>8} {'kills':>6} {'reads':>7} {'compactions':>11} {'rows':>7} "
-          f"{'anomalies':>9}")
+    print(f"{'round':>5} {'commits':>8} {'kills':>6} {'reads':>7} {'compactions':>11} {'rows':>7} {'anomalies':>9}")
     for r in range(args.rounds):
         commits0, reads0 = _count_lines(work, "appender-*.log", "end"), _count_lines(work, "reader-*.log")
         compactions0, kills0 = _count_lines(work, "compactor-*.log"), sum(kills.values())
@@ -337,34 +363,55 @@ def main(argv: list[str] | None = None) -> int:
                 kills[role[0]] += 1
             proc.join()
         result = verify(work, args.appenders)
-        records = [json.loads(line) for p in sorted((work / "logs").glob("anomalies-*.jsonl"))
-                   for line in p.read_text().splitlines()]
+        records = [
+            json.loads(line)
+            for p in sorted((work / "logs").glob("anomalies-*.jsonl"))
+            for line in p.read_text().splitlines()
+        ]
         new = [r["what"] + (f": {r['detail']}" if "detail" in r else "") for r in records]
         for p in (work / "logs").glob("anomalies-*.jsonl"):
             p.unlink()
         round_anomalies = new + result["problems"]
         anomalies += [f"round {r}: {a}" for a in round_anomalies]
-        row = {"round": r, "commits": _count_lines(work, "appender-*.log", "end") - commits0,
-               "kills": sum(kills.values()) - kills0, "reads": _count_lines(work, "reader-*.log") - reads0,
-               "compactions": _count_lines(work, "compactor-*.log") - compactions0,
-               "rows": result["rows"], "anomalies": len(round_anomalies)}
+        row = {
+            "round": r,
+            "commits": _count_lines(work, "appender-*.log", "end") - commits0,
+            "kills": sum(kills.values()) - kills0,
+            "reads": _count_lines(work, "reader-*.log") - reads0,
+            "compactions": _count_lines(work, "compactor-*.log") - compactions0,
+            "rows": result["rows"],
+            "anomalies": len(round_anomalies),
+        }
         rounds.append(row)
-        print(f"{r:>5} {row['commits']:>8} {row['kills']:>6} {row['reads']:>7} {row['compactions']:>11} "
-              f"{row['rows']:>7} {row['anomalies']:>9}", flush=True)
+        print(
+            f"{r:>5} {row['commits']:>8} {row['kills']:>6} {row['reads']:>7} {row['compactions']:>11} "
+            f"{row['rows']:>7} {row['anomalies']:>9}",
+            flush=True,
+        )
     final = verify(work, args.appenders)
     report = {
-        "rounds": rounds, "commits": sum(r["commits"] for r in rounds),
+        "rounds": rounds,
+        "commits": sum(r["commits"] for r in rounds),
         "kills": dict(kills) | {"total": sum(kills.values())},
-        "reads": sum(r["reads"] for r in rounds), "compactions": sum(r["compactions"] for r in rounds),
-        "final_rows": final["rows"], "files_committed": final["files_committed"] + final["files_in_flight"]
-        + final["seed_rows"], "anomalies": anomalies + final["problems"],
-        "processes": len(roles), "round_seconds": args.round_seconds, "kill_every_s": args.kill_every,
-        "seconds": round(time.monotonic() - started, 1), "load_average": os.getloadavg(),
-        "cpus": os.cpu_count(), "python": sys.version.split()[0], "geoduck": geoduck.__version__,
+        "reads": sum(r["reads"] for r in rounds),
+        "compactions": sum(r["compactions"] for r in rounds),
+        "final_rows": final["rows"],
+        "files_committed": final["files_committed"] + final["files_in_flight"] + final["seed_rows"],
+        "anomalies": anomalies + final["problems"],
+        "processes": len(roles),
+        "round_seconds": args.round_seconds,
+        "kill_every_s": args.kill_every,
+        "seconds": round(time.monotonic() - started, 1),
+        "load_average": os.getloadavg(),
+        "cpus": os.cpu_count(),
+        "python": sys.version.split()[0],
+        "geoduck": geoduck.__version__,
     }
-    print(f"total: {report['commits']} commits, {report['kills']['total']} kills, {report['reads']} reads, "
-          f"{report['compactions']} compactions, {report['final_rows']} rows "
-          f"(expected {report['files_committed']}), {len(report['anomalies'])} anomalies")
+    print(
+        f"total: {report['commits']} commits, {report['kills']['total']} kills, {report['reads']} reads, "
+        f"{report['compactions']} compactions, {report['final_rows']} rows "
+        f"(expected {report['files_committed']}), {len(report['anomalies'])} anomalies"
+    )
     for a in report["anomalies"][:20]:
         print("  ", a)
     args.json.parent.mkdir(parents=True, exist_ok=True)

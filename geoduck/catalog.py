@@ -23,12 +23,10 @@ from shapely.geometry import MultiPolygon, Polygon, box
 from shapely.geometry.base import BaseGeometry
 from sqlglot import exp
 
-from . import compile as sqlc
-from . import engine, remote, sandbox, schema, store
+from . import compiler, engine, remote, sandbox, schema, store
 from .builders.common import BuildReport
 from .errors import ArgumentError, GeoduckError, QueryError, SQLError, StorageError
-from .expr import (Difference, Intersect, JoinPlan, Node, Pad, Scan, SpatialFilter, TimeFilter, Union,
-                   Where)
+from .expr import Difference, Intersect, JoinPlan, Node, Pad, Scan, SpatialFilter, TimeFilter, Union, Where
 from .geo import WGS84, check_lonlat_bounds, geometry_to_wgs84, norm_crs, validate_bounds
 from .intervals import TimeLike, padding_micros, query_interval
 
@@ -105,8 +103,7 @@ class Catalog:
 
     __slots__ = ("_node", "_name", "build_report")
 
-    def __init__(self, node: Node, *, name: str | None = None,
-                 build_report: BuildReport | None = None) -> None:
+    def __init__(self, node: Node, *, name: str | None = None, build_report: BuildReport | None = None) -> None:
         self._node = node
         self._name = name
         self.build_report = build_report
@@ -140,8 +137,9 @@ class Catalog:
     def node(self) -> Node:
         return self._node
 
-    def query(self, bbox: Any = None, geometry: Any = None, crs: Any = None,
-              start: TimeLike = None, end: TimeLike = None) -> Catalog:
+    def query(
+        self, bbox: Any = None, geometry: Any = None, crs: Any = None, start: TimeLike = None, end: TimeLike = None
+    ) -> Catalog:
         """Rows intersecting an AOI and/or overlapping a time interval (lazy).
 
         Args:
@@ -171,17 +169,17 @@ class Catalog:
         The predicate is parsed by sqlglot and checked: one expression, only this relation's
         column names, no subqueries, no table functions; else :class:`SQLError` naming the token.
         """
-        tree = sqlc.parse_predicate(predicate, self.columns)
+        tree = compiler.parse_predicate(predicate, self.columns)
 
         def describe() -> list[tuple]:
-            check = sqlc.aggregate(self._node, exp.alias_(tree.copy(), "_p"))
-            with sqlc.parser_stack():
-                check_sql = check.sql(dialect=sqlc.DIALECT)
+            check = compiler.aggregate(self._node, exp.alias_(tree.copy(), "_p"))
+            with compiler.parser_stack():
+                check_sql = check.sql(dialect=compiler.DIALECT)
             return engine.cursor().execute(f"DESCRIBE {check_sql}").fetchall()
 
         try:
-            with sqlc.parser_stack():
-                rendered = tree.sql(dialect=sqlc.DIALECT)
+            with compiler.parser_stack():
+                rendered = tree.sql(dialect=compiler.DIALECT)
             described = read_consistently(_scan_roots(self._node), describe)
         except duckdb.Error as exc:
             raise SQLError(f"predicate {predicate[:200]!r} is invalid: {str(exc).splitlines()[0]}") from None
@@ -200,8 +198,9 @@ class Catalog:
         ``numpy.timedelta64`` with a unit) or strings with a unit (``"3D"``, ``"12h"``), whole
         microseconds, non-negative. A bare number has no unit and is refused (``ArgumentError``).
         """
-        return self._derive(Pad(self._node, padding_micros(before, argument="before"),
-                                padding_micros(after, argument="after")))
+        return self._derive(
+            Pad(self._node, padding_micros(before, argument="before"), padding_micros(after, argument="after"))
+        )
 
     def intersect(self, other: Catalog, *, spatial_only: bool = False) -> Catalog:
         """Pairs of rows whose footprints intersect and, unless ``spatial_only``, whose intervals
@@ -215,8 +214,9 @@ class Catalog:
         """
         _check_other(other, "intersect")
         plan = join_plan(self._node, other._node, spatial_only)
-        return Catalog(Intersect(self._node, other._node, spatial_only, plan,
-                                 tuple(self.columns), tuple(other.columns)))
+        return Catalog(
+            Intersect(self._node, other._node, spatial_only, plan, tuple(self.columns), tuple(other.columns))
+        )
 
     def difference(self, other: Catalog, *, spatial_only: bool = False) -> Catalog:
         """Rows of this relation that no row of ``other`` intersects (in space and, unless
@@ -235,25 +235,40 @@ class Catalog:
         order_column = "_ord"
         while order_column in taken:
             order_column = f"_{order_column}"
-        return Catalog(Union(self._node, other._node, self.name, other.name,
-                             "source" in {c.lower() for c in left_cols},
-                             "source" in {c.lower() for c in right_cols}, dedupe, order_column),
-                       name=f"{self.name}+{other.name}")
+        return Catalog(
+            Union(
+                self._node,
+                other._node,
+                self.name,
+                other.name,
+                "source" in {c.lower() for c in left_cols},
+                "source" in {c.lower() for c in right_cols},
+                dedupe,
+                order_column,
+            ),
+            name=f"{self.name}+{other.name}",
+        )
 
     # -- SQL ------------------------------------------------------------------------------------
     @property
     def sql_text(self) -> str:
         """The DuckDB SQL this relation runs."""
-        return sqlc.to_sql(self._node)
+        return compiler.to_sql(self._node)
 
     def explain(self, analyze: bool = False) -> str:
         """DuckDB's physical plan (``EXPLAIN`` / ``EXPLAIN ANALYZE``) of this relation."""
         prefix = "EXPLAIN ANALYZE " if analyze else "EXPLAIN "
-        rows = engine.cursor().execute(prefix + sqlc.to_sql(self._node, pretty=False)).fetchall()
+        rows = engine.cursor().execute(prefix + compiler.to_sql(self._node, pretty=False)).fetchall()
         return "\n".join(str(r[-1]) for r in rows)
 
-    def sql(self, query: str, *, timeout: float | None = sandbox.DEFAULT_TIMEOUT_S,
-            memory_limit: str | None = None, threads: int | None = None) -> pd.DataFrame | gpd.GeoDataFrame:
+    def sql(
+        self,
+        query: str,
+        *,
+        timeout: float | None = sandbox.DEFAULT_TIMEOUT_S,
+        memory_limit: str | None = None,
+        threads: int | None = None,
+    ) -> pd.DataFrame | gpd.GeoDataFrame:
         """Run read-only SQL in which the table ``catalog`` is this relation.
 
         Returns a GeoDataFrame when the result has a geometry column, else a DataFrame. The query
@@ -265,14 +280,13 @@ class Catalog:
         return _run_user_sql(query, {"catalog": self._node}, sandbox.limits(timeout, memory_limit, threads))
 
     # -- results --------------------------------------------------------------------------------
-    def _execute(self, compile_: Callable[[], exp.Expression],
-                 run: Callable[[str], Any] | None = None) -> Any:
+    def _execute(self, compile_: Callable[[], exp.Expression], run: Callable[[str], Any] | None = None) -> Any:
         """``run`` the SQL of a tree that ``compile_`` builds afresh, compiling and running it again
         while compactions replace the parts it reads (see :func:`read_consistently`). Default
         ``run``: the cursor with the executed query (then only its execution is checked)."""
         run = run or _cursor_with
         try:
-            return read_consistently(_scan_roots(self._node), lambda: run(sqlc.render(compile_())))
+            return read_consistently(_scan_roots(self._node), lambda: run(compiler.render(compile_())))
         except GeoduckError:
             raise
         except READ_ERRORS as exc:
@@ -280,7 +294,7 @@ class Catalog:
 
     def to_arrow(self) -> pa.Table:
         """All rows as an Arrow table (``geometry`` as GeoArrow WKB with its CRS)."""
-        return self._execute(lambda: sqlc.visit(self._node), engine.fetch_arrow)
+        return self._execute(lambda: compiler.visit(self._node), engine.fetch_arrow)
 
     def to_parquet(self, path: str | os.PathLike[str], *, part_rows: int = store.MAX_PART_ROWS) -> Catalog:
         """Write this relation's rows as a new catalog (GeoParquet 1.1 parts, bbox covering) at
@@ -292,7 +306,7 @@ class Catalog:
         if not isinstance(part_rows, int) or part_rows < 1:
             raise ArgumentError(f"part_rows={part_rows!r} must be a positive integer")
         chunk_rows = part_rows * max(1, _SORT_CHUNK_ROWS // part_rows)
-        reader = self._execute(lambda: sqlc.visit(self._node)).to_arrow_reader(min(chunk_rows, 100_000))
+        reader = self._execute(lambda: compiler.visit(self._node)).to_arrow_reader(min(chunk_rows, 100_000))
         batches: list[pa.RecordBatch] = []
         rows = 0
         parts: list[os.PathLike[str]] = []
@@ -321,7 +335,7 @@ class Catalog:
         return _arrow_to_frame(self.to_arrow(), require_geometry=True)
 
     def __len__(self) -> int:
-        row = self._execute(lambda: sqlc.aggregate(self._node, exp.Count(this=exp.Star())), _fetchone)
+        row = self._execute(lambda: compiler.aggregate(self._node, exp.Count(this=exp.Star())), _fetchone)
         return int(row[0])
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
@@ -337,19 +351,25 @@ class Catalog:
     @property
     def total_bounds(self) -> tuple[float, float, float, float] | None:
         """(xmin, ymin, xmax, ymax) lon/lat of all footprints; None when empty."""
-        mins = [exp.Min(this=sqlc.bbox_field(k)) for k in ("xmin", "ymin")]
-        maxs = [exp.Max(this=sqlc.bbox_field(k)) for k in ("xmax", "ymax")]
-        row = self._execute(lambda: sqlc.aggregate(self._node, *mins, *maxs), _fetchone)
+        mins = [exp.Min(this=compiler.bbox_field(k)) for k in ("xmin", "ymin")]
+        maxs = [exp.Max(this=compiler.bbox_field(k)) for k in ("xmax", "ymax")]
+        row = self._execute(lambda: compiler.aggregate(self._node, *mins, *maxs), _fetchone)
         return None if row[0] is None else (row[0], row[1], row[2], row[3])
 
     @property
     def temporal_extent(self) -> tuple[pd.Timestamp | None, pd.Timestamp | None]:
         """(earliest start, latest end) in UTC over dated rows; (None, None) if all are static."""
-        t = self._execute(lambda: sqlc.aggregate(self._node, exp.Min(this=sqlc.col(schema.START)),
-                                                 exp.Max(this=sqlc.col(schema.END))), engine.fetch_arrow)
+        t = self._execute(
+            lambda: compiler.aggregate(
+                self._node, exp.Min(this=compiler.col(schema.START)), exp.Max(this=compiler.col(schema.END))
+            ),
+            engine.fetch_arrow,
+        )
         start, end = t.column(0)[0].as_py(), t.column(1)[0].as_py()
-        return (None if start is None else pd.Timestamp(start).tz_convert("UTC"),
-                None if end is None else pd.Timestamp(end).tz_convert("UTC"))
+        return (
+            None if start is None else pd.Timestamp(start).tz_convert("UTC"),
+            None if end is None else pd.Timestamp(end).tz_convert("UTC"),
+        )
 
     def __repr__(self) -> str:
         root = _root_of(self._node)
@@ -393,8 +413,10 @@ def read_consistently(roots: set[str], run: Callable[[], Any]) -> Any:
                     return result
         log.debug("parts of %s replaced during a read (attempt %d): reading again", sorted(roots), attempt + 1)
         time.sleep(random.uniform(0, 0.002 * (attempt + 1)))
-    raise QueryError(f"parts of {', '.join(sorted(roots))} kept being replaced during {READ_ATTEMPTS} "
-                     "reads (compactions without pause?): try again")
+    raise QueryError(
+        f"parts of {', '.join(sorted(roots))} kept being replaced during {READ_ATTEMPTS} "
+        "reads (compactions without pause?): try again"
+    )
 
 
 def _replaced_since(listed: store.Listings) -> bool:
@@ -429,11 +451,13 @@ _COLUMNS_CACHE: dict[str, list[str]] = {}
 
 
 def _columns(node: Node) -> list[str]:
-    sql_text = sqlc.to_sql(node, pretty=False)
+    sql_text = compiler.to_sql(node, pretty=False)
     cols = _COLUMNS_CACHE.get(sql_text)
     if cols is None:
-        rows = read_consistently(_scan_roots(node), lambda: engine.cursor().execute(
-            f"DESCRIBE {sqlc.to_sql(node, pretty=False)}").fetchall())
+        rows = read_consistently(
+            _scan_roots(node),
+            lambda: engine.cursor().execute(f"DESCRIBE {compiler.to_sql(node, pretty=False)}").fetchall(),
+        )
         cols = _COLUMNS_CACHE[sql_text] = [r[0] for r in rows]
         if len(_COLUMNS_CACHE) > 256:
             _COLUMNS_CACHE.pop(next(iter(_COLUMNS_CACHE)))
@@ -454,10 +478,13 @@ def join_plan(left: Node, right: Node, spatial_only: bool) -> JoinPlan:
     sizes, lengths = [], []
     repeats = _may_repeat_ids(left) or _may_repeat_ids(right)
     for node in (left, right):
-        repeated = exp.Sub(this=exp.Count(this=exp.Star()),
-                           expression=exp.Count(this=exp.Distinct(expressions=[sqlc.col(schema.ID)])))
+        repeated = exp.Sub(
+            this=exp.Count(this=exp.Star()),
+            expression=exp.Count(this=exp.Distinct(expressions=[compiler.col(schema.ID)])),
+        )
+
         def stats(node: Node = node, repeated: exp.Expression = repeated) -> tuple:
-            return _fetchone(sqlc.aggregate(node, *sqlc.join_stats(), repeated).sql(dialect=sqlc.DIALECT))
+            return _fetchone(compiler.aggregate(node, *compiler.join_stats(), repeated).sql(dialect=compiler.DIALECT))
 
         w, h, d, r = read_consistently(_scan_roots(node), stats)
         sizes += [v for v in (w, h) if v]
@@ -474,8 +501,11 @@ def _may_repeat_ids(node: Node) -> bool:
     dedupe, anywhere below it)."""
     if isinstance(node, Union) and not node.dedupe:
         return True
-    return any(_may_repeat_ids(sub) for name in ("child", "left", "right")
-               if isinstance(sub := getattr(node, name, None), Node))
+    return any(
+        _may_repeat_ids(sub)
+        for name in ("child", "left", "right")
+        if isinstance(sub := getattr(node, name, None), Node)
+    )
 
 
 _SORT_CHUNK_ROWS = 1_000_000
@@ -491,15 +521,12 @@ def _write_chunk(table: pa.Table, target: str, part_rows: int) -> list[os.PathLi
 
 def _plain_geometry(table: pa.Table) -> pa.Table:
     """Drop DuckDB's GeoArrow extension metadata: parts store geometry as plain WKB binary."""
-    fields = [pa.field(f.name, f.type, f.nullable) if f.name == schema.GEOMETRY else f
-              for f in table.schema]
+    fields = [pa.field(f.name, f.type, f.nullable) if f.name == schema.GEOMETRY else f for f in table.schema]
     return pa.Table.from_arrays(table.columns, schema=pa.schema(fields))
 
 
-def _arrow_to_frame(table: pa.Table, *, require_geometry: bool = False
-                    ) -> pd.DataFrame | gpd.GeoDataFrame:
-    geo_cols = [f.name for f in table.schema
-                if (f.metadata or {}).get(b"ARROW:extension:name") == b"geoarrow.wkb"]
+def _arrow_to_frame(table: pa.Table, *, require_geometry: bool = False) -> pd.DataFrame | gpd.GeoDataFrame:
+    geo_cols = [f.name for f in table.schema if (f.metadata or {}).get(b"ARROW:extension:name") == b"geoarrow.wkb"]
     if not geo_cols:
         if require_geometry:
             raise SQLError("result has no geometry column")
@@ -523,15 +550,16 @@ def _scan_roots(node: Node) -> set[str]:
     return roots
 
 
-def _run_user_sql(query: str, relations: Mapping[str, Node], bounds: sandbox.SQLLimits
-                  ) -> pd.DataFrame | gpd.GeoDataFrame:
+def _run_user_sql(
+    query: str, relations: Mapping[str, Node], bounds: sandbox.SQLLimits
+) -> pd.DataFrame | gpd.GeoDataFrame:
     """User SQL runs in a sandbox that reads only the relations' catalog folders, read-only,
     within ``bounds`` (see :mod:`geoduck.sandbox`)."""
     roots = set().union(*(_scan_roots(n) for n in relations.values()))
     box = sandbox.sandbox(tuple(sorted(roots)), bounds)
 
     def run() -> pa.Table:  # bound and run again while compactions replace the parts it reads
-        bound = sqlc.bind_user_sql(query, relations, scan_path=box.scan_path)
+        bound = compiler.bind_user_sql(query, relations, scan_path=box.scan_path)
         try:
             return sandbox.execute(box, bound, bounds.timeout)
         except SQLError as exc:
@@ -548,8 +576,14 @@ def _run_user_sql(query: str, relations: Mapping[str, Node], bounds: sandbox.SQL
     return _arrow_to_frame(table)
 
 
-def sql(query: str, *, timeout: float | None = sandbox.DEFAULT_TIMEOUT_S, memory_limit: str | None = None,
-        threads: int | None = None, **catalogs: Catalog) -> pd.DataFrame | gpd.GeoDataFrame:
+def sql(
+    query: str,
+    *,
+    timeout: float | None = sandbox.DEFAULT_TIMEOUT_S,
+    memory_limit: str | None = None,
+    threads: int | None = None,
+    **catalogs: Catalog,
+) -> pd.DataFrame | gpd.GeoDataFrame:
     """Run read-only SQL over several catalogs, each named by its keyword (``timeout``,
     ``memory_limit`` and ``threads`` bound it as in :meth:`Catalog.sql`, so they cannot name
     catalogs).
@@ -561,5 +595,6 @@ def sql(query: str, *, timeout: float | None = sandbox.DEFAULT_TIMEOUT_S, memory
     for name, cat in catalogs.items():
         if not isinstance(cat, Catalog):
             raise ArgumentError(f"{name}= must be a Catalog, got {type(cat).__name__}")
-    return _run_user_sql(query, {name: cat.node for name, cat in catalogs.items()},
-                         sandbox.limits(timeout, memory_limit, threads))
+    return _run_user_sql(
+        query, {name: cat.node for name, cat in catalogs.items()}, sandbox.limits(timeout, memory_limit, threads)
+    )

@@ -58,19 +58,36 @@ def build() -> None:
 
 @build.command("raster")
 @click.argument("paths", nargs=-1, required=True)
-@click.option("-o", "--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Catalog directory (created or appended to).")
-@click.option("--regex", "filename_regex", default=None,
-              help="Regex on file names; (?P<date>…) or (?P<start>…)/(?P<stop>…) give time, other groups columns.")
+@click.option(
+    "-o",
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Catalog directory (created or appended to).",
+)
+@click.option(
+    "--regex",
+    "filename_regex",
+    default=None,
+    help="Regex on file names; (?P<date>…) or (?P<start>…)/(?P<stop>…) give time, other groups columns.",
+)
 @click.option("--date-format", default=None, help="strptime format of the date groups (default: auto).")
 @click.option("--regex-verbose", is_flag=True, help="Compile --regex with re.VERBOSE (whitespace, # comments).")
 @click.option("--exact-times", is_flag=True, help="Times of day are instants, not their second/minute.")
 @click.option("--workers", type=int, default=None, help="Header-reading processes (default: all cores).")
 @click.option("--progress/--no-progress", default=True, show_default=True)
 @_friendly
-def build_raster(paths: tuple[str, ...], out_dir: Path, filename_regex: str | None,
-                 date_format: str | None, regex_verbose: bool, exact_times: bool, workers: int | None,
-                 progress: bool) -> None:
+def build_raster(
+    paths: tuple[str, ...],
+    out_dir: Path,
+    filename_regex: str | None,
+    date_format: str | None,
+    regex_verbose: bool,
+    exact_times: bool,
+    workers: int | None,
+    progress: bool,
+) -> None:
     """Index raster PATHS (files, globs or directories) into the catalog OUT.
 
     A --regex with '/' is searched in paths relative to the scanned folder, else in file names;
@@ -78,9 +95,16 @@ def build_raster(paths: tuple[str, ...], out_dir: Path, filename_regex: str | No
     from .builders.raster import build_raster_catalog
 
     items: str | list[str] = paths[0] if len(paths) == 1 else list(paths)
-    cat = build_raster_catalog(items, out_dir, filename_regex=filename_regex, date_format=date_format,
-                               regex_verbose=regex_verbose, exact_times=exact_times,
-                               workers=workers, progress=progress)
+    cat = build_raster_catalog(
+        items,
+        out_dir,
+        filename_regex=filename_regex,
+        date_format=date_format,
+        regex_verbose=regex_verbose,
+        exact_times=exact_times,
+        workers=workers,
+        progress=progress,
+    )
     report = cat.build_report
     click.echo(report.summary())
     for path, reason in report.errors:
@@ -91,31 +115,67 @@ def build_raster(paths: tuple[str, ...], out_dir: Path, filename_regex: str | No
 
 @build.command("xarray")
 @click.argument("paths", nargs=-1, required=True)
-@click.option("-o", "--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Catalog directory (created or appended to).")
-@click.option("--variables", "variables", multiple=True,
-              help="Data variable to index (repeatable; default: every variable with x/y dimensions).")
+@click.option(
+    "-o",
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Catalog directory (created or appended to).",
+)
+@click.option(
+    "--variables",
+    "variables",
+    multiple=True,
+    help="Data variable to index (repeatable; default: every variable with x/y dimensions).",
+)
 @click.option("--time-var", default="time", show_default=True, help="Name of the time dimension.")
 @click.option("--crs", default=None, help="CRS of files that declare none, e.g. EPSG:32630.")
-@click.option("--engine", type=click.Choice(["netcdf4", "h5netcdf", "zarr"]), default=None,
-              help="xarray engine (default: zarr for *.zarr, netcdf4 otherwise).")
-@click.option("--regex", "filename_regex", default=None,
-              help="Regex on file names: (?P<date>…) or (?P<start>…)/(?P<stop>…) date variables without a "
-                   "time dimension, other groups become columns.")
+@click.option(
+    "--engine",
+    type=click.Choice(["netcdf4", "h5netcdf", "zarr"]),
+    default=None,
+    help="xarray engine (default: zarr for *.zarr, netcdf4 otherwise).",
+)
+@click.option(
+    "--regex",
+    "filename_regex",
+    default=None,
+    help="Regex on file names: (?P<date>…) or (?P<start>…)/(?P<stop>…) date variables without a "
+    "time dimension, other groups become columns.",
+)
 @click.option("--date-format", default=None, help="strptime format of the date groups (default: auto).")
 @click.option("--workers", type=int, default=None, help="Header-reading processes (default: all cores).")
 @click.option("--progress/--no-progress", default=True, show_default=True)
 @_friendly
-def build_xarray(paths: tuple[str, ...], out_dir: Path, variables: tuple[str, ...], time_var: str,
-                 crs: str | None, engine: str | None, filename_regex: str | None, date_format: str | None,
-                 workers: int | None, progress: bool) -> None:
+def build_xarray(
+    paths: tuple[str, ...],
+    out_dir: Path,
+    variables: tuple[str, ...],
+    time_var: str,
+    crs: str | None,
+    engine: str | None,
+    filename_regex: str | None,
+    date_format: str | None,
+    workers: int | None,
+    progress: bool,
+) -> None:
     """Index NetCDF files and Zarr stores PATHS (files, globs or directories) into the catalog OUT."""
     from .builders.xarray import build_xarray_catalog
 
     items: str | list[str] = paths[0] if len(paths) == 1 else list(paths)
-    cat = build_xarray_catalog(items, out_dir, variables=list(variables) or None, time_var=time_var, crs=crs,
-                               engine=engine, filename_regex=filename_regex, date_format=date_format,
-                               workers=workers, progress=progress)
+    cat = build_xarray_catalog(
+        items,
+        out_dir,
+        variables=list(variables) or None,
+        time_var=time_var,
+        crs=crs,
+        engine=engine,
+        filename_regex=filename_regex,
+        date_format=date_format,
+        workers=workers,
+        progress=progress,
+    )
     report = cat.build_report
     click.echo(report.summary())
     for path, reason in report.errors:
@@ -126,10 +186,20 @@ def build_xarray(paths: tuple[str, ...], out_dir: Path, variables: tuple[str, ..
 
 @build.command("vector")
 @click.argument("paths", nargs=-1, required=True)
-@click.option("-o", "--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Catalog directory (created or appended to).")
-@click.option("--regex", "filename_regex", default=None,
-              help="Regex on file names; (?P<date>…) or (?P<start>…)/(?P<stop>…) give time, other groups columns.")
+@click.option(
+    "-o",
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Catalog directory (created or appended to).",
+)
+@click.option(
+    "--regex",
+    "filename_regex",
+    default=None,
+    help="Regex on file names; (?P<date>…) or (?P<start>…)/(?P<stop>…) give time, other groups columns.",
+)
 @click.option("--date-format", default=None, help="strptime format of the date groups (default: auto).")
 @click.option("--regex-verbose", is_flag=True, help="Compile --regex with re.VERBOSE (whitespace, # comments).")
 @click.option("--exact-times", is_flag=True, help="Times of day are instants, not their second/minute.")
@@ -137,15 +207,32 @@ def build_xarray(paths: tuple[str, ...], out_dir: Path, variables: tuple[str, ..
 @click.option("--workers", type=int, default=None, help="Header-reading processes (default: all cores).")
 @click.option("--progress/--no-progress", default=True, show_default=True)
 @_friendly
-def build_vector(paths: tuple[str, ...], out_dir: Path, filename_regex: str | None, date_format: str | None,
-                 regex_verbose: bool, exact_times: bool, layer: str | None, workers: int | None,
-                 progress: bool) -> None:
+def build_vector(
+    paths: tuple[str, ...],
+    out_dir: Path,
+    filename_regex: str | None,
+    date_format: str | None,
+    regex_verbose: bool,
+    exact_times: bool,
+    layer: str | None,
+    workers: int | None,
+    progress: bool,
+) -> None:
     """Index vector label PATHS (GeoJSON, GPKG, GeoParquet, Shapefile, FlatGeobuf) into catalog OUT."""
     from .builders.vector import build_vector_catalog
 
     items: str | list[str] = paths[0] if len(paths) == 1 else list(paths)
-    cat = build_vector_catalog(items, out_dir, filename_regex=filename_regex, date_format=date_format,
-                               regex_verbose=regex_verbose, exact_times=exact_times, layer=layer, workers=workers, progress=progress)
+    cat = build_vector_catalog(
+        items,
+        out_dir,
+        filename_regex=filename_regex,
+        date_format=date_format,
+        regex_verbose=regex_verbose,
+        exact_times=exact_times,
+        layer=layer,
+        workers=workers,
+        progress=progress,
+    )
     report = cat.build_report
     click.echo(report.summary())
     for path, reason in report.errors:
@@ -171,8 +258,9 @@ def info(catalog_dir: Path) -> None:
     bounds = cat.total_bounds
     click.echo(f"catalog        {Path(catalog_dir).resolve()}")
     click.echo(f"rows           {len(cat)}")
-    click.echo("backends       " + ", ".join(f"{b}: {n}"
-                                             for b, n in zip(backends["backend"], backends["n"], strict=True)))
+    click.echo(
+        "backends       " + ", ".join(f"{b}: {n}" for b, n in zip(backends["backend"], backends["n"], strict=True))
+    )
     click.echo(f"parts          {len(parts)} ({sum(p.stat().st_size for p in parts) / 1e6:.2f} MB)")
     click.echo(f"bounds         {tuple(round(v, 6) for v in bounds) if bounds else None} (EPSG:4326)")
     click.echo(f"time extent    {t0} .. {t1}")
@@ -211,20 +299,41 @@ def _emit(frame: Any, fmt: str, output: Path | None) -> None:
 
 @main.command()
 @click.argument("catalog_dir", type=click.Path(path_type=Path))
-@click.option("--bbox", nargs=4, type=float, default=None, metavar="XMIN YMIN XMAX YMAX",
-              help="AOI bounds in --crs (default lon/lat).")
+@click.option(
+    "--bbox",
+    nargs=4,
+    type=float,
+    default=None,
+    metavar="XMIN YMIN XMAX YMAX",
+    help="AOI bounds in --crs (default lon/lat).",
+)
 @click.option("--geometry", default=None, help="AOI as WKT in --crs (instead of --bbox).")
 @click.option("--crs", default=None, help="CRS of the AOI, e.g. EPSG:32630 (default EPSG:4326).")
 @click.option("--start", default=None, help="Interval start (date or datetime, UTC if naive).")
 @click.option("--end", default=None, help="Interval end; a date-only end includes that whole day.")
 @click.option("--where", "predicate", default=None, help="Extra SQL predicate on catalog columns.")
-@click.option("--format", "fmt", type=click.Choice(["table", "csv", "geojson", "parquet"]),
-              default="table", show_default=True)
-@click.option("-o", "--output", type=click.Path(path_type=Path), default=None,
-              help="Output file (csv/geojson/table) or catalog directory (parquet; required).")
+@click.option(
+    "--format", "fmt", type=click.Choice(["table", "csv", "geojson", "parquet"]), default="table", show_default=True
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Output file (csv/geojson/table) or catalog directory (parquet; required).",
+)
 @_friendly
-def query(catalog_dir: Path, bbox: tuple[float, ...] | None, geometry: str | None, crs: str | None,
-          start: str | None, end: str | None, predicate: str | None, fmt: str, output: Path | None) -> None:
+def query(
+    catalog_dir: Path,
+    bbox: tuple[float, ...] | None,
+    geometry: str | None,
+    crs: str | None,
+    start: str | None,
+    end: str | None,
+    predicate: str | None,
+    fmt: str,
+    output: Path | None,
+) -> None:
     """Rows of a catalog under an AOI and/or time interval."""
     from .catalog import open_catalog
 
@@ -243,20 +352,26 @@ def query(catalog_dir: Path, bbox: tuple[float, ...] | None, geometry: str | Non
 @main.command("sql")
 @click.argument("catalog_dir", type=click.Path(path_type=Path))
 @click.argument("statement")
-@click.option("--format", "fmt", type=click.Choice(["table", "csv", "geojson"]), default="table",
-              show_default=True)
-@click.option("--timeout", type=float, default=300.0, show_default=True,
-              help="Stop the query after this many seconds (0: no limit). Ctrl-C stops it too.")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "geojson"]), default="table", show_default=True)
+@click.option(
+    "--timeout",
+    type=float,
+    default=300.0,
+    show_default=True,
+    help="Stop the query after this many seconds (0: no limit). Ctrl-C stops it too.",
+)
 @click.option("--memory-limit", default=None, help="DuckDB memory limit, e.g. 2GB (default: a quarter of the RAM).")
 @click.option("--threads", type=int, default=None, help="DuckDB threads (default: up to 4).")
 @_friendly
-def sql_command(catalog_dir: Path, statement: str, fmt: str, timeout: float, memory_limit: str | None,
-                threads: int | None) -> None:
+def sql_command(
+    catalog_dir: Path, statement: str, fmt: str, timeout: float, memory_limit: str | None, threads: int | None
+) -> None:
     """Run read-only SQL over a catalog; the table is called `catalog`."""
     from .catalog import open_catalog
 
-    frame = open_catalog(catalog_dir).sql(statement, timeout=timeout or None, memory_limit=memory_limit,
-                                          threads=threads)
+    frame = open_catalog(catalog_dir).sql(
+        statement, timeout=timeout or None, memory_limit=memory_limit, threads=threads
+    )
     _emit(frame, fmt, None)
 
 

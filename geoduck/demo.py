@@ -19,15 +19,22 @@ from .builders.raster import build_raster_catalog
 from .builders.vector import build_vector_catalog
 from .builders.xarray import build_xarray_catalog
 from .catalog import Catalog
+from .geo import WGS84, norm_crs
+from .geo import transformer as geo_transformer
 from .io import save_cog
 from .loaders.raster import load_raster
 from .loaders.vector import load_vector
 from .loaders.xarray import load_xarray
-from .geo import WGS84, norm_crs
-from .geo import transformer as geo_transformer
 from .slices import GeoSlice
-from .testing import (ARCHIVE_REGEX, SENTINEL2_REGEX, band_number, synthetic_archive, synthetic_cube,
-                      synthetic_labels, synthetic_sentinel2_archive)
+from .testing import (
+    ARCHIVE_REGEX,
+    SENTINEL2_REGEX,
+    band_number,
+    synthetic_archive,
+    synthetic_cube,
+    synthetic_labels,
+    synthetic_sentinel2_archive,
+)
 
 AOI_LONLAT = (-6.9, 39.55, -5.1, 40.45)
 """Demo AOI (lon/lat): straddles the UTM 29/30 edge at 6°W."""
@@ -70,10 +77,15 @@ def mosaic_slice() -> GeoSlice:
 
     xs, ys = transformer(WGS84, norm_crs(MOSAIC_CRS)).transform(
         [AOI_LONLAT[0], AOI_LONLAT[2], AOI_LONLAT[0], AOI_LONLAT[2]],
-        [AOI_LONLAT[1], AOI_LONLAT[1], AOI_LONLAT[3], AOI_LONLAT[3]])
+        [AOI_LONLAT[1], AOI_LONLAT[1], AOI_LONLAT[3], AOI_LONLAT[3]],
+    )
     snap = MOSAIC_RES
-    bounds = (np.floor(min(xs) / snap) * snap, np.floor(min(ys) / snap) * snap,
-              np.ceil(max(xs) / snap) * snap, np.ceil(max(ys) / snap) * snap)
+    bounds = (
+        np.floor(min(xs) / snap) * snap,
+        np.floor(min(ys) / snap) * snap,
+        np.ceil(max(xs) / snap) * snap,
+        np.ceil(max(ys) / snap) * snap,
+    )
     return GeoSlice(bounds, MOSAIC_CRS, MOSAIC_RES, start=QUERY_START, end=QUERY_END)
 
 
@@ -117,12 +129,14 @@ def render_png(catalog: Catalog, query: Catalog, tensor, single, extras: Extras,
     ax1.plot([], [], color="royalblue", linestyle="-.", label="xarray cube (t2m, daily 2023)")
     extras.labels.to_geopandas().plot(ax=ax1, facecolor="none", edgecolor="black", hatch="////", linewidth=0.8)
     ax1.fill([], [], facecolor="none", edgecolor="black", hatch="////", label="vector labels (May 2023)")
-    ax1.plot(*box(*AOI_LONLAT).exterior.xy, color="crimson", linewidth=2.2, linestyle="--",
-             label="query AOI")
+    ax1.plot(*box(*AOI_LONLAT).exterior.xy, color="crimson", linewidth=2.2, linestyle="--", label="query AOI")
     for lon in (-6.0, 0.0):
         ax1.axvline(lon, color="grey", linewidth=0.8, linestyle=":")
-    ax1.set_title(f"catalogs: {len(gdf)} raster rows (6 tiles × 8 dates), 1 cube row, 1 label row; query "
-                  f"{QUERY_START}..{QUERY_END} → {len(hits)} raster rows (black outlines)", fontsize=11)
+    ax1.set_title(
+        f"catalogs: {len(gdf)} raster rows (6 tiles × 8 dates), 1 cube row, 1 label row; query "
+        f"{QUERY_START}..{QUERY_END} → {len(hits)} raster rows (black outlines)",
+        fontsize=11,
+    )
     ax1.set_xlabel("longitude (°)")
     ax1.set_ylabel("latitude (°)")
     ax1.legend(loc="upper left", fontsize=8, ncol=6, bbox_to_anchor=(0.0, -0.2))
@@ -148,10 +162,20 @@ def render_png(catalog: Catalog, query: Catalog, tensor, single, extras: Extras,
     from matplotlib.colors import ListedColormap
 
     classes = np.ma.masked_equal(extras.label_mask, 0)
-    ax3.imshow(classes, extent=extent, cmap=ListedColormap(["white", "gold", "red"]), vmin=1, vmax=3,
-               alpha=0.75, interpolation="nearest")
-    ax3.set_title(f"{SINGLE_START[:7]} only: {valid.mean():.1%} valid (grey: nodata hole);\n"
-                  f"vector labels rasterized: class 1/2/3 white/gold/red", fontsize=10)
+    ax3.imshow(
+        classes,
+        extent=extent,
+        cmap=ListedColormap(["white", "gold", "red"]),
+        vmin=1,
+        vmax=3,
+        alpha=0.75,
+        interpolation="nearest",
+    )
+    ax3.set_title(
+        f"{SINGLE_START[:7]} only: {valid.mean():.1%} valid (grey: nodata hole);\n"
+        f"vector labels rasterized: class 1/2/3 white/gold/red",
+        fontsize=10,
+    )
     ax3.set_xlabel("easting (km)")
     ax4 = fig.add_subplot(grid[1, 2])
     im4 = ax4.imshow(extras.cube_mean, extent=extent, cmap="inferno")
@@ -168,16 +192,19 @@ def run_extras(out: Path, catalog: Catalog, sl: GeoSlice, *, echo=print) -> Extr
     cube_file = synthetic_cube(out / "cube" / "t2m_2023.nc")
     label_file = synthetic_labels(out / "labels" / "fields_202305.geojson")
     cube = build_xarray_catalog(cube_file, out / "catalog_cube", progress=False)
-    labels = build_vector_catalog(label_file, out / "catalog_labels", filename_regex=r"fields_(?P<date>\d{6})",
-                                  progress=False)
+    labels = build_vector_catalog(
+        label_file, out / "catalog_labels", filename_regex=r"fields_(?P<date>\d{6})", progress=False
+    )
     echo(f"6. xarray cube {cube_file.name}: {len(cube)} row (variable t2m, 365 daily steps, EPSG:4326)")
     ds = load_xarray(cube, sl)
     mean = ds["t2m"].mean("time").values
     echo(f"   load_xarray on the mosaic grid: {dict(ds.sizes)}, mean t2m {np.nanmean(mean):.1f} °C")
     pairs = catalog.intersect(labels)
     tiles = sorted(set(pairs.sql("SELECT left_tile FROM catalog")["left_tile"]))
-    echo(f"7. vector labels {label_file.name}: {len(labels)} row (15 fields, May 2023); "
-         f"imagery.intersect(labels) → {len(pairs)} pairs (tiles {', '.join(tiles)})")
+    echo(
+        f"7. vector labels {label_file.name}: {len(labels)} row (15 fields, May 2023); "
+        f"imagery.intersect(labels) → {len(pairs)} pairs (tiles {', '.join(tiles)})"
+    )
     may = dataclasses.replace(sl, start=SINGLE_START, end=SINGLE_END)
     mask = load_vector(labels, may, task="semantic_segmentation", label_field="class_id")
     counts = {int(k): int(v) for k, v in zip(*np.unique(np.asarray(mask), return_counts=True), strict=True)}
@@ -203,8 +230,10 @@ def run_band_files(out: Path, *, echo=print) -> int:
     values = np.asarray(stack)
     valid = values != stack.fill_value_default
     ok = all(np.all(values[k][valid[k]] // 100_000_000 == band_number(b)) for k, b in enumerate(bands))
-    echo(f"   load_raster(bands={bands}) on a 10 m EPSG:32631 grid across the zone edge: {values.shape}, "
-         f"{valid.all(axis=0).mean():.0%} covered, every pixel from its own band: {ok}")
+    echo(
+        f"   load_raster(bands={bands}) on a 10 m EPSG:32631 grid across the zone edge: {values.shape}, "
+        f"{valid.all(axis=0).mean():.0%} covered, every pixel from its own band: {ok}"
+    )
     return int(valid.sum())
 
 
@@ -213,8 +242,16 @@ def run_demo(out_dir: str | Path, *, echo=print) -> DemoResult:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     archive_dir, catalog_dir = out / "archive", out / "catalog"
-    for d in (archive_dir, catalog_dir, out / "cube", out / "labels", out / "catalog_cube", out / "catalog_labels",
-              out / "s2_archive", out / "catalog_s2"):
+    for d in (
+        archive_dir,
+        catalog_dir,
+        out / "cube",
+        out / "labels",
+        out / "catalog_cube",
+        out / "catalog_labels",
+        out / "s2_archive",
+        out / "catalog_s2",
+    ):
         if d.exists():
             shutil.rmtree(d)
 
@@ -242,8 +279,10 @@ def run_demo(out_dir: str | Path, *, echo=print) -> DemoResult:
     valid = float(np.mean(np.asarray(tensor)[0] != tensor.fill_value_default))
     echo(f"   {tensor.shape} {np.asarray(tensor).dtype}, {valid:.1%} of pixels covered")
     single = load_raster(catalog, dataclasses.replace(sl, start=SINGLE_START, end=SINGLE_END))
-    echo(f"   {SINGLE_START[:7]} alone covers {np.mean(np.asarray(single)[0] != 0):.1%} "
-         "(cloud hole in S2_29TNE_20230515.tif); merge='last' fills it from August")
+    echo(
+        f"   {SINGLE_START[:7]} alone covers {np.mean(np.asarray(single)[0] != 0):.1%} "
+        "(cloud hole in S2_29TNE_20230515.tif); merge='last' fills it from August"
+    )
     extras = run_extras(out, catalog, sl, echo=echo)
     run_band_files(out, echo=echo)
     mosaic_path, png_path = out / "mosaic.tif", out / "demo.png"

@@ -91,8 +91,8 @@ def load_httpfs(con: duckdb.DuckDBPyConnection) -> str:
         raise ExtensionError(
             "reading a catalog at a URI (s3://, gs://, https://) needs DuckDB's httpfs extension, which "
             f"could not be loaded: run `INSTALL httpfs` once in DuckDB {duckdb.__version__} with network "
-            f"access, or `pip install duckdb-extension-httpfs=={duckdb.__version__}`. Tried: "
-            + "; ".join(attempts))
+            f"access, or `pip install duckdb-extension-httpfs=={duckdb.__version__}`. Tried: " + "; ".join(attempts)
+        )
     secret = s3_secret_sql()
     if secret is not None:
         con.execute(secret)
@@ -111,8 +111,12 @@ def s3_secret_sql() -> str | None:
     if not (endpoint or key):
         return None
     options = ["TYPE s3"]
-    values = {"KEY_ID": key, "SECRET": secret, "SESSION_TOKEN": env.get("AWS_SESSION_TOKEN"),
-              "REGION": env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION")}
+    values = {
+        "KEY_ID": key,
+        "SECRET": secret,
+        "SESSION_TOKEN": env.get("AWS_SESSION_TOKEN"),
+        "REGION": env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION"),
+    }
     if endpoint:
         scheme, _, host = endpoint.rstrip("/").rpartition("://")
         values["ENDPOINT"] = host or endpoint
@@ -158,9 +162,7 @@ def load_spatial(con: duckdb.DuckDBPyConnection) -> str:
 
 def connect(*, threads: int | None = None) -> duckdb.DuckDBPyConnection:
     """A new in-memory DuckDB connection with spatial and the geoduck macros loaded, TimeZone UTC."""
-    con = duckdb.connect(
-        config={"autoinstall_known_extensions": False, "autoload_known_extensions": False}
-    )
+    con = duckdb.connect(config={"autoinstall_known_extensions": False, "autoload_known_extensions": False})
     load_spatial(con)
     con.execute("SET TimeZone = 'UTC'")
     # Parts are immutable: keep their footers (row-group statistics) in memory instead of

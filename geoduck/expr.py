@@ -1,5 +1,5 @@
 """Immutable relation nodes. A :class:`~geoduck.catalog.Catalog` wraps one of these trees; nothing
-runs until :mod:`geoduck.compile` turns the tree into SQL and the engine executes it."""
+runs until :mod:`geoduck.compiler` turns the tree into SQL and the engine executes it."""
 
 from __future__ import annotations
 

@@ -64,9 +64,7 @@ def crs_to_string(crs: pyproj.CRS) -> str:
 
 @lru_cache(maxsize=256)
 def _transformer(src_wkt: str, dst_wkt: str) -> pyproj.Transformer:
-    return pyproj.Transformer.from_crs(
-        _crs_from_string(src_wkt), _crs_from_string(dst_wkt), always_xy=True
-    )
+    return pyproj.Transformer.from_crs(_crs_from_string(src_wkt), _crs_from_string(dst_wkt), always_xy=True)
 
 
 _BY_SRS: dict[tuple[str, str], pyproj.Transformer] = {}
@@ -100,13 +98,12 @@ def densified_ring(bounds: Bounds, n: int = DENSIFY_POINTS) -> tuple[np.ndarray,
     m = len(t)
     dx, dy = (xmax - xmin) * t, (ymax - ymin) * t
     xs, ys = np.empty(4 * m + 1), np.empty(4 * m + 1)
-    xs[:m], xs[m:2 * m], xs[2 * m:3 * m], xs[3 * m:] = xmin + dx, xmax, xmax - dx, xmin
-    ys[:m], ys[m:2 * m], ys[2 * m:3 * m], ys[3 * m:4 * m], ys[4 * m] = ymin, ymin + dy, ymax, ymax - dy, ymin
+    xs[:m], xs[m : 2 * m], xs[2 * m : 3 * m], xs[3 * m :] = xmin + dx, xmax, xmax - dx, xmin
+    ys[:m], ys[m : 2 * m], ys[2 * m : 3 * m], ys[3 * m : 4 * m], ys[4 * m] = ymin, ymin + dy, ymax, ymax - dy, ymin
     return xs, ys
 
 
-def densified_polygon(corners: Sequence[tuple[float, float]], n: int = DENSIFY_POINTS
-                      ) -> tuple[np.ndarray, np.ndarray]:
+def densified_polygon(corners: Sequence[tuple[float, float]], n: int = DENSIFY_POINTS) -> tuple[np.ndarray, np.ndarray]:
     """The closed ring through ``corners`` (in order) with ``n`` points per edge."""
     t = _edge_steps(n)
     pts = np.asarray(corners, dtype=float)
@@ -149,16 +146,17 @@ def _polygonal(geom: BaseGeometry) -> Polygon | MultiPolygon:
     return flat[0] if len(flat) == 1 else MultiPolygon(flat)
 
 
-def ring_to_wgs84(lon: np.ndarray, lat: np.ndarray, *, pole_hint: float | None = None
-                  ) -> Polygon | MultiPolygon:
+def ring_to_wgs84(lon: np.ndarray, lat: np.ndarray, *, pole_hint: float | None = None) -> Polygon | MultiPolygon:
     """Build an antimeridian-safe lon/lat polygon from a closed ring already in degrees.
 
     A ring whose unwrapped longitudes wind once around the globe encloses a pole; it is closed
     through that pole (``pole_hint`` = +90 or -90 when known, else the sign of the mean latitude).
     """
     if not (np.isfinite(lon).all() and np.isfinite(lat).all()):
-        raise CRSError("footprint reprojection to EPSG:4326 gave non-finite coordinates "
-                       "(the bounds lie outside the CRS's area of use)")
+        raise CRSError(
+            "footprint reprojection to EPSG:4326 gave non-finite coordinates "
+            "(the bounds lie outside the CRS's area of use)"
+        )
     ulon = _unwrap_lon(lon)
     winding = ulon[-1] - ulon[0]
     if abs(winding) > 180.0:  # encircles a pole
@@ -204,8 +202,7 @@ class Footprinter:
         pole = None if self._geographic else self._pole_inside(bounds)
         return ring_to_wgs84(lon, lat, pole_hint=pole)
 
-    def quad(self, corners: Sequence[tuple[float, float]], *, densify: int = DENSIFY_POINTS
-             ) -> Polygon | MultiPolygon:
+    def quad(self, corners: Sequence[tuple[float, float]], *, densify: int = DENSIFY_POINTS) -> Polygon | MultiPolygon:
         """Footprint of a quadrilateral (e.g. a rotated grid's four corners, in ring order, native
         CRS units): each edge densified with ``densify`` points, then as :meth:`__call__`."""
         xs, ys = densified_polygon(corners, densify)
@@ -251,8 +248,7 @@ def footprinter(crs: pyproj.CRS) -> Footprinter:
     return _footprinter(crs.to_wkt())
 
 
-def footprint_wgs84(bounds: Bounds, crs: pyproj.CRS, *, densify: int = DENSIFY_POINTS
-                    ) -> Polygon | MultiPolygon:
+def footprint_wgs84(bounds: Bounds, crs: pyproj.CRS, *, densify: int = DENSIFY_POINTS) -> Polygon | MultiPolygon:
     """Footprint of native ``bounds`` (in ``crs`` units) as a lon/lat (Multi)Polygon.
 
     Edges are densified with ``densify`` points before reprojection; the result is split at the
@@ -269,16 +265,14 @@ def _lonlat_polygon(poly: Polygon) -> Polygon | MultiPolygon:
     return shapely.orient_polygons(_split_antimeridian(poly))
 
 
-def _ring_to_lonlat(ring: shapely.LinearRing, to_wgs: pyproj.Transformer, seg: float
-                    ) -> tuple[np.ndarray, np.ndarray]:
+def _ring_to_lonlat(ring: shapely.LinearRing, to_wgs: pyproj.Transformer, seg: float) -> tuple[np.ndarray, np.ndarray]:
     """Densify ``ring`` (segments of at most ``seg`` CRS units) and reproject it to lon/lat."""
     coords = np.asarray(shapely.segmentize(ring, seg).coords)
     lon, lat = to_wgs.transform(coords[:, 0], coords[:, 1], errcheck=False)
     return np.asarray(lon, float), np.asarray(lat, float)
 
 
-def geometry_to_wgs84(geom: BaseGeometry, crs: pyproj.CRS, *, densify: int = DENSIFY_POINTS
-                      ) -> Polygon | MultiPolygon:
+def geometry_to_wgs84(geom: BaseGeometry, crs: pyproj.CRS, *, densify: int = DENSIFY_POINTS) -> Polygon | MultiPolygon:
     """Reproject a polygonal AOI to lon/lat: every ring densified, antimeridian-safe.
 
     A lon/lat AOI is taken as drawn: its edges are straight in lon/lat (as in shapely/geopandas),
@@ -322,12 +316,16 @@ def check_grid(transform: Sequence[float], width: int, height: int) -> None:
     a line or a point, whatever its bounds would say)."""
     a, b, c, d, e, f = (float(v) for v in transform[:6])
     if not all(math.isfinite(v) for v in (a, b, c, d, e, f)):
-        raise FootprintError(f"geotransform {(a, b, c, d, e, f)} has a NaN or infinite coefficient; "
-                             "fix the file's georeferencing (e.g. `gdal_edit.py -a_ullr`)")
+        raise FootprintError(
+            f"geotransform {(a, b, c, d, e, f)} has a NaN or infinite coefficient; "
+            "fix the file's georeferencing (e.g. `gdal_edit.py -a_ullr`)"
+        )
     if a * e - b * d == 0.0:
-        raise FootprintError(f"geotransform {(a, b, c, d, e, f)} has zero resolution (pixel size 0: "
-                             f"the {width}x{height} grid collapses); fix the file's georeferencing "
-                             "(e.g. `gdal_edit.py -a_ullr`)")
+        raise FootprintError(
+            f"geotransform {(a, b, c, d, e, f)} has zero resolution (pixel size 0: "
+            f"the {width}x{height} grid collapses); fix the file's georeferencing "
+            "(e.g. `gdal_edit.py -a_ullr`)"
+        )
 
 
 def pixel_extent(transform: Sequence[float]) -> float:
@@ -345,22 +343,24 @@ def check_lonlat_extent(bounds: Bounds, *, tolerance: float = 0.0) -> None:
     xmin, ymin, xmax, ymax = bounds
     tol = max(float(tolerance), 1e-9)
     if ymin < -90.0 - tol or ymax > 90.0 + tol:
-        raise FootprintError(f"latitudes {ymin:.9g}..{ymax:.9g} lie beyond ±90°: the file's "
-                             "georeferencing (or its CRS) is wrong")
+        raise FootprintError(
+            f"latitudes {ymin:.9g}..{ymax:.9g} lie beyond ±90°: the file's georeferencing (or its CRS) is wrong"
+        )
     if not -360.0 - tol <= xmin <= 360.0 + tol:
-        raise FootprintError(f"longitudes {xmin:.9g}..{xmax:.9g} start beyond ±360°: the file's "
-                             "georeferencing (or its CRS) is wrong")
+        raise FootprintError(
+            f"longitudes {xmin:.9g}..{xmax:.9g} start beyond ±360°: the file's georeferencing (or its CRS) is wrong"
+        )
     if xmax - xmin > 360.0 + tol:
-        raise FootprintError(f"longitudes {xmin:.9g}..{xmax:.9g} span {xmax - xmin:.9g}°, more than the "
-                             "globe's 360°: the file's georeferencing (or its CRS) is wrong")
+        raise FootprintError(
+            f"longitudes {xmin:.9g}..{xmax:.9g} span {xmax - xmin:.9g}°, more than the "
+            "globe's 360°: the file's georeferencing (or its CRS) is wrong"
+        )
 
 
 def check_lonlat_bounds(bounds: Sequence[float], *, argument: str = "bbox") -> None:
     """Raise :class:`CRSError` when ``bounds`` cannot be lon/lat degrees."""
     xmin, ymin, xmax, ymax = bounds
-    if not all(-360.0 <= v <= 360.0 for v in (xmin, xmax)) or not all(
-        -90.0 <= v <= 90.0 for v in (ymin, ymax)
-    ):
+    if not all(-360.0 <= v <= 360.0 for v in (xmin, xmax)) or not all(-90.0 <= v <= 90.0 for v in (ymin, ymax)):
         raise CRSError(
             f"{argument}={tuple(bounds)} cannot be lon/lat degrees (|lon| <= 180, |lat| <= 90); "
             "it looks projected: pass its CRS, e.g. crs='EPSG:32630'"
@@ -385,8 +385,7 @@ def validate_bounds(bounds: Sequence[float], *, argument: str = "bbox") -> Bound
 HILBERT_ORDER = 16
 
 
-def hilbert_key(x: np.ndarray, y: np.ndarray, extent: Bounds = (-180.0, -90.0, 180.0, 90.0)
-                ) -> np.ndarray:
+def hilbert_key(x: np.ndarray, y: np.ndarray, extent: Bounds = (-180.0, -90.0, 180.0, 90.0)) -> np.ndarray:
     """Hilbert curve index (order 16, uint64) of points, e.g. bbox centres in lon/lat degrees."""
     n = 1 << HILBERT_ORDER
     xmin, ymin, xmax, ymax = extent

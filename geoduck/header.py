@@ -45,8 +45,7 @@ REMOTE_ENV = {
 """GDAL options of every remote open: no sidecar lookups (each would be a request)."""
 
 
-_NETWORK_VSI = ("/vsicurl", "/vsis3", "/vsigs", "/vsiaz", "/vsiadls", "/vsioss", "/vsiswift",
-                "/vsiwebhdfs", "/vsihdfs")
+_NETWORK_VSI = ("/vsicurl", "/vsis3", "/vsigs", "/vsiaz", "/vsiadls", "/vsioss", "/vsiswift", "/vsiwebhdfs", "/vsihdfs")
 
 
 def is_remote(path: str) -> bool:
@@ -101,8 +100,10 @@ def crs_problem(wkt: str) -> str | None:
     crs = pyproj.CRS.from_wkt(wkt)
     if crs.type_name.startswith("Engineering") or crs.geodetic_crs is None:
         name = crs.name or "unnamed"
-        return (f"CRS {name!r} is a local/engineering CRS (no datum): its coordinates cannot be "
-                f"placed on Earth; assign a geodetic CRS (e.g. `rio edit-info --crs EPSG:32630`)")
+        return (
+            f"CRS {name!r} is a local/engineering CRS (no datum): its coordinates cannot be "
+            f"placed on Earth; assign a geodetic CRS (e.g. `rio edit-info --crs EPSG:32630`)"
+        )
     return None
 
 
@@ -146,8 +147,7 @@ class RasterHeader:
     def corners(self) -> tuple[tuple[float, float], ...]:
         """Native coordinates of the pixel corners (0,0), (w,0), (w,h), (0,h), in that order."""
         t, w, h = self.transform, self.width, self.height
-        return tuple((t.a * c + t.b * r + t.c, t.d * c + t.e * r + t.f)
-                     for c, r in ((0, 0), (w, 0), (w, h), (0, h)))
+        return tuple((t.a * c + t.b * r + t.c, t.d * c + t.e * r + t.f) for c, r in ((0, 0), (w, 0), (w, h), (0, h)))
 
     @property
     def bounds(self) -> tuple[float, float, float, float]:
@@ -170,8 +170,10 @@ class RasterHeader:
             raise CRSError(f"raster has no CRS ({path}); assign one (e.g. `rio edit-info --crs EPSG:32630`)")
         t = ds.transform
         if t.is_identity and not ds.gcps[0]:
-            raise SourceError(f"raster has no geotransform ({path}): its pixel grid is not georeferenced; "
-                              "add one (a world file, or `rio edit-info --transform`)")
+            raise SourceError(
+                f"raster has no geotransform ({path}): its pixel grid is not georeferenced; "
+                "add one (a world file, or `rio edit-info --transform`)"
+            )
         if ds.width <= 0 or ds.height <= 0:
             raise SourceError(f"raster has empty dimensions {ds.width}x{ds.height} ({path})")
         wkt = ds.crs.to_wkt()
@@ -179,8 +181,14 @@ class RasterHeader:
         if problem is not None:
             raise CRSError(f"{problem} ({path})")
         return cls(
-            path=path, driver=ds.driver, crs_wkt=wkt, transform=t, width=ds.width, height=ds.height,
-            dtypes=tuple(ds.dtypes), nodata=tuple(None if v is None else float(v) for v in ds.nodatavals),
+            path=path,
+            driver=ds.driver,
+            crs_wkt=wkt,
+            transform=t,
+            width=ds.width,
+            height=ds.height,
+            dtypes=tuple(ds.dtypes),
+            nodata=tuple(None if v is None else float(v) for v in ds.nodatavals),
             descriptions=tuple(ds.descriptions),
             mask_flags=tuple(tuple(f.name for f in flags) for flags in ds.mask_flag_enums),
         )
@@ -201,4 +209,3 @@ def wrapped_gdal_errors(path: str, what: str = "reading") -> Iterator[None]:
         raise
     except RasterioError as exc:
         raise SourceError(f"GDAL failed {what} {path}: {gdal_message(exc, path)}") from exc
-

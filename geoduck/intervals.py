@@ -35,7 +35,6 @@ SUB_DAY: frozenset[str] = frozenset({"hour", "minute", "second", "instant"})
 ONE_US = pd.Timedelta(microseconds=1)
 
 
-
 @dataclass(frozen=True)
 class Interval:
     """A closed interval ``[start, end]`` of UTC timestamps; both None means static."""
@@ -70,8 +69,14 @@ def _utc(ts: pd.Timestamp) -> pd.Timestamp:
     return ts
 
 
-_OFFSETS = {"year": pd.DateOffset(years=1), "month": pd.DateOffset(months=1), "day": pd.DateOffset(days=1),
-            "hour": pd.Timedelta(hours=1), "minute": pd.Timedelta(minutes=1), "second": pd.Timedelta(seconds=1)}
+_OFFSETS = {
+    "year": pd.DateOffset(years=1),
+    "month": pd.DateOffset(months=1),
+    "day": pd.DateOffset(days=1),
+    "hour": pd.Timedelta(hours=1),
+    "minute": pd.Timedelta(minutes=1),
+    "second": pd.Timedelta(seconds=1),
+}
 
 
 def has_time_of_day(precision: Precision) -> bool:
@@ -106,8 +111,11 @@ _COMPACT: list[tuple[re.Pattern[str], str | None, str]] = [  # (pattern, strptim
     (re.compile(r"\d{8}[T_]\d{6}"), "%Y%m%d%H%M%S", "second"),
 ]
 
-_ISO_TIME = re.compile(r"(?:T|\s|^)\d{1,2}(?::(\d{2})(?::(\d{2})(?:[.,](\d+))?)?)?\s*(?:[ap]\.?m\.?)?"
-                       r"\s*(?:Z|[+-]\d{2}(?::?\d{2})?)?$", re.IGNORECASE)
+_ISO_TIME = re.compile(
+    r"(?:T|\s|^)\d{1,2}(?::(\d{2})(?::(\d{2})(?:[.,](\d+))?)?)?\s*(?:[ap]\.?m\.?)?"
+    r"\s*(?:Z|[+-]\d{2}(?::?\d{2})?)?$",
+    re.IGNORECASE,
+)
 """The time-of-day part at the end of an ISO-like text: hour, then optional minutes, seconds and
 fraction (groups 1–3), then an optional am/pm and UTC offset."""
 
@@ -131,8 +139,7 @@ def format_precision(date_format: str) -> Precision:
     return "year"
 
 
-def parse_datetime(text: str, date_format: str | None = None, *, what: str = "value"
-                   ) -> tuple[pd.Timestamp, Precision]:
+def parse_datetime(text: str, date_format: str | None = None, *, what: str = "value") -> tuple[pd.Timestamp, Precision]:
     """Parse ``text`` into (UTC timestamp at the start of its period, precision).
 
     With ``date_format`` (strptime) the precision is that of the format's finest directive;
@@ -146,8 +153,7 @@ def parse_datetime(text: str, date_format: str | None = None, *, what: str = "va
         try:
             parsed = dt.datetime.strptime(text, date_format)
         except ValueError as exc:
-            raise TimeParseError(
-                f"{what} {text!r} does not match date_format={date_format!r}: {exc}") from None
+            raise TimeParseError(f"{what} {text!r} does not match date_format={date_format!r}: {exc}") from None
         return _utc(pd.Timestamp(parsed)), format_precision(date_format)
     for pattern, fmt, precision in _COMPACT:
         if not pattern.fullmatch(text):
@@ -190,9 +196,14 @@ def _value_end(t: pd.Timestamp, precision: Precision, exact_times: bool) -> pd.T
     return t if exact_times and has_time_of_day(precision) else _period_end(t, precision)
 
 
-def interval_from_strings(*, date: str | None = None, start: str | None = None,
-                          stop: str | None = None, date_format: str | None = None,
-                          exact_times: bool = False) -> Interval:
+def interval_from_strings(
+    *,
+    date: str | None = None,
+    start: str | None = None,
+    stop: str | None = None,
+    date_format: str | None = None,
+    exact_times: bool = False,
+) -> Interval:
     """The interval of a file from its ``date`` or its ``start``/``stop`` strings (see module doc;
     ``exact_times`` keeps values with a time of day as instants)."""
     if date is not None:
@@ -264,10 +275,13 @@ def padding_micros(value: object, *, argument: str) -> int:
         unitless = np.datetime_data(value.dtype)[0] == "generic"
     else:
         unitless = isinstance(value, bool | int | float | np.number) or (
-            isinstance(value, str) and _BARE_NUMBER.fullmatch(value) is not None)
+            isinstance(value, str) and _BARE_NUMBER.fullmatch(value) is not None
+        )
     if unitless:
-        raise ArgumentError(f"{argument}={value!r} has no unit: pass a timedelta, e.g. "
-                            f"{argument}=timedelta(days=3), or a string with a unit, e.g. '3D' or '12h'")
+        raise ArgumentError(
+            f"{argument}={value!r} has no unit: pass a timedelta, e.g. "
+            f"{argument}=timedelta(days=3), or a string with a unit, e.g. '3D' or '12h'"
+        )
     try:
         delta = pd.Timedelta(value)  # type: ignore[arg-type]
     except (ValueError, TypeError):
@@ -275,6 +289,7 @@ def padding_micros(value: object, *, argument: str) -> int:
     if delta is pd.NaT or delta < pd.Timedelta(0):
         raise ArgumentError(f"{argument}={value!r} must be a non-negative timedelta")
     if delta % ONE_US:
-        raise ArgumentError(f"{argument}={value!r} is not a whole number of microseconds "
-                            "(intervals have microsecond resolution)")
+        raise ArgumentError(
+            f"{argument}={value!r} is not a whole number of microseconds (intervals have microsecond resolution)"
+        )
     return int(delta // ONE_US)

@@ -30,8 +30,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from . import compile as sqlc
-from . import engine, schema, store
+from . import compiler, engine, schema, store
 from .errors import BuildError
 from .expr import Scan
 
@@ -59,8 +58,7 @@ def maintenance_lock(root: Path) -> Iterator[None]:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
-            raise BuildError(f"another compaction or migration is running on {root}; "
-                             "wait for it to finish") from None
+            raise BuildError(f"another compaction or migration is running on {root}; wait for it to finish") from None
         yield
     finally:
         os.close(fd)
@@ -84,14 +82,15 @@ def recover(root: Path) -> None:
     store.clean_orphans(root)
 
 
-def replace_parts(root: Path, old: list[Path], write: Callable[[Callable[[], Path]], None]
-                  ) -> list[Path]:
+def replace_parts(root: Path, old: list[Path], write: Callable[[Callable[[], Path]], None]) -> list[Path]:
     """Replace the parts ``old`` by the parts ``write(new_temp)`` writes, each to a fresh temp
     path that ``new_temp()`` hands out (see module doc); returns the new parts in order."""
     bad = [p.name for p in old if not store.is_part_name(p.name)]
     if bad:
-        raise BuildError(f"part {root / bad[0]} has a name the manifest cannot record (control "
-                         "characters or a backslash): rename it to part-<anything>.parquet")
+        raise BuildError(
+            f"part {root / bad[0]} has a name the manifest cannot record (control "
+            "characters or a backslash): rename it to part-<anything>.parquet"
+        )
     temps: list[tuple[Path, str]] = []
 
     def new_temp() -> Path:
@@ -103,8 +102,13 @@ def replace_parts(root: Path, old: list[Path], write: Callable[[Callable[[], Pat
         write(new_temp)
         manifest = store.read_manifest(root)
         entry = {"replaces": [p.name for p in old], "by": [name for _, name in temps]}
-        store.write_manifest(root, {"generation": manifest.get("generation", 0) + 1,
-                                    "replacements": [*manifest.get("replacements", []), entry]})
+        store.write_manifest(
+            root,
+            {
+                "generation": manifest.get("generation", 0) + 1,
+                "replacements": [*manifest.get("replacements", []), entry],
+            },
+        )
         for tmp, name in temps:  # the last rename is the switch
             os.replace(tmp, root / name)
         store._fsync_dir(root)
@@ -116,13 +120,18 @@ def replace_parts(root: Path, old: list[Path], write: Callable[[Callable[[], Pat
     return [root / name for _, name in temps]
 
 
-_GEOPARQUET_TYPES = {"POINT": "Point", "LINESTRING": "LineString", "POLYGON": "Polygon",
-                     "MULTIPOINT": "MultiPoint", "MULTILINESTRING": "MultiLineString",
-                     "MULTIPOLYGON": "MultiPolygon", "GEOMETRYCOLLECTION": "GeometryCollection"}
+_GEOPARQUET_TYPES = {
+    "POINT": "Point",
+    "LINESTRING": "LineString",
+    "POLYGON": "Polygon",
+    "MULTIPOINT": "MultiPoint",
+    "MULTILINESTRING": "MultiLineString",
+    "MULTIPOLYGON": "MultiPolygon",
+    "GEOMETRYCOLLECTION": "GeometryCollection",
+}
 
 
-def _write_sorted(parts: list[Path], row_group_size: int, part_rows: int
-                  ) -> Callable[[Callable[[], Path]], None]:
+def _write_sorted(parts: list[Path], row_group_size: int, part_rows: int) -> Callable[[Callable[[], Path]], None]:
     """A writer streaming exactly the rows of ``parts``, Hilbert-sorted by DuckDB (which spills
     to disk when needed), into new parts of ``part_rows`` rows (the last: the rest) with row
     groups of ``row_group_size`` rows; memory holds one part's rows at a time."""
@@ -130,9 +139,9 @@ def _write_sorted(parts: list[Path], row_group_size: int, part_rows: int
 
     def write(new_temp: Callable[[], Path]) -> None:
         cur = engine.cursor()
-        n, types = cur.execute(sqlc.render(sqlc.summary(node))).fetchone()
+        n, types = cur.execute(compiler.render(compiler.summary(node))).fetchone()
         names = [_GEOPARQUET_TYPES.get(str(t).upper(), "GeometryCollection") for t in types] if n else []
-        reader = cur.execute(sqlc.render(sqlc.sorted_rows(node))).to_arrow_reader(min(part_rows, 100_000))
+        reader = cur.execute(compiler.render(compiler.sorted_rows(node))).to_arrow_reader(min(part_rows, 100_000))
         out_schema = _plain_schema(reader.schema)
         pending: list[pa.Table] = []
         rows = 0
@@ -156,13 +165,13 @@ def _write_sorted(parts: list[Path], row_group_size: int, part_rows: int
 
 def _plain_schema(arrow_schema: pa.Schema) -> pa.Schema:
     """Geometry as plain WKB binary (DuckDB marks it as a GeoArrow extension type)."""
-    fields = [pa.field(f.name, pa.binary(), f.nullable) if f.name == schema.GEOMETRY else f
-              for f in arrow_schema]
+    fields = [pa.field(f.name, pa.binary(), f.nullable) if f.name == schema.GEOMETRY else f for f in arrow_schema]
     return pa.schema(fields)
 
 
-def compact(path: str | os.PathLike[str], *, row_group_size: int = store.ROW_GROUP_SIZE,
-            part_rows: int = store.MAX_PART_ROWS) -> MaintenanceReport:
+def compact(
+    path: str | os.PathLike[str], *, row_group_size: int = store.ROW_GROUP_SIZE, part_rows: int = store.MAX_PART_ROWS
+) -> MaintenanceReport:
     """Rewrite all live parts of the catalog at ``path`` as few: all rows Hilbert-sorted together,
     cut into parts of ``part_rows`` rows (the last: the rest), so each covers a compact region.
 
@@ -181,11 +190,13 @@ def compact(path: str | os.PathLike[str], *, row_group_size: int = store.ROW_GRO
         rows = sum(pq.ParquetFile(p).metadata.num_rows for p in parts)
         new = replace_parts(root, parts, _write_sorted(parts, row_group_size, part_rows))
         log.info("compacted %d parts (%d rows) into %d", len(parts), rows, len(new))
-        return MaintenanceReport(len(parts), len(store.live_parts(root)), rows,
-                                 tuple(str(p) for p in new), tuple(str(p) for p in parts))
+        return MaintenanceReport(
+            len(parts), len(store.live_parts(root)), rows, tuple(str(p) for p in new), tuple(str(p) for p in parts)
+        )
 
 
 # -- schema migration -----------------------------------------------------------------------------
+
 
 def migrate_v0_to_v1(table: pa.Table) -> pa.Table:
     """Schema v0 → v1: add ``native_bounds`` (from the raster transform and size where known, else
@@ -194,8 +205,12 @@ def migrate_v0_to_v1(table: pa.Table) -> pa.Table:
     bounds = pa.nulls(n, schema.BOX)
     if {"transform", "width", "height"} <= set(table.column_names):
         rows = []
-        for t, w, h in zip(table.column("transform").to_pylist(), table.column("width").to_pylist(),
-                           table.column("height").to_pylist(), strict=True):
+        for t, w, h in zip(
+            table.column("transform").to_pylist(),
+            table.column("width").to_pylist(),
+            table.column("height").to_pylist(),
+            strict=True,
+        ):
             if t is None or w is None or h is None:
                 rows.append(None)
                 continue
@@ -206,8 +221,7 @@ def migrate_v0_to_v1(table: pa.Table) -> pa.Table:
     if schema.NATIVE_BOUNDS not in table.column_names:
         table = table.append_column(pa.field(schema.NATIVE_BOUNDS, schema.BOX), bounds)
     if schema.VERSION not in table.column_names:
-        table = table.append_column(pa.field(schema.VERSION, pa.int32(), nullable=False),
-                                    pa.array([1] * n, pa.int32()))
+        table = table.append_column(pa.field(schema.VERSION, pa.int32(), nullable=False), pa.array([1] * n, pa.int32()))
     return table
 
 
@@ -257,5 +271,6 @@ def migrate(path: str | os.PathLike[str]) -> MaintenanceReport:
                     store.write_parquet(store.sort_rows(table), fh)
 
             written.extend(str(p) for p in replace_parts(root, [part], write))
-        return MaintenanceReport(len(versions), len(store.live_parts(root)), rows, tuple(written),
-                                 tuple(str(p) for p in old))
+        return MaintenanceReport(
+            len(versions), len(store.live_parts(root)), rows, tuple(written), tuple(str(p) for p in old)
+        )

@@ -63,7 +63,8 @@ def list_files(root: str, pattern: str) -> list[str]:
         raise CatalogNotFoundError(
             f"cannot list the parts of {root!r}: DuckDB cannot list an HTTP server; install fsspec and "
             "aiohttp (`pip install fsspec aiohttp`) for a server with directory listings, or use an "
-            "object-store URI (s3://, gs://)")
+            "object-store URI (s3://, gs://)"
+        )
     engine.use_httpfs()
     try:
         rows = engine.cursor().execute("SELECT file FROM glob(?)", [target]).fetchall()
@@ -127,19 +128,27 @@ def open_root(location: str) -> str:
     if not parts:
         raise CatalogNotFoundError(f"catalog {location!r} holds no *.parquet parts (or does not exist)")
     try:
-        rows = engine.cursor().execute(
-            "SELECT file_name, decode(value) FROM parquet_kv_metadata(?) WHERE decode(key) = ?",
-            [parts, schema.KV_SCHEMA_VERSION.decode()]).fetchall()
+        rows = (
+            engine.cursor()
+            .execute(
+                "SELECT file_name, decode(value) FROM parquet_kv_metadata(?) WHERE decode(key) = ?",
+                [parts, schema.KV_SCHEMA_VERSION.decode()],
+            )
+            .fetchall()
+        )
     except duckdb.Error as exc:
         raise SchemaError(f"cannot read the part footers of {location!r}: {str(exc).splitlines()[0]}") from None
     versions = {name: int(value) for name, value in rows}
     for part in parts:
         version = versions.get(part)
         if version is None:
-            raise SchemaError(f"catalog part {part} has no {schema.KV_SCHEMA_VERSION.decode()} metadata: "
-                              "it was not written by geoduck")
+            raise SchemaError(
+                f"catalog part {part} has no {schema.KV_SCHEMA_VERSION.decode()} metadata: "
+                "it was not written by geoduck"
+            )
         if version != schema.SCHEMA_VERSION:
-            raise SchemaError(f"catalog part {part} has schema_version {version}; this geoduck reads "
-                              f"{schema.SCHEMA_VERSION} (migrate a local copy with `geoduck migrate`)")
+            raise SchemaError(
+                f"catalog part {part} has schema_version {version}; this geoduck reads "
+                f"{schema.SCHEMA_VERSION} (migrate a local copy with `geoduck migrate`)"
+            )
     return root
-

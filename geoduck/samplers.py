@@ -43,8 +43,7 @@ import shapely
 import shapely.affinity
 from shapely.geometry.base import BaseGeometry
 
-from . import compile as sqlc
-from . import engine, schema
+from . import compiler, engine, schema
 from .catalog import Catalog, aoi_to_wgs84
 from .errors import ArgumentError, CRSError, NoDataError, SchemaError
 from .geo import WGS84, Bounds, densified_ring, footprint_wgs84, norm_crs, transformer, validate_bounds
@@ -59,6 +58,7 @@ _EPS = 1e-6  # pixel-count tolerance of floor/ceil on grid positions
 
 
 # -- rows of a catalog in their sampling CRS ---------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class _Rows:
@@ -116,16 +116,21 @@ def _fetch(catalog: Catalog) -> pa.Table:
         raise ArgumentError(f"expected a geoduck.Catalog, got {type(catalog).__name__}")
     columns = catalog.columns
     crs_col = next((c for c in (schema.CRS, "left_crs") if c in columns), None)
-    selects = [sqlc.col(schema.ID), sqlc.col(schema.GEOMETRY), sqlc.col(schema.START), sqlc.col(schema.END)]
+    selects = [
+        compiler.col(schema.ID),
+        compiler.col(schema.GEOMETRY),
+        compiler.col(schema.START),
+        compiler.col(schema.END),
+    ]
     if crs_col is not None:
-        selects.append(sqlc.col(crs_col).as_("native_crs"))
+        selects.append(compiler.col(crs_col).as_("native_crs"))
     if schema.NATIVE_BOUNDS in columns:
-        selects.append(sqlc.col(schema.NATIVE_BOUNDS))
+        selects.append(compiler.col(schema.NATIVE_BOUNDS))
     if schema.SCENE_ID in columns:
-        selects.append(sqlc.col(schema.SCENE_ID))
-    order = [sqlc.col(c) for c in (schema.ID, schema.START, schema.END, "source") if c in columns]
-    select = sqlc.aggregate(catalog.node, *selects).order_by(*order)
-    table = engine.fetch_arrow(sqlc.render(select))
+        selects.append(compiler.col(schema.SCENE_ID))
+    order = [compiler.col(c) for c in (schema.ID, schema.START, schema.END, "source") if c in columns]
+    select = compiler.aggregate(catalog.node, *selects).order_by(*order)
+    table = engine.fetch_arrow(compiler.render(select))
     if table.num_rows == 0:
         raise NoDataError("the catalog has no rows to sample from")
     return table
@@ -140,8 +145,12 @@ def _unwrapped_lonlat_bounds(geoms: np.ndarray) -> np.ndarray:
             continue
         xs = [p.bounds for p in parts]
         shifted = [(b[0] + 360, b[1], b[2] + 360, b[3]) if b[2] <= 0 else b for b in xs]
-        bounds[i] = (min(b[0] for b in shifted), min(b[1] for b in shifted),
-                     max(b[2] for b in shifted), max(b[3] for b in shifted))
+        bounds[i] = (
+            min(b[0] for b in shifted),
+            min(b[1] for b in shifted),
+            max(b[2] for b in shifted),
+            max(b[3] for b in shifted),
+        )
     return bounds
 
 
@@ -168,12 +177,13 @@ def _check_one_unit(crs_of: Sequence[str], argument: Any) -> None:
         units.setdefault(_units(text), text)
     if len(units) > 1:
         found = ", ".join(f"{u} ({c if len(c) < 40 else 'WKT'})" for u, c in units.items())
-        raise CRSError(f"crs={argument!r} samples rows in CRSs of different units: {found}; one resolution "
-                       "cannot be read in all of them: pass crs='utm' (resolution in metres) or one CRS")
+        raise CRSError(
+            f"crs={argument!r} samples rows in CRSs of different units: {found}; one resolution "
+            "cannot be read in all of them: pass crs='utm' (resolution in metres) or one CRS"
+        )
 
 
-def _sampling_crs(crs: Any, native: list[str | None], ids: Sequence[str],
-                  lonlat: np.ndarray) -> list[str]:
+def _sampling_crs(crs: Any, native: list[str | None], ids: Sequence[str], lonlat: np.ndarray) -> list[str]:
     n = len(native)
     if _is_native(crs):
         missing = [ids[i] for i, c in enumerate(native) if c is None]
@@ -204,10 +214,12 @@ def _prepare(catalog: Catalog, crs: Any) -> _Rows:
     ids = tuple(table.column(schema.ID).to_pylist())
     geoms = shapely.from_wkb(table.column(schema.GEOMETRY).to_pylist())
     n = len(ids)
-    native_crs = (table.column("native_crs").to_pylist() if "native_crs" in table.column_names
-                  else [None] * n)
-    nb = (_struct_bounds(table.column(schema.NATIVE_BOUNDS)) if schema.NATIVE_BOUNDS in table.column_names
-          else np.full((n, 4), np.nan))
+    native_crs = table.column("native_crs").to_pylist() if "native_crs" in table.column_names else [None] * n
+    nb = (
+        _struct_bounds(table.column(schema.NATIVE_BOUNDS))
+        if schema.NATIVE_BOUNDS in table.column_names
+        else np.full((n, 4), np.nan)
+    )
     lonlat = _unwrapped_lonlat_bounds(geoms)
     crs_of = _sampling_crs(crs, native_crs, ids, lonlat)
     _check_one_unit(crs_of, crs)
@@ -230,11 +242,21 @@ def _prepare(catalog: Catalog, crs: Any) -> _Rows:
         bounds[rest_idx] = np.round(shapely.bounds(_project_geoms(geoms[rest_idx], dst)), 6)
         bad = ~np.isfinite(bounds[rest_idx]).all(axis=1)
         if bad.any():
-            raise CRSError(f"the footprint of row {ids[rest_idx[bad][0]]!r} does not project to "
-                           f"{dst_text} (outside its area of use); pass another crs=")
-    rows = _Rows(ids=ids, crs=tuple(crs_of), bounds=bounds, starts=_timestamps(table.column(schema.START)),
-                 ends=_timestamps(table.column(schema.END)), footprints=geoms,
-                 native=tuple(is_native.tolist()), native_crs=tuple(native_key.tolist()), native_bounds=nb)
+            raise CRSError(
+                f"the footprint of row {ids[rest_idx[bad][0]]!r} does not project to "
+                f"{dst_text} (outside its area of use); pass another crs="
+            )
+    rows = _Rows(
+        ids=ids,
+        crs=tuple(crs_of),
+        bounds=bounds,
+        starts=_timestamps(table.column(schema.START)),
+        ends=_timestamps(table.column(schema.END)),
+        footprints=geoms,
+        native=tuple(is_native.tolist()),
+        native_crs=tuple(native_key.tolist()),
+        native_bounds=nb,
+    )
     if schema.SCENE_ID in table.column_names:
         rows = _by_scene(rows, table.column(schema.SCENE_ID).to_pylist())
     return rows
@@ -259,18 +281,32 @@ def _by_scene(rows: _Rows, scenes: list[str | None]) -> _Rows:
     if len(members) == len(scenes):
         return dataclasses.replace(rows, scenes=tuple(scenes))
     heads = [m[0] for m in members]
-    bounds = np.array([[rows.bounds[m, 0].min(), rows.bounds[m, 1].min(), rows.bounds[m, 2].max(),
-                        rows.bounds[m, 3].max()] for m in members]).reshape(-1, 4)
-    footprints = np.array([rows.footprints[m[0]] if len(m) == 1 else shapely.union_all(rows.footprints[m])
-                           for m in members], dtype=object)
+    bounds = np.array(
+        [
+            [rows.bounds[m, 0].min(), rows.bounds[m, 1].min(), rows.bounds[m, 2].max(), rows.bounds[m, 3].max()]
+            for m in members
+        ]
+    ).reshape(-1, 4)
+    footprints = np.array(
+        [rows.footprints[m[0]] if len(m) == 1 else shapely.union_all(rows.footprints[m]) for m in members], dtype=object
+    )
     nb = rows.native_bounds
-    native_bounds = np.array([[nb[m, 0].min(), nb[m, 1].min(), nb[m, 2].max(), nb[m, 3].max()]
-                              for m in members]).reshape(-1, 4)
+    native_bounds = np.array(
+        [[nb[m, 0].min(), nb[m, 1].min(), nb[m, 2].max(), nb[m, 3].max()] for m in members]
+    ).reshape(-1, 4)
     pick = lambda values: tuple(values[h] for h in heads)  # noqa: E731
-    return _Rows(ids=pick(rows.ids), crs=pick(rows.crs), bounds=bounds, starts=pick(rows.starts),
-                 ends=pick(rows.ends), footprints=footprints,
-                 native=tuple(all(rows.native[i] for i in m) for m in members),
-                 native_crs=pick(rows.native_crs), native_bounds=native_bounds, scenes=pick(scenes))
+    return _Rows(
+        ids=pick(rows.ids),
+        crs=pick(rows.crs),
+        bounds=bounds,
+        starts=pick(rows.starts),
+        ends=pick(rows.ends),
+        footprints=footprints,
+        native=tuple(all(rows.native[i] for i in m) for m in members),
+        native_crs=pick(rows.native_crs),
+        native_bounds=native_bounds,
+        scenes=pick(scenes),
+    )
 
 
 def _roi_parts(roi: Any) -> tuple[BaseGeometry, Any]:
@@ -280,8 +316,7 @@ def _roi_parts(roi: Any) -> tuple[BaseGeometry, Any]:
     return roi, None
 
 
-def _roi_in(roi_lonlat: BaseGeometry, roi_geom: BaseGeometry, roi_crs: str | None,
-            dst_text: str) -> BaseGeometry:
+def _roi_in(roi_lonlat: BaseGeometry, roi_geom: BaseGeometry, roi_crs: str | None, dst_text: str) -> BaseGeometry:
     """The roi in ``dst_text`` (reprojected from lon/lat, densified ~50 points per edge)."""
     if roi_crs is not None and roi_crs == dst_text:
         return roi_geom
@@ -332,8 +367,9 @@ def _region_pieces(rows: _Rows, i: int) -> list[tuple[Bounds, float]]:
         if np.isfinite(x).all() and np.isfinite(y).all() and not _wrapped(x, y):
             return [((float(x.min()), float(y.min()), float(x.max()), float(y.max())), 1.0)]
     geom = _project_geoms(np.array([rows.footprints[i]], dtype=object), dst)[0]
-    pieces = [p for p in getattr(geom, "geoms", [geom])
-              if not p.is_empty and np.isfinite(p.bounds).all() and p.area > 0]
+    pieces = [
+        p for p in getattr(geom, "geoms", [geom]) if not p.is_empty and np.isfinite(p.bounds).all() and p.area > 0
+    ]
     return [(p.bounds, p.area) for p in pieces]
 
 
@@ -350,15 +386,26 @@ def _parts(rows: _Rows) -> _Parts:
             bounds.append(b)
             share.append(a / total)
             exact.append(rows.native[i])
-    return _Parts(row=np.array(row_i, dtype=np.int64), bounds=np.array(bounds, dtype=float).reshape(-1, 4),
-                  share=np.array(share), exact=np.array(exact, dtype=bool))
+    return _Parts(
+        row=np.array(row_i, dtype=np.int64),
+        bounds=np.array(bounds, dtype=float).reshape(-1, 4),
+        share=np.array(share),
+        exact=np.array(exact, dtype=bool),
+    )
 
 
 _UNIT_RING = densified_ring((0.0, 0.0, 1.0, 1.0))
 
 
-def _on_data(rows: _Rows, parts: _Parts, part: np.ndarray, x0: np.ndarray, y1: np.ndarray,
-             size: tuple[int, int], res: tuple[float, float]) -> np.ndarray:
+def _on_data(
+    rows: _Rows,
+    parts: _Parts,
+    part: np.ndarray,
+    x0: np.ndarray,
+    y1: np.ndarray,
+    size: tuple[int, int],
+    res: tuple[float, float],
+) -> np.ndarray:
     """Mask of chips (top-left ``x0, y1`` in their row's sampling CRS) that lie on their row's data.
 
     A natively sampled row's chips were placed inside its native bounds. Other chips: the outline
@@ -373,10 +420,16 @@ def _on_data(rows: _Rows, parts: _Parts, part: np.ndarray, x0: np.ndarray, y1: n
     (h, w), (rx, ry) = size, res
     r = parts.row[part[todo]]
     nb_known = np.isfinite(rows.native_bounds[r]).all(axis=1) & np.array(
-        [rows.native_crs[i] is not None for i in r], dtype=bool)
+        [rows.native_crs[i] is not None for i in r], dtype=bool
+    )
     codes: dict[tuple[str, str | None], int] = {}
-    group = np.array([codes.setdefault((rows.crs[i], rows.native_crs[i] if known else None), len(codes))
-                      for i, known in zip(r.tolist(), nb_known.tolist(), strict=True)], dtype=np.int64)
+    group = np.array(
+        [
+            codes.setdefault((rows.crs[i], rows.native_crs[i] if known else None), len(codes))
+            for i, known in zip(r.tolist(), nb_known.tolist(), strict=True)
+        ],
+        dtype=np.int64,
+    )
     for (dst_text, src_text), code in codes.items():
         sel = group == code
         k, rr = todo[sel], r[sel]
@@ -396,12 +449,14 @@ def _on_data(rows: _Rows, parts: _Parts, part: np.ndarray, x0: np.ndarray, y1: n
             x = (x - nb[:, :1]) % 360.0 + nb[:, :1]
         tol = 1e-9 * np.maximum(nb[:, 2] - nb[:, 0], nb[:, 3] - nb[:, 1])[:, None]
         with np.errstate(invalid="ignore"):
-            ok[k] = ((x >= nb[:, :1] - tol) & (x <= nb[:, 2:3] + tol)
-                     & (y >= nb[:, 1:2] - tol) & (y <= nb[:, 3:4] + tol)).all(axis=1)
+            ok[k] = (
+                (x >= nb[:, :1] - tol) & (x <= nb[:, 2:3] + tol) & (y >= nb[:, 1:2] - tol) & (y <= nb[:, 3:4] + tol)
+            ).all(axis=1)
     return ok
 
 
 # -- random sampler ---------------------------------------------------------------------------------
+
 
 class RandomSampler(Sequence[GeoSlice]):
     """``length`` random chips, reproducible from ``seed`` (see :func:`random_sampler`).
@@ -411,9 +466,17 @@ class RandomSampler(Sequence[GeoSlice]):
     were found to hold no chip.
     """
 
-    def __init__(self, rows: _Rows, *, chip_size: tuple[int, int], resolution: tuple[float, float],
-                 length: int, seed: int, roi: tuple[BaseGeometry, BaseGeometry, str | None] | None,
-                 parts: _Parts | None = None) -> None:
+    def __init__(
+        self,
+        rows: _Rows,
+        *,
+        chip_size: tuple[int, int],
+        resolution: tuple[float, float],
+        length: int,
+        seed: int,
+        roi: tuple[BaseGeometry, BaseGeometry, str | None] | None,
+        parts: _Parts | None = None,
+    ) -> None:
         self._rows = rows
         self._parts = _parts(rows) if parts is None else parts
         self.chip_size = chip_size
@@ -427,8 +490,15 @@ class RandomSampler(Sequence[GeoSlice]):
 
     def reseed(self, seed: int) -> RandomSampler:
         """The same sampler with another seed (e.g. ``seed + epoch``); the catalog is not re-read."""
-        return RandomSampler(self._rows, chip_size=self.chip_size, resolution=self.resolution,
-                             length=self.length, seed=seed, roi=self._roi, parts=self._parts)
+        return RandomSampler(
+            self._rows,
+            chip_size=self.chip_size,
+            resolution=self.resolution,
+            length=self.length,
+            seed=seed,
+            roi=self._roi,
+            parts=self._parts,
+        )
 
     @property
     def row_ids(self) -> list[str]:
@@ -497,10 +567,14 @@ class RandomSampler(Sequence[GeoSlice]):
         hint = ""
         degrees = sorted({c for c in self._rows.crs if norm_crs(c).is_geographic})
         if degrees:
-            hint = (f"; resolution is in the sampling CRS's units, degrees for {degrees[0]}: to give it "
-                    "in metres pass crs='utm'")
-        return NoDataError(f"no chip of {self.chip_size} px at resolution {self.resolution} fits {where} "
-                           f"({small} of {len(self._rows.ids)} rows are smaller than the chip){hint}")
+            hint = (
+                f"; resolution is in the sampling CRS's units, degrees for {degrees[0]}: to give it "
+                "in metres pass crs='utm'"
+            )
+        return NoDataError(
+            f"no chip of {self.chip_size} px at resolution {self.resolution} fits {where} "
+            f"({small} of {len(self._rows.ids)} rows are smaller than the chip){hint}"
+        )
 
     def _draw(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         ax, ay, lo_x, hi_x, lo_y, hi_y = self._positions()
@@ -516,8 +590,10 @@ class RandomSampler(Sequence[GeoSlice]):
         need, barren = self.length, 0
 
         def place(r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-            return (ax[r] + rng.integers(lo_x[r], hi_x[r], endpoint=True) * rx,
-                    ay[r] - rng.integers(lo_y[r], hi_y[r], endpoint=True) * ry)
+            return (
+                ax[r] + rng.integers(lo_x[r], hi_x[r], endpoint=True) * rx,
+                ay[r] - rng.integers(lo_y[r], hi_y[r], endpoint=True) * ry,
+            )
 
         while need > 0:
             if not weights.sum() > 0:
@@ -546,8 +622,10 @@ class RandomSampler(Sequence[GeoSlice]):
                 r, x0, y1 = r[inside][:need], x0[inside][:need], y1[inside][:need]
                 barren = 0 if len(r) else barren + 1
                 if barren >= 50:  # ≥ 51200 candidates in a row, none inside the roi
-                    raise NoDataError(f"no chip of {self.chip_size} px at {self.resolution} fits inside "
-                                      "the roi; use a larger roi or smaller chips")
+                    raise NoDataError(
+                        f"no chip of {self.chip_size} px at {self.resolution} fits inside "
+                        "the roi; use a larger roi or smaller chips"
+                    )
             rows_out.append(parts.row[r])
             x_out.append(x0)
             y_out.append(y1)
@@ -555,9 +633,15 @@ class RandomSampler(Sequence[GeoSlice]):
         live = set(parts.row[weights > 0].tolist())
         self._skipped = tuple(sorted(set(range(len(self._rows.ids))) - live))
         if self._skipped:
-            log.warning("random_sampler: %d of %d rows hold no chip of %s px at resolution %s (e.g. %s); "
-                        "they are skipped (see RandomSampler.skipped_ids)", len(self._skipped),
-                        len(self._rows.ids), self.chip_size, self.resolution, self._rows.ids[self._skipped[0]])
+            log.warning(
+                "random_sampler: %d of %d rows hold no chip of %s px at resolution %s (e.g. %s); "
+                "they are skipped (see RandomSampler.skipped_ids)",
+                len(self._skipped),
+                len(self._rows.ids),
+                self.chip_size,
+                self.resolution,
+                self._rows.ids[self._skipped[0]],
+            )
         return np.concatenate(rows_out), np.concatenate(x_out), np.concatenate(y_out)
 
     # sequence protocol ------------------------------------------------------------------------------
@@ -568,8 +652,9 @@ class RandomSampler(Sequence[GeoSlice]):
         (h, w), (rx, ry) = self.chip_size, self.resolution
         r, x0, y1 = int(self._row[i]), float(self._x0[i]), float(self._y1[i])
         rows = self._rows
-        return GeoSlice._make((x0, y1 - h * ry, x0 + w * rx, y1), rows.crs[r], self.resolution,
-                              rows.starts[r], rows.ends[r])
+        return GeoSlice._make(
+            (x0, y1 - h * ry, x0 + w * rx, y1), rows.crs[r], self.resolution, rows.starts[r], rows.ends[r]
+        )
 
     @overload
     def __getitem__(self, i: int) -> GeoSlice: ...
@@ -588,13 +673,22 @@ class RandomSampler(Sequence[GeoSlice]):
         return (self._slice(k) for k in range(self.length))
 
     def __repr__(self) -> str:
-        return (f"<RandomSampler {self.length} chips of {self.chip_size} px at {self.resolution}, "
-                f"seed={self.seed}, {len(self._rows.ids)} rows>")
+        return (
+            f"<RandomSampler {self.length} chips of {self.chip_size} px at {self.resolution}, "
+            f"seed={self.seed}, {len(self._rows.ids)} rows>"
+        )
 
 
-def random_sampler(catalog: Catalog, *, chip_size: int | tuple[int, int],
-                   resolution: float | tuple[float, float], crs: Any = None, length: int,
-                   seed: int = 0, roi: Any = None) -> RandomSampler:
+def random_sampler(
+    catalog: Catalog,
+    *,
+    chip_size: int | tuple[int, int],
+    resolution: float | tuple[float, float],
+    crs: Any = None,
+    length: int,
+    seed: int = 0,
+    roi: Any = None,
+) -> RandomSampler:
     """``length`` random chips from ``catalog``, the same ones for the same ``seed``.
 
     Each chip: a row is chosen with probability proportional to its footprint's area on the
@@ -641,11 +735,11 @@ def random_sampler(catalog: Catalog, *, chip_size: int | tuple[int, int],
         catalog = catalog.query(geometry=geom, crs=roi_crs)
         roi_parts = (roi_lonlat, geom, None if roi_crs is None else crs_key(roi_crs))
     rows = _prepare(catalog, crs)
-    return RandomSampler(rows, chip_size=size, resolution=res, length=int(length), seed=int(seed),
-                         roi=roi_parts)
+    return RandomSampler(rows, chip_size=size, resolution=res, length=int(length), seed=int(seed), roi=roi_parts)
 
 
 # -- grid sampler -----------------------------------------------------------------------------------
+
 
 def _offsets(n: int, chip: int, stride: int) -> np.ndarray:
     """Pixel offsets of chips along an axis of ``n`` pixels; the last one shifted to end at ``n``."""
@@ -655,8 +749,9 @@ def _offsets(n: int, chip: int, stride: int) -> np.ndarray:
     return offs if offs[-1] == n - chip else np.append(offs, n - chip)
 
 
-def _grid(bounds: Bounds, res: tuple[float, float], size: tuple[int, int], stride: tuple[int, int]
-          ) -> tuple[np.ndarray, np.ndarray]:
+def _grid(
+    bounds: Bounds, res: tuple[float, float], size: tuple[int, int], stride: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray]:
     """Top-left corners (x0, y1) of the chips covering ``bounds``' pixel grid, row-major."""
     if not (bounds[0] < bounds[2] and bounds[1] < bounds[3]):
         raise ArgumentError(f"bounds={tuple(bounds)} must have xmin < xmax and ymin < ymax")
@@ -666,9 +761,14 @@ def _grid(bounds: Bounds, res: tuple[float, float], size: tuple[int, int], strid
     return bounds[0] + ox.ravel() * res[0], bounds[3] - oy.ravel() * res[1]
 
 
-def grid_sampler(catalog_or_bounds: Catalog | Sequence[float], *, chip_size: int | tuple[int, int],
-                 stride: int | tuple[int, int] | None = None, resolution: float | tuple[float, float],
-                 crs: Any = None) -> list[GeoSlice]:
+def grid_sampler(
+    catalog_or_bounds: Catalog | Sequence[float],
+    *,
+    chip_size: int | tuple[int, int],
+    stride: int | tuple[int, int] | None = None,
+    resolution: float | tuple[float, float],
+    crs: Any = None,
+) -> list[GeoSlice]:
     """Chips on a regular grid covering a catalog's footprints (or given bounds).
 
     With a catalog, rows are grouped by sampling CRS (see the module doc for ``crs``; with
@@ -728,8 +828,9 @@ def _footprints_in(rows: _Rows, idx: np.ndarray, text: str) -> tuple[np.ndarray,
     if dst.is_geographic:  # lon/lat footprints, unwrapped like the row bounds
         geoms = np.array([_unwrap_geometry(g) for g in geoms], dtype=object)
         if not dst.equals(WGS84):
-            geoms = shapely.transform(geoms, lambda xy: np.column_stack(
-                transformer(WGS84, dst).transform(xy[:, 0], xy[:, 1])))
+            geoms = shapely.transform(
+                geoms, lambda xy: np.column_stack(transformer(WGS84, dst).transform(xy[:, 0], xy[:, 1]))
+            )
     else:
         geoms = _project_geoms(geoms, dst)
     _, first = np.unique(shapely.to_wkb(geoms), return_index=True)
@@ -744,8 +845,13 @@ def _unwrap_geometry(geom: BaseGeometry) -> BaseGeometry:
     return shapely.union_all(moved)
 
 
-def _under_footprints(x0: np.ndarray, y1: np.ndarray, size: tuple[int, int], res: tuple[float, float],
-                      footprints: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+def _under_footprints(
+    x0: np.ndarray,
+    y1: np.ndarray,
+    size: tuple[int, int],
+    res: tuple[float, float],
+    footprints: tuple[np.ndarray, np.ndarray],
+) -> np.ndarray:
     """Mask of chips that overlap some footprint with positive area."""
     (h, w), (rx, ry) = size, res
     chips = np.column_stack([x0, y1 - h * ry, x0 + w * rx, y1])
@@ -767,14 +873,24 @@ def _under_footprints(x0: np.ndarray, y1: np.ndarray, size: tuple[int, int], res
     return keep
 
 
-def _chips(x0: np.ndarray, y1: np.ndarray, size: tuple[int, int], res: tuple[float, float], crs: str,
-           start: pd.Timestamp | None, end: pd.Timestamp | None) -> list[GeoSlice]:
+def _chips(
+    x0: np.ndarray,
+    y1: np.ndarray,
+    size: tuple[int, int],
+    res: tuple[float, float],
+    crs: str,
+    start: pd.Timestamp | None,
+    end: pd.Timestamp | None,
+) -> list[GeoSlice]:
     (h, w), (rx, ry) = size, res
-    return [GeoSlice._make((x, y - h * ry, x + w * rx, y), crs, res, start, end)
-            for x, y in zip(x0.tolist(), y1.tolist(), strict=True)]
+    return [
+        GeoSlice._make((x, y - h * ry, x + w * rx, y), crs, res, start, end)
+        for x, y in zip(x0.tolist(), y1.tolist(), strict=True)
+    ]
 
 
 # -- sharding -----------------------------------------------------------------------------------------
+
 
 def shard(items: Iterable[T], worker_id: int, num_workers: int) -> Iterator[T]:
     """Items ``worker_id, worker_id + num_workers, …``: ``num_workers`` shards that together hold
@@ -790,13 +906,26 @@ def shard(items: Iterable[T], worker_id: int, num_workers: int) -> Iterator[T]:
 
 # -- samples as GeoParquet ---------------------------------------------------------------------------
 
-SAMPLE_COLUMNS: tuple[str, ...] = ("chip", schema.GEOMETRY, schema.BBOX, "xmin", "ymin", "xmax", "ymax",
-                                   "crs", "res_x", "res_y", schema.START, schema.END)
+SAMPLE_COLUMNS: tuple[str, ...] = (
+    "chip",
+    schema.GEOMETRY,
+    schema.BBOX,
+    "xmin",
+    "ymin",
+    "xmax",
+    "ymax",
+    "crs",
+    "res_x",
+    "res_y",
+    schema.START,
+    schema.END,
+)
 """Columns of a samples file, in order (extra columns follow)."""
 
 
-def samples_to_parquet(slices: Iterable[GeoSlice], path: str | os.PathLike[str], *,
-                       columns: Mapping[str, Sequence[Any]] | None = None) -> Path:
+def samples_to_parquet(
+    slices: Iterable[GeoSlice], path: str | os.PathLike[str], *, columns: Mapping[str, Sequence[Any]] | None = None
+) -> Path:
     """Write chips as a GeoParquet 1.1 file, one row per chip, so splits can be audited in SQL.
 
     Columns: ``chip`` (index in ``slices``), ``geometry`` (the chip's pixel-grid footprint in
@@ -854,8 +983,11 @@ def samples_from_parquet(path: str | os.PathLike[str]) -> list[GeoSlice]:
         table = pq.read_table(path)
     except (OSError, pa.ArrowInvalid) as exc:
         raise SchemaError(f"{os.fspath(path)!r} is not a readable Parquet file: {exc}") from None
-    missing = [c for c in ("chip", "xmin", "ymin", "xmax", "ymax", "crs", "res_x", "res_y",
-                           schema.START, schema.END) if c not in table.column_names]
+    missing = [
+        c
+        for c in ("chip", "xmin", "ymin", "xmax", "ymax", "crs", "res_x", "res_y", schema.START, schema.END)
+        if c not in table.column_names
+    ]
     if missing:
         raise SchemaError(f"{os.fspath(path)!r} is not a samples file: missing column(s) {missing}")
     table = table.sort_by("chip")

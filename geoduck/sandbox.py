@@ -1,6 +1,6 @@
 """The sandbox for user SQL (``Catalog.sql``, ``geoduck.sql``, ``geoduck sql``).
 
-Defence in depth, after :func:`geoduck.compile.bind_user_sql` has checked the statement:
+Defence in depth, after :func:`geoduck.compiler.bind_user_sql` has checked the statement:
 
 - **Read-only files.** The sandbox's DuckDB connection sees the local catalog folders only
   through :class:`CatalogFolders`, an fsspec file system that opens their part files for
@@ -56,14 +56,23 @@ def _default_memory_limit() -> str:
 DEFAULT_MEMORY_LIMIT = _default_memory_limit()
 DEFAULT_THREADS = max(1, min(4, os.cpu_count() or 1))
 
-_UNITS = {"b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
-          "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
+_UNITS = {
+    "b": 1,
+    "kb": 10**3,
+    "mb": 10**6,
+    "gb": 10**9,
+    "tb": 10**12,
+    "kib": 2**10,
+    "mib": 2**20,
+    "gib": 2**30,
+    "tib": 2**40,
+}
 
 
 def _memory_bytes(value: str) -> int | None:
     text = value.strip().lower().replace(" ", "")
     number = text.rstrip("abcdefghijklmnopqrstuvwxyz")
-    unit = text[len(number):] or "b"
+    unit = text[len(number) :] or "b"
     try:
         amount = float(number)
     except ValueError:
@@ -82,8 +91,7 @@ class SQLLimits:
 
     def __post_init__(self) -> None:
         t = self.timeout
-        if t is not None and (isinstance(t, bool) or not isinstance(t, (int, float)) or not t > 0
-                              or t == float("inf")):
+        if t is not None and (isinstance(t, bool) or not isinstance(t, (int, float)) or not t > 0 or t == float("inf")):
             raise ArgumentError(f"timeout={t!r} must be a positive number of seconds (or None: no timeout)")
         if not isinstance(self.memory_limit, str) or _memory_bytes(self.memory_limit) is None:
             raise ArgumentError(f"memory_limit={self.memory_limit!r} must be a size such as '2GB' or '512MiB'")
@@ -93,8 +101,11 @@ class SQLLimits:
 
 def limits(timeout: Any = DEFAULT_TIMEOUT_S, memory_limit: Any = None, threads: Any = None) -> SQLLimits:
     """:class:`SQLLimits` from user arguments (None memory/threads: the defaults)."""
-    return SQLLimits(timeout, DEFAULT_MEMORY_LIMIT if memory_limit is None else memory_limit,
-                     DEFAULT_THREADS if threads is None else threads)
+    return SQLLimits(
+        timeout,
+        DEFAULT_MEMORY_LIMIT if memory_limit is None else memory_limit,
+        DEFAULT_THREADS if threads is None else threads,
+    )
 
 
 class CatalogFolders(AbstractFileSystem):
@@ -173,7 +184,7 @@ class Sandbox:
         """``path`` (a part, or a folder's glob) as the sandbox reads it; other paths unchanged."""
         for folder, alias in self.aliases:
             if path.startswith(folder):
-                return f"{PROTOCOL}://{alias}/{path[len(folder):]}"
+                return f"{PROTOCOL}://{alias}/{path[len(folder) :]}"
         return path
 
 
@@ -200,9 +211,13 @@ def sandbox(directories: tuple[str, ...], bounds: SQLLimits = SQLLimits()) -> Sa
         folders = {f"c{i}": root for i, root in enumerate(local)}
         con = engine.connect(threads=bounds.threads)
         con.register_filesystem(CatalogFolders(folders))
-        for statement in ("SET python_enable_replacements = false", "SET allow_persistent_secrets = false",
-                          "SET temp_directory = ''", "SET secret_directory = ''",
-                          f"SET memory_limit = '{_memory_bytes(bounds.memory_limit)}B'"):
+        for statement in (
+            "SET python_enable_replacements = false",
+            "SET allow_persistent_secrets = false",
+            "SET temp_directory = ''",
+            "SET secret_directory = ''",
+            f"SET memory_limit = '{_memory_bytes(bounds.memory_limit)}B'",
+        ):
             con.execute(statement)
         if remote:  # (after the secret settings: its S3 secret starts the secret manager)
             engine.load_httpfs(con)
@@ -270,8 +285,9 @@ def execute(box: Sandbox, sql: str, timeout: float | None) -> pa.Table:
     if isinstance(result, duckdb.InterruptException):
         raise SQLError("query interrupted")
     if isinstance(result, duckdb.OutOfMemoryException):
-        raise SQLError(f"query ran out of memory: {str(result).splitlines()[0]} (raise memory_limit=, "
-                       "CLI --memory-limit)")
+        raise SQLError(
+            f"query ran out of memory: {str(result).splitlines()[0]} (raise memory_limit=, CLI --memory-limit)"
+        )
     if isinstance(result, duckdb.Error):  # (chained: a caller may re-run a read whose parts were replaced)
         raise SQLError(f"query failed: {str(result).splitlines()[0]}") from result
     if isinstance(result, BaseException):

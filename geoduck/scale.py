@@ -54,8 +54,12 @@ class _Tensor:
         if not isinstance(obj, GeoTensor):
             return obj
         crs = getattr(obj, "crs", None)
-        return cls(np.asarray(obj), obj.transform, None if crs is None else crs.to_wkt(),
-                   getattr(obj, "fill_value_default", None))
+        return cls(
+            np.asarray(obj),
+            obj.transform,
+            None if crs is None else crs.to_wkt(),
+            getattr(obj, "fill_value_default", None),
+        )
 
     @staticmethod
     def unpack(obj: Any) -> Any:
@@ -76,15 +80,26 @@ def _as_tensor(result: Any, s: GeoSlice, i: int) -> Any:
         return result
     values = np.asarray(result)
     if values.ndim not in (2, 3) or values.shape[-2:] != s.shape:
-        raise ArgumentError(f"fn returned shape {values.shape} for chip {i}; to write it as a COG it must be "
-                            f"(C, {s.height}, {s.width}) or ({s.height}, {s.width})")
+        raise ArgumentError(
+            f"fn returned shape {values.shape} for chip {i}; to write it as a COG it must be "
+            f"(C, {s.height}, {s.width}) or ({s.height}, {s.width})"
+        )
     fill = float("nan") if np.issubdtype(values.dtype, np.floating) else None
-    return GeoTensor(values, transform=s.transform, crs=rasterio.crs.CRS.from_user_input(s.crs),
-                     fill_value_default=fill)
+    return GeoTensor(
+        values, transform=s.transform, crs=rasterio.crs.CRS.from_user_input(s.crs), fill_value_default=fill
+    )
 
 
-def _run_chip(catalog: Catalog, fn: Callable[[Any], Any], loader: Loader, i: int, s: GeoSlice,
-              out_dir: str | None, total: int, skip_empty: bool) -> Any:
+def _run_chip(
+    catalog: Catalog,
+    fn: Callable[[Any], Any],
+    loader: Loader,
+    i: int,
+    s: GeoSlice,
+    out_dir: str | None,
+    total: int,
+    skip_empty: bool,
+) -> Any:
     """Load, apply, and (with ``out_dir``) write one chip; None for a skipped empty chip."""
     try:
         data = loader(catalog, s)
@@ -98,8 +113,15 @@ def _run_chip(catalog: Catalog, fn: Callable[[Any], Any], loader: Loader, i: int
     return save_cog(_as_tensor(result, s, i), Path(out_dir) / chip_name(i, total))
 
 
-def run_batch(catalog: Catalog, fn: Callable[[Any], Any], loader: Loader, batch: list[tuple[int, GeoSlice]],
-              out_dir: str | None, total: int, skip_empty: bool) -> list[Any]:
+def run_batch(
+    catalog: Catalog,
+    fn: Callable[[Any], Any],
+    loader: Loader,
+    batch: list[tuple[int, GeoSlice]],
+    out_dir: str | None,
+    total: int,
+    skip_empty: bool,
+) -> list[Any]:
     """One cluster task: :func:`_run_chip` over ``batch`` (GeoTensor results packed for transport)."""
     return [_Tensor.pack(_run_chip(catalog, fn, loader, i, s, out_dir, total, skip_empty)) for i, s in batch]
 
@@ -159,8 +181,9 @@ def map_chips(
         raise ArgumentError("fn and loader must be callables (fn(chip), loader(catalog, slice))")
     if isinstance(chips_per_task, bool) or not isinstance(chips_per_task, int) or chips_per_task < 1:
         raise ArgumentError(f"chips_per_task={chips_per_task!r} must be a positive integer")
-    if max_in_flight is not None and (isinstance(max_in_flight, bool) or not isinstance(max_in_flight, int)
-                                      or max_in_flight < 1):
+    if max_in_flight is not None and (
+        isinstance(max_in_flight, bool) or not isinstance(max_in_flight, int) or max_in_flight < 1
+    ):
         raise ArgumentError(f"max_in_flight={max_in_flight!r} must be a positive integer or None")
 
     stitcher: Stitcher | None = None
@@ -177,8 +200,9 @@ def map_chips(
             stitcher = Stitcher(chips, method=method, fill_value=fill_value)
         else:
             if target.exists() and not target.is_dir():
-                raise ArgumentError(f"out={str(out)!r} exists and is not a directory (a COG path must end "
-                                    "in .tif/.tiff)")
+                raise ArgumentError(
+                    f"out={str(out)!r} exists and is not a directory (a COG path must end in .tif/.tiff)"
+                )
             target.mkdir(parents=True, exist_ok=True)
             out_dir = str(target.resolve())
 
@@ -203,9 +227,10 @@ def map_chips(
                 take(_run_chip(catalog, fn, loader, i, s, out_dir, len(chips), skip_empty))
                 bar.update(1)
         else:
-            batches = [list(enumerate(chips))[k:k + chips_per_task] for k in range(0, len(chips), chips_per_task)]
-            _run_on_cluster(client, batches, (catalog, fn, loader), out_dir, len(chips), skip_empty,
-                            max_in_flight, take, bar)
+            batches = [list(enumerate(chips))[k : k + chips_per_task] for k in range(0, len(chips), chips_per_task)]
+            _run_on_cluster(
+                client, batches, (catalog, fn, loader), out_dir, len(chips), skip_empty, max_in_flight, take, bar
+            )
     finally:
         bar.close()
 
@@ -216,9 +241,17 @@ def map_chips(
     return save_cog(stitcher.result(), Path(out))  # type: ignore[arg-type]
 
 
-def _run_on_cluster(client: Any, batches: list[list[tuple[int, GeoSlice]]], shared: tuple[Any, ...],
-                    out_dir: str | None, total: int, skip_empty: bool, max_in_flight: int | None,
-                    take: Callable[[Any], None], bar: tqdm) -> None:
+def _run_on_cluster(
+    client: Any,
+    batches: list[list[tuple[int, GeoSlice]]],
+    shared: tuple[Any, ...],
+    out_dir: str | None,
+    total: int,
+    skip_empty: bool,
+    max_in_flight: int | None,
+    take: Callable[[Any], None],
+    bar: tqdm,
+) -> None:
     """Submit :func:`run_batch` tasks in order, at most ``max_in_flight`` beyond the first not yet
     taken, and hand their results to ``take`` in slice order."""
     from distributed import wait
@@ -235,8 +268,9 @@ def _run_on_cluster(client: Any, batches: list[list[tuple[int, GeoSlice]]], shar
     try:
         while taken < len(batches):
             while submitted < len(batches) and submitted < taken + window:
-                inflight[submitted] = client.submit(run_batch, catalog_f, fn_f, loader_f, batches[submitted],
-                                                    out_dir, total, skip_empty, pure=False)
+                inflight[submitted] = client.submit(
+                    run_batch, catalog_f, fn_f, loader_f, batches[submitted], out_dir, total, skip_empty, pure=False
+                )
                 submitted += 1
             done = wait(list(inflight.values()), return_when="FIRST_COMPLETED").done
             for k in [k for k, f in inflight.items() if f in done]:

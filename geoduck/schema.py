@@ -97,8 +97,7 @@ FILE_FIELDS: tuple[pa.Field, ...] = (
 )
 
 RESERVED_COLUMNS: frozenset[str] = frozenset(
-    f.name
-    for f in (*CORE_FIELDS, *FILE_FIELDS, SCENE_FIELD, *(f for fs in BACKEND_FIELDS.values() for f in fs))
+    f.name for f in (*CORE_FIELDS, *FILE_FIELDS, SCENE_FIELD, *(f for fs in BACKEND_FIELDS.values() for f in fs))
 )
 """Names a user-defined column (e.g. a filename regex group) may not take."""
 
@@ -118,9 +117,7 @@ def _wgs84_projjson() -> dict[str, Any]:
     return pyproj.CRS.from_user_input(CATALOG_CRS).to_json_dict()
 
 
-def geo_metadata(
-    geometry_types: Iterable[str], bbox: tuple[float, float, float, float] | None
-) -> dict[str, Any]:
+def geo_metadata(geometry_types: Iterable[str], bbox: tuple[float, float, float, float] | None) -> dict[str, Any]:
     """The GeoParquet 1.1.0 ``geo`` metadata for a part, with the ``bbox`` covering declared."""
     column: dict[str, Any] = {
         "encoding": "WKB",
@@ -134,9 +131,7 @@ def geo_metadata(
     return {"version": GEOPARQUET_VERSION, "primary_column": GEOMETRY, "columns": {GEOMETRY: column}}
 
 
-def part_metadata(
-    geometry_types: Iterable[str], bbox: tuple[float, float, float, float] | None
-) -> dict[bytes, bytes]:
+def part_metadata(geometry_types: Iterable[str], bbox: tuple[float, float, float, float] | None) -> dict[bytes, bytes]:
     """Parquet key-value metadata of a part: ``geo`` plus the geoduck schema version."""
     return {
         b"geo": json.dumps(geo_metadata(geometry_types, bbox)).encode(),

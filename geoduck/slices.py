@@ -14,8 +14,7 @@ from rasterio.transform import Affine
 from shapely.geometry import MultiPolygon, Polygon
 
 from .errors import ArgumentError, CRSError
-from .geo import (WGS84, Bounds, crs_to_string, densified_ring, footprint_wgs84, norm_crs, transformer,
-                  validate_bounds)
+from .geo import WGS84, Bounds, crs_to_string, densified_ring, footprint_wgs84, norm_crs, transformer, validate_bounds
 from .intervals import TimeLike, query_interval
 
 
@@ -51,8 +50,10 @@ def reproject_bounds(bounds: Bounds, src: Any, dst: Any, *, densify: int = 21) -
         x, y = transformer(s, d).transform(xs, ys, errcheck=False)
     x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
     if not (np.isfinite(x).all() and np.isfinite(y).all()):
-        raise CRSError(f"bounds={tuple(bounds)} in {crs_to_string(s)} do not project to "
-                       f"{crs_to_string(d)} (outside its area of use)")
+        raise CRSError(
+            f"bounds={tuple(bounds)} in {crs_to_string(s)} do not project to "
+            f"{crs_to_string(d)} (outside its area of use)"
+        )
     if d.is_geographic:
         x = np.unwrap(x, period=360.0)
         pole = None if s.is_geographic else _pole_inside(bounds, s)
@@ -109,8 +110,14 @@ class GeoSlice:
     start: pd.Timestamp | None = field(default=None)
     end: pd.Timestamp | None = field(default=None)
 
-    def __init__(self, bounds: Any, crs: Any, resolution: float | tuple[float, float],
-                 start: TimeLike = None, end: TimeLike = None) -> None:
+    def __init__(
+        self,
+        bounds: Any,
+        crs: Any,
+        resolution: float | tuple[float, float],
+        start: TimeLike = None,
+        end: TimeLike = None,
+    ) -> None:
         b = validate_bounds(bounds, argument="bounds")
         if not (b[0] < b[2] and b[1] < b[3]):
             raise ArgumentError(f"bounds={b} must have xmin < xmax and ymin < ymax")
@@ -125,8 +132,14 @@ class GeoSlice:
         object.__setattr__(self, "end", t1)
 
     @classmethod
-    def _make(cls, bounds: Bounds, crs: str, resolution: tuple[float, float],
-              start: pd.Timestamp | None, end: pd.Timestamp | None) -> GeoSlice:
+    def _make(
+        cls,
+        bounds: Bounds,
+        crs: str,
+        resolution: tuple[float, float],
+        start: pd.Timestamp | None,
+        end: pd.Timestamp | None,
+    ) -> GeoSlice:
         """Fast path for already-normalised values (samplers build many slices)."""
         obj = object.__new__(cls)
         object.__setattr__(obj, "bounds", tuple(float(v) for v in bounds))

@@ -32,20 +32,26 @@ def _union_grid(slices: Sequence[GeoSlice]) -> tuple[Affine, int, int, list[tupl
     rx, ry = first.resolution
     for i, s in enumerate(slices):
         if s.crs != first.crs:
-            raise ArgumentError(f"slices[{i}] has crs {s.crs} but slices[0] has {first.crs}: "
-                                "stitch needs one CRS (reproject the predictions first)")
+            raise ArgumentError(
+                f"slices[{i}] has crs {s.crs} but slices[0] has {first.crs}: "
+                "stitch needs one CRS (reproject the predictions first)"
+            )
         if not all(math.isclose(a, b, rel_tol=1e-9) for a, b in zip(s.resolution, first.resolution, strict=True)):
-            raise ArgumentError(f"slices[{i}] has resolution {s.resolution} but slices[0] has "
-                                f"{first.resolution}: stitch needs one resolution")
+            raise ArgumentError(
+                f"slices[{i}] has resolution {s.resolution} but slices[0] has "
+                f"{first.resolution}: stitch needs one resolution"
+            )
     x0 = min(s.bounds[0] for s in slices)
     y0 = max(s.bounds[3] for s in slices)
     offsets = []
     for i, s in enumerate(slices):
         col, row = (s.bounds[0] - x0) / rx, (y0 - s.bounds[3]) / ry
         if abs(col - round(col)) > _ALIGN_TOL or abs(row - round(row)) > _ALIGN_TOL:
-            raise ArgumentError(f"slices[{i}] (bounds={s.bounds}) is off the grid of the others: its "
-                                f"origin is {col:.6g}, {row:.6g} pixels from the union's corner "
-                                "(stitch needs whole-pixel offsets)")
+            raise ArgumentError(
+                f"slices[{i}] (bounds={s.bounds}) is off the grid of the others: its "
+                f"origin is {col:.6g}, {row:.6g} pixels from the union's corner "
+                "(stitch needs whole-pixel offsets)"
+            )
         offsets.append((round(row), round(col)))
     height = max(r + s.height for (r, _), s in zip(offsets, slices, strict=True))
     width = max(c + s.width for (_, c), s in zip(offsets, slices, strict=True))
@@ -55,19 +61,30 @@ def _union_grid(slices: Sequence[GeoSlice]) -> tuple[Affine, int, int, list[tupl
 def _as_array(pred: Any, s: GeoSlice, i: int) -> np.ndarray:
     if isinstance(pred, GeoTensor):
         t = pred.transform
-        if not all(math.isclose(a, b, rel_tol=0, abs_tol=1e-9 * max(1.0, abs(b)))
-                   for a, b in zip(tuple(t)[:6], tuple(s.transform)[:6], strict=True)):
-            raise ArgumentError(f"predictions[{i}] has transform {tuple(t)[:6]} but slices[{i}] "
-                                f"has {tuple(s.transform)[:6]}")
+        if not all(
+            math.isclose(a, b, rel_tol=0, abs_tol=1e-9 * max(1.0, abs(b)))
+            for a, b in zip(tuple(t)[:6], tuple(s.transform)[:6], strict=True)
+        ):
+            raise ArgumentError(
+                f"predictions[{i}] has transform {tuple(t)[:6]} but slices[{i}] has {tuple(s.transform)[:6]}"
+            )
     values = np.asarray(pred)
     if values.ndim not in (2, 3) or values.shape[-2:] != s.shape:
-        raise ArgumentError(f"predictions[{i}] has shape {values.shape}; expected (C, {s.height}, "
-                            f"{s.width}) or ({s.height}, {s.width}) for slices[{i}]")
+        raise ArgumentError(
+            f"predictions[{i}] has shape {values.shape}; expected (C, {s.height}, "
+            f"{s.width}) or ({s.height}, {s.width}) for slices[{i}]"
+        )
     return values
 
 
-def stitch(predictions: Sequence[Any], slices: Sequence[GeoSlice], *, method: Method = "average",
-           weights: np.ndarray | None = None, fill_value: float | None = None) -> GeoTensor:
+def stitch(
+    predictions: Sequence[Any],
+    slices: Sequence[GeoSlice],
+    *,
+    method: Method = "average",
+    weights: np.ndarray | None = None,
+    fill_value: float | None = None,
+) -> GeoTensor:
     """Mosaic per-chip predictions onto the union grid of their slices.
 
     Args:
@@ -116,8 +133,14 @@ class Stitcher:
     takes the result type of all of them up front.
     """
 
-    def __init__(self, slices: Sequence[GeoSlice], *, method: Method = "average",
-                 weights: np.ndarray | None = None, fill_value: float | None = None) -> None:
+    def __init__(
+        self,
+        slices: Sequence[GeoSlice],
+        *,
+        method: Method = "average",
+        weights: np.ndarray | None = None,
+        fill_value: float | None = None,
+    ) -> None:
         if method not in METHODS:
             raise ArgumentError(f"method={method!r} is not one of {METHODS}")
         self.slices = list(slices)
@@ -152,8 +175,10 @@ class Stitcher:
         """Raise :class:`ArgumentError` unless ``a`` has the rank and channel count of the first."""
         first = a if self._first is None else self._first
         if a.ndim != first.ndim or (a.ndim == 3 and a.shape[0] != first.shape[0]):
-            raise ArgumentError(f"predictions[{i}] has shape {a.shape} but predictions[0] has "
-                                f"{first.shape}: all need the same rank and channel count")
+            raise ArgumentError(
+                f"predictions[{i}] has shape {a.shape} but predictions[0] has "
+                f"{first.shape}: all need the same rank and channel count"
+            )
         if self._first is None:
             self._first = a
 
@@ -165,7 +190,8 @@ class Stitcher:
         else:
             out_dtype, fill = dtype, fill_value
         if not np.issubdtype(out_dtype, np.inexact) and not (
-                isinstance(fill, int | np.integer) and np.can_cast(np.min_scalar_type(fill), out_dtype)):
+            isinstance(fill, int | np.integer) and np.can_cast(np.min_scalar_type(fill), out_dtype)
+        ):
             raise ArgumentError(f"fill_value={fill!r} does not fit the predictions' dtype {out_dtype}")
         return out_dtype, fill
 
@@ -174,8 +200,11 @@ class Stitcher:
         shape = (channels, self.height, self.width)
         self._out = np.full(shape, self._fill, dtype=out_dtype)
         if self.method == "average":
-            self._acc = (np.zeros(shape, dtype=np.float64), np.zeros(shape, dtype=np.float64),
-                         np.zeros(shape, dtype=np.float64))
+            self._acc = (
+                np.zeros(shape, dtype=np.float64),
+                np.zeros(shape, dtype=np.float64),
+                np.zeros(shape, dtype=np.float64),
+            )
         else:
             self._have = np.zeros(shape, dtype=bool)
 
@@ -198,7 +227,7 @@ class Stitcher:
         self._count += 1
         r, c = self.offsets[i]
         h, wd = v.shape[-2:]
-        win = np.s_[:, r:r + h, c:c + wd]
+        win = np.s_[:, r : r + h, c : c + wd]
         valid = ~np.isnan(v) if np.issubdtype(v.dtype, np.inexact) else np.ones(v.shape, dtype=bool)
         if self.method == "average":
             w = self.weights
@@ -241,6 +270,9 @@ class Stitcher:
             out[covered] = (ref[covered] + acc[covered] / wsum[covered]).astype(out.dtype)
         values = out[0] if self._first.ndim == 2 else out
         fill = self._fill
-        return GeoTensor(values, transform=self.transform,
-                         crs=rasterio.crs.CRS.from_user_input(self.slices[0].crs),
-                         fill_value_default=fill.item() if isinstance(fill, np.generic) else fill)
+        return GeoTensor(
+            values,
+            transform=self.transform,
+            crs=rasterio.crs.CRS.from_user_input(self.slices[0].crs),
+            fill_value_default=fill.item() if isinstance(fill, np.generic) else fill,
+        )

@@ -14,8 +14,8 @@ import contextlib
 import contextvars
 import datetime as dt
 import errno
-import glob as globmod
 import fcntl
+import glob as globmod
 import json
 import os
 import re
@@ -55,8 +55,7 @@ def parquet_options(arrow_schema: pa.Schema) -> dict:
     faster and counts ~30 % faster than zstd with dictionaries everywhere, for 1.8× the bytes
     (about 25 MiB per 10^6 rows); LZ4 was a little faster still but older readers lack LZ4_RAW.
     """
-    flat = [f.name for f in arrow_schema
-            if f.name not in UNIQUE_COLUMNS and not pa.types.is_nested(f.type)]
+    flat = [f.name for f in arrow_schema if f.name not in UNIQUE_COLUMNS and not pa.types.is_nested(f.type)]
     return {"compression": "snappy", "write_statistics": True, "use_dictionary": flat}
 
 
@@ -78,8 +77,15 @@ T = TypeVar("T")
 _TYPE_SCAN_ROWS = 1_000
 """Geometries parsed at a time to find a part's geometry types."""
 
-_GEOM_TYPE_NAMES = {0: "Point", 1: "LineString", 3: "Polygon", 4: "MultiPoint",
-                    5: "MultiLineString", 6: "MultiPolygon", 7: "GeometryCollection"}
+_GEOM_TYPE_NAMES = {
+    0: "Point",
+    1: "LineString",
+    3: "Polygon",
+    4: "MultiPoint",
+    5: "MultiLineString",
+    6: "MultiPolygon",
+    7: "GeometryCollection",
+}
 
 
 def part_glob(path: str | os.PathLike[str]) -> str:
@@ -104,8 +110,7 @@ def part_names(path: str | os.PathLike[str]) -> list[str]:
     """File names of a catalog's committed parts, oldest first (names start with a UTC timestamp)."""
     try:
         with os.scandir(path) as entries:  # (a plain directory scan: several times faster than glob)
-            return sorted(e.name for e in entries
-                          if e.name.endswith(PART_SUFFIX) and not e.name.startswith("."))
+            return sorted(e.name for e in entries if e.name.endswith(PART_SUFFIX) and not e.name.startswith("."))
     except OSError:  # missing, or not a directory: no parts
         return []
 
@@ -121,7 +126,8 @@ def require_catalog(path: str | os.PathLike[str]) -> Path:
     root = Path(path).expanduser()
     if not root.is_dir():
         raise CatalogNotFoundError(
-            f"catalog {str(path)!r} does not exist; build one first (geoduck.build_raster_catalog)")
+            f"catalog {str(path)!r} does not exist; build one first (geoduck.build_raster_catalog)"
+        )
     if not list_parts(root):
         raise CatalogNotFoundError(f"catalog {str(path)!r} holds no *.parquet parts")
     return root.resolve()
@@ -133,12 +139,12 @@ def new_part_name(tag: str = "") -> str:
     if len(tag) > 6 or any(c not in "0123456789abcdef" for c in tag):
         raise ValueError(f"part name tag {tag!r} must be at most 6 lowercase hex digits")
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%f")
-    return f"part-{stamp}-{tag}{uuid.uuid4().hex[:12 - len(tag)]}.parquet"
+    return f"part-{stamp}-{tag}{uuid.uuid4().hex[: 12 - len(tag)]}.parquet"
 
 
 def part_tag(name: str, length: int = 6) -> str:
     """The first ``length`` hex digits of a part name's random field (where its tag, if any, is)."""
-    stem = name[:-len(".parquet")] if name.endswith(".parquet") else name
+    stem = name[: -len(".parquet")] if name.endswith(".parquet") else name
     return stem.rsplit("-", 1)[-1][:length]
 
 
@@ -150,8 +156,10 @@ def local_path(path: str | os.PathLike[str]) -> str | os.PathLike[str]:
         return path
     parsed = urllib.parse.urlparse(text)
     if parsed.netloc not in ("", "localhost"):
-        raise CatalogNotFoundError(f"{text!r}: file:// URIs on another host ({parsed.netloc!r}) are not "
-                                   "supported; mount the share and give its local path")
+        raise CatalogNotFoundError(
+            f"{text!r}: file:// URIs on another host ({parsed.netloc!r}) are not "
+            "supported; mount the share and give its local path"
+        )
     return urllib.request.url2pathname(parsed.path)
 
 
@@ -182,8 +190,12 @@ def _total_bbox(table: pa.Table) -> tuple[float, float, float, float] | None:
     if table.num_rows == 0:
         return None
     bbox = table.column(schema.BBOX).combine_chunks()
-    return (pc.min(pc.struct_field(bbox, "xmin")).as_py(), pc.min(pc.struct_field(bbox, "ymin")).as_py(),
-            pc.max(pc.struct_field(bbox, "xmax")).as_py(), pc.max(pc.struct_field(bbox, "ymax")).as_py())
+    return (
+        pc.min(pc.struct_field(bbox, "xmin")).as_py(),
+        pc.min(pc.struct_field(bbox, "ymin")).as_py(),
+        pc.max(pc.struct_field(bbox, "xmax")).as_py(),
+        pc.max(pc.struct_field(bbox, "ymax")).as_py(),
+    )
 
 
 def _fsync_dir(path: Path) -> None:
@@ -223,13 +235,22 @@ def storage_errors(folder: str | os.PathLike[str]) -> Iterator[None]:
             code = next((c for c in _STORAGE_HINTS if f"errno {c}]" in str(exc).lower()), None)
         cause = os.strerror(code) if code is not None else str(exc).splitlines()[0]
         where = f" ({exc.filename})" if exc.filename and os.fspath(exc.filename) != os.fspath(folder) else ""
-        hint = _STORAGE_HINTS.get(code, "check the folder and the disk") if code is not None else \
-            "check the folder and the disk"
+        hint = (
+            _STORAGE_HINTS.get(code, "check the folder and the disk")
+            if code is not None
+            else "check the folder and the disk"
+        )
         raise StorageError(f"cannot write catalog folder {os.fspath(folder)}{where}: {cause}; {hint}") from None
 
 
-def write_part(table: pa.Table, out_dir: str | os.PathLike[str], *,
-               row_group_size: int = ROW_GROUP_SIZE, sort: bool = True, tag: str = "") -> Path:
+def write_part(
+    table: pa.Table,
+    out_dir: str | os.PathLike[str],
+    *,
+    row_group_size: int = ROW_GROUP_SIZE,
+    sort: bool = True,
+    tag: str = "",
+) -> Path:
     """Write ``table`` (a schema-v1 table) as one new part of the catalog at ``out_dir``.
 
     The part is sorted (Hilbert of bbox centre), carries ``geo`` 1.1.0 metadata with the bbox
@@ -245,7 +266,7 @@ def write_part(table: pa.Table, out_dir: str | os.PathLike[str], *,
         if sort:
             table = sort_rows(table)
         name = new_part_name(tag)
-        tmp = root / f"{TMP_PREFIX}{name[len('part-'):-len('.parquet')]}{TMP_SUFFIX}"
+        tmp = root / f"{TMP_PREFIX}{name[len('part-') : -len('.parquet')]}{TMP_SUFFIX}"
         final = root / name
         try:
             with owned_temp(tmp) as fh:
@@ -258,8 +279,9 @@ def write_part(table: pa.Table, out_dir: str | os.PathLike[str], *,
     return final
 
 
-def write_parts(table: pa.Table, out_dir: str | os.PathLike[str], *, max_rows: int = MAX_PART_ROWS,
-                tag: str = "") -> list[Path]:
+def write_parts(
+    table: pa.Table, out_dir: str | os.PathLike[str], *, max_rows: int = MAX_PART_ROWS, tag: str = ""
+) -> list[Path]:
     """Write ``table`` as new parts of at most ``max_rows`` rows: its rows are sorted together
     (Hilbert of bbox centre) and cut in that order, so each part covers a compact region. Each
     part appears atomically on its own (see :data:`MAX_PART_ROWS`)."""
@@ -268,12 +290,15 @@ def write_parts(table: pa.Table, out_dir: str | os.PathLike[str], *, max_rows: i
     if max_rows < 1:
         raise ValueError(f"max_rows={max_rows} must be positive")
     table = sort_rows(table)
-    return [write_part(table.slice(offset, max_rows), out_dir, sort=False, tag=tag)
-            for offset in range(0, table.num_rows, max_rows)]
+    return [
+        write_part(table.slice(offset, max_rows), out_dir, sort=False, tag=tag)
+        for offset in range(0, table.num_rows, max_rows)
+    ]
 
 
-def write_parquet(table: pa.Table, fh: BinaryIO, *, row_group_size: int = ROW_GROUP_SIZE,
-                  geometry_type_names: list[str] | None = None) -> None:
+def write_parquet(
+    table: pa.Table, fh: BinaryIO, *, row_group_size: int = ROW_GROUP_SIZE, geometry_type_names: list[str] | None = None
+) -> None:
     """Write ``table``'s rows, in their order, as a part's Parquet file to ``fh`` (then flushed and
     fsynced): ``geo`` metadata with the rows' bbox and ``geometry_type_names`` (computed from the
     WKB when not given), the schema version, :func:`parquet_options`."""
@@ -376,8 +401,9 @@ deleted before it read it (a compaction replaced it meanwhile). Each listing aft
 follows a completed compaction, so this many in a row means compactions never stop."""
 
 
-def each_part(path: str | os.PathLike[str], read: Callable[[Path], T], *, skip: Iterable[str] = (),
-              live: bool = True) -> dict[str, T]:
+def each_part(
+    path: str | os.PathLike[str], read: Callable[[Path], T], *, skip: Iterable[str] = (), live: bool = True
+) -> dict[str, T]:
     """``{part name: read(part)}`` for the parts of one consistent listing (:func:`live_parts` if
     ``live``, else every committed part), names in ``skip`` excepted.
 
@@ -399,8 +425,10 @@ def each_part(path: str | os.PathLike[str], read: Callable[[Path], T], *, skip: 
                 vanished = True
         if not vanished:
             return {name: done[name] for name in names if name in done}
-    raise SchemaError(f"parts of {root} kept disappearing while being read (a compaction or "
-                      "migration replacing them without pause?): try again")
+    raise SchemaError(
+        f"parts of {root} kept disappearing while being read (a compaction or "
+        "migration replacing them without pause?): try again"
+    )
 
 
 # -- the manifest: atomic replacement of parts (compaction, migration) ---------------------------
@@ -419,8 +447,11 @@ hidden, not ``.``/``..``), no control characters or NUL, ending in ``.parquet``.
 def is_part_name(name: object) -> bool:
     """Whether ``name`` is a plain part file name (see ``_PART_NAME``), at most
     :data:`MAX_PART_NAME_BYTES` long."""
-    return (isinstance(name, str) and _PART_NAME.fullmatch(name) is not None
-            and len(name.encode("utf-8", "surrogatepass")) <= MAX_PART_NAME_BYTES)
+    return (
+        isinstance(name, str)
+        and _PART_NAME.fullmatch(name) is not None
+        and len(name.encode("utf-8", "surrogatepass")) <= MAX_PART_NAME_BYTES
+    )
 
 
 def check_manifest(manifest: object, where: str, root: str | os.PathLike[str] | None = None) -> dict:
@@ -432,26 +463,39 @@ def check_manifest(manifest: object, where: str, root: str | os.PathLike[str] | 
     the catalog (absolute, ``..``, a symlink leading out, NUL, over-long) is refused before
     anything is deleted."""
     fix = f"it was not written by geoduck: remove or repair {where}"
-    if (not isinstance(manifest, dict) or not isinstance(manifest.get("generation", 0), int)
-            or not isinstance(manifest.get("replacements", []), list)):
-        raise SchemaError(f"catalog manifest {where} is malformed (expected {{\"generation\": int, "
-                          f"\"replacements\": [...]}}); {fix}")
+    if (
+        not isinstance(manifest, dict)
+        or not isinstance(manifest.get("generation", 0), int)
+        or not isinstance(manifest.get("replacements", []), list)
+    ):
+        raise SchemaError(
+            f'catalog manifest {where} is malformed (expected {{"generation": int, "replacements": [...]}}); {fix}'
+        )
     real_root = os.path.realpath(root) if root is not None else None
     for entry in manifest.get("replacements", []):
-        if (not isinstance(entry, dict) or set(entry) != {"replaces", "by"}
-                or not all(isinstance(entry[k], list) for k in ("replaces", "by"))):
-            raise SchemaError(f"catalog manifest {where} has a malformed replacement {entry!r} "
-                              f"(expected {{\"replaces\": [names], \"by\": [names]}}); {fix}")
+        if (
+            not isinstance(entry, dict)
+            or set(entry) != {"replaces", "by"}
+            or not all(isinstance(entry[k], list) for k in ("replaces", "by"))
+        ):
+            raise SchemaError(
+                f"catalog manifest {where} has a malformed replacement {entry!r} "
+                f'(expected {{"replaces": [names], "by": [names]}}); {fix}'
+            )
         for name in (*entry["replaces"], *entry["by"]):
             if not is_part_name(name):
                 shown = name[:80] + "…" if isinstance(name, str) and len(name) > 80 else name
-                raise SchemaError(f"catalog manifest {where} names {shown!r}, which is not a part file "
-                                  f"name of this catalog (part-….parquet, no directory); {fix}")
+                raise SchemaError(
+                    f"catalog manifest {where} names {shown!r}, which is not a part file "
+                    f"name of this catalog (part-….parquet, no directory); {fix}"
+                )
             if real_root is not None:
                 target = os.path.realpath(os.path.join(real_root, name))
                 if os.path.dirname(target) != real_root:
-                    raise SchemaError(f"catalog manifest {where} names {name!r}, which resolves to "
-                                      f"{target} outside the catalog (a symlink?); {fix}")
+                    raise SchemaError(
+                        f"catalog manifest {where} names {name!r}, which resolves to "
+                        f"{target} outside the catalog (a symlink?); {fix}"
+                    )
     return manifest
 
 
@@ -581,6 +625,7 @@ def read_schema_versions(path: str | os.PathLike[str]) -> dict[Path, int]:
 def _read_footers(path: str | os.PathLike[str]) -> dict[Path, tuple[int, pa.Schema]]:
     """(schema version, Arrow schema) of every live part, from its footer, read from one
     consistent listing (:func:`each_part`: a part replaced meanwhile makes it list again)."""
+
     def footer(part: Path) -> tuple[int, pa.Schema]:
         try:
             md = pq.read_metadata(part)
@@ -602,8 +647,10 @@ def _schema_version(part: Path, meta: dict[bytes, bytes]) -> int:
         raise SchemaError(f"catalog part {part} has no {key} metadata: it was not written by geoduck")
     text = raw.decode("utf-8", "replace").strip()
     if not (text.isascii() and text.isdigit()):
-        raise SchemaError(f"catalog part {part} has {key} {text!r}, not a non-negative integer: the part is "
-                          f"damaged or not written by geoduck; move it out of {part.parent}")
+        raise SchemaError(
+            f"catalog part {part} has {key} {text!r}, not a non-negative integer: the part is "
+            f"damaged or not written by geoduck; move it out of {part.parent}"
+        )
     return int(text)
 
 
@@ -614,22 +661,27 @@ def check_schema_versions(path: str | os.PathLike[str]) -> None:
         if version > schema.SCHEMA_VERSION:
             raise SchemaError(
                 f"catalog part {part} has schema_version {version}, newer than {schema.SCHEMA_VERSION} "
-                "that this geoduck reads: upgrade geoduck")
+                "that this geoduck reads: upgrade geoduck"
+            )
         if version < schema.SCHEMA_VERSION:
             raise SchemaError(
                 f"catalog part {part} has schema_version {version}, older than {schema.SCHEMA_VERSION}: "
-                f"migrate it with `geoduck migrate {Path(path)}` (geoduck.migrate)")
+                f"migrate it with `geoduck migrate {Path(path)}` (geoduck.migrate)"
+            )
         problems = schema.column_problems(arrow_schema)
         if problems:
-            raise SchemaError(f"catalog part {part} {problems[0]}"
-                              + (f" (and {len(problems) - 1} more problem(s))" if len(problems) > 1 else "")
-                              + f": it is damaged or not written by geoduck; move it out of {part.parent} "
-                              "or rebuild the catalog")
+            raise SchemaError(
+                f"catalog part {part} {problems[0]}"
+                + (f" (and {len(problems) - 1} more problem(s))" if len(problems) > 1 else "")
+                + f": it is damaged or not written by geoduck; move it out of {part.parent} "
+                "or rebuild the catalog"
+            )
 
 
 def indexed_files(path: str | os.PathLike[str]) -> dict[str, tuple[int | None, int | None]]:
     """``filepath → (file_size, file_mtime in µs since epoch)`` of every indexed row (of one
     consistent listing of the parts, see :func:`each_part`)."""
+
     def read(part: Path) -> dict[str, tuple[int | None, int | None]]:
         t = pq.read_table(part, columns=[schema.FILEPATH, schema.FILE_SIZE, schema.FILE_MTIME])
         paths = t.column(schema.FILEPATH).to_pylist()
@@ -652,6 +704,7 @@ def part_columns(path: str | os.PathLike[str]) -> list[str]:
 
 
 # -- part extents (for skipping whole parts at query time) ---------------------------------------
+
 
 class PartExtent(NamedTuple):
     """What a part's footer statistics say about all its rows (None: unknown)."""
@@ -694,8 +747,14 @@ def part_extent(path: str | os.PathLike[str]) -> PartExtent:
     if md.num_row_groups:
         first = md.row_group(0)
         index = {first.column(j).path_in_schema: j for j in range(md.num_columns)}
-    columns = {"xmin": f"{schema.BBOX}.xmin", "ymin": f"{schema.BBOX}.ymin", "xmax": f"{schema.BBOX}.xmax",
-               "ymax": f"{schema.BBOX}.ymax", "tmin": schema.START, "tmax": schema.END}
+    columns = {
+        "xmin": f"{schema.BBOX}.xmin",
+        "ymin": f"{schema.BBOX}.ymin",
+        "xmax": f"{schema.BBOX}.xmax",
+        "ymax": f"{schema.BBOX}.ymax",
+        "tmin": schema.START,
+        "tmax": schema.END,
+    }
     bounds: dict[str, float | int | None] = {}
     for name, column in columns.items():
         j = index.get(column)

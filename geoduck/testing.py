@@ -27,13 +27,30 @@ ARCHIVE_REGEX = r"S2_(?P<tile>[0-9]{2}[A-Z]{3})_(?P<date>\d{8})\.tif$"
 """File name regex of :func:`synthetic_archive` files: ``S2_<tile>_<YYYYMMDD>.tif``."""
 
 
-def write_raster(path: str | os.PathLike[str], values: np.ndarray, *, crs: str, transform: Affine,
-                 nodata: float | None = None, tiled: bool = True, blocksize: int = 256,
-                 descriptions: Sequence[str] | None = None) -> Path:
+def write_raster(
+    path: str | os.PathLike[str],
+    values: np.ndarray,
+    *,
+    crs: str,
+    transform: Affine,
+    nodata: float | None = None,
+    tiled: bool = True,
+    blocksize: int = 256,
+    descriptions: Sequence[str] | None = None,
+) -> Path:
     """Write a (bands, h, w) or (h, w) array as a (tiled, deflate) GeoTIFF."""
     arr = values[None] if values.ndim == 2 else values
-    profile = dict(driver="GTiff", width=arr.shape[2], height=arr.shape[1], count=arr.shape[0],
-                   dtype=arr.dtype, crs=crs, transform=transform, nodata=nodata, compress="deflate")
+    profile = dict(
+        driver="GTiff",
+        width=arr.shape[2],
+        height=arr.shape[1],
+        count=arr.shape[0],
+        dtype=arr.dtype,
+        crs=crs,
+        transform=transform,
+        nodata=nodata,
+        compress="deflate",
+    )
     if tiled and arr.shape[1] >= blocksize and arr.shape[2] >= blocksize:
         profile.update(tiled=True, blockxsize=blocksize, blockysize=blocksize)
     path = Path(path)
@@ -55,11 +72,18 @@ def pixel_centres(transform: Affine, shape: tuple[int, int]) -> tuple[np.ndarray
     return xs, ys
 
 
-def coordinate_raster(path: str | os.PathLike[str], *, crs: str, origin: tuple[float, float],
-                      res: float, shape: tuple[int, int],
-                      encode: Literal["native", "lonlat"] = "native",
-                      nodata: float | None = None, hole: tuple[slice, slice] | None = None,
-                      extra_band: float | None = None) -> Path:
+def coordinate_raster(
+    path: str | os.PathLike[str],
+    *,
+    crs: str,
+    origin: tuple[float, float],
+    res: float,
+    shape: tuple[int, int],
+    encode: Literal["native", "lonlat"] = "native",
+    nodata: float | None = None,
+    hole: tuple[slice, slice] | None = None,
+    extra_band: float | None = None,
+) -> Path:
     """A float64 GeoTIFF whose band 1/2 hold each pixel centre's x/y (``native``) or lon/lat.
 
     ``origin`` is the top-left corner (x, y); ``hole`` (row slice, col slice) is set to ``nodata``;
@@ -84,8 +108,7 @@ def pattern(lon: np.ndarray, lat: np.ndarray, day_of_year: int = 180) -> np.ndar
     Waves of 0.8°/0.6°/0.35° wavelength make any seam or misregistration in a mosaic visible.
     """
     lon, lat = np.asarray(lon, float), np.asarray(lat, float)
-    base = (np.sin(lon * 2 * np.pi / 0.8) * np.cos(lat * 2 * np.pi / 0.6)
-            + 0.5 * np.sin((lon + lat) * 2 * np.pi / 0.35))
+    base = np.sin(lon * 2 * np.pi / 0.8) * np.cos(lat * 2 * np.pi / 0.6) + 0.5 * np.sin((lon + lat) * 2 * np.pi / 0.35)
     season = 0.75 + 0.25 * np.sin(2 * np.pi * (day_of_year - 80) / 365.0)
     return np.clip((base + 1.6) / 3.2 * 9000 * season + 500, 1, 10000).astype("uint16")
 
@@ -126,9 +149,16 @@ def archive_dates(years: Sequence[int] = (2022, 2023), per_year: int = 4) -> lis
     return [dt.date(y, m, 15) for y in years for m in range(2, 13, step)][: len(years) * per_year]
 
 
-def synthetic_archive(out_dir: str | os.PathLike[str], *, tiles: Sequence[Tile] = DEMO_TILES,
-                      dates: Sequence[dt.date] | None = None, size: int = 288, res: float = 500.0,
-                      bands: int = 3, hole_every: int = 5) -> list[Path]:
+def synthetic_archive(
+    out_dir: str | os.PathLike[str],
+    *,
+    tiles: Sequence[Tile] = DEMO_TILES,
+    dates: Sequence[dt.date] | None = None,
+    size: int = 288,
+    res: float = 500.0,
+    bands: int = 3,
+    hole_every: int = 5,
+) -> list[Path]:
     """Write a Sentinel-2-like archive: one uint16 GeoTIFF per tile × date, nodata 0.
 
     Names are ``S2_<tile>_<YYYYMMDD>.tif`` (see :data:`ARCHIVE_REGEX`); each tile is acquired
@@ -154,22 +184,33 @@ def synthetic_archive(out_dir: str | os.PathLike[str], *, tiles: Sequence[Tile] 
                 cloud = (rr - size * 0.4) ** 2 + (cc - size * 0.6) ** 2 < (size * 0.22) ** 2
                 values[:, cloud] = 0
             name = f"S2_{tile.name}_{acquired:%Y%m%d}.tif"
-            paths.append(write_raster(out / tile.name / name, values, crs=f"EPSG:{tile.epsg}",
-                                      transform=transform, nodata=0,
-                                      descriptions=[f"B{b + 2:02d}" for b in range(bands)]))
+            paths.append(
+                write_raster(
+                    out / tile.name / name,
+                    values,
+                    crs=f"EPSG:{tile.epsg}",
+                    transform=transform,
+                    nodata=0,
+                    descriptions=[f"B{b + 2:02d}" for b in range(bands)],
+                )
+            )
             k += 1
     return paths
 
 
 # -- band-file archives: one file per band, real product file names ----------------------------------
 
-LANDSAT_REGEX = (r"(?P<sensor>L[COTE]0\d)_L2SP_(?P<wrs>\d{6})_(?P<date>\d{8})_\d{8}_\d{2}_T[12]_"
-                 r"(?P<band>(?:SR|ST)_B\d+)\.TIF$")
+LANDSAT_REGEX = (
+    r"(?P<sensor>L[COTE]0\d)_L2SP_(?P<wrs>\d{6})_(?P<date>\d{8})_\d{8}_\d{2}_T[12]_"
+    r"(?P<band>(?:SR|ST)_B\d+)\.TIF$"
+)
 """Regex of :func:`synthetic_landsat_archive` files (Landsat Collection 2 Level-2 names, e.g.
 ``LC08_L2SP_199032_20230615_20230622_02_T1_SR_B4.TIF``): groups sensor, wrs (path/row), date, band."""
 
-SENTINEL2_REGEX = (r"(?P<sensor>S2[AB])_(?P<tile>\d{2}[A-Z]{3})_(?P<date>\d{8})_\d+_L2A/"
-                   r"(?P<band>B\d[\dA])\.tif$")
+SENTINEL2_REGEX = (
+    r"(?P<sensor>S2[AB])_(?P<tile>\d{2}[A-Z]{3})_(?P<date>\d{8})_\d+_L2A/"
+    r"(?P<band>B\d[\dA])\.tif$"
+)
 """Regex of :func:`synthetic_sentinel2_archive` files (``S2B_30TYK_20230615_0_L2A/B04.tif``, the
 layout of the Sentinel-2 L2A COGs on AWS): it contains ``/``, so it is matched against paths
 relative to the scanned folder. Groups sensor, tile, date, band."""
@@ -200,8 +241,15 @@ BAND_TILES: tuple[Tile, ...] = (
 """Two small tiles either side of the UTM 30/31 zone edge (0°E) that overlap across it."""
 
 
-def _band_file(path: Path, tile: Tile, origin: tuple[float, float], res: float, size: int, name: str,
-               hole: tuple[slice, slice] | None = None) -> Path:
+def _band_file(
+    path: Path,
+    tile: Tile,
+    origin: tuple[float, float],
+    res: float,
+    size: int,
+    name: str,
+    hole: tuple[slice, slice] | None = None,
+) -> Path:
     transform = Affine(res, 0.0, origin[0], 0.0, -res, origin[1])
     xs, ys = pixel_centres(transform, (size, size))
     values = band_value(xs, ys, band_number(name))
@@ -215,11 +263,16 @@ def _tile_origin(tile: Tile, extent: float, snap: float) -> tuple[float, float]:
     return round((x - extent / 2) / snap) * snap, round((y + extent / 2) / snap) * snap
 
 
-def synthetic_sentinel2_archive(out_dir: str | os.PathLike[str], *, tiles: Sequence[Tile] = BAND_TILES,
-                                dates: Sequence[dt.date] = (dt.date(2023, 6, 15), dt.date(2023, 6, 20)),
-                                size: int = 120, bands_10m: Sequence[str] = ("B02", "B03", "B04", "B08"),
-                                bands_20m: Sequence[str] = ("B05", "B11"),
-                                hole: dict[str, tuple[slice, slice]] | None = None) -> list[Path]:
+def synthetic_sentinel2_archive(
+    out_dir: str | os.PathLike[str],
+    *,
+    tiles: Sequence[Tile] = BAND_TILES,
+    dates: Sequence[dt.date] = (dt.date(2023, 6, 15), dt.date(2023, 6, 20)),
+    size: int = 120,
+    bands_10m: Sequence[str] = ("B02", "B03", "B04", "B08"),
+    bands_20m: Sequence[str] = ("B05", "B11"),
+    hole: dict[str, tuple[slice, slice]] | None = None,
+) -> list[Path]:
     """Write a Sentinel-2-L2A-like archive, one uint32 COG-style GeoTIFF per band:
     ``<out>/<tile[:2]>/<tile[2]>/<tile[3:]>/S2{B,A}_<tile>_<YYYYMMDD>_0_L2A/<band>.tif``
     (:data:`SENTINEL2_REGEX`). Each tile × date is a scene; ``bands_10m`` are ``size`` px at
@@ -237,8 +290,17 @@ def synthetic_sentinel2_archive(out_dir: str | os.PathLike[str], *, tiles: Seque
             base = out / tile.name[:2] / tile.name[2] / tile.name[3:] / folder
             for res, names in ((10.0, bands_10m), (20.0, bands_20m)):
                 for name in names:
-                    paths.append(_band_file(base / f"{name}.tif", tile, origin, res, int(size * 10 / res), name,
-                                            (hole or {}).get(f"{folder}/{name}")))
+                    paths.append(
+                        _band_file(
+                            base / f"{name}.tif",
+                            tile,
+                            origin,
+                            res,
+                            int(size * 10 / res),
+                            name,
+                            (hole or {}).get(f"{folder}/{name}"),
+                        )
+                    )
     return paths
 
 
@@ -246,11 +308,14 @@ LANDSAT_SCENES: tuple[tuple[str, Tile], ...] = (("199032", BAND_TILES[0]), ("198
 """(WRS-2 path/row, tile) of :func:`synthetic_landsat_archive` scenes."""
 
 
-def synthetic_landsat_archive(out_dir: str | os.PathLike[str], *,
-                              scenes: Sequence[tuple[str, Tile]] = LANDSAT_SCENES,
-                              dates: Sequence[dt.date] = (dt.date(2023, 6, 15), dt.date(2023, 6, 23)),
-                              size: int = 40, bands: Sequence[str] = ("SR_B2", "SR_B3", "SR_B4", "SR_B5"),
-                              ) -> list[Path]:
+def synthetic_landsat_archive(
+    out_dir: str | os.PathLike[str],
+    *,
+    scenes: Sequence[tuple[str, Tile]] = LANDSAT_SCENES,
+    dates: Sequence[dt.date] = (dt.date(2023, 6, 15), dt.date(2023, 6, 23)),
+    size: int = 40,
+    bands: Sequence[str] = ("SR_B2", "SR_B3", "SR_B4", "SR_B5"),
+) -> list[Path]:
     """Write a Landsat-Collection-2-Level-2-like archive, one uint32 GeoTIFF per band at 30 m
     (``size`` px): ``<out>/<product id>/<product id>_<band>.TIF`` with product ids such as
     ``LC08_L2SP_199032_20230615_20230622_02_T1`` (:data:`LANDSAT_REGEX`; processed 7 days after
@@ -268,11 +333,21 @@ def synthetic_landsat_archive(out_dir: str | os.PathLike[str], *,
     return paths
 
 
-def synthetic_catalog_table(n_tiles: int, n_dates: int, *, tile_deg: float = 0.1,
-                            origin: tuple[float, float] = (-10.0, 35.0), overlap: float = 0.0,
-                            start: str = "2020-01-01", step_days: int = 1, length_days: int = 1,
-                            static: bool = False, seed: int | None = None,
-                            extra: dict[str, str] | None = None, prefix: str = "synthetic") -> pa.Table:
+def synthetic_catalog_table(
+    n_tiles: int,
+    n_dates: int,
+    *,
+    tile_deg: float = 0.1,
+    origin: tuple[float, float] = (-10.0, 35.0),
+    overlap: float = 0.0,
+    start: str = "2020-01-01",
+    step_days: int = 1,
+    length_days: int = 1,
+    static: bool = False,
+    seed: int | None = None,
+    extra: dict[str, str] | None = None,
+    prefix: str = "synthetic",
+) -> pa.Table:
     """A schema-v1 raster catalog table of ``n_tiles`` square tiles × ``n_dates`` intervals.
 
     Tiles are ``tile_deg`` lon/lat squares on a near-square grid from ``origin`` (grown by
@@ -308,7 +383,8 @@ def synthetic_catalog_table(n_tiles: int, n_dates: int, *, tile_deg: float = 0.1
     names = np.array([f"T{i:06d}" for i in range(n_tiles)])[tile_of]
     paths = [f"/{prefix}/{names[i]}_{date_of[i]:05d}.tif" for i in range(n)]
     box = lambda a, b, c, d: pa.StructArray.from_arrays(  # noqa: E731
-        [pa.array(a), pa.array(b), pa.array(c), pa.array(d)], names=list(schema.BBOX_KEYS))
+        [pa.array(a), pa.array(b), pa.array(c), pa.array(d)], names=list(schema.BBOX_KEYS)
+    )
     ts = pa.array(starts, type=schema.TIMESTAMP) if not static else pa.nulls(n, schema.TIMESTAMP)
     te = pa.array(ends, type=schema.TIMESTAMP) if not static else pa.nulls(n, schema.TIMESTAMP)
     data = {
@@ -322,10 +398,13 @@ def synthetic_catalog_table(n_tiles: int, n_dates: int, *, tile_deg: float = 0.1
         schema.CRS: pa.array(["EPSG:4326"] * n),
         schema.NATIVE_BOUNDS: box(x0[tile_of], y0[tile_of], x1[tile_of], y1[tile_of]),
         schema.VERSION: pa.array(np.ones(n, dtype="int32")),
-        "width": pa.array(np.full(n, 256)), "height": pa.array(np.full(n, 256)),
-        "count": pa.array(np.ones(n, dtype="int32")), "dtype": pa.array(["uint16"] * n),
+        "width": pa.array(np.full(n, 256)),
+        "height": pa.array(np.full(n, 256)),
+        "count": pa.array(np.ones(n, dtype="int32")),
+        "dtype": pa.array(["uint16"] * n),
         "nodata": pa.nulls(n, pa.float64()),
-        "res_x": pa.array(np.full(n, size / 256)), "res_y": pa.array(np.full(n, size / 256)),
+        "res_x": pa.array(np.full(n, size / 256)),
+        "res_y": pa.array(np.full(n, size / 256)),
         "transform": pa.nulls(n, pa.list_(pa.float64())),
         "tile": pa.array(names),
         **{k: pa.array([v] * n) for k, v in (extra or {}).items()},
@@ -336,8 +415,9 @@ def synthetic_catalog_table(n_tiles: int, n_dates: int, *, tile_deg: float = 0.1
     return pa.Table.from_pydict(data, schema=arrow_schema)
 
 
-def write_synthetic_catalog(out_dir: str | os.PathLike[str], n_tiles: int, n_dates: int, *,
-                            part_rows: int = 1_000_000, **kwargs) -> Path:
+def write_synthetic_catalog(
+    out_dir: str | os.PathLike[str], n_tiles: int, n_dates: int, *, part_rows: int = 1_000_000, **kwargs
+) -> Path:
     """Write :func:`synthetic_catalog_table` rows (date-major) as catalog parts: each run of
     ``part_rows`` rows, like one append, is written with :func:`geoduck.store.write_parts` (sorted
     together, cut into parts of at most :data:`~geoduck.store.MAX_PART_ROWS` rows)."""
@@ -349,9 +429,15 @@ def write_synthetic_catalog(out_dir: str | os.PathLike[str], n_tiles: int, n_dat
     return Path(out_dir)
 
 
-def synthetic_cube(path: str | os.PathLike[str], *, bounds: tuple[float, float, float, float] = (-8.0, 39.0, 2.0, 41.5),
-                   res: float = 0.25, start: str = "2023-01-01", days: int = 365,
-                   variable: str = "t2m") -> Path:
+def synthetic_cube(
+    path: str | os.PathLike[str],
+    *,
+    bounds: tuple[float, float, float, float] = (-8.0, 39.0, 2.0, 41.5),
+    res: float = 0.25,
+    start: str = "2023-01-01",
+    days: int = 365,
+    variable: str = "t2m",
+) -> Path:
     """A CF NetCDF cube on a lon/lat grid (EPSG:4326 by CF convention), daily steps from ``start``.
 
     ``t2m`` (°C) = a seasonal cycle + a smooth function of lon/lat, so loads can be checked.
@@ -363,23 +449,41 @@ def synthetic_cube(path: str | os.PathLike[str], *, bounds: tuple[float, float, 
     lat = np.arange(bounds[3] - res / 2, bounds[1], -res)  # descending, as most reanalyses
     time = pd.date_range(start, periods=days, freq="D")
     doy = time.dayofyear.to_numpy()[:, None, None]
-    field = 15.0 - 10.0 * np.cos(2 * np.pi * (doy - 20) / 365.0) + 3.0 * np.sin(
-        np.radians(lon)[None, None, :] * 30) - 0.8 * (lat[None, :, None] - 40.0)
+    field = (
+        15.0
+        - 10.0 * np.cos(2 * np.pi * (doy - 20) / 365.0)
+        + 3.0 * np.sin(np.radians(lon)[None, None, :] * 30)
+        - 0.8 * (lat[None, :, None] - 40.0)
+    )
     ds = xr.Dataset(
-        {variable: (("time", "lat", "lon"), field.astype("float32"),
-                    {"units": "degC", "long_name": "2 m temperature"})},
-        coords={"time": time,
-                "lat": ("lat", lat, {"units": "degrees_north", "standard_name": "latitude"}),
-                "lon": ("lon", lon, {"units": "degrees_east", "standard_name": "longitude"})})
+        {
+            variable: (
+                ("time", "lat", "lon"),
+                field.astype("float32"),
+                {"units": "degC", "long_name": "2 m temperature"},
+            )
+        },
+        coords={
+            "time": time,
+            "lat": ("lat", lat, {"units": "degrees_north", "standard_name": "latitude"}),
+            "lon": ("lon", lon, {"units": "degrees_east", "standard_name": "longitude"}),
+        },
+    )
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     ds.to_netcdf(path, engine="netcdf4", encoding={variable: {"_FillValue": -9999.0}})
     return path
 
 
-def synthetic_labels(path: str | os.PathLike[str], *, crs: str = "EPSG:32630",
-                     origin: tuple[float, float] = (230_000.0, 4_390_000.0), size: float = 12_000.0,
-                     grid: tuple[int, int] = (3, 5), gap: float = 4_000.0) -> Path:
+def synthetic_labels(
+    path: str | os.PathLike[str],
+    *,
+    crs: str = "EPSG:32630",
+    origin: tuple[float, float] = (230_000.0, 4_390_000.0),
+    size: float = 12_000.0,
+    grid: tuple[int, int] = (3, 5),
+    gap: float = 4_000.0,
+) -> Path:
     """A GeoJSON of square 'field' polygons (laid out in ``crs``, stored as lon/lat per RFC 7946)
     with an integer ``class_id`` in 1..3 and a ``field_id``."""
     import geopandas as gpd

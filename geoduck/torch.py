@@ -36,8 +36,9 @@ class GeoIterableDataset(IterableDataset):
             bands=[1, 2, 3])``; return arrays/tensors (or dicts of them) for the default collate.
     """
 
-    def __init__(self, catalog: Catalog, sampler: Iterable[GeoSlice],
-                 loader: Callable[[Catalog, GeoSlice], Any]) -> None:
+    def __init__(
+        self, catalog: Catalog, sampler: Iterable[GeoSlice], loader: Callable[[Catalog, GeoSlice], Any]
+    ) -> None:
         super().__init__()
         self.catalog = catalog
         self.sampler = sampler

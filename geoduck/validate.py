@@ -41,7 +41,9 @@ def _check_geo(part: Path, meta: dict[bytes, bytes]) -> list[Problem]:
     except ValueError as exc:
         return [Problem(str(part), None, f"'geo' metadata is not JSON: {exc}")]
     if geo.get("version") != schema.GEOPARQUET_VERSION:
-        out.append(Problem(str(part), None, f"geo version {geo.get('version')!r}, expected {schema.GEOPARQUET_VERSION}"))
+        out.append(
+            Problem(str(part), None, f"geo version {geo.get('version')!r}, expected {schema.GEOPARQUET_VERSION}")
+        )
     column = geo.get("columns", {}).get(schema.GEOMETRY)
     if geo.get("primary_column") != schema.GEOMETRY or column is None:
         return [*out, Problem(str(part), None, "geo metadata does not describe the 'geometry' column")]
@@ -113,7 +115,9 @@ def validate(path: str | os.PathLike[str]) -> list[Problem]:
         problems += _check_geo(part, meta)
         raw = meta.get(schema.KV_SCHEMA_VERSION)
         if raw is None or raw != str(schema.SCHEMA_VERSION).encode():
-            problems.append(Problem(str(part), None, f"metadata schema_version {raw!r}, expected {schema.SCHEMA_VERSION}"))
+            problems.append(
+                Problem(str(part), None, f"metadata schema_version {raw!r}, expected {schema.SCHEMA_VERSION}")
+            )
         broken = schema.column_problems(table.schema)
         problems += [Problem(str(part), None, message) for message in broken]
         if broken:  # rows of missing or mistyped columns cannot be checked (nor queried)
@@ -124,6 +128,8 @@ def validate(path: str | os.PathLike[str]) -> list[Problem]:
                 ids[value] += 1
                 if ids[value] == 2:
                     first_part, first_row = where[value]
-                    problems.append(Problem(str(part), i, f"duplicate id {value!r} (also {first_part} row {first_row})"))
+                    problems.append(
+                        Problem(str(part), i, f"duplicate id {value!r} (also {first_part} row {first_row})")
+                    )
                 where.setdefault(value, (str(part), i))
     return problems

@@ -43,7 +43,7 @@ CREATE OR REPLACE MACRO geoduck_join_params(left_glob, right_glob) AS TABLE
 -- Same plan as geoduck's Catalog.intersect (hash joins on time-bucket × grid-cell keys); exact
 -- for any cell/bucket_us, which only tune speed (see geoduck_join_params).
 -- Example: SELECT left_id, right_id FROM geoduck_intersect('s2/*.parquet', 'labels/*.parquet');
--- BEGIN GENERATED: geoduck_intersect (geoduck.compile.update_macro_file(); do not edit)
+-- BEGIN GENERATED: geoduck_intersect (geoduck.compiler.update_macro_file(); do not edit)
 CREATE OR REPLACE MACRO geoduck_intersect(left_glob, right_glob, cell := 1.0,
                                           bucket_us := 86400000000, spatial_only := false) AS TABLE
 SELECT

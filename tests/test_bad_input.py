@@ -22,11 +22,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from click.testing import CliRunner
 from rasterio.transform import Affine
 from shapely.geometry import GeometryCollection, LineString, MultiPoint, Point, box
 
 import geoduck
-from click.testing import CliRunner
 from geoduck import schema, store
 from geoduck.cli import main
 from geoduck.errors import ArgumentError, FootprintError, SchemaError, StorageError
@@ -60,11 +60,16 @@ def _oracle(cat: geoduck.Catalog, aoi) -> set[str]:
 
 # -- 9. GeometryCollection AOIs ---------------------------------------------------------------------
 
-@pytest.mark.parametrize("aoi", [
-    GeometryCollection([box(0.01, 0.01, 0.05, 0.05), box(0.91, 0.91, 0.95, 0.95)]),
-    GeometryCollection([box(0.01, 0.01, 0.05, 0.05), Point(0.55, 0.55), LineString([(0.31, 0.01), (0.31, 0.05)])]),
-    GeometryCollection([Point(0.15, 0.15), MultiPoint([(0.75, 0.25), (0.45, 0.85)])]),
-], ids=["two boxes", "box point line", "points"])
+
+@pytest.mark.parametrize(
+    "aoi",
+    [
+        GeometryCollection([box(0.01, 0.01, 0.05, 0.05), box(0.91, 0.91, 0.95, 0.95)]),
+        GeometryCollection([box(0.01, 0.01, 0.05, 0.05), Point(0.55, 0.55), LineString([(0.31, 0.01), (0.31, 0.05)])]),
+        GeometryCollection([Point(0.15, 0.15), MultiPoint([(0.75, 0.25), (0.45, 0.85)])]),
+    ],
+    ids=["two boxes", "box point line", "points"],
+)
 def test_geometry_collection_aoi_is_the_union_of_its_parts(grid_catalog, aoi):
     got = set(grid_catalog.query(geometry=aoi).to_arrow()["filepath"].to_pylist())
     assert got == _oracle(grid_catalog, aoi)
@@ -76,7 +81,9 @@ def test_geometry_collection_aoi_is_the_union_of_its_parts(grid_catalog, aoi):
 
 
 def test_geometry_collection_in_a_projected_crs(grid_catalog):
-    to_m = lambda lon, lat: geoduck.geo.transformer(geoduck.geo.WGS84, geoduck.geo.norm_crs("EPSG:3857")).transform(lon, lat)  # noqa: E731
+    to_m = lambda lon, lat: geoduck.geo.transformer(geoduck.geo.WGS84, geoduck.geo.norm_crs("EPSG:3857")).transform(
+        lon, lat
+    )  # noqa: E731
     a, b = to_m(0.02, 0.02), to_m(0.92, 0.92)
     aoi = GeometryCollection([box(a[0], a[1], a[0] + 2000, a[1] + 2000), Point(*b)])
     got = grid_catalog.query(geometry=aoi, crs="EPSG:3857").to_arrow()["filepath"].to_pylist()
@@ -84,6 +91,7 @@ def test_geometry_collection_in_a_projected_crs(grid_catalog):
 
 
 # -- 10. impossible lon/lat and zero-resolution geotransforms -----------------------------------------
+
 
 def test_impossible_lonlat_and_zero_resolution_are_reported_by_path(tmp_path):
     src = tmp_path / "src"
@@ -96,8 +104,9 @@ def test_impossible_lonlat_and_zero_resolution_are_reported_by_path(tmp_path):
     # GeoTIFF cannot store a zero pixel size; a VRT states it as given
     (src / "zero.vrt").write_text(
         '<VRTDataset rasterXSize="8" rasterYSize="8"><SRS>EPSG:32630</SRS>'
-        '<GeoTransform>400000, 0, 0, 4400000, 0, -10</GeoTransform>'
-        '<VRTRasterBand dataType="Byte" band="1"/></VRTDataset>')
+        "<GeoTransform>400000, 0, 0, 4400000, 0, -10</GeoTransform>"
+        '<VRTRasterBand dataType="Byte" band="1"/></VRTDataset>'
+    )
     bad["zero.vrt"] = src / "zero.vrt"
     good = {
         # centre-registered global grid: edges half a cell beyond ±90/±180 are fine (clipped)
@@ -142,9 +151,10 @@ def test_xarray_grid_beyond_the_pole_is_reported(tmp_path):
     src.mkdir()
     lon = np.arange(5.0)
     for name, lat in [("ok.nc", [90.0, 89.0, 88.0]), ("bad.nc", [120.0, 119.0, 118.0])]:
-        xr.Dataset({"t": (("lat", "lon"), np.zeros((3, 5), "float32"))},
-                   coords={"lat": ("lat", lat, {"units": "degrees_north"}),
-                           "lon": ("lon", lon, {"units": "degrees_east"})}).to_netcdf(src / name)
+        xr.Dataset(
+            {"t": (("lat", "lon"), np.zeros((3, 5), "float32"))},
+            coords={"lat": ("lat", lat, {"units": "degrees_north"}), "lon": ("lon", lon, {"units": "degrees_east"})},
+        ).to_netcdf(src / name)
     cat = geoduck.build_xarray_catalog(src, tmp_path / "cat", progress=False, workers=1)
     errors = dict(cat.build_report.errors)
     assert list(errors) == [str(src / "bad.nc")] and "beyond ±90°" in errors[str(src / "bad.nc")]
@@ -154,8 +164,17 @@ def test_xarray_grid_beyond_the_pole_is_reported(tmp_path):
 
 # -- 11. regex groups named like reserved or internal columns ---------------------------------------
 
-@pytest.mark.parametrize("regex", [r"t(?P<ID>\d)_", r"t(?P<Geometry>\d)_", r"t(?P<BBOX>\d)_",
-                                   r"t(?P<Start_Datetime>\d)_", r"t(?P<tile>\d)_(?P<TILE>\d)"])
+
+@pytest.mark.parametrize(
+    "regex",
+    [
+        r"t(?P<ID>\d)_",
+        r"t(?P<Geometry>\d)_",
+        r"t(?P<BBOX>\d)_",
+        r"t(?P<Start_Datetime>\d)_",
+        r"t(?P<tile>\d)_(?P<TILE>\d)",
+    ],
+)
 def test_regex_groups_differing_only_by_case_are_refused(grid_catalog, tmp_path, regex):
     src = Path(grid_catalog.to_arrow()["filepath"][0].as_py()).parent
     with pytest.raises(ArgumentError, match="case-insensitive"):
@@ -163,8 +182,27 @@ def test_regex_groups_differing_only_by_case_are_refused(grid_catalog, tmp_path,
     assert not (tmp_path / "cat").exists()
 
 
-INTERNAL_NAMES = ("_ord", "__ord", "Source", "_rel", "_union", "_u", "_id", "cls", "lid", "rid", "_n", "x0",
-                  "l", "r", "p", "_ix", "_d", "_p", "i")
+INTERNAL_NAMES = (
+    "_ord",
+    "__ord",
+    "Source",
+    "_rel",
+    "_union",
+    "_u",
+    "_id",
+    "cls",
+    "lid",
+    "rid",
+    "_n",
+    "x0",
+    "l",
+    "r",
+    "p",
+    "_ix",
+    "_d",
+    "_p",
+    "i",
+)
 """Aliases and helper columns of the compiled SQL (and ``source``, which union adds)."""
 
 
@@ -195,6 +233,7 @@ def test_groups_named_like_internal_names_never_break_relations(tmp_path):
 
 # -- 12. parts lacking a column or of the wrong type --------------------------------------------------
 
+
 def _with_column(table: pa.Table, name: str, values: pa.Array | None) -> pa.Table:
     i = table.schema.get_field_index(name)
     return table.remove_column(i) if values is None else table.set_column(i, name, values)
@@ -220,16 +259,24 @@ DAMAGES = {
     "no end_datetime": (lambda t: _with_column(t, schema.END, None), "'end_datetime'"),
     "no bbox": (lambda t: _with_column(t, schema.BBOX, None), "'bbox'"),
     "string timestamps": (lambda t: _with_column(t, schema.START, _as_strings(t, schema.START)), "'start_datetime'"),
-    "naive timestamps": (lambda t: _with_column(t, schema.END, t.column(schema.END).cast(pa.timestamp("us"))),
-                         "'end_datetime'"),
+    "naive timestamps": (
+        lambda t: _with_column(t, schema.END, t.column(schema.END).cast(pa.timestamp("us"))),
+        "'end_datetime'",
+    ),
     "integer ids": (lambda t: _with_column(t, schema.ID, pa.array(range(t.num_rows), pa.int64())), "'id'"),
-    "string schema_version column": (lambda t: _with_column(t, schema.VERSION, _as_strings(t, schema.VERSION)),
-                                     "'schema_version'"),
+    "string schema_version column": (
+        lambda t: _with_column(t, schema.VERSION, _as_strings(t, schema.VERSION)),
+        "'schema_version'",
+    ),
     "bbox as a list": (lambda t: _with_column(t, schema.BBOX, pa.array([[0.0, 0.0, 1.0, 1.0]] * t.num_rows)), "'bbox'"),
-    "non-integer schema version": (lambda t: t.replace_schema_metadata(
-        {**t.schema.metadata, schema.KV_SCHEMA_VERSION: b"1.5"}), "'1.5'"),
-    "text schema version": (lambda t: t.replace_schema_metadata(
-        {**t.schema.metadata, schema.KV_SCHEMA_VERSION: b"one"}), "'one'"),
+    "non-integer schema version": (
+        lambda t: t.replace_schema_metadata({**t.schema.metadata, schema.KV_SCHEMA_VERSION: b"1.5"}),
+        "'1.5'",
+    ),
+    "text schema version": (
+        lambda t: t.replace_schema_metadata({**t.schema.metadata, schema.KV_SCHEMA_VERSION: b"one"}),
+        "'one'",
+    ),
 }
 
 
@@ -257,6 +304,7 @@ def test_undamaged_catalog_still_opens(tmp_path):
 
 # -- 13. unreadable subdirectories ----------------------------------------------------------------------
 
+
 def _env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": str(REPO)}
 
@@ -275,8 +323,9 @@ def _drop_permission_bypass() -> None:
 
 
 def _unprivileged(args: list[str], **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run(args, capture_output=True, text=True, env=_env(), timeout=180,
-                          preexec_fn=_drop_permission_bypass, **kwargs)
+    return subprocess.run(
+        args, capture_output=True, text=True, env=_env(), timeout=180, preexec_fn=_drop_permission_bypass, **kwargs
+    )
 
 
 def test_unreadable_subdirectory_is_reported(tmp_path):
@@ -289,7 +338,7 @@ def test_unreadable_subdirectory_is_reported(tmp_path):
     try:
         code = textwrap.dedent(f"""
             import geoduck
-            cat = geoduck.build_raster_catalog({str(src)!r}, {str(tmp_path / 'cat')!r}, progress=False, workers=1)
+            cat = geoduck.build_raster_catalog({str(src)!r}, {str(tmp_path / "cat")!r}, progress=False, workers=1)
             print(len(cat))
             for path, reason in cat.build_report.errors:
                 print(path, '|', reason)
@@ -324,8 +373,10 @@ def test_unreadable_subdirectory_in_process(tmp_path, monkeypatch):
 
 # -- 14. catalog folders with special characters --------------------------------------------------------
 
-@pytest.mark.parametrize("name", ["back\\slash", "st*ar", "q?mark", "br[ack]et", "quo'te", 'dq"uote',
-                                  "all \\*?['\" of them\\"])
+
+@pytest.mark.parametrize(
+    "name", ["back\\slash", "st*ar", "q?mark", "br[ack]et", "quo'te", 'dq"uote', "all \\*?['\" of them\\"]
+)
 def test_catalog_folder_with_special_characters(tmp_path, name):
     src = tmp_path / "src"
     src.mkdir()
@@ -339,8 +390,9 @@ def test_catalog_folder_with_special_characters(tmp_path, name):
     geoduck.build_raster_catalog(src, out, filename_regex=regex, progress=False, workers=1)
     cat = geoduck.open_catalog(out)
     assert len(cat) == 2
-    assert [os.path.basename(p) for p in cat.query(bbox=(-1, 0, 1, 1)).to_arrow()["filepath"].to_pylist()] \
-        == ["a_20230101.tif"]
+    assert [os.path.basename(p) for p in cat.query(bbox=(-1, 0, 1, 1)).to_arrow()["filepath"].to_pylist()] == [
+        "a_20230101.tif"
+    ]
     assert len(cat.query(start="2023-01-02", end="2023-01-02")) == 1
     assert cat.sql("SELECT count(*) AS n FROM catalog")["n"][0] == 2
     assert len(cat.intersect(cat)) == 2 and len(cat.union(cat, dedupe=True)) == 2
@@ -353,6 +405,7 @@ def test_catalog_folder_with_special_characters(tmp_path, name):
 
 
 # -- 15. output folder inside the input folder -------------------------------------------------------
+
 
 def test_build_never_indexes_its_own_parts(tmp_path):
     import geopandas as gpd
@@ -378,12 +431,14 @@ def test_build_never_indexes_its_own_parts(tmp_path):
         assert cat.build_report.files_indexed == 0 or paths == str(tmp_path / "link")
     rows = geoduck.open_catalog(out).to_arrow()["filepath"].to_pylist()
     assert not any(p.startswith(str(out)) or "/catalog/" in p for p in rows)
-    assert sorted(os.path.basename(p) for p in rows if p.startswith(str(src))) == ["l0.parquet", "l1.parquet",
-                                                                                  "l2.parquet"]
+    assert sorted(os.path.basename(p) for p in rows if p.startswith(str(src))) == [
+        "l0.parquet",
+        "l1.parquet",
+        "l2.parquet",
+    ]
 
 
 # -- 16. disk full, read-only, unwritable --------------------------------------------------------------
-
 
 
 def _snapshot(root: Path) -> dict[str, bytes]:
@@ -418,8 +473,14 @@ _SCENARIO = textwrap.dedent("""
 
 
 def _scenario(steps: list, *, prefix: list[str] = (), **kwargs) -> dict:
-    result = subprocess.run([*prefix, sys.executable, "-c", _SCENARIO, json.dumps(steps)], capture_output=True,
-                            text=True, env=_env(), timeout=300, **kwargs)
+    result = subprocess.run(
+        [*prefix, sys.executable, "-c", _SCENARIO, json.dumps(steps)],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=300,
+        **kwargs,
+    )
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout.strip().splitlines()[-1])
 
@@ -444,11 +505,16 @@ def test_unwritable_output_folder_is_one_error_line(tmp_path):
     out.chmod(0o555)
     build = ["build", "build", "raster", str(src), "-o"]
     try:
-        runs = _scenario([["state", "before", str(out)],
-                          [*build, str(out), "--no-progress", "--workers", "1"],
-                          ["fresh", *build[1:], str(out / "new"), "--no-progress"],
-                          ["query", "query", str(out), "--format", "parquet", "-o", str(out / "q")],
-                          ["state", "after", str(out)]], preexec_fn=_drop_permission_bypass)
+        runs = _scenario(
+            [
+                ["state", "before", str(out)],
+                [*build, str(out), "--no-progress", "--workers", "1"],
+                ["fresh", *build[1:], str(out / "new"), "--no-progress"],
+                ["query", "query", str(out), "--format", "parquet", "-o", str(out / "q")],
+                ["state", "after", str(out)],
+            ],
+            preexec_fn=_drop_permission_bypass,
+        )
     finally:
         out.chmod(0o755)
     _one_error_line(runs["build"], f"cannot write catalog folder {out}", "Permission denied")
@@ -460,8 +526,11 @@ def test_unwritable_output_folder_is_one_error_line(tmp_path):
 def _namespace_ok() -> bool:
     if os.geteuid() != 0 or shutil.which("unshare") is None:
         return False
-    probe = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c",
-                            "mount -t tmpfs -o size=64k tmpfs /mnt"], capture_output=True, timeout=30)
+    probe = subprocess.run(
+        ["unshare", "-m", "--propagation", "private", "sh", "-c", "mount -t tmpfs -o size=64k tmpfs /mnt"],
+        capture_output=True,
+        timeout=30,
+    )
     return probe.returncode == 0
 
 
@@ -479,18 +548,27 @@ def test_disk_full_leaves_the_catalog_as_it_was(tmp_path):
         _tile(more / f"m{i}.tif", Affine(0.01, 0, i, 0, -0.01, 1))
     cat = disk / "cat"
     build = ["build", "raster", "-o", str(cat), "--no-progress", "--workers", "1"]
-    runs = _scenario([["sh", f"mount -t tmpfs -o size=256k tmpfs {disk}"],
-                      ["first", *build, str(src)],
-                      ["state", "before", str(cat)],
-                      ["sh", f"dd if=/dev/zero of={disk}/filler bs=4k 2>/dev/null || true"],  # until full
-                      ["append", *build, str(more)],
-                      ["state", "after", str(cat)],
-                      ["compact", "compact", str(cat)],
-                      ["sh", f"rm {disk}/filler"],
-                      ["rows", "query", str(cat), "--format", "csv"]], prefix=_NAMESPACE)
+    runs = _scenario(
+        [
+            ["sh", f"mount -t tmpfs -o size=256k tmpfs {disk}"],
+            ["first", *build, str(src)],
+            ["state", "before", str(cat)],
+            ["sh", f"dd if=/dev/zero of={disk}/filler bs=4k 2>/dev/null || true"],  # until full
+            ["append", *build, str(more)],
+            ["state", "after", str(cat)],
+            ["compact", "compact", str(cat)],
+            ["sh", f"rm {disk}/filler"],
+            ["rows", "query", str(cat), "--format", "csv"],
+        ],
+        prefix=_NAMESPACE,
+    )
     assert runs["first"][0] == 0, runs["first"]
-    _one_error_line(runs["append"], f"cannot write catalog folder {cat}", "No space left on device",
-                    "nothing of this build was kept")
+    _one_error_line(
+        runs["append"],
+        f"cannot write catalog folder {cat}",
+        "No space left on device",
+        "nothing of this build was kept",
+    )
     assert runs["after"] == runs["before"]  # same parts, same bytes, no temp file left
     assert runs["compact"][0] == 0 and not runs["compact"][2]  # one part: nothing to rewrite
     assert runs["rows"][0] == 0 and len(runs["rows"][1].strip().splitlines()) == 2  # header + the one row
@@ -505,15 +583,20 @@ def test_read_only_mount_is_one_error_line(tmp_path):
     _tile(src / "b.tif", Affine(0.1, 0, 1, 0, -0.1, 1))
     cat = disk / "cat"
     build = ["build", "raster", "-o", str(cat), "--no-progress", "--workers", "1"]
-    runs = _scenario([["sh", f"mount -t tmpfs -o size=1m tmpfs {disk}"],
-                      ["first", *build, str(src / "a.tif")],
-                      ["state", "before", str(cat)],
-                      ["sh", f"mount -o remount,ro {disk}"],
-                      ["append", *build, str(src)],
-                      ["query", "query", str(cat), "--format", "parquet", "-o", str(disk / "q")],
-                      ["compact", "compact", str(cat)],
-                      ["state", "after", str(cat)],
-                      ["rows", "query", str(cat), "--format", "csv"]], prefix=_NAMESPACE)
+    runs = _scenario(
+        [
+            ["sh", f"mount -t tmpfs -o size=1m tmpfs {disk}"],
+            ["first", *build, str(src / "a.tif")],
+            ["state", "before", str(cat)],
+            ["sh", f"mount -o remount,ro {disk}"],
+            ["append", *build, str(src)],
+            ["query", "query", str(cat), "--format", "parquet", "-o", str(disk / "q")],
+            ["compact", "compact", str(cat)],
+            ["state", "after", str(cat)],
+            ["rows", "query", str(cat), "--format", "csv"],
+        ],
+        prefix=_NAMESPACE,
+    )
     assert runs["first"][0] == 0, runs["first"]
     _one_error_line(runs["append"], f"cannot write catalog folder {cat}", "Read-only file system")
     _one_error_line(runs["query"], str(disk / "q"), "Read-only file system")
@@ -550,10 +633,19 @@ def test_storage_error_names_folder_and_cause(tmp_path, monkeypatch):
         monkeypatch.setattr(geoduck.builders.common, "PART_ROWS", 2)
         with pytest.raises(StorageError) as info:
             geoduck.builders.common.run_build(
-                str(src), out, backend="raster", extensions=(".tif",),
-                read_fn=geoduck.builders.raster._read_header, read_env=geoduck.builders.raster._gdal_env,
-                options=None, parser=geoduck.builders.common.FilenameParser(), sub_key=None, workers=1,
-                progress=False, part_rows=2)
+                str(src),
+                out,
+                backend="raster",
+                extensions=(".tif",),
+                read_fn=geoduck.builders.raster._read_header,
+                read_env=geoduck.builders.raster._gdal_env,
+                options=None,
+                parser=geoduck.builders.common.FilenameParser(),
+                sub_key=None,
+                workers=1,
+                progress=False,
+                part_rows=2,
+            )
         assert calls["n"] == 2
         assert str(out) in str(info.value) and text in str(info.value)
         assert isinstance(info.value, OSError)

@@ -53,16 +53,23 @@ def rasters(tmp_path) -> list[Path]:
     """Six float64 coordinate rasters in UTM 30/31, EPSG:4326 and 3857, plus one 3-band uint8
     raster with nodata, under nested folders of ``tmp_path/in``; a README.txt is not a raster."""
     root = tmp_path / "in"
-    files = [coordinate_raster(root / name, crs=crs, origin=o, res=r, shape=shape)
-             for name, crs, o, r, shape in SPECS]
+    files = [coordinate_raster(root / name, crs=crs, origin=o, res=r, shape=shape) for name, crs, o, r, shape in SPECS]
     values = np.arange(3 * 16 * 16, dtype="uint8").reshape(3, 16, 16)
-    files.append(write_raster(root / "utm30" / "S2_30TWK_20230701.tif", values, crs="EPSG:32630",
-                              transform=Affine(60.0, 0.0, 500_000.0, 0.0, -60.0, 4_500_000.0), nodata=0))
+    files.append(
+        write_raster(
+            root / "utm30" / "S2_30TWK_20230701.tif",
+            values,
+            crs="EPSG:32630",
+            transform=Affine(60.0, 0.0, 500_000.0, 0.0, -60.0, 4_500_000.0),
+            nodata=0,
+        )
+    )
     (root / "README.txt").write_text("not a raster")
     return files
 
 
 # -- rows and columns ----------------------------------------------------------------------------
+
 
 def test_rows_match_rasterio_headers(rasters, tmp_path):
     cat = build(tmp_path / "in", tmp_path / "cat", filename_regex=REGEX)
@@ -90,8 +97,7 @@ def test_rows_match_rasterio_headers(rasters, tmp_path):
     assert (utm["width"], utm["height"], utm["count"], utm["dtype"]) == (24, 16, 2, "float64")
     assert utm["nodata"] is None and utm["crs"] == "EPSG:32630"
     assert utm["transform"] == [500.0, 0.0, 400_000.0, 0.0, -500.0, 4_500_000.0]
-    assert utm["native_bounds"] == {"xmin": 400_000.0, "ymin": 4_492_000.0, "xmax": 412_000.0,
-                                    "ymax": 4_500_000.0}
+    assert utm["native_bounds"] == {"xmin": 400_000.0, "ymin": 4_492_000.0, "xmax": 412_000.0, "ymax": 4_500_000.0}
     geo = rows[str(rasters[4])]
     assert geo["crs"] == "EPSG:4326" and geo["res_x"] == pytest.approx(0.01)
     assert geo["native_bounds"] == pytest.approx({"xmin": 10.0, "ymin": 44.84, "xmax": 10.16, "ymax": 45.0})
@@ -124,19 +130,28 @@ def test_regex_groups_and_dates(rasters, tmp_path):
     r = rows[str(rasters[1])]
     assert r["start_datetime"] == pd.Timestamp("2023-06-20T00:00:00", tz="UTC")
     assert r["end_datetime"] == pd.Timestamp("2023-06-20T23:59:59.999999", tz="UTC")
-    assert sorted({r["tile"] for r in rows.values()}) == ["00GEO", "00MER", "30TVK", "30TWK", "31TBE",
-                                                          "31TCE"]
-    assert cat.temporal_extent == (pd.Timestamp("2023-06-15", tz="UTC"),
-                                   pd.Timestamp("2023-07-01T23:59:59.999999", tz="UTC"))
+    assert sorted({r["tile"] for r in rows.values()}) == ["00GEO", "00MER", "30TVK", "30TWK", "31TBE", "31TCE"]
+    assert cat.temporal_extent == (
+        pd.Timestamp("2023-06-15", tz="UTC"),
+        pd.Timestamp("2023-07-01T23:59:59.999999", tz="UTC"),
+    )
 
 
 def test_start_stop_groups_give_intervals(tmp_path):
-    names = ["L8_20230601_20230630_a.tif", "L8_20230701_20230731_b.tif",
-             "L8_20230801T101500_20230801T103000_c.tif"]
-    files = [coordinate_raster(tmp_path / "in" / n, crs="EPSG:32630", origin=(400_000.0 + 20_000 * i,
-                               4_500_000.0), res=500.0, shape=(16, 16)) for i, n in enumerate(names)]
-    cat = build(files, tmp_path / "cat",
-                filename_regex=r"L8_(?P<start>[0-9T]+)_(?P<stop>[0-9T]+)_(?P<sensor>[a-z])\.tif")
+    names = ["L8_20230601_20230630_a.tif", "L8_20230701_20230731_b.tif", "L8_20230801T101500_20230801T103000_c.tif"]
+    files = [
+        coordinate_raster(
+            tmp_path / "in" / n,
+            crs="EPSG:32630",
+            origin=(400_000.0 + 20_000 * i, 4_500_000.0),
+            res=500.0,
+            shape=(16, 16),
+        )
+        for i, n in enumerate(names)
+    ]
+    cat = build(
+        files, tmp_path / "cat", filename_regex=r"L8_(?P<start>[0-9T]+)_(?P<stop>[0-9T]+)_(?P<sensor>[a-z])\.tif"
+    )
     got = {r["sensor"]: (r["start_datetime"], r["end_datetime"]) for r in rows_by_path(cat).values()}
     utc = lambda s: pd.Timestamp(s, tz="UTC")  # noqa: E731
     assert got == {
@@ -148,10 +163,14 @@ def test_start_stop_groups_give_intervals(tmp_path):
 
 
 def test_date_format(tmp_path):
-    f = coordinate_raster(tmp_path / "in" / "scene_15-06-2023.tif", crs="EPSG:32630",
-                          origin=(400_000.0, 4_500_000.0), res=500.0, shape=(16, 16))
-    cat = build([f], tmp_path / "cat", filename_regex=r"scene_(?P<date>[\d-]+)\.tif",
-                date_format="%d-%m-%Y")
+    f = coordinate_raster(
+        tmp_path / "in" / "scene_15-06-2023.tif",
+        crs="EPSG:32630",
+        origin=(400_000.0, 4_500_000.0),
+        res=500.0,
+        shape=(16, 16),
+    )
+    cat = build([f], tmp_path / "cat", filename_regex=r"scene_(?P<date>[\d-]+)\.tif", date_format="%d-%m-%Y")
     (r,) = cat.to_arrow().to_pylist()
     assert r["start_datetime"] == pd.Timestamp("2023-06-15", tz="UTC")
     assert r["end_datetime"] == pd.Timestamp("2023-06-15T23:59:59.999999", tz="UTC")
@@ -167,6 +186,7 @@ def test_no_regex_gives_static_rows(rasters, tmp_path):
 
 
 # -- input forms -----------------------------------------------------------------------------------
+
 
 def test_paths_as_list_glob_and_directory(rasters, tmp_path):
     expected = sorted(str(p) for p in rasters)
@@ -197,6 +217,7 @@ def test_extensions_are_the_raster_ones():
 
 # -- incremental builds ----------------------------------------------------------------------------
 
+
 def test_rebuild_adds_nothing(rasters, tmp_path):
     out = tmp_path / "cat"
     first = build(tmp_path / "in", out, filename_regex=REGEX)
@@ -210,8 +231,13 @@ def test_rebuild_adds_nothing(rasters, tmp_path):
     assert len(again) == 7
 
     # A new file is the only thing indexed, into one new part.
-    new = coordinate_raster(tmp_path / "in" / "utm30" / "S2_30TVK_20230625.tif", crs="EPSG:32630",
-                            origin=(400_000.0, 4_500_000.0), res=500.0, shape=(16, 24))
+    new = coordinate_raster(
+        tmp_path / "in" / "utm30" / "S2_30TVK_20230625.tif",
+        crs="EPSG:32630",
+        origin=(400_000.0, 4_500_000.0),
+        res=500.0,
+        shape=(16, 24),
+    )
     third = build(tmp_path / "in", out, filename_regex=REGEX)
     assert (third.build_report.indexed, third.build_report.unchanged) == (1, 7)
     assert len(store.list_parts(out)) == 2
@@ -236,14 +262,16 @@ def test_touched_file_is_reported_changed_not_reindexed(rasters, tmp_path):
 
 # -- bad files ---------------------------------------------------------------------------------------
 
+
 def test_unreadable_files_are_skipped_and_reported(rasters, tmp_path):
     bad = tmp_path / "in" / "bad"
     bad.mkdir()
     (bad / "random.tif").write_bytes(np.random.default_rng(0).bytes(4096))
     (bad / "empty.tif").write_bytes(b"")
     (bad / "text.tif").write_text("this is a text file, not a GeoTIFF\n" * 20)
-    write_raster(bad / "nocrs.tif", np.ones((16, 16), "uint8"), crs=None,
-                 transform=Affine(10.0, 0.0, 0.0, 0.0, -10.0, 160.0))
+    write_raster(
+        bad / "nocrs.tif", np.ones((16, 16), "uint8"), crs=None, transform=Affine(10.0, 0.0, 0.0, 0.0, -10.0, 160.0)
+    )
     cat = build(tmp_path / "in", tmp_path / "cat")
     report = cat.build_report
     assert report.indexed == 7 and len(cat) == 7
@@ -263,8 +291,13 @@ def test_only_bad_files_is_a_build_error(tmp_path):
 
 def test_files_not_matching_the_regex_are_counted_as_skipped(rasters, tmp_path):
     for i in range(5):
-        coordinate_raster(tmp_path / "in" / f"landsat_2023061{i}.tif", crs="EPSG:32630",
-                          origin=(400_000.0, 4_500_000.0), res=500.0, shape=(16, 16))
+        coordinate_raster(
+            tmp_path / "in" / f"landsat_2023061{i}.tif",
+            crs="EPSG:32630",
+            origin=(400_000.0, 4_500_000.0),
+            res=500.0,
+            shape=(16, 16),
+        )
     cat = build(tmp_path / "in", tmp_path / "cat", filename_regex=REGEX)
     report = cat.build_report
     assert len(cat) == 7 and report.files_indexed == 7
@@ -275,10 +308,15 @@ def test_files_not_matching_the_regex_are_counted_as_skipped(rasters, tmp_path):
 
 
 def test_error_line_names_file_and_reason_without_the_regex(rasters, tmp_path):
-    bad = coordinate_raster(tmp_path / "in" / "S2_30TVK_20231345.tif", crs="EPSG:32630",
-                            origin=(400_000.0, 4_500_000.0), res=500.0, shape=(16, 16))
+    bad = coordinate_raster(
+        tmp_path / "in" / "S2_30TVK_20231345.tif",
+        crs="EPSG:32630",
+        origin=(400_000.0, 4_500_000.0),
+        res=500.0,
+        shape=(16, 16),
+    )
     cat = build(tmp_path / "in", tmp_path / "cat", filename_regex=REGEX)
-    (path, reason), = cat.build_report.errors
+    ((path, reason),) = cat.build_report.errors
     assert path == str(bad) and "'20231345'" in reason and REGEX not in reason
 
 
@@ -289,6 +327,7 @@ def test_no_input_files_is_a_build_error(tmp_path):
 
 
 # -- argument errors -----------------------------------------------------------------------------
+
 
 def test_regex_matching_no_file_names_regex_and_example(rasters, tmp_path):
     regex = r"LC08_(?P<date>\d{8})"
@@ -318,6 +357,7 @@ def test_date_format_without_regex(rasters, tmp_path):
 
 # -- parallel and streaming builds -----------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def many_rasters(tmp_path_factory) -> list[Path]:
     """48 small rasters (more than CHUNK_FILES=32) in UTM 30, UTM 31 and EPSG:4326."""
@@ -327,15 +367,17 @@ def many_rasters(tmp_path_factory) -> list[Path]:
         crs = ("EPSG:32630", "EPSG:32631", "EPSG:4326")[i % 3]
         origin = (-3.0 + 0.2 * i, 42.0) if crs == "EPSG:4326" else (300_000.0 + 10_000 * i, 4_600_000.0)
         res = 0.01 if crs == "EPSG:4326" else 500.0
-        files.append(coordinate_raster(root / f"S2_{i:02d}ABC_202301{i % 28 + 1:02d}.tif", crs=crs,
-                                       origin=origin, res=res, shape=(16, 16)))
+        files.append(
+            coordinate_raster(
+                root / f"S2_{i:02d}ABC_202301{i % 28 + 1:02d}.tif", crs=crs, origin=origin, res=res, shape=(16, 16)
+            )
+        )
     return files
 
 
 def snapshot(catalog: geoduck.Catalog) -> list[tuple]:
     t = catalog.to_arrow().sort_by("id")
-    cols = ("id", "filepath", "geometry", "bbox", "start_datetime", "end_datetime", "crs", "native_bounds",
-            "tile")
+    cols = ("id", "filepath", "geometry", "bbox", "start_datetime", "end_datetime", "crs", "native_bounds", "tile")
     return list(zip(*(t.column(c).to_pylist() for c in cols), strict=True))
 
 
@@ -349,11 +391,11 @@ def test_workers_2_gives_the_same_rows_as_workers_1(many_rasters, tmp_path, monk
             super().__init__(*args, **kwargs)
 
     monkeypatch.setattr(common, "ProcessPoolExecutor", SpyPool)
-    serial = build(many_rasters, tmp_path / "serial", filename_regex=r"S2_(?P<tile>\w{5})_(?P<date>\d{8})",
-                   workers=1)
+    serial = build(many_rasters, tmp_path / "serial", filename_regex=r"S2_(?P<tile>\w{5})_(?P<date>\d{8})", workers=1)
     assert pools == []
-    parallel = build(many_rasters, tmp_path / "parallel",
-                     filename_regex=r"S2_(?P<tile>\w{5})_(?P<date>\d{8})", workers=2)
+    parallel = build(
+        many_rasters, tmp_path / "parallel", filename_regex=r"S2_(?P<tile>\w{5})_(?P<date>\d{8})", workers=2
+    )
     assert pools == [2]  # the process-pool path was taken
     assert parallel.build_report.indexed == serial.build_report.indexed == 48
     assert parallel.build_report.errors == ()
@@ -364,8 +406,18 @@ def test_workers_2_gives_the_same_rows_as_workers_1(many_rasters, tmp_path, monk
 def test_build_streams_into_several_parts(many_rasters, tmp_path):
     out = tmp_path / "cat"
     report = common.run_build(
-        many_rasters, out, backend="raster", extensions=RASTER_EXTENSIONS, read_fn=read_raster_header,
-        options=None, parser=common.FilenameParser(), sub_key=None, workers=1, progress=False, part_rows=10)
+        many_rasters,
+        out,
+        backend="raster",
+        extensions=RASTER_EXTENSIONS,
+        read_fn=read_raster_header,
+        options=None,
+        parser=common.FilenameParser(),
+        sub_key=None,
+        workers=1,
+        progress=False,
+        part_rows=10,
+    )
     parts = store.list_parts(out)
     assert sorted(report.parts) == sorted(str(p) for p in parts)
     assert sorted(pq.read_metadata(p).num_rows for p in parts) == [8, 10, 10, 10, 10]
@@ -378,13 +430,15 @@ def test_build_streams_into_several_parts(many_rasters, tmp_path):
 
 # -- appending to a catalog keeps one part schema ------------------------------------------------
 
+
 def plain_duckdb_rows(out: Path) -> list[tuple]:
     """``SELECT *`` over the parts with DuckDB's plain glob read (no union_by_name), as CLI users do."""
     import duckdb
 
     con = duckdb.connect()
-    return con.execute(f"SELECT filepath, tile FROM read_parquet('{store.part_glob(out)}') "
-                       "ORDER BY filepath").fetchall()
+    return con.execute(
+        f"SELECT filepath, tile FROM read_parquet('{store.part_glob(out)}') ORDER BY filepath"
+    ).fetchall()
 
 
 def test_append_without_regex_keeps_the_catalog_columns(rasters, tmp_path):

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 import pyproj
+import pytest
 import rasterio
 from click.testing import CliRunner
 
@@ -41,7 +41,8 @@ def test_demo_writes_catalog_cog_and_png(tmp_path):
     expected_aug29 = pattern(lon, lat, 227)  # 2023-08-15
     expected_aug30 = pattern(lon, lat, 228)  # 2023-08-16
     close = (np.abs(values.astype(float) - expected_aug29) < 150) | (
-        np.abs(values.astype(float) - expected_aug30) < 150)
+        np.abs(values.astype(float) - expected_aug30) < 150
+    )
     assert close.mean() > 0.97
     assert (out / "demo.png").stat().st_size > 20_000
 
@@ -50,8 +51,9 @@ def test_build_and_info(tmp_path, archive):
     runner = CliRunner()
     archive_dir = archive[0].parent.parent
     cat = tmp_path / "cat"
-    result = runner.invoke(main, ["build", "raster", str(archive_dir), "-o", str(cat),
-                                  "--regex", ARCHIVE_REGEX, "--no-progress"])
+    result = runner.invoke(
+        main, ["build", "raster", str(archive_dir), "-o", str(cat), "--regex", ARCHIVE_REGEX, "--no-progress"]
+    )
     assert result.exit_code == 0, result.output
     assert "48 rows from 48 files indexed" in result.output
     again = runner.invoke(main, ["build", "raster", str(archive_dir), "-o", str(cat), "--no-progress"])
@@ -70,8 +72,9 @@ def test_user_errors_are_one_line(tmp_path, archive):
     assert missing.exit_code == 1
     assert missing.output.startswith("Error: catalog")
     assert "Traceback" not in missing.output
-    bad_regex = runner.invoke(main, ["build", "raster", str(archive[0]), "-o", str(tmp_path / "c"),
-                                     "--regex", r"(?P<date>\d{8})_nomatch"])
+    bad_regex = runner.invoke(
+        main, ["build", "raster", str(archive[0]), "-o", str(tmp_path / "c"), "--regex", r"(?P<date>\d{8})_nomatch"]
+    )
     assert bad_regex.exit_code == 1
     assert "matches none of the 1 files" in bad_regex.output
     assert archive[0].name in bad_regex.output
@@ -83,10 +86,24 @@ def test_query_formats(tmp_path, archive_catalog):
 
     runner = CliRunner()
     root = archive_catalog.node.root
-    args = ["query", root, "--bbox", "300000", "4380000", "400000", "4480000", "--crs", "EPSG:32630",
-            "--start", "2023-05-01", "--end", "2023-05-31"]
-    expected = archive_catalog.query(bbox=(300000, 4380000, 400000, 4480000), crs="EPSG:32630",
-                                     start="2023-05-01", end="2023-05-31").to_geopandas()
+    args = [
+        "query",
+        root,
+        "--bbox",
+        "300000",
+        "4380000",
+        "400000",
+        "4480000",
+        "--crs",
+        "EPSG:32630",
+        "--start",
+        "2023-05-01",
+        "--end",
+        "2023-05-31",
+    ]
+    expected = archive_catalog.query(
+        bbox=(300000, 4380000, 400000, 4480000), crs="EPSG:32630", start="2023-05-01", end="2023-05-31"
+    ).to_geopandas()
     assert len(expected) == 2  # 30TTK and 30TVK, each acquired once in May 2023
     table = runner.invoke(main, args)
     assert table.exit_code == 0, table.output

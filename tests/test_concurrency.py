@@ -43,8 +43,13 @@ COMPACT_LOOP = textwrap.dedent("""
 
 
 def _compaction_loop(root: Path, stop: Path, sizes: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-c", COMPACT_LOOP, str(root), str(stop), sizes],
-                            env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-c", COMPACT_LOOP, str(root), str(stop), sizes],
+        env=ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _stop(proc: subprocess.Popen, stop: Path) -> int:
@@ -60,9 +65,17 @@ def _tiny_rasters(root: Path, n: int, prefix: str) -> list[str]:
     out = []
     for i in range(n):
         x0, y0 = 400_000 + (i % 20) * 1_000, 4_400_000 + (i // 20) * 1_000
-        out.append(str(write_raster(root / f"{prefix}_{i:04d}_2023{1 + i % 12:02d}15.tif",
-                                    np.full((1, 4, 4), i, "uint16"), crs="EPSG:32630",
-                                    transform=Affine(250, 0, x0, 0, -250, y0), tiled=False)))
+        out.append(
+            str(
+                write_raster(
+                    root / f"{prefix}_{i:04d}_2023{1 + i % 12:02d}15.tif",
+                    np.full((1, 4, 4), i, "uint16"),
+                    crs="EPSG:32630",
+                    transform=Affine(250, 0, x0, 0, -250, y0),
+                    tiled=False,
+                )
+            )
+        )
     return out
 
 
@@ -90,8 +103,16 @@ def test_appenders_never_fail_or_lose_rows_during_a_compaction_loop(tmp_path):
     files = [_tiny_rasters(tmp_path / f"src{k}", 100, f"a{k}") for k in range(8)]
     stop = tmp_path / "stop"
     loop = _compaction_loop(out, stop, "7,13,50")
-    appenders = [subprocess.Popen([sys.executable, "-c", APPENDER, str(out), "10", *fs], env=ENV,
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for fs in files]
+    appenders = [
+        subprocess.Popen(
+            [sys.executable, "-c", APPENDER, str(out), "10", *fs],
+            env=ENV,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for fs in files
+    ]
     results = [p.communicate(timeout=300) for p in appenders]
     compactions = _stop(loop, stop)
     for proc, (stdout, stderr) in zip(appenders, results, strict=True):
@@ -116,8 +137,7 @@ def _read_all_ways(cat: geoduck.Catalog, query: dict) -> dict[str, list[str]]:
         "query": sorted(sub.to_arrow()["id"].to_pylist()),
         "query_len": [str(len(sub))],
         "sql": sorted(cat.sql("SELECT id FROM catalog")["id"]),
-        "geoduck.sql": sorted(geoduck.sql("SELECT id FROM c WHERE start_datetime >= '2020-01-05'",
-                                          c=cat)["id"]),
+        "geoduck.sql": sorted(geoduck.sql("SELECT id FROM c WHERE start_datetime >= '2020-01-05'", c=cat)["id"]),
         "total_bounds": [repr(cat.total_bounds)],
     }
 
@@ -209,8 +229,12 @@ def test_build_worker_processes_exit_after_the_build_is_sigkilled(tmp_path):
     _tiny_rasters(src, 400, "k")
     script = tmp_path / "build_in_pool.py"
     script.write_text(BUILD_IN_POOL)
-    proc = subprocess.Popen([sys.executable, str(script), str(src), str(tmp_path / "cat")], env=ENV,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, str(script), str(src), str(tmp_path / "cat")],
+        env=ENV,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     helpers: set[int] = set()
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and len(helpers) < 4:  # forkserver, tracker, 2 workers
@@ -233,11 +257,34 @@ def test_short_stress_run_has_no_anomalies(tmp_path):
     """Point 7, short version of benchmarks/stress_concurrency.py: appenders, compactors and
     readers, SIGKILLed at random points, with an exact-count oracle after every round."""
     result = tmp_path / "stress.json"
-    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "stress_concurrency.py"),
-                           "--rounds", "3", "--round-seconds", "8", "--appenders", "4", "--readers", "2",
-                           "--compactors", "1", "--kill-every", "1", "--workdir", str(tmp_path / "w"),
-                           "--json", str(result), "--seed", "3"], env=ENV, capture_output=True, text=True,
-                          timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "stress_concurrency.py"),
+            "--rounds",
+            "3",
+            "--round-seconds",
+            "8",
+            "--appenders",
+            "4",
+            "--readers",
+            "2",
+            "--compactors",
+            "1",
+            "--kill-every",
+            "1",
+            "--workdir",
+            str(tmp_path / "w"),
+            "--json",
+            str(result),
+            "--seed",
+            "3",
+        ],
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     report = json.loads(result.read_text())
     assert report["anomalies"] == []
@@ -249,29 +296,28 @@ def test_a_compaction_switching_between_compiling_and_reading_never_doubles_rows
     """The relation compiles to the parts' glob; before DuckDB expands it, a compaction renames its
     new parts into place (old ones not deleted yet): the read notices the manifest generation
     moved and reads again from the live parts instead of returning every row twice."""
-    from geoduck import compile as sqlc
-    from geoduck import maintenance
+    from geoduck import compiler, maintenance
 
     root = write_synthetic_catalog(tmp_path / "c", 30, 20, part_rows=100)
     cat = geoduck.open_catalog(root)
     expected = sorted(cat.to_arrow()["id"].to_pylist())
     assert "*.parquet" in cat.sql_text  # no replacement pending: the glob
-    real_render, real_recover, switched = sqlc.render, maintenance.recover, []
+    real_render, real_recover, switched = compiler.render, maintenance.recover, []
 
     def render(tree, **kw):
         sql = real_render(tree, **kw)
         if not switched:
             switched.append(True)
             monkeypatch.setattr(maintenance, "recover", lambda root: None)  # stop after the switch
-            maintenance.replace_parts(Path(root), store.live_parts(root),
-                                      maintenance._write_sorted(store.live_parts(root), 20_000, 250))
+            maintenance.replace_parts(
+                Path(root), store.live_parts(root), maintenance._write_sorted(store.live_parts(root), 20_000, 250)
+            )
             monkeypatch.setattr(maintenance, "recover", real_recover)
         return sql
 
-    monkeypatch.setattr(sqlc, "render", render)
+    monkeypatch.setattr(compiler, "render", render)
     ids = cat.to_arrow()["id"].to_pylist()
     assert switched and len(ids) == len(expected) and sorted(ids) == expected
     plain = duckdb.sql(f"SELECT count(*) FROM read_parquet('{store.part_glob(root)}')").fetchone()[0]
     assert plain == 2 * len(expected)  # what the glob alone sees in that state
     assert len(cat) == len(expected) and sorted(cat.sql("SELECT id FROM catalog")["id"]) == expected
-

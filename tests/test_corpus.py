@@ -12,8 +12,8 @@ import pytest
 import rasterio
 import shapely
 from corpus import ids, of_kind
-from rasterio.warp import reproject
 from rasterio.enums import Resampling
+from rasterio.warp import reproject
 
 import geoduck
 from geoduck.geo import densified_polygon
@@ -30,8 +30,7 @@ def _rows(cat) -> dict[str, dict]:
 @pytest.fixture(scope="module")
 def raster_catalog(corpus_dir, tmp_path_factory):
     paths = [str(corpus_dir / f.path) for f in RASTERS]
-    cat = geoduck.build_raster_catalog(paths, tmp_path_factory.mktemp("corpus") / "cat", workers=1,
-                                       progress=False)
+    cat = geoduck.build_raster_catalog(paths, tmp_path_factory.mktemp("corpus") / "cat", workers=1, progress=False)
     return cat, _rows(cat)
 
 
@@ -64,8 +63,12 @@ def test_catalog_row_equals_rasterio(item, raster_catalog, corpus_dir):
         assert (nb["xmin"], nb["ymin"], nb["xmax"], nb["ymax"]) == _envelope(src.transform, src.width, src.height)
         if src.transform.b == 0 == src.transform.d:
             b = src.bounds
-            assert (nb["xmin"], nb["ymin"], nb["xmax"], nb["ymax"]) == (b.left, min(b.bottom, b.top),
-                                                                         b.right, max(b.bottom, b.top))
+            assert (nb["xmin"], nb["ymin"], nb["xmax"], nb["ymax"]) == (
+                b.left,
+                min(b.bottom, b.top),
+                b.right,
+                max(b.bottom, b.top),
+            )
         assert (row["res_x"], row["res_y"]) == pytest.approx(src.res, rel=1e-12)
 
 
@@ -92,10 +95,25 @@ def test_load_on_own_grid_equals_rasterio(item, raster_catalog, corpus_dir):
             h, w = sl.shape
             want = np.zeros((src.count, h, w), src.dtypes[0])
             alpha = np.zeros((h, w), np.uint8)
-            reproject(src.read(), want, src_transform=t, src_crs=src.crs, dst_transform=sl.transform,
-                      dst_crs=src.crs, resampling=Resampling.nearest)
-            reproject(np.full((src.height, src.width), 255, np.uint8), alpha, src_transform=t, src_crs=src.crs,
-                      dst_transform=sl.transform, dst_crs=src.crs, resampling=Resampling.nearest, dst_nodata=0)
+            reproject(
+                src.read(),
+                want,
+                src_transform=t,
+                src_crs=src.crs,
+                dst_transform=sl.transform,
+                dst_crs=src.crs,
+                resampling=Resampling.nearest,
+            )
+            reproject(
+                np.full((src.height, src.width), 255, np.uint8),
+                alpha,
+                src_transform=t,
+                src_crs=src.crs,
+                dst_transform=sl.transform,
+                dst_crs=src.crs,
+                resampling=Resampling.nearest,
+                dst_nodata=0,
+            )
             mask = np.broadcast_to(alpha, want.shape)
     valid = mask > 0
     if want.dtype.kind == "f":  # NaN is never a valid observation for geoduck (nor for a mean)
@@ -153,10 +171,16 @@ def test_towgs84_footprint_uses_the_datum_shift(raster_catalog, corpus_dir):
     lon, lat = tr.transform(xs, ys)
     b = row["bbox"]
     assert (b["xmin"], b["ymin"], b["xmax"], b["ymax"]) == pytest.approx(
-        (lon.min(), lat.min(), lon.max(), lat.max()), abs=1e-7)
+        (lon.min(), lat.min(), lon.max(), lat.max()), abs=1e-7
+    )
     # the +towgs84 shift moves the footprint by ~100 m against the same numbers on a bare Bessel datum
-    bare = pyproj.Transformer.from_crs(pyproj.CRS.from_proj4(RD_TOWGS84.replace(
-        "+towgs84=565.2369,50.0087,465.658,-0.406857,0.350733,-1.87035,4.0812 ", "")), "EPSG:4326", always_xy=True)
+    bare = pyproj.Transformer.from_crs(
+        pyproj.CRS.from_proj4(
+            RD_TOWGS84.replace("+towgs84=565.2369,50.0087,465.658,-0.406857,0.350733,-1.87035,4.0812 ", "")
+        ),
+        "EPSG:4326",
+        always_xy=True,
+    )
     blon, blat = bare.transform(xs, ys)
     assert abs(blat.min() - b["ymin"]) > 1e-4
 
@@ -181,11 +205,11 @@ def test_rotated_grid_footprint_is_its_parallelogram(raster_catalog, corpus_dir)
 
 # -- vector files ----------------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def vector_rows(corpus_dir, tmp_path_factory):
     paths = [str(corpus_dir / f.path) for f in VECTORS]
-    cat = geoduck.build_vector_catalog(paths, tmp_path_factory.mktemp("corpus") / "vcat", workers=1,
-                                       progress=False)
+    cat = geoduck.build_vector_catalog(paths, tmp_path_factory.mktemp("corpus") / "vcat", workers=1, progress=False)
     assert cat.build_report.errors == ()
     return cat.to_arrow().to_pylist()
 
@@ -239,7 +263,6 @@ def test_netcdf_footprint_matches_xarray_coords(item, corpus_dir, tmp_path):
                 want = (x0 * scale, y0 * scale, x1 * scale, y1 * scale)
             nb = row["native_bounds"]
             assert (nb["xmin"], nb["ymin"], nb["xmax"], nb["ymax"]) == pytest.approx(want, rel=1e-9, abs=1e-6)
-
 
 
 def test_netcdf_time_bounds_give_the_interval(corpus_dir, tmp_path):

@@ -52,8 +52,10 @@ def header_footprint(path) -> tuple[dict, Polygon | MultiPolygon]:
 
 # -- footprints -----------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("crs, origin", [("EPSG:32630", (400_000.0, 4_500_000.0)),
-                                         ("EPSG:32631", (600_000.0, 5_000_000.0))])
+
+@pytest.mark.parametrize(
+    "crs, origin", [("EPSG:32630", (400_000.0, 4_500_000.0)), ("EPSG:32631", (600_000.0, 5_000_000.0))]
+)
 def test_utm_footprint_is_densified_reprojected_bounds(tmp_path, crs, origin):
     path = coordinate_raster(tmp_path / "utm.tif", crs=crs, origin=origin, res=1000.0, shape=(48, 64))
     with rasterio.open(path) as src:
@@ -74,8 +76,9 @@ def test_utm_footprint_is_densified_reprojected_bounds(tmp_path, crs, origin):
     gaps = np.hypot(verts[:, None, 0] - brute[None, :, 0], verts[:, None, 1] - brute[None, :, 1])
     assert gaps.min(axis=1).max() < 1e-9
     # Densification matters: the curved UTM edges bulge away from the 4-corner polygon.
-    corners = Polygon(to_lonlat(crs, np.array([bounds[:2], [bounds[2], bounds[1]], bounds[2:],
-                                                [bounds[0], bounds[3]]])))
+    corners = Polygon(
+        to_lonlat(crs, np.array([bounds[:2], [bounds[2], bounds[1]], bounds[2:], [bounds[0], bounds[3]]]))
+    )
     assert fp.symmetric_difference(corners).area > 0
     np.testing.assert_allclose(fp.bounds, (*brute.min(axis=0), *brute.max(axis=0)), atol=1e-12)
     assert row["bbox"] == dict(zip(("xmin", "ymin", "xmax", "ymax"), fp.bounds, strict=True))
@@ -92,14 +95,12 @@ def test_footprint_densify_argument(tmp_path):
 
 def test_antimeridian_epsg4326_raster_is_split(tmp_path):
     # 16 x 160 pixels of 0.125°: native bounds 179..181 E, 10 S..10 N.
-    path = coordinate_raster(tmp_path / "am.tif", crs="EPSG:4326", origin=(179.0, 10.0), res=0.125,
-                             shape=(160, 16))
+    path = coordinate_raster(tmp_path / "am.tif", crs="EPSG:4326", origin=(179.0, 10.0), res=0.125, shape=(160, 16))
     row, fp = header_footprint(path)
     assert row["native_bounds"] == {"xmin": 179.0, "ymin": -10.0, "xmax": 181.0, "ymax": 10.0}
     assert isinstance(fp, MultiPolygon) and fp.is_valid
     parts = sorted((g.bounds for g in fp.geoms), key=lambda b: b[0])
-    np.testing.assert_allclose(parts, [(-180.0, -10.0, -179.0, 10.0), (179.0, -10.0, 180.0, 10.0)],
-                               atol=1e-12)
+    np.testing.assert_allclose(parts, [(-180.0, -10.0, -179.0, 10.0), (179.0, -10.0, 180.0, 10.0)], atol=1e-12)
     assert fp.area == pytest.approx(2.0 * 20.0)
     assert row["bbox"] == {"xmin": -180.0, "ymin": -10.0, "xmax": 180.0, "ymax": 10.0}
     assert fp.contains(Point(179.5, 0.0)) and fp.contains(Point(-179.5, 0.0))
@@ -113,8 +114,7 @@ def test_antimeridian_epsg3832_raster_is_split(tmp_path):
     x1, _ = fwd.transform(-178.0, 10.0)
     width = 32
     res = (x1 - x0) / width
-    path = coordinate_raster(tmp_path / "pdc.tif", crs="EPSG:3832", origin=(x0, y_top), res=res,
-                             shape=(40, width))
+    path = coordinate_raster(tmp_path / "pdc.tif", crs="EPSG:3832", origin=(x0, y_top), res=res, shape=(40, width))
     row, fp = header_footprint(path)
     assert row["crs"] == "EPSG:3832"
     nb = row["native_bounds"]
@@ -132,8 +132,7 @@ def test_antimeridian_epsg3832_raster_is_split(tmp_path):
 def test_utm_zone_at_the_antimeridian_is_split(tmp_path, epsg):
     # UTM zone 1 (central meridian 177°W) and zone 60 (177°E) rasters reaching across 180°.
     x0 = 100_000.0 if epsg == 32601 else 700_000.0
-    path = coordinate_raster(tmp_path / "z.tif", crs=f"EPSG:{epsg}", origin=(x0, 500_000.0),
-                             res=6250.0, shape=(16, 32))
+    path = coordinate_raster(tmp_path / "z.tif", crs=f"EPSG:{epsg}", origin=(x0, 500_000.0), res=6250.0, shape=(16, 32))
     row, fp = header_footprint(path)
     assert isinstance(fp, MultiPolygon) and fp.is_valid
     west, east = sorted((g.bounds for g in fp.geoms), key=lambda b: b[0])
@@ -151,8 +150,7 @@ def test_utm_zone_at_the_antimeridian_is_split(tmp_path, epsg):
 
 @pytest.mark.parametrize("crs, pole", [("EPSG:3413", 90.0), ("EPSG:3031", -90.0)])
 def test_polar_box_containing_pole_reaches_the_pole(tmp_path, crs, pole):
-    path = coordinate_raster(tmp_path / "polar.tif", crs=crs, origin=(-1.0e6, 1.0e6), res=62_500.0,
-                             shape=(32, 32))
+    path = coordinate_raster(tmp_path / "polar.tif", crs=crs, origin=(-1.0e6, 1.0e6), res=62_500.0, shape=(32, 32))
     row, fp = header_footprint(path)
     assert row["native_bounds"] == {"xmin": -1e6, "ymin": -1e6, "xmax": 1e6, "ymax": 1e6}
     assert isinstance(fp, Polygon) and fp.is_valid
@@ -174,6 +172,7 @@ def test_polar_box_containing_pole_reaches_the_pole(tmp_path, crs, pole):
 
 
 # -- Hilbert keys ---------------------------------------------------------------------------------
+
 
 def test_hilbert_first_block_is_a_unit_step_path():
     """On a 16x16 cell block at the origin the keys are exactly 0..255 and consecutive keys are
@@ -204,7 +203,7 @@ def test_hilbert_global_coarse_grid_is_bijective_and_local():
     assert (steps == 1).all()
     corner = 1e-4  # well inside the first/last of the 65536 x 65536 cells
     assert hilbert_key(np.array([-180.0 + corner]), np.array([-90.0 + corner]))[0] == 0
-    assert hilbert_key(np.array([180.0 - corner]), np.array([-90.0 + corner]))[0] == 4 ** HILBERT_ORDER - 1
+    assert hilbert_key(np.array([180.0 - corner]), np.array([-90.0 + corner]))[0] == 4**HILBERT_ORDER - 1
 
 
 def test_hilbert_same_cell_same_key_and_clipping():
@@ -217,7 +216,7 @@ def test_hilbert_same_cell_same_key_and_clipping():
     assert far != a
     # Points outside the extent are clipped to the border cells.
     out = hilbert_key(np.array([-500.0, 500.0]), np.array([-100.0, -100.0]))
-    assert out.tolist() == [0, 4 ** HILBERT_ORDER - 1]
+    assert out.tolist() == [0, 4**HILBERT_ORDER - 1]
 
 
 def test_hilbert_neighbours_have_closer_keys_than_far_points():
@@ -231,6 +230,7 @@ def test_hilbert_neighbours_have_closer_keys_than_far_points():
 
 
 # -- CRS normalisation ----------------------------------------------------------------------------
+
 
 def test_norm_crs_accepts_crs_like_inputs():
     expected = pyproj.CRS.from_epsg(32630)
@@ -257,8 +257,7 @@ def test_crs_to_string():
     assert crs_to_string(norm_crs("EPSG:32630")) == "EPSG:32630"
     assert crs_to_string(norm_crs(rasterio.crs.CRS.from_epsg(32630))) == "EPSG:32630"
     assert crs_to_string(norm_crs("EPSG:4326")) == "EPSG:4326"
-    custom = norm_crs("+proj=tmerc +lat_0=0 +lon_0=3.3 +k=0.9996 +x_0=500000 +y_0=0 +ellps=WGS84 "
-                      "+units=m +no_defs")
+    custom = norm_crs("+proj=tmerc +lat_0=0 +lon_0=3.3 +k=0.9996 +x_0=500000 +y_0=0 +ellps=WGS84 +units=m +no_defs")
     text = crs_to_string(custom)
     assert text.startswith("PROJCRS[") and not text.startswith("EPSG:")
     assert pyproj.CRS.from_wkt(text).equals(custom)

@@ -17,8 +17,18 @@ from geoduck.loaders import raster as lr
 
 
 def _write(path, data, *, crs, transform, nodata=None):
-    with rasterio.open(path, "w", driver="GTiff", width=data.shape[1], height=data.shape[0], count=1,
-                       dtype=data.dtype, crs=crs, transform=transform, nodata=nodata) as dst:
+    with rasterio.open(
+        path,
+        "w",
+        driver="GTiff",
+        width=data.shape[1],
+        height=data.shape[0],
+        count=1,
+        dtype=data.dtype,
+        crs=crs,
+        transform=transform,
+        nodata=nodata,
+    ) as dst:
         dst.write(data, 1)
     return path
 
@@ -68,7 +78,8 @@ def test_builder_and_loader_read_the_same_header(tmp_path):
     p = _write(tmp_path / "dem.tif", data, crs="EPSG:32630", transform=Affine(10, 0, 5e5, 0, -10, 4e6))
     (tmp_path / "dem.tif.aux.xml").write_text(
         '<PAMDataset><PAMRasterBand band="1"><Description>elevation</Description>'
-        "<NoDataValue>-9999</NoDataValue></PAMRasterBand></PAMDataset>")
+        "<NoDataValue>-9999</NoDataValue></PAMRasterBand></PAMDataset>"
+    )
     hdr = read_header(str(p))
     assert hdr.nodata == (-9999.0,) and hdr.descriptions == ("elevation",)
     assert hdr.mask_flags == (("nodata",),) and hdr.simple_masks
@@ -94,11 +105,19 @@ def test_rotated_header_bounds_are_the_corner_envelope(tmp_path):
     assert hdr.res == pytest.approx((10.0, 10.0))
 
 
-@pytest.mark.parametrize(("path", "remote"), [
-    ("/data/x.tif", False), ("file:///data/x.tif", False), ("/vsizip//data/a.zip/x.tif", False),
-    ("s3://bucket/x.tif", True), ("https://host/x.tif", True), ("/vsicurl/https://h/x.tif", True),
-    ("/vsis3/bucket/x.tif", True), ("/vsizip//vsicurl/https://h/a.zip/x.tif", True),
-])
+@pytest.mark.parametrize(
+    ("path", "remote"),
+    [
+        ("/data/x.tif", False),
+        ("file:///data/x.tif", False),
+        ("/vsizip//data/a.zip/x.tif", False),
+        ("s3://bucket/x.tif", True),
+        ("https://host/x.tif", True),
+        ("/vsicurl/https://h/x.tif", True),
+        ("/vsis3/bucket/x.tif", True),
+        ("/vsizip//vsicurl/https://h/a.zip/x.tif", True),
+    ],
+)
 def test_which_paths_skip_sidecar_lookups(path, remote):
     assert is_remote(path) is remote
 

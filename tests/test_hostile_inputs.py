@@ -18,8 +18,13 @@ from geoduck.testing import write_raster
 
 
 def _good(path: Path, *, x0: float = 400_000.0, size: int = 8) -> Path:
-    return write_raster(path, np.ones((1, size, size), "uint8"), crs="EPSG:32630",
-                        transform=Affine(10, 0, x0, 0, -10, 4_400_000), tiled=False)
+    return write_raster(
+        path,
+        np.ones((1, size, size), "uint8"),
+        crs="EPSG:32630",
+        transform=Affine(10, 0, x0, 0, -10, 4_400_000),
+        tiled=False,
+    )
 
 
 def _raw_tif(path: Path, width: int, height: int, *, crs: str | None, transform: Affine | None) -> Path:
@@ -51,20 +56,36 @@ def raster_matrix(tmp_path_factory):
     (root / "text.tif").write_text("this is not a GeoTIFF\n")
     case("text named .tif", root / "text.tif", "not a readable raster")
     case("no CRS", _raw_tif(root / "nocrs.tif", 4, 4, crs=None, transform=Affine(1, 0, 0, 0, -1, 4)), "no CRS")
-    case("no geotransform", _raw_tif(root / "notransform.tif", 4, 4, crs="EPSG:32630", transform=None),
-         "no geotransform")
-    case("rotated", _raw_tif(root / "rotated.tif", 10, 10, crs="EPSG:32630",
-                             transform=Affine.translation(400_000, 4_400_000) @ Affine.rotation(30) @ Affine.scale(10, -10)),
-         "ok")
-    case("1x1", _raw_tif(root / "one.tif", 1, 1, crs="EPSG:32630",
-                         transform=Affine(10, 0, 400_000, 0, -10, 4_400_000)), "ok")
-    case("huge header", _raw_tif(root / "huge.tif", 1, 1, crs="EPSG:4326", transform=Affine(1e-4, 0, -10, 0, -1e-4, 40))
-         , "ok")
+    case(
+        "no geotransform", _raw_tif(root / "notransform.tif", 4, 4, crs="EPSG:32630", transform=None), "no geotransform"
+    )
+    case(
+        "rotated",
+        _raw_tif(
+            root / "rotated.tif",
+            10,
+            10,
+            crs="EPSG:32630",
+            transform=Affine.translation(400_000, 4_400_000) @ Affine.rotation(30) @ Affine.scale(10, -10),
+        ),
+        "ok",
+    )
+    case(
+        "1x1",
+        _raw_tif(root / "one.tif", 1, 1, crs="EPSG:32630", transform=Affine(10, 0, 400_000, 0, -10, 4_400_000)),
+        "ok",
+    )
+    case(
+        "huge header",
+        _raw_tif(root / "huge.tif", 1, 1, crs="EPSG:4326", transform=Affine(1e-4, 0, -10, 0, -1e-4, 40)),
+        "ok",
+    )
     # A huge-dimension header: a VRT declaring 10^7 x 10^7 pixels (no data is read to index it).
     (root / "huge.vrt").write_text(
         '<VRTDataset rasterXSize="10000000" rasterYSize="10000000"><SRS>EPSG:4326</SRS>'
-        '<GeoTransform>-10, 1e-7, 0, 40, 0, -1e-7</GeoTransform>'
-        '<VRTRasterBand dataType="Byte" band="1"/></VRTDataset>')
+        "<GeoTransform>-10, 1e-7, 0, 40, 0, -1e-7</GeoTransform>"
+        '<VRTRasterBand dataType="Byte" band="1"/></VRTDataset>'
+    )
     case("huge dimensions", root / "huge.vrt", "ok")
     for i, name in enumerate(["with space.tif", "ünïcødé_名前.tif", "quote'd\"name.tif", "semi;colon -- x.tif"]):
         case(f"name {name!r}", _good(root / name, x0=410_000 + i * 1000), "ok")
@@ -108,7 +129,8 @@ def test_raster_builder_matrix(raster_matrix, tmp_path):
         corners = [src.transform @ c for c in ((0, 0), (10, 0), (0, 10), (10, 10))]
     xs, ys = zip(*corners, strict=True)
     assert rotated["native_bounds"] == pytest.approx(
-        {"xmin": min(xs), "ymin": min(ys), "xmax": max(xs), "ymax": max(ys)})
+        {"xmin": min(xs), "ymin": min(ys), "xmax": max(xs), "ymax": max(ys)}
+    )
     huge = rows[str(cases["huge dimensions"][0])]
     assert (huge["width"], huge["height"]) == (10_000_000, 10_000_000)
     assert huge["bbox"]["xmax"] == pytest.approx(-9.0)
@@ -118,10 +140,14 @@ def test_xarray_builder_matrix(tmp_path):
     src = tmp_path / "cubes"
     src.mkdir()
     time = pd.date_range("2023-01-01", periods=3, freq="D")
-    good = xr.Dataset({"t": (("time", "lat", "lon"), np.zeros((3, 4, 5), "float32"))},
-                      coords={"time": time,
-                              "lat": ("lat", [40.5, 40.0, 39.5, 39.0], {"units": "degrees_north"}),
-                              "lon": ("lon", np.arange(5.0), {"units": "degrees_east"})})
+    good = xr.Dataset(
+        {"t": (("time", "lat", "lon"), np.zeros((3, 4, 5), "float32"))},
+        coords={
+            "time": time,
+            "lat": ("lat", [40.5, 40.0, 39.5, 39.0], {"units": "degrees_north"}),
+            "lon": ("lon", np.arange(5.0), {"units": "degrees_east"}),
+        },
+    )
     good.to_netcdf(src / "good.nc")
     broken = good.copy()
     broken["time"] = ("time", [0, 1, 2], {"units": "days since the dawn of time", "calendar": "standard"})

@@ -36,7 +36,7 @@ def brute_force(cat, bbox, t0=None, t1=None) -> set[str]:
     return set(gdf.loc[hit, "id"])
 
 
-numbers = st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integers(-10**9, 10**9))
+numbers = st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integers(-(10**9), 10**9))
 
 
 @SETTINGS
@@ -61,9 +61,22 @@ def test_valid_lonlat_boxes_match_brute_force(cat, xmin, ymin, w, h):
 
 
 crs_strings = st.one_of(
-    st.sampled_from(["EPSG:4326", "EPSG:32629", "EPSG:3857", "OGC:CRS84", "EPSG:999999", "nonsense",
-                     "+proj=utm +zone=29 +datum=WGS84", "", "EPSG:4326;DROP TABLE x", "ESRI:54009"]),
-    st.text(max_size=30))
+    st.sampled_from(
+        [
+            "EPSG:4326",
+            "EPSG:32629",
+            "EPSG:3857",
+            "OGC:CRS84",
+            "EPSG:999999",
+            "nonsense",
+            "+proj=utm +zone=29 +datum=WGS84",
+            "",
+            "EPSG:4326;DROP TABLE x",
+            "ESRI:54009",
+        ]
+    ),
+    st.text(max_size=30),
+)
 
 
 @SETTINGS
@@ -76,12 +89,26 @@ def test_arbitrary_crs(cat, crs, bbox):
 
 
 times = st.one_of(
-    st.none(), st.datetimes(min_value=dt.datetime(1, 1, 1), max_value=dt.datetime(9999, 12, 31)),
-    st.datetimes(timezones=st.sampled_from([dt.timezone.utc, dt.timezone(dt.timedelta(hours=-11)),
-                                            dt.timezone(dt.timedelta(hours=14))])),
-    st.dates(), st.text(max_size=20),
-    st.sampled_from(["2020-01-05", "20200105", "2020-13-01", "0000-01-01", "99999-01-01", "2020-01-05T25:00",
-                     "yesterday", "2020-01-05'; DROP TABLE x; --"]))
+    st.none(),
+    st.datetimes(min_value=dt.datetime(1, 1, 1), max_value=dt.datetime(9999, 12, 31)),
+    st.datetimes(
+        timezones=st.sampled_from([dt.UTC, dt.timezone(dt.timedelta(hours=-11)), dt.timezone(dt.timedelta(hours=14))])
+    ),
+    st.dates(),
+    st.text(max_size=20),
+    st.sampled_from(
+        [
+            "2020-01-05",
+            "20200105",
+            "2020-13-01",
+            "0000-01-01",
+            "99999-01-01",
+            "2020-01-05T25:00",
+            "yesterday",
+            "2020-01-05'; DROP TABLE x; --",
+        ]
+    ),
+)
 
 
 @SETTINGS
@@ -97,16 +124,33 @@ def test_arbitrary_times(cat, start, end):
     assert t0 is None or t1 is None or t0 <= t1
     gdf = cat.to_geopandas()
     hit = (gdf["end_datetime"] >= t0 if t0 is not None else True) & (
-        gdf["start_datetime"] <= t1 if t1 is not None else True)
+        gdf["start_datetime"] <= t1 if t1 is not None else True
+    )
     assert ids == set(gdf.loc[hit, "id"]) if not isinstance(hit, bool) else ids == set(gdf["id"])
 
 
 predicates = st.one_of(
     st.text(max_size=40),
-    st.sampled_from(["tile = 'T000001'", "tile = 'x''; DROP TABLE catalog; --'", "width > 100 AND count = 1",
-                     "1=1; DROP TABLE catalog", "tile IN (SELECT id FROM catalog)", "/* */ tile = 'a' -- x",
-                     "read_parquet('/etc') IS NULL", "COPY catalog TO 'x'", "tile = $$a$$", "bbox.xmin < 0",
-                     "unknown_col = 1", "", "   ", "tile = 'T000001' OR 1=1", "ST_Area(geometry) > 0"]))
+    st.sampled_from(
+        [
+            "tile = 'T000001'",
+            "tile = 'x''; DROP TABLE catalog; --'",
+            "width > 100 AND count = 1",
+            "1=1; DROP TABLE catalog",
+            "tile IN (SELECT id FROM catalog)",
+            "/* */ tile = 'a' -- x",
+            "read_parquet('/etc') IS NULL",
+            "COPY catalog TO 'x'",
+            "tile = $$a$$",
+            "bbox.xmin < 0",
+            "unknown_col = 1",
+            "",
+            "   ",
+            "tile = 'T000001' OR 1=1",
+            "ST_Area(geometry) > 0",
+        ]
+    ),
+)
 
 
 @SETTINGS

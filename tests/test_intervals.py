@@ -22,6 +22,7 @@ def ends(iv: Interval) -> tuple[pd.Timestamp | None, pd.Timestamp | None]:
 
 # -- a single date value ------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("text", ["20230615", "2023-06-15", "2023_06_15", "2023.06.15", "2023166"])
 def test_date_only_covers_the_whole_day(text):
     iv = interval_from_strings(date=text)
@@ -32,7 +33,8 @@ def test_date_only_covers_the_whole_day(text):
 
 def test_back_to_back_days_do_not_overlap():
     days = [interval_from_strings(date=f"202302{d:02d}") for d in range(26, 29)] + [
-        interval_from_strings(date="20230301")]
+        interval_from_strings(date="20230301")
+    ]
     for a, b in zip(days, days[1:], strict=False):
         # Overlap per DESIGN: a.start <= b.end AND a.end >= b.start — false for consecutive days ...
         assert not (a.start <= b.end and a.end >= b.start)
@@ -43,35 +45,41 @@ def test_back_to_back_days_do_not_overlap():
     assert [iv.start <= t <= iv.end for iv in days] == [False, False, True, False]
 
 
-@pytest.mark.parametrize("text, start, end", [
-    ("202306", "2023-06-01", "2023-06-30T23:59:59.999999"),
-    ("2023-06", "2023-06-01", "2023-06-30T23:59:59.999999"),
-    ("202302", "2023-02-01", "2023-02-28T23:59:59.999999"),
-    ("202402", "2024-02-01", "2024-02-29T23:59:59.999999"),  # leap year
-    ("202312", "2023-12-01", "2023-12-31T23:59:59.999999"),
-    ("2023", "2023-01-01", "2023-12-31T23:59:59.999999"),
-    ("2024", "2024-01-01", "2024-12-31T23:59:59.999999"),
-])
+@pytest.mark.parametrize(
+    "text, start, end",
+    [
+        ("202306", "2023-06-01", "2023-06-30T23:59:59.999999"),
+        ("2023-06", "2023-06-01", "2023-06-30T23:59:59.999999"),
+        ("202302", "2023-02-01", "2023-02-28T23:59:59.999999"),
+        ("202402", "2024-02-01", "2024-02-29T23:59:59.999999"),  # leap year
+        ("202312", "2023-12-01", "2023-12-31T23:59:59.999999"),
+        ("2023", "2023-01-01", "2023-12-31T23:59:59.999999"),
+        ("2024", "2024-01-01", "2024-12-31T23:59:59.999999"),
+    ],
+)
 def test_month_and_year_precision(text, start, end):
     assert ends(interval_from_strings(date=text)) == (utc(start), utc(end))
 
 
-@pytest.mark.parametrize("text, start, end", [
-    ("20230615T103000", "2023-06-15T10:30:00", "2023-06-15T10:30:00.999999"),  # that second
-    ("20230615_103000", "2023-06-15T10:30:00", "2023-06-15T10:30:00.999999"),
-    ("20230615T105619", "2023-06-15T10:56:19", "2023-06-15T10:56:19.999999"),
-    ("202306151056", "2023-06-15T10:56:00", "2023-06-15T10:56:59.999999"),  # that minute
-    ("20230615T1056", "2023-06-15T10:56:00", "2023-06-15T10:56:59.999999"),
-    ("2023061510", "2023-06-15T10:00:00", "2023-06-15T10:59:59.999999"),  # that hour
-    ("20230615103045", "2023-06-15T10:30:45", "2023-06-15T10:30:45.999999"),
-    ("2023-06-15T10:30", "2023-06-15T10:30:00", "2023-06-15T10:30:59.999999"),
-    ("2023-06-15T10", "2023-06-15T10:00:00", "2023-06-15T10:59:59.999999"),
-    ("2023-06-15T10:30:45.5", "2023-06-15T10:30:45.5", "2023-06-15T10:30:45.599999"),  # a tenth
-    ("2023-06-15T10:30:45.123", "2023-06-15T10:30:45.123", "2023-06-15T10:30:45.123999"),
-    ("2023-06-15T10:30:45.123456", "2023-06-15T10:30:45.123456", "2023-06-15T10:30:45.123456"),
-    ("2023-06-15T00:00:00", "2023-06-15T00:00:00", "2023-06-15T00:00:00.999999"),  # midnight: a second
-    ("2023-06-15T10:30:00+02:00", "2023-06-15T08:30:00", "2023-06-15T08:30:00.999999"),
-])
+@pytest.mark.parametrize(
+    "text, start, end",
+    [
+        ("20230615T103000", "2023-06-15T10:30:00", "2023-06-15T10:30:00.999999"),  # that second
+        ("20230615_103000", "2023-06-15T10:30:00", "2023-06-15T10:30:00.999999"),
+        ("20230615T105619", "2023-06-15T10:56:19", "2023-06-15T10:56:19.999999"),
+        ("202306151056", "2023-06-15T10:56:00", "2023-06-15T10:56:59.999999"),  # that minute
+        ("20230615T1056", "2023-06-15T10:56:00", "2023-06-15T10:56:59.999999"),
+        ("2023061510", "2023-06-15T10:00:00", "2023-06-15T10:59:59.999999"),  # that hour
+        ("20230615103045", "2023-06-15T10:30:45", "2023-06-15T10:30:45.999999"),
+        ("2023-06-15T10:30", "2023-06-15T10:30:00", "2023-06-15T10:30:59.999999"),
+        ("2023-06-15T10", "2023-06-15T10:00:00", "2023-06-15T10:59:59.999999"),
+        ("2023-06-15T10:30:45.5", "2023-06-15T10:30:45.5", "2023-06-15T10:30:45.599999"),  # a tenth
+        ("2023-06-15T10:30:45.123", "2023-06-15T10:30:45.123", "2023-06-15T10:30:45.123999"),
+        ("2023-06-15T10:30:45.123456", "2023-06-15T10:30:45.123456", "2023-06-15T10:30:45.123456"),
+        ("2023-06-15T00:00:00", "2023-06-15T00:00:00", "2023-06-15T00:00:00.999999"),  # midnight: a second
+        ("2023-06-15T10:30:00+02:00", "2023-06-15T08:30:00", "2023-06-15T08:30:00.999999"),
+    ],
+)
 def test_value_with_time_covers_its_least_significant_field(text, start, end):
     assert ends(interval_from_strings(date=text)) == (utc(start), utc(end))
 
@@ -82,7 +90,9 @@ def test_exact_times_keeps_instants(text):
     assert iv.start == iv.end == interval_from_strings(date=text).start
     # date-only values still cover their day with exact_times
     assert ends(interval_from_strings(date="20230615", exact_times=True)) == (
-        utc("2023-06-15"), utc("2023-06-15T23:59:59.999999"))
+        utc("2023-06-15"),
+        utc("2023-06-15T23:59:59.999999"),
+    )
 
 
 def test_back_to_back_seconds_do_not_overlap():
@@ -91,6 +101,7 @@ def test_back_to_back_seconds_do_not_overlap():
 
 
 # -- start/stop pairs -----------------------------------------------------------------------------
+
 
 def test_start_stop_dates_cover_floor_start_to_ceil_stop_minus_1us():
     iv = interval_from_strings(start="20230601", stop="20230630")
@@ -131,22 +142,26 @@ def test_no_value_is_static():
 
 # -- date_format ----------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("text, fmt, start, end", [
-    ("15-06-2023", "%d-%m-%Y", "2023-06-15", "2023-06-15T23:59:59.999999"),
-    ("06/2023", "%m/%Y", "2023-06-01", "2023-06-30T23:59:59.999999"),
-    ("Jun2023", "%b%Y", "2023-06-01", "2023-06-30T23:59:59.999999"),
-    ("23", "%y", "2023-01-01", "2023-12-31T23:59:59.999999"),
-    ("2023-166", "%Y-%j", "2023-06-15", "2023-06-15T23:59:59.999999"),
-    ("2023-06-15 10:30", "%Y-%m-%d %H:%M", "2023-06-15T10:30", "2023-06-15T10:30:59.999999"),
-    # TorchGeo-style date_format strings
-    ("20230615T105619", "%Y%m%dT%H%M%S", "2023-06-15T10:56:19", "2023-06-15T10:56:19.999999"),
-    ("2023166", "%Y%j", "2023-06-15", "2023-06-15T23:59:59.999999"),
-    ("2024060", "%Y%j", "2024-02-29", "2024-02-29T23:59:59.999999"),  # leap year day 60
-    ("2023_06_15", "%Y_%m_%d", "2023-06-15", "2023-06-15T23:59:59.999999"),
-    ("202306151056", "%Y%m%d%H%M", "2023-06-15T10:56", "2023-06-15T10:56:59.999999"),
-    ("2023061510", "%Y%m%d%H", "2023-06-15T10:00", "2023-06-15T10:59:59.999999"),
-    ("20230615105619123456", "%Y%m%d%H%M%S%f", "2023-06-15T10:56:19.123456", "2023-06-15T10:56:19.123456"),
-])
+
+@pytest.mark.parametrize(
+    "text, fmt, start, end",
+    [
+        ("15-06-2023", "%d-%m-%Y", "2023-06-15", "2023-06-15T23:59:59.999999"),
+        ("06/2023", "%m/%Y", "2023-06-01", "2023-06-30T23:59:59.999999"),
+        ("Jun2023", "%b%Y", "2023-06-01", "2023-06-30T23:59:59.999999"),
+        ("23", "%y", "2023-01-01", "2023-12-31T23:59:59.999999"),
+        ("2023-166", "%Y-%j", "2023-06-15", "2023-06-15T23:59:59.999999"),
+        ("2023-06-15 10:30", "%Y-%m-%d %H:%M", "2023-06-15T10:30", "2023-06-15T10:30:59.999999"),
+        # TorchGeo-style date_format strings
+        ("20230615T105619", "%Y%m%dT%H%M%S", "2023-06-15T10:56:19", "2023-06-15T10:56:19.999999"),
+        ("2023166", "%Y%j", "2023-06-15", "2023-06-15T23:59:59.999999"),
+        ("2024060", "%Y%j", "2024-02-29", "2024-02-29T23:59:59.999999"),  # leap year day 60
+        ("2023_06_15", "%Y_%m_%d", "2023-06-15", "2023-06-15T23:59:59.999999"),
+        ("202306151056", "%Y%m%d%H%M", "2023-06-15T10:56", "2023-06-15T10:56:59.999999"),
+        ("2023061510", "%Y%m%d%H", "2023-06-15T10:00", "2023-06-15T10:59:59.999999"),
+        ("20230615105619123456", "%Y%m%d%H%M%S%f", "2023-06-15T10:56:19.123456", "2023-06-15T10:56:19.123456"),
+    ],
+)
 def test_date_format_is_honoured(text, fmt, start, end):
     assert ends(interval_from_strings(date=text, date_format=fmt)) == (utc(start), utc(end))
 
@@ -164,6 +179,7 @@ def test_date_format_mismatch_names_value_and_format():
 
 # -- time zones -----------------------------------------------------------------------------------
 
+
 def test_aware_strings_are_converted_to_utc():
     iv = interval_from_strings(start="2023-06-01T10:30:00+02:00", stop="2023-06-01T11:30:00-05:00")
     assert ends(iv) == (utc("2023-06-01T08:30:00"), utc("2023-06-01T16:30:00.999999"))
@@ -175,8 +191,9 @@ def test_aware_strings_are_converted_to_utc():
 
 def test_aware_query_values_are_converted_to_utc():
     eastern = dt.timezone(dt.timedelta(hours=-5))
-    t0, t1 = query_interval(dt.datetime(2023, 6, 1, 12, tzinfo=eastern),
-                            pd.Timestamp("2023-06-02T01:00", tz="Europe/Madrid"))
+    t0, t1 = query_interval(
+        dt.datetime(2023, 6, 1, 12, tzinfo=eastern), pd.Timestamp("2023-06-02T01:00", tz="Europe/Madrid")
+    )
     assert (t0, t1) == (utc("2023-06-01T17:00"), utc("2023-06-01T23:00"))
     assert str(t0.tz) == "UTC" and str(t1.tz) == "UTC"
     # Naive values are UTC.
@@ -185,6 +202,7 @@ def test_aware_query_values_are_converted_to_utc():
 
 
 # -- bad strings ----------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("text", ["notadate", "20231345", "2023-13", "2023-02-30", "", "S2A"])
 def test_bad_strings_raise_time_parse_error_naming_the_value(text):
@@ -206,8 +224,10 @@ def test_spelled_out_dates_are_days_not_instants(text):
 
 
 def test_spelled_out_date_with_time_covers_its_minute():
-    assert ends(interval_from_strings(date="15 June 2023 10:30")) == (utc("2023-06-15T10:30"),
-                                                                      utc("2023-06-15T10:30:59.999999"))
+    assert ends(interval_from_strings(date="15 June 2023 10:30")) == (
+        utc("2023-06-15T10:30"),
+        utc("2023-06-15T10:30:59.999999"),
+    )
 
 
 def test_parse_datetime_reports_precision():
@@ -221,11 +241,13 @@ def test_parse_datetime_reports_precision():
 
 # -- query intervals ------------------------------------------------------------------------------
 
+
 def test_query_date_only_end_covers_the_whole_day():
-    assert query_interval("2023-06-01", "2023-06-30") == (utc("2023-06-01"),
-                                                         utc("2023-06-30T23:59:59.999999"))
+    assert query_interval("2023-06-01", "2023-06-30") == (utc("2023-06-01"), utc("2023-06-30T23:59:59.999999"))
     assert query_interval(dt.date(2023, 6, 1), dt.date(2023, 6, 30)) == (
-        utc("2023-06-01"), utc("2023-06-30T23:59:59.999999"))
+        utc("2023-06-01"),
+        utc("2023-06-30T23:59:59.999999"),
+    )
     # A file dated on the last day overlaps; one dated the day after does not.
     t0, t1 = query_interval("2023-06-01", "2023-06-30")
     last = interval_from_strings(date="20230630")
@@ -235,8 +257,7 @@ def test_query_date_only_end_covers_the_whole_day():
 
 
 def test_query_single_day_and_open_ends():
-    assert query_interval("2023-06-15", "2023-06-15") == (utc("2023-06-15"),
-                                                         utc("2023-06-15T23:59:59.999999"))
+    assert query_interval("2023-06-15", "2023-06-15") == (utc("2023-06-15"), utc("2023-06-15T23:59:59.999999"))
     assert query_interval("2023-06-15", None) == (utc("2023-06-15"), None)
     assert query_interval(None, "2023-06") == (None, utc("2023-06-30T23:59:59.999999"))
     assert query_interval() == (None, None)

@@ -50,8 +50,9 @@ S2_VERBOSE = r"""
 def s2(tmp_path_factory):
     root = tmp_path_factory.mktemp("s2")
     files = synthetic_sentinel2_archive(root / "archive", hole={f"{HOLE_SCENE}/B08": HOLE})
-    cat = geoduck.build_raster_catalog(root / "archive", root / "cat", filename_regex=SENTINEL2_REGEX,
-                                       progress=False, workers=1)
+    cat = geoduck.build_raster_catalog(
+        root / "archive", root / "cat", filename_regex=SENTINEL2_REGEX, progress=False, workers=1
+    )
     return root, files, cat
 
 
@@ -59,8 +60,9 @@ def s2(tmp_path_factory):
 def landsat(tmp_path_factory):
     root = tmp_path_factory.mktemp("landsat")
     files = synthetic_landsat_archive(root / "archive")
-    cat = geoduck.build_raster_catalog(root / "archive", root / "cat", filename_regex=LANDSAT_REGEX,
-                                       progress=False, workers=1)
+    cat = geoduck.build_raster_catalog(
+        root / "archive", root / "cat", filename_regex=LANDSAT_REGEX, progress=False, workers=1
+    )
     return root, files, cat
 
 
@@ -75,12 +77,17 @@ def band_file(files, scene: str, band: str) -> Path:
 
 def warped(path: Path, sl: geoduck.GeoSlice) -> np.ndarray:
     """The band file read onto the slice grid by rasterio (nearest), nodata 0 outside."""
-    with rasterio.open(path) as ds, WarpedVRT(ds, crs=sl.crs, transform=sl.transform, width=sl.width,
-                                              height=sl.height, resampling=Resampling.nearest) as vrt:
+    with (
+        rasterio.open(path) as ds,
+        WarpedVRT(
+            ds, crs=sl.crs, transform=sl.transform, width=sl.width, height=sl.height, resampling=Resampling.nearest
+        ) as vrt,
+    ):
         return vrt.read(1)
 
 
 # -- catalog: one row per band file, scene key --------------------------------------------------------
+
 
 def test_band_files_form_scenes_matched_on_relative_paths(s2):
     _, files, cat = s2
@@ -88,8 +95,11 @@ def test_band_files_form_scenes_matched_on_relative_paths(s2):
     assert len(df) == len(files) == 24  # one row per file
     assert cat.build_report.skipped == 0 and cat.build_report.errors == ()
     scenes = df.groupby("scene_id")["band"].apply(sorted).to_dict()
-    assert scenes == {f"{s}|{t}|{d}": ["B02", "B03", "B04", "B05", "B08", "B11"]
-                      for s, d in (("S2B", "20230615"), ("S2A", "20230620")) for t in ("30TYK", "31TBE")}
+    assert scenes == {
+        f"{s}|{t}|{d}": ["B02", "B03", "B04", "B05", "B08", "B11"]
+        for s, d in (("S2B", "20230615"), ("S2A", "20230620"))
+        for t in ("30TYK", "31TBE")
+    }
     # date and tile came from the folder name, band from the file name
     r = df[df.filepath.str.endswith(f"{HOLE_SCENE}/B11.tif")].iloc[0]
     assert (r.tile, r.sensor, r.band, r.res_x) == ("30TYK", "S2B", "B11", 20.0)
@@ -103,36 +113,61 @@ def test_landsat_scenes(landsat):
     df = rows(cat)
     assert len(df) == 16
     assert df.groupby("scene_id").size().to_dict() == {
-        "LC08|198032|20230615": 4, "LC08|199032|20230615": 4, "LC09|198032|20230623": 4,
-        "LC09|199032|20230623": 4}
+        "LC08|198032|20230615": 4,
+        "LC08|199032|20230615": 4,
+        "LC09|198032|20230623": 4,
+        "LC09|199032|20230623": 4,
+    }
     assert sorted(set(df.band)) == ["SR_B2", "SR_B3", "SR_B4", "SR_B5"]
 
 
 def test_verbose_regex_as_flag_as_compiled_pattern_and_on_the_cli(s2, tmp_path):
     root, files, _ = s2
     expected = rows(s2[2]).drop(columns=["file_mtime"]).reset_index(drop=True)
-    flag = geoduck.build_raster_catalog(root / "archive", tmp_path / "a", filename_regex=S2_VERBOSE,
-                                        regex_verbose=True, progress=False, workers=1)
-    compiled = geoduck.build_raster_catalog(root / "archive", tmp_path / "b", progress=False, workers=1,
-                                            filename_regex=re.compile(S2_VERBOSE, re.VERBOSE))
+    flag = geoduck.build_raster_catalog(
+        root / "archive", tmp_path / "a", filename_regex=S2_VERBOSE, regex_verbose=True, progress=False, workers=1
+    )
+    compiled = geoduck.build_raster_catalog(
+        root / "archive", tmp_path / "b", progress=False, workers=1, filename_regex=re.compile(S2_VERBOSE, re.VERBOSE)
+    )
     for cat in (flag, compiled):
         got = rows(cat).drop(columns=["file_mtime"]).reset_index(drop=True)
         pd.testing.assert_frame_equal(got[expected.columns], expected)
-    res = CliRunner().invoke(main, ["build", "raster", str(root / "archive"), "-o", str(tmp_path / "c"),
-                                    "--regex", S2_VERBOSE, "--regex-verbose", "--no-progress", "--workers", "1"])
+    res = CliRunner().invoke(
+        main,
+        [
+            "build",
+            "raster",
+            str(root / "archive"),
+            "-o",
+            str(tmp_path / "c"),
+            "--regex",
+            S2_VERBOSE,
+            "--regex-verbose",
+            "--no-progress",
+            "--workers",
+            "1",
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert "24 rows from 24 files" in res.output
     assert sorted(rows(geoduck.open_catalog(tmp_path / "c")).scene_id.unique()) == sorted(expected.scene_id.unique())
     # without the flag the verbose pattern matches nothing: a user error naming an example path
     with pytest.raises(ArgumentError, match=r"matches none of the 24 files.*relative to the scanned folder"):
-        geoduck.build_raster_catalog(root / "archive", tmp_path / "d", filename_regex=S2_VERBOSE,
-                                     progress=False, workers=1)
+        geoduck.build_raster_catalog(
+            root / "archive", tmp_path / "d", filename_regex=S2_VERBOSE, progress=False, workers=1
+        )
 
 
 def test_glob_root_is_the_scanned_folder(s2, tmp_path):
     root, files, _ = s2
-    cat = geoduck.build_raster_catalog(str(root / "archive" / "30" / "**" / "*.tif"), tmp_path / "g",
-                                       filename_regex=SENTINEL2_REGEX, progress=False, workers=1)
+    cat = geoduck.build_raster_catalog(
+        str(root / "archive" / "30" / "**" / "*.tif"),
+        tmp_path / "g",
+        filename_regex=SENTINEL2_REGEX,
+        progress=False,
+        workers=1,
+    )
     assert len(cat) == 12 and set(rows(cat).tile) == {"30TYK"}
 
 
@@ -146,8 +181,21 @@ def test_unmatched_files_are_skipped_and_reported_by_the_cli(s2, tmp_path):
     folder = files[0].parent.relative_to(root / "archive")
     for extra in ("TCI.tif", "SCL.tif"):
         (src / folder / extra).write_bytes(files[0].read_bytes())
-    res = CliRunner().invoke(main, ["build", "raster", str(src), "-o", str(tmp_path / "cat"), "--regex",
-                                    SENTINEL2_REGEX, "--no-progress", "--workers", "1"])
+    res = CliRunner().invoke(
+        main,
+        [
+            "build",
+            "raster",
+            str(src),
+            "-o",
+            str(tmp_path / "cat"),
+            "--regex",
+            SENTINEL2_REGEX,
+            "--no-progress",
+            "--workers",
+            "1",
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert "6 rows from 6 files indexed" in res.output and "0 errors" in res.output
     assert "2 files skipped" in res.output and f"{folder}/SCL.tif" in res.output
@@ -158,8 +206,9 @@ def test_two_files_for_one_band_of_a_scene_are_errors_naming_both(s2, tmp_path):
     root, _, _ = s2
     # no date group: the two dates of a tile collapse into one scene key → duplicates
     regex = r"(?P<tile>\d{2}[A-Z]{3})_\d{8}_\d_L2A/(?P<band>B\d\d)\.tif$"
-    cat = geoduck.build_raster_catalog(root / "archive", tmp_path / "cat", filename_regex=regex,
-                                       progress=False, workers=1)
+    cat = geoduck.build_raster_catalog(
+        root / "archive", tmp_path / "cat", filename_regex=regex, progress=False, workers=1
+    )
     assert len(cat) == 12 and len(cat.build_report.errors) == 12
     path, reason = cat.build_report.errors[0]
     # files are taken in path order: S2A_…_20230620 first, so the S2B file is the second B02
@@ -169,6 +218,7 @@ def test_two_files_for_one_band_of_a_scene_are_errors_naming_both(s2, tmp_path):
 
 
 # -- band stacking ------------------------------------------------------------------------------------
+
 
 def scene_grid(files, scene: str, band: str = "B04", res: float = 10.0, **time) -> geoduck.GeoSlice:
     with rasterio.open(band_file(files, scene, band)) as ds:
@@ -186,8 +236,7 @@ def test_stack_on_a_scene_grid_equals_rasterio_reads_and_the_encoding(s2):
         with rasterio.open(band_file(files, scene, band)) as ds:
             np.testing.assert_array_equal(got.values[k], ds.read(1))
     with rasterio.open(band_file(files, scene, "B11")) as ds:
-        np.testing.assert_array_equal(got.values[2], ds.read(1, out_shape=(120, 120),
-                                                             resampling=Resampling.nearest))
+        np.testing.assert_array_equal(got.values[2], ds.read(1, out_shape=(120, 120), resampling=Resampling.nearest))
     # and the encoding: each 10 m pixel holds the 20 m pixel containing its centre
     xs, ys = pixel_centres(sl.transform, sl.shape)
     x0, y1 = sl.bounds[0], sl.bounds[3]
@@ -208,8 +257,9 @@ def test_mosaic_of_scenes_across_utm_zones_never_mixes_scenes(s2):
     a, b = "S2B_30TYK_20230615_0_L2A", "S2B_31TBE_20230615_0_L2A"
     with rasterio.open(band_file(files, a, "B04")) as ds:
         left, bottom, right, top = ds.bounds
-    sl = geoduck.GeoSlice((left + 300, bottom - 200, right + 600, top - 200), UTM30, 10.0,
-                          start="2023-06-15", end="2023-06-15")
+    sl = geoduck.GeoSlice(
+        (left + 300, bottom - 200, right + 600, top - 200), UTM30, 10.0, start="2023-06-15", end="2023-06-15"
+    )
     bands = ["B08", "B04", "B05"]
     got = geoduck.load_raster(cat, sl, bands=bands, resampling="nearest", merge="first").values
     va, ok_a = scene_stack(files, a, bands, sl)
@@ -258,10 +308,16 @@ def test_band_errors_name_what_exists(s2):
 def test_band_descriptions_inside_one_file_keep_working(tmp_path):
     t = rasterio.transform.from_origin(500_000, 4_400_000, 10, 10)
     values = np.arange(3 * 8 * 8, dtype="uint16").reshape(3, 8, 8) + 1
-    write_raster(tmp_path / "in" / "S2_30TVK_20230615.tif", values, crs=UTM30, transform=t,
-                 descriptions=["B02", "B03", "B04"])
-    cat = geoduck.build_raster_catalog(tmp_path / "in", tmp_path / "cat", progress=False, workers=1,
-                                       filename_regex=r"S2_(?P<tile>\w{5})_(?P<date>\d{8})")
+    write_raster(
+        tmp_path / "in" / "S2_30TVK_20230615.tif", values, crs=UTM30, transform=t, descriptions=["B02", "B03", "B04"]
+    )
+    cat = geoduck.build_raster_catalog(
+        tmp_path / "in",
+        tmp_path / "cat",
+        progress=False,
+        workers=1,
+        filename_regex=r"S2_(?P<tile>\w{5})_(?P<date>\d{8})",
+    )
     sl = geoduck.GeoSlice((500_000, 4_399_920, 500_080, 4_400_000), UTM30, 10.0)
     np.testing.assert_array_equal(geoduck.load_raster(cat, sl, bands=["B04", "B02"]).values, values[[2, 0]])
 
@@ -274,12 +330,14 @@ def test_timeseries_steps_are_scenes(s2):
     assert list(da.band.values) == bands
     assert list(pd.DatetimeIndex(da.time.values)) == [pd.Timestamp("2023-06-15"), pd.Timestamp("2023-06-20")]
     for k, day in enumerate(["2023-06-15", "2023-06-20"]):
-        one = geoduck.load_raster(cat, geoduck.GeoSlice(sl.bounds, sl.crs, 20.0, start=day, end=day),
-                                  bands=bands, resampling="nearest")
+        one = geoduck.load_raster(
+            cat, geoduck.GeoSlice(sl.bounds, sl.crs, 20.0, start=day, end=day), bands=bands, resampling="nearest"
+        )
         np.testing.assert_array_equal(da.values[k], one.values)
 
 
 # -- samplers, map_chips, torch -----------------------------------------------------------------------
+
 
 def test_random_sampler_draws_scenes_not_band_files(s2):
     _, _, cat = s2
@@ -306,8 +364,9 @@ def test_map_chips_and_torch_load_whole_scenes(s2):
         sensor, _, date = scene.split("|")
         # the chip carries its scene's interval: that date's scenes (both tiles) are mosaicked,
         # 30TYK first; each pixel's bands all come from one scene
-        (va, ok_a), (vb, ok_b) = (scene_stack(files, f"{sensor}_{t}_{date}_0_L2A", bands, sl)
-                                  for t in ("30TYK", "31TBE"))
+        (va, ok_a), (vb, ok_b) = (
+            scene_stack(files, f"{sensor}_{t}_{date}_0_L2A", bands, sl) for t in ("30TYK", "31TBE")
+        )
         mine = ok_a if "30TYK" in scene else ok_b
         assert mine.sum() > 0
         np.testing.assert_array_equal(chip, np.where(ok_a, va, np.where(ok_b, vb, 0)))

@@ -32,8 +32,7 @@ DATED = r"_(?P<date>\d{8})\.tif$"
 
 
 def build(paths, out: Path, regex: str | None = None) -> geoduck.Catalog:
-    return geoduck.build_raster_catalog([str(p) for p in paths], out, filename_regex=regex,
-                                        progress=False, workers=1)
+    return geoduck.build_raster_catalog([str(p) for p in paths], out, filename_regex=regex, progress=False, workers=1)
 
 
 def transform_xy(src: str, dst: str, x, y) -> tuple[np.ndarray, np.ndarray]:
@@ -55,6 +54,7 @@ def assert_geotensor_on(g: GeoTensor, s: geoduck.GeoSlice, bands: int) -> None:
 
 # -- GeoSlice -------------------------------------------------------------------------------------
 
+
 def test_slice_shape_and_transform():
     s = geoduck.GeoSlice((0, 0, 100, 50), "EPSG:32630", 10)
     assert (s.width, s.height, s.shape) == (10, 5, (5, 10))
@@ -70,14 +70,17 @@ def test_slice_shape_and_transform():
     assert r.transform @ (10, 10) == (100.0, 0.0)
 
 
-@pytest.mark.parametrize(("bounds", "res", "shape", "grid_bounds"), [
-    ((0, 3, 105, 50), 10, (5, 11), (0.0, 0.0, 110.0, 50.0)),  # ceil: covers the bounds
-    ((0, 0, 100.5, 10), 10, (1, 11), (0.0, 0.0, 110.0, 10.0)),
-    ((0, 0, 0.3, 0.1), 0.1, (1, 3), (0.0, 0.0, 0.30000000000000004, 0.1)),  # 0.3/0.1 = 2.9999…
-    ((0, 0, 0.7, 0.7), 0.1, (7, 7), None),  # 0.7/0.1 = 6.9999… is not rounded up to 8
-    ((0, 0, 1, 1), 10, (1, 1), (0.0, -9.0, 10.0, 1.0)),  # never empty
-    ((500000, 4399990, 500640, 4400000), (20, 10), (1, 32), None),
-])
+@pytest.mark.parametrize(
+    ("bounds", "res", "shape", "grid_bounds"),
+    [
+        ((0, 3, 105, 50), 10, (5, 11), (0.0, 0.0, 110.0, 50.0)),  # ceil: covers the bounds
+        ((0, 0, 100.5, 10), 10, (1, 11), (0.0, 0.0, 110.0, 10.0)),
+        ((0, 0, 0.3, 0.1), 0.1, (1, 3), (0.0, 0.0, 0.30000000000000004, 0.1)),  # 0.3/0.1 = 2.9999…
+        ((0, 0, 0.7, 0.7), 0.1, (7, 7), None),  # 0.7/0.1 = 6.9999… is not rounded up to 8
+        ((0, 0, 1, 1), 10, (1, 1), (0.0, -9.0, 10.0, 1.0)),  # never empty
+        ((500000, 4399990, 500640, 4400000), (20, 10), (1, 32), None),
+    ],
+)
 def test_slice_ceil_rule(bounds, res, shape, grid_bounds):
     s = geoduck.GeoSlice(bounds, "EPSG:32630", res)
     assert s.shape == shape
@@ -92,36 +95,52 @@ def test_slice_ceil_rule(bounds, res, shape, grid_bounds):
 
 def test_slice_equality_and_hash():
     b = (500000.0, 4390000.0, 501000.0, 4400000.0)
-    forms = [geoduck.GeoSlice(b, "EPSG:32630", 10), geoduck.GeoSlice(list(b), 32630, (10, 10)),
-             geoduck.GeoSlice(b, pyproj.CRS.from_epsg(32630), 10.0),
-             geoduck.GeoSlice(tuple(np.array(b)), rasterio.crs.CRS.from_epsg(32630), np.float64(10))]
+    forms = [
+        geoduck.GeoSlice(b, "EPSG:32630", 10),
+        geoduck.GeoSlice(list(b), 32630, (10, 10)),
+        geoduck.GeoSlice(b, pyproj.CRS.from_epsg(32630), 10.0),
+        geoduck.GeoSlice(tuple(np.array(b)), rasterio.crs.CRS.from_epsg(32630), np.float64(10)),
+    ]
     assert all(f == forms[0] for f in forms)
     assert len({hash(f) for f in forms}) == 1 and len(set(forms)) == 1
     assert geoduck.GeoSlice(b, "EPSG:32630", 20) != forms[0]
     assert geoduck.GeoSlice(b, "EPSG:32629", 10) != forms[0]
     assert geoduck.GeoSlice((b[0], b[1], b[2] + 1, b[3]), "EPSG:32630", 10) != forms[0]
     day = geoduck.GeoSlice(b, "EPSG:32630", 10, start="2023-06-15", end="2023-06-15")
-    same = geoduck.GeoSlice(b, "EPSG:32630", 10, start=dt.datetime(2023, 6, 15, tzinfo=dt.timezone.utc),
-                            end=pd.Timestamp("2023-06-15T23:59:59.999999Z"))
+    same = geoduck.GeoSlice(
+        b,
+        "EPSG:32630",
+        10,
+        start=dt.datetime(2023, 6, 15, tzinfo=dt.UTC),
+        end=pd.Timestamp("2023-06-15T23:59:59.999999Z"),
+    )
     assert day == same and hash(day) == hash(same) and day != forms[0]
-    assert day.interval == (pd.Timestamp("2023-06-15", tz="UTC"),
-                            pd.Timestamp("2023-06-15T23:59:59.999999", tz="UTC"))
+    assert day.interval == (pd.Timestamp("2023-06-15", tz="UTC"), pd.Timestamp("2023-06-15T23:59:59.999999", tz="UTC"))
     assert len({forms[0], day, same}) == 2
     with pytest.raises(dataclasses.FrozenInstanceError):
         forms[0].resolution = (1.0, 1.0)  # type: ignore[misc]
 
 
-@pytest.mark.parametrize("bounds", [
-    (0, 0, 0, 10), (10, 0, 0, 10), (0, 10, 10, 0), (0, 0, 10, 0), (0, 0, float("nan"), 10),
-    (0, 0, float("inf"), 10), (0, 0, 10), ("a", 0, 10, 10), None,
-])
+@pytest.mark.parametrize(
+    "bounds",
+    [
+        (0, 0, 0, 10),
+        (10, 0, 0, 10),
+        (0, 10, 10, 0),
+        (0, 0, 10, 0),
+        (0, 0, float("nan"), 10),
+        (0, 0, float("inf"), 10),
+        (0, 0, 10),
+        ("a", 0, 10, 10),
+        None,
+    ],
+)
 def test_slice_bad_bounds(bounds):
     with pytest.raises(ArgumentError, match="bounds"):
         geoduck.GeoSlice(bounds, "EPSG:32630", 10)
 
 
-@pytest.mark.parametrize("res", [0, -1, float("nan"), float("inf"), (1, 2, 3), (1,), (10, 0), "10",
-                                 (10, "a")])
+@pytest.mark.parametrize("res", [0, -1, float("nan"), float("inf"), (1, 2, 3), (1,), (10, 0), "10", (10, "a")])
 def test_slice_bad_resolution(res):
     with pytest.raises(ArgumentError, match="resolution"):
         geoduck.GeoSlice((0, 0, 100, 100), "EPSG:32630", res)
@@ -138,12 +157,12 @@ def test_slice_bad_crs_and_interval():
 
 # -- load_raster: exact mosaics -----------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def utm30(tmp_path_factory) -> tuple[geoduck.Catalog, Path]:
     """One 64×64 native-coordinate raster in UTM 30 at 10 m, origin (500000, 4400000), no nodata."""
     root = tmp_path_factory.mktemp("utm30")
-    path = coordinate_raster(root / "src" / "a.tif", crs="EPSG:32630", origin=(500000, 4400000),
-                             res=10, shape=(64, 64))
+    path = coordinate_raster(root / "src" / "a.tif", crs="EPSG:32630", origin=(500000, 4400000), res=10, shape=(64, 64))
     return build([path], root / "cat"), path
 
 
@@ -211,16 +230,16 @@ def lonlat30(tmp_path_factory) -> tuple[geoduck.Catalog, tuple[float, float], fl
     """A lon/lat-encoding raster in UTM 30 west of its zone (lon ≈ -6.3 … -5.9), 500 m pixels."""
     root = tmp_path_factory.mktemp("lonlat30")
     origin, res = (230000.0, 4450000.0), 500.0
-    path = coordinate_raster(root / "src" / "a.tif", crs="EPSG:32630", origin=origin, res=res,
-                             shape=(64, 64), encode="lonlat")
+    path = coordinate_raster(
+        root / "src" / "a.tif", crs="EPSG:32630", origin=origin, res=res, shape=(64, 64), encode="lonlat"
+    )
     return build([path], root / "cat"), origin, res
 
 
 def test_other_zone_nearest_picks_the_covering_source_pixel(lonlat30):
     cat, origin, res = lonlat30
     x0, y0 = transform_xy("EPSG:32630", "EPSG:32629", 235000.0, 4445000.0)
-    s = geoduck.GeoSlice((float(x0), float(y0) - 22 * 700, float(x0) + 22 * 700, float(y0)),
-                         "EPSG:32629", 700)
+    s = geoduck.GeoSlice((float(x0), float(y0) - 22 * 700, float(x0) + 22 * 700, float(y0)), "EPSG:32629", 700)
     g = geoduck.load_raster(cat, s, resampling="nearest")
     assert_geotensor_on(g, s, 2)
     assert (g.values != 0).all()
@@ -239,8 +258,7 @@ def test_other_zone_nearest_picks_the_covering_source_pixel(lonlat30):
 def test_other_zone_bilinear(lonlat30):
     cat, _, res = lonlat30
     x0, y0 = transform_xy("EPSG:32630", "EPSG:32629", 235000.0, 4445000.0)
-    s = geoduck.GeoSlice((float(x0), float(y0) - 22 * 700, float(x0) + 22 * 700, float(y0)),
-                         "EPSG:32629", 700)
+    s = geoduck.GeoSlice((float(x0), float(y0) - 22 * 700, float(x0) + 22 * 700, float(y0)), "EPSG:32629", 700)
     g = geoduck.load_raster(cat, s, resampling="bilinear")
     dx, dy = _source_offsets(g, s, "EPSG:32630")
     # lon/lat is linear in UTM metres to < 1 mm over a pixel: only GDAL's approximation remains
@@ -252,8 +270,9 @@ def test_warped_source_without_nodata_is_invalid_outside_its_footprint(lonlat30)
     """GDAL's added alpha band, not the (all-valid) band masks, tells where a warped source is."""
     cat, origin, res = lonlat30
     x0, y0 = transform_xy("EPSG:32630", "EPSG:32629", origin[0], origin[1] - 16000.0)
-    s = geoduck.GeoSlice((float(x0) - 10_000, float(y0) - 10_000, float(x0) + 10_000, float(y0) + 10_000),
-                         "EPSG:32629", 1000)
+    s = geoduck.GeoSlice(
+        (float(x0) - 10_000, float(y0) - 10_000, float(x0) + 10_000, float(y0) + 10_000), "EPSG:32629", 1000
+    )
     g = geoduck.load_raster(cat, s, resampling="nearest")
     xs, ys = pixel_centres(s.transform, s.shape)
     nx, ny = transform_xy(s.crs, "EPSG:32630", xs, ys)
@@ -281,8 +300,17 @@ def two_zones(tmp_path_factory):
     res, size = 1000.0, 64
     paths, bounds = [], {}
     for tag, (name, crs, origin) in specs.items():
-        paths.append(coordinate_raster(root / "src" / name, crs=crs, origin=origin, res=res,
-                                       shape=(size, size), encode="lonlat", extra_band=tag))
+        paths.append(
+            coordinate_raster(
+                root / "src" / name,
+                crs=crs,
+                origin=origin,
+                res=res,
+                shape=(size, size),
+                encode="lonlat",
+                extra_band=tag,
+            )
+        )
         bounds[tag] = (crs, (origin[0], origin[1] - size * res, origin[0] + size * res, origin[1]))
     return build(paths, root / "cat"), bounds, res
 
@@ -323,12 +351,18 @@ def dated(tmp_path_factory):
     origin = (500000.0, 4400000.0)
     kw = dict(crs="EPSG:32630", res=10.0, nodata=NODATA)
     paths = [
-        coordinate_raster(root / "src" / "z_20230101.tif", origin=origin, shape=(32, 32),
-                          extra_band=1, **kw),
-        coordinate_raster(root / "src" / "m_20230201.tif", origin=origin, shape=(32, 32),
-                          extra_band=2, hole=(slice(4, 12), slice(20, 28)), **kw),
-        coordinate_raster(root / "src" / "a_20230301.tif", origin=(origin[0] + 160, origin[1]),
-                          shape=(32, 16), extra_band=3, **kw),
+        coordinate_raster(root / "src" / "z_20230101.tif", origin=origin, shape=(32, 32), extra_band=1, **kw),
+        coordinate_raster(
+            root / "src" / "m_20230201.tif",
+            origin=origin,
+            shape=(32, 32),
+            extra_band=2,
+            hole=(slice(4, 12), slice(20, 28)),
+            **kw,
+        ),
+        coordinate_raster(
+            root / "src" / "a_20230301.tif", origin=(origin[0] + 160, origin[1]), shape=(32, 16), extra_band=3, **kw
+        ),
     ]
     slice_bounds = (origin[0], origin[1] - 320, origin[0] + 320, origin[1])
     return build(paths, root / "cat", regex=DATED), slice_bounds
@@ -376,13 +410,11 @@ def test_time_filtering_of_the_slice(dated):
     # a date-only end includes that whole day; an instant end does not reach the next day
     np.testing.assert_array_equal(_tags(cat, b, "last", end="2023-01-01"), ones)
     np.testing.assert_array_equal(_tags(cat, b, "last", end=dt.datetime(2023, 1, 31, 23, 59)), ones)
-    np.testing.assert_array_equal(_tags(cat, b, "last", end="2023-02-01"), np.where(
-        _hole_mask(), 1.0, twos))
+    np.testing.assert_array_equal(_tags(cat, b, "last", end="2023-02-01"), np.where(_hole_mask(), 1.0, twos))
     # March only: the west half has no source → fill value (the sources' nodata)
     east = np.zeros((32, 32), bool)
     east[:, 16:] = True
-    np.testing.assert_array_equal(_tags(cat, b, start="2023-03-01", end="2023-03-31"),
-                                  np.where(east, 3.0, NODATA))
+    np.testing.assert_array_equal(_tags(cat, b, start="2023-03-01", end="2023-03-31"), np.where(east, 3.0, NODATA))
     with pytest.raises(NoDataError):
         geoduck.load_raster(cat, geoduck.GeoSlice(b, "EPSG:32630", 10, start="2024-01-01"))
     with pytest.raises(NoDataError):
@@ -401,8 +433,10 @@ def test_no_row_under_the_slice(dated):
         geoduck.load_raster(cat, geoduck.GeoSlice((600000, 4500000, 600320, 4500320), "EPSG:32630", 10))
     # a catalog query that excludes every row is also NoDataError, even over the data
     with pytest.raises(NoDataError):
-        geoduck.load_raster(cat.query(start="1999-01-01", end="1999-01-02"),
-                            geoduck.GeoSlice((500000, 4399680, 500320, 4400000), "EPSG:32630", 10))
+        geoduck.load_raster(
+            cat.query(start="1999-01-01", end="1999-01-02"),
+            geoduck.GeoSlice((500000, 4399680, 500320, 4400000), "EPSG:32630", 10),
+        )
 
 
 def test_bands_selection(dated):
@@ -415,19 +449,22 @@ def test_bands_selection(dated):
     np.testing.assert_array_equal(g.values[1], ys)
 
 
-@pytest.mark.parametrize(("kwargs", "listed"), [
-    ({"merge": "average"}, ["'first'", "'last'", "'median'", "'count'"]),
-    ({"merge": None}, ["'first'", "'last'"]),
-    ({"max_workers": 0}, ["max_workers"]),
-    ({"bands": ["B99"]}, ["'B99'", "no band descriptions", "1..3"]),
-    ({"bands": [1.5]}, ["1-based index", "1.5"]),
-    ({"resampling": "cubicc"}, ["nearest", "bilinear", "cubic", "lanczos"]),
-    ({"resampling": 3.5}, ["nearest", "bilinear"]),
-    ({"bands": [0]}, ["1-based", "1..3"]),
-    ({"bands": []}, ["1-based", "1..3"]),
-    ({"bands": [4]}, ["1..3", "3 band"]),
-    ({"bands": [1, 4]}, ["1..3", "3 band"]),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "listed"),
+    [
+        ({"merge": "average"}, ["'first'", "'last'", "'median'", "'count'"]),
+        ({"merge": None}, ["'first'", "'last'"]),
+        ({"max_workers": 0}, ["max_workers"]),
+        ({"bands": ["B99"]}, ["'B99'", "no band descriptions", "1..3"]),
+        ({"bands": [1.5]}, ["1-based index", "1.5"]),
+        ({"resampling": "cubicc"}, ["nearest", "bilinear", "cubic", "lanczos"]),
+        ({"resampling": 3.5}, ["nearest", "bilinear"]),
+        ({"bands": [0]}, ["1-based", "1..3"]),
+        ({"bands": []}, ["1-based", "1..3"]),
+        ({"bands": [4]}, ["1..3", "3 band"]),
+        ({"bands": [1, 4]}, ["1..3", "3 band"]),
+    ],
+)
 def test_bad_arguments(dated, kwargs, listed):
     cat, b = dated
     with pytest.raises(ArgumentError) as info:
@@ -437,6 +474,7 @@ def test_bad_arguments(dated, kwargs, listed):
 
 
 # -- the synthetic demo archive -----------------------------------------------------------------------
+
 
 def _lonlat(s: geoduck.GeoSlice, dx: float = 0.0, dy: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     xs, ys = pixel_centres(s.transform, s.shape)
@@ -457,8 +495,10 @@ def _variation(s: geoduck.GeoSlice, doy: int, radius: float) -> np.ndarray:
 def _curvature(s: geoduck.GeoSlice, doy: int, h: float) -> np.ndarray:
     """Per pixel: the bilinear interpolation error bound h²/8 (|f_xx| + |f_yy|) of ``pattern``
     on an ``h``-metre grid, from second differences (+10 %)."""
-    f = {(dx, dy): pattern(*_lonlat(s, dx, dy), doy).astype(float)
-         for dx, dy in ((0, 0), (h, 0), (-h, 0), (0, h), (0, -h))}
+    f = {
+        (dx, dy): pattern(*_lonlat(s, dx, dy), doy).astype(float)
+        for dx, dy in ((0, 0), (h, 0), (-h, 0), (0, h), (0, -h))
+    }
     fxx = np.abs(f[h, 0] - 2 * f[0, 0] + f[-h, 0])
     fyy = np.abs(f[0, h] - 2 * f[0, 0] + f[0, -h])
     return (fxx + fyy) / 8 * 1.1
@@ -483,12 +523,18 @@ def test_demo_mosaic_across_utm_29_30_is_seamless(archive_catalog, resampling):
     res = 500.0  # the archive's pixel size, checked below
     # the AOI: lon -6.4 … -5.6, lat 39.8 … 40.2 on the 30TTK grid (snapped to its 500 m pixels)
     x0, y0 = transform_xy("EPSG:4326", "EPSG:32630", np.array([-6.4, -5.6]), np.array([39.8, 40.2]))
-    bounds = (np.floor(x0.min() / res) * res, np.floor(y0.min() / res) * res,
-              np.ceil(x0.max() / res) * res, np.ceil(y0.max() / res) * res)
+    bounds = (
+        np.floor(x0.min() / res) * res,
+        np.floor(y0.min() / res) * res,
+        np.ceil(x0.max() / res) * res,
+        np.ceil(y0.max() / res) * res,
+    )
     # 2022-05-15 (+0 days for 29TNE, +1 for 30TTK): neither file has a cloud hole
     s = geoduck.GeoSlice(bounds, "EPSG:32630", res, start="2022-05-15", end="2022-05-16")
-    rows = {Path(r["filepath"]).name: r for r in
-            archive_catalog.query(bbox=s.grid_bounds, crs=s.crs, start=s.start, end=s.end)}
+    rows = {
+        Path(r["filepath"]).name: r
+        for r in archive_catalog.query(bbox=s.grid_bounds, crs=s.crs, start=s.start, end=s.end)
+    }
     assert sorted(rows) == ["S2_29TNE_20220515.tif", "S2_30TTK_20220516.tif"]
     w_row, e_row = rows["S2_29TNE_20220515.tif"], rows["S2_30TTK_20220516.tif"]
     assert (w_row["crs"], e_row["crs"]) == ("EPSG:32629", "EPSG:32630")

@@ -29,13 +29,11 @@ RES = 10.0
 H, W = 24, 32
 NAMES = ["B02", "B03", "QA60"]
 # name, date, (row0, row1, col0, col1) on the H × W reference grid (top-left at ORIGIN)
-SOURCES = [("a", "20230105", (0, 24, 0, 20)), ("b", "20230120", (0, 16, 8, 32)),
-           ("c", "20230303", (6, 24, 4, 28))]
+SOURCES = [("a", "20230105", (0, 24, 0, 20)), ("b", "20230120", (0, 16, 8, 32)), ("c", "20230303", (6, 24, 4, 28))]
 
 
 def build(paths, out: Path, regex: str | None = DATED) -> geoduck.Catalog:
-    return geoduck.build_raster_catalog([str(p) for p in paths], out, filename_regex=regex,
-                                        progress=False, workers=1)
+    return geoduck.build_raster_catalog([str(p) for p in paths], out, filename_regex=regex, progress=False, workers=1)
 
 
 class Stack:
@@ -53,14 +51,23 @@ class Stack:
             hole = rng.random(v.shape) < 0.15
             v[hole] = self.nodata
             transform = Affine(RES, 0, ORIGIN[0] + c0 * RES, 0, -RES, ORIGIN[1] - r0 * RES)
-            paths.append(write_raster(root / "src" / f"{name}_{date}.tif", v, crs="EPSG:32630",
-                                      transform=transform, nodata=self.nodata, descriptions=NAMES))
+            paths.append(
+                write_raster(
+                    root / "src" / f"{name}_{date}.tif",
+                    v,
+                    crs="EPSG:32630",
+                    transform=transform,
+                    nodata=self.nodata,
+                    descriptions=NAMES,
+                )
+            )
             self.values[k, :, r0:r1, c0:c1] = v
             self.valid[k, :, r0:r1, c0:c1] = ~hole
         self.catalog = build(paths, root / "cat")
         # the slice: the reference grid plus one column west of every source (partial reads)
-        self.slice = geoduck.GeoSlice((ORIGIN[0] - RES, ORIGIN[1] - H * RES, ORIGIN[0] + W * RES, ORIGIN[1]),
-                                      "EPSG:32630", RES)
+        self.slice = geoduck.GeoSlice(
+            (ORIGIN[0] - RES, ORIGIN[1] - H * RES, ORIGIN[0] + W * RES, ORIGIN[1]), "EPSG:32630", RES
+        )
 
     def on_slice(self, a: np.ndarray, fill) -> np.ndarray:
         """A (..., H, W) reference array on the slice grid (one fill column in front)."""
@@ -106,6 +113,7 @@ def stack(request, tmp_path_factory) -> Stack:
 
 # -- merge methods ------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("method", list(MERGERS))
 def test_merge_method_matches_numpy(stack, method):
     g = geoduck.load_raster(stack.catalog, stack.slice, merge=method)
@@ -126,8 +134,16 @@ def test_merge_dtypes_and_fills(stack):
     src = stack.dtype
     wide = np.dtype("float64") if src.kind == "f" else np.dtype("int64")
     floats = np.dtype("float32")
-    expected = {"first": src, "last": src, "min": src, "max": src, "sum": wide, "count": np.dtype("uint16"),
-                "mean": floats, "median": floats}
+    expected = {
+        "first": src,
+        "last": src,
+        "min": src,
+        "max": src,
+        "sum": wide,
+        "count": np.dtype("uint16"),
+        "mean": floats,
+        "median": floats,
+    }
     assert {m: g.values.dtype for m, g in fills.items()} == expected
     uncovered = (slice(None), slice(16, 24), slice(29, 33))  # no source there (nor the pad column)
     for m, g in fills.items():
@@ -139,11 +155,20 @@ def test_merge_dtypes_and_fills(stack):
     assert fills["count"].fill_value_default == 0 and np.isnan(fills["mean"].fill_value_default)
 
 
-@pytest.mark.parametrize(("src", "method", "dtype"), [
-    ("uint8", "mean", "float32"), ("uint16", "median", "float32"), ("int32", "mean", "float64"),
-    ("float64", "median", "float64"), ("uint64", "sum", "uint64"), ("uint16", "sum", "int64"),
-    ("float32", "sum", "float64"), ("int8", "count", "uint16"), ("uint16", "first", "uint16"),
-])
+@pytest.mark.parametrize(
+    ("src", "method", "dtype"),
+    [
+        ("uint8", "mean", "float32"),
+        ("uint16", "median", "float32"),
+        ("int32", "mean", "float64"),
+        ("float64", "median", "float64"),
+        ("uint64", "sum", "uint64"),
+        ("uint16", "sum", "int64"),
+        ("float32", "sum", "float64"),
+        ("int8", "count", "uint16"),
+        ("uint16", "first", "uint16"),
+    ],
+)
 def test_output_spec_table(src, method, dtype):
     assert output_spec(method, np.dtype(src), 0.0)[0] == np.dtype(dtype)
 
@@ -154,9 +179,15 @@ def test_count_dtype_widens_beyond_uint16():
 
 def test_first_and_last_stop_reading_when_filled(tmp_path, monkeypatch):
     """Three full, valid, same-footprint files: ``first``/``last`` read one, ``mean`` all three."""
-    paths = [write_raster(tmp_path / "src" / f"f_2023010{d}.tif", np.full((1, 8, 8), d, "uint8"),
-                          crs="EPSG:32630", transform=Affine(RES, 0, ORIGIN[0], 0, -RES, ORIGIN[1]))
-             for d in (1, 2, 3)]
+    paths = [
+        write_raster(
+            tmp_path / "src" / f"f_2023010{d}.tif",
+            np.full((1, 8, 8), d, "uint8"),
+            crs="EPSG:32630",
+            transform=Affine(RES, 0, ORIGIN[0], 0, -RES, ORIGIN[1]),
+        )
+        for d in (1, 2, 3)
+    ]
     cat = build(paths, tmp_path / "cat")
     s = geoduck.GeoSlice((ORIGIN[0], ORIGIN[1] - 80, ORIGIN[0] + 80, ORIGIN[1]), "EPSG:32630", RES)
     reads: list[str] = []
@@ -181,15 +212,28 @@ def test_internal_mask_and_nodata_both_invalidate(tmp_path):
     v[0, :2] = 0  # nodata rows
     masked = tmp_path / "src" / "m_20230101.tif"
     masked.parent.mkdir(parents=True)
-    with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True), rasterio.open(
-            masked, "w", driver="GTiff", width=8, height=8, count=1, dtype="uint16", crs="EPSG:32630",
-            transform=t, nodata=0) as dst:
+    with (
+        rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True),
+        rasterio.open(
+            masked,
+            "w",
+            driver="GTiff",
+            width=8,
+            height=8,
+            count=1,
+            dtype="uint16",
+            crs="EPSG:32630",
+            transform=t,
+            nodata=0,
+        ) as dst,
+    ):
         dst.write(v)
         m = np.full((8, 8), 255, "uint8")
         m[:, :3] = 0  # masked columns
         dst.write_mask(m)
-    under = write_raster(tmp_path / "src" / "u_20230102.tif", np.full((1, 8, 8), 9, "uint16"),
-                         crs="EPSG:32630", transform=t, nodata=0)
+    under = write_raster(
+        tmp_path / "src" / "u_20230102.tif", np.full((1, 8, 8), 9, "uint16"), crs="EPSG:32630", transform=t, nodata=0
+    )
     cat = build([masked, under], tmp_path / "cat")
     s = geoduck.GeoSlice((ORIGIN[0], ORIGIN[1] - 80, ORIGIN[0] + 80, ORIGIN[1]), "EPSG:32630", RES)
     got = geoduck.load_raster(cat, s, merge="first").values[0]
@@ -201,6 +245,7 @@ def test_internal_mask_and_nodata_both_invalidate(tmp_path):
 
 
 # -- bands ----------------------------------------------------------------------------------------------
+
 
 def test_bands_by_name_index_and_mixed(stack):
     by_index = geoduck.load_raster(stack.catalog, stack.slice, bands=[3, 1], merge="max")
@@ -239,15 +284,30 @@ def test_band_names_resolve_in_each_file(tmp_path):
 
 # -- mixed resolutions and CRSs ------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def mixed(tmp_path_factory):
     """A 10 m UTM 30 raster (4 km square) inside a 500 m UTM 29 raster (40 km square), lon/lat
     encoding, tags 1 and 2, around 6.1°W 40°N, and a slice on a 100 m UTM 30 grid over both."""
     root = tmp_path_factory.mktemp("mixed")
-    fine = coordinate_raster(root / "src" / "fine.tif", crs="EPSG:32630", origin=(230000.0, 4436000.0),
-                             res=10.0, shape=(400, 400), encode="lonlat", extra_band=1)
-    coarse = coordinate_raster(root / "src" / "coarse.tif", crs="EPSG:32629", origin=(720000.0, 4460000.0),
-                               res=500.0, shape=(80, 80), encode="lonlat", extra_band=2)
+    fine = coordinate_raster(
+        root / "src" / "fine.tif",
+        crs="EPSG:32630",
+        origin=(230000.0, 4436000.0),
+        res=10.0,
+        shape=(400, 400),
+        encode="lonlat",
+        extra_band=1,
+    )
+    coarse = coordinate_raster(
+        root / "src" / "coarse.tif",
+        crs="EPSG:32629",
+        origin=(720000.0, 4460000.0),
+        res=500.0,
+        shape=(80, 80),
+        encode="lonlat",
+        extra_band=2,
+    )
     s = geoduck.GeoSlice((226000.0, 4428000.0, 238000.0, 4438000.0), "EPSG:32630", 100.0)
     return build([fine, coarse], root / "cat", regex=None), s
 
@@ -274,8 +334,9 @@ def test_mixed_resolutions_and_crs_land_on_one_grid(mixed, resampling):
         limit = 0.625 * src_res * 1.05
         assert err_lon.max() <= limit and err_lat.max() <= limit
     name = resampling if isinstance(resampling, str) else resampling.name
-    other = geoduck.load_raster(cat, s, merge="last",
-                                resampling=Resampling[name] if isinstance(resampling, str) else name)
+    other = geoduck.load_raster(
+        cat, s, merge="last", resampling=Resampling[name] if isinstance(resampling, str) else name
+    )
     np.testing.assert_array_equal(g.values, other.values)
 
 
@@ -320,6 +381,7 @@ def test_warp_fast_route_equals_warpedvrt(mixed, monkeypatch):
 
 # -- concurrency, the row index, fork ------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("method", ["first", "last", "mean", "median", "sum"])
 def test_concurrency_gives_the_sequential_result(stack, method, monkeypatch):
     sequential = geoduck.load_raster(stack.catalog, stack.slice, merge=method, max_workers=1).values
@@ -340,8 +402,7 @@ def test_row_index_matches_duckdb(archive_catalog, monkeypatch):
     slices = [
         geoduck.GeoSlice((500000, 4400000, 530000, 4430000), "EPSG:32630", 500),  # one zone
         geoduck.GeoSlice((196000, 4404000, 262000, 4452000), "EPSG:32630", 2000),  # across 29/30
-        geoduck.GeoSlice((196000, 4404000, 262000, 4452000), "EPSG:32630", 2000,
-                         start="2022-05-01", end="2022-08-31"),
+        geoduck.GeoSlice((196000, 4404000, 262000, 4452000), "EPSG:32630", 2000, start="2022-05-01", end="2022-08-31"),
         geoduck.GeoSlice((-6.5, 39.8, -3.0, 40.2), "EPSG:4326", 0.01, start="2023-02-01"),
         geoduck.GeoSlice((0.0, 0.0, 1000.0, 1000.0), "EPSG:32630", 10),  # nothing there
     ]
@@ -358,13 +419,15 @@ def test_row_index_matches_duckdb(archive_catalog, monkeypatch):
 
 def test_row_index_sees_appended_files(tmp_path):
     t = Affine(RES, 0, ORIGIN[0], 0, -RES, ORIGIN[1])
-    first = write_raster(tmp_path / "src" / "x_20230101.tif", np.full((1, 8, 8), 1, "uint8"),
-                         crs="EPSG:32630", transform=t)
+    first = write_raster(
+        tmp_path / "src" / "x_20230101.tif", np.full((1, 8, 8), 1, "uint8"), crs="EPSG:32630", transform=t
+    )
     cat = build([first], tmp_path / "cat")
     s = geoduck.GeoSlice((ORIGIN[0], ORIGIN[1] - 80, ORIGIN[0] + 80, ORIGIN[1]), "EPSG:32630", RES)
     assert (geoduck.load_raster(cat, s, merge="sum").values == 1).all()
-    second = write_raster(tmp_path / "src" / "x_20230102.tif", np.full((1, 8, 8), 5, "uint8"),
-                          crs="EPSG:32630", transform=t)
+    second = write_raster(
+        tmp_path / "src" / "x_20230102.tif", np.full((1, 8, 8), 5, "uint8"), crs="EPSG:32630", transform=t
+    )
     build([second], tmp_path / "cat")  # appends a part
     assert (geoduck.load_raster(cat, s, merge="sum").values == 6).all()
     assert (geoduck.load_raster(cat, s, merge="last").values == 5).all()
@@ -400,11 +463,11 @@ def test_fork_child_loads_correct_values(stack):
 
 # -- time series ------------------------------------------------------------------------------------------
 
+
 def test_timeseries_one_step_per_acquisition(stack):
     da = geoduck.load_raster_timeseries(stack.catalog, stack.slice, bands=["B02", "QA60"])
     assert da.dims == ("time", "band", "y", "x") and da.shape == (3, 2, H, W + 1)
-    assert list(da.time.values) == [np.datetime64(f"{d[:4]}-{d[4:6]}-{d[6:]}T00:00:00", "ns")
-                                    for _, d, _ in SOURCES]
+    assert list(da.time.values) == [np.datetime64(f"{d[:4]}-{d[4:6]}-{d[6:]}T00:00:00", "ns") for _, d, _ in SOURCES]
     assert list(da.band.values) == ["B02", "QA60"]
     t = stack.slice.transform
     np.testing.assert_allclose(da.x.values, t.c + (np.arange(W + 1) + 0.5) * RES)
@@ -415,8 +478,7 @@ def test_timeseries_one_step_per_acquisition(stack):
     np.testing.assert_equal(da.attrs["_FillValue"], stack.nodata)
     assert da.attrs["crs"] == "EPSG:32630" and da.attrs["transform"] == tuple(t)[:6]
     ref = da.spatial_ref.attrs
-    assert "UTM zone 30N" in ref["crs_wkt"] and ref["GeoTransform"].split() == [
-        repr(float(v)) for v in t.to_gdal()]
+    assert "UTM zone 30N" in ref["crs_wkt"] and ref["GeoTransform"].split() == [repr(float(v)) for v in t.to_gdal()]
     assert da.encoding["grid_mapping"] == "spatial_ref"
 
 
@@ -442,8 +504,12 @@ def test_timeseries_static_rows_and_bad_arguments(stack, tmp_path):
         geoduck.load_raster_timeseries(stack.catalog, stack.slice, freq="fortnightly")
     with pytest.raises(ArgumentError, match="merge"):
         geoduck.load_raster_timeseries(stack.catalog, stack.slice, aggregation="mode")
-    static = write_raster(tmp_path / "static.tif", np.ones((1, 4, 4), "uint8"), crs="EPSG:32630",
-                          transform=Affine(RES, 0, ORIGIN[0], 0, -RES, ORIGIN[1]))
+    static = write_raster(
+        tmp_path / "static.tif",
+        np.ones((1, 4, 4), "uint8"),
+        crs="EPSG:32630",
+        transform=Affine(RES, 0, ORIGIN[0], 0, -RES, ORIGIN[1]),
+    )
     cat = build([static], tmp_path / "cat", regex=None)
     with pytest.raises(NoDataError, match="static rows"):
         geoduck.load_raster_timeseries(cat, stack.slice)

@@ -13,11 +13,10 @@ from click.testing import CliRunner
 
 import geoduck
 from geoduck import maintenance as maint
-from geoduck.cli import main
 from geoduck import store
+from geoduck.cli import main
 from geoduck.errors import SchemaError
 from geoduck.testing import write_synthetic_catalog
-
 
 
 @pytest.fixture(scope="module")
@@ -58,14 +57,29 @@ def _escapes(tmp_path: Path, root: Path) -> dict[str, str]:
     }
 
 
-ESCAPE_FORMS = ["dotdot", "dotdot_parquet", "absolute", "absolute_parquet", "nested", "symlinked_part",
-                "nul", "very_long", "hidden", "dot", "backslash", "not_a_string"]
+ESCAPE_FORMS = [
+    "dotdot",
+    "dotdot_parquet",
+    "absolute",
+    "absolute_parquet",
+    "nested",
+    "symlinked_part",
+    "nul",
+    "very_long",
+    "hidden",
+    "dot",
+    "backslash",
+    "not_a_string",
+]
 
 
 def _snapshot(tmp_path: Path) -> dict[str, bytes]:
     """Every file (not the maintenance lock, which a run may create) and its bytes."""
-    return {str(p.relative_to(tmp_path)): p.read_bytes() for p in sorted(tmp_path.rglob("*"))
-            if p.is_file() and not p.is_symlink() and p.name != maint.LOCK_NAME}
+    return {
+        str(p.relative_to(tmp_path)): p.read_bytes()
+        for p in sorted(tmp_path.rglob("*"))
+        if p.is_file() and not p.is_symlink() and p.name != maint.LOCK_NAME
+    }
 
 
 @pytest.mark.parametrize("field", ["replaces", "by"])
@@ -80,8 +94,12 @@ def test_crafted_manifest_deletes_nothing(tmp_path, root, form, field, operation
     entry = {"replaces": [name], "by": [parts[0]]} if field == "replaces" else {"replaces": [], "by": [name]}
     (root / store.MANIFEST).write_text(json.dumps({"generation": 1, "replacements": [entry]}))
     before = _snapshot(tmp_path)
-    run = {"compact": lambda: geoduck.compact(root), "migrate": lambda: maint.migrate(root),
-           "recover": lambda: maint.recover(root), "read": lambda: len(geoduck.open_catalog(root))}
+    run = {
+        "compact": lambda: geoduck.compact(root),
+        "migrate": lambda: maint.migrate(root),
+        "recover": lambda: maint.recover(root),
+        "read": lambda: len(geoduck.open_catalog(root)),
+    }
     with pytest.raises(SchemaError, match=str(store.MANIFEST)) as info:
         run[operation]()
     assert "outside the catalog" in str(info.value) or "not a part file name" in str(info.value)
@@ -89,11 +107,17 @@ def test_crafted_manifest_deletes_nothing(tmp_path, root, form, field, operation
     assert (root / "part-link.parquet").is_symlink()
 
 
-@pytest.mark.parametrize("manifest", [
-    [], "x", {"generation": "1", "replacements": []}, {"replacements": {"replaces": []}},
-    {"replacements": [{"replaces": "../victim.txt", "by": []}]},
-    {"replacements": [{"replaces": [], "by": [], "also": ["../victim.txt"]}]},
-])
+@pytest.mark.parametrize(
+    "manifest",
+    [
+        [],
+        "x",
+        {"generation": "1", "replacements": []},
+        {"replacements": {"replaces": []}},
+        {"replacements": [{"replaces": "../victim.txt", "by": []}]},
+        {"replacements": [{"replaces": [], "by": [], "also": ["../victim.txt"]}]},
+    ],
+)
 def test_malformed_manifest_is_refused(tmp_path, root, manifest):
     (root / store.MANIFEST).write_text(json.dumps(manifest))
     before = _snapshot(tmp_path)

@@ -49,15 +49,24 @@ EPS = 1e-3  # degrees: AOIs closer than this to a footprint's boundary are not j
 
 # -- fixtures -------------------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def files(archive, tmp_path_factory) -> dict[str, list[Path]]:
     root = tmp_path_factory.mktemp("query_rasters")
-    static = [coordinate_raster(root / "static" / f"{name}.tif", crs=crs, origin=origin, res=res,
-                                shape=shape)
-              for name, (crs, origin, res, shape) in STATIC_RASTERS.items()]
-    daily = [coordinate_raster(root / "daily" / f"D_{d}.tif", crs="EPSG:4326",
-                               origin=(DAILY_BBOX[0], DAILY_BBOX[3]), res=1 / 16, shape=(16, 16))
-             for d in DAILY_DATES]
+    static = [
+        coordinate_raster(root / "static" / f"{name}.tif", crs=crs, origin=origin, res=res, shape=shape)
+        for name, (crs, origin, res, shape) in STATIC_RASTERS.items()
+    ]
+    daily = [
+        coordinate_raster(
+            root / "daily" / f"D_{d}.tif",
+            crs="EPSG:4326",
+            origin=(DAILY_BBOX[0], DAILY_BBOX[3]),
+            res=1 / 16,
+            shape=(16, 16),
+        )
+        for d in DAILY_DATES
+    ]
     return {"archive": list(archive), "static": static, "daily": daily}
 
 
@@ -65,11 +74,9 @@ def files(archive, tmp_path_factory) -> dict[str, list[Path]]:
 def cat(files, tmp_path_factory) -> geoduck.Catalog:
     """One catalog directory appended to by three builds (different regexes, union_by_name)."""
     out = tmp_path_factory.mktemp("query_cat") / "cat"
-    geoduck.build_raster_catalog(files["archive"], out, filename_regex=ARCHIVE_REGEX, progress=False,
-                                 workers=1)
+    geoduck.build_raster_catalog(files["archive"], out, filename_regex=ARCHIVE_REGEX, progress=False, workers=1)
     geoduck.build_raster_catalog(files["static"], out, progress=False, workers=1)
-    return geoduck.build_raster_catalog(files["daily"], out, filename_regex=DAILY_REGEX,
-                                        progress=False, workers=1)
+    return geoduck.build_raster_catalog(files["daily"], out, filename_regex=DAILY_REGEX, progress=False, workers=1)
 
 
 @pytest.fixture(scope="module")
@@ -88,6 +95,7 @@ def query_ids(cat: geoduck.Catalog, **kwargs) -> set[str]:
 
 
 # -- brute force ----------------------------------------------------------------------------------
+
 
 def lonlat_aoi_of_bbox(b: tuple[float, float, float, float]) -> BaseGeometry:
     xmin, ymin, xmax, ymax = b
@@ -134,6 +142,7 @@ def time_mask(frame: gpd.GeoDataFrame, t0: pd.Timestamp | None, t1: pd.Timestamp
 
 # -- random inputs --------------------------------------------------------------------------------
 
+
 def random_time(rng: np.random.Generator) -> tuple[object, pd.Timestamp | None, pd.Timestamp | None]:
     """A random (value, its start instant, its end instant) in one of several input forms."""
     day = pd.Timestamp("2021-11-01") + pd.Timedelta(days=int(rng.integers(0, 820)))
@@ -168,14 +177,15 @@ def random_interval(rng: np.random.Generator) -> tuple[dict, pd.Timestamp | None
     raise AssertionError("unreachable")
 
 
-UTM_ZONES = {"EPSG:32629": -9.0, "EPSG:32630": -3.0, "EPSG:32631": 3.0, "EPSG:32633": 15.0,
-             "EPSG:32618": -75.0}
+UTM_ZONES = {"EPSG:32629": -9.0, "EPSG:32630": -3.0, "EPSG:32631": 3.0, "EPSG:32633": 15.0, "EPSG:32618": -75.0}
 
 
 def random_aoi(rng: np.random.Generator) -> tuple[dict, BaseGeometry]:
     """(query kwargs, the AOI as lon/lat geometry computed independently)."""
-    kind = rng.choice(["spain_lonlat", "global_lonlat", "utm_bbox", "utm_polygon", "lonlat_polygon",
-                       "mercator_polygon"], p=[0.3, 0.15, 0.2, 0.15, 0.1, 0.1])
+    kind = rng.choice(
+        ["spain_lonlat", "global_lonlat", "utm_bbox", "utm_polygon", "lonlat_polygon", "mercator_polygon"],
+        p=[0.3, 0.15, 0.2, 0.15, 0.1, 0.1],
+    )
     if kind == "spain_lonlat":
         cx, cy = rng.uniform(-9, 3), rng.uniform(38.5, 41.5)
         hw, hh = rng.uniform(0.02, 2.0), rng.uniform(0.02, 1.0)
@@ -215,6 +225,7 @@ def random_aoi(rng: np.random.Generator) -> tuple[dict, BaseGeometry]:
 
 
 # -- correctness against brute force ----------------------------------------------------------------
+
 
 def test_catalog_contents(cat, frame, files):
     assert len(frame) == len(cat) == sum(len(v) for v in files.values())
@@ -258,8 +269,9 @@ def test_polygon_hole_excludes_rows_inside_it(cat, frame):
 def test_projected_hole_edges_are_densified(tmp_path):
     """A UTM rectangle's edges are curves in lon/lat: the hole's top edge bulges ~0.024° north of
     the chord between its corners. A tiny raster in that band is inside the true hole."""
-    tiny = coordinate_raster(tmp_path / "tiny.tif", crs="EPSG:4326", origin=(-3.005, 40.644),
-                             res=0.000625, shape=(16, 16))  # lon -3.005..-2.995, lat 40.634..40.644
+    tiny = coordinate_raster(
+        tmp_path / "tiny.tif", crs="EPSG:4326", origin=(-3.005, 40.644), res=0.000625, shape=(16, 16)
+    )  # lon -3.005..-2.995, lat 40.634..40.644
     cat = geoduck.build_raster_catalog([tiny], tmp_path / "cat", progress=False, workers=1)
     hole = box(300_000, 4_300_000, 700_000, 4_500_000)
     to_lonlat = pyproj.Transformer.from_crs(32630, 4326, always_xy=True)
@@ -273,6 +285,7 @@ def test_projected_hole_edges_are_densified(tmp_path):
 
 # -- time semantics ------------------------------------------------------------------------------
 
+
 def test_back_to_back_daily_files(cat, frame):
     day = {d: ids_of(frame, f"D_{d}") for d in DAILY_DATES}
     assert all(len(v) == 1 for v in day.values())
@@ -285,7 +298,7 @@ def test_back_to_back_daily_files(cat, frame):
     # instants at the day boundaries: closed intervals, µs resolution, no double counting
     last_us = pd.Timestamp("2023-06-15T23:59:59.999999", tz="UTC")
     assert query_ids(cat, **q, start=last_us, end=last_us) == day["20230615"]
-    midnight = dt.datetime(2023, 6, 16, tzinfo=dt.timezone.utc)
+    midnight = dt.datetime(2023, 6, 16, tzinfo=dt.UTC)
     assert query_ids(cat, **q, start=midnight, end=midnight) == day["20230616"]
     assert query_ids(cat, **q, start=midnight) == day["20230616"]
     assert query_ids(cat, **q, end=dt.datetime(2023, 6, 14)) == day["20230614"]
@@ -300,8 +313,12 @@ def test_static_rows_match_every_time_query(cat, frame):
     assert len(static) == len(STATIC_RASTERS)
     assert frame.loc[sorted(static), "start_datetime"].isna().all()
     assert frame.loc[sorted(static), "end_datetime"].isna().all()
-    for kw in ({"start": "1900-01-01", "end": "1900-01-01"}, {"start": "2999-12-31"},
-               {"end": "1000-01-01"}, {"start": "2023-06-15", "end": "2023-06-15"}):
+    for kw in (
+        {"start": "1900-01-01", "end": "1900-01-01"},
+        {"start": "2999-12-31"},
+        {"end": "1000-01-01"},
+        {"start": "2023-06-15", "end": "2023-06-15"},
+    ):
         got = query_ids(cat, **kw)
         assert static <= got
         assert got - static == time_mask(frame, *_bounds(kw)) - static
@@ -316,6 +333,7 @@ def _bounds(kw: dict) -> tuple[pd.Timestamp | None, pd.Timestamp | None]:
 
 
 # -- antimeridian ------------------------------------------------------------------------------
+
 
 def test_antimeridian_row(cat, frame):
     am = ids_of(frame, "am_4326")
@@ -346,31 +364,37 @@ def test_antimeridian_row(cat, frame):
 
 # -- argument errors -----------------------------------------------------------------------------
 
+
 def test_projected_bbox_without_crs_is_an_error(cat):
     with pytest.raises(CRSError, match="crs="):
         cat.query(bbox=(400000, 4000000, 500000, 4100000))
     with pytest.raises(CRSError):
         cat.query(geometry=box(400000, 4000000, 500000, 4100000))
     # with its CRS the same bbox is fine (and finds what a lon/lat query of it finds)
-    lonlat = pyproj.Transformer.from_crs(32630, 4326, always_xy=True).transform_bounds(
-        400000, 4000000, 500000, 4100000)
-    assert query_ids(cat, bbox=(400000, 4000000, 500000, 4100000), crs="EPSG:32630") == \
-        query_ids(cat, bbox=lonlat) == set()
+    lonlat = pyproj.Transformer.from_crs(32630, 4326, always_xy=True).transform_bounds(400000, 4000000, 500000, 4100000)
+    assert (
+        query_ids(cat, bbox=(400000, 4000000, 500000, 4100000), crs="EPSG:32630")
+        == query_ids(cat, bbox=lonlat)
+        == set()
+    )
 
 
-@pytest.mark.parametrize("kwargs", [
-    {"bbox": (0, 0, 1, 1), "geometry": box(0, 0, 1, 1)},
-    {"bbox": (0, float("nan"), 1, 1)},
-    {"bbox": (0, 0, float("inf"), 1)},
-    {"bbox": (0, 0, 1)},
-    {"bbox": (0, 2, 1, 1)},
-    {"bbox": ("0", "0", "1", "1); DROP TABLE catalog; --")},
-    {"crs": "EPSG:32630"},
-    {"bbox": (500000, 4000000, 400000, 4100000), "crs": "EPSG:32630"},
-    {"geometry": "POLYGON((0 0, 1 0, 1 1, 0 0)); DROP TABLE catalog; --"},
-    {"geometry": 42},
-    {"start": "2023-06-16", "end": "2023-06-15"},
-])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"bbox": (0, 0, 1, 1), "geometry": box(0, 0, 1, 1)},
+        {"bbox": (0, float("nan"), 1, 1)},
+        {"bbox": (0, 0, float("inf"), 1)},
+        {"bbox": (0, 0, 1)},
+        {"bbox": (0, 2, 1, 1)},
+        {"bbox": ("0", "0", "1", "1); DROP TABLE catalog; --")},
+        {"crs": "EPSG:32630"},
+        {"bbox": (500000, 4000000, 400000, 4100000), "crs": "EPSG:32630"},
+        {"geometry": "POLYGON((0 0, 1 0, 1 1, 0 0)); DROP TABLE catalog; --"},
+        {"geometry": 42},
+        {"start": "2023-06-16", "end": "2023-06-15"},
+    ],
+)
 def test_bad_arguments(cat, kwargs):
     with pytest.raises(ArgumentError):
         cat.query(**kwargs)
@@ -385,19 +409,25 @@ def test_bad_time_and_crs(cat):
 
 # -- generated SQL -------------------------------------------------------------------------------
 
+
 def _string_literals(sql: str) -> list[str]:
     tree = sqlglot.parse_one(sql, read="duckdb")
     return [lit.this for lit in tree.find_all(exp.Literal) if lit.is_string]
 
 
 def test_sql_text_bbox_first_and_values_as_literals(cat):
-    weird = {"type": "Polygon", "coordinates": [[
-        [-5.0, 39.0], [-4.999999999999999, 41.0], [1e-300, 41.0], [2.5e-7, 39.000000000000014],
-        [-5.0, 39.0]]]}
+    weird = {
+        "type": "Polygon",
+        "coordinates": [
+            [[-5.0, 39.0], [-4.999999999999999, 41.0], [1e-300, 41.0], [2.5e-7, 39.000000000000014], [-5.0, 39.0]]
+        ],
+    }
     rel = cat.query(geometry=weird, start="2023-01-01", end="2023-06-30")
     sql = rel.sql_text
-    positions = {k: sql.find(k) for k in
-                 ('"bbox".xmin <=', '"bbox".xmax >=', '"bbox".ymin <=', '"bbox".ymax >=', "ST_INTERSECTS")}
+    positions = {
+        k: sql.find(k)
+        for k in ('"bbox".xmin <=', '"bbox".xmax >=', '"bbox".ymin <=', '"bbox".ymax >=', "ST_INTERSECTS")
+    }
     assert all(v >= 0 for v in positions.values()), positions
     assert max(v for k, v in positions.items() if k != "ST_INTERSECTS") < positions["ST_INTERSECTS"]
     assert "POLYGON" not in sql.upper().replace("ST_GEOMFROMHEXWKB", "")
@@ -407,11 +437,16 @@ def test_sql_text_bbox_first_and_values_as_literals(cat):
     aoi = shapely.from_wkb(bytes.fromhex(hexes[0]))
     assert aoi.equals(shapely.geometry.shape(weird))
     assert sorted(s for s in strings if s not in hexes and not s.endswith(".parquet")) == [
-        "2023-01-01T00:00:00+00:00", "2023-06-30T23:59:59.999999+00:00"]
+        "2023-01-01T00:00:00+00:00",
+        "2023-06-30T23:59:59.999999+00:00",
+    ]
     # the envelope bounds appear as exact numeric literals
     tree = sqlglot.parse_one(sql, read="duckdb")
-    numbers = {float(n.sql()) for n in tree.find_all(exp.Neg, exp.Literal)
-               if not (isinstance(n, exp.Literal) and (n.is_string or isinstance(n.parent, exp.Neg)))}
+    numbers = {
+        float(n.sql())
+        for n in tree.find_all(exp.Neg, exp.Literal)
+        if not (isinstance(n, exp.Literal) and (n.is_string or isinstance(n.parent, exp.Neg)))
+    }
     assert {-5.0, 39.0, 41.0, 2.5e-7} <= numbers
 
 
@@ -436,24 +471,32 @@ def _scan_filters(plan: str) -> str:
     scan = flat.rindex("READ_PARQUET")
     filters = flat.index("Filters:", scan)
     end = flat.find("└", filters)
-    return flat[filters + len("Filters:"): end if end > 0 else None]
+    return flat[filters + len("Filters:") : end if end > 0 else None]
 
 
 def test_filters_are_pushed_into_the_parquet_scan(cat):
     rel = cat.query(bbox=(-6.0, 39.0, -5.0, 41.0), start="2023-01-01", end="2023-06-30")
     filters = _scan_filters(rel.explain())
-    for needle in ("bbox.xmin<=-5.0", "bbox.xmax>=-6.0", "bbox.ymin<=41.0", "bbox.ymax>=39.0",
-                   "start_datetime<='2023-06-3023:59:59.999999", "end_datetime>='2023-01-0100:00:00"):
+    for needle in (
+        "bbox.xmin<=-5.0",
+        "bbox.xmax>=-6.0",
+        "bbox.ymin<=41.0",
+        "bbox.ymax>=39.0",
+        "start_datetime<='2023-06-3023:59:59.999999",
+        "end_datetime>='2023-01-0100:00:00",
+    ):
         assert needle in filters, (needle, filters)
 
 
 # -- results --------------------------------------------------------------------------------------
 
+
 def test_results_api(cat, frame):
     rel = cat.query(bbox=(-6.5, 39.5, -2.5, 40.5), start="2022-05-01", end="2023-02-28")
     sure, maybe = spatial_expectation(frame, box(-6.5, 39.5, -2.5, 40.5))
-    expected = sure & time_mask(frame, pd.Timestamp("2022-05-01", tz="UTC"),
-                                pd.Timestamp("2023-03-01", tz="UTC") - pd.Timedelta(1, "us"))
+    expected = sure & time_mask(
+        frame, pd.Timestamp("2022-05-01", tz="UTC"), pd.Timestamp("2023-03-01", tz="UTC") - pd.Timedelta(1, "us")
+    )
     assert sure == maybe and len(expected) > 5
     assert len(rel) == len(expected)
 
@@ -478,21 +521,26 @@ def test_results_api(cat, frame):
     geoms = frame.loc[sorted(expected), "geometry"]
     assert rel.total_bounds == pytest.approx(tuple(shapely.total_bounds(geoms.values)), abs=1e-12)
     # temporal extent from the file names: S2_<tile>_<YYYYMMDD>.tif
-    days = sorted(pd.Timestamp(re.search(r"_(\d{8})\.tif$", p).group(1), tz="UTC")
-                  for p in frame.loc[sorted(expected), "filepath"] if "S2_" in p)
+    days = sorted(
+        pd.Timestamp(re.search(r"_(\d{8})\.tif$", p).group(1), tz="UTC")
+        for p in frame.loc[sorted(expected), "filepath"]
+        if "S2_" in p
+    )
     assert len(days) == len(expected) - 1  # plus the static spain_4326 raster
     assert rel.temporal_extent == (days[0], days[-1] + pd.Timedelta(days=1) - pd.Timedelta(1, "us"))
 
 
 def test_whole_catalog_extent(cat, files):
-    dates = [pd.Timestamp(re.search(r"_(\d{8})\.tif$", str(p)).group(1), tz="UTC")
-             for p in files["archive"] + files["daily"]]
+    dates = [
+        pd.Timestamp(re.search(r"_(\d{8})\.tif$", str(p)).group(1), tz="UTC") for p in files["archive"] + files["daily"]
+    ]
     assert cat.temporal_extent == (min(dates), max(dates) + pd.Timedelta(days=1) - pd.Timedelta(1, "us"))
     # total bounds: the antimeridian rows reach both ±180
     xmin, ymin, xmax, ymax = cat.total_bounds
     assert (xmin, xmax) == (-180.0, 180.0)
     lat_55s = pyproj.Transformer.from_crs(32755, 4326, always_xy=True).transform_bounds(
-        300_000, 6_300_000 - 16 * 4000, 300_000 + 16 * 4000, 6_300_000, densify_pts=21)
+        300_000, 6_300_000 - 16 * 4000, 300_000 + 16 * 4000, 6_300_000, densify_pts=21
+    )
     assert ymin == pytest.approx(lat_55s[1], abs=1e-9)
 
 
@@ -517,6 +565,7 @@ def test_relations_are_lazy_and_immutable(cat, frame):
 
 
 # -- SQL -------------------------------------------------------------------------------------------
+
 
 def test_sql_group_by(cat, frame):
     out = cat.sql("SELECT tile, count(*) AS n FROM catalog GROUP BY tile")
@@ -543,23 +592,26 @@ def test_sql_on_a_query(cat, frame):
     assert pd.Timestamp(out["t0"][0]) == pd.Timestamp("2023-06-14", tz="UTC")
 
 
-@pytest.mark.parametrize("query", [
-    "DROP TABLE catalog",
-    "COPY catalog TO 'out.csv'",
-    "INSERT INTO catalog VALUES (1)",
-    "DELETE FROM catalog",
-    "SELECT 1; SELECT 2",
-    "SELECT * FROM catalog; DROP TABLE catalog",
-    "SELECT * FROM other",
-    "SELECT * FROM main.catalog",
-    "SELECT * FROM read_csv('x')",
-    "SELECT * FROM catalog, read_csv('x')",
-    "SELECT * FROM (SELECT * FROM read_parquet('/etc/passwd'))",
-    "SELECT * FROM '/etc/passwd'",
-    "ATTACH 'x.db'",
-    "PRAGMA version",
-    "SELECT * FROM",
-])
+@pytest.mark.parametrize(
+    "query",
+    [
+        "DROP TABLE catalog",
+        "COPY catalog TO 'out.csv'",
+        "INSERT INTO catalog VALUES (1)",
+        "DELETE FROM catalog",
+        "SELECT 1; SELECT 2",
+        "SELECT * FROM catalog; DROP TABLE catalog",
+        "SELECT * FROM other",
+        "SELECT * FROM main.catalog",
+        "SELECT * FROM read_csv('x')",
+        "SELECT * FROM catalog, read_csv('x')",
+        "SELECT * FROM (SELECT * FROM read_parquet('/etc/passwd'))",
+        "SELECT * FROM '/etc/passwd'",
+        "ATTACH 'x.db'",
+        "PRAGMA version",
+        "SELECT * FROM",
+    ],
+)
 def test_sql_refused(cat, query):
     with pytest.raises(SQLError):
         cat.sql(query)

@@ -44,15 +44,19 @@ NOT_PREFIXED = {schema.GEOMETRY, schema.VERSION}
 
 # -- building inputs -------------------------------------------------------------------------------
 
-def custom_table(prefix: str, geoms: list[BaseGeometry],
-                 intervals: list[tuple[pd.Timestamp | None, pd.Timestamp | None]],
-                 extra: dict[str, str] | None = None, tiles: list[str] | None = None) -> pa.Table:
+
+def custom_table(
+    prefix: str,
+    geoms: list[BaseGeometry],
+    intervals: list[tuple[pd.Timestamp | None, pd.Timestamp | None]],
+    extra: dict[str, str] | None = None,
+    tiles: list[str] | None = None,
+) -> pa.Table:
     """A schema-v1 table with the given footprints and intervals (ids ``<prefix>0000`` …)."""
     n = len(geoms)
     table = synthetic_catalog_table(n, 1, extra=extra)
     bounds = shapely.bounds(np.asarray(geoms, dtype=object))
-    bbox = pa.StructArray.from_arrays([pa.array(bounds[:, i]) for i in range(4)],
-                                      names=list(schema.BBOX_KEYS))
+    bbox = pa.StructArray.from_arrays([pa.array(bounds[:, i]) for i in range(4)], names=list(schema.BBOX_KEYS))
     ids = [f"{prefix}{i:04d}" for i in range(n)]
     columns = {
         schema.ID: pa.array(ids),
@@ -145,19 +149,24 @@ def random_table(seed: int, n: int, prefix: str) -> pa.Table:
 SYNTHETIC = {  # name -> (left kwargs, right kwargs) of write_synthetic_catalog
     "grid_daily_x_3day": (
         dict(n_tiles=16, n_dates=12, tile_deg=0.125),
-        dict(n_tiles=9, n_dates=20, tile_deg=0.25, origin=(-10.0625, 35.0625), step_days=3, length_days=2)),
+        dict(n_tiles=9, n_dates=20, tile_deg=0.25, origin=(-10.0625, 35.0625), step_days=3, length_days=2),
+    ),
     "jitter_overlap": (
         dict(n_tiles=30, n_dates=8, tile_deg=0.1, overlap=0.03, seed=1),
-        dict(n_tiles=12, n_dates=10, tile_deg=0.17, seed=2, step_days=2, length_days=5, start="2019-12-28")),
+        dict(n_tiles=12, n_dates=10, tile_deg=0.17, seed=2, step_days=2, length_days=5, start="2019-12-28"),
+    ),
     "static_x_dated": (
         dict(n_tiles=25, n_dates=1, tile_deg=0.09, seed=3, static=True),
-        dict(n_tiles=10, n_dates=15, tile_deg=0.2, seed=4, start="2020-01-03")),
+        dict(n_tiles=10, n_dates=15, tile_deg=0.2, seed=4, start="2020-01-03"),
+    ),
     "static_x_static": (
         dict(n_tiles=20, n_dates=2, tile_deg=0.1, overlap=0.01, static=True, seed=5),
-        dict(n_tiles=16, n_dates=1, tile_deg=0.15, static=True, seed=6)),
+        dict(n_tiles=16, n_dates=1, tile_deg=0.15, static=True, seed=6),
+    ),
     "weekly_x_monthly_long": (
         dict(n_tiles=12, n_dates=20, tile_deg=0.3, step_days=7, length_days=7, start="1969-11-01"),
-        dict(n_tiles=20, n_dates=4, tile_deg=0.2, overlap=0.05, step_days=31, length_days=90, start="1969-10-15")),
+        dict(n_tiles=20, n_dates=4, tile_deg=0.2, overlap=0.05, step_days=31, length_days=90, start="1969-10-15"),
+    ),
 }
 RANDOM = {"random_0": (11, 12), "random_1": (21, 22), "random_2": (31, 32)}
 SCENARIOS = [*SYNTHETIC, *RANDOM]
@@ -190,6 +199,7 @@ def pair(request, root) -> tuple[geoduck.Catalog, geoduck.Catalog]:
 
 
 # -- brute force ----------------------------------------------------------------------------------
+
 
 def frame(cat: geoduck.Catalog) -> gpd.GeoDataFrame:
     return cat.to_geopandas().reset_index(drop=True)
@@ -261,8 +271,10 @@ def check_intersect_rows(out: pa.Table, left: pa.Table, right: pa.Table, spatial
 
 # -- intersect ------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("name, spatial_only", [*((n, False) for n in SCENARIOS),
-                                                 *((n, True) for n in SPATIAL_ONLY_SCENARIOS)])
+
+@pytest.mark.parametrize(
+    "name, spatial_only", [*((n, False) for n in SCENARIOS), *((n, True) for n in SPATIAL_ONLY_SCENARIOS)]
+)
 def test_intersect_matches_brute_force(root, name, spatial_only):
     a, b = _scenario(root, name)
     rel = a.intersect(b, spatial_only=spatial_only)
@@ -274,10 +286,11 @@ def test_intersect_matches_brute_force(root, name, spatial_only):
     assert expected - set(got) == set()
     assert len(expected) > 0
     left_cols, right_cols = a.columns, b.columns
-    assert out.column_names[:6] == ["id", "geometry", "bbox", "start_datetime", "end_datetime",
-                                    "schema_version"]
-    assert out.column_names[6:] == ([f"left_{c}" for c in left_cols if c not in NOT_PREFIXED]
-                                    + [f"right_{c}" for c in right_cols if c not in NOT_PREFIXED])
+    assert out.column_names[:6] == ["id", "geometry", "bbox", "start_datetime", "end_datetime", "schema_version"]
+    assert out.column_names[6:] == (
+        [f"left_{c}" for c in left_cols if c not in NOT_PREFIXED]
+        + [f"right_{c}" for c in right_cols if c not in NOT_PREFIXED]
+    )
     check_intersect_rows(out, a.to_arrow(), b.to_arrow(), spatial_only)
 
 
@@ -378,19 +391,25 @@ def test_daily_x_monthly(tmp_path):
     """Daily rows pair with the calendar month that holds them, month ends included."""
     square = box(10, 10, 11, 11)
     dates = pd.date_range("2023-01-30", "2023-03-02", freq="D", tz=UTC)
-    daily = write_catalog(tmp_path / "daily", custom_table(
-        "D", [square] * len(dates), [day_interval(d) for d in dates]))
+    daily = write_catalog(
+        tmp_path / "daily", custom_table("D", [square] * len(dates), [day_interval(d) for d in dates])
+    )
     months = [pd.Timestamp(f"2023-{m:02d}-01", tz=UTC) for m in (1, 2, 3)]
-    monthly = write_catalog(tmp_path / "monthly", custom_table(
-        "M", [square] * 3, [(m, m + pd.offsets.MonthBegin(1) - US) for m in months]))
+    monthly = write_catalog(
+        tmp_path / "monthly", custom_table("M", [square] * 3, [(m, m + pd.offsets.MonthBegin(1) - US) for m in months])
+    )
     out = daily.intersect(monthly).to_arrow()
     got = pairs_of(out)
     assert len(got) == len(dates) == len(set(got))
     month_of = {f"D{i:04d}": f"M{d.month - 1:04d}" for i, d in enumerate(dates)}
     assert dict(got) == month_of
     assert set(got) == brute_pairs(frame(daily), frame(monthly))
-    by_pair = {p: (s, e) for p, s, e in zip(got, out.column("start_datetime").to_pylist(),
-                                             out.column("end_datetime").to_pylist(), strict=True)}
+    by_pair = {
+        p: (s, e)
+        for p, s, e in zip(
+            got, out.column("start_datetime").to_pylist(), out.column("end_datetime").to_pylist(), strict=True
+        )
+    }
     for i, d in enumerate(dates):  # the interval is the day's
         assert by_pair[(f"D{i:04d}", month_of[f"D{i:04d}"])] == day_interval(d)
 
@@ -400,11 +419,16 @@ def test_static_intervals_in_intersect(tmp_path):
     dated = day_interval("2023-06-15")
     a = write_catalog(tmp_path / "a", custom_table("A", [square, square], [(None, None), dated]))
     b = write_catalog(tmp_path / "b", custom_table("B", [box(0.5, 0.5, 2, 2)] * 2, [(None, None), dated]))
-    out = {(r["left_id"], r["right_id"]): (r["start_datetime"], r["end_datetime"]) for r in
-           a.intersect(b).to_arrow().select(["left_id", "right_id", "start_datetime", "end_datetime"]).to_pylist()}
-    assert out == {("A0000", "B0000"): (None, None),  # both static: static
-                   ("A0000", "B0001"): dated, ("A0001", "B0000"): dated,  # static side: the other's
-                   ("A0001", "B0001"): dated}
+    out = {
+        (r["left_id"], r["right_id"]): (r["start_datetime"], r["end_datetime"])
+        for r in a.intersect(b).to_arrow().select(["left_id", "right_id", "start_datetime", "end_datetime"]).to_pylist()
+    }
+    assert out == {
+        ("A0000", "B0000"): (None, None),  # both static: static
+        ("A0000", "B0001"): dated,
+        ("A0001", "B0000"): dated,  # static side: the other's
+        ("A0001", "B0001"): dated,
+    }
     g = next(iter(a.intersect(b)))["geometry"]
     assert g.equals(box(0.5, 0.5, 1, 1))
 
@@ -416,21 +440,30 @@ def test_spatial_only_disjoint_intervals_give_their_hull(tmp_path):
     assert len(a.intersect(b)) == 0
     (row,) = a.intersect(b, spatial_only=True).to_arrow().select(["start_datetime", "end_datetime"]).to_pylist()
     assert (row["start_datetime"], row["end_datetime"]) == (
-        pd.Timestamp("2023-01-01", tz=UTC), pd.Timestamp("2023-03-03", tz=UTC) - US)
+        pd.Timestamp("2023-01-01", tz=UTC),
+        pd.Timestamp("2023-03-03", tz=UTC) - US,
+    )
 
 
 def test_touching_footprints_pair(tmp_path):
     a = write_catalog(tmp_path / "a", custom_table("A", [box(0, 0, 1, 1)], [(None, None)]))
-    b = write_catalog(tmp_path / "b", custom_table("B", [box(1, 0, 2, 1), box(1, 1, 2, 2), box(1.0 + 1e-12, 0, 2, 1)],
-                                                   [(None, None)] * 3))
+    b = write_catalog(
+        tmp_path / "b",
+        custom_table("B", [box(1, 0, 2, 1), box(1, 1, 2, 2), box(1.0 + 1e-12, 0, 2, 1)], [(None, None)] * 3),
+    )
     out = a.intersect(b).to_arrow()
     assert sorted(pairs_of(out)) == [("A0000", "B0000"), ("A0000", "B0001")]
-    geoms = dict(zip(out.column("right_id").to_pylist(), shapely.from_wkb(out.column("geometry").to_pylist()),
-                     strict=True))
+    geoms = dict(
+        zip(out.column("right_id").to_pylist(), shapely.from_wkb(out.column("geometry").to_pylist()), strict=True)
+    )
     assert geoms["B0000"].equals(shapely.LineString([(1, 0), (1, 1)]))
     assert geoms["B0001"].equals(shapely.Point(1, 1))
-    assert {r["right_id"]: r["bbox"] for r in out.select(["right_id", "bbox"]).to_pylist()}["B0001"] == \
-        {"xmin": 1.0, "ymin": 1.0, "xmax": 1.0, "ymax": 1.0}
+    assert {r["right_id"]: r["bbox"] for r in out.select(["right_id", "bbox"]).to_pylist()}["B0001"] == {
+        "xmin": 1.0,
+        "ymin": 1.0,
+        "xmax": 1.0,
+        "ymax": 1.0,
+    }
 
 
 def test_antimeridian_multipolygons_pair_across_180(tmp_path):
@@ -448,6 +481,7 @@ def test_antimeridian_multipolygons_pair_across_180(tmp_path):
 
 
 # -- the intersect plan ---------------------------------------------------------------------------
+
 
 def _plan_operators(node: dict, out: list[dict]) -> list[dict]:
     out.append(node)
@@ -497,15 +531,21 @@ def test_intersect_plan_range_joins_see_only_big_rows(root):
 
 # -- union ----------------------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def trio(root) -> tuple[geoduck.Catalog, geoduck.Catalog, geoduck.Catalog]:
-    alpha = custom_table("a", [box(i, 0, i + 1, 1) for i in range(6)], [day_interval("2023-01-01")] * 6,
-                         extra={"sensor": "S2"})
-    beta = custom_table("b", [box(i + 0.5, 0, i + 1.5, 1) for i in range(4)], [(None, None)] * 4,
-                        extra={"orbit": "asc"})
+    alpha = custom_table(
+        "a", [box(i, 0, i + 1, 1) for i in range(6)], [day_interval("2023-01-01")] * 6, extra={"sensor": "S2"}
+    )
+    beta = custom_table(
+        "b", [box(i + 0.5, 0, i + 1.5, 1) for i in range(4)], [(None, None)] * 4, extra={"orbit": "asc"}
+    )
     gamma = custom_table("c", [box(0, 0, 3, 3)] * 2, [day_interval("2023-01-01", 5)] * 2)
-    return (write_catalog(root / "union" / "alpha", alpha), write_catalog(root / "union" / "beta", beta),
-            write_catalog(root / "union" / "gamma", gamma))
+    return (
+        write_catalog(root / "union" / "alpha", alpha),
+        write_catalog(root / "union" / "beta", beta),
+        write_catalog(root / "union" / "gamma", gamma),
+    )
 
 
 def test_union_all_by_name_with_source(trio):
@@ -564,8 +604,9 @@ def test_union_named_nested_and_dedupe(trio):
 def test_union_composes(trio):
     alpha, beta, gamma = trio
     u = alpha.union(beta)
-    assert set(u.where("source = 'beta' AND orbit = 'asc'").to_arrow().column("id").to_pylist()) == \
-        {f"b{i:04d}" for i in range(4)}
+    assert set(u.where("source = 'beta' AND orbit = 'asc'").to_arrow().column("id").to_pylist()) == {
+        f"b{i:04d}" for i in range(4)
+    }
     assert set(u.query(bbox=(0.2, 0.2, 0.4, 0.4)).to_arrow().column("id").to_pylist()) == {"a0000"}
     got = pairs_of(u.intersect(gamma).to_arrow())
     assert len(got) == len(set(got)) and set(got) == brute_pairs(frame(u), frame(gamma))
@@ -573,6 +614,7 @@ def test_union_composes(trio):
 
 
 # -- interval padding -----------------------------------------------------------------------------
+
 
 def test_padding_widens_intervals(root):
     a, _ = _scenario(root, "random_0")
@@ -591,12 +633,15 @@ def test_padding_widens_intervals(root):
         else:
             assert r["start_datetime"] == o["start_datetime"] - before
             assert r["end_datetime"] == o["end_datetime"] + after
-        assert {k: v for k, v in r.items() if "datetime" not in k} == \
-            {k: v for k, v in o.items() if "datetime" not in k}
+        assert {k: v for k, v in r.items() if "datetime" not in k} == {
+            k: v for k, v in o.items() if "datetime" not in k
+        }
     assert statics > 0
     # only one side, and strings/pandas timedeltas
-    assert next(iter(a.with_interval_padding(after="2D").where("start_datetime IS NOT NULL")))["start_datetime"] \
+    assert (
+        next(iter(a.with_interval_padding(after="2D").where("start_datetime IS NOT NULL")))["start_datetime"]
         is not None
+    )
     # a where over padded rows sees the padded intervals
     some = next(r for r in rows if r["start_datetime"] is not None)
     lit = some["start_datetime"].isoformat()
@@ -612,9 +657,12 @@ def test_padded_intersect_pairs_rows_three_days_apart(tmp_path):
     square = box(0, 0, 1, 1)
     sar = write_catalog(tmp_path / "sar", custom_table("S", [square], [day_interval("2023-06-15")]))
     offsets = [-4, -3, -1, 0, 2, 3, 4]
-    opt = write_catalog(tmp_path / "opt", custom_table(
-        "O", [square] * len(offsets),
-        [day_interval(pd.Timestamp("2023-06-15", tz=UTC) + k * DAY) for k in offsets]))
+    opt = write_catalog(
+        tmp_path / "opt",
+        custom_table(
+            "O", [square] * len(offsets), [day_interval(pd.Timestamp("2023-06-15", tz=UTC) + k * DAY) for k in offsets]
+        ),
+    )
     three = dt.timedelta(days=3)
     ids = lambda rel: {r for _, r in pairs_of(rel.to_arrow())}  # noqa: E731
     name = {f"O{i:04d}": k for i, k in enumerate(offsets)}
@@ -624,8 +672,10 @@ def test_padded_intersect_pairs_rows_three_days_apart(tmp_path):
     assert {name[i] for i in ids(sar.with_interval_padding(after=three).intersect(opt))} == {0, 2, 3}
     assert {name[r] for r in set(opt.difference(padded).to_arrow().column("id").to_pylist())} == {-4, 4}
     # the output interval is the overlap of the padded interval with the other
-    out = {name[r["right_id"]]: (r["start_datetime"], r["end_datetime"])
-           for r in padded.intersect(opt).to_arrow().to_pylist()}
+    out = {
+        name[r["right_id"]]: (r["start_datetime"], r["end_datetime"])
+        for r in padded.intersect(opt).to_arrow().to_pylist()
+    }
     assert out[-3] == day_interval(pd.Timestamp("2023-06-12", tz=UTC))
     assert out[3] == day_interval(pd.Timestamp("2023-06-18", tz=UTC))
 
@@ -639,15 +689,18 @@ def test_padded_intersect_matches_brute_force(root):
     assert set(got) > brute_pairs(frame(a), frame(b))
 
 
-@pytest.mark.parametrize("kwargs", [
-    {"before": dt.timedelta(days=-1)},
-    {"after": dt.timedelta(microseconds=-1)},
-    {"before": "three days"},
-    {"after": pd.NaT},
-    {"before": object()},
-    {"after": "-2D"},
-    {"before": "5ns"},
-])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"before": dt.timedelta(days=-1)},
+        {"after": dt.timedelta(microseconds=-1)},
+        {"before": "three days"},
+        {"after": pd.NaT},
+        {"before": object()},
+        {"after": "-2D"},
+        {"before": "5ns"},
+    ],
+)
 def test_bad_padding(root, kwargs):
     a, _ = _scenario(root, "random_0")
     with pytest.raises(ArgumentError):
@@ -669,24 +722,38 @@ def test_padding_units_agree(root):
     a, _ = _scenario(root, "random_0")
     base = {r["id"]: r["start_datetime"] for r in a.to_arrow().to_pylist() if r["start_datetime"] is not None}
     for value in ("3D", "3 days", "72h", dt.timedelta(days=3), pd.Timedelta(days=3), np.timedelta64(3, "D")):
-        got = {r["id"]: r["start_datetime"] for r in a.with_interval_padding(before=value).to_arrow().to_pylist()
-               if r["start_datetime"] is not None}
+        got = {
+            r["id"]: r["start_datetime"]
+            for r in a.with_interval_padding(before=value).to_arrow().to_pylist()
+            if r["start_datetime"] is not None
+        }
         assert got == {k: v - dt.timedelta(days=3) for k, v in base.items()}, value
 
 
 # -- where ----------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("predicate, mask", [
-    ("tile = 't1'", lambda f: f["tile"] == "t1"),
-    ("tile IN ('t0', 't3') AND start_datetime IS NOT NULL",
-     lambda f: f["tile"].isin(["t0", "t3"]) & f[schema.START].notna()),
-    ("start_datetime >= TIMESTAMPTZ '2020-01-10' OR start_datetime IS NULL",
-     lambda f: f[schema.START].isna() | (f[schema.START] >= pd.Timestamp("2020-01-10", tz=UTC))),
-    ("bbox.xmin > -9.5 AND bbox.ymax < 36.2", lambda f: f["bbox"].map(lambda b: b["xmin"] > -9.5 and b["ymax"] < 36.2)),
-    ("id LIKE 'L00_5'", lambda f: f["id"].str.fullmatch("L00.5")),
-    ("NOT (tile <> 't2')", lambda f: f["tile"] == "t2"),
-    ("ST_Area(geometry) > 0.05", lambda f: pd.Series(shapely.area(np.asarray(f.geometry)) > 0.05)),
-])
+
+@pytest.mark.parametrize(
+    "predicate, mask",
+    [
+        ("tile = 't1'", lambda f: f["tile"] == "t1"),
+        (
+            "tile IN ('t0', 't3') AND start_datetime IS NOT NULL",
+            lambda f: f["tile"].isin(["t0", "t3"]) & f[schema.START].notna(),
+        ),
+        (
+            "start_datetime >= TIMESTAMPTZ '2020-01-10' OR start_datetime IS NULL",
+            lambda f: f[schema.START].isna() | (f[schema.START] >= pd.Timestamp("2020-01-10", tz=UTC)),
+        ),
+        (
+            "bbox.xmin > -9.5 AND bbox.ymax < 36.2",
+            lambda f: f["bbox"].map(lambda b: b["xmin"] > -9.5 and b["ymax"] < 36.2),
+        ),
+        ("id LIKE 'L00_5'", lambda f: f["id"].str.fullmatch("L00.5")),
+        ("NOT (tile <> 't2')", lambda f: f["tile"] == "t2"),
+        ("ST_Area(geometry) > 0.05", lambda f: pd.Series(shapely.area(np.asarray(f.geometry)) > 0.05)),
+    ],
+)
 def test_where_matches_pandas(root, predicate, mask):
     a, _ = _scenario(root, "random_0")
     f = frame(a)
@@ -714,24 +781,27 @@ def test_where_composes_with_query_and_intersect(root):
     assert set(pairs_of(via_inputs.to_arrow())) == expected and expected
 
 
-@pytest.mark.parametrize("predicate, needle", [
-    ("cloud_cover < 20", "cloud_cover"),
-    ("t.tile = 'x'", "'t'"),
-    ("tile = 'a'; DROP TABLE x", ";"),
-    ("tile = 'a' /* hidden */; DROP TABLE x", ";"),
-    ("tile = 'a' -- */ ; DROP TABLE x", "comment"),
-    ("tile = 'a' /* ; DROP TABLE x */", "comment"),
-    ("id IN (SELECT id FROM other)", "SELECT"),
-    ("EXISTS (SELECT 1)", "SELECT"),
-    ("DROP TABLE catalog", "DROP"),
-    ("tile = 'a' OR CREATE TABLE x (a INT)", "CREATE"),
-    ("read_csv('/etc/passwd') IS NOT NULL", "read_csv"),
-    ("getenv('HOME') = tile", "getenv"),
-    ("filepath = 'x' */ OR 1=1 /*", "*/"),
-    ("tile = 'unterminated", "unterminated"),
-    ("tile = ?", "?"),
-    ("", "non-empty"),
-])
+@pytest.mark.parametrize(
+    "predicate, needle",
+    [
+        ("cloud_cover < 20", "cloud_cover"),
+        ("t.tile = 'x'", "'t'"),
+        ("tile = 'a'; DROP TABLE x", ";"),
+        ("tile = 'a' /* hidden */; DROP TABLE x", ";"),
+        ("tile = 'a' -- */ ; DROP TABLE x", "comment"),
+        ("tile = 'a' /* ; DROP TABLE x */", "comment"),
+        ("id IN (SELECT id FROM other)", "SELECT"),
+        ("EXISTS (SELECT 1)", "SELECT"),
+        ("DROP TABLE catalog", "DROP"),
+        ("tile = 'a' OR CREATE TABLE x (a INT)", "CREATE"),
+        ("read_csv('/etc/passwd') IS NOT NULL", "read_csv"),
+        ("getenv('HOME') = tile", "getenv"),
+        ("filepath = 'x' */ OR 1=1 /*", "*/"),
+        ("tile = 'unterminated", "unterminated"),
+        ("tile = ?", "?"),
+        ("", "non-empty"),
+    ],
+)
 def test_bad_predicates(root, predicate, needle):
     a, _ = _scenario(root, "random_0")
     with pytest.raises(SQLError) as info:
@@ -741,11 +811,17 @@ def test_bad_predicates(root, predicate, needle):
 
 # -- results of derived relations -----------------------------------------------------------------
 
+
 def test_results_api_on_derived_relations(root, trio):
     a, b = _scenario(root, "random_0")
     alpha, beta, _ = trio
-    for cheap, rel in ((False, a.intersect(b)), (False, a.difference(b)), (True, alpha.union(beta)),
-                       (True, a.with_interval_padding(before=dt.timedelta(days=1))), (True, a.where("tile = 't2'"))):
+    for cheap, rel in (
+        (False, a.intersect(b)),
+        (False, a.difference(b)),
+        (True, alpha.union(beta)),
+        (True, a.with_interval_padding(before=dt.timedelta(days=1))),
+        (True, a.where("tile = 't2'")),
+    ):
         table = rel.to_arrow()
         gdf = rel.to_geopandas()
         rows = list(rel)
@@ -783,7 +859,8 @@ def test_to_parquet_of_query_and_intersect(root, tmp_path):
         parts = store.list_parts(target)
         sizes = sorted((pq.read_metadata(p).num_rows for p in parts), reverse=True)
         assert sizes == [part_rows] * (len(expected) // part_rows) + [len(expected) % part_rows] * (
-            len(expected) % part_rows > 0)
+            len(expected) % part_rows > 0
+        )
         assert len(sizes) >= (2 if name == "ix" else 1)
         total = 0
         for part in parts:
@@ -803,8 +880,9 @@ def test_to_parquet_of_query_and_intersect(root, tmp_path):
         # the written catalog is queried like any other
         box_q = (-9.6, 35.4, -9.2, 35.8)
         f = frame(again)
-        assert set(again.query(bbox=box_q).to_arrow().column("id").to_pylist()) == \
-            set(f["id"][f.geometry.intersects(box(*box_q))])
+        assert set(again.query(bbox=box_q).to_arrow().column("id").to_pylist()) == set(
+            f["id"][f.geometry.intersects(box(*box_q))]
+        )
         with pytest.raises(ArgumentError, match="already holds a catalog"):
             rel.to_parquet(target)
     assert len(_read_parts(tmp_path / "ix")) == len(ix)
@@ -814,17 +892,24 @@ def test_to_parquet_of_query_and_intersect(root, tmp_path):
 
 # -- SQL over derived relations -------------------------------------------------------------------
 
+
 def test_module_sql_joins_relations(root):
     a, b = _scenario(root, "random_0")
     fa, fb = frame(a), frame(b)
-    out = geoduck.sql("SELECT s2.id AS sid, labels.id AS lid FROM s2 JOIN labels ON s2.tile = labels.tile "
-                      "WHERE ST_Intersects(s2.geometry, labels.geometry)", s2=a, labels=b)
+    out = geoduck.sql(
+        "SELECT s2.id AS sid, labels.id AS lid FROM s2 JOIN labels ON s2.tile = labels.tile "
+        "WHERE ST_Intersects(s2.geometry, labels.geometry)",
+        s2=a,
+        labels=b,
+    )
     assert type(out) is pd.DataFrame
-    hit = shapely.intersects(np.asarray(fa.geometry)[:, None], np.asarray(fb.geometry)[None, :]) & \
-        (np.asarray(fa["tile"], dtype=object)[:, None] == np.asarray(fb["tile"], dtype=object)[None, :])
+    hit = shapely.intersects(np.asarray(fa.geometry)[:, None], np.asarray(fb.geometry)[None, :]) & (
+        np.asarray(fa["tile"], dtype=object)[:, None] == np.asarray(fb["tile"], dtype=object)[None, :]
+    )
     i, j = np.nonzero(hit)
-    assert sorted(zip(out["sid"], out["lid"], strict=True)) == sorted(zip(fa["id"].values[i], fb["id"].values[j],
-                                                                          strict=True))
+    assert sorted(zip(out["sid"], out["lid"], strict=True)) == sorted(
+        zip(fa["id"].values[i], fb["id"].values[j], strict=True)
+    )
     # derived relations as tables
     ix = a.intersect(b)
     per_left = geoduck.sql("SELECT left_id, count(*) AS n FROM ix GROUP BY left_id", ix=ix)
@@ -837,8 +922,12 @@ def test_module_sql_joins_relations(root):
     assert isinstance(geo, gpd.GeoDataFrame) and geo.crs == "EPSG:4326"
     assert set(geo["id"]) == set(ix.where("left_tile = 't0'").to_arrow().column("id").to_pylist())
     padded = a.with_interval_padding(before=dt.timedelta(days=2))
-    n = geoduck.sql("SELECT count(*) AS n FROM p JOIN a USING (id) WHERE p.start_datetime = "
-                    "a.start_datetime - INTERVAL 2 DAY", p=padded, a=a, b=b)
+    n = geoduck.sql(
+        "SELECT count(*) AS n FROM p JOIN a USING (id) WHERE p.start_datetime = a.start_datetime - INTERVAL 2 DAY",
+        p=padded,
+        a=a,
+        b=b,
+    )
     assert int(n["n"][0]) == fa[schema.START].notna().sum()
     with pytest.raises(SQLError):
         geoduck.sql("SELECT * FROM ix; DROP TABLE ix", ix=ix)

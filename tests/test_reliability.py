@@ -12,10 +12,12 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
+from rasterio.transform import Affine
 
 import geoduck
 from geoduck import maintenance as maint
@@ -24,18 +26,21 @@ from geoduck.cli import main
 from geoduck.errors import BuildError, SchemaError
 from geoduck.testing import write_raster, write_synthetic_catalog
 
-import numpy as np
-from rasterio.transform import Affine
-
 
 def _tiny_rasters(root: Path, n: int, prefix: str = "r") -> list[Path]:
     paths = []
     for i in range(n):
         x0 = 400000 + (i % 20) * 1000
         y0 = 4400000 + (i // 20) * 1000
-        paths.append(write_raster(root / f"{prefix}_{i:04d}_2023{1 + i % 12:02d}15.tif",
-                                  np.full((1, 8, 8), i, "uint16"), crs="EPSG:32630",
-                                  transform=Affine(125, 0, x0, 0, -125, y0), tiled=False))
+        paths.append(
+            write_raster(
+                root / f"{prefix}_{i:04d}_2023{1 + i % 12:02d}15.tif",
+                np.full((1, 8, 8), i, "uint16"),
+                crs="EPSG:32630",
+                transform=Affine(125, 0, x0, 0, -125, y0),
+                tiled=False,
+            )
+        )
     return paths
 
 
@@ -52,8 +57,12 @@ BUILD_SCRIPT = textwrap.dedent("""
 
 def _run_build(src: Path, out: Path, part_rows: int) -> subprocess.Popen:
     env = dict(os.environ, GEODUCK_OFFLINE="1")
-    return subprocess.Popen([sys.executable, "-c", BUILD_SCRIPT, str(src), str(out), str(part_rows)],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    return subprocess.Popen(
+        [sys.executable, "-c", BUILD_SCRIPT, str(src), str(out), str(part_rows)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
 
 
 def _assert_consistent(out: Path) -> int:
@@ -91,7 +100,8 @@ def test_build_killed_at_random_points_loses_nothing(tmp_path):
     assert final.wait(timeout=240) == 0, final.stderr.read().decode()
     assert _assert_consistent(out) == len(files)
     assert not list(out.glob(".part-*.tmp")) or all(
-        time.time() - p.stat().st_mtime < store.ORPHAN_GRACE_S for p in out.glob(".part-*.tmp"))
+        time.time() - p.stat().st_mtime < store.ORPHAN_GRACE_S for p in out.glob(".part-*.tmp")
+    )
 
 
 def test_concurrent_appenders_disjoint_files(tmp_path):
@@ -137,8 +147,9 @@ def test_orphan_temps_cleaned_by_next_writer_but_not_live_ones(tmp_path, archive
 
 
 def _ids(cat: geoduck.Catalog, **query) -> list[str]:
-    return sorted(cat.query(**query).to_arrow()["id"].to_pylist()) if query else sorted(
-        cat.to_arrow()["id"].to_pylist())
+    return (
+        sorted(cat.query(**query).to_arrow()["id"].to_pylist()) if query else sorted(cat.to_arrow()["id"].to_pylist())
+    )
 
 
 @pytest.mark.parametrize("part_rows, sizes", [(None, [3000]), (700, [700, 700, 700, 700, 200])])
@@ -148,8 +159,11 @@ def test_compaction_identical_results_and_atomic_for_readers(tmp_path, part_rows
     root = write_synthetic_catalog(tmp_path / "c", 60, 50, part_rows=150, seed=2)
     assert len(store.list_parts(root)) == 20
     cat = geoduck.open_catalog(root)
-    queries = [dict(bbox=(-9.7, 35.1, -9.4, 35.4), start="2020-01-05", end="2020-01-20"),
-               dict(bbox=(-10.0, 35.0, -9.0, 36.0)), dict(start="2020-02-01", end="2020-02-03")]
+    queries = [
+        dict(bbox=(-9.7, 35.1, -9.4, 35.4), start="2020-01-05", end="2020-01-20"),
+        dict(bbox=(-10.0, 35.0, -9.0, 36.0)),
+        dict(start="2020-02-01", end="2020-02-03"),
+    ]
     before = [_ids(cat, **q) for q in queries]
     full = _ids(cat)
     counts: list[int] = []
@@ -222,7 +236,7 @@ def test_query_whose_parts_a_compaction_replaced_meanwhile_runs_again(tmp_path, 
     expected = _ids(geoduck.open_catalog(root), **query)
     rel = geoduck.open_catalog(root).query(**query)
     assert "/part-" in rel.sql_text  # pruned by time: the parts are named, not globbed
-    real, compacted = geoduck.compile.render, []
+    real, compacted = geoduck.compiler.render, []
 
     def render(tree, **kw):
         if not compacted:  # the parts named in this tree are replaced before DuckDB reads them
@@ -230,7 +244,7 @@ def test_query_whose_parts_a_compaction_replaced_meanwhile_runs_again(tmp_path, 
             compacted[0] = maint.compact(root)
         return real(tree, **kw)
 
-    monkeypatch.setattr(geoduck.compile, "render", render)
+    monkeypatch.setattr(geoduck.compiler, "render", render)
     assert sorted(rel.to_arrow()["id"].to_pylist()) == expected
     assert compacted and compacted[0].parts_after == 1
     assert len(rel) == len(expected)
@@ -250,10 +264,12 @@ def test_compaction_killed_midway_loses_nothing(tmp_path, monkeypatch, crash_at)
     elif crash_at == "manifest":
         monkeypatch.setattr(store, "write_manifest", lambda *a, **k: (_ for _ in ()).throw(Crash()))
     elif crash_at == "switch":
+
         def replace(src, dst):
             if str(src).endswith(".tmp") and Path(src).name.startswith(store.COMPACT_PREFIX):
                 raise Crash()
             return real_replace(src, dst)
+
         monkeypatch.setattr(maint.os, "replace", replace)
     else:  # killed after the switch, before the old parts are deleted
         monkeypatch.setattr(maint, "recover", lambda root: (_ for _ in ()).throw(Crash()))
@@ -280,6 +296,7 @@ def test_compaction_leaves_parts_appended_meanwhile(tmp_path, monkeypatch):
         def write(new_temp):
             inner(new_temp)
             write_synthetic_catalog(root, 3, 2, prefix="late")  # an append during compaction
+
         return write
 
     monkeypatch.setattr(maint, "_write_sorted", write_sorted)
@@ -301,8 +318,7 @@ def _write_v0_part(root: Path, n_tiles: int = 3) -> None:
     table = write_synthetic_catalog.__globals__["synthetic_catalog_table"](n_tiles, 2, prefix="v0")
     table = table.drop_columns([schema.NATIVE_BOUNDS, schema.VERSION])
     t = [[0.1 / 256, 0.0, -10.0 + 0.1 * i, 0.0, -0.1 / 256, 35.1] for i in range(table.num_rows)]
-    table = table.set_column(table.column_names.index("transform"), "transform",
-                             pa.array(t, pa.list_(pa.float64())))
+    table = table.set_column(table.column_names.index("transform"), "transform", pa.array(t, pa.list_(pa.float64())))
     meta = schema.part_metadata(["Polygon"], None)
     meta[schema.KV_SCHEMA_VERSION] = b"0"
     root.mkdir(parents=True, exist_ok=True)

@@ -32,22 +32,44 @@ def _utm_origin(epsg: int, lon: float, lat: float, half: float) -> tuple[float, 
 def catalogs(tmp_path_factory) -> dict[str, geoduck.Catalog]:
     root = tmp_path_factory.mktemp("sampler_crs")
     lonlat = [  # 1° tiles at 40° N, 0.01° pixels (EPSG:4326 files, as many DEMs and products ship)
-        coordinate_raster(root / "ll" / f"ll_{i}.tif", crs="EPSG:4326", origin=(-3.0 + i, 41.0), res=0.01,
-                          shape=(100, 100)) for i in range(3)]
+        coordinate_raster(
+            root / "ll" / f"ll_{i}.tif", crs="EPSG:4326", origin=(-3.0 + i, 41.0), res=0.01, shape=(100, 100)
+        )
+        for i in range(3)
+    ]
     am_lonlat = [  # lon/lat rows across 180°: xmax > 180 in the file, and a row ending at 180
-        coordinate_raster(root / "aml" / "across.tif", crs="EPSG:4326", origin=(179.5, -16.0), res=0.01,
-                          shape=(100, 100)),
-        coordinate_raster(root / "aml" / "west.tif", crs="EPSG:4326", origin=(179.0, -18.0), res=0.01,
-                          shape=(100, 100))]
+        coordinate_raster(
+            root / "aml" / "across.tif", crs="EPSG:4326", origin=(179.5, -16.0), res=0.01, shape=(100, 100)
+        ),
+        coordinate_raster(
+            root / "aml" / "west.tif", crs="EPSG:4326", origin=(179.0, -18.0), res=0.01, shape=(100, 100)
+        ),
+    ]
     am_utm = [  # 100 km UTM tiles straddling 180° at ~17° S, in zone 60 and in zone 1
-        coordinate_raster(root / "amu" / "z60.tif", crs="EPSG:32760", res=1000.0, shape=(100, 100),
-                          origin=_utm_origin(32760, 180.0, -17.0, 50_000)),
-        coordinate_raster(root / "amu" / "z01.tif", crs="EPSG:32701", res=1000.0, shape=(100, 100),
-                          origin=_utm_origin(32701, 180.0, -18.5, 50_000))]
+        coordinate_raster(
+            root / "amu" / "z60.tif",
+            crs="EPSG:32760",
+            res=1000.0,
+            shape=(100, 100),
+            origin=_utm_origin(32760, 180.0, -17.0, 50_000),
+        ),
+        coordinate_raster(
+            root / "amu" / "z01.tif",
+            crs="EPSG:32701",
+            res=1000.0,
+            shape=(100, 100),
+            origin=_utm_origin(32701, 180.0, -18.5, 50_000),
+        ),
+    ]
     build = lambda files, name: geoduck.build_raster_catalog(  # noqa: E731
-        [str(f) for f in files], root / name, progress=False, workers=1)
-    return {"lonlat": build(lonlat, "c_ll"), "am_lonlat": build(am_lonlat, "c_aml"),
-            "am_utm": build(am_utm, "c_amu"), "mixed": build([*lonlat, *am_utm], "c_mixed")}
+        [str(f) for f in files], root / name, progress=False, workers=1
+    )
+    return {
+        "lonlat": build(lonlat, "c_ll"),
+        "am_lonlat": build(am_lonlat, "c_aml"),
+        "am_utm": build(am_utm, "c_amu"),
+        "mixed": build([*lonlat, *am_utm], "c_mixed"),
+    }
 
 
 def _native(row: dict) -> tuple[float, float, float, float]:
@@ -102,6 +124,7 @@ def assert_pixels_from_row(sampler, catalog: geoduck.Catalog, k: int = 4) -> Non
 
 # -- lon/lat files --------------------------------------------------------------------------------
 
+
 def test_lonlat_files_with_a_resolution_in_metres(catalogs):
     cat = catalogs["lonlat"]
     # natively, the resolution is degrees: 16 px of 500° fit nowhere; the error says how to use metres
@@ -135,12 +158,12 @@ def test_one_resolution_cannot_mix_units(catalogs):
         geoduck.random_sampler(catalogs["mixed"], chip_size=8, resolution=100.0, length=10)
     with pytest.raises(CRSError, match="different units"):
         geoduck.grid_sampler(catalogs["mixed"], chip_size=8, resolution=100.0)
-    mixed = geoduck.random_sampler(catalogs["mixed"], chip_size=8, resolution=1000.0, length=N, seed=4,
-                                   crs="utm")
+    mixed = geoduck.random_sampler(catalogs["mixed"], chip_size=8, resolution=1000.0, length=N, seed=4, crs="utm")
     assert_on_row_data(mixed, catalogs["mixed"], crs=None)
 
 
 # -- across the antimeridian ----------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("crs", [None, "utm", "EPSG:32760", "EPSG:32701", "EPSG:3857", "EPSG:3832"])
 def test_utm_rows_across_the_antimeridian(catalogs, crs):
@@ -169,11 +192,14 @@ def test_lonlat_rows_across_the_antimeridian(catalogs, crs):
 
 # -- rows that cannot hold a chip ------------------------------------------------------------------
 
+
 def test_rows_smaller_than_the_chip_are_skipped_and_counted(tmp_path, caplog):
-    big = coordinate_raster(tmp_path / "big.tif", crs="EPSG:32630", origin=(500_000.0, 4_400_000.0),
-                            res=10.0, shape=(64, 64))
-    tiny = coordinate_raster(tmp_path / "tiny.tif", crs="EPSG:32630", origin=(600_000.0, 4_400_000.0),
-                             res=10.0, shape=(8, 40))
+    big = coordinate_raster(
+        tmp_path / "big.tif", crs="EPSG:32630", origin=(500_000.0, 4_400_000.0), res=10.0, shape=(64, 64)
+    )
+    tiny = coordinate_raster(
+        tmp_path / "tiny.tif", crs="EPSG:32630", origin=(600_000.0, 4_400_000.0), res=10.0, shape=(8, 40)
+    )
     cat = geoduck.build_raster_catalog([str(big), str(tiny)], tmp_path / "cat", progress=False, workers=1)
     ids = {Path(r["filepath"]).stem: r["id"] for r in cat}
     with caplog.at_level(logging.WARNING, logger="geoduck.samplers"):

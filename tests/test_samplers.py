@@ -33,20 +33,24 @@ DATED = r"_(?P<date>\d{8})\.tif$"
 GEOD = pyproj.Geod(ellps="WGS84")
 
 # (name, origin offset in pixels (col, row), shape (rows, cols), date): very different areas
-SIZED = [("small", (0, 0), (32, 32), "20230101"),
-         ("medium", (200, 0), (64, 64), "20230201"),
-         ("large", (0, 300), (96, 160), "20230301")]
+SIZED = [
+    ("small", (0, 0), (32, 32), "20230101"),
+    ("medium", (200, 0), (64, 64), "20230201"),
+    ("large", (0, 300), (96, 160), "20230301"),
+]
 
 
 def build(paths, out: Path, regex: str | None = DATED) -> geoduck.Catalog:
-    return geoduck.build_raster_catalog([str(p) for p in paths], out, filename_regex=regex,
-                                        progress=False, workers=1)
+    return geoduck.build_raster_catalog([str(p) for p in paths], out, filename_regex=regex, progress=False, workers=1)
 
 
 def write_tiles(root: Path, tiles) -> list[Path]:
-    return [coordinate_raster(root / f"{name}_{date}.tif", crs=UTM30, res=RES, shape=shape,
-                              origin=(X0 + col * RES, Y0 - row * RES))
-            for name, (col, row), shape, date in tiles]
+    return [
+        coordinate_raster(
+            root / f"{name}_{date}.tif", crs=UTM30, res=RES, shape=shape, origin=(X0 + col * RES, Y0 - row * RES)
+        )
+        for name, (col, row), shape, date in tiles
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -66,8 +70,12 @@ def native_box(row: dict) -> tuple[float, float, float, float]:
 
 
 def within(inner, outer, tol: float = 1e-6) -> bool:
-    return (inner[0] >= outer[0] - tol and inner[1] >= outer[1] - tol
-            and inner[2] <= outer[2] + tol and inner[3] <= outer[3] + tol)
+    return (
+        inner[0] >= outer[0] - tol
+        and inner[1] >= outer[1] - tol
+        and inner[2] <= outer[2] + tol
+        and inner[3] <= outer[3] + tol
+    )
 
 
 def chi2_sf_even_df(x: float, df: int) -> float:
@@ -77,6 +85,7 @@ def chi2_sf_even_df(x: float, df: int) -> float:
 
 
 # -- random sampler -----------------------------------------------------------------------------------
+
 
 def test_random_sampler_is_reproducible(sized):
     a = geoduck.random_sampler(sized, chip_size=16, resolution=RES, length=300, seed=7)
@@ -109,8 +118,11 @@ def test_random_chips_lie_on_their_row_grid_inside_its_footprint(sized, rows_by_
         assert (nb[3] - sl.bounds[3]) / RES == int((nb[3] - sl.bounds[3]) / RES)
         assert (sl.start, sl.end) == (row["start_datetime"], row["end_datetime"])
     # placement is uniform: in the large row (160 × 96 px), chips reach both far edges
-    large = [(sl, rows_by_id[rid]) for sl, rid in zip(sampler, sampler.row_ids, strict=True)
-             if rows_by_id[rid]["filepath"].endswith("large_20230301.tif")]
+    large = [
+        (sl, rows_by_id[rid])
+        for sl, rid in zip(sampler, sampler.row_ids, strict=True)
+        if rows_by_id[rid]["filepath"].endswith("large_20230301.tif")
+    ]
     nb = native_box(large[0][1])
     xs = np.array([sl.bounds[0] for sl, _ in large])
     assert xs.min() < nb[0] + 20 * RES and xs.max() > nb[2] - 24 * RES - 20 * RES
@@ -141,14 +153,14 @@ def test_random_sampler_across_utm_zones(archive_catalog):
         assert within(sl.bounds, native_box(rows[rid]))
     assert {s.crs for s in native} == {"EPSG:32629", "EPSG:32630", "EPSG:32631"}
 
-    one = geoduck.random_sampler(archive_catalog, chip_size=32, resolution=500.0, length=200,
-                                 seed=3, crs=UTM30)
+    one = geoduck.random_sampler(archive_catalog, chip_size=32, resolution=500.0, length=200, seed=3, crs=UTM30)
     for sl, rid in zip(one, one.row_ids, strict=True):  # all in UTM 30, inside the row's envelope there
         assert sl.crs == UTM30
         assert within(sl.bounds, reproject_bounds(native_box(rows[rid]), rows[rid]["crs"], UTM30), 1e-3)
 
-    utm = geoduck.random_sampler(archive_catalog, chip_size=32, resolution=500.0, length=200,
-                                 seed=3, crs="utm")  # tiles lie in the zone of their centre
+    utm = geoduck.random_sampler(
+        archive_catalog, chip_size=32, resolution=500.0, length=200, seed=3, crs="utm"
+    )  # tiles lie in the zone of their centre
     assert all(s.crs == rows[r]["crs"] for s, r in zip(utm, utm.row_ids, strict=True))
     assert utm_crs(-3.7, 40.4) == "EPSG:32630" and utm_crs(151.2, -33.9) == "EPSG:32756"
     assert utm_crs(179.9, 10) == "EPSG:32660" and utm_crs(180.1, 10) == "EPSG:32601"
@@ -156,13 +168,13 @@ def test_random_sampler_across_utm_zones(archive_catalog):
 
 def test_random_sampler_roi(archive_catalog, sized, rows_by_id):
     roi = box(-4.2, 39.6, -2.8, 40.3)  # lon/lat, over tiles 30TVK and 30TWK
-    sampler = geoduck.random_sampler(archive_catalog, chip_size=8, resolution=500.0, length=300,
-                                     seed=5, roi=roi)
+    sampler = geoduck.random_sampler(archive_catalog, chip_size=8, resolution=500.0, length=300, seed=5, roi=roi)
     rows = {r["id"]: r for r in archive_catalog}
     assert {rows[r]["tile"] for r in sampler.row_ids} == {"30TVK", "30TWK"}
     to_utm = pyproj.Transformer.from_crs(4326, UTM30, always_xy=True)
-    roi_utm = shapely.transform(shapely.segmentize(roi, 0.01), lambda xy: np.column_stack(
-        to_utm.transform(xy[:, 0], xy[:, 1])))
+    roi_utm = shapely.transform(
+        shapely.segmentize(roi, 0.01), lambda xy: np.column_stack(to_utm.transform(xy[:, 0], xy[:, 1]))
+    )
     assert all(roi_utm.buffer(1e-6).contains(box(*s.bounds)) for s in sampler)
     # tiles are drawn in proportion to their area inside the roi (VK: ~1.3° of its width, WK: ~0.3°)
     inside = {rows[r]["tile"]: rows[r]["geometry"].intersection(roi).area for r in sampler.row_ids}
@@ -171,26 +183,29 @@ def test_random_sampler_roi(archive_catalog, sized, rows_by_id):
 
     # (geometry, crs): an roi in UTM 30 over the small and large rows only
     roi_native = box(X0 + 10 * RES, Y0 - 396 * RES, X0 + 150 * RES, Y0 - 20 * RES)
-    s2 = geoduck.random_sampler(sized, chip_size=8, resolution=RES, length=200, seed=0,
-                                roi=(roi_native, UTM30))
+    s2 = geoduck.random_sampler(sized, chip_size=8, resolution=RES, length=200, seed=0, roi=(roi_native, UTM30))
     names = {Path(rows_by_id[r]["filepath"]).name.split("_")[0] for r in s2.row_ids}
     assert names == {"small", "large"}
     assert all(roi_native.contains(box(*s.bounds)) for s in s2)
     with pytest.raises(NoDataError, match="roi"):
-        geoduck.random_sampler(sized, chip_size=64, resolution=RES, length=5,
-                               roi=(box(X0, Y0 - 100, X0 + 100, Y0), UTM30))
+        geoduck.random_sampler(
+            sized, chip_size=64, resolution=RES, length=5, roi=(box(X0, Y0 - 100, X0 + 100, Y0), UTM30)
+        )
 
 
-@pytest.mark.parametrize(("kwargs", "error", "match"), [
-    (dict(chip_size=0), ArgumentError, "chip_size"),
-    (dict(chip_size=(8, 8, 8)), ArgumentError, "chip_size"),
-    (dict(chip_size=8.5), ArgumentError, "chip_size"),
-    (dict(resolution=-1), ArgumentError, "resolution"),
-    (dict(length=0), ArgumentError, "length"),
-    (dict(seed="a"), ArgumentError, "seed"),
-    (dict(crs="EPSG:999999"), CRSError, "crs"),
-    (dict(roi="POLYGON"), ArgumentError, "roi"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        (dict(chip_size=0), ArgumentError, "chip_size"),
+        (dict(chip_size=(8, 8, 8)), ArgumentError, "chip_size"),
+        (dict(chip_size=8.5), ArgumentError, "chip_size"),
+        (dict(resolution=-1), ArgumentError, "resolution"),
+        (dict(length=0), ArgumentError, "length"),
+        (dict(seed="a"), ArgumentError, "seed"),
+        (dict(crs="EPSG:999999"), CRSError, "crs"),
+        (dict(roi="POLYGON"), ArgumentError, "roi"),
+    ],
+)
 def test_random_sampler_bad_arguments(sized, kwargs, error, match):
     args = dict(chip_size=8, resolution=RES, length=10) | kwargs
     with pytest.raises(error, match=match):
@@ -199,15 +214,19 @@ def test_random_sampler_bad_arguments(sized, kwargs, error, match):
 
 def test_random_sampler_no_rows(sized):
     with pytest.raises(NoDataError):
-        geoduck.random_sampler(sized.query(start="1990-01-01", end="1990-01-02"), chip_size=8,
-                               resolution=RES, length=10)
+        geoduck.random_sampler(
+            sized.query(start="1990-01-01", end="1990-01-02"), chip_size=8, resolution=RES, length=10
+        )
 
 
 # -- grid sampler -------------------------------------------------------------------------------------
 
 # An L-shaped union (UTM 30, 10 m): A 50×50 px, B 30×50 right of A, C 45×40 below A; SE is empty.
-L_TILES = [("a", (0, 0), (50, 50), "20230101"), ("b", (50, 0), (30, 50), "20230102"),
-           ("c", (0, 50), (45, 40), "20230103")]
+L_TILES = [
+    ("a", (0, 0), (50, 50), "20230101"),
+    ("b", (50, 0), (30, 50), "20230102"),
+    ("c", (0, 50), (45, 40), "20230103"),
+]
 
 
 @pytest.fixture(scope="module")
@@ -220,7 +239,7 @@ def union_mask() -> np.ndarray:
     """(95, 100) pixel mask of the L-shaped union, top-left at (X0, Y0)."""
     mask = np.zeros((95, 100), dtype=bool)
     for _, (col, row), (h, w), _ in L_TILES:
-        mask[row:row + h, col:col + w] = True
+        mask[row : row + h, col : col + w] = True
     return mask
 
 
@@ -259,8 +278,9 @@ def test_grid_offsets_shift_the_last_chip_inward():
     assert len(chips) == 12 and chips[0].bounds == (0.0, 380.0, 320.0, 700.0)
     assert chips[-1].bounds == (680.0, 0.0, 1000.0, 320.0)
     # smaller than a chip: one chip at the top-left corner; overlapping stride
-    assert [s.bounds for s in geoduck.grid_sampler((0, 0, 100, 50), crs=UTM30, chip_size=32,
-                                                   resolution=10)] == [(0.0, -270.0, 320.0, 50.0)]
+    assert [s.bounds for s in geoduck.grid_sampler((0, 0, 100, 50), crs=UTM30, chip_size=32, resolution=10)] == [
+        (0.0, -270.0, 320.0, 50.0)
+    ]
     three = geoduck.grid_sampler((0, 0, 40, 10), crs=UTM30, chip_size=(1, 2), stride=(1, 1), resolution=10)
     assert [s.bounds[0] for s in three] == [0, 10, 20]
     with pytest.raises(CRSError, match="crs"):
@@ -274,8 +294,9 @@ def test_grid_chips_carry_a_shared_interval(tmp_path):
     cat = build(write_tiles(tmp_path / "src", tiles), tmp_path / "cat")
     chips = geoduck.grid_sampler(cat, chip_size=10, resolution=RES)
     assert len(chips) == 8
-    assert {s.interval for s in chips} == {(geoduck.GeoSlice((0, 0, 1, 1), UTM30, 1, "2023-06-15",
-                                                             "2023-06-15").interval)}
+    assert {s.interval for s in chips} == {
+        (geoduck.GeoSlice((0, 0, 1, 1), UTM30, 1, "2023-06-15", "2023-06-15").interval)
+    }
 
 
 def test_grid_across_utm_zones(archive_catalog):
@@ -285,8 +306,9 @@ def test_grid_across_utm_zones(archive_catalog):
     assert set(by_crs) == {"EPSG:32629", "EPSG:32630", "EPSG:32631"}
     gdf = archive_catalog.to_geopandas()
     for crs, group in gdf.groupby("crs"):
-        footprints = [box(b["xmin"], b["ymin"], b["xmax"], b["ymax"])
-                      for b in group.drop_duplicates("tile")["native_bounds"]]
+        footprints = [
+            box(b["xmin"], b["ymin"], b["xmax"], b["ymax"]) for b in group.drop_duplicates("tile")["native_bounds"]
+        ]
         union = shapely.union_all(footprints)
         mine = [s for s in chips if s.crs == crs]
         assert all(union.intersection(box(*s.bounds)).area > 0 for s in mine)
@@ -301,22 +323,38 @@ def test_grid_across_utm_zones(archive_catalog):
 
 # -- samples as data --------------------------------------------------------------------------------
 
+
 def test_samples_parquet_round_trip(tmp_path, sized, archive_catalog):
     rnd = list(geoduck.random_sampler(archive_catalog, chip_size=16, resolution=500.0, length=50, seed=9))
     grid = geoduck.grid_sampler(sized, chip_size=16, resolution=RES)
-    odd = geoduck.GeoSlice((0.1, 0.2, 0.7, 0.9), "EPSG:4326", (0.1, 0.05), start="2020-02-29T12:34:56.789012",
-                           end="2021")
+    odd = geoduck.GeoSlice(
+        (0.1, 0.2, 0.7, 0.9), "EPSG:4326", (0.1, 0.05), start="2020-02-29T12:34:56.789012", end="2021"
+    )
     slices = [*rnd, *grid, odd]
-    path = geoduck.samples_to_parquet(slices, tmp_path / "chips.parquet",
-                                      columns={"split": ["train"] * 50 + ["val"] * (len(slices) - 50)})
+    path = geoduck.samples_to_parquet(
+        slices, tmp_path / "chips.parquet", columns={"split": ["train"] * 50 + ["val"] * (len(slices) - 50)}
+    )
     back = geoduck.samples_from_parquet(path)
     assert back == slices and [hash(s) for s in back] == [hash(s) for s in slices]
     assert [s.bounds for s in back] == [s.bounds for s in slices]  # bit-exact floats
     assert {type(v) for s in back for v in s.bounds} == {float}
 
     table = pq.read_table(path)
-    assert table.column_names == ["chip", "geometry", "bbox", "xmin", "ymin", "xmax", "ymax", "crs",
-                                  "res_x", "res_y", "start_datetime", "end_datetime", "split"]
+    assert table.column_names == [
+        "chip",
+        "geometry",
+        "bbox",
+        "xmin",
+        "ymin",
+        "xmax",
+        "ymax",
+        "crs",
+        "res_x",
+        "res_y",
+        "start_datetime",
+        "end_datetime",
+        "split",
+    ]
     assert table.column("chip").to_pylist() == list(range(len(slices)))
     frame = gpd.read_parquet(path)  # a valid GeoParquet file in EPSG:4326
     assert frame.crs.to_epsg() == 4326
@@ -326,24 +364,29 @@ def test_samples_parquet_round_trip(tmp_path, sized, archive_catalog):
 
 
 def test_leakage_query_in_duckdb(tmp_path):
-    chips = geoduck.grid_sampler((X0, Y0 - 2000, X0 + 4000, Y0), crs=UTM30, chip_size=40, stride=30,
-                                 resolution=RES)
+    chips = geoduck.grid_sampler((X0, Y0 - 2000, X0 + 4000, Y0), crs=UTM30, chip_size=40, stride=30, resolution=RES)
     train = [s for s in chips if s.bounds[0] < X0 + 2000]
     val = [s for s in chips if s.bounds[0] >= X0 + 2000]
     a = geoduck.samples_to_parquet(train, tmp_path / "train.parquet")
     b = geoduck.samples_to_parquet(val, tmp_path / "val.parquet")
-    expected = sorted((i, j) for i, s in enumerate(train) for j, t in enumerate(val)
-                      if box(*s.bounds).intersection(box(*t.bounds)).area > 0)
+    expected = sorted(
+        (i, j)
+        for i, s in enumerate(train)
+        for j, t in enumerate(val)
+        if box(*s.bounds).intersection(box(*t.bounds)).area > 0
+    )
     assert expected  # overlapping strides leak across the split line
     con = geoduck.connect()
     rows = con.execute(
         "SELECT a.chip, b.chip FROM read_parquet(?) a JOIN read_parquet(?) b "
         "ON ST_Intersects(a.geometry, b.geometry) "
         "AND ST_Area(ST_Intersection(a.geometry, b.geometry)) > 1e-12 ORDER BY 1, 2",
-        [str(a), str(b)]).fetchall()
+        [str(a), str(b)],
+    ).fetchall()
     assert rows == expected
-    assert con.execute("SELECT count(*) FROM read_parquet(?) WHERE crs = 'EPSG:32630' AND res_x = 10",
-                       [str(a)]).fetchone()[0] == len(train)
+    assert con.execute(
+        "SELECT count(*) FROM read_parquet(?) WHERE crs = 'EPSG:32630' AND res_x = 10", [str(a)]
+    ).fetchone()[0] == len(train)
 
 
 def test_samples_errors(tmp_path):
@@ -356,13 +399,15 @@ def test_samples_errors(tmp_path):
         geoduck.samples_to_parquet([sl], tmp_path / "x.parquet", columns={"crs": ["a"]})
     with pytest.raises(ArgumentError, match="2 values for 1"):
         geoduck.samples_to_parquet([sl], tmp_path / "x.parquet", columns={"split": ["a", "b"]})
-    pq.write_table(pq.read_table(geoduck.samples_to_parquet([sl], tmp_path / "ok.parquet")).drop(["crs"]),
-                   tmp_path / "bad.parquet")
+    pq.write_table(
+        pq.read_table(geoduck.samples_to_parquet([sl], tmp_path / "ok.parquet")).drop(["crs"]), tmp_path / "bad.parquet"
+    )
     with pytest.raises(SchemaError, match="crs"):
         geoduck.samples_from_parquet(tmp_path / "bad.parquet")
 
 
 # -- sharding across DataLoader workers -----------------------------------------------------------------
+
 
 @pytest.mark.parametrize("workers", [1, 2, 3, 7])
 def test_shard_splits_without_duplication(sized, workers):

@@ -22,8 +22,7 @@ import pytest
 from click.testing import CliRunner
 
 import geoduck
-from geoduck import compile as sqlc
-from geoduck import sandbox, store
+from geoduck import compiler, sandbox, store
 from geoduck.cli import main
 from geoduck.errors import ArgumentError, SQLError
 from geoduck.testing import write_synthetic_catalog
@@ -49,14 +48,12 @@ ATTACKS = {
     "parquet_metadata": "SELECT * FROM parquet_metadata('{cat}/*.parquet')",
     # replacement scans (file names and Python variables as tables)
     "replacement_scan_string": "SELECT * FROM '/etc/passwd'",
-    "replacement_scan_identifier": "SELECT * FROM \"/etc/hosts.csv\"",
+    "replacement_scan_identifier": 'SELECT * FROM "/etc/hosts.csv"',
     "replacement_scan_home": "SELECT * FROM '~/.bash_history.csv'",
     "replacement_scan_catalog": "SELECT count(*) FROM '{cat}/*.parquet'",
-    "replacement_scan_cte_out_of_scope":
-        "SELECT * FROM (WITH \"/etc/hosts.csv\" AS (SELECT 1 AS a) SELECT a FROM \"/etc/hosts.csv\") t, "
-        "\"/etc/hosts.csv\"",
-    "replacement_scan_cte_forward":
-        "WITH a AS (SELECT * FROM \"/etc/hosts.csv\"), \"/etc/hosts.csv\" AS (SELECT 1) SELECT * FROM a",
+    "replacement_scan_cte_out_of_scope": 'SELECT * FROM (WITH "/etc/hosts.csv" AS (SELECT 1 AS a) SELECT a FROM "/etc/hosts.csv") t, '
+    '"/etc/hosts.csv"',
+    "replacement_scan_cte_forward": 'WITH a AS (SELECT * FROM "/etc/hosts.csv"), "/etc/hosts.csv" AS (SELECT 1) SELECT * FROM a',
     "replacement_scan_python_variable": "SELECT * FROM secret_frame",
     # sniffing, listing
     "sniff_csv": "SELECT * FROM sniff_csv('/etc/passwd')",
@@ -72,8 +69,7 @@ ATTACKS = {
     # writes
     "copy_into_catalog": "COPY (SELECT 1 AS x) TO '{cat}/dup.parquet' (FORMAT parquet)",
     "copy_into_catalog_alias": "COPY (SELECT 1 AS x) TO '{alias}/dup.parquet' (FORMAT parquet)",
-    "copy_catalog_rows_twice":
-        "COPY (SELECT * FROM read_parquet('{alias}/*.parquet')) TO '{alias}/part-dup.parquet' (FORMAT parquet)",
+    "copy_catalog_rows_twice": "COPY (SELECT * FROM read_parquet('{alias}/*.parquet')) TO '{alias}/part-dup.parquet' (FORMAT parquet)",
     "copy_to_tmp": "COPY (SELECT 42 AS x) TO '{tmp}/leak.csv'",
     "copy_from": "COPY x FROM '/etc/passwd'",
     "export_database": "EXPORT DATABASE '{cat}/export'",
@@ -101,9 +97,17 @@ ATTACKS = {
 }
 
 
-HARMLESS_IN_SANDBOX = {"current_setting_secret_dir", "current_setting_quoted", "current_setting_temp_dir",
-                       "duckdb_settings", "getvariable", "set_variable", "create_table",
-                       "attach_memory_then_write", "pragma"}
+HARMLESS_IN_SANDBOX = {
+    "current_setting_secret_dir",
+    "current_setting_quoted",
+    "current_setting_temp_dir",
+    "duckdb_settings",
+    "getvariable",
+    "set_variable",
+    "create_table",
+    "attach_memory_then_write",
+    "pragma",
+}
 """Attacks the connection itself runs (the parser refuses them) without reaching a file, a local
 path or a secret: settings (checked for paths), in-memory tables and variables, profiling."""
 
@@ -125,16 +129,21 @@ def _files(*folders: Path) -> dict[str, int]:
 
 
 def _paths_that_must_not_leak(cat: geoduck.Catalog) -> list[str]:
-    return [cat.node.root, os.path.realpath(cat.node.root), os.getcwd(), os.path.expanduser("~"),
-            sys.prefix, tempfile.gettempdir()]
+    return [
+        cat.node.root,
+        os.path.realpath(cat.node.root),
+        os.getcwd(),
+        os.path.expanduser("~"),
+        sys.prefix,
+        tempfile.gettempdir(),
+    ]
 
 
 @pytest.mark.parametrize("name", sorted(ATTACKS))
 def test_catalog_sql_refuses_attack(cat, tmp_path, name):
     before = _files(Path(cat.node.root), tmp_path)
     box = sandbox.sandbox((cat.node.root,))
-    attack = ATTACKS[name].format(cat=cat.node.root, alias=box.scan_path(cat.node.root + "/").rstrip("/"),
-                                  tmp=tmp_path)
+    attack = ATTACKS[name].format(cat=cat.node.root, alias=box.scan_path(cat.node.root + "/").rstrip("/"), tmp=tmp_path)
     with pytest.raises(SQLError):
         cat.sql(attack)
     assert _files(Path(cat.node.root), tmp_path) == before
@@ -147,8 +156,7 @@ def test_sandbox_connection_holds_without_parser(cat, tmp_path, name):
     secret_frame = pd.DataFrame({"secret": ["s3cr3t"]})  # noqa: F841 (a replacement-scan target)
     before = _files(Path(cat.node.root), tmp_path)
     box = sandbox.sandbox((cat.node.root,))
-    attack = ATTACKS[name].format(cat=cat.node.root, alias=box.scan_path(cat.node.root + "/").rstrip("/"),
-                                  tmp=tmp_path)
+    attack = ATTACKS[name].format(cat=cat.node.root, alias=box.scan_path(cat.node.root + "/").rstrip("/"), tmp=tmp_path)
     cur = box.connection.cursor()
     try:
         rows = cur.execute(attack).fetchall()
@@ -204,8 +212,10 @@ def test_symlinked_part_outside_catalog_is_not_readable(tmp_path):
 
 # -- bounds: timeout, interrupt, memory, threads ---------------------------------------------------
 
-SLOW = ("SELECT count(*) FROM catalog a, catalog b, catalog c, catalog d, catalog e, catalog f, catalog g "
-        "WHERE hash(a.id || b.id || c.id || d.id || e.id || f.id || g.id) % 7 = 0")
+SLOW = (
+    "SELECT count(*) FROM catalog a, catalog b, catalog c, catalog d, catalog e, catalog f, catalog g "
+    "WHERE hash(a.id || b.id || c.id || d.id || e.id || f.id || g.id) % 7 = 0"
+)
 """12^7 ≈ 3.6·10^7 hashed rows: minutes on 2 cores."""
 
 
@@ -228,28 +238,48 @@ def test_memory_limit_and_threads_bound_the_connection(cat):
     cur = box.connection.cursor()
     assert cur.execute("SELECT current_setting('threads')").fetchone() == (1,)
     assert cur.execute("SELECT current_setting('memory_limit')").fetchone() == ("64.0 MiB",)
-    big = ("SELECT length(string_agg(repeat(a.filepath, 4000), '')) AS n "
-           "FROM catalog a, catalog b, catalog c")  # 1,728 strings of ~0.2 MB ≈ 350 MB
+    big = (
+        "SELECT length(string_agg(repeat(a.filepath, 4000), '')) AS n "
+        "FROM catalog a, catalog b, catalog c"
+    )  # 1,728 strings of ~0.2 MB ≈ 350 MB
     with pytest.raises(SQLError, match="out of memory.*memory_limit"):
         cat.sql(big, memory_limit="64MiB", threads=1)
     width = len(cat.sql("SELECT filepath FROM catalog LIMIT 1")["filepath"][0])
-    assert cat.sql(big, memory_limit="2GB")["n"].tolist() == [N_ROWS ** 3 * 4000 * width]
+    assert cat.sql(big, memory_limit="2GB")["n"].tolist() == [N_ROWS**3 * 4000 * width]
 
 
-@pytest.mark.parametrize("kwargs", [{"timeout": 0}, {"timeout": -1}, {"timeout": "10"}, {"timeout": float("nan")},
-                                    {"memory_limit": "lots"}, {"memory_limit": "1GB'; SET x=1; --"},
-                                    {"memory_limit": 10}, {"threads": 0}, {"threads": 1.5}])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"timeout": 0},
+        {"timeout": -1},
+        {"timeout": "10"},
+        {"timeout": float("nan")},
+        {"memory_limit": "lots"},
+        {"memory_limit": "1GB'; SET x=1; --"},
+        {"memory_limit": 10},
+        {"threads": 0},
+        {"threads": 1.5},
+    ],
+)
 def test_bad_limits_are_refused(cat, kwargs):
     with pytest.raises(ArgumentError):
         cat.sql("SELECT 1", **kwargs)
 
 
 def test_ctrl_c_stops_the_cli_within_a_second(cat):
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(geoduck.__file__).parents[1]),
-                                                        os.environ.get("PYTHONPATH", "")])}
-    proc = subprocess.Popen([sys.executable, "-c", "from geoduck.cli import main; main()", "-v", "sql",
-                             cat.node.root, SLOW], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=env, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(Path(geoduck.__file__).parents[1]), os.environ.get("PYTHONPATH", "")]),
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from geoduck.cli import main; main()", "-v", "sql", cat.node.root, SLOW],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     try:
         line = ""
         while "user SQL running" not in line:  # logged once DuckDB is executing the query
@@ -274,30 +304,43 @@ def test_ctrl_c_stops_the_cli_within_a_second(cat):
 
 # -- nesting ---------------------------------------------------------------------------------------
 
+
 def _nested_subqueries(depth: int) -> str:
     return "SELECT count(*) AS n FROM " + "(SELECT * FROM " * depth + "catalog" + ") t" * depth
 
 
-@pytest.mark.parametrize("predicate", ["(" * 3000 + "tile = 'T000001'" + ")" * 3000,
-                                       "NOT " * 3000 + "tile = 'T000001'",
-                                       "CASE WHEN " * 500 + "true" + " THEN true END" * 500,
-                                       "tile IN " + "[" * 2000 + "'x'" + "]" * 2000])
+@pytest.mark.parametrize(
+    "predicate",
+    [
+        "(" * 3000 + "tile = 'T000001'" + ")" * 3000,
+        "NOT " * 3000 + "tile = 'T000001'",
+        "CASE WHEN " * 500 + "true" + " THEN true END" * 500,
+        "tile IN " + "[" * 2000 + "'x'" + "]" * 2000,
+    ],
+)
 def test_deep_where_is_a_clear_error(cat, predicate):
     with pytest.raises(SQLError, match="nest"):
         cat.where(predicate)
 
 
-@pytest.mark.parametrize("statement", [_nested_subqueries(500),
-                                       "SELECT " + "(" * 3000 + "1" + ")" * 3000 + " FROM catalog",
-                                       "SELECT " + "NOT " * 3000 + "true FROM catalog"])
+@pytest.mark.parametrize(
+    "statement",
+    [
+        _nested_subqueries(500),
+        "SELECT " + "(" * 3000 + "1" + ")" * 3000 + " FROM catalog",
+        "SELECT " + "NOT " * 3000 + "true FROM catalog",
+    ],
+)
 def test_deep_sql_is_a_clear_error(cat, statement):
     with pytest.raises(SQLError, match="nest"):
         cat.sql(statement)
 
 
 def test_deep_input_in_the_cli_is_one_error_line(cat):
-    for args in (["sql", cat.node.root, _nested_subqueries(500)],
-                 ["query", cat.node.root, "--where", "(" * 3000 + "tile = 'T000001'" + ")" * 3000]):
+    for args in (
+        ["sql", cat.node.root, _nested_subqueries(500)],
+        ["query", cat.node.root, "--where", "(" * 3000 + "tile = 'T000001'" + ")" * 3000],
+    ):
         result = CliRunner().invoke(main, args)
         assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
         lines = result.output.strip().splitlines()
@@ -305,7 +348,7 @@ def test_deep_input_in_the_cli_is_one_error_line(cat):
 
 
 def test_nesting_within_the_limit_still_works(cat):
-    depth = sqlc.MAX_NESTING // 2
+    depth = compiler.MAX_NESTING // 2
     n = len(cat.where("(" * depth + "tile = 'T000001'" + ")" * depth))
     assert n == len(cat.where("tile = 'T000001'")) == 3
     assert cat.sql(_nested_subqueries(depth))["n"].tolist() == [N_ROWS]

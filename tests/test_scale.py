@@ -38,8 +38,7 @@ UTM30 = "EPSG:32630"
 
 @pytest.fixture(scope="module")
 def client():
-    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                       dashboard_address=None)
+    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None)
     try:
         with distributed.Client(cluster) as c:
             yield c
@@ -63,11 +62,14 @@ def by_id(cat: geoduck.Catalog) -> pa.Table:
 
 # -- distributed builds -------------------------------------------------------------------------------
 
+
 def test_distributed_build_gives_the_local_rows(client, files, tmp_path):
-    local = geoduck.build_raster_catalog(files, tmp_path / "local", filename_regex=ARCHIVE_REGEX,
-                                         progress=False, workers=1)
-    dist = geoduck.build_raster_catalog(files, tmp_path / "dist", filename_regex=ARCHIVE_REGEX,
-                                        progress=False, client=client)
+    local = geoduck.build_raster_catalog(
+        files, tmp_path / "local", filename_regex=ARCHIVE_REGEX, progress=False, workers=1
+    )
+    dist = geoduck.build_raster_catalog(
+        files, tmp_path / "dist", filename_regex=ARCHIVE_REGEX, progress=False, client=client
+    )
     a, b = by_id(local), by_id(dist)
     assert a.num_rows == b.num_rows == 48
     assert a.column_names == b.column_names
@@ -86,8 +88,9 @@ def test_distributed_build_gives_the_local_rows(client, files, tmp_path):
     # incremental, still on the cluster: nothing new, one changed file reported (not re-indexed)
     changed = files[3]
     os.utime(changed, ns=(os.stat(changed).st_atime_ns, os.stat(changed).st_mtime_ns + 10**9))
-    again = geoduck.build_raster_catalog(files, tmp_path / "dist", filename_regex=ARCHIVE_REGEX,
-                                         progress=False, client=client).build_report
+    again = geoduck.build_raster_catalog(
+        files, tmp_path / "dist", filename_regex=ARCHIVE_REGEX, progress=False, client=client
+    ).build_report
     assert (again.indexed, again.unchanged, again.changed, again.parts) == (0, 47, (str(changed),), ())
     assert len(geoduck.open_catalog(tmp_path / "dist")) == 48
 
@@ -98,20 +101,34 @@ def test_distributed_build_small_tasks_and_vector(client, tmp_path):
 
     paths = []
     for i in range(6):
-        frame = gpd.GeoDataFrame({"cls": [i, i + 1]}, crs=UTM30,
-                                 geometry=[shapely.box(500_000 + 1000 * i, 4_400_000, 500_500 + 1000 * i, 4_400_500),
-                                           shapely.box(500_600 + 1000 * i, 4_400_600, 500_900 + 1000 * i, 4_400_900)])
+        frame = gpd.GeoDataFrame(
+            {"cls": [i, i + 1]},
+            crs=UTM30,
+            geometry=[
+                shapely.box(500_000 + 1000 * i, 4_400_000, 500_500 + 1000 * i, 4_400_500),
+                shapely.box(500_600 + 1000 * i, 4_400_600, 500_900 + 1000 * i, 4_400_900),
+            ],
+        )
         path = tmp_path / "labels" / f"labels_{i}.gpkg"
         path.parent.mkdir(exist_ok=True)
         frame.to_file(path, layer="a")
         frame.iloc[:1].to_file(path, layer="b")
         paths.append(path)
     local = geoduck.build_vector_catalog(tmp_path / "labels", tmp_path / "vl", progress=False, workers=1)
-    report = run_build(tmp_path / "labels", tmp_path / "vd", backend="vector",
-                       extensions=geoduck.builders.vector.VECTOR_EXTENSIONS,
-                       read_fn=geoduck.builders.vector.read_vector_header, options=None,
-                       parser=common.FilenameParser(), sub_key="layer", workers=None, progress=False,
-                       client=client, task_files=1)
+    report = run_build(
+        tmp_path / "labels",
+        tmp_path / "vd",
+        backend="vector",
+        extensions=geoduck.builders.vector.VECTOR_EXTENSIONS,
+        read_fn=geoduck.builders.vector.read_vector_header,
+        options=None,
+        parser=common.FilenameParser(),
+        sub_key="layer",
+        workers=None,
+        progress=False,
+        client=client,
+        task_files=1,
+    )
     assert (report.indexed, report.files_indexed, len(report.parts)) == (12, 6, 6)  # a part per task
     dist = geoduck.open_catalog(tmp_path / "vd")
     assert by_id(dist).equals(by_id(local))
@@ -124,10 +141,21 @@ def _failing_env():
 
 def test_a_failed_task_reports_its_files(client, files, tmp_path):
     good = [str(p) for p in files[:40]]
-    report = run_build(good, tmp_path / "cat", backend="raster", extensions=RASTER_EXTENSIONS,
-                       read_fn=_read_header, read_env=_failing_env, options=None,
-                       parser=common.FilenameParser(ARCHIVE_REGEX), sub_key=None, workers=None,
-                       progress=False, client=client, task_files=16)
+    report = run_build(
+        good,
+        tmp_path / "cat",
+        backend="raster",
+        extensions=RASTER_EXTENSIONS,
+        read_fn=_read_header,
+        read_env=_failing_env,
+        options=None,
+        parser=common.FilenameParser(ARCHIVE_REGEX),
+        sub_key=None,
+        workers=None,
+        progress=False,
+        client=client,
+        task_files=16,
+    )
     assert report.indexed == 0 and report.parts == ()
     assert sorted(p for p, _ in report.errors) == sorted(good)  # every file of every (failed) task
     assert {r for _, r in report.errors} == {"build task failed: RuntimeError: GDAL environment unavailable"}
@@ -138,14 +166,24 @@ def test_stray_parts_of_a_build_are_removed(files, tmp_path):
     out = tmp_path / "cat"
     local = geoduck.build_raster_catalog(files[:4], tmp_path / "src", progress=False, workers=1)
     table = local.to_arrow()
-    table = pa.Table.from_arrays(table.columns, schema=pa.schema(
-        [pa.field(f.name, f.type, f.nullable) for f in table.schema]))  # plain WKB, as in parts
+    table = pa.Table.from_arrays(
+        table.columns, schema=pa.schema([pa.field(f.name, f.type, f.nullable) for f in table.schema])
+    )  # plain WKB, as in parts
     kept = store.write_part(table, out, tag="abc123")
     stray = store.write_part(table, out, tag="abc123")
     other = store.write_part(table, out)  # another build's part (no tag): untouched
     assert store.part_tag(kept.name) == "abc123" and store.part_tag(other.name) != "abc123"
-    spec = BuildSpec(backend="raster", out=out, arrow_schema=table.schema, read_fn=_read_header,
-                     read_env=None, options=None, sub_key=None, part_rows=10, tag="abc123")
+    spec = BuildSpec(
+        backend="raster",
+        out=out,
+        arrow_schema=table.schema,
+        read_fn=_read_header,
+        read_env=None,
+        options=None,
+        sub_key=None,
+        part_rows=10,
+        tag="abc123",
+    )
     _remove_stray_parts(spec, _Tally(parts=[str(kept)]))
     assert store.list_parts(out) == sorted([kept, other])
     assert not stray.exists()
@@ -157,19 +195,32 @@ def test_bad_client_and_task_files(client, files, tmp_path):
     with pytest.raises(ArgumentError, match="not a connected dask.distributed.Client"):
         geoduck.build_raster_catalog(files[:2], tmp_path / "c", progress=False, client=object())
     with pytest.raises(ArgumentError, match="task_files=0"):
-        run_build(files[:2], tmp_path / "c", backend="raster", extensions=RASTER_EXTENSIONS,
-                  read_fn=_read_header, options=None, parser=common.FilenameParser(), sub_key=None,
-                  workers=None, progress=False, client=client, task_files=0)
+        run_build(
+            files[:2],
+            tmp_path / "c",
+            backend="raster",
+            extensions=RASTER_EXTENSIONS,
+            read_fn=_read_header,
+            options=None,
+            parser=common.FilenameParser(),
+            sub_key=None,
+            workers=None,
+            progress=False,
+            client=client,
+            task_files=0,
+        )
     assert not (tmp_path / "c").exists()
 
 
 # -- map_chips ------------------------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def chip_setup(files, tmp_path_factory):
     root = tmp_path_factory.mktemp("chips")
-    cat = geoduck.build_raster_catalog(files[:-1], root / "cat", filename_regex=ARCHIVE_REGEX, progress=False,
-                                       workers=1)
+    cat = geoduck.build_raster_catalog(
+        files[:-1], root / "cat", filename_regex=ARCHIVE_REGEX, progress=False, workers=1
+    )
     sub = cat.query(start="2022-01-01", end="2022-04-30")
     slices = geoduck.grid_sampler(sub, chip_size=64, stride=48, resolution=500.0, crs=UTM30)
     return sub, slices
@@ -184,8 +235,9 @@ def test_map_chips_on_the_cluster_stitches_as_a_local_loop(client, chip_setup, t
     cat, slices = chip_setup
     assert len(slices) > 40
     expected = stitch([ratio(load_raster(cat, s)) for s in slices], slices)
-    out = geoduck.map_chips(cat, slices, ratio, client=client, out=tmp_path / "dist.tif", progress=False,
-                            chips_per_task=3, max_in_flight=2)
+    out = geoduck.map_chips(
+        cat, slices, ratio, client=client, out=tmp_path / "dist.tif", progress=False, chips_per_task=3, max_in_flight=2
+    )
     local = geoduck.map_chips(cat, slices, ratio, out=tmp_path / "local.tif", progress=False)
     with rasterio.open(out) as a, rasterio.open(local) as b:
         got, ref = a.read(1), b.read(1)
@@ -225,7 +277,9 @@ def test_map_chips_empty_chips_and_errors(client, chip_setup, tmp_path):
     np.testing.assert_array_equal(out[2], ratio(load_raster(cat, slices[1])))
     paths = geoduck.map_chips(cat, mixed, ratio, out=tmp_path / "d", progress=False)
     assert paths[1] is None and sorted(p.name for p in (tmp_path / "d").iterdir()) == [
-        "chip_000000.tif", "chip_000002.tif"]
+        "chip_000000.tif",
+        "chip_000002.tif",
+    ]
     with pytest.raises(NoDataError):
         geoduck.map_chips(cat, mixed, ratio, client=client, skip_empty=False, progress=False)
     with pytest.raises(NoDataError, match="none of the 1 chips"):
@@ -254,9 +308,13 @@ def test_map_chips_with_a_loader_partial(chip_setup):
 
 # -- Stitcher -----------------------------------------------------------------------------------------
 
+
 def _grid_slices() -> list[geoduck.GeoSlice]:
-    return [geoduck.GeoSlice((500_000 + 30 * c, 4_399_940 - 30 * r, 500_060 + 30 * c, 4_400_000 - 30 * r), UTM30, 10.0)
-            for r in range(3) for c in range(3)]
+    return [
+        geoduck.GeoSlice((500_000 + 30 * c, 4_399_940 - 30 * r, 500_060 + 30 * c, 4_400_000 - 30 * r), UTM30, 10.0)
+        for r in range(3)
+        for c in range(3)
+    ]
 
 
 @pytest.mark.parametrize("method", ["average", "max", "first", "last"])
@@ -301,6 +359,7 @@ def test_stitcher_skip_widen_and_errors():
 
 # -- catalogs at URIs ---------------------------------------------------------------------------------
 
+
 def test_file_uri_catalog_and_out_dir(files, tmp_path):
     uri = (tmp_path / "cat").as_uri()
     assert uri.startswith("file:///")
@@ -320,19 +379,29 @@ def _root(cat: geoduck.Catalog) -> str:
 
 
 def test_s3_secret_from_the_environment(monkeypatch):
-    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_REGION",
-                 "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"):
+    for name in (
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_REGION",
+        "AWS_DEFAULT_REGION",
+        "AWS_ENDPOINT_URL",
+        "AWS_ENDPOINT_URL_S3",
+    ):
         monkeypatch.delenv(name, raising=False)
     assert engine.s3_secret_sql() is None
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AK")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "it's")
     monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
-    assert engine.s3_secret_sql() == ("CREATE OR REPLACE SECRET geoduck_s3 (TYPE s3, KEY_ID 'AK', "
-                                      "SECRET 'it''s', REGION 'eu-west-1')")
+    assert engine.s3_secret_sql() == (
+        "CREATE OR REPLACE SECRET geoduck_s3 (TYPE s3, KEY_ID 'AK', SECRET 'it''s', REGION 'eu-west-1')"
+    )
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9000/")
-    assert engine.s3_secret_sql() == ("CREATE OR REPLACE SECRET geoduck_s3 (TYPE s3, URL_STYLE 'path', "
-                                      "USE_SSL false, KEY_ID 'AK', SECRET 'it''s', REGION 'eu-west-1', "
-                                      "ENDPOINT '127.0.0.1:9000')")
+    assert engine.s3_secret_sql() == (
+        "CREATE OR REPLACE SECRET geoduck_s3 (TYPE s3, URL_STYLE 'path', "
+        "USE_SSL false, KEY_ID 'AK', SECRET 'it''s', REGION 'eu-west-1', "
+        "ENDPOINT '127.0.0.1:9000')"
+    )
 
 
 def test_missing_httpfs_is_a_clear_error(monkeypatch):
@@ -377,8 +446,12 @@ def s3(tmp_path_factory):
     host, port = server.get_host_and_port()
     mp = pytest.MonkeyPatch()
     try:
-        for name, value in (("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing"),
-                            ("AWS_DEFAULT_REGION", "us-east-1"), ("AWS_ENDPOINT_URL", f"http://{host}:{port}")):
+        for name, value in (
+            ("AWS_ACCESS_KEY_ID", "testing"),
+            ("AWS_SECRET_ACCESS_KEY", "testing"),
+            ("AWS_DEFAULT_REGION", "us-east-1"),
+            ("AWS_ENDPOINT_URL", f"http://{host}:{port}"),
+        ):
             mp.setenv(name, value)
         mp.delenv("AWS_ENDPOINT_URL_S3", raising=False)
         mp.delenv("AWS_SESSION_TOKEN", raising=False)
@@ -393,8 +466,9 @@ def s3(tmp_path_factory):
 
 
 def test_s3_catalog_reads_like_the_local_one(s3, files, tmp_path, monkeypatch):
-    local = geoduck.build_raster_catalog(files, tmp_path / "cat", filename_regex=ARCHIVE_REGEX, progress=False,
-                                         workers=1)
+    local = geoduck.build_raster_catalog(
+        files, tmp_path / "cat", filename_regex=ARCHIVE_REGEX, progress=False, workers=1
+    )
     for part in store.list_parts(tmp_path / "cat"):
         s3.put_file(str(part), f"geoduck-test/cat/{part.name}")
     s3.pipe_file("geoduck-test/cat/notes.txt", b"not a part")
@@ -404,10 +478,14 @@ def test_s3_catalog_reads_like_the_local_one(s3, files, tmp_path, monkeypatch):
     q = dict(bbox=(-6, 38, 3, 42), start="2022-01-01", end="2022-12-31")
     got, want = cat.query(**q).to_arrow().sort_by("id"), local.query(**q).to_arrow().sort_by("id")
     assert got.num_rows == want.num_rows > 0 and got.equals(want)
-    assert int(geoduck.sql("SELECT count(*) AS n FROM c WHERE tile = '30TWK'", c=cat)["n"][0]) == \
-        int(geoduck.sql("SELECT count(*) AS n FROM c WHERE tile = '30TWK'", c=local)["n"][0]) > 0
+    assert (
+        int(geoduck.sql("SELECT count(*) AS n FROM c WHERE tile = '30TWK'", c=cat)["n"][0])
+        == int(geoduck.sql("SELECT count(*) AS n FROM c WHERE tile = '30TWK'", c=local)["n"][0])
+        > 0
+    )
     assert remote.list_parts("s3://geoduck-test/cat") == sorted(
-        f"s3://geoduck-test/cat/{p.name}" for p in store.list_parts(tmp_path / "cat"))
+        f"s3://geoduck-test/cat/{p.name}" for p in store.list_parts(tmp_path / "cat")
+    )
 
     # without fsspec: DuckDB lists the bucket itself
     monkeypatch.setattr(remote, "_filesystem", lambda uri: None)

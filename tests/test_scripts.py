@@ -44,10 +44,15 @@ def rasters(tmp_path_factory) -> list[Path]:
     files = []
     for i in range(N_FILES):
         lonlat = i % 2 == 1
-        files.append(coordinate_raster(
-            root / f"S2_{i:02d}XYZ_.tif", crs="EPSG:4326" if lonlat else "EPSG:32630",
-            origin=(-3.0 + 0.05 * i, 41.0) if lonlat else (300_000.0 + 1_000 * i, 4_600_000.0),
-            res=0.001 if lonlat else 100.0, shape=(4, 6)))
+        files.append(
+            coordinate_raster(
+                root / f"S2_{i:02d}XYZ_.tif",
+                crs="EPSG:4326" if lonlat else "EPSG:32630",
+                origin=(-3.0 + 0.05 * i, 41.0) if lonlat else (300_000.0 + 1_000 * i, 4_600_000.0),
+                res=0.001 if lonlat else 100.0,
+                shape=(4, 6),
+            )
+        )
     return files
 
 
@@ -55,8 +60,15 @@ def _run(args: list[str], script: Path, tmp_path: Path, *, stdin: bool) -> subpr
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     cmd = [sys.executable, "-"] if stdin else [sys.executable, str(script)]
     with open(script) as f:
-        return subprocess.run([*cmd, *args], stdin=f if stdin else subprocess.DEVNULL, capture_output=True,
-                              text=True, cwd=tmp_path, env=env, timeout=300)
+        return subprocess.run(
+            [*cmd, *args],
+            stdin=f if stdin else subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            env=env,
+            timeout=300,
+        )
 
 
 @pytest.mark.parametrize("stdin", [False, True], ids=["python script.py", "python - < script.py"])

@@ -26,10 +26,8 @@ from shapely.geometry import MultiPolygon, box
 from sqlglot import exp
 
 import geoduck
-from geoduck import compile as sqlc
-from geoduck import schema, store
-from geoduck.expr import (Difference, Intersect, JoinPlan, Node, Pad, Scan, SpatialFilter, TimeFilter,
-                          Union, Where)
+from geoduck import compiler, schema, store
+from geoduck.expr import Difference, Intersect, JoinPlan, Node, Pad, Scan, SpatialFilter, TimeFilter, Union, Where
 from geoduck.testing import synthetic_catalog_table
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -41,8 +39,19 @@ AOI = box(-5.5, 39.25, -4.0, 40.75)
 AM = MultiPolygon([box(170.0, -5.0, 180.0, 5.0), box(-180.0, -5.0, -170.0, 5.0)])
 T0 = pd.Timestamp("2023-01-01", tz="UTC")
 T1 = pd.Timestamp("2023-06-30T23:59:59.999999", tz="UTC")
-COLUMNS = ("id", "filepath", "backend", "geometry", "bbox", "start_datetime", "end_datetime", "crs",
-           "native_bounds", "schema_version", "tile")
+COLUMNS = (
+    "id",
+    "filepath",
+    "backend",
+    "geometry",
+    "bbox",
+    "start_datetime",
+    "end_datetime",
+    "crs",
+    "native_bounds",
+    "schema_version",
+    "tile",
+)
 PLAN = JoinPlan(cell=0.25, bucket_us=86_400_000_001)
 SPATIAL = SpatialFilter(S2, shapely.to_wkb(AOI), (AOI.bounds,))
 UNION = Union(S2, L8, "s2", "landsat 8", False, False, False)
@@ -73,9 +82,10 @@ CASES: dict[str, Node] = {
 
 # -- golden snapshots -----------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("name", list(CASES))
 def test_compiled_sql_matches_golden(name):
-    sql = sqlc.to_sql(CASES[name]) + "\n"
+    sql = compiler.to_sql(CASES[name]) + "\n"
     path = GOLDEN / f"{name}.sql"
     if UPDATE:
         GOLDEN.mkdir(exist_ok=True)
@@ -110,6 +120,7 @@ def test_goldens_show_the_documented_shapes():
 
 # -- helpers --------------------------------------------------------------------------------------
 
+
 def quote(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
@@ -121,6 +132,7 @@ def duckdb_statements(sql: str, constants: list | None = None) -> int:
     parsed = json.loads(raw)
     assert not parsed.get("error"), parsed
     if constants is not None:
+
         def walk(node):
             if isinstance(node, dict):
                 if node.get("type") == "VALUE_CONSTANT":
@@ -130,6 +142,7 @@ def duckdb_statements(sql: str, constants: list | None = None) -> int:
             elif isinstance(node, list):
                 for v in node:
                     walk(v)
+
         walk(parsed["statements"])
     return len(parsed["statements"])
 
@@ -175,16 +188,16 @@ PAYLOADS = [
 
 # -- where literals -------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("payload", PAYLOADS)
 def test_where_literal_payload_compiles_to_one_literal(payload):
     columns = ["id", "tile"]
-    tree = sqlc.parse_predicate(f"tile = {quote(payload)}", columns)
-    benign = sqlc.parse_predicate(f"tile = {quote('benign')}", columns)
-    sql = sqlc.to_sql(Where(S2, tree.sql(dialect="duckdb")))
-    benign_sql = sqlc.to_sql(Where(S2, benign.sql(dialect="duckdb")))
+    tree = compiler.parse_predicate(f"tile = {quote(payload)}", columns)
+    benign = compiler.parse_predicate(f"tile = {quote('benign')}", columns)
+    sql = compiler.to_sql(Where(S2, tree.sql(dialect="duckdb")))
+    benign_sql = compiler.to_sql(Where(S2, benign.sql(dialect="duckdb")))
     assert_value_only_in_literals(sql, payload, benign_sql)
-    eq = [e for e in sqlglot.parse_one(sql, read="duckdb").find_all(exp.EQ)
-          if isinstance(e.expression, exp.Literal)]
+    eq = [e for e in sqlglot.parse_one(sql, read="duckdb").find_all(exp.EQ) if isinstance(e.expression, exp.Literal)]
     assert [e.expression.this for e in eq] == [payload]
 
 
@@ -248,10 +261,12 @@ def test_catalog_path_payloads(path_catalogs, name):
     root = cat.node.root
     glob_literal = store.part_glob(root)
     assert glob_literal.startswith(glob.escape(root)) and (glob_literal == os.path.join(root, "*.parquet")) == (
-        not glob.has_magic(root))
+        not glob.has_magic(root)
+    )
     assert_value_only_in_literals(cat.sql_text, name, benign.sql_text, literal=glob_literal)
-    assert_value_only_in_literals(cat.where("tile = 'T000001'").sql_text, name,
-                                  benign.where("tile = 'T000001'").sql_text, literal=glob_literal)
+    assert_value_only_in_literals(
+        cat.where("tile = 'T000001'").sql_text, name, benign.where("tile = 'T000001'").sql_text, literal=glob_literal
+    )
 
 
 def test_catalog_path_payloads_in_joins_unions_and_sql(path_catalogs):
@@ -274,19 +289,26 @@ def test_catalog_path_payloads_in_joins_unions_and_sql(path_catalogs):
     assert pairs.num_rows == len(brute_pairs(everything, other)) > 0
     cat = cats[names[0]]
     literal = store.part_glob(cat.node.root)
-    assert_value_only_in_literals(cat.intersect(other).sql_text, names[0], benign.intersect(other).sql_text,
-                                  literal=literal)
-    assert_value_only_in_literals(other.difference(cat).sql_text, names[0], other.difference(benign).sql_text,
-                                  literal=literal)
+    assert_value_only_in_literals(
+        cat.intersect(other).sql_text, names[0], benign.intersect(other).sql_text, literal=literal
+    )
+    assert_value_only_in_literals(
+        other.difference(cat).sql_text, names[0], other.difference(benign).sql_text, literal=literal
+    )
 
 
 def brute_pairs(a: geoduck.Catalog, b: geoduck.Catalog) -> list[tuple[str, str]]:
     fa, fb = a.to_geopandas(), b.to_geopandas()
-    return [(i, j) for i, g in zip(fa["id"], fa.geometry, strict=True)
-            for j, h in zip(fb["id"], fb.geometry, strict=True) if g.intersects(h)]
+    return [
+        (i, j)
+        for i, g in zip(fa["id"], fa.geometry, strict=True)
+        for j, h in zip(fb["id"], fb.geometry, strict=True)
+        if g.intersects(h)
+    ]
 
 
 # -- union names ----------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("payload", PAYLOADS)
 def test_union_name_payloads(payload_catalog, payload):

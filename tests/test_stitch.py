@@ -28,6 +28,7 @@ X0, Y0 = 500_000.0, 4_400_000.0
 
 # -- GeoSlice.to_crs / buffer -------------------------------------------------------------------------
 
+
 def test_buffer_grows_the_grid_in_whole_pixels():
     s = geoduck.GeoSlice((X0, Y0 - 95, X0 + 100, Y0), UTM30, (10, 5), start="2023-06-15", end="2023-06-15")
     assert s.shape == (19, 10)
@@ -55,8 +56,7 @@ def test_to_crs_envelope_and_resolution_rule():
     assert ll.bounds == pytest.approx(t.transform_bounds(*s.grid_bounds, densify_pts=19), abs=1e-12)
     assert ll.crs == "EPSG:4326" and ll.interval == s.interval
     assert ll.shape == s.shape == (1000, 100)  # pixel counts preserved
-    assert ll.resolution == pytest.approx(((ll.bounds[2] - ll.bounds[0]) / 100,
-                                           (ll.bounds[3] - ll.bounds[1]) / 1000))
+    assert ll.resolution == pytest.approx(((ll.bounds[2] - ll.bounds[0]) / 100, (ll.bounds[3] - ll.bounds[1]) / 1000))
     assert ll.resolution[1] == pytest.approx(10 / 111_000, rel=0.01)  # ~10 m in degrees of latitude
     # explicit resolution; same CRS is the slice itself; round trip contains the original
     assert s.to_crs(4326, resolution=0.001).resolution == (0.001, 0.001)
@@ -84,12 +84,12 @@ def test_reproject_bounds_antimeridian_and_errors():
 
 # -- stitch: identity on a coordinate raster --------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def coords(tmp_path_factory) -> geoduck.Catalog:
     """One 90×100 px coordinate raster (x/y of each pixel centre) in UTM 30 at 10 m."""
     root = tmp_path_factory.mktemp("stitch")
-    path = coordinate_raster(root / "src" / "coords.tif", crs=UTM30, origin=(X0, Y0), res=RES,
-                             shape=(90, 100))
+    path = coordinate_raster(root / "src" / "coords.tif", crs=UTM30, origin=(X0, Y0), res=RES, shape=(90, 100))
     return geoduck.build_raster_catalog([str(path)], root / "cat", progress=False, workers=1)
 
 
@@ -106,19 +106,20 @@ def test_average_of_identity_predictions_is_the_raster(coords, chip, stride):
         assert rasterio.crs.CRS.from_user_input(out.crs) == whole.crs
         np.testing.assert_array_equal(np.asarray(out), np.asarray(whole))  # exact
     for method in ("max", "first", "last"):  # GeoTensor predictions, every method
-        np.testing.assert_array_equal(np.asarray(geoduck.stitch(preds, chips, method=method)),
-                                      np.asarray(whole))
+        np.testing.assert_array_equal(np.asarray(geoduck.stitch(preds, chips, method=method)), np.asarray(whole))
 
 
 # -- stitch: every method against a numpy reference ----------------------------------------------------
 
-def reference(preds: list[np.ndarray], chips: list[geoduck.GeoSlice], method: str,
-              shape: tuple[int, int]) -> np.ndarray:
+
+def reference(
+    preds: list[np.ndarray], chips: list[geoduck.GeoSlice], method: str, shape: tuple[int, int]
+) -> np.ndarray:
     """A stack (N, C, H, W) with NaN outside each chip, reduced along N."""
     stack = np.full((len(preds), preds[0].shape[0], *shape), np.nan)
     for k, (p, sl) in enumerate(zip(preds, chips, strict=True)):
         c, r = round((sl.bounds[0] - X0) / RES), round((Y0 - sl.bounds[3]) / RES)
-        stack[k, :, r:r + sl.height, c:c + sl.width] = p
+        stack[k, :, r : r + sl.height, c : c + sl.width] = p
     valid = ~np.isnan(stack)
     if method == "average":
         with np.errstate(invalid="ignore"):
@@ -176,13 +177,17 @@ def test_stitch_errors():
         (dict(predictions=[p, p], slices=[a, geoduck.GeoSlice((0, 0, 100, 100), UTM30, 5)]), "resolution"),
         (dict(predictions=[p, p], slices=[a, geoduck.GeoSlice((5, 0, 105, 100), UTM30, 10)]), "off the grid"),
         (dict(predictions=[np.zeros((9, 10))], slices=[a]), "shape"),
-        (dict(predictions=[p, np.zeros((1, 10, 10))],
-              slices=[a, geoduck.GeoSlice((100, 0, 200, 100), UTM30, 10)]), "same rank"),
+        (
+            dict(predictions=[p, np.zeros((1, 10, 10))], slices=[a, geoduck.GeoSlice((100, 0, 200, 100), UTM30, 10)]),
+            "same rank",
+        ),
         (dict(predictions=[p], slices=[a], method="max", weights=np.ones((10, 10))), "weights"),
         (dict(predictions=[p], slices=[a], weights=np.ones((5, 5))), "weights"),
         (dict(predictions=[p], slices=[a], weights=-np.ones((10, 10))), "weights"),
-        (dict(predictions=[GeoTensor(p, transform=Affine(10, 0, 10, 0, -10, 100), crs=UTM30)], slices=[a]),
-         "transform"),
+        (
+            dict(predictions=[GeoTensor(p, transform=Affine(10, 0, 10, 0, -10, 100), crs=UTM30)], slices=[a]),
+            "transform",
+        ),
         (dict(predictions=[p], slices=[(0, 0, 100, 100)]), "GeoSlice"),
     ]
     for kwargs, match in cases:
@@ -191,8 +196,7 @@ def test_stitch_errors():
 
 
 def test_save_cog_round_trip(tmp_path: Path):
-    chips = geoduck.grid_sampler((X0, Y0 - 600, X0 + 800, Y0), crs=UTM30, chip_size=32, stride=24,
-                                 resolution=RES)
+    chips = geoduck.grid_sampler((X0, Y0 - 600, X0 + 800, Y0), crs=UTM30, chip_size=32, stride=24, resolution=RES)
     rng = np.random.default_rng(1)
     out = geoduck.stitch([rng.random((3, 32, 32)).astype("float32") for _ in chips], chips)
     path = geoduck.save_cog(out, tmp_path / "pred.tif", descriptions=["a", "b", "c"])

@@ -57,8 +57,9 @@ def synthetic_table(n: int, seed: int = 0, *, antimeridian_every: int = 0) -> pa
         "width": pa.array(np.full(n, 16)),
     }
     arrow_schema = schema.catalog_schema("raster")
-    return pa.table({f.name: columns.get(f.name, pa.nulls(n, f.type)).cast(f.type) for f in arrow_schema},
-                    schema=arrow_schema)
+    return pa.table(
+        {f.name: columns.get(f.name, pa.nulls(n, f.type)).cast(f.type) for f in arrow_schema}, schema=arrow_schema
+    )
 
 
 def only_part(root: Path) -> Path:
@@ -68,6 +69,7 @@ def only_part(root: Path) -> Path:
 
 
 # -- metadata ------------------------------------------------------------------------------------
+
 
 def test_part_geo_metadata_and_schema_version(tmp_path):
     table = synthetic_table(200, antimeridian_every=10)
@@ -141,8 +143,11 @@ def test_write_parts_cuts_one_hilbert_order_into_compact_parts(tmp_path):
         b = t.column("bbox").combine_chunks()
         assert (e.xmin, e.ymin) == (min(b.field("xmin").to_pylist()), min(b.field("ymin").to_pylist()))
         assert (e.xmax, e.ymax) == (max(b.field("xmax").to_pylist()), max(b.field("ymax").to_pylist()))
-    areas = [(store.part_extent(p).xmax - store.part_extent(p).xmin)
-             * (store.part_extent(p).ymax - store.part_extent(p).ymin) for p in parts]
+    areas = [
+        (store.part_extent(p).xmax - store.part_extent(p).xmin)
+        * (store.part_extent(p).ymax - store.part_extent(p).ymin)
+        for p in parts
+    ]
     assert max(areas) < 0.5 * 360 * 180  # (cut in input order instead, each would span ~all)
     with pytest.raises(ValueError):
         store.write_parts(table.slice(0, 0), tmp_path)
@@ -159,9 +164,13 @@ def test_a_query_opens_only_the_parts_it_can_match(tmp_path):
     named = [p for p in store.list_parts(tmp_path / "cat") if p.name in rel.sql_text]
     assert 1 <= len(named) < 12
     b = table.column("bbox").combine_chunks()
-    expected = sorted(i for i, x0, y0, x1, y1 in zip(table.column("id").to_pylist(), *(
-        b.field(k).to_pylist() for k in BOX_KEYS), strict=True)
-        if x0 <= box[2] and x1 >= box[0] and y0 <= box[3] and y1 >= box[1])
+    expected = sorted(
+        i
+        for i, x0, y0, x1, y1 in zip(
+            table.column("id").to_pylist(), *(b.field(k).to_pylist() for k in BOX_KEYS), strict=True
+        )
+        if x0 <= box[2] and x1 >= box[0] and y0 <= box[3] and y1 >= box[1]
+    )
     assert sorted(rel.to_arrow()["id"].to_pylist()) == expected and expected
 
 
@@ -208,8 +217,10 @@ def test_default_row_group_size(tmp_path):
 def _encodings(part: Path) -> dict[str, tuple[str, set[str]]]:
     """Column path → (codec, encodings) of a part's first row group."""
     rg = pq.ParquetFile(part).metadata.row_group(0)
-    return {rg.column(j).path_in_schema: (rg.column(j).compression, set(rg.column(j).encodings))
-            for j in range(rg.num_columns)}
+    return {
+        rg.column(j).path_in_schema: (rg.column(j).compression, set(rg.column(j).encodings))
+        for j in range(rg.num_columns)
+    }
 
 
 @pytest.mark.parametrize("writer", ["append", "compact"])
@@ -236,6 +247,7 @@ def test_parts_are_snappy_with_unique_columns_plain(tmp_path, writer):
 
 
 # -- atomicity -----------------------------------------------------------------------------------
+
 
 def test_write_leaves_no_temp_file(tmp_path):
     root = tmp_path / "cat"
@@ -281,8 +293,11 @@ def test_empty_part_is_refused(tmp_path):
 
 # -- other readers ---------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("query", [(10.0, 10.0, 30.0, 25.0), (-180.0, -90.0, -170.0, 90.0),
-                                   (-5.0, -5.0, 5.0, 5.0), (179.2, -60.0, 180.0, 60.0)])
+
+@pytest.mark.parametrize(
+    "query",
+    [(10.0, 10.0, 30.0, 25.0), (-180.0, -90.0, -170.0, 90.0), (-5.0, -5.0, 5.0, 5.0), (179.2, -60.0, 180.0, 60.0)],
+)
 def test_geopandas_bbox_read_matches_brute_force(tmp_path, query):
     table = synthetic_table(3000, seed=4, antimeridian_every=50)
     part = store.write_part(table, tmp_path, row_group_size=300)
@@ -291,7 +306,8 @@ def test_geopandas_bbox_read_matches_brute_force(tmp_path, query):
     geoms = shapely.from_wkb(table.column("geometry").to_numpy(zero_copy_only=False))
     # Rows are boxes (or two boxes), so the bbox overlap test geopandas does is the geometry test.
     expected = np.asarray(table.column("id").to_pylist())[
-        shapely.intersects(shapely.box(*shapely.bounds(geoms).T), box(*query))]
+        shapely.intersects(shapely.box(*shapely.bounds(geoms).T), box(*query))
+    ]
     assert len(expected) > 0
     assert sorted(got["id"]) == sorted(expected.tolist())
     exact = np.asarray(table.column("id").to_pylist())[shapely.intersects(geoms, box(*query))]
@@ -306,8 +322,10 @@ def raster_catalog(tmp_path_factory) -> Path:
     specs = [("EPSG:32630", (400_000.0 + 20_000 * i, 4_500_000.0), 1000.0) for i in range(5)]
     specs += [("EPSG:32631", (300_000.0 + 20_000 * i, 4_600_000.0), 1000.0) for i in range(4)]
     specs += [("EPSG:4326", (-3.0 + 0.5 * i, 41.0), 0.01) for i in range(3)]
-    files = [coordinate_raster(root / "in" / f"T{i:02d}_202306{i + 1:02d}.tif", crs=crs, origin=o, res=r,
-                               shape=(16, 16)) for i, (crs, o, r) in enumerate(specs)]
+    files = [
+        coordinate_raster(root / "in" / f"T{i:02d}_202306{i + 1:02d}.tif", crs=crs, origin=o, res=r, shape=(16, 16))
+        for i, (crs, o, r) in enumerate(specs)
+    ]
     out = root / "cat"
     regex = r"T(?P<tile>\d{2})_(?P<date>\d{8})"
     geoduck.build_raster_catalog(files[:7], out, filename_regex=regex, workers=1, progress=False)
@@ -329,8 +347,10 @@ def test_built_parts_metadata_and_order(raster_catalog):
         assert col["geometry_types"] == ["Polygon"]
         t = pq.read_table(part)
         b = t.column("bbox").combine_chunks()
-        keys = hilbert_key((b.field("xmin").to_numpy() + b.field("xmax").to_numpy()) / 2,
-                           (b.field("ymin").to_numpy() + b.field("ymax").to_numpy()) / 2)
+        keys = hilbert_key(
+            (b.field("xmin").to_numpy() + b.field("xmax").to_numpy()) / 2,
+            (b.field("ymin").to_numpy() + b.field("ymax").to_numpy()) / 2,
+        )
         assert (np.diff(keys.astype(np.int64)) >= 0).all()
         lo = [b.field(k).to_numpy().min() for k in ("xmin", "ymin")]
         hi = [b.field(k).to_numpy().max() for k in ("xmax", "ymax")]
@@ -345,8 +365,9 @@ def duckdb_cli(sql: str) -> list[dict]:
     assert exe.is_file(), "duckdb-cli is not installed in the venv"
     ext = spatial_extension_path()
     assert ext is not None
-    proc = subprocess.run([str(exe), "-json", "-c", f"LOAD '{ext.as_posix()}'; {sql}"],
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [str(exe), "-json", "-c", f"LOAD '{ext.as_posix()}'; {sql}"], capture_output=True, text=True, timeout=60
+    )
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout) if proc.stdout.strip() else []
 
@@ -366,33 +387,58 @@ def test_duckdb_cli_reads_exactly_the_catalog_rows(raster_catalog):
     expected = sorted(geoduck.open_catalog(raster_catalog).query(bbox=q).to_arrow().column("id").to_pylist())
     assert 0 < len(expected) < 12
     wkt = box(*q).wkt
-    rows = duckdb_cli(f"SELECT id FROM read_parquet('{glob}') "
-                      f"WHERE ST_Intersects(geometry, ST_GeomFromText('{wkt}')) ORDER BY id")
+    rows = duckdb_cli(
+        f"SELECT id FROM read_parquet('{glob}') WHERE ST_Intersects(geometry, ST_GeomFromText('{wkt}')) ORDER BY id"
+    )
     assert [r["id"] for r in rows] == expected
 
 
 RASTER_COLUMNS_DUCKDB = {
-    "id": "VARCHAR", "filepath": "VARCHAR", "backend": "VARCHAR",
+    "id": "VARCHAR",
+    "filepath": "VARCHAR",
+    "backend": "VARCHAR",
     "geometry": "GEOMETRY('EPSG:4326')",
     "bbox": "STRUCT(xmin DOUBLE, ymin DOUBLE, xmax DOUBLE, ymax DOUBLE)",
-    "start_datetime": "TIMESTAMP WITH TIME ZONE", "end_datetime": "TIMESTAMP WITH TIME ZONE",
+    "start_datetime": "TIMESTAMP WITH TIME ZONE",
+    "end_datetime": "TIMESTAMP WITH TIME ZONE",
     "crs": "VARCHAR",
     "native_bounds": "STRUCT(xmin DOUBLE, ymin DOUBLE, xmax DOUBLE, ymax DOUBLE)",
     "schema_version": "INTEGER",
-    "width": "BIGINT", "height": "BIGINT", "count": "INTEGER", "dtype": "VARCHAR", "nodata": "DOUBLE",
-    "res_x": "DOUBLE", "res_y": "DOUBLE", "transform": "DOUBLE[]",
+    "width": "BIGINT",
+    "height": "BIGINT",
+    "count": "INTEGER",
+    "dtype": "VARCHAR",
+    "nodata": "DOUBLE",
+    "res_x": "DOUBLE",
+    "res_y": "DOUBLE",
+    "transform": "DOUBLE[]",
     "tile": "VARCHAR",
-    "file_size": "BIGINT", "file_mtime": "TIMESTAMP WITH TIME ZONE",
+    "file_size": "BIGINT",
+    "file_mtime": "TIMESTAMP WITH TIME ZONE",
 }
 
 _BOX = pa.struct([pa.field(k, pa.float64()) for k in BOX_KEYS])
 RASTER_COLUMNS_ARROW = {
-    "id": pa.string(), "filepath": pa.string(), "backend": pa.string(), "geometry": pa.binary(),
-    "bbox": _BOX, "start_datetime": pa.timestamp("us", tz="UTC"),
-    "end_datetime": pa.timestamp("us", tz="UTC"), "crs": pa.string(), "native_bounds": _BOX,
-    "schema_version": pa.int32(), "width": pa.int64(), "height": pa.int64(), "count": pa.int32(),
-    "dtype": pa.string(), "nodata": pa.float64(), "res_x": pa.float64(), "res_y": pa.float64(),
-    "transform": pa.list_(pa.float64()), "tile": pa.string(), "file_size": pa.int64(),
+    "id": pa.string(),
+    "filepath": pa.string(),
+    "backend": pa.string(),
+    "geometry": pa.binary(),
+    "bbox": _BOX,
+    "start_datetime": pa.timestamp("us", tz="UTC"),
+    "end_datetime": pa.timestamp("us", tz="UTC"),
+    "crs": pa.string(),
+    "native_bounds": _BOX,
+    "schema_version": pa.int32(),
+    "width": pa.int64(),
+    "height": pa.int64(),
+    "count": pa.int32(),
+    "dtype": pa.string(),
+    "nodata": pa.float64(),
+    "res_x": pa.float64(),
+    "res_y": pa.float64(),
+    "transform": pa.list_(pa.float64()),
+    "tile": pa.string(),
+    "file_size": pa.int64(),
     "file_mtime": pa.timestamp("us", tz="UTC"),
 }
 
@@ -404,8 +450,18 @@ def test_catalog_columns_and_types_follow_design(raster_catalog):
     for part in store.list_parts(raster_catalog):
         s = pq.read_schema(part)
         assert {f.name: f.type for f in s} == RASTER_COLUMNS_ARROW
-        assert list(s.names[:10]) == ["id", "filepath", "backend", "geometry", "bbox", "start_datetime",
-                                      "end_datetime", "crs", "native_bounds", "schema_version"]
+        assert list(s.names[:10]) == [
+            "id",
+            "filepath",
+            "backend",
+            "geometry",
+            "bbox",
+            "start_datetime",
+            "end_datetime",
+            "crs",
+            "native_bounds",
+            "schema_version",
+        ]
 
 
 def test_pyarrow_dataset_reads_the_catalog_dir(raster_catalog):

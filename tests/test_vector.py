@@ -85,6 +85,7 @@ def files(tmp_path) -> dict[str, Path]:
 
 # -- build ----------------------------------------------------------------------------------------
 
+
 def test_build_every_format_and_layer(files, tmp_path):
     cat = build(tmp_path / "in", tmp_path / "cat")
     rows = rows_by_key(cat)
@@ -106,8 +107,9 @@ def test_build_every_format_and_layer(files, tmp_path):
             assert norm_crs(row["crs"]).equals(norm_crs("OGC:CRS84"), ignore_axis_order=True)
         layer = LABELS.iloc[:n].to_crs(crs)
         nb = row["native_bounds"]
-        np.testing.assert_allclose([nb[k] for k in ("xmin", "ymin", "xmax", "ymax")], layer.total_bounds,
-                                   rtol=0, atol=1e-6)
+        np.testing.assert_allclose(
+            [nb[k] for k in ("xmin", "ymin", "xmax", "ymax")], layer.total_bounds, rtol=0, atol=1e-6
+        )
         fp = shapely.from_wkb(row["geometry"])
         want = footprint_wgs84(tuple(layer.total_bounds), norm_crs(crs))
         assert fp.equals_exact(want, 1e-7)
@@ -116,8 +118,9 @@ def test_build_every_format_and_layer(files, tmp_path):
     assert len({r["id"] for r in rows.values()}) == 5  # the GPKG's two layers get distinct ids
     report = cat.build_report
     assert (report.indexed, report.files_indexed) == (5, 4)
-    assert report.errors == ((str(files["empty"]),
-                              "layer 'empty_20230619' of empty_20230619.geojson is empty (0 features); skipped"),)
+    assert report.errors == (
+        (str(files["empty"]), "layer 'empty_20230619' of empty_20230619.geojson is empty (0 features); skipped"),
+    )
 
 
 def test_layer_option_and_regex_dates(files, tmp_path):
@@ -127,11 +130,17 @@ def test_layer_option_and_regex_dates(files, tmp_path):
 
     regex = r"_(?P<date>\d{8})\.\w+$"
     cat = build([files["geojson"], files["gpkg"], files["parquet"]], tmp_path / "dated", filename_regex=regex)
-    got = {(Path(r["filepath"]).suffix, r["layer"]): (r["start_datetime"].isoformat(), r["end_datetime"].isoformat())
-           for r in cat.to_arrow().to_pylist()}
+    got = {
+        (Path(r["filepath"]).suffix, r["layer"]): (r["start_datetime"].isoformat(), r["end_datetime"].isoformat())
+        for r in cat.to_arrow().to_pylist()
+    }
     day = lambda d: (f"{d}T00:00:00+00:00", f"{d}T23:59:59.999999+00:00")  # noqa: E731
-    assert got == {(".geojson", "labels_20230615"): day("2023-06-15"), (".gpkg", "buildings"): day("2023-06-16"),
-                   (".gpkg", "roads"): day("2023-06-16"), (".parquet", "labels_20230617"): day("2023-06-17")}
+    assert got == {
+        (".geojson", "labels_20230615"): day("2023-06-15"),
+        (".gpkg", "buildings"): day("2023-06-16"),
+        (".gpkg", "roads"): day("2023-06-16"),
+        (".parquet", "labels_20230617"): day("2023-06-17"),
+    }
     # layer= on files that lack it: reported per file, the build goes on
     cat = build([files["gpkg"], files["shp"]], tmp_path / "sel", layer="buildings")
     assert [r["layer"] for r in cat.to_arrow().to_pylist()] == ["buildings"]
@@ -144,8 +153,16 @@ def test_crs_rules_and_empty_layers(tmp_path):
     root = tmp_path / "in"
     root.mkdir()
     # GeoJSON without a "crs" member: lon/lat by RFC 7946
-    (root / "plain.geojson").write_text(json.dumps({"type": "FeatureCollection", "features": [
-        {"type": "Feature", "properties": {}, "geometry": {"type": "Point", "coordinates": [-3.5, 40.25]}}]}))
+    (root / "plain.geojson").write_text(
+        json.dumps(
+            {
+                "type": "FeatureCollection",
+                "features": [
+                    {"type": "Feature", "properties": {}, "geometry": {"type": "Point", "coordinates": [-3.5, 40.25]}}
+                ],
+            }
+        )
+    )
     frame([utm_box(0, 0, 5, 5)], [1], crs=None).to_file(root / "noprj.shp")  # no .prj
     frame([utm_box(0, 0, 5, 5)], [1], crs=None).to_parquet(root / "nullcrs.parquet")  # "crs": null
     table = pq.read_table(root / "nullcrs.parquet")  # without a "crs" key: OGC:CRS84 by the spec
@@ -181,8 +198,9 @@ def test_geoparquet_extent_sources(tmp_path, variant):
         table = pq.read_table(path)
         geo = json.loads(table.schema.metadata[b"geo"])
         del geo["columns"]["geometry"]["bbox"]
-        pq.write_table(table.replace_schema_metadata({**table.schema.metadata, b"geo": json.dumps(geo)}),
-                       path, row_group_size=2)
+        pq.write_table(
+            table.replace_schema_metadata({**table.schema.metadata, b"geo": json.dumps(geo)}), path, row_group_size=2
+        )
     [row] = read_vector_header(str(path))
     assert [row["native_bounds"][k] for k in ("xmin", "ymin", "xmax", "ymax")] == list(LABELS.total_bounds)
     assert (row["crs"], row["layer"], row["n_features"]) == (UTM, "p", 4)
@@ -198,6 +216,7 @@ def test_build_errors(tmp_path):
 
 # -- load ------------------------------------------------------------------------------------------
 
+
 @pytest.fixture
 def catalog(files, tmp_path) -> geoduck.Catalog:
     return build(tmp_path / "in", tmp_path / "cat")
@@ -211,18 +230,24 @@ def only(cat: geoduck.Catalog, filename: str, layer: str | None = None) -> geodu
 EXPECTED = np.zeros((64, 64), dtype=np.int64)
 for _g, _c in zip(LABELS.geometry, LABELS.class_id, strict=True):  # burnt in order, clipped to the grid
     _x0, _y0, _x1, _y1 = _g.bounds
-    EXPECTED[int((GRID[3] - _y1) / RES):int((GRID[3] - _y0) / RES), int((_x0 - X0) / RES):int((_x1 - X0) / RES)] = _c
+    EXPECTED[int((GRID[3] - _y1) / RES) : int((GRID[3] - _y0) / RES), int((_x0 - X0) / RES) : int((_x1 - X0) / RES)] = (
+        _c
+    )
 
 
-@pytest.mark.parametrize(("filename", "layer"), [
-    ("multi_20230616.gpkg", "buildings"),     # same CRS as the slice
-    ("labels_20230615.geojson", None),        # lon/lat
-    ("labels_20230617.parquet", None),        # Web Mercator GeoParquet
-    ("labels_20230618.shp", None),            # the neighbouring UTM zone
-])
+@pytest.mark.parametrize(
+    ("filename", "layer"),
+    [
+        ("multi_20230616.gpkg", "buildings"),  # same CRS as the slice
+        ("labels_20230615.geojson", None),  # lon/lat
+        ("labels_20230617.parquet", None),  # Web Mercator GeoParquet
+        ("labels_20230618.shp", None),  # the neighbouring UTM zone
+    ],
+)
 def test_semantic_segmentation_exact_in_every_format(catalog, filename, layer):
-    y = geoduck.load_vector(only(catalog, filename, layer), GRID_SLICE, task="semantic_segmentation",
-                            label_field="class_id")
+    y = geoduck.load_vector(
+        only(catalog, filename, layer), GRID_SLICE, task="semantic_segmentation", label_field="class_id"
+    )
     assert isinstance(y, GeoTensor)
     assert y.values.dtype == np.int64 and y.values.shape == (64, 64)
     assert y.transform == GRID_SLICE.transform and y.crs == rasterio.crs.CRS.from_user_input(UTM)
@@ -246,27 +271,34 @@ def test_semantic_without_label_field_and_all_touched(tmp_path):
 
 def test_object_detection_boxes(catalog):
     for filename, layer in (("multi_20230616.gpkg", "buildings"), ("labels_20230615.geojson", None)):
-        d = geoduck.load_vector(only(catalog, filename, layer), GRID_SLICE, task="object_detection",
-                                label_field="class_id")
+        d = geoduck.load_vector(
+            only(catalog, filename, layer), GRID_SLICE, task="object_detection", label_field="class_id"
+        )
         assert isinstance(d, VectorLabels) and d.masks is None
         assert d.transform == GRID_SLICE.transform and d.crs == UTM and d.shape == (64, 64)
         assert d.labels.dtype == np.int64 and d.boxes.dtype == np.float64
         np.testing.assert_array_equal(d.labels, [3, 7, 5, 9])
         # xmin ymin xmax ymax in pixels; class 9 (cols 60..70) is clipped at the right edge (64)
-        np.testing.assert_allclose(d.boxes, [[10, 24, 20, 34], [40, 5, 44, 13], [15, 30, 25, 40], [60, 50, 64, 54]],
-                                   atol=1e-3)  # 1 cm: lon/lat edges come back densified
+        np.testing.assert_allclose(
+            d.boxes, [[10, 24, 20, 34], [40, 5, 44, 13], [15, 30, 25, 40], [60, 50, 64, 54]], atol=1e-3
+        )  # 1 cm: lon/lat edges come back densified
     # a slice holding only the bottom-right corner: one box, shifted into its own pixel frame
     part = geoduck.GeoSlice((X0 + 500, Y0, X0 + 640, Y0 + 140), UTM, RES)
-    d = geoduck.load_vector(only(catalog, "multi_20230616.gpkg", "buildings"), part, task="object_detection",
-                            label_field="class_id")
+    d = geoduck.load_vector(
+        only(catalog, "multi_20230616.gpkg", "buildings"), part, task="object_detection", label_field="class_id"
+    )
     np.testing.assert_array_equal(d.labels, [9])
     np.testing.assert_allclose(d.boxes, [[10, 0, 14, 4]])
     assert len(d) == 1
 
 
 def test_instance_segmentation_masks(catalog):
-    m = geoduck.load_vector(only(catalog, "multi_20230616.gpkg", "buildings"), GRID_SLICE,
-                            task="instance_segmentation", label_field="class_id")
+    m = geoduck.load_vector(
+        only(catalog, "multi_20230616.gpkg", "buildings"),
+        GRID_SLICE,
+        task="instance_segmentation",
+        label_field="class_id",
+    )
     assert m.masks is not None and m.masks.dtype == bool and m.masks.shape == (4, 64, 64)
     np.testing.assert_array_equal(m.labels, [3, 7, 5, 9])
     assert m.masks.sum(axis=(1, 2)).tolist() == [100, 32, 100, 16]  # overlaps are kept per instance
@@ -292,8 +324,11 @@ def test_sliver_has_a_box_but_no_mask(tmp_path):
 def test_bbox_filter_limits_reading(tmp_path, monkeypatch):
     """Features are read with a bbox in the layer's CRS: a small slice reads a few of 400 features."""
     lon, lat = np.meshgrid(np.linspace(-6.0, 0.0, 20), np.linspace(38.0, 42.0, 20))
-    pts = gpd.GeoDataFrame({"class_id": np.arange(400) % 5 + 1},
-                           geometry=gpd.points_from_xy(lon.ravel(), lat.ravel()).buffer(0.001), crs=4326)
+    pts = gpd.GeoDataFrame(
+        {"class_id": np.arange(400) % 5 + 1},
+        geometry=gpd.points_from_xy(lon.ravel(), lat.ravel()).buffer(0.001),
+        crs=4326,
+    )
     path = tmp_path / "many.gpkg"
     pts.to_file(path, layer="pts")
     cat = build(path, tmp_path / "cat")
@@ -316,8 +351,12 @@ def test_bbox_filter_limits_reading(tmp_path, monkeypatch):
     assert -6 < bx0 < bx1 < 0 and 38 < by0 < by1 < 42 and bx1 - bx0 < 0.02
     assert call["n"] == 1 and len(out) == 1 and out.labels.tolist() == [pts.class_id.iloc[210]]
     b = pts.iloc[[210]].to_crs(UTM).total_bounds  # the feature's UTM bounds in slice pixels
-    want = [(b[0] - sl.bounds[0]) / RES, (sl.bounds[3] - b[3]) / RES, (b[2] - sl.bounds[0]) / RES,
-            (sl.bounds[3] - b[1]) / RES]
+    want = [
+        (b[0] - sl.bounds[0]) / RES,
+        (sl.bounds[3] - b[3]) / RES,
+        (b[2] - sl.bounds[0]) / RES,
+        (sl.bounds[3] - b[1]) / RES,
+    ]
     np.testing.assert_allclose(out.boxes[0], want, atol=0.01)
 
 
@@ -367,23 +406,24 @@ def test_time_filter_and_errors(files, tmp_path):
     named = tmp_path / "names.geojson"
     frame([utm_box(0, 0, 5, 5)], [1], name=["tree"]).to_file(named)
     with pytest.raises(LabelFieldError, match="not integer class ids"):
-        geoduck.load_vector(build(named, tmp_path / "c2"), GRID_SLICE, task="semantic_segmentation",
-                            label_field="name")
+        geoduck.load_vector(build(named, tmp_path / "c2"), GRID_SLICE, task="semantic_segmentation", label_field="name")
     import subprocess
 
     code = "import sys, geoduck; geoduck.load_vector; import geoduck.loaders.vector; print('torch' in sys.modules)"
-    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          check=True).stdout.strip() == "False"
+    assert (
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+        == "False"
+    )
 
 
 # -- across backends -------------------------------------------------------------------------------
+
 
 @pytest.fixture
 def imagery(tmp_path) -> geoduck.Catalog:
     """Two 64 × 64 px, 10 m UTM rasters: one under the labels' grid, one 20 km east (no labels)."""
     a = coordinate_raster(tmp_path / "img" / "A.tif", crs=UTM, origin=(X0, GRID[3]), res=RES, shape=(64, 64))
-    b = coordinate_raster(tmp_path / "img" / "B.tif", crs=UTM, origin=(X0 + 20_000, GRID[3]), res=RES,
-                          shape=(64, 64))
+    b = coordinate_raster(tmp_path / "img" / "B.tif", crs=UTM, origin=(X0 + 20_000, GRID[3]), res=RES, shape=(64, 64))
     return geoduck.build_raster_catalog([str(a), str(b)], tmp_path / "imgcat", progress=False, workers=1)
 
 
@@ -397,8 +437,12 @@ def test_intersect_pairs_load_both_sides(imagery, tmp_path):
     lon_lat = shapely.from_wkb(pairs[0]["geometry"])
     x0, y0, x1, y1 = gpd.GeoSeries([lon_lat], crs=4326).to_crs(UTM).total_bounds
     snap = lambda v, f: f(v / RES) * RES  # noqa: E731 - outward to the raster's grid, inside its bounds
-    bounds = (max(snap(x0, np.floor), GRID[0]), max(snap(y0, np.floor), GRID[1]),
-              min(snap(x1, np.ceil), GRID[2]), min(snap(y1, np.ceil), GRID[3]))
+    bounds = (
+        max(snap(x0, np.floor), GRID[0]),
+        max(snap(y0, np.floor), GRID[1]),
+        min(snap(x1, np.ceil), GRID[2]),
+        min(snap(y1, np.ceil), GRID[3]),
+    )
     assert bounds[0] == X0 and bounds[3] == GRID[3] and abs(bounds[2] - (X0 + 320)) <= RES
     sl = geoduck.GeoSlice(bounds, UTM, RES)
     x = geoduck.load_raster(imagery, sl)
@@ -427,16 +471,41 @@ def test_union_keeps_backend_columns(imagery, files, tmp_path):
 
 # -- CLI --------------------------------------------------------------------------------------------
 
+
 def test_cli_build_vector(files, tmp_path):
     out = tmp_path / "clicat"
-    result = CliRunner().invoke(main, ["build", "vector", str(tmp_path / "in"), "-o", str(out),
-                                       "--layer", "buildings", "--no-progress", "--workers", "1"])
+    result = CliRunner().invoke(
+        main,
+        [
+            "build",
+            "vector",
+            str(tmp_path / "in"),
+            "-o",
+            str(out),
+            "--layer",
+            "buildings",
+            "--no-progress",
+            "--workers",
+            "1",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "1 rows from 1 files indexed" in result.output
     assert "has no layer 'buildings'" in result.output  # the other files are reported
     assert [r["layer"] for r in geoduck.open_catalog(out).to_arrow().to_pylist()] == ["buildings"]
-    result = CliRunner().invoke(main, ["build", "vector", str(files["geojson"]), "-o", str(tmp_path / "d"),
-                                       "--regex", r"_(?P<date>\d{8})", "--no-progress"])
+    result = CliRunner().invoke(
+        main,
+        [
+            "build",
+            "vector",
+            str(files["geojson"]),
+            "-o",
+            str(tmp_path / "d"),
+            "--regex",
+            r"_(?P<date>\d{8})",
+            "--no-progress",
+        ],
+    )
     assert result.exit_code == 0, result.output
     [row] = geoduck.open_catalog(tmp_path / "d").to_arrow().to_pylist()
     assert row["start_datetime"].date().isoformat() == "2023-06-15"

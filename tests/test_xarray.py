@@ -24,7 +24,7 @@ from geoduck.builders.common import resolve_paths
 from geoduck.cli import main
 from geoduck.errors import BuildError, CRSError, NoDataError
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 DAY = pd.Timestamp("2020-01-01")
 
 
@@ -33,17 +33,19 @@ def day(n: int) -> pd.Timestamp:
     return DAY + pd.Timedelta(days=n - 1)
 
 
-def lonlat_cube(lons: np.ndarray, lats: np.ndarray, days: list[int] | None = None, *, tag: float = 0.0,
-                name: str = "v") -> xr.Dataset:
+def lonlat_cube(
+    lons: np.ndarray, lats: np.ndarray, days: list[int] | None = None, *, tag: float = 0.0, name: str = "v"
+) -> xr.Dataset:
     """CF lon/lat cube: ``value = tag * 1e7 + lon * 1000 + lat`` (+ ``day * 1e5`` with times)."""
     plane = lons[None, :] * 1000.0 + lats[:, None] + tag * 1e7
-    coords = {"lat": ("lat", lats, {"units": "degrees_north", "standard_name": "latitude"}),
-              "lon": ("lon", lons, {"units": "degrees_east", "standard_name": "longitude"})}
+    coords = {
+        "lat": ("lat", lats, {"units": "degrees_north", "standard_name": "latitude"}),
+        "lon": ("lon", lons, {"units": "degrees_east", "standard_name": "longitude"}),
+    }
     if days is None:
         return xr.Dataset({name: (("lat", "lon"), plane)}, coords=coords)
     cube = np.stack([plane + d * 1e5 for d in days])
-    return xr.Dataset({name: (("time", "lat", "lon"), cube)},
-                      coords={**coords, "time": [day(d) for d in days]})
+    return xr.Dataset({name: (("time", "lat", "lon"), cube)}, coords={**coords, "time": [day(d) for d in days]})
 
 
 def utm_cube(*, grid_mapping: bool = True) -> xr.Dataset:
@@ -52,9 +54,13 @@ def utm_cube(*, grid_mapping: bool = True) -> xr.Dataset:
     y = 4_600_950.0 - 100.0 * np.arange(10)
     xx, yy = np.meshgrid(x, y)
     attrs = {"grid_mapping": "crs"} if grid_mapping else {}
-    ds = xr.Dataset({"east": (("y", "x"), xx, attrs), "north": (("y", "x"), yy, attrs)},
-                    coords={"x": ("x", x, {"standard_name": "projection_x_coordinate", "units": "m"}),
-                            "y": ("y", y, {"standard_name": "projection_y_coordinate", "units": "m"})})
+    ds = xr.Dataset(
+        {"east": (("y", "x"), xx, attrs), "north": (("y", "x"), yy, attrs)},
+        coords={
+            "x": ("x", x, {"standard_name": "projection_x_coordinate", "units": "m"}),
+            "y": ("y", y, {"standard_name": "projection_y_coordinate", "units": "m"}),
+        },
+    )
     if grid_mapping:
         ds["crs"] = xr.DataArray(0, attrs=pyproj.CRS.from_epsg(32631).to_cf())
     return ds
@@ -90,6 +96,7 @@ LATS = 47.75 - 0.5 * np.arange(16)  # descending, edges 40 .. 48
 
 
 # -- engines, footprints, values ------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("kind", ["netcdf4", "h5netcdf", "zarr2", "zarr3"])
 def test_engines_build_and_load_exact(tmp_path, kind):
@@ -127,8 +134,9 @@ def test_descending_and_ascending_latitude_agree(tmp_path):
     write(lonlat_cube(LONS, LATS), tmp_path / "desc" / "d.nc")
     write(lonlat_cube(LONS, LATS[::-1]), tmp_path / "asc" / "a.nc")
     cats = [build_xarray_catalog(tmp_path / d, tmp_path / f"cat_{d}", progress=False) for d in ("desc", "asc")]
-    assert [rows_of(c)[0]["native_bounds"] for c in cats] == [{"xmin": 10.0, "ymin": 40.0, "xmax": 18.0,
-                                                              "ymax": 48.0}] * 2
+    assert [rows_of(c)[0]["native_bounds"] for c in cats] == [
+        {"xmin": 10.0, "ymin": 40.0, "xmax": 18.0, "ymax": 48.0}
+    ] * 2
     sl = GeoSlice((10.65, 40.35, 17.25, 47.65), "EPSG:4326", 0.4)  # no centre on a cell edge
     desc, asc = (load_xarray(c, sl, resampling="nearest")["v"].values for c in cats)
     np.testing.assert_array_equal(desc, asc)
@@ -175,10 +183,13 @@ def test_regional_350_370_grid(tmp_path):
     np.testing.assert_allclose(bil, (x[None, :] + 360.0) * 1000 + y[:, None], rtol=0, atol=1e-6)
 
 
-@pytest.mark.parametrize(("crs", "bounds", "res"), [
-    ("EPSG:4326", (170, -10, 190, 10), 0.7),  # lon/lat slice drawn past 180
-    ("EPSG:32660", (700_000, -300_000, 1_100_000, 300_000), 20_000),  # UTM 60N across ±180°
-])
+@pytest.mark.parametrize(
+    ("crs", "bounds", "res"),
+    [
+        ("EPSG:4326", (170, -10, 190, 10), 0.7),  # lon/lat slice drawn past 180
+        ("EPSG:32660", (700_000, -300_000, 1_100_000, 300_000), 20_000),  # UTM 60N across ±180°
+    ],
+)
 def test_slices_across_the_antimeridian(tmp_path, crs, bounds, res):
     lons, lats = -179.5 + np.arange(360.0), -89.5 + np.arange(180.0)  # a -180..180 global grid
     write(lonlat_cube(lons, lats), tmp_path / "g.nc")
@@ -203,20 +214,19 @@ def test_projected_cube_with_grid_mapping(tmp_path):
     assert len({r["id"] for r in rows}) == 2
     for r in rows:
         assert r["crs"] == "EPSG:32631"
-        assert r["native_bounds"] == {"xmin": 500_000.0, "ymin": 4_600_000.0, "xmax": 501_000.0,
-                                      "ymax": 4_601_000.0}
+        assert r["native_bounds"] == {"xmin": 500_000.0, "ymin": 4_600_000.0, "xmax": 501_000.0, "ymax": 4_601_000.0}
         assert r["start_datetime"] is None and r["end_datetime"] is None and r["n_timesteps"] is None
     to_lonlat = pyproj.Transformer.from_crs(32631, 4326, always_xy=True)
-    lon, lat = to_lonlat.transform([500_000, 501_000, 500_000, 501_000], [4_600_000, 4_600_000,
-                                                                          4_601_000, 4_601_000])
+    lon, lat = to_lonlat.transform([500_000, 501_000, 500_000, 501_000], [4_600_000, 4_600_000, 4_601_000, 4_601_000])
     assert rows[0]["geometry"].buffer(1e-9).contains(shapely.multipoints(np.column_stack([lon, lat])))
 
     # same CRS, other resolution and origin: nearest exact; bilinear (finer grid) exact on a linear field
     sl = GeoSlice((500_120, 4_600_130, 500_870, 4_600_880), "EPSG:32631", 150)
     x, y = 500_195.0 + 150 * np.arange(5), 4_600_805.0 - 150 * np.arange(5)
     ds = load_xarray(cat, sl, resampling="nearest")
-    np.testing.assert_array_equal(ds["east"].values, np.broadcast_to(nearest(500_050.0 + 100 * np.arange(10), x),
-                                                                     (5, 5)))
+    np.testing.assert_array_equal(
+        ds["east"].values, np.broadcast_to(nearest(500_050.0 + 100 * np.arange(10), x), (5, 5))
+    )
     np.testing.assert_array_equal(ds["north"].values[:, 0], nearest(4_600_050.0 + 100 * np.arange(10), y))
     fine = GeoSlice((500_120, 4_600_130, 500_870, 4_600_880), "EPSG:32631", 75)
     bil = load_xarray(cat, fine)
@@ -248,8 +258,11 @@ def test_crs_from_spatial_ref_coordinate_and_crs_wkt_attribute(tmp_path):
     write(glob_attr, tmp_path / "again" / "global_attr.nc")
     rows = rows_of(build_xarray_catalog(tmp_path / "again", tmp_path / "cat2", progress=False))
     assert [(Path(r["filepath"]).name, r["variable"], r["crs"]) for r in rows] == [
-        ("global_attr.nc", "east", "EPSG:32631"), ("global_attr.nc", "north", "EPSG:32631"),
-        ("loaded.nc", "east", "EPSG:32631"), ("loaded.nc", "north", "EPSG:32631")]
+        ("global_attr.nc", "east", "EPSG:32631"),
+        ("global_attr.nc", "north", "EPSG:32631"),
+        ("loaded.nc", "east", "EPSG:32631"),
+        ("loaded.nc", "north", "EPSG:32631"),
+    ]
     assert rows[2]["native_bounds"] == dict(zip(("xmin", "ymin", "xmax", "ymax"), sl.grid_bounds, strict=True))
 
 
@@ -264,6 +277,7 @@ def test_crs_is_rioxarray_compatible(tmp_path):
 
 
 # -- time ---------------------------------------------------------------------------------------
+
 
 def test_time_concat_sorted_and_duplicate_rule(tmp_path):
     d = tmp_path / "in"
@@ -321,18 +335,23 @@ def test_cftime_calendars(tmp_path):
     base = lonlat_cube(lons, lats)["v"].values
 
     def cube(days: list[int], calendar: str, start: str) -> xr.Dataset:
-        ds = xr.Dataset({"v": (("time", "lat", "lon"), np.stack([base] * len(days)))},
-                        coords={"lat": ("lat", lats, {"units": "degrees_north"}),
-                                "lon": ("lon", lons, {"units": "degrees_east"}),
-                                "time": ("time", np.array(days, float),
-                                         {"units": f"days since {start}", "calendar": calendar})})
+        ds = xr.Dataset(
+            {"v": (("time", "lat", "lon"), np.stack([base] * len(days)))},
+            coords={
+                "lat": ("lat", lats, {"units": "degrees_north"}),
+                "lon": ("lon", lons, {"units": "degrees_east"}),
+                "time": ("time", np.array(days, float), {"units": f"days since {start}", "calendar": calendar}),
+            },
+        )
         return xr.decode_cf(ds, decode_times=False)
 
     write(cube([0, 59, 364], "noleap", "2001-01-01"), tmp_path / "ok" / "noleap.nc")
     cat = build_xarray_catalog(tmp_path / "ok", tmp_path / "cat", progress=False)
     (row,) = rows_of(cat)  # noleap labels kept: day 59 is 1 March, day 364 is 31 December
-    assert (row["start_datetime"], row["end_datetime"]) == (dt.datetime(2001, 1, 1, tzinfo=UTC),
-                                                            dt.datetime(2001, 12, 31, tzinfo=UTC))
+    assert (row["start_datetime"], row["end_datetime"]) == (
+        dt.datetime(2001, 1, 1, tzinfo=UTC),
+        dt.datetime(2001, 12, 31, tzinfo=UTC),
+    )
     out = load_xarray(cat, GeoSlice((10, 46, 12, 48), "EPSG:4326", 0.5, start="2001-02-01"))
     assert list(out["time"].values) == [np.datetime64("2001-03-01"), np.datetime64("2001-12-31")]
 
@@ -353,13 +372,13 @@ def test_time_var_names_the_time_dimension(tmp_path):
 
 # -- nodata, CRS errors, inputs ------------------------------------------------------------------
 
+
 def test_fill_value_is_respected(tmp_path):
     ints = np.arange(16 * 16, dtype="int16").reshape(16, 16)
     ints[2:5, 3:6] = -999
     floats = lonlat_cube(LONS, LATS)["v"].values.astype("float32")
     floats[7, 8] = -9999.0
-    ds = xr.Dataset({"i": (("lat", "lon"), ints), "f": (("lat", "lon"), floats)},
-                    coords=lonlat_cube(LONS, LATS).coords)
+    ds = xr.Dataset({"i": (("lat", "lon"), ints), "f": (("lat", "lon"), floats)}, coords=lonlat_cube(LONS, LATS).coords)
     ds.to_netcdf(tmp_path / "fill.nc", encoding={"i": {"_FillValue": -999}, "f": {"_FillValue": -9999.0}})
     cat = build_xarray_catalog(tmp_path / "fill.nc", tmp_path / "cat", progress=False)
 
@@ -420,8 +439,7 @@ def test_zarr_stores_are_items_not_searched(tmp_path):
     expected = [str(d / "a.zarr"), str(d / "sub" / "b.zarr"), str(d / "sub" / "c.nc")]
     assert resolve_paths(d, (".nc",), (".zarr",)) == expected
     # a glob keeps what it matches (any suffix, as for rasters) but never the insides of a store
-    assert resolve_paths(str(d / "**"), (".nc",), (".zarr",)) == [
-        expected[0], str(d / "notes.txt"), *expected[1:]]
+    assert resolve_paths(str(d / "**"), (".nc",), (".zarr",)) == [expected[0], str(d / "notes.txt"), *expected[1:]]
     assert resolve_paths(str(d / "**" / "*.zarr"), (".nc",), (".zarr",)) == expected[:2]
     assert resolve_paths(d / "a.zarr", (".nc",), (".zarr",)) == expected[:1]
     assert resolve_paths(d, (".nc",)) == expected[2:]  # without the hook (rasters): unchanged
@@ -430,13 +448,34 @@ def test_zarr_stores_are_items_not_searched(tmp_path):
 def test_cli_build_xarray(tmp_path):
     write(utm_cube(grid_mapping=False), tmp_path / "nocrs.nc")
     out = tmp_path / "cat"
-    result = CliRunner().invoke(main, ["build", "xarray", str(tmp_path / "nocrs.nc"), "-o", str(out),
-                                       "--variables", "east", "--variables", "north", "--time-var", "time",
-                                       "--crs", "EPSG:32631", "--engine", "h5netcdf", "--no-progress"])
+    result = CliRunner().invoke(
+        main,
+        [
+            "build",
+            "xarray",
+            str(tmp_path / "nocrs.nc"),
+            "-o",
+            str(out),
+            "--variables",
+            "east",
+            "--variables",
+            "north",
+            "--time-var",
+            "time",
+            "--crs",
+            "EPSG:32631",
+            "--engine",
+            "h5netcdf",
+            "--no-progress",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "2 rows from 1 files indexed" in result.output
     assert {(r["variable"], r["engine"], r["crs"]) for r in geoduck.open_catalog(out)} == {
-        ("east", "h5netcdf", "EPSG:32631"), ("north", "h5netcdf", "EPSG:32631")}
-    bad = CliRunner().invoke(main, ["build", "xarray", str(tmp_path / "nocrs.nc"), "-o", str(tmp_path / "c2"),
-                                    "--no-progress"])
+        ("east", "h5netcdf", "EPSG:32631"),
+        ("north", "h5netcdf", "EPSG:32631"),
+    }
+    bad = CliRunner().invoke(
+        main, ["build", "xarray", str(tmp_path / "nocrs.nc"), "-o", str(tmp_path / "c2"), "--no-progress"]
+    )
     assert bad.exit_code == 1 and "nocrs.nc" in bad.output and "crs=" in bad.output

@@ -94,8 +94,10 @@ class BuildReport:
     """The first few of them (as the regex saw them, see :class:`FilenameParser`)."""
 
     def summary(self) -> str:
-        text = (f"{self.indexed} rows from {self.files_indexed} files indexed, {self.unchanged} unchanged, "
-                f"{len(self.changed)} changed, {len(self.errors)} errors, {len(self.parts)} parts written")
+        text = (
+            f"{self.indexed} rows from {self.files_indexed} files indexed, {self.unchanged} unchanged, "
+            f"{len(self.changed)} changed, {len(self.errors)} errors, {len(self.parts)} parts written"
+        )
         if self.skipped:
             examples = ", ".join(self.skipped_examples)
             more = ", …" if self.skipped > len(self.skipped_examples) else ""
@@ -143,8 +145,9 @@ class _PartBuffer:
             self._tables.append(store.table_from_rows(self._rows, self._schema))
             self._rows.clear()
 
-    def write(self, out: Path, tag: str = "", committed: store.CommittedPaths | None = None
-              ) -> tuple[Path | None, int, int]:
+    def write(
+        self, out: Path, tag: str = "", committed: store.CommittedPaths | None = None
+    ) -> tuple[Path | None, int, int]:
         """Write the buffered rows as a new part and empty the buffer; returns (the part or None,
         rows dropped, files dropped). With ``committed``, rows of files another builder indexed
         meanwhile are dropped, under the catalog's append lock."""
@@ -174,16 +177,23 @@ class _PartBuffer:
 
 # -- inputs -------------------------------------------------------------------------------------
 
-def resolve_paths(paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
-                  extensions: Sequence[str], directory_suffixes: Sequence[str] = (),
-                  errors: list[tuple[str, str]] | None = None) -> list[str]:
+
+def resolve_paths(
+    paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+    extensions: Sequence[str],
+    directory_suffixes: Sequence[str] = (),
+    errors: list[tuple[str, str]] | None = None,
+) -> list[str]:
     """Absolute paths from a list, a glob pattern, or a directory (see :func:`resolve_items`)."""
     return list(resolve_items(paths, extensions, directory_suffixes, errors))
 
 
-def resolve_items(paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
-                  extensions: Sequence[str], directory_suffixes: Sequence[str] = (),
-                  errors: list[tuple[str, str]] | None = None) -> dict[str, str]:
+def resolve_items(
+    paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+    extensions: Sequence[str],
+    directory_suffixes: Sequence[str] = (),
+    errors: list[tuple[str, str]] | None = None,
+) -> dict[str, str]:
     """Absolute paths from a list, a glob pattern, or a directory (recursive, by extension), each
     mapped to its path relative to the folder that was scanned ('/'-separated): a directory given
     (``S2B_30TVK_20230615_0_L2A/B04.tif``), or the folder part of a glob before its first wildcard.
@@ -194,6 +204,7 @@ def resolve_items(paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str
     Duplicates are dropped (the first mapping wins), order is kept. A directory that cannot be
     listed is appended to ``errors`` as ``(path, reason)`` (and logged), never skipped silently.
     """
+
     def unreadable(exc: OSError) -> None:
         where = os.path.abspath(exc.filename) if exc.filename else "?"
         reason = f"cannot list directory: {exc.strerror or exc}"
@@ -306,33 +317,44 @@ class FilenameParser:
         """Check the regex's groups make sense; raises :class:`ArgumentError`."""
         if self.regex is None:
             if self.date_format is not None:
-                raise ArgumentError("date_format is given but filename_regex is not; "
-                                    "pass filename_regex with a (?P<date>...) group")
+                raise ArgumentError(
+                    "date_format is given but filename_regex is not; pass filename_regex with a (?P<date>...) group"
+                )
             return
         if not isinstance(self.regex, str | re.Pattern):
             raise ArgumentError(f"filename_regex={self.regex!r} must be a str or a compiled re.Pattern")
         groups = set(self.pattern.groupindex)  # type: ignore[union-attr]
         if "date" in groups and groups & {"start", "stop"}:
-            raise ArgumentError(f"filename_regex={self.regex_text!r} has both a 'date' group and "
-                                "'start'/'stop' groups; use one or the other")
+            raise ArgumentError(
+                f"filename_regex={self.regex_text!r} has both a 'date' group and "
+                "'start'/'stop' groups; use one or the other"
+            )
         if len(groups & {"start", "stop"}) == 1:
             missing = ({"start", "stop"} - groups).pop()
-            raise ArgumentError(f"filename_regex={self.regex_text!r} has no (?P<{missing}>...) group; "
-                                "an interval needs both 'start' and 'stop'")
+            raise ArgumentError(
+                f"filename_regex={self.regex_text!r} has no (?P<{missing}>...) group; "
+                "an interval needs both 'start' and 'stop'"
+            )
         if self.date_format is not None and not groups & TIME_GROUPS:
-            raise ArgumentError(f"date_format={self.date_format!r} is given but filename_regex="
-                                f"{self.regex_text!r} has no 'date' or 'start'/'stop' group")
+            raise ArgumentError(
+                f"date_format={self.date_format!r} is given but filename_regex="
+                f"{self.regex_text!r} has no 'date' or 'start'/'stop' group"
+            )
         # DuckDB resolves column names case-insensitively: `ID` is `id`, `Tile` is `tile`.
         reserved = {c.lower() for c in schema.RESERVED_COLUMNS}
         columns = sorted(groups - TIME_GROUPS)
         clash = [g for g in columns if g.lower() in reserved]
         if clash:
-            raise ArgumentError(f"filename_regex={self.regex_text!r} has group(s) {clash} named like catalog "
-                                "columns (names are case-insensitive); rename them")
+            raise ArgumentError(
+                f"filename_regex={self.regex_text!r} has group(s) {clash} named like catalog "
+                "columns (names are case-insensitive); rename them"
+            )
         twins = [g for g in columns if [c.lower() for c in columns].count(g.lower()) > 1]
         if twins:
-            raise ArgumentError(f"filename_regex={self.regex_text!r} has groups {twins} that differ only by case "
-                                "(column names are case-insensitive); rename them")
+            raise ArgumentError(
+                f"filename_regex={self.regex_text!r} has groups {twins} that differ only by case "
+                "(column names are case-insensitive); rename them"
+            )
 
     def subject(self, path: str, relative: str | None = None) -> str:
         """The string the regex is searched in: the base name, or with a ``/`` in the pattern the
@@ -357,8 +379,9 @@ class FilenameParser:
         if m is None:
             raise ArgumentError(f"{name!r} does not match filename_regex")
         groups = m.groupdict()
-        interval = _interval(groups.get("date"), groups.get("start"), groups.get("stop"), self.date_format,
-                             self.exact_times)
+        interval = _interval(
+            groups.get("date"), groups.get("start"), groups.get("stop"), self.date_format, self.exact_times
+        )
         columns = {k: v for k, v in groups.items() if k not in TIME_GROUPS}
         if schema.BAND in groups:
             columns[schema.SCENE_ID] = scene_key(groups) if groups[schema.BAND] is not None else None
@@ -372,11 +395,11 @@ def scene_key(groups: dict[str, str | None]) -> str:
 
 
 @lru_cache(maxsize=4096)
-def _interval(date: str | None, start: str | None, stop: str | None, date_format: str | None,
-              exact_times: bool = False) -> Interval:
+def _interval(
+    date: str | None, start: str | None, stop: str | None, date_format: str | None, exact_times: bool = False
+) -> Interval:
     """:func:`interval_from_strings`, cached: the files of an archive share few dates."""
-    return interval_from_strings(date=date, start=start, stop=stop, date_format=date_format,
-                                 exact_times=exact_times)
+    return interval_from_strings(date=date, start=start, stop=stop, date_format=date_format, exact_times=exact_times)
 
 
 _REGEX_CACHE: dict[tuple[Regex, int], re.Pattern[str]] = {}
@@ -392,8 +415,9 @@ def _compile(regex: Regex, flags: int = 0) -> re.Pattern[str]:
             else:
                 pat = re.compile(regex, flags)
         except re.error as exc:
-            raise ArgumentError(f"filename_regex={getattr(regex, 'pattern', regex)!r} is not a valid regex: "
-                                f"{exc}") from None
+            raise ArgumentError(
+                f"filename_regex={getattr(regex, 'pattern', regex)!r} is not a valid regex: {exc}"
+            ) from None
         _REGEX_CACHE[key] = pat
     return pat
 
@@ -423,8 +447,9 @@ ReadEnv = Callable[[], AbstractContextManager[Any]]
 """Makes the context (e.g. GDAL options) entered once around each chunk of ``ReadFn`` calls."""
 
 
-def _read_chunk(read_fn: ReadFn, options: Any, chunk: list[str], read_env: ReadEnv | None = None
-                ) -> list[tuple[str, list[dict] | str]]:
+def _read_chunk(
+    read_fn: ReadFn, options: Any, chunk: list[str], read_env: ReadEnv | None = None
+) -> list[tuple[str, list[dict] | str]]:
     out: list[tuple[str, list[dict] | str]] = []
     with read_env() if read_env is not None else nullcontext():
         for path in chunk:
@@ -442,18 +467,20 @@ def _reason(exc: Exception) -> str:
 
 def _chunks(items: Sequence[str], size: int) -> Iterator[list[str]]:
     for i in range(0, len(items), size):
-        yield list(items[i:i + size])
+        yield list(items[i : i + size])
 
 
-def _results(read_fn: ReadFn, options: Any, paths: Sequence[str], workers: int,
-             read_env: ReadEnv | None = None) -> Iterator[tuple[str, list[dict] | str]]:
+def _results(
+    read_fn: ReadFn, options: Any, paths: Sequence[str], workers: int, read_env: ReadEnv | None = None
+) -> Iterator[tuple[str, list[dict] | str]]:
     """Header results in completion order, at most ``2 * workers`` chunks in flight."""
     if workers <= 1 or len(paths) <= CHUNK_FILES:
         for chunk in _chunks(paths, CHUNK_FILES):
             yield from _read_chunk(read_fn, options, chunk, read_env)
         return
-    with ProcessPoolExecutor(max_workers=workers, mp_context=_mp_context(read_fn),
-                             initializer=exit_with_parent, initargs=(os.getpid(),)) as pool:
+    with ProcessPoolExecutor(
+        max_workers=workers, mp_context=_mp_context(read_fn), initializer=exit_with_parent, initargs=(os.getpid(),)
+    ) as pool:
         pending: set[Future] = set()
         chunks = _chunks(paths, CHUNK_FILES)
         for chunk in chunks:
@@ -519,8 +546,11 @@ def _mp_context(read_fn: ReadFn) -> BaseContext:
 
     # Takes effect when the server starts (once per process). ``__main__`` is left out: the server
     # must not re-run a script's top-level code (which may be this very build).
-    preload = [m for m in getattr(forkserver._forkserver, "_preload_modules", [])  # noqa: SLF001
-               if m != "__main__"]
+    preload = [
+        m
+        for m in getattr(forkserver._forkserver, "_preload_modules", [])  # noqa: SLF001
+        if m != "__main__"
+    ]
     if read_fn.__module__ not in preload:
         preload.append(read_fn.__module__)
     forkserver.set_forkserver_preload(preload)
@@ -594,8 +624,7 @@ class _RowWriter:
     """Turns header results into catalog rows and writes them as parts of at most ``part_rows``
     rows (checked after each file), counting into ``tally``."""
 
-    def __init__(self, spec: BuildSpec, named: Named, tally: _Tally, *, guard_concurrent: bool = False
-                 ) -> None:
+    def __init__(self, spec: BuildSpec, named: Named, tally: _Tally, *, guard_concurrent: bool = False) -> None:
         self.spec = spec
         self.named = named
         self.tally = tally
@@ -668,11 +697,13 @@ def _extra_columns(out: Path, parser: FilenameParser) -> tuple[list[str], bool]:
         raise ArgumentError(
             f"filename_regex={parser.regex_text!r} has group(s) {new} that the catalog at {str(out)!r} has no "
             f"column for (its file-name columns: {existing}); parts are append-only, so use the same "
-            "groups or build into a new out_dir")
+            "groups or build into a new out_dir"
+        )
     if parser.has_bands and schema.SCENE_ID not in columns:
         raise ArgumentError(
             f"filename_regex={parser.regex_text!r} has a 'band' group but the catalog at {str(out)!r} has no "
-            f"{schema.SCENE_ID!r} column (it was built without band files); build into a new out_dir")
+            f"{schema.SCENE_ID!r} column (it was built without band files); build into a new out_dir"
+        )
     return existing, schema.SCENE_ID in columns
 
 
@@ -687,8 +718,10 @@ def _check_scene_bands(named: Named, tally: _Tally) -> None:
         first = seen.setdefault((scene, band), path)
         if first != path:
             del named[path]
-            reason = (f"band {band!r} of scene {scene!r} is already {first}; add a group to filename_regex "
-                      "that tells these scenes apart (e.g. the folder or the tile)")
+            reason = (
+                f"band {band!r} of scene {scene!r} is already {first}; add a group to filename_regex "
+                "that tells these scenes apart (e.g. the folder or the tile)"
+            )
             tally.errors.append((path, reason))
             log.warning("skipped %s: %s", path, reason)
 
@@ -757,9 +790,11 @@ def run_build(
             tally.errors.append((path, str(exc)))
             log.warning("skipped %s: %s", path, exc)
     if parser.regex is not None and skipped and not named and not tally.errors:
-        raise ArgumentError(f"filename_regex {parser.regex_text!r} matches none of the {len(files)} files "
-                            f"(e.g. {skipped[0]!r}); check the pattern against "
-                            f"{'their paths relative to the scanned folder' if parser.matches_paths else 'the file names'}")
+        raise ArgumentError(
+            f"filename_regex {parser.regex_text!r} matches none of the {len(files)} files "
+            f"(e.g. {skipped[0]!r}); check the pattern against "
+            f"{'their paths relative to the scanned folder' if parser.matches_paths else 'the file names'}"
+        )
     if skipped:
         log.info("%d file(s) not matched by filename_regex, e.g. %s", len(skipped), skipped[0])
     _check_scene_bands(named, tally)
@@ -785,9 +820,17 @@ def run_build(
     if changed:
         log.warning("%d file(s) changed since indexed (not re-indexed), e.g. %s", len(changed), changed[0])
 
-    spec = BuildSpec(backend=backend, out=out, arrow_schema=schema.catalog_schema(backend, extra_columns, scenes),
-                     read_fn=read_fn, read_env=read_env, options=options, sub_key=sub_key,
-                     part_rows=part_rows, tag=uuid.uuid4().hex[:6] if client is not None else "")
+    spec = BuildSpec(
+        backend=backend,
+        out=out,
+        arrow_schema=schema.catalog_schema(backend, extra_columns, scenes),
+        read_fn=read_fn,
+        read_env=read_env,
+        options=options,
+        sub_key=sub_key,
+        part_rows=part_rows,
+        tag=uuid.uuid4().hex[:6] if client is not None else "",
+    )
     todo_named = {path: named[path] for path in todo}
     if client is not None:
         _run_distributed(client, spec, todo_named, tally, task_files, progress)
@@ -806,17 +849,23 @@ def run_build(
             raise StorageError(f"{exc}; nothing of this build was kept") from None
         finally:
             bar.close()
-    return BuildReport(indexed=tally.indexed, files_indexed=tally.files, unchanged=unchanged + tally.concurrent,
-                       changed=tuple(changed), errors=tuple(tally.errors), parts=tuple(tally.parts),
-                       skipped=len(skipped), skipped_examples=tuple(skipped[:SKIPPED_EXAMPLES]))
+    return BuildReport(
+        indexed=tally.indexed,
+        files_indexed=tally.files,
+        unchanged=unchanged + tally.concurrent,
+        changed=tuple(changed),
+        errors=tuple(tally.errors),
+        parts=tuple(tally.parts),
+        skipped=len(skipped),
+        skipped_examples=tuple(skipped[:SKIPPED_EXAMPLES]),
+    )
 
 
 def _outside(files: list[str], out: Path) -> list[str]:
     """``files`` minus those inside the catalog folder ``out`` (a build whose output lies inside
     its input never indexes its own parts)."""
     root = os.path.realpath(out)
-    inside = [f for f in files if "://" not in f
-              and os.path.commonpath([root, os.path.realpath(f)]) == root]
+    inside = [f for f in files if "://" not in f and os.path.commonpath([root, os.path.realpath(f)]) == root]
     if inside:
         log.info("not indexing %d file(s) inside the catalog folder %s, e.g. %s", len(inside), root, inside[0])
         drop = set(inside)
@@ -869,8 +918,9 @@ def _cluster_threads(client: Any) -> int:
         raise ArgumentError(f"client={client!r} is not a connected dask.distributed.Client: {exc}") from None
 
 
-def _run_distributed(client: Any, spec: BuildSpec, named: Named, tally: _Tally, task_files: int | None,
-                     progress: bool) -> None:
+def _run_distributed(
+    client: Any, spec: BuildSpec, named: Named, tally: _Tally, task_files: int | None, progress: bool
+) -> None:
     """Run :func:`build_task` over ``named`` cut into tasks on a dask cluster, at most two tasks per
     cluster thread in flight; merge their counts into ``tally``."""
     from distributed import as_completed
@@ -887,14 +937,19 @@ def _run_distributed(client: Any, spec: BuildSpec, named: Named, tally: _Tally, 
 
     def submit(chunk: list[str]) -> Any:
         nonlocal submitted
-        fut = client.submit(build_task, spec, {p: named[p] for p in chunk}, pure=False,
-                            key=f"geoduck-build-{spec.tag}-{submitted}")
+        fut = client.submit(
+            build_task, spec, {p: named[p] for p in chunk}, pure=False, key=f"geoduck-build-{spec.tag}-{submitted}"
+        )
         files_of[fut.key] = chunk
         submitted += 1
         return fut
 
-    bar = tqdm(total=len(paths), unit="file", disable=not progress or not paths,
-               desc=f"indexing {spec.backend} on {threads} dask threads")
+    bar = tqdm(
+        total=len(paths),
+        unit="file",
+        disable=not progress or not paths,
+        desc=f"indexing {spec.backend} on {threads} dask threads",
+    )
     pending = as_completed([submit(c) for c in _take(tasks, 2 * threads)])
     try:
         for fut in pending:

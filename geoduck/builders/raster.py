@@ -20,8 +20,7 @@ from pyproj.exceptions import ProjError
 
 from .. import schema
 from ..errors import CRSError
-from ..geo import (Footprinter, check_grid, check_lonlat_extent, crs_to_string, footprinter, norm_crs,
-                   pixel_extent)
+from ..geo import Footprinter, check_grid, check_lonlat_extent, crs_to_string, footprinter, norm_crs, pixel_extent
 from ..header import RasterHeader, gdal_env, open_dataset, wrapped_gdal_errors
 from .common import FilenameParser, Regex, file_stat, finish_build, run_build
 
@@ -170,8 +169,17 @@ def build_raster_catalog(
         unchanged, changed since indexed, and which files failed and why.
     """
     report = run_build(
-        paths, out_dir, backend="raster", extensions=RASTER_EXTENSIONS, read_fn=_read_header,
-        read_env=_gdal_env, options=None, parser=FilenameParser(filename_regex, date_format, regex_verbose, exact_times), sub_key=None,
-        workers=workers, progress=progress, client=client,
+        paths,
+        out_dir,
+        backend="raster",
+        extensions=RASTER_EXTENSIONS,
+        read_fn=_read_header,
+        read_env=_gdal_env,
+        options=None,
+        parser=FilenameParser(filename_regex, date_format, regex_verbose, exact_times),
+        sub_key=None,
+        workers=workers,
+        progress=progress,
+        client=client,
     )
     return finish_build(out_dir, paths, report)

@@ -70,17 +70,20 @@ def _footprint_bounds(bounds: Bounds, crs: pyproj.CRS) -> Bounds:
     return xmin, ymin, xmax, ymax
 
 
-def _row(name: str, layer: str, n_features: int | None, bounds: Any, crs_input: Any,
-         size: int | None, mtime: int | None) -> dict[str, Any]:
+def _row(
+    name: str, layer: str, n_features: int | None, bounds: Any, crs_input: Any, size: int | None, mtime: int | None
+) -> dict[str, Any]:
     """The catalog row of one layer; raises :class:`EmptyLayerError` / :class:`CRSError`."""
     if n_features == 0:
         raise EmptyLayerError(f"layer {layer!r} of {name} is empty (0 features); skipped")
     if bounds is None or len(bounds) < 4 or not all(math.isfinite(float(v)) for v in bounds):
         raise EmptyLayerError(f"layer {layer!r} of {name} has no extent (no non-empty geometry); skipped")
     if crs_input is None:
-        raise CRSError(f"layer {layer!r} of {name} has no CRS; assign one (e.g. geopandas "
-                       "`gdf.set_crs('EPSG:32630')` before writing, `ogr2ogr -a_srs EPSG:32630 …`, or a .prj "
-                       "next to a shapefile)")
+        raise CRSError(
+            f"layer {layer!r} of {name} has no CRS; assign one (e.g. geopandas "
+            "`gdf.set_crs('EPSG:32630')` before writing, `ogr2ogr -a_srs EPSG:32630 …`, or a .prj "
+            "next to a shapefile)"
+        )
     crs = norm_crs(crs_input, argument=f"CRS of layer {layer!r} of {name}")
     problem = crs_problem(crs.to_wkt())
     if problem is not None:
@@ -100,6 +103,7 @@ def _row(name: str, layer: str, n_features: int | None, bounds: Any, crs_input: 
 
 
 # -- OGR formats ----------------------------------------------------------------------------------
+
 
 def _ogr_rows(path: str, layer: str | None, size: int | None, mtime: int | None) -> list[dict[str, Any]]:
     name = os.path.basename(path)
@@ -130,6 +134,7 @@ def _ogr_rows(path: str, layer: str | None, size: int | None, mtime: int | None)
 
 
 # -- GeoParquet -----------------------------------------------------------------------------------
+
 
 def geoparquet_metadata(path: str) -> tuple[pq.FileMetaData, dict[str, Any]]:
     """(Parquet footer, ``geo`` metadata) of a GeoParquet file; raises if it has no ``geo`` key."""
@@ -183,8 +188,7 @@ def _covering_stats(meta: pq.FileMetaData, covering: dict[str, list[str]]) -> Bo
     if not all(p in index for p in paths.values()):
         return None
     out: dict[str, float] = {}
-    for key, reducer, attr in (("xmin", min, "min"), ("ymin", min, "min"),
-                               ("xmax", max, "max"), ("ymax", max, "max")):
+    for key, reducer, attr in (("xmin", min, "min"), ("ymin", min, "min"), ("xmax", max, "max"), ("ymax", max, "max")):
         values = []
         for rg in range(meta.num_row_groups):
             st = meta.row_group(rg).column(index[paths[key]]).statistics
@@ -213,6 +217,7 @@ def _parquet_rows(path: str, layer: str | None, size: int | None, mtime: int | N
 
 
 # -- the builder ----------------------------------------------------------------------------------
+
 
 def read_vector_header(path: str, layer: str | None = None) -> list[dict[str, Any]]:
     """The catalog rows (without id/time/regex columns) of one vector file: one per layer (only
@@ -273,8 +278,16 @@ def build_vector_catalog(
         The catalog at ``out_dir``; ``catalog.build_report`` tells what was indexed and skipped.
     """
     report = run_build(
-        paths, out_dir, backend="vector", extensions=VECTOR_EXTENSIONS, read_fn=read_vector_header,
-        options=layer, parser=FilenameParser(filename_regex, date_format, regex_verbose, exact_times), sub_key="layer",
-        workers=workers, progress=progress, client=client,
+        paths,
+        out_dir,
+        backend="vector",
+        extensions=VECTOR_EXTENSIONS,
+        read_fn=read_vector_header,
+        options=layer,
+        parser=FilenameParser(filename_regex, date_format, regex_verbose, exact_times),
+        sub_key="layer",
+        workers=workers,
+        progress=progress,
+        client=client,
     )
     return finish_build(out_dir, paths, report)

@@ -84,6 +84,7 @@ class XarrayOptions:
 
 # -- opening ------------------------------------------------------------------------------------
 
+
 def infer_engine(path: str) -> str:
     """``zarr`` for ``*.zarr`` (or a directory holding Zarr metadata), ``netcdf4`` for
     ``.nc/.nc4/.h5``; else :class:`ArgumentError` asking for ``engine=``."""
@@ -92,12 +93,17 @@ def infer_engine(path: str) -> str:
         return "zarr"
     if name.endswith(NETCDF_EXTENSIONS):
         return "netcdf4"
-    if "://" not in path and os.path.isdir(path) and any(
-            os.path.exists(os.path.join(path, m)) for m in ("zarr.json", ".zgroup", ".zarray")):
+    if (
+        "://" not in path
+        and os.path.isdir(path)
+        and any(os.path.exists(os.path.join(path, m)) for m in ("zarr.json", ".zgroup", ".zarray"))
+    ):
         return "zarr"
-    raise ArgumentError(f"cannot tell the xarray engine of {path!r} from its name "
-                        f"(expected {', '.join(NETCDF_EXTENSIONS + ZARR_SUFFIXES)}); pass engine= "
-                        f"(one of {ENGINES})")
+    raise ArgumentError(
+        f"cannot tell the xarray engine of {path!r} from its name "
+        f"(expected {', '.join(NETCDF_EXTENSIONS + ZARR_SUFFIXES)}); pass engine= "
+        f"(one of {ENGINES})"
+    )
 
 
 def check_engine(engine: str | None) -> str | None:
@@ -120,6 +126,7 @@ def open_dataset(path: str, engine: str) -> xr.Dataset:
 
 
 # -- grid ---------------------------------------------------------------------------------------
+
 
 def _axis_of(ds: xr.Dataset, dim: Hashable) -> Literal["X", "Y"] | None:
     """X or Y when the dimension's coordinate says so by CF attributes (``axis``, ``standard_name``,
@@ -150,6 +157,7 @@ def _lonlat_kind(attrs: dict[Hashable, Any]) -> Literal["lon", "lat"] | None:
 
 def is_cf_lonlat(ds: xr.Dataset, x_dim: Hashable, y_dim: Hashable) -> bool:
     """True when x/y are CF longitude/latitude coordinates (by ``standard_name`` or ``units``)."""
+
     def kind(dim: Hashable) -> str | None:
         return _lonlat_kind(ds.variables[dim].attrs) if dim in ds.variables else None
 
@@ -162,8 +170,10 @@ def spatial_dims(ds: xr.Dataset, variable: Hashable) -> tuple[Hashable, Hashable
     xs = [d for d in dims if _axis_of(ds, d) == "X"]
     ys = [d for d in dims if _axis_of(ds, d) == "Y"]
     if len(xs) > 1 or len(ys) > 1:
-        raise GeoduckError(f"variable {variable!r} has several x or y dimensions {tuple(dims)}; "
-                           "mark the spatial ones with CF axis='X'/'Y' attributes")
+        raise GeoduckError(
+            f"variable {variable!r} has several x or y dimensions {tuple(dims)}; "
+            "mark the spatial ones with CF axis='X'/'Y' attributes"
+        )
     return (xs[0], ys[0]) if xs and ys else None
 
 
@@ -222,15 +232,43 @@ def grid_of(ds: xr.Dataset, variable: Hashable) -> Grid | None:
 
 _FOOT = 0.3048
 LENGTH_UNITS: dict[str, float] = {
-    "m": 1.0, "metre": 1.0, "meter": 1.0, "km": 1000.0, "kilometre": 1000.0, "kilometer": 1000.0,
-    "hm": 100.0, "hectometre": 100.0, "hectometer": 100.0, "dam": 10.0, "decametre": 10.0, "decameter": 10.0,
-    "dm": 0.1, "decimetre": 0.1, "decimeter": 0.1, "cm": 0.01, "centimetre": 0.01, "centimeter": 0.01,
-    "mm": 0.001, "millimetre": 0.001, "millimeter": 0.001,
-    "ft": _FOOT, "foot": _FOOT, "feet": _FOOT, "international_foot": _FOOT, "international_feet": _FOOT,
-    "us_survey_foot": 1200.0 / 3937.0, "us_survey_feet": 1200.0 / 3937.0, "survey_foot": 1200.0 / 3937.0,
-    "us_foot": 1200.0 / 3937.0, "ftus": 1200.0 / 3937.0,
-    "yd": 0.9144, "yard": 0.9144, "mi": 1609.344, "mile": 1609.344,
-    "nmi": 1852.0, "nautical_mile": 1852.0,
+    "m": 1.0,
+    "metre": 1.0,
+    "meter": 1.0,
+    "km": 1000.0,
+    "kilometre": 1000.0,
+    "kilometer": 1000.0,
+    "hm": 100.0,
+    "hectometre": 100.0,
+    "hectometer": 100.0,
+    "dam": 10.0,
+    "decametre": 10.0,
+    "decameter": 10.0,
+    "dm": 0.1,
+    "decimetre": 0.1,
+    "decimeter": 0.1,
+    "cm": 0.01,
+    "centimetre": 0.01,
+    "centimeter": 0.01,
+    "mm": 0.001,
+    "millimetre": 0.001,
+    "millimeter": 0.001,
+    "ft": _FOOT,
+    "foot": _FOOT,
+    "feet": _FOOT,
+    "international_foot": _FOOT,
+    "international_feet": _FOOT,
+    "us_survey_foot": 1200.0 / 3937.0,
+    "us_survey_feet": 1200.0 / 3937.0,
+    "survey_foot": 1200.0 / 3937.0,
+    "us_foot": 1200.0 / 3937.0,
+    "ftus": 1200.0 / 3937.0,
+    "yd": 0.9144,
+    "yard": 0.9144,
+    "mi": 1609.344,
+    "mile": 1609.344,
+    "nmi": 1852.0,
+    "nautical_mile": 1852.0,
 }
 """Metres per CF/udunits length unit (lower case; plurals ``metres``, ``kilometers`` … and a
 leading factor as in ``"1000 m"`` or ``"1e3 m"`` are accepted too)."""
@@ -262,13 +300,16 @@ def coordinate_scale(ds: xr.Dataset, dim: Hashable, crs: pyproj.CRS) -> float:
         return 1.0
     metres = length_unit_metres(units)
     if metres is None:
-        raise CRSError(f"coordinate {dim!r} has units {units!r}, which is not a length unit geoduck knows "
-                       f"(e.g. m, km, ft, US_survey_foot); fix its 'units' attribute")
+        raise CRSError(
+            f"coordinate {dim!r} has units {units!r}, which is not a length unit geoduck knows "
+            f"(e.g. m, km, ft, US_survey_foot); fix its 'units' attribute"
+        )
     crs_metres = crs.axis_info[0].unit_conversion_factor if crs.axis_info else 1.0
     return metres / (crs_metres or 1.0)
 
 
 # -- coordinate values --------------------------------------------------------------------------
+
 
 def unwrap_longitudes(values: np.ndarray) -> np.ndarray:
     """Longitudes (degrees) with ±360° jumps between neighbours removed, so a grid stored as
@@ -278,8 +319,9 @@ def unwrap_longitudes(values: np.ndarray) -> np.ndarray:
     return np.unwrap(values, period=360.0)
 
 
-def centres(ds: xr.Dataset, dim: Hashable, crs: pyproj.CRS | None = None,
-            axis: Literal["X", "Y"] | None = None) -> np.ndarray:
+def centres(
+    ds: xr.Dataset, dim: Hashable, crs: pyproj.CRS | None = None, axis: Literal["X", "Y"] | None = None
+) -> np.ndarray:
     """The 1-D cell-centre coordinate of a spatial dimension (float, strictly monotonic).
 
     With ``crs``: in the units of ``crs`` (see :func:`coordinate_scale`); with ``axis="X"`` and a
@@ -311,8 +353,9 @@ def _bounds_name(ds: xr.Dataset, name: Hashable, key: str = "bounds") -> Hashabl
     return text if isinstance(text, str) and text in ds.variables else None
 
 
-def cell_edges(ds: xr.Dataset, dim: Hashable, crs: pyproj.CRS | None = None,
-               axis: Literal["X", "Y"] | None = None) -> tuple[float, float]:
+def cell_edges(
+    ds: xr.Dataset, dim: Hashable, crs: pyproj.CRS | None = None, axis: Literal["X", "Y"] | None = None
+) -> tuple[float, float]:
     """(lowest, highest) cell edge along ``dim`` (units as :func:`centres`): from its CF ``bounds``
     variable when there is one, else half a cell beyond the outer centres. Longitude bounds are
     moved by whole turns next to their (unwrapped) centres."""
@@ -327,13 +370,13 @@ def cell_edges(ds: xr.Dataset, dim: Hashable, crs: pyproj.CRS | None = None,
         if np.isfinite(b).all():
             return float(b.min()), float(b.max())
     if values.size < 2:
-        raise GeoduckError(f"coordinate {dim!r} has a single value and no CF bounds: the cell size "
-                           "is unknown")
+        raise GeoduckError(f"coordinate {dim!r} has a single value and no CF bounds: the cell size is unknown")
     lo, hi = (values, values) if values[0] < values[-1] else (values[::-1], values[::-1])
     return float(lo[0] - (lo[1] - lo[0]) / 2), float(hi[-1] + (hi[-1] - hi[-2]) / 2)
 
 
 # -- curvilinear grids --------------------------------------------------------------------------
+
 
 def _to_xyz(lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
     lo, la = np.radians(lon), np.radians(lat)
@@ -379,14 +422,18 @@ def curvilinear_grid_corners(ds: xr.Dataset, grid: Grid) -> tuple[np.ndarray, np
     lon = np.asarray(ds[grid.lon].transpose(*order).values, dtype=float)
     lat = np.asarray(ds[grid.lat].transpose(*order).values, dtype=float)
     if not (np.isfinite(lon).all() and np.isfinite(lat).all()):
-        raise GeoduckError(f"curvilinear coordinates {grid.lon!r}/{grid.lat!r} have NaN or infinite "
-                           "values (masked cells); geoduck needs every cell's position")
+        raise GeoduckError(
+            f"curvilinear coordinates {grid.lon!r}/{grid.lat!r} have NaN or infinite "
+            "values (masked cells); geoduck needs every cell's position"
+        )
     blon, blat = _bounds_name(ds, grid.lon), _bounds_name(ds, grid.lat)
     if blon is not None and blat is not None and ds[grid.lon].dims == order:
         shape = (*lon.shape, 4)
         if ds[blon].shape == shape and ds[blat].shape == shape:
-            return (_corners_from_bounds(np.asarray(ds[blon].values, dtype=float)),
-                    _corners_from_bounds(np.asarray(ds[blat].values, dtype=float)))
+            return (
+                _corners_from_bounds(np.asarray(ds[blon].values, dtype=float)),
+                _corners_from_bounds(np.asarray(ds[blat].values, dtype=float)),
+            )
     return curvilinear_corners(lon, lat)
 
 
@@ -399,6 +446,7 @@ def curvilinear_outline(ds: xr.Dataset, grid: Grid) -> tuple[np.ndarray, np.ndar
 
 
 # -- CRS ----------------------------------------------------------------------------------------
+
 
 def _grid_mapping_name(var: xr.DataArray) -> str | None:
     """The grid-mapping variable a data variable names (first one of CF's extended form)."""
@@ -427,13 +475,13 @@ def file_crs(ds: xr.Dataset, variable: Hashable) -> pyproj.CRS | None:
         try:
             return pyproj.CRS.from_cf(dict(gm_attrs))
         except (_PyprojCRSError, KeyError, ValueError) as exc:
-            raise CRSError(f"grid_mapping variable {gm_name!r} has CF attributes pyproj cannot read: "
-                           f"{exc}") from None
+            raise CRSError(f"grid_mapping variable {gm_name!r} has CF attributes pyproj cannot read: {exc}") from None
     return None
 
 
-def variable_crs(ds: xr.Dataset, variable: Hashable, x_dim: Hashable, y_dim: Hashable,
-                 default_wkt: str | None) -> pyproj.CRS:
+def variable_crs(
+    ds: xr.Dataset, variable: Hashable, x_dim: Hashable, y_dim: Hashable, default_wkt: str | None
+) -> pyproj.CRS:
     """The CRS of ``variable``: file, else ``default_wkt`` (the ``crs`` argument), else CF lon/lat
     ⇒ EPSG:4326; raises :class:`CRSError` when there is none."""
     crs = file_crs(ds, variable)
@@ -443,14 +491,18 @@ def variable_crs(ds: xr.Dataset, variable: Hashable, x_dim: Hashable, y_dim: Has
     if default_wkt is not None:
         crs = norm_crs(default_wkt)
         if lonlat and not crs.is_geographic:
-            raise CRSError(f"variable {variable!r} has longitude/latitude coordinates but crs= is the "
-                           f"projected {crs_to_string(crs)!r}")
+            raise CRSError(
+                f"variable {variable!r} has longitude/latitude coordinates but crs= is the "
+                f"projected {crs_to_string(crs)!r}"
+            )
         return crs
     if lonlat:
         return norm_crs("EPSG:4326")
-    raise CRSError(f"variable {variable!r} has no CRS (no grid_mapping, spatial_ref or crs_wkt, and "
-                   f"{x_dim!r}/{y_dim!r} are not CF longitude/latitude); pass crs= (e.g. "
-                   "crs='EPSG:32630') or add a CF grid_mapping")
+    raise CRSError(
+        f"variable {variable!r} has no CRS (no grid_mapping, spatial_ref or crs_wkt, and "
+        f"{x_dim!r}/{y_dim!r} are not CF longitude/latitude); pass crs= (e.g. "
+        "crs='EPSG:32630') or add a CF grid_mapping"
+    )
 
 
 def grid_crs(ds: xr.Dataset, variable: Hashable, grid: Grid, default_wkt: str | None) -> pyproj.CRS:
@@ -476,6 +528,7 @@ def _crs_info(wkt: str) -> tuple[str, Footprinter]:
 
 # -- time ---------------------------------------------------------------------------------------
 
+
 def to_utc(values: np.ndarray, *, what: str) -> pd.DatetimeIndex:
     """Decoded time values (datetime64 or cftime) as a UTC, microsecond DatetimeIndex.
 
@@ -490,15 +543,16 @@ def to_utc(values: np.ndarray, *, what: str) -> pd.DatetimeIndex:
         stamps = []
         for v in values.flat:
             try:
-                stamps.append(pd.Timestamp(v.year, v.month, v.day, v.hour, v.minute, v.second,
-                                           v.microsecond))
+                stamps.append(pd.Timestamp(v.year, v.month, v.day, v.hour, v.minute, v.second, v.microsecond))
             except ValueError:
                 raise TimeParseError(
                     f"{what}: date {v} of the {v.calendar!r} calendar does not exist in the standard "
-                    "calendar; convert it first (xarray's Dataset.convert_calendar)") from None
+                    "calendar; convert it first (xarray's Dataset.convert_calendar)"
+                ) from None
         return pd.DatetimeIndex(stamps).tz_localize("UTC").as_unit("us")
-    raise TimeParseError(f"{what} holds {values.dtype} values, not dates; check its CF 'units' "
-                         "attribute (e.g. 'days since 2000-01-01')")
+    raise TimeParseError(
+        f"{what} holds {values.dtype} values, not dates; check its CF 'units' attribute (e.g. 'days since 2000-01-01')"
+    )
 
 
 def time_index(ds: xr.Dataset, time_var: str, *, where: str) -> pd.DatetimeIndex:
@@ -566,11 +620,13 @@ def _is_time_like(ds: xr.Dataset, dim: Hashable) -> bool:
     if dim not in ds.coords:
         return False
     values = ds[dim].values
-    return values.dtype.kind == "M" or (values.dtype.kind == "O" and values.size > 0
-                                        and hasattr(values.flat[0], "calendar"))
+    return values.dtype.kind == "M" or (
+        values.dtype.kind == "O" and values.size > 0 and hasattr(values.flat[0], "calendar")
+    )
 
 
 # -- headers ------------------------------------------------------------------------------------
+
 
 def _box(bounds: Bounds) -> dict[str, float]:
     return dict(zip(schema.BBOX_KEYS, bounds, strict=True))
@@ -594,17 +650,17 @@ def _variables(ds: xr.Dataset, requested: tuple[str, ...] | None) -> list[tuple[
     """(variable, grid) of the data variables to index."""
     if requested is None:
         skip = _auxiliary(ds)
-        out = [(name, grid) for name in ds.data_vars
-               if name not in skip and (grid := grid_of(ds, name)) is not None]
+        out = [(name, grid) for name in ds.data_vars if name not in skip and (grid := grid_of(ds, name)) is not None]
         if not out:
-            raise GeoduckError(f"no data variable has x/y dimensions (variables: {list(ds.data_vars)}); "
-                               "CF axis='X'/'Y' attributes, x/y or lon/lat dimension names, or 2-D CF "
-                               "longitude/latitude coordinates are needed")
+            raise GeoduckError(
+                f"no data variable has x/y dimensions (variables: {list(ds.data_vars)}); "
+                "CF axis='X'/'Y' attributes, x/y or lon/lat dimension names, or 2-D CF "
+                "longitude/latitude coordinates are needed"
+            )
         return out
     present = [v for v in requested if v in ds.data_vars]
     if not present:
-        raise GeoduckError(f"none of variables={list(requested)} is in the file "
-                           f"(it has {list(ds.data_vars)})")
+        raise GeoduckError(f"none of variables={list(requested)} is in the file (it has {list(ds.data_vars)})")
     out = []
     for name in present:
         grid = grid_of(ds, name)
@@ -630,19 +686,26 @@ def _grid_row(ds: xr.Dataset, grid: Grid, crs: pyproj.CRS) -> dict[str, Any]:
             ymin, ymax = max(ymin, -90.0), min(ymax, 90.0)
         bounds = (xmin, ymin, xmax, ymax)
         footprint = footprint_of(bounds)
-    return {schema.GEOMETRY: shapely.to_wkb(footprint), schema.BBOX: _box(footprint.bounds),
-            schema.CRS: crs_text, schema.NATIVE_BOUNDS: _box(bounds)}
+    return {
+        schema.GEOMETRY: shapely.to_wkb(footprint),
+        schema.BBOX: _box(footprint.bounds),
+        schema.CRS: crs_text,
+        schema.NATIVE_BOUNDS: _box(bounds),
+    }
 
 
-def _time_row(ds: xr.Dataset, var: xr.DataArray, grid: Grid, time_var: str,
-              cells: dict[str, TimeCells]) -> dict[str, Any]:
+def _time_row(
+    ds: xr.Dataset, var: xr.DataArray, grid: Grid, time_var: str, cells: dict[str, TimeCells]
+) -> dict[str, Any]:
     """Interval columns of a variable: from its time coordinate's cells (bounds when present), or
     none for a variable without a time dimension (the file name's interval, else static)."""
     name = var.name
     other_time = [d for d in var.dims if d not in (grid.x_dim, grid.y_dim, time_var) and _is_time_like(ds, d)]
     if other_time:
-        raise GeoduckError(f"variable {name!r} has the time dimension {other_time[0]!r} but "
-                           f"time_var={time_var!r}; pass time_var={other_time[0]!r}")
+        raise GeoduckError(
+            f"variable {name!r} has the time dimension {other_time[0]!r} but "
+            f"time_var={time_var!r}; pass time_var={other_time[0]!r}"
+        )
     if time_var not in var.dims:
         return {"time_var": None, "n_timesteps": None}
     if time_var not in cells:
@@ -651,8 +714,12 @@ def _time_row(ds: xr.Dataset, var: xr.DataArray, grid: Grid, time_var: str,
     valid = c.overlapping(None, None)
     if valid.size == 0:
         raise TimeParseError(f"variable {name!r}: time coordinate {time_var!r} has no valid dates")
-    return {schema.START: c.starts[valid].min(), schema.END: c.ends[valid].max(),
-            "time_var": time_var, "n_timesteps": int(c.labels.size)}
+    return {
+        schema.START: c.starts[valid].min(),
+        schema.END: c.ends[valid].max(),
+        "time_var": time_var,
+        "n_timesteps": int(c.labels.size),
+    }
 
 
 def read_xarray_header(path: str, options: XarrayOptions) -> list[dict[str, Any]]:
@@ -678,8 +745,7 @@ def read_xarray_header(path: str, options: XarrayOptions) -> list[dict[str, Any]
                 grids[key] = _grid_row(ds, grid, crs)
             row = dict(grids[key])
             row.update(_time_row(ds, ds[name], grid, options.time_var, cells))
-            row.update({"variable": str(name), "engine": engine,
-                        schema.FILE_SIZE: size, schema.FILE_MTIME: mtime})
+            row.update({"variable": str(name), "engine": engine, schema.FILE_SIZE: size, schema.FILE_MTIME: mtime})
             rows.append(row)
     return rows
 
@@ -733,11 +799,23 @@ def build_xarray_catalog(
     if not isinstance(time_var, str) or not time_var:
         raise ArgumentError(f"time_var={time_var!r} must be a dimension name")
     options = XarrayOptions(
-        variables=None if variables is None else tuple(variables), time_var=time_var,
-        crs_wkt=None if crs is None else norm_crs(crs).to_wkt(), engine=check_engine(engine))
+        variables=None if variables is None else tuple(variables),
+        time_var=time_var,
+        crs_wkt=None if crs is None else norm_crs(crs).to_wkt(),
+        engine=check_engine(engine),
+    )
     report = run_build(
-        paths, out_dir, backend="xarray", extensions=NETCDF_EXTENSIONS, directory_suffixes=ZARR_SUFFIXES,
-        read_fn=read_xarray_header, options=options, parser=FilenameParser(filename_regex, date_format), sub_key="variable",
-        workers=workers, progress=progress, client=client,
+        paths,
+        out_dir,
+        backend="xarray",
+        extensions=NETCDF_EXTENSIONS,
+        directory_suffixes=ZARR_SUFFIXES,
+        read_fn=read_xarray_header,
+        options=options,
+        parser=FilenameParser(filename_regex, date_format),
+        sub_key="variable",
+        workers=workers,
+        progress=progress,
+        client=client,
     )
     return finish_build(out_dir, paths, report)

@@ -41,8 +41,7 @@ class Validity:
 
     __slots__ = ("_compute", "_array", "holds", "all_valid")
 
-    def __init__(self, compute: Callable[[], np.ndarray], holds: float | None = None,
-                 all_valid: bool = False) -> None:
+    def __init__(self, compute: Callable[[], np.ndarray], holds: float | None = None, all_valid: bool = False) -> None:
         self._compute, self._array, self.holds, self.all_valid = compute, None, holds, all_valid
 
     @property
@@ -77,8 +76,7 @@ class Merger:
     newest_first: ClassVar[bool] = False
     """Feed sources latest ``start_datetime`` first (``last``) instead of earliest first."""
 
-    def __init__(self, shape: tuple[int, ...], dtype: np.dtype, nodata: float | None,
-                 n_sources: int = 1) -> None:
+    def __init__(self, shape: tuple[int, ...], dtype: np.dtype, nodata: float | None, n_sources: int = 1) -> None:
         self.shape = tuple(shape)
         self.source_dtype = np.dtype(dtype)
         self.dtype, self.fill = output_spec(self.name, self.source_dtype, nodata, n_sources)
@@ -111,8 +109,7 @@ def _int_range(dtype: np.dtype) -> tuple[int, int]:
 
 
 @lru_cache(maxsize=256)
-def output_spec(method: str, dtype: np.dtype, nodata: float | None, n_sources: int = 1
-                ) -> tuple[np.dtype, int | float]:
+def output_spec(method: str, dtype: np.dtype, nodata: float | None, n_sources: int = 1) -> tuple[np.dtype, int | float]:
     """(output dtype, fill value) of ``method`` for sources of ``dtype`` with ``nodata``."""
     dtype = np.dtype(dtype)
     if method in ("first", "last", "min", "max"):
@@ -150,8 +147,11 @@ class _Filled(Merger):
     def _first_feed(self, values: np.ndarray, valid: Mask) -> None:
         """Adopt the first source's arrays (invalid pixels set to the fill)."""
         self._filled = valid
-        if isinstance(valid, Validity) and (valid.all_valid or _same(valid.holds, self.fill)) \
-                and values.dtype == self.dtype:
+        if (
+            isinstance(valid, Validity)
+            and (valid.all_valid or _same(valid.holds, self.fill))
+            and values.dtype == self.dtype
+        ):
             self.out = values  # invalid pixels already hold the fill: the mask may never be needed
             return
         values = values.astype(self.dtype, copy=False)
@@ -302,8 +302,9 @@ class MedianMerger(Merger):
             return np.nanmedian(np.stack(self.stack), axis=0).astype(self.dtype, copy=False)
 
 
-MERGERS: dict[str, type[Merger]] = {m.name: m for m in (
-    FirstMerger, LastMerger, MinMerger, MaxMerger, SumMerger, CountMerger, MeanMerger, MedianMerger)}
+MERGERS: dict[str, type[Merger]] = {
+    m.name: m for m in (FirstMerger, LastMerger, MinMerger, MaxMerger, SumMerger, CountMerger, MeanMerger, MedianMerger)
+}
 """Merge method name → strategy class."""
 
 

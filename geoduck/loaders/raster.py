@@ -78,6 +78,7 @@ def resampling_of(value: str | Resampling) -> Resampling:
 
 # -- open datasets: cached per thread, never across fork ------------------------------------------
 
+
 @dataclass(eq=False)
 class OpenRaster:
     """An open dataset and the header facts the readers need (read once at open)."""
@@ -131,9 +132,17 @@ def open_raster(path: str, *, mtime: int | None = None, crs: str | None = None) 
         with wrapped_gdal_errors(path, "reading the header of"):
             hdr = RasterHeader.of(ds, path)
         opened = OpenRaster(
-            path=path, ds=ds, crs=crs if crs is not None else _crs_string(ds.crs),
-            transform=hdr.transform, width=hdr.width, height=hdr.height, count=hdr.count,
-            nodata=hdr.nodata, descriptions=hdr.descriptions, simple_masks=hdr.simple_masks)
+            path=path,
+            ds=ds,
+            crs=crs if crs is not None else _crs_string(ds.crs),
+            transform=hdr.transform,
+            width=hdr.width,
+            height=hdr.height,
+            count=hdr.count,
+            nodata=hdr.nodata,
+            descriptions=hdr.descriptions,
+            simple_masks=hdr.simple_masks,
+        )
     except Exception:
         ds.close()
         raise
@@ -159,6 +168,7 @@ def clear_dataset_cache() -> None:
 
 # -- bands ----------------------------------------------------------------------------------------
 
+
 def _band_spec(bands: Sequence[BandSpec] | BandSpec | None) -> tuple[BandSpec, ...] | None:
     """Normalise ``bands`` to a tuple of ints / strings (None = all bands)."""
     if bands is None:
@@ -167,8 +177,7 @@ def _band_spec(bands: Sequence[BandSpec] | BandSpec | None) -> tuple[BandSpec, .
     spec: list[BandSpec] = []
     for b in items:
         if isinstance(b, bool) or not isinstance(b, int | str | np.integer):
-            raise ArgumentError(f"bands={bands!r}: each band is a 1-based index or a band description, "
-                                f"got {b!r}")
+            raise ArgumentError(f"bands={bands!r}: each band is a 1-based index or a band description, got {b!r}")
         spec.append(b if isinstance(b, str) else int(b))
     return tuple(spec)
 
@@ -186,8 +195,9 @@ def band_indexes(spec: tuple[BandSpec, ...] | None, r: OpenRaster) -> list[int]:
         for b in spec:
             out.append(_band_index(b, spec, r))
         if not out:
-            raise ArgumentError(f"bands=[] must be 1-based band indexes in 1..{r.count} "
-                                f"({r.path} has {r.count} band(s))")
+            raise ArgumentError(
+                f"bands=[] must be 1-based band indexes in 1..{r.count} ({r.path} has {r.count} band(s))"
+            )
     r.bands[spec] = out
     return out
 
@@ -196,25 +206,31 @@ def _band_index(b: BandSpec, spec: tuple[BandSpec, ...], r: OpenRaster) -> int:
     if isinstance(b, int):
         if 1 <= b <= r.count:
             return b
-        raise ArgumentError(f"bands={list(spec)!r} must be 1-based band indexes in 1..{r.count} "
-                            f"({r.path} has {r.count} band(s)) or band descriptions")
+        raise ArgumentError(
+            f"bands={list(spec)!r} must be 1-based band indexes in 1..{r.count} "
+            f"({r.path} has {r.count} band(s)) or band descriptions"
+        )
     names = r.descriptions
-    for matches in ([i for i, d in enumerate(names) if d == b],
-                    [i for i, d in enumerate(names) if d is not None and d.lower() == b.lower()]):
+    for matches in (
+        [i for i, d in enumerate(names) if d == b],
+        [i for i, d in enumerate(names) if d is not None and d.lower() == b.lower()],
+    ):
         if len(matches) == 1:
             return matches[0] + 1
     offered = ", ".join(f"{i} {d!r}" for i, d in enumerate(names, start=1) if d)
     if not offered:
-        raise ArgumentError(f"bands: no band named {b!r}: {r.path} has no band descriptions; "
-                            f"use 1-based indexes 1..{r.count}")
-    raise ArgumentError(f"bands: no band named {b!r} in {r.path}; available: {offered} "
-                        f"(or 1-based indexes 1..{r.count})")
+        raise ArgumentError(
+            f"bands: no band named {b!r}: {r.path} has no band descriptions; use 1-based indexes 1..{r.count}"
+        )
+    raise ArgumentError(
+        f"bands: no band named {b!r} in {r.path}; available: {offered} (or 1-based indexes 1..{r.count})"
+    )
 
 
 # -- reading one source onto the slice grid --------------------------------------------------------
 
-def _validity(r: OpenRaster, values: np.ndarray, idx: Sequence[int],
-              masks: Callable[[], np.ndarray]) -> Mask:
+
+def _validity(r: OpenRaster, values: np.ndarray, idx: Sequence[int], masks: Callable[[], np.ndarray]) -> Mask:
     """Validity of ``values`` read from bands ``idx``: lazily from nodata (and NaN) when the bands
     have no mask band, else at once from ``masks()`` (GDAL's mask bands: an internal mask or an
     alpha band) and, where declared, nodata too."""
@@ -227,8 +243,11 @@ def _validity(r: OpenRaster, values: np.ndarray, idx: Sequence[int],
         return _finite(values, valid)
     nodata = {r.nodata[i - 1] for i in idx}
     if len(nodata) > 1:
-        return Validity(lambda: _finite(values, np.stack(
-            [_not_nodata(v, r.nodata[i - 1]) for v, i in zip(values, idx, strict=True)])))
+        return Validity(
+            lambda: _finite(
+                values, np.stack([_not_nodata(v, r.nodata[i - 1]) for v, i in zip(values, idx, strict=True)])
+            )
+        )
     (nd,) = nodata
     if nd is None and not floats:
         return Validity(lambda: np.ones(values.shape, bool), all_valid=True)
@@ -285,29 +304,41 @@ def _is_whole(v: float) -> bool:
     return abs(v - round(v)) <= 1e-6
 
 
-def read_on_grid(r: OpenRaster, g: Grid, idx: list[int], resampling: Resampling
-                 ) -> tuple[np.ndarray, Mask]:
+def read_on_grid(r: OpenRaster, g: Grid, idx: list[int], resampling: Resampling) -> tuple[np.ndarray, Mask]:
     """(values (b, h, w) in the source dtype, valid (b, h, w)) of bands ``idx`` on grid ``g``."""
     h, w = g.height, g.width
     win = _source_window(r, g)
-    if win is not None and math.isclose(win.width, w, rel_tol=1e-9) \
-            and math.isclose(win.height, h, rel_tol=1e-9) and _is_whole(win.col_off) and _is_whole(win.row_off):
+    if (
+        win is not None
+        and math.isclose(win.width, w, rel_tol=1e-9)
+        and math.isclose(win.height, h, rel_tol=1e-9)
+        and _is_whole(win.col_off)
+        and _is_whole(win.row_off)
+    ):
         return _read_aligned(r, idx, round(win.col_off), round(win.row_off), h, w)
     eps = 1e-6
-    if win is not None and win.col_off >= -eps and win.row_off >= -eps \
-            and win.col_off + win.width <= r.width + eps and win.row_off + win.height <= r.height + eps:
-        win = Window(max(win.col_off, 0.0), max(win.row_off, 0.0),
-                     min(win.width, r.width - max(win.col_off, 0.0)),
-                     min(win.height, r.height - max(win.row_off, 0.0)))
+    if (
+        win is not None
+        and win.col_off >= -eps
+        and win.row_off >= -eps
+        and win.col_off + win.width <= r.width + eps
+        and win.row_off + win.height <= r.height + eps
+    ):
+        win = Window(
+            max(win.col_off, 0.0),
+            max(win.row_off, 0.0),
+            min(win.width, r.width - max(win.col_off, 0.0)),
+            min(win.height, r.height - max(win.row_off, 0.0)),
+        )
         shape = (len(idx), h, w)
         values = r.ds.read(idx, window=win, out_shape=shape, resampling=resampling)
-        return values, _validity(r, values, idx, lambda: r.ds.read_masks(
-            idx, window=win, out_shape=shape, resampling=Resampling.nearest))
+        return values, _validity(
+            r, values, idx, lambda: r.ds.read_masks(idx, window=win, out_shape=shape, resampling=Resampling.nearest)
+        )
     return _read_warped(r, g, idx, resampling)
 
 
-def _read_aligned(r: OpenRaster, idx: list[int], col: int, row: int, h: int, w: int
-                  ) -> tuple[np.ndarray, Mask]:
+def _read_aligned(r: OpenRaster, idx: list[int], col: int, row: int, h: int, w: int) -> tuple[np.ndarray, Mask]:
     c0, r0 = max(col, 0), max(row, 0)
     c1, r1 = min(col + w, r.width), min(row + h, r.height)
     if c0 == col and r0 == row and c1 == col + w and r1 == row + h:  # inside the source
@@ -318,14 +349,19 @@ def _read_aligned(r: OpenRaster, idx: list[int], col: int, row: int, h: int, w: 
     valid = np.zeros((len(idx), h, w), dtype=bool)
     if c0 < c1 and r0 < r1:
         win = Window(c0, r0, c1 - c0, r1 - r0)
-        part = np.s_[:, r0 - row:r1 - row, c0 - col:c1 - col]
+        part = np.s_[:, r0 - row : r1 - row, c0 - col : c1 - col]
         values[part] = v = r.ds.read(idx, window=win)
         valid[part] = as_array(_validity(r, v, idx, lambda: r.ds.read_masks(idx, window=win)))
     return values, valid
 
 
-_KERNEL_RADIUS = {Resampling.nearest: 1, Resampling.bilinear: 1, Resampling.cubic: 2,
-                  Resampling.cubic_spline: 2, Resampling.lanczos: 3}
+_KERNEL_RADIUS = {
+    Resampling.nearest: 1,
+    Resampling.bilinear: 1,
+    Resampling.cubic: 2,
+    Resampling.cubic_spline: 2,
+    Resampling.lanczos: 3,
+}
 """Source pixels each resampling kernel reaches from a sample point at 1:1 scale (others: 1 per
 scale step, e.g. average over the destination pixel's footprint)."""
 
@@ -368,8 +404,7 @@ def _covering_window(r: OpenRaster, g: Grid, resampling: Resampling) -> Window |
     return Window(c0, r0, c1 - c0, r1 - r0)
 
 
-def _read_warped(r: OpenRaster, g: Grid, idx: list[int], resampling: Resampling
-                 ) -> tuple[np.ndarray, Mask]:
+def _read_warped(r: OpenRaster, g: Grid, idx: list[int], resampling: Resampling) -> tuple[np.ndarray, Mask]:
     """Warp onto ``g``. Fast route: when the source pixels the warp needs lie inside the source
     and are all valid, they are read once and warped in memory without masks (GDAL's unmasked
     kernels are ~2× faster than its masked general case for bilinear/cubic); results agree with
@@ -382,12 +417,20 @@ def _read_warped(r: OpenRaster, g: Grid, idx: list[int], resampling: Resampling
                 values = np.empty((len(idx), g.height, g.width), dtype=block.dtype)
                 t = r.transform
                 shifted = Affine(t.a, 0.0, t.c + win.col_off * t.a, 0.0, t.e, t.f + win.row_off * t.e)
-                reproject(block, values, src_transform=shifted, src_crs=r.ds.crs,
-                          dst_transform=g.transform, dst_crs=_rio_crs(g.crs), resampling=resampling,
-                          src_nodata=None, dst_nodata=None, init_dest_nodata=False)
+                reproject(
+                    block,
+                    values,
+                    src_transform=shifted,
+                    src_crs=r.ds.crs,
+                    dst_transform=g.transform,
+                    dst_crs=_rio_crs(g.crs),
+                    resampling=resampling,
+                    src_nodata=None,
+                    dst_nodata=None,
+                    init_dest_nodata=False,
+                )
                 return values, np.ones(values.shape, bool)
-    opts = dict(crs=_rio_crs(g.crs), transform=g.transform, width=g.width, height=g.height,
-                resampling=resampling)
+    opts = dict(crs=_rio_crs(g.crs), transform=g.transform, width=g.width, height=g.height, resampling=resampling)
     has_nodata = all(r.nodata[i - 1] is not None for i in idx)
     if r.simple_masks and has_nodata:  # outside the source and invalid pixels warp to nodata
         with WarpedVRT(r.ds, **opts) as vrt:
@@ -408,8 +451,9 @@ def _rio_crs(crs: str) -> rasterio.crs.CRS:
     return rasterio.crs.CRS.from_user_input(crs)
 
 
-def read_source(path: str, slice: GeoSlice, bands: Sequence[BandSpec], resampling: str | Resampling
-                ) -> tuple[np.ndarray, np.ndarray, float | None]:
+def read_source(
+    path: str, slice: GeoSlice, bands: Sequence[BandSpec], resampling: str | Resampling
+) -> tuple[np.ndarray, np.ndarray, float | None]:
     """(values (b, h, w), valid mask (b, h, w), band-1 nodata) of one file on the slice grid."""
     r = open_raster(path)
     idx = band_indexes(_band_spec(bands), r)
@@ -435,9 +479,13 @@ def _pool(workers: int) -> ThreadPoolExecutor:
         return pool
 
 
-def _run_ordered(n: int, read: Callable[[int], tuple[np.ndarray, Mask]],
-                 feed: Callable[[int, tuple[np.ndarray, Mask]], None],
-                 skip: Callable[[int], bool], workers: int) -> None:
+def _run_ordered(
+    n: int,
+    read: Callable[[int], tuple[np.ndarray, Mask]],
+    feed: Callable[[int, tuple[np.ndarray, Mask]], None],
+    skip: Callable[[int], bool],
+    workers: int,
+) -> None:
     """``feed(i, read(i))`` for i = 0..n-1 in order, skipping ``skip(i)``; with ``workers > 1``
     up to ``workers`` reads run ahead in a thread pool."""
     if workers <= 1 or n <= 1:
@@ -467,6 +515,7 @@ def _run_ordered(n: int, read: Callable[[int], tuple[np.ndarray, Mask]],
 
 # -- merging -----------------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class _Unit:
     """What a merger is fed at once: one file, or the band files of one scene stacked in the
@@ -493,8 +542,9 @@ def _match_band(name: str, files: dict[str, Source]) -> Source | None:
     return hits[0] if len(hits) == 1 else None
 
 
-def _units(sources: Sequence[Source], spec: tuple[BandSpec, ...] | None
-           ) -> tuple[list[_Unit], tuple[BandSpec, ...] | None]:
+def _units(
+    sources: Sequence[Source], spec: tuple[BandSpec, ...] | None
+) -> tuple[list[_Unit], tuple[BandSpec, ...] | None]:
     """Sources as merge units, ordered by time then key: each file alone, except band files
     (``scene_id`` set), which form one unit per scene holding the requested bands' files in
     order. With ``spec`` None and scenes present, the bands are the earliest scene's, sorted by
@@ -514,9 +564,11 @@ def _units(sources: Sequence[Source], spec: tuple[BandSpec, ...] | None
         spec = tuple(sorted(ordered[0][1]))
     ints = [b for b in spec if not isinstance(b, str)]
     if ints:
-        raise ArgumentError(f"bands={list(spec)!r}: the catalog's rows under this slice are band files of "
-                            f"scenes ({schema.SCENE_ID}); name bands by their {schema.BAND!r} value, e.g. "
-                            f"{sorted(ordered[0][1])}")
+        raise ArgumentError(
+            f"bands={list(spec)!r}: the catalog's rows under this slice are band files of "
+            f"scenes ({schema.SCENE_ID}); name bands by their {schema.BAND!r} value, e.g. "
+            f"{sorted(ordered[0][1])}"
+        )
     units = list(singles)
     found: set[str] = set()
     for key, files in ordered:
@@ -527,8 +579,9 @@ def _units(sources: Sequence[Source], spec: tuple[BandSpec, ...] | None
     missing = [name for name in spec if str(name) not in found]
     if missing:
         offered = sorted({band for _, files in ordered for band in files})
-        raise ArgumentError(f"bands: no band file named {missing[0]!r} in the scenes under this slice; "
-                            f"their bands: {offered}")
+        raise ArgumentError(
+            f"bands: no band file named {missing[0]!r} in the scenes under this slice; their bands: {offered}"
+        )
     return sorted(units, key=_unit_key), spec
 
 
@@ -584,20 +637,27 @@ def _stack_scene(u: _Unit, parts: list[tuple[np.ndarray, Mask]], plan: _Plan) ->
     valid only where every band is, so no pixel mixes bands of different scenes in a mosaic."""
     values = np.concatenate([v.astype(plan.dtype, copy=False) for v, _ in parts])
     if values.shape[0] != plan.shape[0]:
-        raise ArgumentError(f"scene {u.key!r} gives {values.shape[0]} bands for bands={list(plan.spec)!r}, "
-                            f"the first scene {plan.shape[0]} (its band files hold different band counts)")
+        raise ArgumentError(
+            f"scene {u.key!r} gives {values.shape[0]} bands for bands={list(plan.spec)!r}, "
+            f"the first scene {plan.shape[0]} (its band files hold different band counts)"
+        )
     valid = np.concatenate([as_array(m) for _, m in parts]).all(axis=0)
     return values, np.broadcast_to(valid, values.shape).copy()
 
 
-def _merge(groups: list[list[_Unit]], plan: _Plan, method: type[Merger], g: Grid,
-           resampling: Resampling, workers: int) -> list[Merger]:
+def _merge(
+    groups: list[list[_Unit]], plan: _Plan, method: type[Merger], g: Grid, resampling: Resampling, workers: int
+) -> list[Merger]:
     """One merger per group, fed its units (in the merger's order) read on grid ``g``; the band
     files of a scene are read as separate tasks and stacked before the merger sees them."""
     n_max = max((len(group) for group in groups), default=1)
     mergers = [method(plan.shape, plan.dtype, plan.nodata, n_sources=n_max) for _ in groups]
-    tasks = [(k, u, j) for k, group in enumerate(groups)
-             for u in sorted(group, key=_unit_key, reverse=method.newest_first) for j in range(len(u.files))]
+    tasks = [
+        (k, u, j)
+        for k, group in enumerate(groups)
+        for u in sorted(group, key=_unit_key, reverse=method.newest_first)
+        for j in range(len(u.files))
+    ]
     pending: list[tuple[np.ndarray, Mask]] = []
 
     def read(i: int) -> tuple[np.ndarray, Mask]:
@@ -605,8 +665,9 @@ def _merge(groups: list[list[_Unit]], plan: _Plan, method: type[Merger], g: Grid
         src, spec = u.files[j]
         r = open_raster(src.filepath, mtime=src.mtime, crs=src.crs)
         with wrapped_gdal_errors(src.filepath):
-            return read_on_grid(r, g, band_indexes(plan.spec if spec is None and not u.is_scene else spec, r),
-                                resampling)
+            return read_on_grid(
+                r, g, band_indexes(plan.spec if spec is None and not u.is_scene else spec, r), resampling
+            )
 
     def feed(i: int, res: tuple[np.ndarray, Mask]) -> None:
         k, u, j = tasks[i]
@@ -633,8 +694,9 @@ def _workers(max_workers: int | None) -> int:
 
 
 def _no_rows(s: GeoSlice, extra: str = "") -> NoDataError:
-    return NoDataError(f"no catalog row intersects the slice bounds={s.bounds} crs={s.crs} "
-                       f"interval=[{s.start}, {s.end}]{extra}")
+    return NoDataError(
+        f"no catalog row intersects the slice bounds={s.bounds} crs={s.crs} interval=[{s.start}, {s.end}]{extra}"
+    )
 
 
 def load_raster(
@@ -683,8 +745,7 @@ def load_raster(
     units, spec = _units(sources, _band_spec(bands))
     plan = _plan(units, grid, spec)
     (merger,) = _merge([units], plan, method, grid, rs, workers)
-    return GeoTensor(merger.result(), transform=grid.transform, crs=_rio_crs(grid.crs),
-                     fill_value_default=merger.fill)
+    return GeoTensor(merger.result(), transform=grid.transform, crs=_rio_crs(grid.crs), fill_value_default=merger.fill)
 
 
 def load_raster_timeseries(
@@ -742,14 +803,26 @@ def load_raster_timeseries(
     band = list(spec) if all(isinstance(b, int) for b in spec) else [str(b) for b in spec]
     time = pd.DatetimeIndex(labels).tz_convert("UTC").tz_localize(None)
     coords = {
-        "time": time, "band": band,
-        "y": t.f + (np.arange(h) + 0.5) * t.e, "x": t.c + (np.arange(w) + 0.5) * t.a,
+        "time": time,
+        "band": band,
+        "y": t.f + (np.arange(h) + 0.5) * t.e,
+        "x": t.c + (np.arange(w) + 0.5) * t.a,
         "spatial_ref": xr.Variable((), 0, attrs=_grid_mapping(slice)),
     }
-    da = xr.DataArray(data, dims=("time", "band", "y", "x"), coords=coords, attrs={
-        "crs": slice.crs, "transform": tuple(t)[:6], "res": slice.resolution, "_FillValue": fill,
-        "aggregation": method.name, "freq": freq or "acquisition", "resampling": rs.name,
-    })
+    da = xr.DataArray(
+        data,
+        dims=("time", "band", "y", "x"),
+        coords=coords,
+        attrs={
+            "crs": slice.crs,
+            "transform": tuple(t)[:6],
+            "res": slice.resolution,
+            "_FillValue": fill,
+            "aggregation": method.name,
+            "freq": freq or "acquisition",
+            "resampling": rs.name,
+        },
+    )
     da.encoding["grid_mapping"] = "spatial_ref"
     return da
 
@@ -768,8 +841,9 @@ def _time_groups(units: list[_Unit], freq: str | None) -> tuple[list[pd.Timestam
         bins = pd.Series(np.arange(len(ordered)), index=starts).resample(freq)
         steps = [(label, [ordered[i] for i in members]) for label, members in bins]
     except (ValueError, TypeError) as exc:
-        raise ArgumentError(f"freq={freq!r} is not a pandas frequency (e.g. 'D', 'W', 'MS', 'QS', "
-                            f"'YS'): {exc}") from None
+        raise ArgumentError(
+            f"freq={freq!r} is not a pandas frequency (e.g. 'D', 'W', 'MS', 'QS', 'YS'): {exc}"
+        ) from None
     return [label for label, _ in steps], [group for _, group in steps]
 
 
@@ -783,6 +857,5 @@ def _grid_mapping(s: GeoSlice) -> dict[str, object]:
     except Exception:  # noqa: BLE001 - some CRSs have no CF form; the WKT below is enough
         pass
     wkt = crs.to_wkt()
-    attrs.update(crs_wkt=wkt, spatial_ref=wkt,
-                 GeoTransform=" ".join(repr(float(v)) for v in s.transform.to_gdal()))
+    attrs.update(crs_wkt=wkt, spatial_ref=wkt, GeoTransform=" ".join(repr(float(v)) for v in s.transform.to_gdal()))
     return attrs

@@ -36,8 +36,7 @@ import pyproj
 import shapely
 from shapely.geometry import MultiPolygon, Polygon
 
-from .. import compile as sqlc
-from .. import engine, schema
+from .. import compiler, engine, schema
 from ..catalog import Catalog, _scan_roots, aoi_to_wgs84
 from ..geo import WGS84
 from ..slices import GeoSlice
@@ -45,9 +44,22 @@ from ..slices import GeoSlice
 INDEX_MAX_ROWS = 250_000
 """Catalog relations up to this many rows are answered from an in-memory index."""
 
-_COLUMNS = (schema.FILEPATH, schema.BACKEND, schema.START, schema.END, schema.CRS, schema.NATIVE_BOUNDS,
-            schema.BBOX, schema.GEOMETRY, "dtype", "nodata", "count", schema.FILE_MTIME, schema.SCENE_ID,
-            schema.BAND)
+_COLUMNS = (
+    schema.FILEPATH,
+    schema.BACKEND,
+    schema.START,
+    schema.END,
+    schema.CRS,
+    schema.NATIVE_BOUNDS,
+    schema.BBOX,
+    schema.GEOMETRY,
+    "dtype",
+    "nodata",
+    "count",
+    schema.FILE_MTIME,
+    schema.SCENE_ID,
+    schema.BAND,
+)
 
 
 @dataclass(frozen=True)
@@ -90,8 +102,10 @@ def _times(table: pa.Table, name: str) -> tuple[np.ndarray, np.ndarray]:
     if col.type.unit != "us":
         col = pc.cast(col, pa.timestamp("us", tz=col.type.tz))
     ints = pc.cast(col, pa.int64())
-    return (pc.fill_null(ints, 0).to_numpy().astype(np.int64, copy=False),
-            pc.is_null(col).to_numpy(zero_copy_only=False).astype(bool))
+    return (
+        pc.fill_null(ints, 0).to_numpy().astype(np.int64, copy=False),
+        pc.is_null(col).to_numpy(zero_copy_only=False).astype(bool),
+    )
 
 
 def _boxes(table: pa.Table, name: str) -> np.ndarray:
@@ -168,8 +182,17 @@ class RowIndex:
         for key, rows in members.items():
             r = np.asarray(rows, dtype=np.int64)
             b = bbox[:, r]
-            self.groups[key] = _Group(key, r, native[:, r], b, start[r], start_null[r], end[r], end_null[r],
-                                      (b[0].min(), b[1].min(), b[2].max(), b[3].max()))
+            self.groups[key] = _Group(
+                key,
+                r,
+                native[:, r],
+                b,
+                start[r],
+                start_null[r],
+                end[r],
+                end_null[r],
+                (b[0].min(), b[1].min(), b[2].max(), b[3].max()),
+            )
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -204,9 +227,20 @@ class RowIndex:
         return ts
 
     def sources(self, idx: list[int]) -> list[Source]:
-        return [Source(self.paths[i], self._start(i), self.crs[i], self.dtype[i], self.nodata[i],
-                       self.count[i], self.mtime[i], self.scene[i],
-                       self.band[i] if self.scene[i] is not None else None) for i in idx]
+        return [
+            Source(
+                self.paths[i],
+                self._start(i),
+                self.crs[i],
+                self.dtype[i],
+                self.nodata[i],
+                self.count[i],
+                self.mtime[i],
+                self.scene[i],
+                self.band[i] if self.scene[i] is not None else None,
+            )
+            for i in idx
+        ]
 
 
 class _LonLatAOI:
@@ -225,8 +259,10 @@ class _LonLatAOI:
         tr = _TO_CRS.get((self.crs, crs))
         if tr is None:
             target = pyproj.CRS.from_user_input(crs)
-            tr = _TO_CRS[(self.crs, crs)] = (pyproj.Transformer.from_crs(self.crs, target, always_xy=True),
-                                              target.is_geographic)
+            tr = _TO_CRS[(self.crs, crs)] = (
+                pyproj.Transformer.from_crs(self.crs, target, always_xy=True),
+                target.is_geographic,
+            )
         x0, y0, x1, y1 = self.bounds
         k = _EDGE
         xs = np.concatenate([x0 + k * (x1 - x0), np.full(k.size, x1), x1 - k * (x1 - x0), np.full(k.size, x0)])
@@ -270,7 +306,7 @@ class _LonLatAOI:
             self._aoi = aoi_to_wgs84(bbox=self.bounds, crs=self.crs)
         aoi = self._aoi
         near = np.zeros(g.rows.size, bool)
-        for p in (aoi.geoms if isinstance(aoi, MultiPolygon) else [aoi]):
+        for p in aoi.geoms if isinstance(aoi, MultiPolygon) else [aoi]:
             near |= _overlap(g.bbox, *p.bounds)
         cand = np.flatnonzero(near if ok is None else near & ok)
         out = np.zeros(g.rows.size, bool)
@@ -287,8 +323,7 @@ _EDGE = np.linspace(0.0, 1.0, 21)[:-1]
 _ENVELOPES: dict[tuple, tuple[float, float, float, float] | None] = {}
 
 
-def _quick_envelope(crs: str, bounds: tuple[float, float, float, float]
-                    ) -> tuple[float, float, float, float] | None:
+def _quick_envelope(crs: str, bounds: tuple[float, float, float, float]) -> tuple[float, float, float, float] | None:
     """A lon/lat box surely containing the densified AOI ``bounds`` in ``crs``, or None where the
     shortcut is unsafe (the caller then uses the full AOI). Computed for the enclosing block of a
     coarse power-of-two grid (cells ≥ the AOI's size) and cached, so nearby slices share it."""
@@ -304,8 +339,7 @@ def _quick_envelope(crs: str, bounds: tuple[float, float, float, float]
     return _ENVELOPES[key]
 
 
-def _lonlat_envelope(crs: str, bounds: tuple[float, float, float, float]
-                     ) -> tuple[float, float, float, float] | None:
+def _lonlat_envelope(crs: str, bounds: tuple[float, float, float, float]) -> tuple[float, float, float, float] | None:
     """Lon/lat box of ``bounds`` (12 boundary points, padded by half its size + 0.01°); None for
     a geographic CRS, near a pole or across the antimeridian."""
     to_wgs = _TO_WGS84.get(crs)
@@ -330,6 +364,7 @@ def _lonlat_envelope(crs: str, bounds: tuple[float, float, float, float]
 
 
 # -- the per-process cache of row indexes ---------------------------------------------------------
+
 
 @dataclass
 class _Entry:
@@ -411,9 +446,9 @@ def row_index(catalog: Catalog) -> RowIndex | None:
 
 def _select_columns(catalog: Catalog, node: object | None = None) -> pa.Table:
     available = set(catalog.columns)
-    cols = [sqlc.col(c) for c in _COLUMNS if c in available]
-    select = sqlc.aggregate(node if node is not None else catalog.node, *cols)
-    return engine.fetch_arrow(sqlc.render(select))
+    cols = [compiler.col(c) for c in _COLUMNS if c in available]
+    select = compiler.aggregate(node if node is not None else catalog.node, *cols)
+    return engine.fetch_arrow(compiler.render(select))
 
 
 def _order(sources: list[Source], newest_first: bool) -> list[Source]:
@@ -437,4 +472,3 @@ def clear_cache() -> None:
     """Forget every cached row index (they are rebuilt on the next load)."""
     with _lock:
         _indexes.clear()
-

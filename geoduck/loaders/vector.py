@@ -31,8 +31,7 @@ from pyogrio.errors import DataLayerError, DataSourceError
 from rasterio.transform import Affine
 from sqlglot import exp
 
-from .. import compile as sqlc
-from .. import engine, schema
+from .. import compiler, engine, schema
 from ..builders.vector import geoparquet_metadata, is_parquet
 from ..catalog import Catalog
 from ..errors import ArgumentError, GeoduckError, NoDataError, SourceError
@@ -90,20 +89,26 @@ def sources_for(catalog: Catalog, slice: GeoSlice) -> list[VectorSource]:
     (static first), file path, layer."""
     rel = catalog.query(bbox=slice.grid_bounds, crs=slice.crs, start=slice.start, end=slice.end)
     select = (
-        sqlc.aggregate(rel.node, sqlc.col(schema.FILEPATH), sqlc.col("layer"), sqlc.col(schema.CRS))
-        .where(exp.EQ(this=sqlc.col(schema.BACKEND), expression=exp.Literal.string("vector")))
-        .order_by(exp.Ordered(this=sqlc.col(schema.START), nulls_first=True),
-                  exp.Ordered(this=sqlc.col(schema.FILEPATH)), exp.Ordered(this=sqlc.col("layer")))
+        compiler.aggregate(rel.node, compiler.col(schema.FILEPATH), compiler.col("layer"), compiler.col(schema.CRS))
+        .where(exp.EQ(this=compiler.col(schema.BACKEND), expression=exp.Literal.string("vector")))
+        .order_by(
+            exp.Ordered(this=compiler.col(schema.START), nulls_first=True),
+            exp.Ordered(this=compiler.col(schema.FILEPATH)),
+            exp.Ordered(this=compiler.col("layer")),
+        )
     )
     try:
-        rows = engine.cursor().execute(select.sql(dialect=sqlc.DIALECT)).fetchall()
+        rows = engine.cursor().execute(select.sql(dialect=compiler.DIALECT)).fetchall()
     except duckdb.BinderException:
-        raise ArgumentError("catalog has no 'layer'/'backend' columns: load_vector needs a vector catalog "
-                            "(from build_vector_catalog, or a union/query of one)") from None
+        raise ArgumentError(
+            "catalog has no 'layer'/'backend' columns: load_vector needs a vector catalog "
+            "(from build_vector_catalog, or a union/query of one)"
+        ) from None
     return [VectorSource(path, layer, crs) for path, layer, crs in rows]
 
 
 # -- reading ----------------------------------------------------------------------------------------
+
 
 def native_bbox(slice: GeoSlice, crs: pyproj.CRS) -> Bounds | None:
     """The slice's grid bounds in ``crs`` (edges densified), grown by one slice pixel (in ``crs``
@@ -127,8 +132,7 @@ def _read_ogr(path: str, layer: str, bbox: Bounds, columns: list[str]) -> tuple[
     try:
         df = pyogrio.read_dataframe(path, layer=layer, bbox=bbox, columns=columns)
     except (DataSourceError, DataLayerError) as exc:
-        raise SourceError(f"OGR failed reading layer {layer!r} of {path}: {str(exc).strip().splitlines()[0]}"
-                          ) from None
+        raise SourceError(f"OGR failed reading layer {layer!r} of {path}: {str(exc).strip().splitlines()[0]}") from None
     return np.asarray(df.geometry.values, dtype=object), pd.DataFrame(df.drop(columns=df.geometry.name))
 
 
@@ -155,7 +159,7 @@ def _read_parquet(path: str, bbox: Bounds, columns: list[str]) -> tuple[np.ndarr
     for batch in pq.ParquetFile(path).iter_batches(batch_size=_PARQUET_BATCH_ROWS, columns=[geom_col, *columns]):
         g = shapely.from_wkb(batch.column(geom_col).to_numpy(zero_copy_only=False))
         b = shapely.bounds(g)
-        keep = ((b[:, 0] <= bbox[2]) & (b[:, 2] >= bbox[0]) & (b[:, 1] <= bbox[3]) & (b[:, 3] >= bbox[1]))
+        keep = (b[:, 0] <= bbox[2]) & (b[:, 2] >= bbox[0]) & (b[:, 1] <= bbox[3]) & (b[:, 3] >= bbox[1])
         if keep.any():
             geoms.append(g[keep])
             attrs.append(batch.select(columns).to_pandas()[keep] if columns else pd.DataFrame(index=range(keep.sum())))
@@ -168,19 +172,22 @@ def _class_ids(values: pd.Series, source: VectorSource, label_field: str) -> np.
     """``label_field`` values as int64; clear error for nulls and non-integers."""
     where = f"layer {source.layer!r} of {source.filepath}"
     if values.isna().any():
-        raise LabelFieldError(f"label_field={label_field!r} is null for some features of {where}; "
-                              "fill them (0 = background) or drop those features")
+        raise LabelFieldError(
+            f"label_field={label_field!r} is null for some features of {where}; "
+            "fill them (0 = background) or drop those features"
+        )
     arr = values.to_numpy()
     if arr.dtype.kind in "iub":
         return arr.astype(np.int64)
     if arr.dtype.kind == "f" and np.all(arr == np.round(arr)):
         return arr.astype(np.int64)
-    raise LabelFieldError(f"label_field={label_field!r} of {where} holds {arr.dtype} values, not "
-                          "integer class ids; map them to integers first")
+    raise LabelFieldError(
+        f"label_field={label_field!r} of {where} holds {arr.dtype} values, not "
+        "integer class ids; map them to integers first"
+    )
 
 
-def read_features(source: VectorSource, slice: GeoSlice, label_field: str | None
-                  ) -> tuple[np.ndarray, np.ndarray]:
+def read_features(source: VectorSource, slice: GeoSlice, label_field: str | None) -> tuple[np.ndarray, np.ndarray]:
     """(geometries in the slice CRS, int64 class ids) of ``source``'s features near ``slice``.
 
     Features are read with a bbox filter in the layer's CRS, clipped to that bbox, densified to
@@ -196,10 +203,10 @@ def read_features(source: VectorSource, slice: GeoSlice, label_field: str | None
     else:
         geoms, attrs = _read_ogr(source.filepath, source.layer, bbox, columns)
     if label_field and label_field not in attrs.columns:
-        raise LabelFieldError(f"label_field={label_field!r} is not a field of layer {source.layer!r} "
-                              f"of {source.filepath}")
-    labels = (_class_ids(attrs[label_field], source, label_field) if label_field
-              else np.ones(len(geoms), dtype=np.int64))
+        raise LabelFieldError(
+            f"label_field={label_field!r} is not a field of layer {source.layer!r} of {source.filepath}"
+        )
+    labels = _class_ids(attrs[label_field], source, label_field) if label_field else np.ones(len(geoms), dtype=np.int64)
     keep = ~(shapely.is_missing(geoms) | shapely.is_empty(geoms))
     geoms, labels = geoms[keep], labels[keep]
     if crs.equals(norm_crs(slice.crs), ignore_axis_order=True) or not len(geoms):
@@ -215,6 +222,7 @@ def read_features(source: VectorSource, slice: GeoSlice, label_field: str | None
 
 # -- outputs ----------------------------------------------------------------------------------------
 
+
 def _pixel_boxes(geoms: np.ndarray, slice: GeoSlice) -> tuple[np.ndarray, np.ndarray]:
     """(pixel boxes (N, 4), kept mask (len(geoms),)) of the parts of ``geoms`` inside the slice grid."""
     xmin, ymin, xmax, ymax = slice.grid_bounds
@@ -224,29 +232,41 @@ def _pixel_boxes(geoms: np.ndarray, slice: GeoSlice) -> tuple[np.ndarray, np.nda
     b = shapely.bounds(clipped[keep]).reshape(-1, 4)
     rx, ry = slice.resolution
     h, w = slice.shape
-    boxes = np.column_stack([(b[:, 0] - xmin) / rx, (ymax - b[:, 3]) / ry,
-                             (b[:, 2] - xmin) / rx, (ymax - b[:, 1]) / ry])
+    boxes = np.column_stack(
+        [(b[:, 0] - xmin) / rx, (ymax - b[:, 3]) / ry, (b[:, 2] - xmin) / rx, (ymax - b[:, 1]) / ry]
+    )
     boxes = np.clip(boxes, 0.0, [w, h, w, h])
     return boxes.astype(np.float64), keep
 
 
-def _rasterize(shapes: Sequence[tuple[object, int]], slice: GeoSlice, all_touched: bool, dtype: str
-               ) -> np.ndarray:
+def _rasterize(shapes: Sequence[tuple[object, int]], slice: GeoSlice, all_touched: bool, dtype: str) -> np.ndarray:
     if not shapes:
         return np.zeros(slice.shape, dtype=dtype)
-    return rasterio.features.rasterize(shapes, out_shape=slice.shape, transform=slice.transform, fill=0,
-                                       all_touched=all_touched, dtype=dtype)
+    return rasterio.features.rasterize(
+        shapes, out_shape=slice.shape, transform=slice.transform, fill=0, all_touched=all_touched, dtype=dtype
+    )
 
 
 @overload
-def load_vector(catalog: Catalog, slice: GeoSlice, *, task: Literal["semantic_segmentation"],
-                label_field: str | None = None, all_touched: bool = False) -> GeoTensor: ...
+def load_vector(
+    catalog: Catalog,
+    slice: GeoSlice,
+    *,
+    task: Literal["semantic_segmentation"],
+    label_field: str | None = None,
+    all_touched: bool = False,
+) -> GeoTensor: ...
 
 
 @overload
-def load_vector(catalog: Catalog, slice: GeoSlice, *,
-                task: Literal["object_detection", "instance_segmentation"],
-                label_field: str | None = None, all_touched: bool = False) -> VectorLabels: ...
+def load_vector(
+    catalog: Catalog,
+    slice: GeoSlice,
+    *,
+    task: Literal["object_detection", "instance_segmentation"],
+    label_field: str | None = None,
+    all_touched: bool = False,
+) -> VectorLabels: ...
 
 
 def load_vector(
@@ -287,8 +307,10 @@ def load_vector(
         raise ArgumentError(f"task={task!r} is not one of {TASKS}")
     sources = sources_for(catalog, slice)
     if not sources:
-        raise NoDataError(f"no vector row of the catalog intersects the slice bounds={slice.bounds} "
-                          f"crs={slice.crs} interval=[{slice.start}, {slice.end}]")
+        raise NoDataError(
+            f"no vector row of the catalog intersects the slice bounds={slice.bounds} "
+            f"crs={slice.crs} interval=[{slice.start}, {slice.end}]"
+        )
     parts = [read_features(s, slice, label_field) for s in sources]
     geoms = np.concatenate([g for g, _ in parts]) if parts else np.empty(0, dtype=object)
     labels = np.concatenate([lab for _, lab in parts]).astype(np.int64)
@@ -308,5 +330,11 @@ def load_vector(
             masks[i] = _rasterize([(g, 1)], slice, all_touched, "uint8").astype(bool)
         nonempty = masks.reshape(len(geoms), -1).any(axis=1)
         boxes, labels, masks = boxes[nonempty], labels[nonempty], masks[nonempty]
-    return VectorLabels(boxes=boxes.reshape(-1, 4), labels=labels, masks=masks, transform=slice.transform,
-                        crs=slice.crs, shape=slice.shape)
+    return VectorLabels(
+        boxes=boxes.reshape(-1, 4),
+        labels=labels,
+        masks=masks,
+        transform=slice.transform,
+        crs=slice.crs,
+        shape=slice.shape,
+    )

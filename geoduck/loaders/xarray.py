@@ -36,8 +36,7 @@ import xarray as xr
 from rasterio.enums import Resampling
 from rasterio.transform import Affine
 
-from .. import compile as sqlc
-from .. import engine, schema
+from .. import compiler, engine, schema
 from ..builders.xarray import Grid, centres, curvilinear_grid_corners, grid_of, open_dataset, time_cells
 from ..catalog import Catalog
 from ..errors import ArgumentError, GeoduckError, NoDataError, UnsupportedError
@@ -74,17 +73,23 @@ def items_for(catalog: Catalog, slice: GeoSlice, variables: Sequence[str] | None
     """xarray rows of ``catalog`` under ``slice`` (space and time), ordered by filepath, variable."""
     columns = catalog.columns
     if "variable" not in columns:
-        raise ArgumentError("the catalog has no xarray rows (no 'variable' column); build it with "
-                            "geoduck.build_xarray_catalog")
+        raise ArgumentError(
+            "the catalog has no xarray rows (no 'variable' column); build it with geoduck.build_xarray_catalog"
+        )
     rel = catalog.query(bbox=slice.grid_bounds, crs=slice.crs, start=slice.start, end=slice.end)
     names = (schema.FILEPATH, "variable", "time_var", "engine", schema.CRS, schema.START, schema.BACKEND)
-    select = sqlc.aggregate(rel.node, *(sqlc.col(n) for n in names)).distinct().order_by(
-        sqlc.col(schema.FILEPATH), sqlc.col("variable"))
-    rows = engine.cursor().execute(select.sql(dialect=sqlc.DIALECT)).fetchall()
+    select = (
+        compiler.aggregate(rel.node, *(compiler.col(n) for n in names))
+        .distinct()
+        .order_by(compiler.col(schema.FILEPATH), compiler.col("variable"))
+    )
+    rows = engine.cursor().execute(select.sql(dialect=compiler.DIALECT)).fetchall()
     wanted = None if variables is None else set(variables)
-    return [Item(path, var, time_var, eng, crs, _utc(start))
-            for path, var, time_var, eng, crs, start, backend in rows
-            if backend == "xarray" and (wanted is None or var in wanted)]
+    return [
+        Item(path, var, time_var, eng, crs, _utc(start))
+        for path, var, time_var, eng, crs, start, backend in rows
+        if backend == "xarray" and (wanted is None or var in wanted)
+    ]
 
 
 def _utc(value: Any) -> pd.Timestamp | None:
@@ -96,6 +101,7 @@ def _utc(value: Any) -> pd.Timestamp | None:
 
 # -- reading one variable of one file -----------------------------------------------------------
 
+
 def _regular_step(values: np.ndarray, dim: Hashable, path: str) -> float:
     """The constant cell size (positive) of a 1-D coordinate; raises when irregular."""
     if values.size < 2:
@@ -103,8 +109,10 @@ def _regular_step(values: np.ndarray, dim: Hashable, path: str) -> float:
     d = np.diff(values)
     step = abs((values[-1] - values[0]) / (values.size - 1))
     if not np.allclose(np.abs(d), step, rtol=_REGULAR_RTOL, atol=0):
-        raise GeoduckError(f"{path}: coordinate {dim!r} is not regularly spaced; load_xarray needs "
-                           "regular grids (regrid the file first)")
+        raise GeoduckError(
+            f"{path}: coordinate {dim!r} is not regularly spaced; load_xarray needs "
+            "regular grids (regrid the file first)"
+        )
     return float(step)
 
 
@@ -113,8 +121,7 @@ def _lon_windows(left: float, right: float) -> list[tuple[float, float]]:
     return [(left, right)] if left <= right else [(left, 180.0), (-180.0, right)]
 
 
-def _read_block(var: xr.DataArray, y_dim: Hashable, x_dim: Hashable, rows: np.ndarray,
-                cols: np.ndarray) -> np.ndarray:
+def _read_block(var: xr.DataArray, y_dim: Hashable, x_dim: Hashable, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
     """``var[..., rows, cols]`` read as contiguous slices (one per stretch of consecutive columns,
     e.g. two where a 0..360 grid wraps), in the order given."""
     r0 = int(rows.min())
@@ -184,8 +191,11 @@ def read_item(ds: xr.Dataset, item: Item, slice: GeoSlice, resampling: Resamplin
     xs, ys = centres(ds, x_dim, src_crs, "X"), centres(ds, y_dim, src_crs, "Y")  # in CRS units
     dx, dy = _regular_step(xs, x_dim, item.filepath), _regular_step(ys, y_dim, item.filepath)
     left, bottom, right, top = rasterio.warp.transform_bounds(
-        rasterio.crs.CRS.from_user_input(slice.crs), rasterio.crs.CRS.from_wkt(src_crs.to_wkt()),
-        *slice.grid_bounds, densify_pts=21)
+        rasterio.crs.CRS.from_user_input(slice.crs),
+        rasterio.crs.CRS.from_wkt(src_crs.to_wkt()),
+        *slice.grid_bounds,
+        densify_pts=21,
+    )
     my = MARGIN_CELLS * dy
     rows = np.flatnonzero((ys >= bottom - my) & (ys <= top + my))
     rows = rows[np.argsort(-ys[rows])]  # north-up
@@ -204,16 +214,24 @@ def read_item(ds: xr.Dataset, item: Item, slice: GeoSlice, resampling: Resamplin
             dst = np.full_like(flat, np.nan)
             transform = Affine(dx, 0.0, xw[run[0]] - dx / 2, 0.0, -dy, ys[rows[0]] + dy / 2)
             rasterio.warp.reproject(
-                src, dst, src_transform=transform, src_crs=src_crs.to_wkt(), src_nodata=np.nan,
-                dst_transform=slice.transform, dst_crs=slice.crs, dst_nodata=np.nan,
-                resampling=resampling)
+                src,
+                dst,
+                src_transform=transform,
+                src_crs=src_crs.to_wkt(),
+                src_nodata=np.nan,
+                dst_transform=slice.transform,
+                dst_crs=slice.crs,
+                dst_nodata=np.nan,
+                resampling=resampling,
+            )
             fill = np.isnan(flat) & ~np.isnan(dst)
             flat[fill] = dst[fill]
     return planes
 
 
-def _read_curvilinear(ds: xr.Dataset, var: xr.DataArray, grid: Grid, slice: GeoSlice, resampling: Resampling,
-                      flat: np.ndarray, where: str) -> None:
+def _read_curvilinear(
+    ds: xr.Dataset, var: xr.DataArray, grid: Grid, slice: GeoSlice, resampling: Resampling, flat: np.ndarray, where: str
+) -> None:
     """Warp a curvilinear variable (``var``: lead dims, y, x) onto the slice grid into ``flat``.
 
     The cell corners (CF vertex bounds, else estimated) are projected to the slice CRS; the cells
@@ -234,8 +252,12 @@ def _read_curvilinear(ds: xr.Dataset, var: xr.DataArray, grid: Grid, slice: GeoS
         gx, gy = transformer(WGS84, dst_crs).transform(clon, clat, errcheck=False)
     gx, gy = np.asarray(gx, dtype=float), np.asarray(gy, dtype=float)
     left, bottom, right, top = slice.grid_bounds
-    quad = [(gx[:-1, :-1], gy[:-1, :-1]), (gx[1:, :-1], gy[1:, :-1]), (gx[:-1, 1:], gy[:-1, 1:]),
-            (gx[1:, 1:], gy[1:, 1:])]
+    quad = [
+        (gx[:-1, :-1], gy[:-1, :-1]),
+        (gx[1:, :-1], gy[1:, :-1]),
+        (gx[:-1, 1:], gy[:-1, 1:]),
+        (gx[1:, 1:], gy[1:, 1:]),
+    ]
     with np.errstate(invalid="ignore"):
         cxmin, cxmax = np.fmin.reduce([q[0] for q in quad]), np.fmax.reduce([q[0] for q in quad])
         cymin, cymax = np.fmin.reduce([q[1] for q in quad]), np.fmax.reduce([q[1] for q in quad])
@@ -248,20 +270,31 @@ def _read_curvilinear(ds: xr.Dataset, var: xr.DataArray, grid: Grid, slice: GeoS
     c0, c1 = max(int(cols[0]) - MARGIN_CELLS, 0), min(int(cols[-1]) + MARGIN_CELLS + 1, nx)
     geoloc = np.stack([gx[r0:r1, c0:c1], gy[r0:r1, c0:c1]])
     if not np.isfinite(geoloc).all():
-        raise UnsupportedError(f"{where}: some cells of its curvilinear grid do not project to the slice CRS "
-                               f"{slice.crs}; load it onto a slice in EPSG:4326 or a CRS covering them")
+        raise UnsupportedError(
+            f"{where}: some cells of its curvilinear grid do not project to the slice CRS "
+            f"{slice.crs}; load it onto a slice in EPSG:4326 or a CRS covering them"
+        )
     block = var.isel({grid.y_dim: slice_(r0, r1), grid.x_dim: slice_(c0, c1)}).values
     src = np.ascontiguousarray(block.reshape(-1, r1 - r0, c1 - c0), dtype=flat.dtype)
     dst = np.full_like(flat, np.nan)
     rio_crs = rasterio.crs.CRS.from_wkt(dst_crs.to_wkt())
-    rasterio.warp.reproject(src, dst, src_geoloc_array=geoloc, src_crs=rio_crs, src_nodata=np.nan,
-                            dst_transform=slice.transform, dst_crs=rio_crs, dst_nodata=np.nan,
-                            resampling=resampling)
+    rasterio.warp.reproject(
+        src,
+        dst,
+        src_geoloc_array=geoloc,
+        src_crs=rio_crs,
+        src_nodata=np.nan,
+        dst_transform=slice.transform,
+        dst_crs=rio_crs,
+        dst_nodata=np.nan,
+        resampling=resampling,
+    )
     fill = np.isnan(flat) & ~np.isnan(dst)
     flat[fill] = dst[fill]
 
 
 # -- merging ------------------------------------------------------------------------------------
+
 
 def _fill(out: np.ndarray, values: np.ndarray) -> None:
     """Write ``values`` into ``out`` where ``out`` is NaN (first valid value wins)."""
@@ -275,12 +308,15 @@ def _merge(name: str, parts: list[tuple[Item, Planes]]) -> xr.DataArray:
     timed = [p.times is not None for _, p in parts]
     if any(timed) and not all(timed):
         static = next(i.filepath for i, p in parts if p.times is None)
-        raise GeoduckError(f"variable {name!r} is static in {static} but has a time dimension in "
-                           "other files; load them separately")
-    shapes = {p.values.shape[1 if p.times is not None else 0:] for _, p in parts}
+        raise GeoduckError(
+            f"variable {name!r} is static in {static} but has a time dimension in other files; load them separately"
+        )
+    shapes = {p.values.shape[1 if p.times is not None else 0 :] for _, p in parts}
     if len(shapes) != 1:
-        raise GeoduckError(f"variable {name!r} has different non-spatial dimension sizes across files "
-                           f"({sorted(shapes)}); load them separately")
+        raise GeoduckError(
+            f"variable {name!r} has different non-spatial dimension sizes across files "
+            f"({sorted(shapes)}); load them separately"
+        )
     dtype = np.result_type(*(p.values.dtype for _, p in parts))
     spatial_dims_out = (*first.dims, "y", "x")
     if first.times is None:
@@ -296,9 +332,12 @@ def _merge(name: str, parts: list[tuple[Item, Planes]]) -> xr.DataArray:
     for _, p in parts:
         for k, ti in enumerate(all_times.get_indexer(p.times)):
             _fill(out[ti], p.values[k])
-    return xr.DataArray(out, dims=("time", *spatial_dims_out),
-                        coords={"time": all_times.tz_convert(None).as_unit("ns").values},
-                        attrs=first.attrs)
+    return xr.DataArray(
+        out,
+        dims=("time", *spatial_dims_out),
+        coords={"time": all_times.tz_convert(None).as_unit("ns").values},
+        attrs=first.attrs,
+    )
 
 
 def write_crs(ds: xr.Dataset, crs: pyproj.CRS, transform: Affine) -> xr.Dataset:
@@ -320,11 +359,15 @@ def write_crs(ds: xr.Dataset, crs: pyproj.CRS, transform: Affine) -> xr.Dataset:
 def _xy_attrs(crs: pyproj.CRS) -> tuple[dict[str, Any], dict[str, Any]]:
     """CF attributes of the x and y coordinates of ``crs``."""
     if crs.is_geographic:
-        return ({"standard_name": "longitude", "units": "degrees_east", "axis": "X"},
-                {"standard_name": "latitude", "units": "degrees_north", "axis": "Y"})
+        return (
+            {"standard_name": "longitude", "units": "degrees_east", "axis": "X"},
+            {"standard_name": "latitude", "units": "degrees_north", "axis": "Y"},
+        )
     unit = crs.axis_info[0].unit_name if crs.axis_info else "metre"
-    return ({"standard_name": "projection_x_coordinate", "units": unit, "axis": "X"},
-            {"standard_name": "projection_y_coordinate", "units": unit, "axis": "Y"})
+    return (
+        {"standard_name": "projection_x_coordinate", "units": unit, "axis": "X"},
+        {"standard_name": "projection_y_coordinate", "units": unit, "axis": "Y"},
+    )
 
 
 def load_xarray(
@@ -355,8 +398,10 @@ def load_xarray(
     items = items_for(catalog, slice, variables)
     if not items:
         what = "" if variables is None else f" with variables={list(variables)}"
-        raise NoDataError(f"no xarray row{what} intersects the slice bounds={slice.bounds} "
-                          f"crs={slice.crs} interval=[{slice.start}, {slice.end}]")
+        raise NoDataError(
+            f"no xarray row{what} intersects the slice bounds={slice.bounds} "
+            f"crs={slice.crs} interval=[{slice.start}, {slice.end}]"
+        )
     by_file: dict[tuple[str, str], list[Item]] = {}
     for item in items:
         by_file.setdefault((item.filepath, item.engine), []).append(item)
@@ -384,4 +429,3 @@ def load_xarray(
     if "time" in ds.coords:
         ds["time"].attrs.update(standard_name="time", axis="T")
     return write_crs(ds, crs, t)
-

@@ -20,13 +20,13 @@ from sqlglot import exp
 
 from . import engine, remote, schema, store
 from .errors import SQLError
-from .expr import (Difference, Intersect, JoinPlan, Node, Pad, Scan, SpatialFilter, TimeFilter,
-                   Union, Where)
+from .expr import Difference, Intersect, JoinPlan, Node, Pad, Scan, SpatialFilter, TimeFilter, Union, Where
 
 DIALECT = "duckdb"
 
 
 # -- literals -----------------------------------------------------------------------------------
+
 
 def num(value: float) -> exp.Expression:
     """A float literal that round-trips exactly (repr of a Python float)."""
@@ -53,6 +53,7 @@ def bbox_field(key: str) -> exp.Expression:
 
 
 # -- nodes --------------------------------------------------------------------------------------
+
 
 @singledispatch
 def visit(node: Node) -> exp.Select:
@@ -133,8 +134,13 @@ def _may_overlap_box(box: tuple[float, float, float, float]) -> Callable[[store.
     xmin, ymin, xmax, ymax = box
 
     def keep(e: store.PartExtent) -> bool:
-        return not ((e.xmin is not None and e.xmin > xmax) or (e.xmax is not None and e.xmax < xmin)
-                    or (e.ymin is not None and e.ymin > ymax) or (e.ymax is not None and e.ymax < ymin))
+        return not (
+            (e.xmin is not None and e.xmin > xmax)
+            or (e.xmax is not None and e.xmax < xmin)
+            or (e.ymin is not None and e.ymin > ymax)
+            or (e.ymax is not None and e.ymax < ymin)
+        )
+
     return keep
 
 
@@ -149,14 +155,16 @@ def _epoch_us(ts: pd.Timestamp | None) -> int | None:
     return int(us.asm8.view("i8")) if us == ts else None
 
 
-def _may_overlap_interval(start: pd.Timestamp | None, end: pd.Timestamp | None
-                          ) -> Callable[[store.PartExtent], bool]:
+def _may_overlap_interval(start: pd.Timestamp | None, end: pd.Timestamp | None) -> Callable[[store.PartExtent], bool]:
     """Whether a part may hold rows meeting :func:`time_overlaps` for ``[start, end]``."""
     t0, t1 = _epoch_us(start), _epoch_us(end)
 
     def keep(e: store.PartExtent) -> bool:
-        return not ((t1 is not None and e.tmin is not None and e.tmin > t1)
-                    or (t0 is not None and e.tmax is not None and e.tmax < t0))
+        return not (
+            (t1 is not None and e.tmin is not None and e.tmin > t1)
+            or (t0 is not None and e.tmax is not None and e.tmax < t0)
+        )
+
     return keep
 
 
@@ -165,10 +173,10 @@ def _filter(child: exp.Select, condition: exp.Expression) -> exp.Select:
     it (a WHERE sees the FROM's columns, not computed ones such as ``* REPLACE (…)``, and runs
     before QUALIFY)."""
     projections = child.expressions if isinstance(child, exp.Select) else []
-    plain_star = (len(projections) == 1 and isinstance(projections[0], exp.Star)
-                  and not any(projections[0].args.values()))
-    simple = not any(child.args.get(k) for k in ("group", "limit", "order", "distinct", "having",
-                                                   "qualify", "windows"))
+    plain_star = (
+        len(projections) == 1 and isinstance(projections[0], exp.Star) and not any(projections[0].args.values())
+    )
+    simple = not any(child.args.get(k) for k in ("group", "limit", "order", "distinct", "having", "qualify", "windows"))
     if simple and plain_star:
         return child.where(condition, copy=False)  # child is freshly compiled: no copy
     return exp.select(exp.Star()).from_(child.subquery("_rel")).where(condition)
@@ -189,8 +197,7 @@ def bbox_overlaps(box: tuple[float, float, float, float]) -> exp.Expression:
 @visit.register
 def _(node: SpatialFilter) -> exp.Select:
     boxes = node.boxes
-    envelope = (min(b[0] for b in boxes), min(b[1] for b in boxes),
-                max(b[2] for b in boxes), max(b[3] for b in boxes))
+    envelope = (min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes), max(b[3] for b in boxes))
     conditions = [bbox_overlaps(envelope)]
     if len(boxes) > 1:
         conditions.append(exp.or_(*(exp.paren(bbox_overlaps(b)) for b in boxes), copy=False))
@@ -203,13 +210,25 @@ def time_overlaps(start: pd.Timestamp | None, end: pd.Timestamp | None) -> exp.E
     """Closed-interval overlap with ``[start, end]``; static (NULL) row ends always match."""
     parts: list[exp.Expression] = []
     if end is not None:
-        parts.append(exp.paren(exp.or_(
-            exp.LTE(this=col(schema.START), expression=timestamp(end)),
-            exp.Is(this=col(schema.START), expression=exp.null()), copy=False)))
+        parts.append(
+            exp.paren(
+                exp.or_(
+                    exp.LTE(this=col(schema.START), expression=timestamp(end)),
+                    exp.Is(this=col(schema.START), expression=exp.null()),
+                    copy=False,
+                )
+            )
+        )
     if start is not None:
-        parts.append(exp.paren(exp.or_(
-            exp.GTE(this=col(schema.END), expression=timestamp(start)),
-            exp.Is(this=col(schema.END), expression=exp.null()), copy=False)))
+        parts.append(
+            exp.paren(
+                exp.or_(
+                    exp.GTE(this=col(schema.END), expression=timestamp(start)),
+                    exp.Is(this=col(schema.END), expression=exp.null()),
+                    copy=False,
+                )
+            )
+        )
     return exp.and_(*parts, copy=False) if parts else None
 
 
@@ -231,8 +250,12 @@ def _(node: Where) -> exp.Select:
 
 @visit.register
 def _(node: Pad) -> exp.Select:
-    tree = _template(_PAD_SQL, {"__child__": visit(node.child)},
-                     before=exp.Literal.number(node.before_us), after=exp.Literal.number(node.after_us))
+    tree = _template(
+        _PAD_SQL,
+        {"__child__": visit(node.child)},
+        before=exp.Literal.number(node.before_us),
+        after=exp.Literal.number(node.after_us),
+    )
     return tree
 
 
@@ -251,13 +274,19 @@ def _(node: Union) -> exp.Select:
             select = select.select(exp.alias_(exp.Literal.string(name), "source"))
         return select.select(exp.alias_(exp.Literal.number(order), node.order_column))
 
-    union = exp.Union(this=side(node.left, node.left_name, node.left_has_source, 0),
-                      expression=side(node.right, node.right_name, node.right_has_source, 1),
-                      distinct=False, by_name=True)
+    union = exp.Union(
+        this=side(node.left, node.left_name, node.left_has_source, 0),
+        expression=side(node.right, node.right_name, node.right_has_source, 1),
+        distinct=False,
+        by_name=True,
+    )
     select = exp.select(exp.Star(except_=[exp.column(node.order_column)])).from_(union.subquery("_union"))
     if node.dedupe:
-        rank = exp.Window(this=exp.RowNumber(), partition_by=[col(schema.ID)],
-                          order=exp.Order(expressions=[exp.Ordered(this=exp.column(node.order_column))]))
+        rank = exp.Window(
+            this=exp.RowNumber(),
+            partition_by=[col(schema.ID)],
+            order=exp.Order(expressions=[exp.Ordered(this=exp.column(node.order_column))]),
+        )
         select = select.qualify(exp.EQ(this=rank, expression=exp.Literal.number(1)))
     return select
 
@@ -423,8 +452,7 @@ def _parsed(template: str) -> exp.Expression:
     return sqlglot.parse_one(template, read=DIALECT)
 
 
-def _template(template: str, tables: Mapping[str, exp.Expression], **values: exp.Expression
-              ) -> exp.Select:
+def _template(template: str, tables: Mapping[str, exp.Expression], **values: exp.Expression) -> exp.Select:
     """Fill a SQL template: ``__name__`` tables become subqueries, ``:name`` placeholders literals."""
     tree = exp.replace_placeholders(_parsed(template).copy(), **values)
     for table in list(tree.find_all(exp.Table)):
@@ -435,10 +463,13 @@ def _template(template: str, tables: Mapping[str, exp.Expression], **values: exp
 
 
 def _plan_values(plan: JoinPlan, spatial_only: bool) -> dict[str, exp.Expression]:
-    return {"cell": num(plan.cell), "bucket": exp.Literal.number(plan.bucket_us),
-            "max_cells": exp.Literal.number(plan.max_cells),
-            "max_buckets": exp.Literal.number(plan.max_buckets),
-            "timed": exp.false() if spatial_only else exp.true()}
+    return {
+        "cell": num(plan.cell),
+        "bucket": exp.Literal.number(plan.bucket_us),
+        "max_cells": exp.Literal.number(plan.max_cells),
+        "max_buckets": exp.Literal.number(plan.max_buckets),
+        "timed": exp.false() if spatial_only else exp.true(),
+    }
 
 
 def candidate_pairs(left: Node, right: Node, plan: JoinPlan, spatial_only: bool) -> exp.Select:
@@ -460,21 +491,36 @@ def candidate_pairs(left: Node, right: Node, plan: JoinPlan, spatial_only: bool)
 def _exact_pairs(node: Intersect | Difference) -> exp.Select:
     """Candidate pairs joined back to both sides' rows (``l``, ``r``) and checked exactly."""
     pairs = candidate_pairs(node.left, node.right, node.plan, node.spatial_only)
-    return (exp.select(exp.Star()).from_(pairs.subquery("p"))
-            .join(visit(node.left).subquery("l"), on=exp.EQ(this=exp.column(schema.ID, "l", quoted=True),
-                                                           expression=exp.column("lid", "p")))
-            .join(visit(node.right).subquery("r"), on=exp.EQ(this=exp.column(schema.ID, "r", quoted=True),
-                                                             expression=exp.column("rid", "p")))
-            .where(exp.func("ST_Intersects", exp.column(schema.GEOMETRY, "l", quoted=True),
-                            exp.column(schema.GEOMETRY, "r", quoted=True))))
+    return (
+        exp.select(exp.Star())
+        .from_(pairs.subquery("p"))
+        .join(
+            visit(node.left).subquery("l"),
+            on=exp.EQ(this=exp.column(schema.ID, "l", quoted=True), expression=exp.column("lid", "p")),
+        )
+        .join(
+            visit(node.right).subquery("r"),
+            on=exp.EQ(this=exp.column(schema.ID, "r", quoted=True), expression=exp.column("rid", "p")),
+        )
+        .where(
+            exp.func(
+                "ST_Intersects",
+                exp.column(schema.GEOMETRY, "l", quoted=True),
+                exp.column(schema.GEOMETRY, "r", quoted=True),
+            )
+        )
+    )
 
 
 _NOT_PREFIXED = frozenset({schema.GEOMETRY, schema.VERSION})
 
 
 def _side_columns(alias: str, prefix: str, columns: tuple[str, ...]) -> list[exp.Expression]:
-    return [exp.alias_(exp.column(c, alias, quoted=True), f"{prefix}{c}", quoted=True)
-            for c in columns if c not in _NOT_PREFIXED]
+    return [
+        exp.alias_(exp.column(c, alias, quoted=True), f"{prefix}{c}", quoted=True)
+        for c in columns
+        if c not in _NOT_PREFIXED
+    ]
 
 
 @visit.register
@@ -488,23 +534,46 @@ def _(node: Intersect) -> exp.Select:
         starts = exp.If(this=disjoint, true=exp.func("least", l_s.copy(), r_s.copy()), false=starts)
         ends = exp.If(this=disjoint.copy(), true=exp.func("greatest", l_e.copy(), r_e.copy()), false=ends)
     inner = _exact_pairs(node)
-    inner.set("expressions", [
-        exp.alias_(exp.DPipe(this=exp.DPipe(this=exp.column("lid", "p"), expression=exp.Literal.string("|")),
-                             expression=exp.column("rid", "p")), schema.ID, quoted=True),
-        exp.alias_(exp.func("ST_Intersection", exp.column(schema.GEOMETRY, "l", quoted=True),
-                            exp.column(schema.GEOMETRY, "r", quoted=True)), schema.GEOMETRY, quoted=True),
-        exp.alias_(starts, schema.START, quoted=True),
-        exp.alias_(ends, schema.END, quoted=True),
-        exp.alias_(exp.cast(exp.Literal.number(schema.SCHEMA_VERSION), "INTEGER"), schema.VERSION, quoted=True),
-        *_side_columns("l", "left_", node.left_columns),
-        *_side_columns("r", "right_", node.right_columns),
-    ])
+    inner.set(
+        "expressions",
+        [
+            exp.alias_(
+                exp.DPipe(
+                    this=exp.DPipe(this=exp.column("lid", "p"), expression=exp.Literal.string("|")),
+                    expression=exp.column("rid", "p"),
+                ),
+                schema.ID,
+                quoted=True,
+            ),
+            exp.alias_(
+                exp.func(
+                    "ST_Intersection",
+                    exp.column(schema.GEOMETRY, "l", quoted=True),
+                    exp.column(schema.GEOMETRY, "r", quoted=True),
+                ),
+                schema.GEOMETRY,
+                quoted=True,
+            ),
+            exp.alias_(starts, schema.START, quoted=True),
+            exp.alias_(ends, schema.END, quoted=True),
+            exp.alias_(exp.cast(exp.Literal.number(schema.SCHEMA_VERSION), "INTEGER"), schema.VERSION, quoted=True),
+            *_side_columns("l", "left_", node.left_columns),
+            *_side_columns("r", "right_", node.right_columns),
+        ],
+    )
     g = col(schema.GEOMETRY)
-    bbox = exp.Struct(expressions=[
-        exp.PropertyEQ(this=exp.to_identifier(k), expression=exp.func(f"ST_{k.upper()}", g.copy()))
-        for k in schema.BBOX_KEYS])
-    return exp.select(col(schema.ID), g, exp.alias_(bbox, schema.BBOX, quoted=True),
-                      exp.Star(except_=[col(schema.ID), col(schema.GEOMETRY)])).from_(inner.subquery("_ix"))
+    bbox = exp.Struct(
+        expressions=[
+            exp.PropertyEQ(this=exp.to_identifier(k), expression=exp.func(f"ST_{k.upper()}", g.copy()))
+            for k in schema.BBOX_KEYS
+        ]
+    )
+    return exp.select(
+        col(schema.ID),
+        g,
+        exp.alias_(bbox, schema.BBOX, quoted=True),
+        exp.Star(except_=[col(schema.ID), col(schema.GEOMETRY)]),
+    ).from_(inner.subquery("_ix"))
 
 
 @visit.register
@@ -517,20 +586,53 @@ def _(node: Difference) -> exp.Select:
 
 def join_stats() -> list[exp.Expression]:
     """Median bbox width, height (degrees) and interval length (µs) of a relation."""
+
     def median(e: exp.Expression) -> exp.Expression:
         return exp.func("approx_quantile", e, exp.Literal.number("0.5"))
 
-    return [median(exp.Sub(this=bbox_field("xmax"), expression=bbox_field("xmin"))),
-            median(exp.Sub(this=bbox_field("ymax"), expression=bbox_field("ymin"))),
-            median(exp.Sub(this=exp.func("epoch_us", col(schema.END)),
-                           expression=exp.func("epoch_us", col(schema.START))))]
+    return [
+        median(exp.Sub(this=bbox_field("xmax"), expression=bbox_field("xmin"))),
+        median(exp.Sub(this=bbox_field("ymax"), expression=bbox_field("ymin"))),
+        median(exp.Sub(this=exp.func("epoch_us", col(schema.END)), expression=exp.func("epoch_us", col(schema.START)))),
+    ]
 
 
-_FORBIDDEN_NODES = (exp.Query, exp.Subquery, exp.Table, exp.Command, exp.Create, exp.Drop,
-                    exp.Insert, exp.Update, exp.Delete, exp.Alter, exp.Copy, exp.Attach, exp.Pragma,
-                    exp.Set, exp.Use, exp.Placeholder, exp.Parameter, exp.Lambda, exp.Star)
-_FORBIDDEN_FUNCTIONS = ("read_", "glob", "query", "getenv", "current_setting", "sniff_csv", "parquet_",
-                        "getvariable", "duckdb_", "pragma_", "which_secret", "st_read", "load_extension")
+_FORBIDDEN_NODES = (
+    exp.Query,
+    exp.Subquery,
+    exp.Table,
+    exp.Command,
+    exp.Create,
+    exp.Drop,
+    exp.Insert,
+    exp.Update,
+    exp.Delete,
+    exp.Alter,
+    exp.Copy,
+    exp.Attach,
+    exp.Pragma,
+    exp.Set,
+    exp.Use,
+    exp.Placeholder,
+    exp.Parameter,
+    exp.Lambda,
+    exp.Star,
+)
+_FORBIDDEN_FUNCTIONS = (
+    "read_",
+    "glob",
+    "query",
+    "getenv",
+    "current_setting",
+    "sniff_csv",
+    "parquet_",
+    "getvariable",
+    "duckdb_",
+    "pragma_",
+    "which_secret",
+    "st_read",
+    "load_extension",
+)
 """Prefixes (lower case) of functions refused in ``where`` predicates and user SQL: they read files,
 list them, or reveal settings, paths and secrets."""
 
@@ -557,8 +659,10 @@ def _tokens(text: str, what: str) -> list:
         elif token.token_type in _CLOSING:
             depth -= 1
     if deepest > MAX_NESTING:
-        raise SQLError(f"{what} nests brackets {deepest} levels deep; at most {MAX_NESTING} are "
-                       "allowed: simplify it (e.g. IN (...) instead of nested ORs)")
+        raise SQLError(
+            f"{what} nests brackets {deepest} levels deep; at most {MAX_NESTING} are "
+            "allowed: simplify it (e.g. IN (...) instead of nested ORs)"
+        )
     return tokens
 
 
@@ -659,8 +763,8 @@ def aggregate(node: Node, *selects: exp.Expression) -> exp.Select:
 
 # -- user SQL -----------------------------------------------------------------------------------
 
-def bind_user_sql(sql: str, relations: Mapping[str, Node], *,
-                  scan_path: Callable[[str], str] | None = None) -> str:
+
+def bind_user_sql(sql: str, relations: Mapping[str, Node], *, scan_path: Callable[[str], str] | None = None) -> str:
     """Check a read-only query and replace references to ``relations`` by their compiled SQL.
 
     One SELECT-like statement only; every table it names must be one of ``relations`` or a CTE
@@ -717,7 +821,7 @@ def _cte_in_scope(table: exp.Table) -> bool:
         parent = node.parent
         if isinstance(parent, exp.With):  # node is one of its CTEs: only earlier ones are visible
             index = next(i for i, cte in enumerate(parent.expressions) if cte is node)
-            visible = parent.expressions[:index + 1 if parent.args.get("recursive") else index]
+            visible = parent.expressions[: index + 1 if parent.args.get("recursive") else index]
             if any(cte.alias_or_name == name for cte in visible):
                 return True
             if parent.parent is None:
@@ -746,7 +850,7 @@ def map_scan_paths(tree: exp.Expression, scan_path: Callable[[str], str]) -> exp
 
 # -- generated DuckDB macros (sql/geoduck.sql) ---------------------------------------------------
 
-MACRO_BEGIN = "-- BEGIN GENERATED: geoduck_intersect (geoduck.compile.update_macro_file(); do not edit)"
+MACRO_BEGIN = "-- BEGIN GENERATED: geoduck_intersect (geoduck.compiler.update_macro_file(); do not edit)"
 MACRO_END = "-- END GENERATED: geoduck_intersect"
 
 
@@ -756,35 +860,53 @@ def intersect_macro_sql() -> str:
     ``cell`` (degrees) and ``bucket_us`` only tune speed; the pairs are exact for any values.
     """
     left, right = Scan("__geoduck_macro__/left"), Scan("__geoduck_macro__/right")
-    plan_values = {"cell": exp.column("cell"), "bucket": exp.column("bucket_us"),
-                   "max_cells": exp.Literal.number(JoinPlan(1.0, 1).max_cells),
-                   "max_buckets": exp.Literal.number(JoinPlan(1.0, 1).max_buckets),
-                   "timed": exp.not_(exp.column("spatial_only"))}
+    plan_values = {
+        "cell": exp.column("cell"),
+        "bucket": exp.column("bucket_us"),
+        "max_cells": exp.Literal.number(JoinPlan(1.0, 1).max_cells),
+        "max_buckets": exp.Literal.number(JoinPlan(1.0, 1).max_buckets),
+        "timed": exp.not_(exp.column("spatial_only")),
+    }
     lkeys = _template(_KEYS_SQL, {"__child__": visit(left)}, **plan_values)
     rkeys = _template(_KEYS_SQL, {"__child__": visit(right)}, **plan_values)
     pairs = _template(_PAIRS_SQL, {"__lkeys__": lkeys, "__rkeys__": rkeys}, **plan_values)
-    tree = (exp.select(
-        exp.alias_(exp.DPipe(this=exp.DPipe(this=exp.column("lid", "p"), expression=exp.Literal.string("|")),
-                             expression=exp.column("rid", "p")), schema.ID),
-        exp.alias_(exp.column("lid", "p"), "left_id"), exp.alias_(exp.column("rid", "p"), "right_id"),
-        exp.alias_(exp.func("ST_Intersection", exp.column(schema.GEOMETRY, "l"),
-                            exp.column(schema.GEOMETRY, "r")), schema.GEOMETRY),
-        exp.alias_(exp.func("greatest", exp.column(schema.START, "l"), exp.column(schema.START, "r")), schema.START),
-        exp.alias_(exp.func("least", exp.column(schema.END, "l"), exp.column(schema.END, "r")), schema.END),
-        exp.alias_(exp.column(schema.FILEPATH, "l"), "left_filepath"),
-        exp.alias_(exp.column(schema.FILEPATH, "r"), "right_filepath"))
+    tree = (
+        exp.select(
+            exp.alias_(
+                exp.DPipe(
+                    this=exp.DPipe(this=exp.column("lid", "p"), expression=exp.Literal.string("|")),
+                    expression=exp.column("rid", "p"),
+                ),
+                schema.ID,
+            ),
+            exp.alias_(exp.column("lid", "p"), "left_id"),
+            exp.alias_(exp.column("rid", "p"), "right_id"),
+            exp.alias_(
+                exp.func("ST_Intersection", exp.column(schema.GEOMETRY, "l"), exp.column(schema.GEOMETRY, "r")),
+                schema.GEOMETRY,
+            ),
+            exp.alias_(
+                exp.func("greatest", exp.column(schema.START, "l"), exp.column(schema.START, "r")), schema.START
+            ),
+            exp.alias_(exp.func("least", exp.column(schema.END, "l"), exp.column(schema.END, "r")), schema.END),
+            exp.alias_(exp.column(schema.FILEPATH, "l"), "left_filepath"),
+            exp.alias_(exp.column(schema.FILEPATH, "r"), "right_filepath"),
+        )
         .from_(pairs.subquery("p"))
         .join(visit(left).subquery("l"), on=exp.EQ(this=exp.column(schema.ID, "l"), expression=exp.column("lid", "p")))
         .join(visit(right).subquery("r"), on=exp.EQ(this=exp.column(schema.ID, "r"), expression=exp.column("rid", "p")))
-        .where(exp.func("ST_Intersects", exp.column(schema.GEOMETRY, "l"), exp.column(schema.GEOMETRY, "r"))))
+        .where(exp.func("ST_Intersects", exp.column(schema.GEOMETRY, "l"), exp.column(schema.GEOMETRY, "r")))
+    )
     for lit in list(tree.find_all(exp.Literal)):
         if lit.is_string and lit.this.startswith("__geoduck_macro__/"):
             lit.replace(exp.column(f"{lit.this.split('/')[1]}_glob"))
     body = tree.sql(dialect=DIALECT, pretty=True)
-    return (f"{MACRO_BEGIN}\n"
-            "CREATE OR REPLACE MACRO geoduck_intersect(left_glob, right_glob, cell := 1.0,\n"
-            "                                          bucket_us := 86400000000, spatial_only := false) AS TABLE\n"
-            f"{body};\n{MACRO_END}\n")
+    return (
+        f"{MACRO_BEGIN}\n"
+        "CREATE OR REPLACE MACRO geoduck_intersect(left_glob, right_glob, cell := 1.0,\n"
+        "                                          bucket_us := 86400000000, spatial_only := false) AS TABLE\n"
+        f"{body};\n{MACRO_END}\n"
+    )
 
 
 def update_macro_file(path: str | None = None) -> bool:
