@@ -57,6 +57,7 @@ def list_files(root: str, pattern: str) -> list[str]:
     target = join(root, pattern)
     if fs is not None:
         try:
+            fs.invalidate_cache(root)  # fsspec caches listings: a reader must see parts as they are now
             found = fs.glob(target)
         except FileNotFoundError:
             return []

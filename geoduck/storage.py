@@ -112,11 +112,10 @@ def _bind(node: Node, prunable: bool, listings: Listings) -> Node:
             paths, glob = listing.paths, listing.glob
         extents = storage.extents(paths) if prunable and len(paths) > 1 else None
         return dataclasses.replace(node, parts=Parts(paths, glob, extents))
-    if isinstance(node, SpatialFilter | TimeFilter):  # merged into the scan below: may skip parts
-        return dataclasses.replace(node, child=_bind(node.child, True, listings))
-    if isinstance(node, Where):  # merged into the scan below, keeps what the filter above allows
-        return dataclasses.replace(node, child=_bind(node.child, prunable, listings))
-    children = _children(node)
-    if not children:
-        return node
-    return dataclasses.replace(node, **{name: _bind(sub, False, listings) for name, sub in children.items()})
+    bound: dict[str, Node] = {}
+    for name, sub in _children(node).items():
+        # a filter is merged into the scan below it (through Where), so it may skip whole parts
+        keeps = isinstance(node, SpatialFilter | TimeFilter) or (isinstance(node, Where) and prunable)
+        if (new := _bind(sub, keeps, listings)) is not sub:
+            bound[name] = new
+    return dataclasses.replace(node, **bound) if bound else node
