@@ -23,7 +23,7 @@ from shapely.geometry import MultiPolygon, Polygon, box
 from shapely.geometry.base import BaseGeometry
 from sqlglot import exp
 
-from . import compiler, engine, remote, sandbox, schema, store
+from . import compiler, engine, remote, sandbox, schema, storage, store
 from .builders.common import BuildReport
 from .errors import ArgumentError, GeoduckError, QueryError, SQLError, StorageError
 from .expr import Difference, Intersect, JoinPlan, Node, Pad, Scan, SpatialFilter, TimeFilter, Union, Where
@@ -280,13 +280,17 @@ class Catalog:
         return _run_user_sql(query, {"catalog": self._node}, sandbox.limits(timeout, memory_limit, threads))
 
     # -- results --------------------------------------------------------------------------------
-    def _execute(self, compile_: Callable[[], exp.Expression], run: Callable[[str], Any] | None = None) -> Any:
-        """``run`` the SQL of a tree that ``compile_`` builds afresh, compiling and running it again
-        while compactions replace the parts it reads (see :func:`read_consistently`). Default
-        ``run``: the cursor with the executed query (then only its execution is checked)."""
+    def _execute(self, compile_: Callable[[Node], exp.Expression], run: Callable[[str], Any] | None = None) -> Any:
+        """``run`` the SQL of the tree that ``compile_`` builds (purely) from this relation bound
+        afresh (:func:`geoduck.storage.bind`: its catalogs listed once), binding, compiling and
+        running it again while compactions replace the parts it reads (see
+        :func:`read_consistently`). Default ``run``: the cursor with the executed query (then only
+        its execution is checked)."""
         run = run or _cursor_with
         try:
-            return read_consistently(_scan_roots(self._node), lambda: run(compiler.render(compile_())))
+            return read_consistently(
+                _scan_roots(self._node), lambda: run(compiler.render(compile_(storage.bind(self._node))))
+            )
         except GeoduckError:
             raise
         except READ_ERRORS as exc:
@@ -294,7 +298,7 @@ class Catalog:
 
     def to_arrow(self) -> pa.Table:
         """All rows as an Arrow table (``geometry`` as GeoArrow WKB with its CRS)."""
-        return self._execute(lambda: compiler.visit(self._node), engine.fetch_arrow)
+        return self._execute(compiler.visit, engine.fetch_arrow)
 
     def to_parquet(self, path: str | os.PathLike[str], *, part_rows: int = store.MAX_PART_ROWS) -> Catalog:
         """Write this relation's rows as a new catalog (GeoParquet 1.1 parts, bbox covering) at
@@ -306,7 +310,7 @@ class Catalog:
         if not isinstance(part_rows, int) or part_rows < 1:
             raise ArgumentError(f"part_rows={part_rows!r} must be a positive integer")
         chunk_rows = part_rows * max(1, _SORT_CHUNK_ROWS // part_rows)
-        reader = self._execute(lambda: compiler.visit(self._node)).to_arrow_reader(min(chunk_rows, 100_000))
+        reader = self._execute(compiler.visit).to_arrow_reader(min(chunk_rows, 100_000))
         batches: list[pa.RecordBatch] = []
         rows = 0
         parts: list[os.PathLike[str]] = []
@@ -335,7 +339,7 @@ class Catalog:
         return _arrow_to_frame(self.to_arrow(), require_geometry=True)
 
     def __len__(self) -> int:
-        row = self._execute(lambda: compiler.aggregate(self._node, exp.Count(this=exp.Star())), _fetchone)
+        row = self._execute(lambda bound: compiler.aggregate(bound, exp.Count(this=exp.Star())), _fetchone)
         return int(row[0])
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
@@ -353,15 +357,15 @@ class Catalog:
         """(xmin, ymin, xmax, ymax) lon/lat of all footprints; None when empty."""
         mins = [exp.Min(this=compiler.bbox_field(k)) for k in ("xmin", "ymin")]
         maxs = [exp.Max(this=compiler.bbox_field(k)) for k in ("xmax", "ymax")]
-        row = self._execute(lambda: compiler.aggregate(self._node, *mins, *maxs), _fetchone)
+        row = self._execute(lambda bound: compiler.aggregate(bound, *mins, *maxs), _fetchone)
         return None if row[0] is None else (row[0], row[1], row[2], row[3])
 
     @property
     def temporal_extent(self) -> tuple[pd.Timestamp | None, pd.Timestamp | None]:
         """(earliest start, latest end) in UTC over dated rows; (None, None) if all are static."""
         t = self._execute(
-            lambda: compiler.aggregate(
-                self._node, exp.Min(this=compiler.col(schema.START)), exp.Max(this=compiler.col(schema.END))
+            lambda bound: compiler.aggregate(
+                bound, exp.Min(this=compiler.col(schema.START)), exp.Max(this=compiler.col(schema.END))
             ),
             engine.fetch_arrow,
         )
@@ -451,17 +455,17 @@ _COLUMNS_CACHE: dict[str, list[str]] = {}
 
 
 def _columns(node: Node) -> list[str]:
-    sql_text = compiler.to_sql(node, pretty=False)
-    cols = _COLUMNS_CACHE.get(sql_text)
-    if cols is None:
-        rows = read_consistently(
-            _scan_roots(node),
-            lambda: engine.cursor().execute(f"DESCRIBE {compiler.to_sql(node, pretty=False)}").fetchall(),
-        )
-        cols = _COLUMNS_CACHE[sql_text] = [r[0] for r in rows]
-        if len(_COLUMNS_CACHE) > 256:
-            _COLUMNS_CACHE.pop(next(iter(_COLUMNS_CACHE)))
-    return list(cols)
+    def describe() -> list[str]:  # bound once per run: the SQL is both the cache key and the query
+        sql_text = compiler.to_sql(node, pretty=False)
+        cols = _COLUMNS_CACHE.get(sql_text)
+        if cols is None:
+            rows = engine.cursor().execute(f"DESCRIBE {sql_text}").fetchall()
+            cols = _COLUMNS_CACHE[sql_text] = [r[0] for r in rows]
+            if len(_COLUMNS_CACHE) > 256:
+                _COLUMNS_CACHE.pop(next(iter(_COLUMNS_CACHE)))
+        return cols
+
+    return list(read_consistently(_scan_roots(node), describe))
 
 
 _DAY_US = 86_400_000_000
@@ -493,7 +497,7 @@ def join_plan(left: Node, right: Node, spatial_only: bool) -> JoinPlan:
     cell = 1.3 * max(sizes) if sizes else 1.0
     cell = min(max(cell, 1e-6), 360.0)
     bucket = _DAY_US if spatial_only or not lengths else max(int(max(lengths)) + 1, 1)
-    return JoinPlan(cell=float(f"{cell:.6g}"), bucket_us=bucket, lean=True, distinct=repeats)
+    return JoinPlan(cell=float(f"{cell:.6g}"), bucket_us=bucket, distinct=repeats)
 
 
 def _may_repeat_ids(node: Node) -> bool:

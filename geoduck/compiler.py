@@ -1,5 +1,9 @@
 """Relation nodes → sqlglot expression trees → DuckDB SQL. All SQL generation lives here.
 
+Compiling is pure: :func:`visit` renders a *bound* tree (:func:`geoduck.storage.bind` resolved
+each scan into its live parts and extents beforehand) and does no I/O. The entry points that take
+any relation (:func:`to_sql`, :func:`aggregate`, :func:`bind_user_sql` …) bind it first, once.
+
 User values only ever enter the tree as sqlglot literals (numbers, strings, casts), never as SQL
 text. Spatial filters emit the ``bbox`` covering inequalities first (DuckDB pushes them into the
 Parquet scan and prunes row groups by their statistics) and the exact ``ST_Intersects`` second.
@@ -14,13 +18,13 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from functools import cache, singledispatch
 
 import pandas as pd
-import pyarrow as pa
 import sqlglot
 from sqlglot import exp
 
-from . import engine, remote, schema, store
+from . import schema, store
 from .errors import SQLError
-from .expr import Difference, Intersect, JoinPlan, Node, Pad, Scan, SpatialFilter, TimeFilter, Union, Where
+from .expr import Difference, Intersect, JoinPlan, Node, Pad, Parts, Scan, SpatialFilter, TimeFilter, Union, Where
+from .storage import bind
 
 DIALECT = "duckdb"
 
@@ -63,24 +67,15 @@ def visit(node: Node) -> exp.Select:
 
 @visit.register
 def _(node: Scan) -> exp.Select:
-    # The glob, unless a compaction/migration is replacing parts: then the explicit list of live
-    # parts (see store.live_listing).
-    files: exp.Expression = exp.Literal.string(store.part_glob(node.root))
-    parts: tuple[str, ...] | None = node.files
-    if node.files is not None:
-        files = _file_list(node.files)
-    elif remote.is_uri(node.root):  # s3://, gs://, https:// … (see geoduck.remote)
-        engine.use_httpfs()
-        found = remote.scan_files(node.root)
-        files = exp.Literal.string(found) if isinstance(found, str) else _file_list(found)
-    else:
-        live, pending = store.live_listing(node.root)
-        parts = tuple(live)
-        if pending or "\\" in node.root:  # (no glob can spell a path with a backslash for DuckDB)
-            files = _file_list(parts)
+    # The glob, unless a compaction/migration is replacing parts (or the location has no glob):
+    # then the explicit list of live parts, as bound (see geoduck.storage).
+    parts = node.parts
+    if parts is None:
+        raise TypeError(f"scan of {node.root!r} is not bound: compile geoduck.storage.bind(node)")
+    files = exp.Literal.string(parts.glob) if parts.glob is not None else _file_list(parts.paths)
     source = _read_parquet(files)
-    if not remote.is_uri(node.root):  # filters over this scan may skip whole parts (see _prune)
-        source.meta[_SCAN] = (node.root, parts)
+    if parts.extents is not None:  # filters over this scan may skip whole parts (see _prune)
+        source.meta[_SCAN] = parts
     return exp.select(exp.Star()).from_(source)
 
 
@@ -99,32 +94,29 @@ def _read_parquet(files: exp.Expression) -> exp.Expression:
 
 
 _SCAN = "geoduck_scan"
-"""``meta`` key of a local ``read_parquet`` source: (its catalog root, the parts it reads)."""
+"""``meta`` key of a ``read_parquet`` source whose parts' extents are known: its :class:`Parts`."""
 
 
 def _prune(select: exp.Select, keep: Callable[[store.PartExtent], bool]) -> exp.Select:
     """Make a filter directly over a local catalog scan read only the parts that can hold matching
-    rows, judged by ``keep`` on each part's footer statistics (:func:`store.part_extent`); the
-    filter itself still runs on the parts read, so the result is the same.
+    rows, judged by ``keep`` on each part's footer statistics (bound beforehand, see
+    :func:`geoduck.storage.bind`); the filter itself still runs on the parts read, so the result
+    is the same.
 
     Parts are only skipped when all have the same schema (so ``union_by_name`` binds the same
     columns), and at least one is always read (an empty result keeps its columns)."""
     source = select.args.get("from_")
-    scan_meta = source.this.meta.get(_SCAN) if source is not None and source.this.meta else None
-    if scan_meta is None:
+    parts: Parts | None = source.this.meta.get(_SCAN) if source is not None and source.this.meta else None
+    if parts is None or parts.extents is None:
         return select
-    root, parts = scan_meta
-    try:
-        extents = [store.part_extent(p) for p in parts]
-    except (OSError, ValueError, pa.ArrowException):
-        return select  # unreadable footers: let DuckDB read (and report) them
-    if len(parts) < 2 or len({e.schema for e in extents}) != 1:
+    extents = parts.extents
+    if len(parts.paths) < 2 or len({e.schema for e in extents}) != 1:
         return select
-    kept = tuple(p for p, e in zip(parts, extents, strict=True) if keep(e)) or parts[:1]
-    if len(kept) == len(parts):
+    kept = [(p, e) for p, e in zip(parts.paths, extents, strict=True) if keep(e)] or [(parts.paths[0], extents[0])]
+    if len(kept) == len(parts.paths):
         return select
-    pruned = _read_parquet(_file_list(kept))
-    pruned.meta[_SCAN] = (root, kept)
+    pruned = _read_parquet(_file_list([p for p, _ in kept]))
+    pruned.meta[_SCAN] = Parts(tuple(p for p, _ in kept), None, tuple(e for _, e in kept))
     source.this.replace(pruned)
     return select
 
@@ -299,9 +291,10 @@ def _(node: Union) -> exp.Select:
 #   class C: static, long-lived, or spatial_only: one key per cell;
 #   class B: spans > max_cells cells: joined by bbox inequalities (a range join; such rows are rare).
 # T×T pairs join on (bucket, cell); C×(T|C) and T×C pairs on cell; pairs involving a B row by range
-# join (each join filters its sides' classes before joining); so every candidate pair is produced by exactly one branch, and in the keyed branches only in
-# the cell/bucket of its reference point (the lower-left corner and start of the bbox/interval
-# intersection), so no pair appears twice. The exact ST_Intersects runs last, on survivors only.
+# join (each join filters its sides' classes before joining); so every candidate pair is produced
+# by exactly one branch, and in the keyed branches only in the cell/bucket of its reference point
+# (the lower-left corner and start of the bbox/interval intersection), so no pair appears twice.
+# The exact ST_Intersects runs last, on survivors only.
 _KEYS_SQL = """
 SELECT *,
   CASE WHEN nx * ny > :max_cells THEN 'B'
@@ -322,58 +315,7 @@ FROM (
 )
 """
 
-_PAIRS_SQL = """
-WITH
-lk AS (SELECT * FROM __lkeys__),
-rk AS (SELECT * FROM __rkeys__),
-lt AS (SELECT _id, x0, y0, x1, y1, s, e,
-              tb0 + i // (nx * ny) AS tb, cx0 + (i % (nx * ny)) // ny AS cx, cy0 + i % ny AS cy
-       FROM (SELECT *, unnest(range(nt * nx * ny)) AS i FROM lk WHERE cls = 'T')),
-rt AS (SELECT _id, x0, y0, x1, y1, s, e,
-              tb0 + i // (nx * ny) AS tb, cx0 + (i % (nx * ny)) // ny AS cx, cy0 + i % ny AS cy
-       FROM (SELECT *, unnest(range(nt * nx * ny)) AS i FROM rk WHERE cls = 'T')),
-lc AS (SELECT _id, x0, y0, x1, y1, s, e, cls, cx0 + i // ny AS cx, cy0 + i % ny AS cy
-       FROM (SELECT *, unnest(range(nx * ny)) AS i FROM lk WHERE cls <> 'B')),
-rc AS (SELECT _id, x0, y0, x1, y1, s, e, cls, cx0 + i // ny AS cx, cy0 + i % ny AS cy
-       FROM (SELECT *, unnest(range(nx * ny)) AS i FROM rk WHERE cls <> 'B')),
-p_tt AS (
-  SELECT a._id AS lid, b._id AS rid FROM lt AS a JOIN rt AS b
-    ON a.tb = b.tb AND a.cx = b.cx AND a.cy = b.cy
-  WHERE a.x0 <= b.x1 AND a.x1 >= b.x0 AND a.y0 <= b.y1 AND a.y1 >= b.y0
-    AND a.s <= b.e AND a.e >= b.s
-    AND a.tb = floor(epoch_us(greatest(a.s, b.s)) / :bucket)::BIGINT
-    AND a.cx = floor(greatest(a.x0, b.x0) / :cell)::BIGINT
-    AND a.cy = floor(greatest(a.y0, b.y0) / :cell)::BIGINT),
-p_cl AS (
-  SELECT a._id AS lid, b._id AS rid FROM (SELECT * FROM lc WHERE cls = 'C') AS a JOIN rc AS b
-    ON a.cx = b.cx AND a.cy = b.cy
-  WHERE a.x0 <= b.x1 AND a.x1 >= b.x0 AND a.y0 <= b.y1 AND a.y1 >= b.y0
-    AND (NOT :timed OR ((a.s IS NULL OR b.e IS NULL OR a.s <= b.e) AND (a.e IS NULL OR b.s IS NULL OR a.e >= b.s)))
-    AND a.cx = floor(greatest(a.x0, b.x0) / :cell)::BIGINT
-    AND a.cy = floor(greatest(a.y0, b.y0) / :cell)::BIGINT),
-p_cr AS (
-  SELECT a._id AS lid, b._id AS rid FROM (SELECT * FROM lc WHERE cls = 'T') AS a
-    JOIN (SELECT * FROM rc WHERE cls = 'C') AS b
-    ON a.cx = b.cx AND a.cy = b.cy
-  WHERE a.x0 <= b.x1 AND a.x1 >= b.x0 AND a.y0 <= b.y1 AND a.y1 >= b.y0
-    AND (NOT :timed OR ((a.s IS NULL OR b.e IS NULL OR a.s <= b.e) AND (a.e IS NULL OR b.s IS NULL OR a.e >= b.s)))
-    AND a.cx = floor(greatest(a.x0, b.x0) / :cell)::BIGINT
-    AND a.cy = floor(greatest(a.y0, b.y0) / :cell)::BIGINT),
-p_bl AS (
-  SELECT a._id AS lid, b._id AS rid FROM (SELECT * FROM lk WHERE cls = 'B') AS a JOIN rk AS b
-    ON a.x0 <= b.x1 AND a.x1 >= b.x0 AND a.y0 <= b.y1 AND a.y1 >= b.y0
-  WHERE (NOT :timed OR ((a.s IS NULL OR b.e IS NULL OR a.s <= b.e) AND (a.e IS NULL OR b.s IS NULL OR a.e >= b.s)))),
-p_br AS (
-  SELECT a._id AS lid, b._id AS rid FROM (SELECT * FROM lk WHERE cls <> 'B') AS a
-    JOIN (SELECT * FROM rk WHERE cls = 'B') AS b
-    ON a.x0 <= b.x1 AND a.x1 >= b.x0 AND a.y0 <= b.y1 AND a.y1 >= b.y0
-  WHERE (NOT :timed OR ((a.s IS NULL OR b.e IS NULL OR a.s <= b.e) AND (a.e IS NULL OR b.s IS NULL OR a.e >= b.s))))
-SELECT DISTINCT * FROM (SELECT * FROM p_tt UNION ALL SELECT * FROM p_cl UNION ALL SELECT * FROM p_cr
-                        UNION ALL SELECT * FROM p_bl UNION ALL SELECT * FROM p_br)
-"""
-
-# The same pairs as _PAIRS_SQL (same classes, branches and reference-point rule), compiled when
-# ``JoinPlan.lean``: the per-cell key rows of the C branches (lc/rc/lx/rx) are streamed, not
+# The candidate pairs: the per-cell key rows of the C branches (lc/rc/lx/rx) are streamed, not
 # materialized, and only the rows each branch can pair are unnested — C rows against the other
 # side's T and C rows, and T rows only when the other side has C rows at all (the ``IN (… LIMIT 1)``
 # semi-joins); the B range joins read the other side only when B rows exist. Tile × date catalogs
@@ -383,7 +325,7 @@ SELECT DISTINCT * FROM (SELECT * FROM p_tt UNION ALL SELECT * FROM p_cl UNION AL
 # (the DISTINCT, which ``JoinPlan.distinct`` makes optional) DuckDB 1.5.5 hangs streaming this UNION
 # ALL of branches over the materialized lk/rk into a result (every thread parked; ``count(*)`` over
 # it works).
-_PAIRS_LEAN_SQL = """
+_PAIRS_SQL = """
 WITH
 lk AS MATERIALIZED (SELECT *, row_number() OVER () AS _n FROM __lkeys__),
 rk AS MATERIALIZED (SELECT *, row_number() OVER () AS _n FROM __rkeys__),
@@ -472,34 +414,42 @@ def _plan_values(plan: JoinPlan, spatial_only: bool) -> dict[str, exp.Expression
     }
 
 
-def candidate_pairs(left: Node, right: Node, plan: JoinPlan, spatial_only: bool) -> exp.Select:
-    """``(lid, rid)`` of every pair whose bboxes (and intervals) overlap, each exactly once.
+def candidate_pairs(left: exp.Select, right: exp.Select, plan: JoinPlan, spatial_only: bool) -> exp.Select:
+    """``(lid, rid)`` of every pair of rows of the compiled sides ``left`` and ``right`` whose bboxes
+    (and intervals) overlap, each exactly once (the trees are used as they are: pass copies).
 
     With ``plan.distinct`` pairs are made distinct, so rows sharing an id (e.g. a union without
     dedupe) pair once per matching row when joined back, not once per candidate; without it (ids
     unique on both sides, see ``catalog.join_plan``) each candidate pair is unique already."""
-    values = _plan_values(plan, spatial_only)
-    lkeys = _template(_KEYS_SQL, {"__child__": visit(left)}, **values)
-    rkeys = _template(_KEYS_SQL, {"__child__": visit(right)}, **values)
-    template = _PAIRS_LEAN_SQL if plan.lean else _PAIRS_SQL
-    tree = _template(template, {"__lkeys__": lkeys, "__rkeys__": rkeys}, **values)
-    if plan.lean and not plan.distinct:
+    return _candidates(left, right, _plan_values(plan, spatial_only), plan.distinct)
+
+
+def _candidates(left: exp.Select, right: exp.Select, values: dict[str, exp.Expression], distinct: bool) -> exp.Select:
+    lkeys = _template(_KEYS_SQL, {"__child__": left}, **values)
+    rkeys = _template(_KEYS_SQL, {"__child__": right}, **values)
+    tree = _template(_PAIRS_SQL, {"__lkeys__": lkeys, "__rkeys__": rkeys}, **values)
+    if not distinct:
         tree.set("distinct", None)
     return tree
 
 
-def _exact_pairs(node: Intersect | Difference) -> exp.Select:
-    """Candidate pairs joined back to both sides' rows (``l``, ``r``) and checked exactly."""
-    pairs = candidate_pairs(node.left, node.right, node.plan, node.spatial_only)
+def exact_pairs(left: exp.Select, right: exp.Select, plan: JoinPlan, spatial_only: bool) -> exp.Select:
+    """``SELECT * FROM`` the candidate pairs (``p``: ``lid``, ``rid``) joined back to the rows of
+    the compiled sides (``l``, ``r``) whose footprints intersect exactly. Each side is compiled
+    once by the caller (its tree is read twice: for the join keys and for the rows)."""
+    return _joined(left, right, candidate_pairs(left.copy(), right.copy(), plan, spatial_only))
+
+
+def _joined(left: exp.Select, right: exp.Select, pairs: exp.Select) -> exp.Select:
     return (
         exp.select(exp.Star())
         .from_(pairs.subquery("p"))
         .join(
-            visit(node.left).subquery("l"),
+            left.subquery("l"),
             on=exp.EQ(this=exp.column(schema.ID, "l", quoted=True), expression=exp.column("lid", "p")),
         )
         .join(
-            visit(node.right).subquery("r"),
+            right.subquery("r"),
             on=exp.EQ(this=exp.column(schema.ID, "r", quoted=True), expression=exp.column("rid", "p")),
         )
         .where(
@@ -510,6 +460,10 @@ def _exact_pairs(node: Intersect | Difference) -> exp.Select:
             )
         )
     )
+
+
+def _exact_pairs(node: Intersect | Difference) -> exp.Select:
+    return exact_pairs(visit(node.left), visit(node.right), node.plan, node.spatial_only)
 
 
 _NOT_PREFIXED = frozenset({schema.GEOMETRY, schema.VERSION})
@@ -578,10 +532,11 @@ def _(node: Intersect) -> exp.Select:
 
 @visit.register
 def _(node: Difference) -> exp.Select:
-    hits = _exact_pairs(node)
+    left = visit(node.left)  # compiled once: read by the pairs and for the rows kept
+    hits = exact_pairs(left.copy(), visit(node.right), node.plan, node.spatial_only)
     hits.set("expressions", [exp.column("lid", "p")])
     condition = exp.not_(exp.In(this=col(schema.ID), query=hits.subquery()))
-    return exp.select(exp.Star()).from_(visit(node.left).subquery("_d")).where(condition)
+    return exp.select(exp.Star()).from_(left.subquery("_d")).where(condition)
 
 
 def join_stats() -> list[exp.Expression]:
@@ -752,13 +707,13 @@ def render(tree: exp.Expression, *, pretty: bool = False) -> str:
 
 
 def to_sql(node: Node, *, pretty: bool = True) -> str:
-    """DuckDB SQL text of a relation."""
-    return render(visit(node), pretty=pretty)
+    """DuckDB SQL text of a relation (bound first, once; see :func:`geoduck.storage.bind`)."""
+    return render(visit(bind(node)), pretty=pretty)
 
 
 def aggregate(node: Node, *selects: exp.Expression) -> exp.Select:
-    """``SELECT <selects> FROM (<node>)``."""
-    return exp.select(*selects).from_(visit(node).subquery("_rel"))
+    """``SELECT <selects> FROM (<node>)`` (``node`` bound first, once)."""
+    return exp.select(*selects).from_(visit(bind(node)).subquery("_rel"))
 
 
 # -- user SQL -----------------------------------------------------------------------------------
@@ -790,6 +745,7 @@ def bind_user_sql(sql: str, relations: Mapping[str, Node], *, scan_path: Callabl
     if not isinstance(tree, exp.Query):
         raise SQLError(f"only read-only queries (SELECT …) are allowed, got {tree.key.upper()}")
     _check_functions(tree, "catalog SQL")
+    listings: dict = {}  # each catalog listed once, however many relations read it
     for table in list(tree.find_all(exp.Table)):
         if not isinstance(table.this, exp.Identifier):
             raise SQLError(f"table functions are not allowed in catalog SQL: {table.this.sql(DIALECT)}")
@@ -801,7 +757,7 @@ def bind_user_sql(sql: str, relations: Mapping[str, Node], *, scan_path: Callabl
         if name not in relations:
             raise SQLError(f"unknown table {name!r}; available: {sorted(relations)}")
         alias = table.alias or name
-        table.replace(visit(relations[name]).subquery(alias))
+        table.replace(visit(bind(relations[name], listings)).subquery(alias))
     if scan_path is not None:
         map_scan_paths(tree, scan_path)
     try:
@@ -854,24 +810,29 @@ MACRO_BEGIN = "-- BEGIN GENERATED: geoduck_intersect (geoduck.compiler.update_ma
 MACRO_END = "-- END GENERATED: geoduck_intersect"
 
 
+_MACRO_GLOB = {side: f"__geoduck_macro__/{side}" for side in ("left", "right")}
+"""Stand-ins for the macro's ``left_glob``/``right_glob`` parameters (bound scans: no I/O)."""
+
+
 def intersect_macro_sql() -> str:
-    """The ``geoduck_intersect`` table macro: the Python engine's intersect plan over two globs.
+    """The ``geoduck_intersect`` table macro: the Python engine's intersect plan (the same
+    :func:`exact_pairs` join) over two globs.
 
     ``cell`` (degrees) and ``bucket_us`` only tune speed; the pairs are exact for any values.
     """
-    left, right = Scan("__geoduck_macro__/left"), Scan("__geoduck_macro__/right")
-    plan_values = {
+    left, right = (visit(Scan(_MACRO_GLOB[side], parts=Parts((), _MACRO_GLOB[side]))) for side in ("left", "right"))
+    values = {
         "cell": exp.column("cell"),
         "bucket": exp.column("bucket_us"),
         "max_cells": exp.Literal.number(JoinPlan(1.0, 1).max_cells),
         "max_buckets": exp.Literal.number(JoinPlan(1.0, 1).max_buckets),
         "timed": exp.not_(exp.column("spatial_only")),
     }
-    lkeys = _template(_KEYS_SQL, {"__child__": visit(left)}, **plan_values)
-    rkeys = _template(_KEYS_SQL, {"__child__": visit(right)}, **plan_values)
-    pairs = _template(_PAIRS_SQL, {"__lkeys__": lkeys, "__rkeys__": rkeys}, **plan_values)
-    tree = (
-        exp.select(
+    # the production join (exact_pairs), with the plan as macro parameters; ids may repeat: distinct
+    pairs = _joined(left, right, _candidates(left.copy(), right.copy(), values, distinct=True))
+    pairs.set(
+        "expressions",
+        [
             exp.alias_(
                 exp.DPipe(
                     this=exp.DPipe(this=exp.column("lid", "p"), expression=exp.Literal.string("|")),
@@ -891,14 +852,11 @@ def intersect_macro_sql() -> str:
             exp.alias_(exp.func("least", exp.column(schema.END, "l"), exp.column(schema.END, "r")), schema.END),
             exp.alias_(exp.column(schema.FILEPATH, "l"), "left_filepath"),
             exp.alias_(exp.column(schema.FILEPATH, "r"), "right_filepath"),
-        )
-        .from_(pairs.subquery("p"))
-        .join(visit(left).subquery("l"), on=exp.EQ(this=exp.column(schema.ID, "l"), expression=exp.column("lid", "p")))
-        .join(visit(right).subquery("r"), on=exp.EQ(this=exp.column(schema.ID, "r"), expression=exp.column("rid", "p")))
-        .where(exp.func("ST_Intersects", exp.column(schema.GEOMETRY, "l"), exp.column(schema.GEOMETRY, "r")))
+        ],
     )
+    tree = pairs
     for lit in list(tree.find_all(exp.Literal)):
-        if lit.is_string and lit.this.startswith("__geoduck_macro__/"):
+        if lit.is_string and lit.this in _MACRO_GLOB.values():
             lit.replace(exp.column(f"{lit.this.split('/')[1]}_glob"))
     body = tree.sql(dialect=DIALECT, pretty=True)
     return (
@@ -941,10 +899,10 @@ FROM __child__
 
 def sorted_rows(node: Node) -> exp.Select:
     """All rows Hilbert-sorted by bbox centre, then start time (geometry as WKB): for compaction."""
-    return _template(_SORTED_SQL, {"__child__": visit(node)})
+    return _template(_SORTED_SQL, {"__child__": visit(bind(node))})
 
 
 def summary(node: Node) -> exp.Select:
     """Row count and geometry type names of a relation (one row; each written part computes its
     own bbox)."""
-    return _template(_SUMMARY_SQL, {"__child__": visit(node)})
+    return _template(_SUMMARY_SQL, {"__child__": visit(bind(node))})

@@ -4,8 +4,12 @@ runs until :mod:`geoduck.compiler` turns the tree into SQL and the engine execut
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import pandas as pd
+
+if TYPE_CHECKING:
+    from .store import PartExtent
 
 
 @dataclass(frozen=True)
@@ -14,12 +18,27 @@ class Node:
 
 
 @dataclass(frozen=True)
+class Parts:
+    """What one scan reads, as bound at one moment (:func:`geoduck.storage.bind`): the compiler
+    renders it without any I/O."""
+
+    paths: tuple[str, ...]
+    """The live part files (local paths or URIs), oldest first."""
+    glob: str | None = None
+    """A glob that reads exactly ``paths`` (no replacement pending); None: name the parts."""
+    extents: tuple[PartExtent, ...] | None = None
+    """Footer statistics of each of ``paths`` (local parts under a filter that may skip whole
+    parts); None: unknown, every part is read."""
+
+
+@dataclass(frozen=True)
 class Scan(Node):
     """All rows of the catalog directory ``root`` (its live ``*.parquet`` parts), or of exactly
-    the part ``files`` given (a snapshot, e.g. for compaction)."""
+    the part ``files`` given (a snapshot, e.g. for compaction). ``parts``: set by binding."""
 
     root: str
     files: tuple[str, ...] | None = None
+    parts: Parts | None = None
 
 
 @dataclass(frozen=True)
@@ -61,21 +80,14 @@ class JoinPlan:
     at most ``max_cells`` cells and ``max_buckets`` buckets take the keyed hash join; larger ones a
     bbox range join.
 
-    ``lean`` compiles the same pairs with less work and memory (see ``compile._PAIRS_LEAN_SQL``):
-    the per-cell key rows of the long/static-row branches are streamed instead of materialized, and
-    those branches and the range joins cost nothing when no such rows exist. ``join_plan`` sets it;
-    the default keeps the original SQL (golden snapshots, the generated DuckDB macro).
-
-    ``distinct`` (lean plans; the original SQL always is) makes the candidate (left id, right id)
-    pairs distinct: needed when an input may repeat ids (a union without dedupe, or rows sharing an
-    id), else every pair is unique already.
+    ``distinct`` makes the candidate (left id, right id) pairs distinct: needed when an input may
+    repeat ids (a union without dedupe, or rows sharing an id), else every pair is unique already.
     """
 
     cell: float
     bucket_us: int
     max_cells: int = 64
     max_buckets: int = 64
-    lean: bool = False
     distinct: bool = True
 
 

@@ -12,13 +12,17 @@ from __future__ import annotations
 import json
 import os
 import posixpath
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 
 from . import engine, schema, store
 from .errors import CatalogNotFoundError, SchemaError
 from .store import MANIFEST, PART_GLOB
+
+if TYPE_CHECKING:
+    from .storage import Listing
 
 HTTP_SCHEMES = frozenset({"http", "https"})
 
@@ -53,6 +57,7 @@ def list_files(root: str, pattern: str) -> list[str]:
     target = join(root, pattern)
     if fs is not None:
         try:
+            fs.invalidate_cache(root)  # fsspec caches listings: a reader must see parts as they are now
             found = fs.glob(target)
         except FileNotFoundError:
             return []
@@ -96,23 +101,38 @@ def read_manifest(root: str) -> dict:
     return store.check_manifest(manifest, uri)
 
 
-def live_parts(root: str) -> list[str]:
-    """The parts a reader sees: listed parts minus those a completed replacement replaced."""
+def live_listing(root: str) -> tuple[list[str], bool]:
+    """(the live parts' URIs, whether a replacement is pending): the manifest is read before the
+    parts are listed and judged by the same rule as local catalogs
+    (:func:`geoduck.store.live_names`), so the new parts of an unfinished (or crashed) compaction
+    stay hidden until all of them are in place, and the parts they replace after that."""
+    manifest = read_manifest(root)
     parts = list_parts(root)
-    names = {posixpath.basename(p) for p in parts}
-    hidden: set[str] = set()
-    for entry in read_manifest(root).get("replacements", []):
-        if all(name in names for name in entry["by"]):
-            hidden.update(entry["replaces"])
-    return [p for p in parts if posixpath.basename(p) not in hidden]
+    listed = {posixpath.basename(p) for p in parts}
+    names, pending = store.live_names((posixpath.basename(p) for p in parts), manifest, listed.__contains__)
+    return [join(root, name) for name in names], pending
 
 
-def scan_files(root: str) -> str | list[str]:
-    """What ``read_parquet`` reads for the catalog at ``root``: its part glob where DuckDB can list
-    and no part is hidden by the manifest, else the explicit list of live parts."""
-    if scheme(root) not in HTTP_SCHEMES and not read_manifest(root).get("replacements"):
-        return join(root, PART_GLOB)
-    return live_parts(root)
+def live_parts(root: str) -> list[str]:
+    """The parts a reader sees (see :func:`live_listing`)."""
+    return live_listing(root)[0]
+
+
+class RemoteStorage:
+    """Catalogs at URIs (:class:`geoduck.storage.Storage`): parts listed with fsspec or DuckDB's
+    ``glob``, read by DuckDB's httpfs (loaded here, when a scan is bound)."""
+
+    def listing(self, root: str) -> Listing:
+        from .storage import Listing
+
+        engine.use_httpfs()
+        paths, pending = live_listing(root)
+        glob = None if pending or scheme(root) in HTTP_SCHEMES else join(root, PART_GLOB)
+        return Listing(root, tuple(paths), pending, glob)
+
+    def extents(self, paths: Sequence[str]) -> None:
+        """Unknown: remote footers are not read to skip parts (each would be a request)."""
+        return None
 
 
 def open_root(location: str) -> str:

@@ -565,22 +565,34 @@ def live_listing(path: str | os.PathLike[str]) -> tuple[list[str], bool]:
     :func:`generation`)."""
     root = os.fspath(path)
     manifest = read_manifest(root)
-    entries = manifest.get("replacements", [])
     names = part_names(root)
-    drop: set[str] = set()
-    add: set[str] = set()
-    for entry in entries:
-        switched = all(os.path.exists(os.path.join(root, name)) for name in entry["by"])
-        drop.update(entry["replaces"], entry["by"])
-        add.update(entry["by"] if switched else entry["replaces"])
+    live, pending = live_names(names, manifest, lambda name: os.path.exists(os.path.join(root, name)))
     seen = _LISTINGS.get()
     if seen is not None:  # see recorded_listings
         _, listed = seen.setdefault(root, (int(manifest.get("generation", 0)), set()))
-        listed.update(names, add)
+        listed.update(names, live)
+    return [os.path.join(root, name) for name in live], pending
+
+
+def live_names(names: Iterable[str], manifest: dict, exists: Callable[[str], bool]) -> tuple[list[str], bool]:
+    """(the live part names, whether a replacement is pending) of a catalog whose listing gave
+    ``names`` (oldest first), ``manifest`` read *before* that listing, ``exists`` telling whether
+    a part exists now (after the listing). The one rule of every storage (local and remote):
+
+    each pending replacement gives its new parts once switched (all of them exist), else its old
+    parts; so neither the new parts of an unfinished compaction (or one that crashed) nor the old
+    parts of a switched one are read, and no row is counted twice."""
+    names = list(names)
+    entries = manifest.get("replacements", [])
     if not entries:
-        return [os.path.join(root, name) for name in names], False
-    live = sorted({name for name in names if name not in drop} | add)
-    return [os.path.join(root, name) for name in live], True
+        return names, False
+    drop: set[str] = set()
+    add: set[str] = set()
+    for entry in entries:
+        switched = all(exists(name) for name in entry["by"])
+        drop.update(entry["replaces"], entry["by"])
+        add.update(entry["by"] if switched else entry["replaces"])
+    return sorted({name for name in names if name not in drop} | add), True
 
 
 Listings = dict[str, tuple[int, set[str]]]

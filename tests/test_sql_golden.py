@@ -52,7 +52,8 @@ COLUMNS = (
     "schema_version",
     "tile",
 )
-PLAN = JoinPlan(cell=0.25, bucket_us=86_400_000_001)
+PLAN = JoinPlan(cell=0.25, bucket_us=86_400_000_001)  # what catalog.join_plan gives when ids may repeat
+PLAN_UNIQUE = JoinPlan(cell=0.25, bucket_us=86_400_000_001, distinct=False)  # … and when they cannot
 SPATIAL = SpatialFilter(S2, shapely.to_wkb(AOI), (AOI.bounds,))
 UNION = Union(S2, L8, "s2", "landsat 8", False, False, False)
 UNION_DEDUPE = Union(S2, L8, "s2", "landsat 8", False, False, True)
@@ -72,6 +73,7 @@ CASES: dict[str, Node] = {
     "union_dedupe_where": Where(UNION_DEDUPE, "source = 'landsat 8'"),
     "intersect": Intersect(S2, L8, False, PLAN, COLUMNS, COLUMNS),
     "intersect_spatial_only": Intersect(S2, L8, True, PLAN, COLUMNS, COLUMNS),
+    "intersect_unique_ids": Intersect(S2, L8, False, PLAN_UNIQUE, COLUMNS, COLUMNS),
     "intersect_of_filters": Intersect(SPATIAL, TimeFilter(L8, T0, T1), False, PLAN, COLUMNS, COLUMNS),
     "difference": Difference(S2, L8, False, PLAN),
     "difference_spatial_only": Difference(S2, L8, True, PLAN),

@@ -10,9 +10,10 @@ WHERE
     SELECT
       p.lid
     FROM (
-      WITH lk AS (
+      WITH lk AS MATERIALIZED (
         SELECT
-          *
+          *,
+          ROW_NUMBER() OVER () AS _n
         FROM (
           SELECT
             *,
@@ -61,9 +62,10 @@ WHERE
             )
           )
         ) AS lkeys
-      ), rk AS (
+      ), rk AS MATERIALIZED (
         SELECT
-          *
+          *,
+          ROW_NUMBER() OVER () AS _n
         FROM (
           SELECT
             *,
@@ -118,7 +120,7 @@ WHERE
         ) AS rkeys
       ), lt AS (
         SELECT
-          _id,
+          _n,
           x0,
           y0,
           x1,
@@ -144,7 +146,7 @@ WHERE
         )
       ), rt AS (
         SELECT
-          _id,
+          _n,
           x0,
           y0,
           x1,
@@ -168,16 +170,15 @@ WHERE
           WHERE
             cls = 'T'
         )
-      ), lc AS (
+      ), lc AS NOT MATERIALIZED (
         SELECT
-          _id,
+          _n,
           x0,
           y0,
           x1,
           y1,
           s,
           e,
-          cls,
           cx0 + i // ny AS cx,
           cy0 + i % ny AS cy
         FROM (
@@ -186,18 +187,17 @@ WHERE
             UNNEST(RANGE(0, nx * ny)) AS i
           FROM lk
           WHERE
-            cls <> 'B'
+            cls = 'C'
         )
-      ), rc AS (
+      ), rc AS NOT MATERIALIZED (
         SELECT
-          _id,
+          _n,
           x0,
           y0,
           x1,
           y1,
           s,
           e,
-          cls,
           cx0 + i // ny AS cx,
           cy0 + i % ny AS cy
         FROM (
@@ -206,12 +206,67 @@ WHERE
             UNNEST(RANGE(0, nx * ny)) AS i
           FROM rk
           WHERE
-            cls <> 'B'
+            cls = 'C'
+        )
+      ), lx AS NOT MATERIALIZED (
+        SELECT
+          _n,
+          x0,
+          y0,
+          x1,
+          y1,
+          s,
+          e,
+          cx0 + i // ny AS cx,
+          cy0 + i % ny AS cy
+        FROM (
+          SELECT
+            *,
+            UNNEST(RANGE(0, nx * ny)) AS i
+          FROM lk
+          WHERE
+            cls = 'T'
+            AND cls IN (
+              SELECT
+                'T'
+              FROM rk
+              WHERE
+                cls = 'C'
+              LIMIT 1
+            )
+        )
+      ), rx AS NOT MATERIALIZED (
+        SELECT
+          _n,
+          x0,
+          y0,
+          x1,
+          y1,
+          s,
+          e,
+          cx0 + i // ny AS cx,
+          cy0 + i % ny AS cy
+        FROM (
+          SELECT
+            *,
+            UNNEST(RANGE(0, nx * ny)) AS i
+          FROM rk
+          WHERE
+            (
+              cls <> 'B'
+            ) IN (
+              SELECT
+                TRUE
+              FROM lk
+              WHERE
+                cls = 'C'
+              LIMIT 1
+            )
         )
       ), p_tt AS (
         SELECT
-          a._id AS lid,
-          b._id AS rid
+          a._n AS ln,
+          b._n AS rn
         FROM lt AS a
         JOIN rt AS b
           ON a.tb = b.tb AND a.cx = b.cx AND a.cy = b.cy
@@ -227,16 +282,10 @@ WHERE
           AND a.cy = CAST(FLOOR(GREATEST(a.y0, b.y0) / 0.25) AS BIGINT)
       ), p_cl AS (
         SELECT
-          a._id AS lid,
-          b._id AS rid
-        FROM (
-          SELECT
-            *
-          FROM lc
-          WHERE
-            cls = 'C'
-        ) AS a
-        JOIN rc AS b
+          a._n AS ln,
+          b._n AS rn
+        FROM lc AS a
+        JOIN rx AS b
           ON a.cx = b.cx AND a.cy = b.cy
         WHERE
           a.x0 <= b.x1
@@ -258,22 +307,10 @@ WHERE
           AND a.cy = CAST(FLOOR(GREATEST(a.y0, b.y0) / 0.25) AS BIGINT)
       ), p_cr AS (
         SELECT
-          a._id AS lid,
-          b._id AS rid
-        FROM (
-          SELECT
-            *
-          FROM lc
-          WHERE
-            cls = 'T'
-        ) AS a
-        JOIN (
-          SELECT
-            *
-          FROM rc
-          WHERE
-            cls = 'C'
-        ) AS b
+          a._n AS ln,
+          b._n AS rn
+        FROM lx AS a
+        JOIN rc AS b
           ON a.cx = b.cx AND a.cy = b.cy
         WHERE
           a.x0 <= b.x1
@@ -295,8 +332,8 @@ WHERE
           AND a.cy = CAST(FLOOR(GREATEST(a.y0, b.y0) / 0.25) AS BIGINT)
       ), p_bl AS (
         SELECT
-          a._id AS lid,
-          b._id AS rid
+          a._n AS ln,
+          b._n AS rn
         FROM (
           SELECT
             *
@@ -304,7 +341,22 @@ WHERE
           WHERE
             cls = 'B'
         ) AS a
-        JOIN rk AS b
+        JOIN (
+          SELECT
+            *
+          FROM rk
+          WHERE
+            (
+              NOT cls IS NULL
+            ) IN (
+              SELECT
+                TRUE
+              FROM lk
+              WHERE
+                cls = 'B'
+              LIMIT 1
+            )
+        ) AS b
           ON a.x0 <= b.x1 AND a.x1 >= b.x0 AND a.y0 <= b.y1 AND a.y1 >= b.y0
         WHERE
           (
@@ -320,14 +372,23 @@ WHERE
           )
       ), p_br AS (
         SELECT
-          a._id AS lid,
-          b._id AS rid
+          a._n AS ln,
+          b._n AS rn
         FROM (
           SELECT
             *
           FROM lk
           WHERE
-            cls <> 'B'
+            (
+              cls <> 'B'
+            ) IN (
+              SELECT
+                TRUE
+              FROM rk
+              WHERE
+                cls = 'B'
+              LIMIT 1
+            )
         ) AS a
         JOIN (
           SELECT
@@ -349,10 +410,7 @@ WHERE
               )
             )
           )
-      )
-      SELECT DISTINCT
-        *
-      FROM (
+      ), pairs AS MATERIALIZED (
         SELECT
           *
         FROM p_tt
@@ -373,6 +431,14 @@ WHERE
           *
         FROM p_br
       )
+      SELECT DISTINCT
+        l._id AS lid,
+        r._id AS rid
+      FROM pairs AS p
+      JOIN lk AS l
+        ON l._n = p.ln
+      JOIN rk AS r
+        ON r._n = p.rn
     ) AS p
     JOIN (
       SELECT

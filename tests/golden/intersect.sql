@@ -30,9 +30,10 @@ FROM (
     "r"."native_bounds" AS "right_native_bounds",
     "r"."tile" AS "right_tile"
   FROM (
-    WITH lk AS (
+    WITH lk AS MATERIALIZED (
       SELECT
-        *
+        *,
+        ROW_NUMBER() OVER () AS _n
       FROM (
         SELECT
           *,
@@ -81,9 +82,10 @@ FROM (
           )
         )
       ) AS lkeys
-    ), rk AS (
+    ), rk AS MATERIALIZED (
       SELECT
-        *
+        *,
+        ROW_NUMBER() OVER () AS _n
       FROM (
         SELECT
           *,
@@ -138,7 +140,7 @@ FROM (
       ) AS rkeys
     ), lt AS (
       SELECT
-        _id,
+        _n,
         x0,
         y0,
         x1,
@@ -164,7 +166,7 @@ FROM (
       )
     ), rt AS (
       SELECT
-        _id,
+        _n,
         x0,
         y0,
         x1,
@@ -188,16 +190,15 @@ FROM (
         WHERE
           cls = 'T'
       )
-    ), lc AS (
+    ), lc AS NOT MATERIALIZED (
       SELECT
-        _id,
+        _n,
         x0,
         y0,
         x1,
         y1,
         s,
         e,
-        cls,
         cx0 + i // ny AS cx,
         cy0 + i % ny AS cy
       FROM (
@@ -206,18 +207,17 @@ FROM (
           UNNEST(RANGE(0, nx * ny)) AS i
         FROM lk
         WHERE
-          cls <> 'B'
+          cls = 'C'
       )
-    ), rc AS (
+    ), rc AS NOT MATERIALIZED (
       SELECT
-        _id,
+        _n,
         x0,
         y0,
         x1,
         y1,
         s,
         e,
-        cls,
         cx0 + i // ny AS cx,
         cy0 + i % ny AS cy
       FROM (
@@ -226,12 +226,67 @@ FROM (
           UNNEST(RANGE(0, nx * ny)) AS i
         FROM rk
         WHERE
-          cls <> 'B'
+          cls = 'C'
+      )
+    ), lx AS NOT MATERIALIZED (
+      SELECT
+        _n,
+        x0,
+        y0,
+        x1,
+        y1,
+        s,
+        e,
+        cx0 + i // ny AS cx,
+        cy0 + i % ny AS cy
+      FROM (
+        SELECT
+          *,
+          UNNEST(RANGE(0, nx * ny)) AS i
+        FROM lk
+        WHERE
+          cls = 'T'
+          AND cls IN (
+            SELECT
+              'T'
+            FROM rk
+            WHERE
+              cls = 'C'
+            LIMIT 1
+          )
+      )
+    ), rx AS NOT MATERIALIZED (
+      SELECT
+        _n,
+        x0,
+        y0,
+        x1,
+        y1,
+        s,
+        e,
+        cx0 + i // ny AS cx,
+        cy0 + i % ny AS cy
+      FROM (
+        SELECT
+          *,
+          UNNEST(RANGE(0, nx * ny)) AS i
+        FROM rk
+        WHERE
+          (
+            cls <> 'B'
+          ) IN (
+            SELECT
+              TRUE
+            FROM lk
+            WHERE
+              cls = 'C'
+            LIMIT 1
+          )
       )
     ), p_tt AS (
       SELECT
-        a._id AS lid,
-        b._id AS rid
+        a._n AS ln,
+        b._n AS rn
       FROM lt AS a
       JOIN rt AS b
         ON a.tb = b.tb AND a.cx = b.cx AND a.cy = b.cy
@@ -247,16 +302,10 @@ FROM (
         AND a.cy = CAST(FLOOR(GREATEST(a.y0, b.y0) / 0.25) AS BIGINT)
     ), p_cl AS (
       SELECT
-        a._id AS lid,
-        b._id AS rid
-      FROM (
-        SELECT
-          *
-        FROM lc
-        WHERE
-          cls = 'C'
-      ) AS a
-      JOIN rc AS b
+        a._n AS ln,
+        b._n AS rn
+      FROM lc AS a
+      JOIN rx AS b
         ON a.cx = b.cx AND a.cy = b.cy
       WHERE
         a.x0 <= b.x1
@@ -278,22 +327,10 @@ FROM (
         AND a.cy = CAST(FLOOR(GREATEST(a.y0, b.y0) / 0.25) AS BIGINT)
     ), p_cr AS (
       SELECT
-        a._id AS lid,
-        b._id AS rid
-      FROM (
-        SELECT
-          *
-        FROM lc
-        WHERE
-          cls = 'T'
-      ) AS a
-      JOIN (
-        SELECT
-          *
-        FROM rc
-        WHERE
-          cls = 'C'
-      ) AS b
+        a._n AS ln,
+        b._n AS rn
+      FROM lx AS a
+      JOIN rc AS b
         ON a.cx = b.cx AND a.cy = b.cy
       WHERE
         a.x0 <= b.x1
@@ -315,8 +352,8 @@ FROM (
         AND a.cy = CAST(FLOOR(GREATEST(a.y0, b.y0) / 0.25) AS BIGINT)
     ), p_bl AS (
       SELECT
-        a._id AS lid,
-        b._id AS rid
+        a._n AS ln,
+        b._n AS rn
       FROM (
         SELECT
           *
@@ -324,7 +361,22 @@ FROM (
         WHERE
           cls = 'B'
       ) AS a
-      JOIN rk AS b
+      JOIN (
+        SELECT
+          *
+        FROM rk
+        WHERE
+          (
+            NOT cls IS NULL
+          ) IN (
+            SELECT
+              TRUE
+            FROM lk
+            WHERE
+              cls = 'B'
+            LIMIT 1
+          )
+      ) AS b
         ON a.x0 <= b.x1 AND a.x1 >= b.x0 AND a.y0 <= b.y1 AND a.y1 >= b.y0
       WHERE
         (
@@ -340,14 +392,23 @@ FROM (
         )
     ), p_br AS (
       SELECT
-        a._id AS lid,
-        b._id AS rid
+        a._n AS ln,
+        b._n AS rn
       FROM (
         SELECT
           *
         FROM lk
         WHERE
-          cls <> 'B'
+          (
+            cls <> 'B'
+          ) IN (
+            SELECT
+              TRUE
+            FROM rk
+            WHERE
+              cls = 'B'
+            LIMIT 1
+          )
       ) AS a
       JOIN (
         SELECT
@@ -369,10 +430,7 @@ FROM (
             )
           )
         )
-    )
-    SELECT DISTINCT
-      *
-    FROM (
+    ), pairs AS MATERIALIZED (
       SELECT
         *
       FROM p_tt
@@ -393,6 +451,14 @@ FROM (
         *
       FROM p_br
     )
+    SELECT DISTINCT
+      l._id AS lid,
+      r._id AS rid
+    FROM pairs AS p
+    JOIN lk AS l
+      ON l._n = p.ln
+    JOIN rk AS r
+      ON r._n = p.rn
   ) AS p
   JOIN (
     SELECT

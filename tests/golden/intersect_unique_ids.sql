@@ -1,0 +1,481 @@
+SELECT
+  "id",
+  "geometry",
+  {'xmin': ST_XMIN("geometry"), 'ymin': ST_YMIN("geometry"), 'xmax': ST_XMAX("geometry"), 'ymax': ST_YMAX("geometry")} AS "bbox",
+  *
+  EXCLUDE ("id", "geometry")
+FROM (
+  SELECT
+    p.lid || '|' || p.rid AS "id",
+    ST_INTERSECTION("l"."geometry", "r"."geometry") AS "geometry",
+    GREATEST("l"."start_datetime", "r"."start_datetime") AS "start_datetime",
+    LEAST("l"."end_datetime", "r"."end_datetime") AS "end_datetime",
+    CAST(1 AS INT) AS "schema_version",
+    "l"."id" AS "left_id",
+    "l"."filepath" AS "left_filepath",
+    "l"."backend" AS "left_backend",
+    "l"."bbox" AS "left_bbox",
+    "l"."start_datetime" AS "left_start_datetime",
+    "l"."end_datetime" AS "left_end_datetime",
+    "l"."crs" AS "left_crs",
+    "l"."native_bounds" AS "left_native_bounds",
+    "l"."tile" AS "left_tile",
+    "r"."id" AS "right_id",
+    "r"."filepath" AS "right_filepath",
+    "r"."backend" AS "right_backend",
+    "r"."bbox" AS "right_bbox",
+    "r"."start_datetime" AS "right_start_datetime",
+    "r"."end_datetime" AS "right_end_datetime",
+    "r"."crs" AS "right_crs",
+    "r"."native_bounds" AS "right_native_bounds",
+    "r"."tile" AS "right_tile"
+  FROM (
+    WITH lk AS MATERIALIZED (
+      SELECT
+        *,
+        ROW_NUMBER() OVER () AS _n
+      FROM (
+        SELECT
+          *,
+          CASE
+            WHEN nx * ny > 64
+            THEN 'B'
+            WHEN TRUE AND NOT s IS NULL AND nt <= 64
+            THEN 'T'
+            ELSE 'C'
+          END AS cls
+        FROM (
+          SELECT
+            _id,
+            x0,
+            y0,
+            x1,
+            y1,
+            s,
+            e,
+            cx0,
+            cy0,
+            tb0,
+            cx1 - cx0 + 1 AS nx,
+            cy1 - cy0 + 1 AS ny,
+            tb1 - tb0 + 1 AS nt
+          FROM (
+            SELECT
+              id AS _id,
+              bbox.xmin AS x0,
+              bbox.ymin AS y0,
+              bbox.xmax AS x1,
+              bbox.ymax AS y1,
+              start_datetime AS s,
+              end_datetime AS e,
+              CAST(FLOOR(bbox.xmin / 0.25) AS BIGINT) AS cx0,
+              CAST(FLOOR(bbox.xmax / 0.25) AS BIGINT) AS cx1,
+              CAST(FLOOR(bbox.ymin / 0.25) AS BIGINT) AS cy0,
+              CAST(FLOOR(bbox.ymax / 0.25) AS BIGINT) AS cy1,
+              CAST(FLOOR(EPOCH_US(start_datetime) / 86400000001) AS BIGINT) AS tb0,
+              CAST(FLOOR(EPOCH_US(end_datetime) / 86400000001) AS BIGINT) AS tb1
+            FROM (
+              SELECT
+                *
+              FROM READ_PARQUET('/data/catalogs/s2/*.parquet', union_by_name = TRUE, hive_partitioning = FALSE)
+            ) AS child
+          )
+        )
+      ) AS lkeys
+    ), rk AS MATERIALIZED (
+      SELECT
+        *,
+        ROW_NUMBER() OVER () AS _n
+      FROM (
+        SELECT
+          *,
+          CASE
+            WHEN nx * ny > 64
+            THEN 'B'
+            WHEN TRUE AND NOT s IS NULL AND nt <= 64
+            THEN 'T'
+            ELSE 'C'
+          END AS cls
+        FROM (
+          SELECT
+            _id,
+            x0,
+            y0,
+            x1,
+            y1,
+            s,
+            e,
+            cx0,
+            cy0,
+            tb0,
+            cx1 - cx0 + 1 AS nx,
+            cy1 - cy0 + 1 AS ny,
+            tb1 - tb0 + 1 AS nt
+          FROM (
+            SELECT
+              id AS _id,
+              bbox.xmin AS x0,
+              bbox.ymin AS y0,
+              bbox.xmax AS x1,
+              bbox.ymax AS y1,
+              start_datetime AS s,
+              end_datetime AS e,
+              CAST(FLOOR(bbox.xmin / 0.25) AS BIGINT) AS cx0,
+              CAST(FLOOR(bbox.xmax / 0.25) AS BIGINT) AS cx1,
+              CAST(FLOOR(bbox.ymin / 0.25) AS BIGINT) AS cy0,
+              CAST(FLOOR(bbox.ymax / 0.25) AS BIGINT) AS cy1,
+              CAST(FLOOR(EPOCH_US(start_datetime) / 86400000001) AS BIGINT) AS tb0,
+              CAST(FLOOR(EPOCH_US(end_datetime) / 86400000001) AS BIGINT) AS tb1
+            FROM (
+              SELECT
+                *
+              FROM READ_PARQUET(
+                '/data/catalogs/landsat 8/*.parquet',
+                union_by_name = TRUE,
+                hive_partitioning = FALSE
+              )
+            ) AS child
+          )
+        )
+      ) AS rkeys
+    ), lt AS (
+      SELECT
+        _n,
+        x0,
+        y0,
+        x1,
+        y1,
+        s,
+        e,
+        tb0 + i // (
+          nx * ny
+        ) AS tb,
+        cx0 + (
+          i % (
+            nx * ny
+          )
+        ) // ny AS cx,
+        cy0 + i % ny AS cy
+      FROM (
+        SELECT
+          *,
+          UNNEST(RANGE(0, nt * nx * ny)) AS i
+        FROM lk
+        WHERE
+          cls = 'T'
+      )
+    ), rt AS (
+      SELECT
+        _n,
+        x0,
+        y0,
+        x1,
+        y1,
+        s,
+        e,
+        tb0 + i // (
+          nx * ny
+        ) AS tb,
+        cx0 + (
+          i % (
+            nx * ny
+          )
+        ) // ny AS cx,
+        cy0 + i % ny AS cy
+      FROM (
+        SELECT
+          *,
+          UNNEST(RANGE(0, nt * nx * ny)) AS i
+        FROM rk
+        WHERE
+          cls = 'T'
+      )
+    ), lc AS NOT MATERIALIZED (
+      SELECT
+        _n,
+        x0,
+        y0,
+        x1,
+        y1,
+        s,
+        e,
+        cx0 + i // ny AS cx,
+        cy0 + i % ny AS cy
+      FROM (
+        SELECT
+          *,
+          UNNEST(RANGE(0, nx * ny)) AS i
+        FROM lk
+        WHERE
+          cls = 'C'
+      )
+    ), rc AS NOT MATERIALIZED (
+      SELECT
+        _n,
+        x0,
+        y0,
+        x1,
+        y1,
+        s,
+        e,
+        cx0 + i // ny AS cx,
+        cy0 + i % ny AS cy
+      FROM (
+        SELECT
+          *,
+          UNNEST(RANGE(0, nx * ny)) AS i
+        FROM rk
+        WHERE
+          cls = 'C'
+      )
+    ), lx AS NOT MATERIALIZED (
+      SELECT
+        _n,
+        x0,
+        y0,
+        x1,
+        y1,
+        s,
+        e,
+        cx0 + i // ny AS cx,
+        cy0 + i % ny AS cy
+      FROM (
+        SELECT
+          *,
+          UNNEST(RANGE(0, nx * ny)) AS i
+        FROM lk
+        WHERE
+          cls = 'T'
+          AND cls IN (
+            SELECT
+              'T'
+            FROM rk
+            WHERE
+              cls = 'C'
+            LIMIT 1
+          )
+      )
+    ), rx AS NOT MATERIALIZED (
+      SELECT
+        _n,
+        x0,
+        y0,
+        x1,
+        y1,
+        s,
+        e,
+        cx0 + i // ny AS cx,
+        cy0 + i % ny AS cy
+      FROM (
+        SELECT
+          *,
+          UNNEST(RANGE(0, nx * ny)) AS i
+        FROM rk
+        WHERE
+          (
+            cls <> 'B'
+          ) IN (
+            SELECT
+              TRUE
+            FROM lk
+            WHERE
+              cls = 'C'
+            LIMIT 1
+          )
+      )
+    ), p_tt AS (
+      SELECT
+        a._n AS ln,
+        b._n AS rn
+      FROM lt AS a
+      JOIN rt AS b
+        ON a.tb = b.tb AND a.cx = b.cx AND a.cy = b.cy
+      WHERE
+        a.x0 <= b.x1
+        AND a.x1 >= b.x0
+        AND a.y0 <= b.y1
+        AND a.y1 >= b.y0
+        AND a.s <= b.e
+        AND a.e >= b.s
+        AND a.tb = CAST(FLOOR(EPOCH_US(GREATEST(a.s, b.s)) / 86400000001) AS BIGINT)
+        AND a.cx = CAST(FLOOR(GREATEST(a.x0, b.x0) / 0.25) AS BIGINT)
+        AND a.cy = CAST(FLOOR(GREATEST(a.y0, b.y0) / 0.25) AS BIGINT)
+    ), p_cl AS (
+      SELECT
+        a._n AS ln,
+        b._n AS rn
+      FROM lc AS a
+      JOIN rx AS b
+        ON a.cx = b.cx AND a.cy = b.cy
+      WHERE
+        a.x0 <= b.x1
+        AND a.x1 >= b.x0
+        AND a.y0 <= b.y1
+        AND a.y1 >= b.y0
+        AND (
+          NOT TRUE
+          OR (
+            (
+              a.s IS NULL OR b.e IS NULL OR a.s <= b.e
+            )
+            AND (
+              a.e IS NULL OR b.s IS NULL OR a.e >= b.s
+            )
+          )
+        )
+        AND a.cx = CAST(FLOOR(GREATEST(a.x0, b.x0) / 0.25) AS BIGINT)
+        AND a.cy = CAST(FLOOR(GREATEST(a.y0, b.y0) / 0.25) AS BIGINT)
+    ), p_cr AS (
+      SELECT
+        a._n AS ln,
+        b._n AS rn
+      FROM lx AS a
+      JOIN rc AS b
+        ON a.cx = b.cx AND a.cy = b.cy
+      WHERE
+        a.x0 <= b.x1
+        AND a.x1 >= b.x0
+        AND a.y0 <= b.y1
+        AND a.y1 >= b.y0
+        AND (
+          NOT TRUE
+          OR (
+            (
+              a.s IS NULL OR b.e IS NULL OR a.s <= b.e
+            )
+            AND (
+              a.e IS NULL OR b.s IS NULL OR a.e >= b.s
+            )
+          )
+        )
+        AND a.cx = CAST(FLOOR(GREATEST(a.x0, b.x0) / 0.25) AS BIGINT)
+        AND a.cy = CAST(FLOOR(GREATEST(a.y0, b.y0) / 0.25) AS BIGINT)
+    ), p_bl AS (
+      SELECT
+        a._n AS ln,
+        b._n AS rn
+      FROM (
+        SELECT
+          *
+        FROM lk
+        WHERE
+          cls = 'B'
+      ) AS a
+      JOIN (
+        SELECT
+          *
+        FROM rk
+        WHERE
+          (
+            NOT cls IS NULL
+          ) IN (
+            SELECT
+              TRUE
+            FROM lk
+            WHERE
+              cls = 'B'
+            LIMIT 1
+          )
+      ) AS b
+        ON a.x0 <= b.x1 AND a.x1 >= b.x0 AND a.y0 <= b.y1 AND a.y1 >= b.y0
+      WHERE
+        (
+          NOT TRUE
+          OR (
+            (
+              a.s IS NULL OR b.e IS NULL OR a.s <= b.e
+            )
+            AND (
+              a.e IS NULL OR b.s IS NULL OR a.e >= b.s
+            )
+          )
+        )
+    ), p_br AS (
+      SELECT
+        a._n AS ln,
+        b._n AS rn
+      FROM (
+        SELECT
+          *
+        FROM lk
+        WHERE
+          (
+            cls <> 'B'
+          ) IN (
+            SELECT
+              TRUE
+            FROM rk
+            WHERE
+              cls = 'B'
+            LIMIT 1
+          )
+      ) AS a
+      JOIN (
+        SELECT
+          *
+        FROM rk
+        WHERE
+          cls = 'B'
+      ) AS b
+        ON a.x0 <= b.x1 AND a.x1 >= b.x0 AND a.y0 <= b.y1 AND a.y1 >= b.y0
+      WHERE
+        (
+          NOT TRUE
+          OR (
+            (
+              a.s IS NULL OR b.e IS NULL OR a.s <= b.e
+            )
+            AND (
+              a.e IS NULL OR b.s IS NULL OR a.e >= b.s
+            )
+          )
+        )
+    ), pairs AS MATERIALIZED (
+      SELECT
+        *
+      FROM p_tt
+      UNION ALL
+      SELECT
+        *
+      FROM p_cl
+      UNION ALL
+      SELECT
+        *
+      FROM p_cr
+      UNION ALL
+      SELECT
+        *
+      FROM p_bl
+      UNION ALL
+      SELECT
+        *
+      FROM p_br
+    )
+    SELECT
+      l._id AS lid,
+      r._id AS rid
+    FROM pairs AS p
+    JOIN lk AS l
+      ON l._n = p.ln
+    JOIN rk AS r
+      ON r._n = p.rn
+  ) AS p
+  JOIN (
+    SELECT
+      *
+    FROM READ_PARQUET('/data/catalogs/s2/*.parquet', union_by_name = TRUE, hive_partitioning = FALSE)
+  ) AS l
+    ON "l"."id" = p.lid
+  JOIN (
+    SELECT
+      *
+    FROM READ_PARQUET(
+      '/data/catalogs/landsat 8/*.parquet',
+      union_by_name = TRUE,
+      hive_partitioning = FALSE
+    )
+  ) AS r
+    ON "r"."id" = p.rid
+  WHERE
+    ST_INTERSECTS("l"."geometry", "r"."geometry")
+) AS _ix
