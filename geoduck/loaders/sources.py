@@ -463,8 +463,8 @@ def sources_for(catalog: Catalog, slice: GeoSlice, *, newest_first: bool = False
     if index is not None:
         return _order(index.sources(index.select(slice)), newest_first)
     rel = catalog.query(bbox=slice.grid_bounds, crs=slice.crs, start=slice.start, end=slice.end)
-    table = _select_columns(catalog, rel)
-    return _order(RowIndex(table).sources(list(range(table.num_rows))), newest_first)
+    rows = RowIndex(_select_columns(catalog, rel))  # its raster rows only (the table may hold others)
+    return _order(rows.sources(list(range(len(rows)))), newest_first)
 
 
 def clear_cache() -> None:
