@@ -11,8 +11,8 @@ import logging
 import os
 import random
 import time
-from collections.abc import Callable, Iterator, Mapping
-from typing import Any
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any, TypeVar
 
 import duckdb
 import geopandas as gpd
@@ -170,19 +170,15 @@ class Catalog:
         column names, no subqueries, no table functions; else :class:`SQLError` naming the token.
         """
         tree = compiler.parse_predicate(predicate, self.columns)
-
-        def describe() -> list[tuple]:
-            check = compiler.aggregate(self._node, exp.alias_(tree.copy(), "_p"))
-            with compiler.parser_stack():
-                check_sql = check.sql(dialect=compiler.DIALECT)
-            return engine.cursor().execute(f"DESCRIBE {check_sql}").fetchall()
-
         try:
             with compiler.parser_stack():
                 rendered = tree.sql(dialect=compiler.DIALECT)
-            described = read_consistently(_scan_roots(self._node), describe)
-        except duckdb.Error as exc:
-            raise SQLError(f"predicate {predicate[:200]!r} is invalid: {str(exc).splitlines()[0]}") from None
+            described = execute(
+                self._node,
+                lambda: compiler.aggregate(self._node, exp.alias_(tree.copy(), "_p")),
+                _describe,
+                error=lambda reason: SQLError(f"predicate {predicate[:200]!r} is invalid: {reason}"),
+            )
         except RecursionError:
             raise SQLError(f"predicate {predicate[:200]!r} is nested too deeply: simplify it") from None
         kind = described[0][1] if len(described) == 1 else f"{len(described)} columns"
@@ -258,7 +254,7 @@ class Catalog:
     def explain(self, analyze: bool = False) -> str:
         """DuckDB's physical plan (``EXPLAIN`` / ``EXPLAIN ANALYZE``) of this relation."""
         prefix = "EXPLAIN ANALYZE " if analyze else "EXPLAIN "
-        rows = engine.cursor().execute(prefix + compiler.to_sql(self._node, pretty=False)).fetchall()
+        rows = execute(self._node, lambda: compiler.select(self._node), lambda sql: _fetch_all(prefix + sql))
         return "\n".join(str(r[-1]) for r in rows)
 
     def sql(
@@ -280,25 +276,9 @@ class Catalog:
         return _run_user_sql(query, {"catalog": self._node}, sandbox.limits(timeout, memory_limit, threads))
 
     # -- results --------------------------------------------------------------------------------
-    def _execute(self, compile_: Callable[[Node], exp.Expression], run: Callable[[str], Any] | None = None) -> Any:
-        """``run`` the SQL of the tree that ``compile_`` builds (purely) from this relation bound
-        afresh (:func:`geoduck.storage.bind`: its catalogs listed once), binding, compiling and
-        running it again while compactions replace the parts it reads (see
-        :func:`read_consistently`). Default ``run``: the cursor with the executed query (then only
-        its execution is checked)."""
-        run = run or _cursor_with
-        try:
-            return read_consistently(
-                _scan_roots(self._node), lambda: run(compiler.render(compile_(storage.bind(self._node))))
-            )
-        except GeoduckError:
-            raise
-        except READ_ERRORS as exc:
-            raise QueryError(f"query over {self!r} failed: {_first_line(exc)}") from None
-
     def to_arrow(self) -> pa.Table:
         """All rows as an Arrow table (``geometry`` as GeoArrow WKB with its CRS)."""
-        return self._execute(compiler.visit, engine.fetch_arrow)
+        return execute(self._node, lambda: compiler.select(self._node))
 
     def to_parquet(self, path: str | os.PathLike[str], *, part_rows: int = store.MAX_PART_ROWS) -> Catalog:
         """Write this relation's rows as a new catalog (GeoParquet 1.1 parts, bbox covering) at
@@ -310,7 +290,7 @@ class Catalog:
         if not isinstance(part_rows, int) or part_rows < 1:
             raise ArgumentError(f"part_rows={part_rows!r} must be a positive integer")
         chunk_rows = part_rows * max(1, _SORT_CHUNK_ROWS // part_rows)
-        reader = self._execute(compiler.visit).to_arrow_reader(min(chunk_rows, 100_000))
+        reader = execute(self._node, lambda: compiler.select(self._node), fetch_reader(min(chunk_rows, 100_000)))
         batches: list[pa.RecordBatch] = []
         rows = 0
         parts: list[os.PathLike[str]] = []
@@ -339,7 +319,7 @@ class Catalog:
         return _arrow_to_frame(self.to_arrow(), require_geometry=True)
 
     def __len__(self) -> int:
-        row = self._execute(lambda bound: compiler.aggregate(bound, exp.Count(this=exp.Star())), _fetchone)
+        row = execute(self._node, lambda: compiler.aggregate(self._node, exp.Count(this=exp.Star())), fetch_one)
         return int(row[0])
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
@@ -357,17 +337,17 @@ class Catalog:
         """(xmin, ymin, xmax, ymax) lon/lat of all footprints; None when empty."""
         mins = [exp.Min(this=compiler.bbox_field(k)) for k in ("xmin", "ymin")]
         maxs = [exp.Max(this=compiler.bbox_field(k)) for k in ("xmax", "ymax")]
-        row = self._execute(lambda bound: compiler.aggregate(bound, *mins, *maxs), _fetchone)
+        row = execute(self._node, lambda: compiler.aggregate(self._node, *mins, *maxs), fetch_one)
         return None if row[0] is None else (row[0], row[1], row[2], row[3])
 
     @property
     def temporal_extent(self) -> tuple[pd.Timestamp | None, pd.Timestamp | None]:
         """(earliest start, latest end) in UTC over dated rows; (None, None) if all are static."""
-        t = self._execute(
-            lambda bound: compiler.aggregate(
-                bound, exp.Min(this=compiler.col(schema.START)), exp.Max(this=compiler.col(schema.END))
+        t = execute(
+            self._node,
+            lambda: compiler.aggregate(
+                self._node, exp.Min(this=compiler.col(schema.START)), exp.Max(this=compiler.col(schema.END))
             ),
-            engine.fetch_arrow,
         )
         start, end = t.column(0)[0].as_py(), t.column(1)[0].as_py()
         return (
@@ -375,17 +355,109 @@ class Catalog:
             None if end is None else pd.Timestamp(end).tz_convert("UTC"),
         )
 
+    # -- the one execution path (see execute) ----------------------------------------------------
+    def fetch(
+        self,
+        *columns: str | exp.Expression,
+        where: exp.Expression | None = None,
+        order_by: Sequence[str | exp.Expression] = (),
+        distinct: bool = False,
+    ) -> pa.Table:
+        """Run ``SELECT [DISTINCT] <columns> FROM <this relation> [WHERE …] [ORDER BY …]`` now and
+        return the rows as an Arrow table: the read that loaders, samplers and other modules use.
+
+        ``columns``/``order_by``: column names or sqlglot expressions (``exp.Ordered`` for
+        ``DESC``/``NULLS FIRST``); ``where``: a sqlglot condition over this relation's columns.
+        Compiled again while compactions replace the parts it reads; a failure raises
+        :class:`QueryError` (see :func:`execute`).
+        """
+        if not columns:
+            raise ArgumentError("fetch() needs at least one column, e.g. fetch('id', 'filepath')")
+
+        def build() -> exp.Select:
+            select = compiler.aggregate(self._node, *(_column(c) for c in columns))
+            if where is not None:
+                select = select.where(where.copy())
+            if distinct:
+                select = select.distinct()
+            return select.order_by(*(_column(c) for c in order_by)) if order_by else select
+
+        return execute(self._node, build)
+
     def __repr__(self) -> str:
         root = _root_of(self._node)
         return f"<geoduck.Catalog {type(self._node).__name__} over {root!r}>"
 
 
-def _cursor_with(sql: str) -> duckdb.DuckDBPyConnection:
-    return engine.cursor().execute(sql)
+# == The one execution path ========================================================================
+# Every read of catalog rows runs through :func:`execute`: the relation's methods, loaders,
+# samplers, the join planner and maintenance (through :meth:`Catalog.fetch` or directly). It
+# compiles the SQL afresh and runs it again while compactions replace the parts it reads
+# (:func:`read_consistently`), and raises DuckDB/Arrow failures as one :class:`QueryError`. The
+# ``_fetch_*`` runners below are the only code that hands catalog SQL to DuckDB; user SQL runs in
+# :mod:`geoduck.sandbox` instead.
+
+T = TypeVar("T")
 
 
-def _fetchone(sql: str) -> tuple:
+def _column(column: str | exp.Expression) -> exp.Expression:
+    """A column name as a (quoted) column, or a copy of a sqlglot expression."""
+    return compiler.col(column) if isinstance(column, str) else column.copy()
+
+
+def _fetch_arrow(sql: str) -> pa.Table:
+    return engine.fetch_arrow(sql)
+
+
+def fetch_one(sql: str) -> tuple:
+    """A runner for :func:`execute`: the first result row."""
     return engine.cursor().execute(sql).fetchone()
+
+
+def _fetch_all(sql: str) -> list[tuple]:
+    return engine.cursor().execute(sql).fetchall()
+
+
+def _describe(sql: str) -> list[tuple]:
+    """DuckDB's ``DESCRIBE`` of a query: (name, type, …) per result column (reads only metadata)."""
+    return _fetch_all(f"DESCRIBE {sql}")
+
+
+def fetch_reader(batch_rows: int) -> Callable[[str], pa.RecordBatchReader]:
+    """A runner for :func:`execute` that streams the result in Arrow batches of ``batch_rows`` rows
+    (only running the query is retried and checked, not the later reading of its batches)."""
+
+    def run(sql: str) -> pa.RecordBatchReader:
+        return engine.cursor().execute(sql).to_arrow_reader(batch_rows)
+
+    return run
+
+
+def execute(
+    node: Node,
+    build: Callable[[], exp.Expression],
+    run: Callable[[str], T] = _fetch_arrow,
+    *,
+    error: Callable[[str], GeoduckError] | None = None,
+) -> T:
+    """``run`` the SQL of the tree that ``build`` compiles afresh over the relation ``node``; the
+    only way geoduck reads catalog rows.
+
+    Retry policy: while compactions replace the parts it reads, it is compiled and run again (see
+    :func:`read_consistently`). Error policy: geoduck's own errors propagate; a DuckDB or Arrow
+    failure (a broken part, a bad value at run time …) raises :class:`QueryError` naming the
+    relation, or ``error(reason)`` when given (``reason``: the first line of DuckDB's message).
+    ``run``: the whole result as an Arrow table by default (see also :func:`fetch_reader`).
+    """
+    try:
+        return read_consistently(_scan_roots(node), lambda: run(compiler.render(build())))
+    except GeoduckError:
+        raise
+    except READ_ERRORS as exc:
+        reason = _first_line(exc)
+        if error is not None:
+            raise error(reason) from None
+        raise QueryError(f"query over {Catalog(node)!r} failed: {reason}") from None
 
 
 READ_ERRORS = (duckdb.Error, OSError, pa.ArrowException)
@@ -455,17 +527,14 @@ _COLUMNS_CACHE: dict[str, list[str]] = {}
 
 
 def _columns(node: Node) -> list[str]:
-    def describe() -> list[str]:  # bound once per run: the SQL is both the cache key and the query
-        sql_text = compiler.to_sql(node, pretty=False)
-        cols = _COLUMNS_CACHE.get(sql_text)
-        if cols is None:
-            rows = engine.cursor().execute(f"DESCRIBE {sql_text}").fetchall()
-            cols = _COLUMNS_CACHE[sql_text] = [r[0] for r in rows]
-            if len(_COLUMNS_CACHE) > 256:
-                _COLUMNS_CACHE.pop(next(iter(_COLUMNS_CACHE)))
-        return cols
-
-    return list(read_consistently(_scan_roots(node), describe))
+    sql_text = compiler.to_sql(node, pretty=False)
+    cols = _COLUMNS_CACHE.get(sql_text)
+    if cols is None:
+        rows = execute(node, lambda: compiler.select(node), _describe)
+        cols = _COLUMNS_CACHE[sql_text] = [r[0] for r in rows]
+        if len(_COLUMNS_CACHE) > 256:
+            _COLUMNS_CACHE.pop(next(iter(_COLUMNS_CACHE)))
+    return list(cols)
 
 
 _DAY_US = 86_400_000_000
@@ -482,15 +551,15 @@ def join_plan(left: Node, right: Node, spatial_only: bool) -> JoinPlan:
     sizes, lengths = [], []
     repeats = _may_repeat_ids(left) or _may_repeat_ids(right)
     for node in (left, right):
-        repeated = exp.Sub(
-            this=exp.Count(this=exp.Star()),
-            expression=exp.Count(this=exp.Distinct(expressions=[compiler.col(schema.ID)])),
-        )
 
-        def stats(node: Node = node, repeated: exp.Expression = repeated) -> tuple:
-            return _fetchone(compiler.aggregate(node, *compiler.join_stats(), repeated).sql(dialect=compiler.DIALECT))
+        def stats(node: Node = node) -> exp.Select:
+            repeated = exp.Sub(
+                this=exp.Count(this=exp.Star()),
+                expression=exp.Count(this=exp.Distinct(expressions=[compiler.col(schema.ID)])),
+            )
+            return compiler.aggregate(node, *compiler.join_stats(), repeated)
 
-        w, h, d, r = read_consistently(_scan_roots(node), stats)
+        w, h, d, r = execute(node, stats, fetch_one)
         sizes += [v for v in (w, h) if v]
         lengths += [d] if d else []
         repeats = repeats or bool(r)

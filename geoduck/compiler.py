@@ -711,6 +711,11 @@ def to_sql(node: Node, *, pretty: bool = True) -> str:
     return render(visit(bind(node)), pretty=pretty)
 
 
+def select(node: Node) -> exp.Select:
+    """``SELECT * FROM <node>`` as a tree (``node`` bound first, once)."""
+    return visit(bind(node))
+
+
 def aggregate(node: Node, *selects: exp.Expression) -> exp.Select:
     """``SELECT <selects> FROM (<node>)`` (``node`` bound first, once)."""
     return exp.select(*selects).from_(visit(bind(node)).subquery("_rel"))

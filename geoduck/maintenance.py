@@ -30,7 +30,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from . import compiler, engine, schema, store
+from . import compiler, schema, store
+from .catalog import execute, fetch_one, fetch_reader
 from .errors import BuildError
 from .expr import Scan
 
@@ -138,10 +139,11 @@ def _write_sorted(parts: list[Path], row_group_size: int, part_rows: int) -> Cal
     node = Scan(str(parts[0].parent), files=tuple(str(p) for p in parts))
 
     def write(new_temp: Callable[[], Path]) -> None:
-        cur = engine.cursor()
-        n, types = cur.execute(compiler.render(compiler.summary(node))).fetchone()
+        # Reads go through the one execution path (its QueryError policy; the maintenance lock
+        # keeps other compactions from replacing these parts meanwhile).
+        n, types = execute(node, lambda: compiler.summary(node), fetch_one)
         names = [_GEOPARQUET_TYPES.get(str(t).upper(), "GeometryCollection") for t in types] if n else []
-        reader = cur.execute(compiler.render(compiler.sorted_rows(node))).to_arrow_reader(min(part_rows, 100_000))
+        reader = execute(node, lambda: compiler.sorted_rows(node), fetch_reader(min(part_rows, 100_000)))
         out_schema = _plain_schema(reader.schema)
         pending: list[pa.Table] = []
         rows = 0

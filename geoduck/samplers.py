@@ -42,8 +42,9 @@ import pyproj
 import shapely
 import shapely.affinity
 from shapely.geometry.base import BaseGeometry
+from sqlglot import exp
 
-from . import compiler, engine, schema
+from . import compiler, schema
 from .catalog import Catalog, aoi_to_wgs84
 from .errors import ArgumentError, CRSError, NoDataError, SchemaError
 from .geo import WGS84, Bounds, densified_ring, footprint_wgs84, norm_crs, transformer, validate_bounds
@@ -116,21 +117,16 @@ def _fetch(catalog: Catalog) -> pa.Table:
         raise ArgumentError(f"expected a geoduck.Catalog, got {type(catalog).__name__}")
     columns = catalog.columns
     crs_col = next((c for c in (schema.CRS, "left_crs") if c in columns), None)
-    selects = [
-        compiler.col(schema.ID),
-        compiler.col(schema.GEOMETRY),
-        compiler.col(schema.START),
-        compiler.col(schema.END),
-    ]
+    selects: list[str | exp.Expression] = [schema.ID, schema.GEOMETRY, schema.START, schema.END]
     if crs_col is not None:
         selects.append(compiler.col(crs_col).as_("native_crs"))
     if schema.NATIVE_BOUNDS in columns:
-        selects.append(compiler.col(schema.NATIVE_BOUNDS))
+        selects.append(schema.NATIVE_BOUNDS)
     if schema.SCENE_ID in columns:
-        selects.append(compiler.col(schema.SCENE_ID))
-    order = [compiler.col(c) for c in (schema.ID, schema.START, schema.END, "source") if c in columns]
-    select = compiler.aggregate(catalog.node, *selects).order_by(*order)
-    table = engine.fetch_arrow(compiler.render(select))
+        selects.append(schema.SCENE_ID)
+    table = catalog.fetch(
+        *selects, order_by=[c for c in (schema.ID, schema.START, schema.END, "source") if c in columns]
+    )
     if table.num_rows == 0:
         raise NoDataError("the catalog has no rows to sample from")
     return table

@@ -36,7 +36,7 @@ import pyproj
 import shapely
 from shapely.geometry import MultiPolygon, Polygon
 
-from .. import compiler, engine, schema
+from .. import schema
 from ..catalog import Catalog, _scan_roots, aoi_to_wgs84
 from ..geo import WGS84
 from ..slices import GeoSlice
@@ -444,11 +444,10 @@ def row_index(catalog: Catalog) -> RowIndex | None:
     return index
 
 
-def _select_columns(catalog: Catalog, node: object | None = None) -> pa.Table:
+def _select_columns(catalog: Catalog, rel: Catalog | None = None) -> pa.Table:
+    """The :data:`_COLUMNS` that ``catalog`` has, of the rows of ``rel`` (a query of it; default: all)."""
     available = set(catalog.columns)
-    cols = [compiler.col(c) for c in _COLUMNS if c in available]
-    select = compiler.aggregate(node if node is not None else catalog.node, *cols)
-    return engine.fetch_arrow(compiler.render(select))
+    return (rel if rel is not None else catalog).fetch(*(c for c in _COLUMNS if c in available))
 
 
 def _order(sources: list[Source], newest_first: bool) -> list[Source]:
@@ -464,8 +463,8 @@ def sources_for(catalog: Catalog, slice: GeoSlice, *, newest_first: bool = False
     if index is not None:
         return _order(index.sources(index.select(slice)), newest_first)
     rel = catalog.query(bbox=slice.grid_bounds, crs=slice.crs, start=slice.start, end=slice.end)
-    table = _select_columns(catalog, rel.node)
-    return _order(RowIndex(table).sources(list(range(table.num_rows))), newest_first)
+    rows = RowIndex(_select_columns(catalog, rel))  # its raster rows only (the table may hold others)
+    return _order(rows.sources(list(range(len(rows)))), newest_first)
 
 
 def clear_cache() -> None:

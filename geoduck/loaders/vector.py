@@ -17,7 +17,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, overload
 
-import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
@@ -31,7 +30,7 @@ from pyogrio.errors import DataLayerError, DataSourceError
 from rasterio.transform import Affine
 from sqlglot import exp
 
-from .. import compiler, engine, schema
+from .. import compiler, schema
 from ..builders.vector import geoparquet_metadata, is_parquet
 from ..catalog import Catalog
 from ..errors import ArgumentError, GeoduckError, NoDataError, SourceError
@@ -87,24 +86,21 @@ class VectorSource:
 def sources_for(catalog: Catalog, slice: GeoSlice) -> list[VectorSource]:
     """Vector rows of ``catalog`` under ``slice`` (space and time), in load order: start time
     (static first), file path, layer."""
-    rel = catalog.query(bbox=slice.grid_bounds, crs=slice.crs, start=slice.start, end=slice.end)
-    select = (
-        compiler.aggregate(rel.node, compiler.col(schema.FILEPATH), compiler.col("layer"), compiler.col(schema.CRS))
-        .where(exp.EQ(this=compiler.col(schema.BACKEND), expression=exp.Literal.string("vector")))
-        .order_by(
-            exp.Ordered(this=compiler.col(schema.START), nulls_first=True),
-            exp.Ordered(this=compiler.col(schema.FILEPATH)),
-            exp.Ordered(this=compiler.col("layer")),
-        )
-    )
-    try:
-        rows = engine.cursor().execute(select.sql(dialect=compiler.DIALECT)).fetchall()
-    except duckdb.BinderException:
+    if not {"layer", schema.BACKEND, schema.FILEPATH, schema.CRS, schema.START} <= set(catalog.columns):
         raise ArgumentError(
             "catalog has no 'layer'/'backend' columns: load_vector needs a vector catalog "
             "(from build_vector_catalog, or a union/query of one)"
-        ) from None
-    return [VectorSource(path, layer, crs) for path, layer, crs in rows]
+        )
+    rel = catalog.query(bbox=slice.grid_bounds, crs=slice.crs, start=slice.start, end=slice.end)
+    table = rel.fetch(
+        schema.FILEPATH,
+        "layer",
+        schema.CRS,
+        where=exp.EQ(this=compiler.col(schema.BACKEND), expression=exp.Literal.string("vector")),
+        order_by=(exp.Ordered(this=compiler.col(schema.START), nulls_first=True), schema.FILEPATH, "layer"),
+    )
+    columns = (table[n].to_pylist() for n in (schema.FILEPATH, "layer", schema.CRS))
+    return [VectorSource(path, layer, crs) for path, layer, crs in zip(*columns, strict=True)]
 
 
 # -- reading ----------------------------------------------------------------------------------------

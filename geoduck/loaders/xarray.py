@@ -36,7 +36,7 @@ import xarray as xr
 from rasterio.enums import Resampling
 from rasterio.transform import Affine
 
-from .. import compiler, engine, schema
+from .. import schema
 from ..builders.xarray import Grid, centres, curvilinear_grid_corners, grid_of, open_dataset, time_cells
 from ..catalog import Catalog
 from ..errors import ArgumentError, GeoduckError, NoDataError, UnsupportedError
@@ -78,16 +78,11 @@ def items_for(catalog: Catalog, slice: GeoSlice, variables: Sequence[str] | None
         )
     rel = catalog.query(bbox=slice.grid_bounds, crs=slice.crs, start=slice.start, end=slice.end)
     names = (schema.FILEPATH, "variable", "time_var", "engine", schema.CRS, schema.START, schema.BACKEND)
-    select = (
-        compiler.aggregate(rel.node, *(compiler.col(n) for n in names))
-        .distinct()
-        .order_by(compiler.col(schema.FILEPATH), compiler.col("variable"))
-    )
-    rows = engine.cursor().execute(select.sql(dialect=compiler.DIALECT)).fetchall()
+    table = rel.fetch(*names, order_by=(schema.FILEPATH, "variable"), distinct=True)
     wanted = None if variables is None else set(variables)
     return [
         Item(path, var, time_var, eng, crs, _utc(start))
-        for path, var, time_var, eng, crs, start, backend in rows
+        for path, var, time_var, eng, crs, start, backend in zip(*(table[n].to_pylist() for n in names), strict=True)
         if backend == "xarray" and (wanted is None or var in wanted)
     ]
 
