@@ -44,10 +44,20 @@ import shapely.affinity
 from shapely.geometry.base import BaseGeometry
 
 from . import compiler, engine, schema
-from .catalog import Catalog, aoi_to_wgs84
+from .catalog import Catalog
 from .errors import ArgumentError, CRSError, NoDataError, SchemaError
-from .geo import WGS84, Bounds, densified_ring, footprint_wgs84, norm_crs, transformer, validate_bounds
-from .slices import GeoSlice, _pixel_pair, _pixels, crs_key, reproject_bounds
+from .geo import (
+    WGS84,
+    Bounds,
+    aoi_to_wgs84,
+    crs_key,
+    densified_ring,
+    footprint_wgs84,
+    norm_crs,
+    transformer,
+    validate_bounds,
+)
+from .slices import GeoSlice, _pixel_pair, _pixels, reproject_bounds
 
 T = TypeVar("T")
 log = logging.getLogger("geoduck.samplers")
