@@ -36,6 +36,7 @@ import shapely
 from . import schema
 from .errors import CatalogNotFoundError, SchemaError, StorageError
 from .geo import hilbert_key
+from .intervals import epoch_us
 
 ROW_GROUP_SIZE = 20_000
 """Rows per Parquet row group (benchmarks/bench_query.py shapes at 10^6 rows: 20,000 beat 10,000,
@@ -726,15 +727,6 @@ _EXTENTS: dict[tuple[str, int, int], PartExtent] = {}
 _EXTENTS_MAX = 65_536
 
 
-def _epoch_us(value: object) -> int:
-    if isinstance(value, dt.datetime):
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=dt.UTC)
-        delta = value - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-        return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
-    return int(value)  # type: ignore[call-overload]
-
-
 def part_extent(path: str | os.PathLike[str]) -> PartExtent:
     """The :class:`PartExtent` of one part, read from its footer once per (path, size, mtime)."""
     st = os.stat(path)
@@ -771,7 +763,10 @@ def part_extent(path: str | os.PathLike[str]) -> PartExtent:
                     continue  # an all-null bbox chunk: its rows match no spatial filter
                 known = False
                 break
-            v = _epoch_us(stats.min if low else stats.max) if is_time else float(stats.min if low else stats.max)
+            v = epoch_us(stats.min if low else stats.max) if is_time else float(stats.min if low else stats.max)
+            if v is None:
+                known = False
+                break
             value = v if value is None else (min(value, v) if low else max(value, v))
         bounds[name] = value if known else None
     extent = PartExtent(**bounds, schema=str(md.schema.to_arrow_schema().remove_metadata()))
