@@ -157,6 +157,31 @@ def wrap_shift(xmin: float) -> float:
     return 360.0 * math.floor((xmin + 180.0) / 360.0)
 
 
+def _is_split(geom: BaseGeometry) -> bool:
+    """Whether a lon/lat footprint is one split at ±180° (several parts reaching both edges)."""
+    xmin, _, xmax, _ = geom.bounds
+    return len(getattr(geom, "geoms", ())) >= 2 and xmin <= -179.999 and xmax >= 179.999
+
+
+def _rejoined_parts(geom: BaseGeometry) -> list[BaseGeometry]:
+    parts = list(getattr(geom, "geoms", [geom]))
+    if not _is_split(geom):
+        return parts
+    return [shapely.affinity.translate(p, xoff=360.0) if p.bounds[2] <= 0 else p for p in parts]
+
+
+def rejoin_antimeridian(geom: BaseGeometry) -> BaseGeometry:
+    """The inverse of the split at ±180°: a footprint split there, with its western parts moved
+    east by 360° (longitudes then run e.g. 170 … 190); other geometries unchanged."""
+    return shapely.union_all(_rejoined_parts(geom)) if _is_split(geom) else geom
+
+
+def unwrapped_bounds(geom: BaseGeometry) -> Bounds:
+    """Lon/lat bounds of :func:`rejoin_antimeridian` ``(geom)`` (``xmax > 180`` across ±180°)."""
+    b = np.array([p.bounds for p in _rejoined_parts(geom)])
+    return float(b[:, 0].min()), float(b[:, 1].min()), float(b[:, 2].max()), float(b[:, 3].max())
+
+
 def _split_antimeridian(poly: Polygon) -> Polygon | MultiPolygon:
     """Cut a polygon with continuous (possibly out-of-range) longitudes into [-180, 180] pieces."""
     xmin, _, xmax, _ = poly.bounds
