@@ -902,12 +902,10 @@ def update_macro_file(path: str | None = None) -> bool:
 
 # -- maintenance ----------------------------------------------------------------------------------
 
-_SORTED_SQL = """
+_SORTED_SQL = f"""
 SELECT * REPLACE (ST_AsWKB(geometry) AS geometry)
 FROM __child__
-ORDER BY ST_Hilbert((bbox.xmin + bbox.xmax) / 2, (bbox.ymin + bbox.ymax) / 2,
-                    {'min_x': -180.0, 'min_y': -90.0, 'max_x': 180.0, 'max_y': 90.0}::BOX_2D),
-         start_datetime NULLS FIRST, id
+ORDER BY {store.PART_ORDER_SQL}
 """
 
 _SUMMARY_SQL = """

@@ -495,14 +495,21 @@ def validate_bounds(bounds: Sequence[float], *, argument: str = "bbox") -> Bound
 
 
 HILBERT_ORDER = 16
+_HILBERT_MAX = (1 << HILBERT_ORDER) - 1
 
 
 def hilbert_key(x: np.ndarray, y: np.ndarray, extent: Bounds = (-180.0, -90.0, 180.0, 90.0)) -> np.ndarray:
-    """Hilbert curve index (order 16, uint64) of points, e.g. bbox centres in lon/lat degrees."""
+    """Hilbert curve index (order 16, uint64 in [0, 4**16)) of points, e.g. bbox centres in lon/lat
+    degrees: the key of DuckDB's ``ST_Hilbert(x, y, extent)``, so numpy and SQL sort rows in one
+    order. Each axis is quantised as ``floor((v - min) * (65535 / (max - min)))``, clipped to
+    [0, 65535] (points outside ``extent`` fall in the border cells)."""
     n = 1 << HILBERT_ORDER
     xmin, ymin, xmax, ymax = extent
-    xi = np.clip(((np.asarray(x, float) - xmin) / (xmax - xmin) * n).astype(np.int64), 0, n - 1)
-    yi = np.clip(((np.asarray(y, float) - ymin) / (ymax - ymin) * n).astype(np.int64), 0, n - 1)
+    with np.errstate(invalid="ignore"):
+        fx = np.floor((np.asarray(x, float) - xmin) * (_HILBERT_MAX / (xmax - xmin)))
+        fy = np.floor((np.asarray(y, float) - ymin) * (_HILBERT_MAX / (ymax - ymin)))
+    xi = np.clip(np.nan_to_num(fx), 0, _HILBERT_MAX).astype(np.int64)
+    yi = np.clip(np.nan_to_num(fy), 0, _HILBERT_MAX).astype(np.int64)
     d = np.zeros(xi.shape, dtype=np.uint64)
     s = n >> 1
     while s > 0:
