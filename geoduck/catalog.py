@@ -19,15 +19,14 @@ import geopandas as gpd
 import pandas as pd
 import pyarrow as pa
 import shapely
-from shapely.geometry import MultiPolygon, Polygon, box
-from shapely.geometry.base import BaseGeometry
+from shapely.geometry import MultiPolygon
 from sqlglot import exp
 
-from . import compiler, engine, remote, sandbox, schema, storage, store
+from . import compiler, engine, remote, sandbox, schema, store
 from .builders.common import BuildReport
 from .errors import ArgumentError, GeoduckError, QueryError, SQLError, StorageError
 from .expr import Difference, Intersect, JoinPlan, Node, Pad, Scan, SpatialFilter, TimeFilter, Union, Where
-from .geo import WGS84, check_lonlat_bounds, geometry_to_wgs84, norm_crs, validate_bounds
+from .geo import WGS84, aoi_to_wgs84
 from .intervals import TimeLike, padding_micros, query_interval
 
 log = logging.getLogger(__name__)
@@ -49,53 +48,6 @@ def open_catalog(path: str | os.PathLike[str], *, build_report: BuildReport | No
     root = store.require_catalog(location)
     store.check_schema_versions(root)
     return Catalog(Scan(str(root)), build_report=build_report)
-
-
-def _as_geometry(geometry: Any) -> BaseGeometry:
-    if isinstance(geometry, BaseGeometry):
-        return geometry
-    if isinstance(geometry, str):
-        try:
-            return shapely.from_wkt(geometry)
-        except shapely.errors.ShapelyError as exc:
-            raise ArgumentError(f"geometry is not valid WKT: {exc}") from None
-    if isinstance(geometry, Mapping) or hasattr(geometry, "__geo_interface__"):
-        try:
-            return shapely.geometry.shape(geometry)
-        except (ValueError, TypeError, AttributeError, KeyError) as exc:
-            raise ArgumentError(f"geometry is not a GeoJSON-like geometry: {exc}") from None
-    raise ArgumentError(f"geometry must be a shapely geometry, WKT or GeoJSON, got {type(geometry).__name__}")
-
-
-def aoi_to_wgs84(bbox: Any = None, geometry: Any = None, crs: Any = None) -> Polygon | MultiPolygon:
-    """The AOI of a query as lon/lat (Multi)Polygon (densified, antimeridian-safe).
-
-    Without ``crs`` the AOI must be lon/lat; a bbox whose numbers cannot be degrees is an error.
-    A lon/lat bbox with ``xmin > xmax`` crosses the antimeridian.
-    """
-    if (bbox is None) == (geometry is None):
-        raise ArgumentError("give exactly one of bbox= or geometry=")
-    src = WGS84 if crs is None else norm_crs(crs)
-    if bbox is not None:
-        b = validate_bounds(bbox)
-        if src.is_geographic:
-            check_lonlat_bounds(b)
-            if b[0] > b[2]:  # crosses the antimeridian (GeoJSON/STAC convention)
-                b = (b[0], b[1], b[2] + 360.0, b[3])
-        elif b[0] > b[2]:
-            raise ArgumentError(f"bbox={tuple(bbox)}: xmin > xmax")
-        eps = 1e-9 if src.is_geographic else 1e-6  # a point/line bbox becomes a sliver polygon
-        dx, dy = (eps if b[0] == b[2] else 0.0), (eps if b[1] == b[3] else 0.0)
-        geom: BaseGeometry = box(b[0] - dx, b[1] - dy, b[2] + dx, b[3] + dy)
-    else:
-        geom = _as_geometry(geometry)
-        if not geom.is_valid:
-            geom = shapely.make_valid(geom)
-        if src.is_geographic and not geom.is_empty:
-            check_lonlat_bounds(geom.bounds, argument="geometry bounds")
-        if geom.area == 0 and not geom.is_empty:
-            geom = geom.buffer(1e-9 if src.is_geographic else 1e-6)
-    return geometry_to_wgs84(geom, src)
 
 
 class Catalog:

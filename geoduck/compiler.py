@@ -24,6 +24,7 @@ from sqlglot import exp
 from . import schema, store
 from .errors import SQLError
 from .expr import Difference, Intersect, JoinPlan, Node, Pad, Parts, Scan, SpatialFilter, TimeFilter, Union, Where
+from .intervals import Overlap, epoch_us
 from .storage import bind
 
 DIALECT = "duckdb"
@@ -136,28 +137,10 @@ def _may_overlap_box(box: tuple[float, float, float, float]) -> Callable[[store.
     return keep
 
 
-def _epoch_us(ts: pd.Timestamp | None) -> int | None:
-    """µs since the epoch; None (no pruning on it) when absent or not exactly a whole µs."""
-    if ts is None:
-        return None
-    try:
-        us = ts.as_unit("us")
-    except (OverflowError, ValueError):
-        return None
-    return int(us.asm8.view("i8")) if us == ts else None
-
-
 def _may_overlap_interval(start: pd.Timestamp | None, end: pd.Timestamp | None) -> Callable[[store.PartExtent], bool]:
     """Whether a part may hold rows meeting :func:`time_overlaps` for ``[start, end]``."""
-    t0, t1 = _epoch_us(start), _epoch_us(end)
-
-    def keep(e: store.PartExtent) -> bool:
-        return not (
-            (t1 is not None and e.tmin is not None and e.tmin > t1)
-            or (t0 is not None and e.tmax is not None and e.tmax < t0)
-        )
-
-    return keep
+    rule = Overlap(epoch_us(start), epoch_us(end))
+    return lambda e: rule.may_overlap(e.tmin, e.tmax)
 
 
 def _filter(child: exp.Select, condition: exp.Expression) -> exp.Select:
@@ -198,29 +181,23 @@ def _(node: SpatialFilter) -> exp.Select:
     return _prune(_filter(visit(node.child), exp.and_(*conditions, copy=False)), _may_overlap_box(envelope))
 
 
+_COMPARE = {"<=": exp.LTE, ">=": exp.GTE}
+_COLUMN = {"start": schema.START, "end": schema.END}
+
+
 def time_overlaps(start: pd.Timestamp | None, end: pd.Timestamp | None) -> exp.Expression | None:
-    """Closed-interval overlap with ``[start, end]``; static (NULL) row ends always match."""
-    parts: list[exp.Expression] = []
-    if end is not None:
-        parts.append(
-            exp.paren(
-                exp.or_(
-                    exp.LTE(this=col(schema.START), expression=timestamp(end)),
-                    exp.Is(this=col(schema.START), expression=exp.null()),
-                    copy=False,
-                )
+    """Closed-interval overlap with ``[start, end]`` (the rule of :class:`~geoduck.intervals.Overlap`);
+    static (NULL) row ends always match."""
+    parts = [
+        exp.paren(
+            exp.or_(
+                _COMPARE[op](this=col(_COLUMN[column]), expression=timestamp(bound)),
+                exp.Is(this=col(_COLUMN[column]), expression=exp.null()),
+                copy=False,
             )
         )
-    if start is not None:
-        parts.append(
-            exp.paren(
-                exp.or_(
-                    exp.GTE(this=col(schema.END), expression=timestamp(start)),
-                    exp.Is(this=col(schema.END), expression=exp.null()),
-                    copy=False,
-                )
-            )
-        )
+        for column, op, bound in Overlap(start, end).terms()
+    ]
     return exp.and_(*parts, copy=False) if parts else None
 
 
@@ -888,12 +865,10 @@ def update_macro_file(path: str | None = None) -> bool:
 
 # -- maintenance ----------------------------------------------------------------------------------
 
-_SORTED_SQL = """
+_SORTED_SQL = f"""
 SELECT * REPLACE (ST_AsWKB(geometry) AS geometry)
 FROM __child__
-ORDER BY ST_Hilbert((bbox.xmin + bbox.xmax) / 2, (bbox.ymin + bbox.ymax) / 2,
-                    {'min_x': -180.0, 'min_y': -90.0, 'max_x': 180.0, 'max_y': 90.0}::BOX_2D),
-         start_datetime NULLS FIRST, id
+ORDER BY {store.PART_ORDER_SQL}
 """
 
 _SUMMARY_SQL = """

@@ -1,4 +1,6 @@
-"""Geometry and CRS helpers: CRS normalisation, footprints in EPSG:4326, Hilbert keys.
+"""The spatial vocabulary of geoduck: the canonical CRS value (:func:`norm_crs`, :func:`crs_key`), the one
+cached transformer factory (:func:`transformer`), the antimeridian/pole rule (:func:`unwrap_ring`),
+footprints and query AOIs in EPSG:4326 (:func:`footprint_wgs84`, :func:`aoi_to_wgs84`), Hilbert keys.
 
 Footprints are built by densifying native bounds (``densify`` points per edge), reprojecting them to
 EPSG:4326 lon/lat with a cached transformer, unwrapping longitudes so the ring is continuous, closing
@@ -8,13 +10,15 @@ rings that enclose a pole through the pole, and splitting the result at ±180° 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from functools import lru_cache
 
 import numpy as np
 import pyproj
 import shapely
 import shapely.affinity
+import shapely.errors
+import shapely.geometry
 from pyproj.exceptions import CRSError as _PyprojCRSError
 from shapely.geometry import MultiPolygon, Polygon, box
 from shapely.geometry.base import BaseGeometry
@@ -63,24 +67,39 @@ def crs_to_string(crs: pyproj.CRS) -> str:
 
 
 @lru_cache(maxsize=256)
-def _transformer(src_wkt: str, dst_wkt: str) -> pyproj.Transformer:
-    return pyproj.Transformer.from_crs(_crs_from_string(src_wkt), _crs_from_string(dst_wkt), always_xy=True)
+def _crs_text(text: str) -> str:
+    return crs_to_string(_crs_from_string(text))
 
 
-_BY_SRS: dict[tuple[str, str], pyproj.Transformer] = {}
+def crs_key(crs: object, *, argument: str = "crs") -> str:
+    """The canonical string of a CRS-like value (authority code, else WKT2): the catalog's ``crs``
+    column and ``GeoSlice.crs``. Raises :class:`CRSError` naming ``argument``."""
+    if isinstance(crs, str):
+        try:
+            return _crs_text(crs)
+        except (_PyprojCRSError, TypeError, ValueError):
+            pass  # let norm_crs raise the error naming the argument
+    return crs_to_string(norm_crs(crs, argument=argument))
 
 
-def transformer(src: pyproj.CRS, dst: pyproj.CRS) -> pyproj.Transformer:
-    """A cached always-xy transformer from ``src`` to ``dst`` (keyed by the CRSs' input strings,
-    which is cheap, then by their WKT)."""
-    key = (src.srs, dst.srs)
-    if not all(key):
-        return _transformer(src.to_wkt(), dst.to_wkt())
-    found = _BY_SRS.get(key)
+_TRANSFORMERS: dict[tuple[str, str], pyproj.Transformer] = {}
+_MAX_TRANSFORMERS = 1024
+
+
+def _cache_key(crs: pyproj.CRS) -> str:
+    return crs.srs or crs.to_wkt()
+
+
+def transformer(src: object, dst: object) -> pyproj.Transformer:
+    """The cached always-xy (x/lon first) transformer from ``src`` to ``dst``, both CRS-like
+    (normalised with :func:`norm_crs`). The one transformer factory of geoduck."""
+    s, d = norm_crs(src, argument="src"), norm_crs(dst, argument="dst")
+    key = (_cache_key(s), _cache_key(d))
+    found = _TRANSFORMERS.get(key)
     if found is None:
-        if len(_BY_SRS) > 1024:
-            _BY_SRS.clear()
-        found = _BY_SRS[key] = _transformer(src.to_wkt(), dst.to_wkt())
+        if len(_TRANSFORMERS) >= _MAX_TRANSFORMERS:
+            _TRANSFORMERS.clear()
+        found = _TRANSFORMERS[key] = pyproj.Transformer.from_crs(s, d, always_xy=True)
     return found
 
 
@@ -120,6 +139,49 @@ def _unwrap_lon(lon: np.ndarray) -> np.ndarray:
     return np.concatenate([[lon[0]], lon[0] + np.cumsum(d + jumps)])
 
 
+def unwrap_ring(lon: np.ndarray, lat: np.ndarray, *, pole_hint: float | None = None) -> tuple[np.ndarray, float | None]:
+    """The antimeridian/pole rule of geoduck, for a closed lon/lat ring (degrees): longitudes
+    unwrapped (±360° jumps removed, so a ring across ±180° reads e.g. 170 … 190), and the pole
+    the ring encloses (+90/-90) or None. A ring encloses a pole when its unwrapped longitudes
+    wind once round the globe, or when ``pole_hint`` (a pole known to lie inside) says so; the
+    pole of a winding ring without a hint is the sign of its mean latitude."""
+    ulon = _unwrap_lon(np.asarray(lon, dtype=float))
+    if pole_hint is None and abs(ulon[-1] - ulon[0]) > 180.0:
+        pole_hint = math.copysign(90.0, float(np.mean(lat)))
+    return ulon, pole_hint
+
+
+def wrap_shift(xmin: float) -> float:
+    """The multiple of 360° to subtract from unwrapped longitudes so that ``xmin`` falls in
+    [-180, 180)."""
+    return 360.0 * math.floor((xmin + 180.0) / 360.0)
+
+
+def _is_split(geom: BaseGeometry) -> bool:
+    """Whether a lon/lat footprint is one split at ±180° (several parts reaching both edges)."""
+    xmin, _, xmax, _ = geom.bounds
+    return len(getattr(geom, "geoms", ())) >= 2 and xmin <= -179.999 and xmax >= 179.999
+
+
+def _rejoined_parts(geom: BaseGeometry) -> list[BaseGeometry]:
+    parts = list(getattr(geom, "geoms", [geom]))
+    if not _is_split(geom):
+        return parts
+    return [shapely.affinity.translate(p, xoff=360.0) if p.bounds[2] <= 0 else p for p in parts]
+
+
+def rejoin_antimeridian(geom: BaseGeometry) -> BaseGeometry:
+    """The inverse of the split at ±180°: a footprint split there, with its western parts moved
+    east by 360° (longitudes then run e.g. 170 … 190); other geometries unchanged."""
+    return shapely.union_all(_rejoined_parts(geom)) if _is_split(geom) else geom
+
+
+def unwrapped_bounds(geom: BaseGeometry) -> Bounds:
+    """Lon/lat bounds of :func:`rejoin_antimeridian` ``(geom)`` (``xmax > 180`` across ±180°)."""
+    b = np.array([p.bounds for p in _rejoined_parts(geom)])
+    return float(b[:, 0].min()), float(b[:, 1].min()), float(b[:, 2].max()), float(b[:, 3].max())
+
+
 def _split_antimeridian(poly: Polygon) -> Polygon | MultiPolygon:
     """Cut a polygon with continuous (possibly out-of-range) longitudes into [-180, 180] pieces."""
     xmin, _, xmax, _ = poly.bounds
@@ -157,10 +219,8 @@ def ring_to_wgs84(lon: np.ndarray, lat: np.ndarray, *, pole_hint: float | None =
             "footprint reprojection to EPSG:4326 gave non-finite coordinates "
             "(the bounds lie outside the CRS's area of use)"
         )
-    ulon = _unwrap_lon(lon)
-    winding = ulon[-1] - ulon[0]
-    if abs(winding) > 180.0:  # encircles a pole
-        pole = pole_hint if pole_hint is not None else math.copysign(90.0, float(np.mean(lat)))
+    ulon, pole = unwrap_ring(lon, lat, pole_hint=pole_hint)
+    if pole is not None and abs(ulon[-1] - ulon[0]) > 180.0:  # winds round the pole: close through it
         ulon = np.concatenate([ulon, [ulon[-1], ulon[0], ulon[0]]])
         lat = np.concatenate([lat, [pole, pole, lat[0]]])
     lat = np.clip(lat, -90.0, 90.0)
@@ -170,11 +230,7 @@ def ring_to_wgs84(lon: np.ndarray, lat: np.ndarray, *, pole_hint: float | None =
     if poly.is_empty or poly.area == 0:  # collapsed (sub-nanodegree) ring: its widened bbox
         eps = 1e-9
         poly = box(ulon.min() - eps, max(lat.min() - eps, -90.0), ulon.max() + eps, min(lat.max() + eps, 90.0))
-    # Bring the ring's reference meridian into [-180, 180) before splitting.
-    shift = 360.0 * math.floor((poly.bounds[0] + 180.0) / 360.0)
-    if shift:
-        poly = shapely.affinity.translate(poly, xoff=-shift)
-    return shapely.orient_polygons(_split_antimeridian(poly))
+    return _lonlat_polygon(poly)
 
 
 class Footprinter:
@@ -248,6 +304,12 @@ def footprinter(crs: pyproj.CRS) -> Footprinter:
     return _footprinter(crs.to_wkt())
 
 
+def pole_inside(bounds: Bounds, crs: pyproj.CRS) -> float | None:
+    """+90/-90 if that pole projects inside native ``bounds`` of a projected ``crs``, else None
+    (always None for a geographic ``crs``)."""
+    return None if crs.is_geographic else footprinter(crs)._pole_inside(bounds)
+
+
 def footprint_wgs84(bounds: Bounds, crs: pyproj.CRS, *, densify: int = DENSIFY_POINTS) -> Polygon | MultiPolygon:
     """Footprint of native ``bounds`` (in ``crs`` units) as a lon/lat (Multi)Polygon.
 
@@ -259,7 +321,7 @@ def footprint_wgs84(bounds: Bounds, crs: pyproj.CRS, *, densify: int = DENSIFY_P
 
 def _lonlat_polygon(poly: Polygon) -> Polygon | MultiPolygon:
     """A lon/lat polygon with straight (planar) edges, split at ±180°; longitudes may exceed ±180."""
-    shift = 360.0 * math.floor((poly.bounds[0] + 180.0) / 360.0)
+    shift = wrap_shift(poly.bounds[0])
     if shift:
         poly = shapely.affinity.translate(poly, xoff=-shift)
     return shapely.orient_polygons(_split_antimeridian(poly))
@@ -293,6 +355,55 @@ def geometry_to_wgs84(geom: BaseGeometry, crs: pyproj.CRS, *, densify: int = DEN
             shell = shell.difference(ring_to_wgs84(*_ring_to_lonlat(hole, to_wgs, seg)))
         out.append(shell)
     return _polygonal(shapely.union_all(out))
+
+
+def as_geometry(geometry: object, *, argument: str = "geometry") -> BaseGeometry:
+    """A shapely geometry from shapely, WKT or a GeoJSON-like mapping (``__geo_interface__``)."""
+    if isinstance(geometry, BaseGeometry):
+        return geometry
+    if isinstance(geometry, str):
+        try:
+            return shapely.from_wkt(geometry)
+        except shapely.errors.ShapelyError as exc:
+            raise ArgumentError(f"{argument} is not valid WKT: {exc}") from None
+    if isinstance(geometry, Mapping) or hasattr(geometry, "__geo_interface__"):
+        try:
+            return shapely.geometry.shape(geometry)
+        except (ValueError, TypeError, AttributeError, KeyError) as exc:
+            raise ArgumentError(f"{argument} is not a GeoJSON-like geometry: {exc}") from None
+    raise ArgumentError(f"{argument} must be a shapely geometry, WKT or GeoJSON, got {type(geometry).__name__}")
+
+
+def aoi_to_wgs84(bbox: object = None, geometry: object = None, crs: object = None) -> Polygon | MultiPolygon:
+    """The AOI of a query as a lon/lat EPSG:4326 (Multi)Polygon (densified, antimeridian-safe).
+
+    ``bbox`` is (xmin, ymin, xmax, ymax) and ``geometry`` a shapely geometry / WKT / GeoJSON, in
+    ``crs`` units. Without ``crs`` the AOI must be lon/lat; a bbox whose numbers cannot be degrees
+    is an error. A lon/lat bbox with ``xmin > xmax`` crosses the antimeridian.
+    """
+    if (bbox is None) == (geometry is None):
+        raise ArgumentError("give exactly one of bbox= or geometry=")
+    src = WGS84 if crs is None else norm_crs(crs)
+    if bbox is not None:
+        b = validate_bounds(bbox)  # type: ignore[arg-type]
+        if src.is_geographic:
+            check_lonlat_bounds(b)
+            if b[0] > b[2]:  # crosses the antimeridian (GeoJSON/STAC convention)
+                b = (b[0], b[1], b[2] + 360.0, b[3])
+        elif b[0] > b[2]:
+            raise ArgumentError(f"bbox={tuple(b)}: xmin > xmax")
+        eps = 1e-9 if src.is_geographic else 1e-6  # a point/line bbox becomes a sliver polygon
+        dx, dy = (eps if b[0] == b[2] else 0.0), (eps if b[1] == b[3] else 0.0)
+        geom: BaseGeometry = box(b[0] - dx, b[1] - dy, b[2] + dx, b[3] + dy)
+    else:
+        geom = as_geometry(geometry)
+        if not geom.is_valid:
+            geom = shapely.make_valid(geom)
+        if src.is_geographic and not geom.is_empty:
+            check_lonlat_bounds(geom.bounds, argument="geometry bounds")
+        if geom.area == 0 and not geom.is_empty:
+            geom = geom.buffer(1e-9 if src.is_geographic else 1e-6)
+    return geometry_to_wgs84(geom, src)
 
 
 def polygon_parts(geom: BaseGeometry, *, eps: float) -> list[Polygon]:
@@ -337,9 +448,10 @@ def pixel_extent(transform: Sequence[float]) -> float:
 def check_lonlat_extent(bounds: Bounds, *, tolerance: float = 0.0) -> None:
     """Raise :class:`FootprintError` when native ``bounds`` in a geographic CRS (degrees) cannot be
     lon/lat: a latitude beyond ±90°, a west edge beyond ±360° (grids in 0…360, or crossing 360 as
-    350…370, are fine), or wider than 360°, each by more than ``tolerance`` degrees (one pixel, for grids registered at cell centres
-    whose edges overshoot the pole or the globe by half a cell). Within the tolerance, footprints
-    are clipped at the poles; beyond it they would be clamped or wrapped into a wrong footprint."""
+    350…370, are fine), or wider than 360°, each by more than ``tolerance`` degrees (one pixel, for
+    grids registered at cell centres whose edges overshoot the pole or the globe by half a cell).
+    Within the tolerance, footprints are clipped at the poles; beyond it they would be clamped or
+    wrapped into a wrong footprint."""
     xmin, ymin, xmax, ymax = bounds
     tol = max(float(tolerance), 1e-9)
     if ymin < -90.0 - tol or ymax > 90.0 + tol:
@@ -383,14 +495,21 @@ def validate_bounds(bounds: Sequence[float], *, argument: str = "bbox") -> Bound
 
 
 HILBERT_ORDER = 16
+_HILBERT_MAX = (1 << HILBERT_ORDER) - 1
 
 
 def hilbert_key(x: np.ndarray, y: np.ndarray, extent: Bounds = (-180.0, -90.0, 180.0, 90.0)) -> np.ndarray:
-    """Hilbert curve index (order 16, uint64) of points, e.g. bbox centres in lon/lat degrees."""
+    """Hilbert curve index (order 16, uint64 in [0, 4**16)) of points, e.g. bbox centres in lon/lat
+    degrees: the key of DuckDB's ``ST_Hilbert(x, y, extent)``, so numpy and SQL sort rows in one
+    order. Each axis is quantised as ``floor((v - min) * (65535 / (max - min)))``, clipped to
+    [0, 65535] (points outside ``extent`` fall in the border cells)."""
     n = 1 << HILBERT_ORDER
     xmin, ymin, xmax, ymax = extent
-    xi = np.clip(((np.asarray(x, float) - xmin) / (xmax - xmin) * n).astype(np.int64), 0, n - 1)
-    yi = np.clip(((np.asarray(y, float) - ymin) / (ymax - ymin) * n).astype(np.int64), 0, n - 1)
+    with np.errstate(invalid="ignore"):
+        fx = np.floor((np.asarray(x, float) - xmin) * (_HILBERT_MAX / (xmax - xmin)))
+        fy = np.floor((np.asarray(y, float) - ymin) * (_HILBERT_MAX / (ymax - ymin)))
+    xi = np.clip(np.nan_to_num(fx), 0, _HILBERT_MAX).astype(np.int64)
+    yi = np.clip(np.nan_to_num(fy), 0, _HILBERT_MAX).astype(np.int64)
     d = np.zeros(xi.shape, dtype=np.uint64)
     s = n >> 1
     while s > 0:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from dataclasses import dataclass
-from typing import Literal
+from typing import Generic, Literal, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -293,3 +293,69 @@ def padding_micros(value: object, *, argument: str) -> int:
             f"{argument}={value!r} is not a whole number of microseconds (intervals have microsecond resolution)"
         )
     return int(delta // ONE_US)
+
+
+def epoch_us(value: object) -> int | None:
+    """Microseconds since 1970-01-01T00:00:00Z of a timestamp (``pd.Timestamp``, ``datetime``,
+    ``np.datetime64``; naive values are UTC); ints are taken as µs already. None for None/NaT,
+    and for a value that is not a whole microsecond (callers then skip pruning on it)."""
+    if value is None:
+        return None
+    if isinstance(value, int | np.integer) and not isinstance(value, bool):
+        return int(value)
+    try:
+        ts = pd.Timestamp(value)  # type: ignore[arg-type]
+        if ts is pd.NaT:
+            return None
+        if ts.tzinfo is not None:
+            ts = ts.tz_convert("UTC").tz_localize(None)
+        us = ts.as_unit("us")
+    except (OverflowError, ValueError, TypeError):
+        return None
+    return int(us.asm8.view("i8")) if us == ts else None
+
+
+Bound = TypeVar("Bound")
+
+
+@dataclass(frozen=True)
+class Overlap(Generic[Bound]):
+    """The interval-overlap rule of geoduck, for a closed query interval ``[t0, t1]`` (None: open
+    at that end): a row ``[start, end]`` overlaps when ``start <= t1`` and ``end >= t0``; a NULL
+    start or end (a static row) satisfies its comparison. SQL generation (:meth:`terms`), the
+    numpy row index (:meth:`mask`) and part pruning (:meth:`may_overlap`) all read it from here.
+    """
+
+    t0: Bound | None
+    t1: Bound | None
+
+    def terms(self) -> tuple[tuple[Literal["start", "end"], Literal["<=", ">="], Bound], ...]:
+        """The comparisons ``(row column, operator, bound)`` ANDed together; each also holds when
+        the row's column is NULL."""
+        out: list[tuple[Literal["start", "end"], Literal["<=", ">="], Bound]] = []
+        if self.t1 is not None:
+            out.append(("start", "<=", self.t1))
+        if self.t0 is not None:
+            out.append(("end", ">=", self.t0))
+        return tuple(out)
+
+    def mask(self, start: np.ndarray, start_null: np.ndarray, end: np.ndarray, end_null: np.ndarray) -> np.ndarray:
+        """Which rows overlap, for µs int64 ``start``/``end`` arrays with their NULL masks
+        (the bounds must be µs ints too)."""
+        ok = np.ones(start.shape, dtype=bool)
+        for column, _, bound in self.terms():
+            if column == "start":
+                ok &= start_null | (start <= bound)
+            else:
+                ok &= end_null | (end >= bound)
+        return ok
+
+    def may_overlap(self, tmin: Bound | None, tmax: Bound | None) -> bool:
+        """Whether rows whose least start is ``tmin`` and greatest end ``tmax`` (None: unknown,
+        or some row is static) may overlap."""
+        for column, _, bound in self.terms():
+            if column == "start" and tmin is not None and tmin > bound:  # type: ignore[operator]
+                return False
+            if column == "end" and tmax is not None and tmax < bound:  # type: ignore[operator]
+                return False
+        return True

@@ -45,10 +45,22 @@ from shapely.geometry.base import BaseGeometry
 from sqlglot import exp
 
 from . import compiler, schema
-from .catalog import Catalog, aoi_to_wgs84
+from .catalog import Catalog
 from .errors import ArgumentError, CRSError, NoDataError, SchemaError
-from .geo import WGS84, Bounds, densified_ring, footprint_wgs84, norm_crs, transformer, validate_bounds
-from .slices import GeoSlice, _pixel_pair, _pixels, crs_key, reproject_bounds
+from .geo import (
+    WGS84,
+    Bounds,
+    aoi_to_wgs84,
+    crs_key,
+    densified_ring,
+    footprint_wgs84,
+    norm_crs,
+    rejoin_antimeridian,
+    transformer,
+    unwrapped_bounds,
+    validate_bounds,
+)
+from .slices import GeoSlice, _pixel_pair, _pixels, reproject_bounds
 
 T = TypeVar("T")
 log = logging.getLogger("geoduck.samplers")
@@ -136,17 +148,7 @@ def _unwrapped_lonlat_bounds(geoms: np.ndarray) -> np.ndarray:
     """lon/lat bounds (n, 4); a footprint split at the antimeridian gets ``xmax > 180``."""
     bounds = shapely.bounds(geoms)
     for i in np.flatnonzero((bounds[:, 0] <= -179.999) & (bounds[:, 2] >= 179.999)):
-        parts = list(getattr(geoms[i], "geoms", [geoms[i]]))
-        if len(parts) < 2:
-            continue
-        xs = [p.bounds for p in parts]
-        shifted = [(b[0] + 360, b[1], b[2] + 360, b[3]) if b[2] <= 0 else b for b in xs]
-        bounds[i] = (
-            min(b[0] for b in shifted),
-            min(b[1] for b in shifted),
-            max(b[2] for b in shifted),
-            max(b[3] for b in shifted),
-        )
+        bounds[i] = unwrapped_bounds(geoms[i])
     return bounds
 
 
@@ -822,7 +824,7 @@ def _footprints_in(rows: _Rows, idx: np.ndarray, text: str) -> tuple[np.ndarray,
     dst = norm_crs(text)
     geoms = rows.footprints[others]
     if dst.is_geographic:  # lon/lat footprints, unwrapped like the row bounds
-        geoms = np.array([_unwrap_geometry(g) for g in geoms], dtype=object)
+        geoms = np.array([rejoin_antimeridian(g) for g in geoms], dtype=object)
         if not dst.equals(WGS84):
             geoms = shapely.transform(
                 geoms, lambda xy: np.column_stack(transformer(WGS84, dst).transform(xy[:, 0], xy[:, 1]))
@@ -831,14 +833,6 @@ def _footprints_in(rows: _Rows, idx: np.ndarray, text: str) -> tuple[np.ndarray,
         geoms = _project_geoms(geoms, dst)
     _, first = np.unique(shapely.to_wkb(geoms), return_index=True)
     return boxes, geoms[np.sort(first)]
-
-
-def _unwrap_geometry(geom: BaseGeometry) -> BaseGeometry:
-    parts = list(getattr(geom, "geoms", [geom]))
-    if len(parts) < 2 or geom.bounds[0] > -179.999 or geom.bounds[2] < 179.999:
-        return geom
-    moved = [shapely.affinity.translate(p, xoff=360.0) if p.bounds[2] <= 0 else p for p in parts]
-    return shapely.union_all(moved)
 
 
 def _under_footprints(

@@ -4,17 +4,27 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any
 
 import numpy as np
 import pandas as pd
-import pyproj
 from rasterio.transform import Affine
 from shapely.geometry import MultiPolygon, Polygon
 
 from .errors import ArgumentError, CRSError
-from .geo import WGS84, Bounds, crs_to_string, densified_ring, footprint_wgs84, norm_crs, transformer, validate_bounds
+from .geo import (
+    Bounds,
+    crs_key,
+    crs_to_string,
+    densified_ring,
+    footprint_wgs84,
+    norm_crs,
+    pole_inside,
+    transformer,
+    unwrap_ring,
+    validate_bounds,
+    wrap_shift,
+)
 from .intervals import TimeLike, query_interval
 
 
@@ -22,16 +32,6 @@ def _pixels(extent: float, res: float) -> int:
     n = extent / res
     nearest = round(n)
     return max(1, int(nearest if abs(n - nearest) < 1e-6 * max(1.0, n) else math.ceil(n)))
-
-
-@lru_cache(maxsize=256)
-def _crs_text(text: str) -> str:
-    return crs_to_string(norm_crs(text))
-
-
-def crs_key(crs: Any) -> str:
-    """The canonical string of a CRS-like value (authority code, else WKT2), as ``GeoSlice.crs``."""
-    return _crs_text(crs) if isinstance(crs, str) else crs_to_string(norm_crs(crs))
 
 
 def reproject_bounds(bounds: Bounds, src: Any, dst: Any, *, densify: int = 21) -> Bounds:
@@ -55,24 +55,11 @@ def reproject_bounds(bounds: Bounds, src: Any, dst: Any, *, densify: int = 21) -
             f"{crs_to_string(d)} (outside its area of use)"
         )
     if d.is_geographic:
-        x = np.unwrap(x, period=360.0)
-        pole = None if s.is_geographic else _pole_inside(bounds, s)
-        if pole is not None or abs(x[-1] - x[0]) > 180.0:  # the ring winds around a pole
-            pole = pole if pole is not None else math.copysign(90.0, float(np.mean(y)))
+        x, pole = unwrap_ring(x, y, pole_hint=pole_inside(bounds, s))
+        if pole is not None:  # the bounds contain a pole: all longitudes
             return (-180.0, min(float(y.min()), pole), 180.0, max(float(y.max()), pole))
-        shift = 360.0 * math.floor((float(x.min()) + 180.0) / 360.0)
-        x = x - shift
+        x = x - wrap_shift(float(x.min()))
     return float(x.min()), float(y.min()), float(x.max()), float(y.max())
-
-
-def _pole_inside(bounds: Bounds, crs: pyproj.CRS) -> float | None:
-    to_native = transformer(WGS84, crs)
-    for pole in (90.0, -90.0):
-        with np.errstate(all="ignore"):
-            px, py = to_native.transform(0.0, pole, errcheck=False)
-        if math.isfinite(px) and math.isfinite(py) and bounds[0] <= px <= bounds[2] and bounds[1] <= py <= bounds[3]:
-            return pole
-    return None
 
 
 def _pixel_pair(value: Any, argument: str) -> tuple[int, int]:

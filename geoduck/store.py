@@ -36,6 +36,7 @@ import shapely
 from . import schema
 from .errors import CatalogNotFoundError, SchemaError, StorageError
 from .geo import hilbert_key
+from .intervals import epoch_us
 
 ROW_GROUP_SIZE = 20_000
 """Rows per Parquet row group (benchmarks/bench_query.py shapes at 10^6 rows: 20,000 beat 10,000,
@@ -163,16 +164,35 @@ def local_path(path: str | os.PathLike[str]) -> str | os.PathLike[str]:
     return urllib.request.url2pathname(parsed.path)
 
 
+PART_ORDER_SQL = (
+    "ST_Hilbert((bbox.xmin + bbox.xmax) / 2, (bbox.ymin + bbox.ymax) / 2, "
+    "{'min_x': -180.0, 'min_y': -90.0, 'max_x': 180.0, 'max_y': 90.0}::BOX_2D), start_datetime NULLS FIRST, id"
+)
+"""The one row order of parts, as an SQL ``ORDER BY`` list over catalog columns: the Hilbert key of
+the bbox centre on the lon/lat globe, then start time (static rows first), then id. Compaction
+(``compiler.sorted_rows``, DuckDB) sorts by it; :func:`sort_rows` computes the same order in numpy
+(:func:`geoduck.geo.hilbert_key` equals DuckDB's ``ST_Hilbert`` key; tests/test_store.py checks both
+give one order)."""
+
+
 def sort_rows(table: pa.Table) -> pa.Table:
-    """Sort rows by the Hilbert key of the bbox centre, then by start time."""
+    """``table``'s rows in :data:`PART_ORDER_SQL` order (Hilbert key of the bbox centre, then start
+    time with static rows first, then id), computed in numpy/Arrow: for a 50,000-row part ~4x
+    faster than a DuckDB ``ORDER BY`` round trip, ~50x for an append of a few rows."""
     if table.num_rows <= 1:
         return table
     bbox = table.column(schema.BBOX).combine_chunks()
     cx = (pc.struct_field(bbox, "xmin").to_numpy() + pc.struct_field(bbox, "xmax").to_numpy()) / 2
     cy = (pc.struct_field(bbox, "ymin").to_numpy() + pc.struct_field(bbox, "ymax").to_numpy()) / 2
     key = hilbert_key(cx, cy)
-    start = table.column(schema.START).cast(pa.int64()).fill_null(np.iinfo(np.int64).min)
-    order = np.lexsort((start.to_numpy(), key))
+    start = table.column(schema.START).cast(pa.int64()).fill_null(np.iinfo(np.int64).min).to_numpy()
+    order = np.lexsort((start, key))
+    k, t = key[order], start[order]
+    if schema.ID in table.column_names and ((k[1:] == k[:-1]) & (t[1:] == t[:-1])).any():  # ties: by id
+        keys = pa.table({"key": key, "start": start, "id": table.column(schema.ID)})
+        return table.take(
+            pc.sort_indices(keys, sort_keys=[("key", "ascending"), ("start", "ascending"), ("id", "ascending")])
+        )
     return table.take(pa.array(order))
 
 
@@ -738,15 +758,6 @@ _EXTENTS: dict[tuple[str, int, int], PartExtent] = {}
 _EXTENTS_MAX = 65_536
 
 
-def _epoch_us(value: object) -> int:
-    if isinstance(value, dt.datetime):
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=dt.UTC)
-        delta = value - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-        return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
-    return int(value)  # type: ignore[call-overload]
-
-
 def part_extent(path: str | os.PathLike[str]) -> PartExtent:
     """The :class:`PartExtent` of one part, read from its footer once per (path, size, mtime)."""
     st = os.stat(path)
@@ -783,7 +794,10 @@ def part_extent(path: str | os.PathLike[str]) -> PartExtent:
                     continue  # an all-null bbox chunk: its rows match no spatial filter
                 known = False
                 break
-            v = _epoch_us(stats.min if low else stats.max) if is_time else float(stats.min if low else stats.max)
+            v = epoch_us(stats.min if low else stats.max) if is_time else float(stats.min if low else stats.max)
+            if v is None:
+                known = False
+                break
             value = v if value is None else (min(value, v) if low else max(value, v))
         bounds[name] = value if known else None
     extent = PartExtent(**bounds, schema=str(md.schema.to_arrow_schema().remove_metadata()))

@@ -10,7 +10,7 @@ import pytest
 import rasterio
 import rasterio.crs
 import shapely
-from shapely.geometry import MultiPolygon, Point, Polygon
+from shapely.geometry import MultiPolygon, Point, Polygon, box
 
 from geoduck.builders.raster import read_raster_header
 from geoduck.errors import CRSError
@@ -21,6 +21,7 @@ from geoduck.geo import (
     footprint_wgs84,
     hilbert_key,
     norm_crs,
+    ring_to_wgs84,
 )
 from geoduck.testing import coordinate_raster
 
@@ -201,13 +202,13 @@ def test_hilbert_global_coarse_grid_is_bijective_and_local():
     order = np.argsort(coarse)
     steps = np.abs(np.diff(ix.ravel()[order])) + np.abs(np.diff(iy.ravel()[order]))
     assert (steps == 1).all()
-    corner = 1e-4  # well inside the first/last of the 65536 x 65536 cells
+    corner = 1e-4  # well inside the first cell; the last cell (as in ST_Hilbert) holds only xmax itself
     assert hilbert_key(np.array([-180.0 + corner]), np.array([-90.0 + corner]))[0] == 0
-    assert hilbert_key(np.array([180.0 - corner]), np.array([-90.0 + corner]))[0] == 4**HILBERT_ORDER - 1
+    assert hilbert_key(np.array([180.0]), np.array([-90.0 + corner]))[0] == 4**HILBERT_ORDER - 1
 
 
 def test_hilbert_same_cell_same_key_and_clipping():
-    n = 1 << HILBERT_ORDER
+    n = (1 << HILBERT_ORDER) - 1  # DuckDB's ST_Hilbert quantisation: 65535 cells span the extent
     cell_lon, cell_lat = 360.0 / n, 180.0 / n
     x0, y0 = -180.0 + 40_000.25 * cell_lon, -90.0 + 50_000.25 * cell_lat  # a quarter into a cell
     a, b = hilbert_key(np.array([x0, x0 + 0.5 * cell_lon]), np.array([y0, y0]))
@@ -262,3 +263,41 @@ def test_crs_to_string():
     assert text.startswith("PROJCRS[") and not text.startswith("EPSG:")
     assert pyproj.CRS.from_wkt(text).equals(custom)
     assert "3.3" in text
+
+
+def test_one_transformer_per_crs_pair_whatever_the_spelling_of_the_inputs():
+    from geoduck.geo import transformer
+
+    a = transformer("EPSG:32630", "EPSG:4326")
+    assert transformer("EPSG:32630", "EPSG:4326") is a
+    assert transformer(pyproj.CRS.from_epsg(32630), "EPSG:4326").transform(500_000, 0) == pytest.approx((-3.0, 0.0))
+    assert a.transform(500_000, 0) == pytest.approx((-3.0, 0.0))  # always x/lon first
+    with pytest.raises(CRSError, match="dst"):
+        transformer("EPSG:4326", "not a crs")
+
+
+def test_crs_key_is_the_canonical_string():
+    from geoduck.geo import crs_key
+
+    assert crs_key("epsg:32630") == crs_key(pyproj.CRS.from_epsg(32630)) == crs_key(32630) == "EPSG:32630"
+    with pytest.raises(CRSError, match="bounds_crs"):
+        crs_key("nonsense", argument="bounds_crs")
+
+
+def test_unwrap_ring_and_rejoin_are_the_inverse_of_the_antimeridian_split():
+    from geoduck.geo import rejoin_antimeridian, unwrap_ring, unwrapped_bounds
+
+    lon = np.array([170.0, 179.0, -179.0, -170.0, -170.0, 170.0])
+    lat = np.array([0.0, 0.0, 0.0, 0.0, 5.0, 5.0])
+    ulon, pole = unwrap_ring(lon, lat)
+    np.testing.assert_array_equal(ulon, [170.0, 179.0, 181.0, 190.0, 190.0, 170.0])
+    assert pole is None
+    ring = np.linspace(-180.0, 180.0, 37) % 360.0  # winds once round the globe at 80°N
+    assert unwrap_ring(ring, np.full(37, 80.0))[1] == 90.0
+    assert unwrap_ring(lon, lat, pole_hint=-90.0)[1] == -90.0
+    split = ring_to_wgs84(np.array([170.0, 190.0, 190.0, 170.0, 170.0]), np.array([0.0, 0.0, 5.0, 5.0, 0.0]))
+    assert isinstance(split, MultiPolygon) and split.bounds == (-180.0, 0.0, 180.0, 5.0)
+    assert unwrapped_bounds(split) == (170.0, 0.0, 190.0, 5.0)
+    assert rejoin_antimeridian(split).equals(box(170.0, 0.0, 190.0, 5.0))
+    whole = box(0.0, 0.0, 1.0, 1.0)
+    assert rejoin_antimeridian(whole) is whole and unwrapped_bounds(whole) == (0.0, 0.0, 1.0, 1.0)

@@ -282,3 +282,38 @@ def test_interval_invariants():
         Interval(utc("2023-06-01"), None)
     with pytest.raises(ArgumentError):
         Interval(utc("2023-06-02"), utc("2023-06-01"))
+
+
+def test_epoch_us_is_one_rule_for_timestamps_datetimes_and_ints():
+    from geoduck.intervals import epoch_us
+
+    assert epoch_us(pd.Timestamp("1970-01-01T00:00:01", tz="UTC")) == 1_000_000
+    assert epoch_us(pd.Timestamp("1970-01-01T01:00:01+01:00")) == 1_000_000  # aware: converted to UTC
+    assert epoch_us(dt.datetime(1970, 1, 1, 0, 0, 0, 7)) == 7  # naive: UTC
+    assert epoch_us(dt.datetime(1, 1, 1, tzinfo=dt.UTC)) == -62_135_596_800_000_000  # year 1 (Parquet stats)
+    assert epoch_us(np.datetime64("2023-06-15T00:00:00", "us")) == 1_686_787_200_000_000
+    assert epoch_us(1234) == 1234
+    assert epoch_us(pd.Timestamp("2023-01-01T00:00:00.0000005", tz="UTC")) is None  # not a whole µs
+    assert epoch_us(None) is None and epoch_us(pd.NaT) is None
+
+
+def test_overlap_rule_numpy_and_pruning_agree_with_brute_force():
+    from geoduck.intervals import Overlap
+
+    rng = np.random.default_rng(0)
+    start = rng.integers(0, 50, 400)
+    end = start + rng.integers(0, 10, 400)
+    start_null = end_null = rng.random(400) < 0.2
+    for t0, t1 in [(10, 20), (None, 5), (30, None), (None, None), (17, 17)]:
+        rule = Overlap(t0, t1)
+        got = rule.mask(start, start_null, end, end_null)
+        want = [
+            sn or ((t1 is None or s <= t1) and (t0 is None or e >= t0))
+            for s, e, sn in zip(start, end, start_null, strict=True)
+        ]
+        np.testing.assert_array_equal(got, want)
+        rows = ~start_null
+        if got[rows].any():  # pruning never drops a part holding an overlapping row
+            assert rule.may_overlap(int(start[rows].min()), int(end[rows].max()))
+    assert not Overlap(100, 200).may_overlap(0, 59) and not Overlap(0, 10).may_overlap(11, 20)
+    assert Overlap(0, 10).may_overlap(10, 20) and Overlap(0, 10).may_overlap(None, None)

@@ -44,7 +44,7 @@ from rasterio.windows import Window
 from .. import schema
 from ..catalog import Catalog
 from ..errors import ArgumentError, NoDataError
-from ..geo import crs_to_string, norm_crs
+from ..geo import crs_to_string, norm_crs, transformer
 from ..header import RasterHeader, open_dataset, wrapped_gdal_errors
 from ..slices import GeoSlice
 from .merge import MERGERS, Mask, Merger, Validity, as_array, merger_class
@@ -365,15 +365,9 @@ _KERNEL_RADIUS = {
 """Source pixels each resampling kernel reaches from a sample point at 1:1 scale (others: 1 per
 scale step, e.g. average over the destination pixel's footprint)."""
 
-_TRANSFORMERS: dict[tuple[str, str], pyproj.Transformer] = {}
-
 
 def _to_source(g: Grid, r: OpenRaster) -> pyproj.Transformer:
-    key = (g.crs, r.crs or "")
-    tr = _TRANSFORMERS.get(key)
-    if tr is None:
-        tr = _TRANSFORMERS[key] = pyproj.Transformer.from_crs(g.crs, r.crs, always_xy=True)
-    return tr
+    return transformer(g.crs, r.crs)
 
 
 def _covering_window(r: OpenRaster, g: Grid, resampling: Resampling) -> Window | None:

@@ -3,25 +3,18 @@
 Running the catalog query in DuckDB costs milliseconds per slice, too much when loading hundreds of
 chips per second. So a catalog relation of at most :data:`INDEX_MAX_ROWS` rows is materialised once
 per process (and re-read when a part file of its catalog directories changes) into numpy arrays,
-grouped by native CRS, and each slice is answered there:
-
-* rows in the slice's CRS: their native bounds against the slice's grid bounds;
-* rows in another CRS: a cached lon/lat envelope of the slice prefilters them by ``bbox``, then the
-  slice's grid rectangle (densified, 21 points per edge) mapped into their CRS is intersected with
-  their native bounds;
-* rows without a CRS or native bounds (and geographic-CRS rows seen across the antimeridian): the
-  lon/lat query of :meth:`Catalog.query` — the densified AOI against the footprint (shapely).
-
-Native tests are the exact question "does the file have pixels under the slice", of which the
-lon/lat footprint is a densified approximation; they agree with ``Catalog.query`` except for
-slivers along the edges, and intervals are closed (a row touching the slice is selected, as by
-``ST_Intersects``; it contributes no pixel). Time filtering is the catalog's: closed intervals,
-static rows always match.
+and each slice is answered there with exactly the rule of :meth:`Catalog.query`: the slice's grid
+rectangle as a lon/lat AOI (:func:`geoduck.geo.aoi_to_wgs84`, densified and split at the
+antimeridian), the rows' ``bbox`` against the AOI parts' bounds (closed), then the exact
+intersection of the AOI with the footprint (shapely, as ``ST_Intersects``: a footprint touching the
+slice is selected; it contributes no pixel), and the time rule of
+:class:`geoduck.intervals.Overlap` (closed intervals, static rows always match). So a slice reads
+exactly the rows ``catalog.query(bbox=slice.grid_bounds, crs=slice.crs, start=…, end=…)`` returns
+(``tests/test_row_index.py`` checks it on random catalogs).
 """
 
 from __future__ import annotations
 
-import math
 import os
 import threading
 import time
@@ -32,13 +25,13 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyproj
 import shapely
-from shapely.geometry import MultiPolygon, Polygon
+from shapely.geometry import MultiPolygon
 
 from .. import schema
-from ..catalog import Catalog, _scan_roots, aoi_to_wgs84
-from ..geo import WGS84
+from ..catalog import Catalog, _scan_roots
+from ..geo import aoi_to_wgs84
+from ..intervals import Overlap, epoch_us
 from ..slices import GeoSlice
 
 INDEX_MAX_ROWS = 250_000
@@ -81,10 +74,6 @@ class Source:
     """The band a band file holds (its ``band`` column)."""
 
 
-def _micros(ts: pd.Timestamp | None) -> int | None:
-    return None if ts is None else ts.value // 1000
-
-
 def _column(table: pa.Table, name: str) -> pa.ChunkedArray | None:
     return table.column(name) if name in table.column_names else None
 
@@ -120,32 +109,9 @@ def _boxes(table: pa.Table, name: str) -> np.ndarray:
     return out
 
 
-@dataclass
-class _Group:
-    """Rows sharing one native CRS (with native bounds), or the rows lacking either (key None)."""
-
-    key: str | None
-    rows: np.ndarray
-    native: np.ndarray
-    bbox: np.ndarray
-    start: np.ndarray
-    start_null: np.ndarray
-    end: np.ndarray
-    end_null: np.ndarray
-    envelope: tuple[float, float, float, float]
-    """Lon/lat bounds of all the group's footprints."""
-
-    def when(self, ok: np.ndarray, t0: int | None, t1: int | None) -> np.ndarray:
-        """``ok`` restricted to rows overlapping ``[t0, t1]`` (µs; None: open)."""
-        if t1 is not None:
-            ok = ok & (self.start_null | (self.start <= t1))
-        if t0 is not None:
-            ok = ok & (self.end_null | (self.end >= t0))
-        return ok
-
-
 def _overlap(box: np.ndarray, x0: float, y0: float, x1: float, y1: float) -> np.ndarray:
-    """Closed-interval overlap of (4, k) boxes with one box (NaN boxes never overlap)."""
+    """Closed-interval overlap of (4, k) boxes with one box (NaN boxes never overlap), as the
+    compiler's ``bbox_overlaps``."""
     return (box[0] <= x1) & (box[2] >= x0) & (box[1] <= y1) & (box[3] >= y0)
 
 
@@ -161,7 +127,7 @@ class RowIndex:
         self.paths: list[str] = _list(table, schema.FILEPATH)
         start, start_null = _times(table, schema.START)
         end, end_null = _times(table, schema.END)
-        bbox, native = _boxes(table, schema.BBOX), _boxes(table, schema.NATIVE_BOUNDS)
+        bbox = _boxes(table, schema.BBOX)
         self.crs: list[str | None] = _list(table, schema.CRS)
         self.dtype = _list(table, "dtype")
         self.nodata = _list(table, "nodata")
@@ -174,25 +140,8 @@ class RowIndex:
         self._wkb = _list(table, schema.GEOMETRY)
         self._geoms = np.empty(n, dtype=object)
         self._starts: dict[int, pd.Timestamp] = {}
-        keys = [c if c is not None and not np.isnan(native[0, i]) else None for i, c in enumerate(self.crs)]
-        members: dict[str | None, list[int]] = {}
-        for i, key in enumerate(keys):
-            members.setdefault(key, []).append(i)
-        self.groups: dict[str | None, _Group] = {}
-        for key, rows in members.items():
-            r = np.asarray(rows, dtype=np.int64)
-            b = bbox[:, r]
-            self.groups[key] = _Group(
-                key,
-                r,
-                native[:, r],
-                b,
-                start[r],
-                start_null[r],
-                end[r],
-                end_null[r],
-                (b[0].min(), b[1].min(), b[2].max(), b[3].max()),
-            )
+        self.end, self.end_null = end, end_null
+        self.bbox = bbox
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -204,19 +153,21 @@ class RowIndex:
         return self._geoms[idx]
 
     def select(self, slice: GeoSlice) -> list[int]:
-        """Indexes of the rows under ``slice`` (space and time), unordered."""
-        t0, t1 = _micros(slice.start), _micros(slice.end)
-        bounds = slice.grid_bounds
-        hits: list[np.ndarray] = []
-        lonlat = _LonLatAOI(slice.crs, bounds)
-        for key, g in self.groups.items():
-            if key is not None and key == slice.crs:  # exact in the native CRS
-                ok = _overlap(g.native, *bounds)
-            else:
-                ok = lonlat.intersects(self, g)
-            if ok is not None and ok.any():
-                hits.append(g.rows[g.when(ok, t0, t1)])
-        return np.concatenate(hits).tolist() if hits else []
+        """Indexes of the rows under ``slice`` (space and time), as ``Catalog.query`` selects
+        them (see module docstring), ascending."""
+        aoi = aoi_to_wgs84(bbox=slice.grid_bounds, crs=slice.crs)
+        ok = Overlap(epoch_us(slice.start), epoch_us(slice.end)).mask(
+            self.start, self.start_null, self.end, self.end_null
+        )
+        near = np.zeros(len(self), dtype=bool)
+        for part in aoi.geoms if isinstance(aoi, MultiPolygon) else [aoi]:
+            near |= _overlap(self.bbox, *part.bounds)
+        cand = np.flatnonzero(ok & near)
+        if not cand.size:
+            return []
+        geoms = self._geometries(cand)
+        hit = shapely.intersects(aoi, geoms) & ~shapely.is_missing(geoms)
+        return cand[hit].tolist()
 
     def _start(self, i: int) -> pd.Timestamp | None:
         if self.start_null[i]:
@@ -241,126 +192,6 @@ class RowIndex:
             )
             for i in idx
         ]
-
-
-class _LonLatAOI:
-    """A slice's grid rectangle, seen from rows in other CRSs: a cached lon/lat envelope to
-    prefilter, then the rectangle mapped into a row group's CRS, or the lon/lat AOI as
-    ``Catalog.query`` builds it (densified), each built only if needed."""
-
-    def __init__(self, crs: str, bounds: tuple[float, float, float, float]) -> None:
-        self.crs, self.bounds = crs, bounds
-        self._envelope: tuple[float, float, float, float] | None | bool = False
-        self._aoi: Polygon | MultiPolygon | None = None
-
-    def in_crs(self, crs: str) -> Polygon | None:
-        """The grid rectangle (21 points per edge) in ``crs``; None where that is unsafe
-        (non-finite coordinates, or wrapping round a geographic CRS's antimeridian)."""
-        tr = _TO_CRS.get((self.crs, crs))
-        if tr is None:
-            target = pyproj.CRS.from_user_input(crs)
-            tr = _TO_CRS[(self.crs, crs)] = (
-                pyproj.Transformer.from_crs(self.crs, target, always_xy=True),
-                target.is_geographic,
-            )
-        x0, y0, x1, y1 = self.bounds
-        k = _EDGE
-        xs = np.concatenate([x0 + k * (x1 - x0), np.full(k.size, x1), x1 - k * (x1 - x0), np.full(k.size, x0)])
-        ys = np.concatenate([np.full(k.size, y1), y1 - k * (y1 - y0), np.full(k.size, y0), y0 + k * (y1 - y0)])
-        with np.errstate(all="ignore"):
-            px, py = tr[0].transform(xs, ys, errcheck=False)
-        px, py = np.asarray(px), np.asarray(py)
-        if not (np.isfinite(px).all() and np.isfinite(py).all()):
-            return None
-        if tr[1] and (np.abs(np.diff(px)) > 180).any():
-            return None
-        return Polygon(np.column_stack([px, py]))
-
-    def envelope(self) -> tuple[float, float, float, float] | None:
-        if self._envelope is False:
-            self._envelope = _quick_envelope(self.crs, self.bounds)
-        return self._envelope  # type: ignore[return-value]
-
-    def intersects(self, index: RowIndex, g: _Group) -> np.ndarray | None:
-        """Which of ``g``'s rows intersect the slice (None: none can)."""
-        env = self.envelope()
-        ok = None
-        if env is not None:
-            ex0, ey0, ex1, ey1 = env
-            gx0, gy0, gx1, gy1 = g.envelope
-            if gx0 > ex1 or gx1 < ex0 or gy0 > ey1 or gy1 < ey0:
-                return None
-            ok = _overlap(g.bbox, *env)
-            if not ok.any():
-                return None
-        poly = self.in_crs(g.key) if g.key is not None else None
-        if poly is not None:  # exact in the rows' native CRS
-            near = _overlap(g.native, *poly.bounds)
-            cand = np.flatnonzero(near if ok is None else near & ok)
-            out = np.zeros(g.rows.size, bool)
-            if cand.size:
-                boxes = shapely.box(*g.native[:, cand])
-                out[cand[shapely.intersects(poly, boxes)]] = True
-            return out
-        if self._aoi is None:
-            self._aoi = aoi_to_wgs84(bbox=self.bounds, crs=self.crs)
-        aoi = self._aoi
-        near = np.zeros(g.rows.size, bool)
-        for p in aoi.geoms if isinstance(aoi, MultiPolygon) else [aoi]:
-            near |= _overlap(g.bbox, *p.bounds)
-        cand = np.flatnonzero(near if ok is None else near & ok)
-        out = np.zeros(g.rows.size, bool)
-        if cand.size:
-            out[cand[shapely.intersects(aoi, index._geometries(g.rows[cand]))]] = True
-        return out
-
-
-_TO_WGS84: dict[str, pyproj.Transformer] = {}
-_TO_CRS: dict[tuple[str, str], tuple[pyproj.Transformer, bool]] = {}
-_EDGE = np.linspace(0.0, 1.0, 21)[:-1]
-
-
-_ENVELOPES: dict[tuple, tuple[float, float, float, float] | None] = {}
-
-
-def _quick_envelope(crs: str, bounds: tuple[float, float, float, float]) -> tuple[float, float, float, float] | None:
-    """A lon/lat box surely containing the densified AOI ``bounds`` in ``crs``, or None where the
-    shortcut is unsafe (the caller then uses the full AOI). Computed for the enclosing block of a
-    coarse power-of-two grid (cells ≥ the AOI's size) and cached, so nearby slices share it."""
-    x0, y0, x1, y1 = bounds
-    cell = 2.0 ** math.ceil(math.log2(max(x1 - x0, y1 - y0)))
-    i0, j0, i1, j1 = (math.floor(v / cell) for v in (x0, y0, x1, y1))
-    key = (crs, cell, i0, j0, i1, j1)
-    if key not in _ENVELOPES:
-        if len(_ENVELOPES) > 100_000:
-            _ENVELOPES.clear()
-        block = (i0 * cell, j0 * cell, (i1 + 1) * cell, (j1 + 1) * cell)
-        _ENVELOPES[key] = _lonlat_envelope(crs, block)
-    return _ENVELOPES[key]
-
-
-def _lonlat_envelope(crs: str, bounds: tuple[float, float, float, float]) -> tuple[float, float, float, float] | None:
-    """Lon/lat box of ``bounds`` (12 boundary points, padded by half its size + 0.01°); None for
-    a geographic CRS, near a pole or across the antimeridian."""
-    to_wgs = _TO_WGS84.get(crs)
-    if to_wgs is None:
-        src = pyproj.CRS.from_user_input(crs)
-        if src.is_geographic:
-            return None
-        to_wgs = _TO_WGS84[crs] = pyproj.Transformer.from_crs(src, WGS84, always_xy=True)
-    x0, y0, x1, y1 = bounds
-    t = np.array([0.0, 1 / 3, 2 / 3])
-    xs = np.concatenate([x0 + t * (x1 - x0), np.full(3, x1), x1 - t * (x1 - x0), np.full(3, x0)])
-    ys = np.concatenate([np.full(3, y1), y1 - t * (y1 - y0), np.full(3, y0), y0 + t * (y1 - y0)])
-    lon, lat = to_wgs.transform(xs, ys)
-    if not (np.isfinite(lon).all() and np.isfinite(lat).all()):
-        return None
-    lo0, lo1, la0, la1 = lon.min(), lon.max(), lat.min(), lat.max()
-    px, py = (lo1 - lo0) / 2 + 0.01, (la1 - la0) / 2 + 0.01
-    box = (lo0 - px, la0 - py, lo1 + px, la1 + py)
-    if box[0] < -180 or box[2] > 180 or box[1] < -80 or box[3] > 80 or lo1 - lo0 > 90:
-        return None
-    return box
 
 
 # -- the per-process cache of row indexes ---------------------------------------------------------
