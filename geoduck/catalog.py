@@ -24,11 +24,11 @@ from shapely.geometry.base import BaseGeometry
 from sqlglot import exp
 
 from . import compiler, engine, remote, sandbox, schema, store
-from .builders.common import BuildReport
 from .errors import ArgumentError, GeoduckError, QueryError, SQLError, StorageError
 from .expr import Difference, Intersect, JoinPlan, Node, Pad, Scan, SpatialFilter, TimeFilter, Union, Where
 from .geo import WGS84, check_lonlat_bounds, geometry_to_wgs84, norm_crs, validate_bounds
 from .intervals import TimeLike, padding_micros, query_interval
+from .report import BuildReport
 
 log = logging.getLogger(__name__)
 
