@@ -13,7 +13,6 @@ import importlib
 import logging
 from typing import TYPE_CHECKING, Any
 
-from .builders.common import BuildReport
 from .builders.raster import build_raster_catalog
 from .catalog import Catalog, open_catalog, sql
 from .engine import connect
@@ -21,6 +20,7 @@ from .errors import GeoduckError
 from .io import save_cog
 from .loaders.raster import load_raster, load_raster_timeseries
 from .maintenance import compact, migrate
+from .report import BuildReport
 from .schema import SCHEMA_VERSION
 from .slices import GeoSlice
 from .stitch import stitch

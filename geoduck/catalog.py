@@ -23,11 +23,11 @@ from shapely.geometry import MultiPolygon
 from sqlglot import exp
 
 from . import compiler, engine, remote, sandbox, schema, store
-from .builders.common import BuildReport
 from .errors import ArgumentError, GeoduckError, QueryError, SQLError, StorageError
 from .expr import Difference, Intersect, JoinPlan, Node, Pad, Scan, SpatialFilter, TimeFilter, Union, Where
 from .geo import WGS84, aoi_to_wgs84
 from .intervals import TimeLike, padding_micros, query_interval
+from .report import BuildReport
 
 log = logging.getLogger(__name__)
 

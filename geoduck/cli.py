@@ -6,6 +6,7 @@ User mistakes print one line (``Error: …``) and exit 1; no tracebacks.
 from __future__ import annotations
 
 import functools
+import inspect
 import logging
 import sys
 from collections.abc import Callable
@@ -51,194 +52,73 @@ def demo(out_dir: Path) -> None:
     run_demo(out_dir, echo=click.echo)
 
 
-@main.group()
+def _build_command(name: str) -> click.Command:
+    """``geoduck build <name>``, made from the registered backend's value: PATHS, ``-o``, the
+    backend's :attr:`~geoduck.backends.Backend.cli_options`, ``--workers`` and ``--progress``."""
+    from .backends import get
+
+    backend = get(name)
+
+    @_friendly
+    def run(paths: tuple[str, ...], out_dir: Path, workers: int | None, progress: bool, **options: Any) -> None:
+        for opt in backend.cli_options:
+            if opt.multiple:  # a repeated option not given is the builder's default (None)
+                options[opt.dest] = list(options[opt.dest]) or None
+        items: str | list[str] = paths[0] if len(paths) == 1 else list(paths)
+        cat = backend.build(items, out_dir, workers=workers, progress=progress, **options)
+        report = cat.build_report
+        click.echo(report.summary())
+        for path, reason in report.errors:
+            click.echo(f"skipped {path}: {reason}", err=True)
+        for path in report.changed:
+            click.echo(f"changed since indexed (not re-indexed): {path}", err=True)
+
+    params: list[click.Parameter] = [
+        click.Argument(["paths"], nargs=-1, required=True),
+        click.Option(
+            ["-o", "--out", "out_dir"],
+            required=True,
+            type=click.Path(file_okay=False, path_type=Path),
+            help="Catalog directory (created or appended to).",
+        ),
+    ]
+    for opt in backend.cli_options:
+        params.append(
+            click.Option(
+                [*opt.flags, opt.dest],
+                default=opt.default,
+                is_flag=opt.is_flag,
+                multiple=opt.multiple,
+                type=click.Choice(list(opt.choices)) if opt.choices is not None else None,
+                show_default=opt.show_default,
+                help=opt.help,
+            )
+        )
+    params += [
+        click.Option(["--workers"], type=int, default=None, help="Header-reading processes (default: all cores)."),
+        click.Option(["--progress/--no-progress"], default=True, show_default=True),
+    ]
+    return click.Command(name, callback=run, params=params, help=inspect.cleandoc(backend.cli_help))
+
+
+class _BuildGroup(click.Group):
+    """One ``build`` sub-command per registered backend (see :mod:`geoduck.backends`), made when
+    used so that only the backend asked for is imported."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        from .backends import names
+
+        return sorted(names())
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        from .backends import names
+
+        return _build_command(cmd_name) if cmd_name in names() else None
+
+
+@main.group(cls=_BuildGroup)
 def build() -> None:
     """Index files into a catalog (new parts appended to OUT)."""
-
-
-@build.command("raster")
-@click.argument("paths", nargs=-1, required=True)
-@click.option(
-    "-o",
-    "--out",
-    "out_dir",
-    required=True,
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Catalog directory (created or appended to).",
-)
-@click.option(
-    "--regex",
-    "filename_regex",
-    default=None,
-    help="Regex on file names; (?P<date>…) or (?P<start>…)/(?P<stop>…) give time, other groups columns.",
-)
-@click.option("--date-format", default=None, help="strptime format of the date groups (default: auto).")
-@click.option("--regex-verbose", is_flag=True, help="Compile --regex with re.VERBOSE (whitespace, # comments).")
-@click.option("--exact-times", is_flag=True, help="Times of day are instants, not their second/minute.")
-@click.option("--workers", type=int, default=None, help="Header-reading processes (default: all cores).")
-@click.option("--progress/--no-progress", default=True, show_default=True)
-@_friendly
-def build_raster(
-    paths: tuple[str, ...],
-    out_dir: Path,
-    filename_regex: str | None,
-    date_format: str | None,
-    regex_verbose: bool,
-    exact_times: bool,
-    workers: int | None,
-    progress: bool,
-) -> None:
-    """Index raster PATHS (files, globs or directories) into the catalog OUT.
-
-    A --regex with '/' is searched in paths relative to the scanned folder, else in file names;
-    a (?P<band>…) group makes files that agree on every other group the bands of one scene."""
-    from .builders.raster import build_raster_catalog
-
-    items: str | list[str] = paths[0] if len(paths) == 1 else list(paths)
-    cat = build_raster_catalog(
-        items,
-        out_dir,
-        filename_regex=filename_regex,
-        date_format=date_format,
-        regex_verbose=regex_verbose,
-        exact_times=exact_times,
-        workers=workers,
-        progress=progress,
-    )
-    report = cat.build_report
-    click.echo(report.summary())
-    for path, reason in report.errors:
-        click.echo(f"skipped {path}: {reason}", err=True)
-    for path in report.changed:
-        click.echo(f"changed since indexed (not re-indexed): {path}", err=True)
-
-
-@build.command("xarray")
-@click.argument("paths", nargs=-1, required=True)
-@click.option(
-    "-o",
-    "--out",
-    "out_dir",
-    required=True,
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Catalog directory (created or appended to).",
-)
-@click.option(
-    "--variables",
-    "variables",
-    multiple=True,
-    help="Data variable to index (repeatable; default: every variable with x/y dimensions).",
-)
-@click.option("--time-var", default="time", show_default=True, help="Name of the time dimension.")
-@click.option("--crs", default=None, help="CRS of files that declare none, e.g. EPSG:32630.")
-@click.option(
-    "--engine",
-    type=click.Choice(["netcdf4", "h5netcdf", "zarr"]),
-    default=None,
-    help="xarray engine (default: zarr for *.zarr, netcdf4 otherwise).",
-)
-@click.option(
-    "--regex",
-    "filename_regex",
-    default=None,
-    help="Regex on file names: (?P<date>…) or (?P<start>…)/(?P<stop>…) date variables without a "
-    "time dimension, other groups become columns.",
-)
-@click.option("--date-format", default=None, help="strptime format of the date groups (default: auto).")
-@click.option("--workers", type=int, default=None, help="Header-reading processes (default: all cores).")
-@click.option("--progress/--no-progress", default=True, show_default=True)
-@_friendly
-def build_xarray(
-    paths: tuple[str, ...],
-    out_dir: Path,
-    variables: tuple[str, ...],
-    time_var: str,
-    crs: str | None,
-    engine: str | None,
-    filename_regex: str | None,
-    date_format: str | None,
-    workers: int | None,
-    progress: bool,
-) -> None:
-    """Index NetCDF files and Zarr stores PATHS (files, globs or directories) into the catalog OUT."""
-    from .builders.xarray import build_xarray_catalog
-
-    items: str | list[str] = paths[0] if len(paths) == 1 else list(paths)
-    cat = build_xarray_catalog(
-        items,
-        out_dir,
-        variables=list(variables) or None,
-        time_var=time_var,
-        crs=crs,
-        engine=engine,
-        filename_regex=filename_regex,
-        date_format=date_format,
-        workers=workers,
-        progress=progress,
-    )
-    report = cat.build_report
-    click.echo(report.summary())
-    for path, reason in report.errors:
-        click.echo(f"skipped {path}: {reason}", err=True)
-    for path in report.changed:
-        click.echo(f"changed since indexed (not re-indexed): {path}", err=True)
-
-
-@build.command("vector")
-@click.argument("paths", nargs=-1, required=True)
-@click.option(
-    "-o",
-    "--out",
-    "out_dir",
-    required=True,
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Catalog directory (created or appended to).",
-)
-@click.option(
-    "--regex",
-    "filename_regex",
-    default=None,
-    help="Regex on file names; (?P<date>…) or (?P<start>…)/(?P<stop>…) give time, other groups columns.",
-)
-@click.option("--date-format", default=None, help="strptime format of the date groups (default: auto).")
-@click.option("--regex-verbose", is_flag=True, help="Compile --regex with re.VERBOSE (whitespace, # comments).")
-@click.option("--exact-times", is_flag=True, help="Times of day are instants, not their second/minute.")
-@click.option("--layer", default=None, help="Index only this layer of each file (default: every layer).")
-@click.option("--workers", type=int, default=None, help="Header-reading processes (default: all cores).")
-@click.option("--progress/--no-progress", default=True, show_default=True)
-@_friendly
-def build_vector(
-    paths: tuple[str, ...],
-    out_dir: Path,
-    filename_regex: str | None,
-    date_format: str | None,
-    regex_verbose: bool,
-    exact_times: bool,
-    layer: str | None,
-    workers: int | None,
-    progress: bool,
-) -> None:
-    """Index vector label PATHS (GeoJSON, GPKG, GeoParquet, Shapefile, FlatGeobuf) into catalog OUT."""
-    from .builders.vector import build_vector_catalog
-
-    items: str | list[str] = paths[0] if len(paths) == 1 else list(paths)
-    cat = build_vector_catalog(
-        items,
-        out_dir,
-        filename_regex=filename_regex,
-        date_format=date_format,
-        regex_verbose=regex_verbose,
-        exact_times=exact_times,
-        layer=layer,
-        workers=workers,
-        progress=progress,
-    )
-    report = cat.build_report
-    click.echo(report.summary())
-    for path, reason in report.errors:
-        click.echo(f"skipped {path}: {reason}", err=True)
-    for path in report.changed:
-        click.echo(f"changed since indexed (not re-indexed): {path}", err=True)
 
 
 @main.command()

@@ -107,8 +107,16 @@ def catalog_schema(backend: Backend, extra_columns: Sequence[str] = (), scenes: 
     then file columns, in that order."""
     if backend not in BACKEND_FIELDS:
         raise ValueError(f"unknown backend {backend!r}; expected one of {BACKENDS}")
+    return part_schema(BACKEND_FIELDS[backend], extra_columns, scenes)
+
+
+def part_schema(
+    backend_fields: Sequence[pa.Field], extra_columns: Sequence[str] = (), scenes: bool = False
+) -> pa.Schema:
+    """The Arrow schema of a part of a backend with columns ``backend_fields`` (see
+    :attr:`geoduck.backends.Backend.fields`), in the order of :func:`catalog_schema`."""
     extra = tuple(pa.field(name, pa.string()) for name in extra_columns)
-    fields = (*CORE_FIELDS, *BACKEND_FIELDS[backend], *extra, *((SCENE_FIELD,) if scenes else ()), *FILE_FIELDS)
+    fields = (*CORE_FIELDS, *backend_fields, *extra, *((SCENE_FIELD,) if scenes else ()), *FILE_FIELDS)
     return pa.schema(fields)
 
 

@@ -10,6 +10,7 @@ permissions.
 from __future__ import annotations
 
 import ctypes
+import dataclasses
 import json
 import os
 import shutil
@@ -635,13 +636,9 @@ def test_storage_error_names_folder_and_cause(tmp_path, monkeypatch):
             geoduck.builders.common.run_build(
                 str(src),
                 out,
-                backend="raster",
-                extensions=(".tif",),
-                read_fn=geoduck.builders.raster._read_header,
-                read_env=geoduck.builders.raster._gdal_env,
+                backend=dataclasses.replace(geoduck.builders.raster.BACKEND, extensions=(".tif",)),
                 options=None,
                 parser=geoduck.builders.common.FilenameParser(),
-                sub_key=None,
                 workers=1,
                 progress=False,
                 part_rows=2,

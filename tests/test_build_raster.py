@@ -3,6 +3,7 @@ forms, incremental rebuilds, bad files, argument errors, parallel and streaming 
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 from pathlib import Path
@@ -20,7 +21,7 @@ from shapely.geometry import Point
 import geoduck
 from geoduck import store
 from geoduck.builders import common
-from geoduck.builders.raster import RASTER_EXTENSIONS, read_raster_header
+from geoduck.builders.raster import BACKEND, RASTER_EXTENSIONS, read_raster_header
 from geoduck.errors import ArgumentError, BuildError
 from geoduck.geo import footprint_wgs84, norm_crs
 from geoduck.testing import coordinate_raster, write_raster
@@ -408,12 +409,9 @@ def test_build_streams_into_several_parts(many_rasters, tmp_path):
     report = common.run_build(
         many_rasters,
         out,
-        backend="raster",
-        extensions=RASTER_EXTENSIONS,
-        read_fn=read_raster_header,
+        backend=dataclasses.replace(BACKEND, read_header=read_raster_header, read_env=None),
         options=None,
         parser=common.FilenameParser(),
-        sub_key=None,
         workers=1,
         progress=False,
         part_rows=10,

@@ -173,17 +173,17 @@ def test_reads_during_a_compaction_loop_are_exact_and_never_fail(tmp_path):
 
 
 BUILD_IN_POOL = textwrap.dedent("""
-    import sys, time
+    import dataclasses, sys, time
     from geoduck.builders.common import FilenameParser, run_build
-    from geoduck.builders.raster import RASTER_EXTENSIONS, read_raster_header
+    from geoduck.builders.raster import BACKEND, read_raster_header
 
     def slow_header(path, options):
         time.sleep(0.05)
         return read_raster_header(path, options)
 
     if __name__ == "__main__":
-        run_build(sys.argv[1], sys.argv[2], backend="raster", extensions=RASTER_EXTENSIONS,
-                  read_fn=slow_header, options=None, parser=FilenameParser(None), sub_key=None,
+        backend = dataclasses.replace(BACKEND, read_header=slow_header, read_env=None)
+        run_build(sys.argv[1], sys.argv[2], backend=backend, options=None, parser=FilenameParser(None),
                   workers=2, progress=False)
 """)
 

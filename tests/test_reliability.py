@@ -45,12 +45,12 @@ def _tiny_rasters(root: Path, n: int, prefix: str = "r") -> list[Path]:
 
 
 BUILD_SCRIPT = textwrap.dedent("""
-    import sys
+    import dataclasses, sys
     from geoduck.builders.common import FilenameParser, run_build
-    from geoduck.builders.raster import RASTER_EXTENSIONS, read_raster_header
+    from geoduck.builders.raster import BACKEND, read_raster_header
     src, out, part_rows = sys.argv[1], sys.argv[2], int(sys.argv[3])
-    run_build(src, out, backend="raster", extensions=RASTER_EXTENSIONS, read_fn=read_raster_header,
-              options=None, parser=FilenameParser(r"_(?P<date>\\d{8})\\.tif$"), sub_key=None,
+    run_build(src, out, backend=dataclasses.replace(BACKEND, read_header=read_raster_header, read_env=None),
+              options=None, parser=FilenameParser(r"_(?P<date>\\d{8})\\.tif$"),
               workers=1, progress=False, part_rows=part_rows)
 """)
 

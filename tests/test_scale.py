@@ -8,6 +8,7 @@ by value (the workers cannot import this test module).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 import sys
@@ -22,7 +23,7 @@ import geoduck
 from geoduck import engine, remote, store
 from geoduck.builders import common
 from geoduck.builders.common import BuildSpec, _remove_stray_parts, _Tally, run_build
-from geoduck.builders.raster import RASTER_EXTENSIONS, _read_header
+from geoduck.builders.raster import BACKEND as RASTER
 from geoduck.errors import ArgumentError, CatalogNotFoundError, ExtensionError, NoDataError
 from geoduck.loaders.raster import load_raster
 from geoduck.scale import chip_name
@@ -118,12 +119,9 @@ def test_distributed_build_small_tasks_and_vector(client, tmp_path):
     report = run_build(
         tmp_path / "labels",
         tmp_path / "vd",
-        backend="vector",
-        extensions=geoduck.builders.vector.VECTOR_EXTENSIONS,
-        read_fn=geoduck.builders.vector.read_vector_header,
+        backend=geoduck.builders.vector.BACKEND,
         options=None,
         parser=common.FilenameParser(),
-        sub_key="layer",
         workers=None,
         progress=False,
         client=client,
@@ -144,13 +142,9 @@ def test_a_failed_task_reports_its_files(client, files, tmp_path):
     report = run_build(
         good,
         tmp_path / "cat",
-        backend="raster",
-        extensions=RASTER_EXTENSIONS,
-        read_fn=_read_header,
-        read_env=_failing_env,
+        backend=dataclasses.replace(RASTER, read_env=_failing_env),
         options=None,
         parser=common.FilenameParser(ARCHIVE_REGEX),
-        sub_key=None,
         workers=None,
         progress=False,
         client=client,
@@ -174,13 +168,10 @@ def test_stray_parts_of_a_build_are_removed(files, tmp_path):
     other = store.write_part(table, out)  # another build's part (no tag): untouched
     assert store.part_tag(kept.name) == "abc123" and store.part_tag(other.name) != "abc123"
     spec = BuildSpec(
-        backend="raster",
+        backend=RASTER,
         out=out,
         arrow_schema=table.schema,
-        read_fn=_read_header,
-        read_env=None,
         options=None,
-        sub_key=None,
         part_rows=10,
         tag="abc123",
     )
@@ -198,12 +189,9 @@ def test_bad_client_and_task_files(client, files, tmp_path):
         run_build(
             files[:2],
             tmp_path / "c",
-            backend="raster",
-            extensions=RASTER_EXTENSIONS,
-            read_fn=_read_header,
+            backend=RASTER,
             options=None,
             parser=common.FilenameParser(),
-            sub_key=None,
             workers=None,
             progress=False,
             client=client,

@@ -1,5 +1,6 @@
-"""What every builder shares: input resolution, filename parsing, incremental skip, the parallel
-streaming driver that turns files into catalog parts, and the build report.
+"""What every builder shares: input resolution, filename parsing, incremental skip, and the parallel
+streaming driver that turns files into catalog parts (its report: :class:`geoduck.report.BuildReport`).
+Everything backend-specific comes from a :class:`geoduck.backends.Backend` value.
 
 Headers are read in worker processes in chunks; finished rows are streamed into parts of at most
 ``part_rows`` rows, so memory does not grow with the number of files. A file that cannot be read
@@ -24,9 +25,9 @@ import threading
 import time
 import types
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from functools import lru_cache
 from multiprocessing.context import BaseContext
@@ -39,11 +40,15 @@ import pyarrow.compute as pc
 from tqdm.auto import tqdm
 
 from .. import schema, store
+from ..backends import Backend, CliOption, ReadEnv, ReadFn, reserved_columns
 from ..errors import ArgumentError, BuildError, GeoduckError, StorageError
 from ..intervals import Interval, interval_from_strings
+from ..report import BuildReport
 
 if TYPE_CHECKING:
     from ..catalog import Catalog
+
+__all__ = ["BuildReport", "FilenameParser", "ReadEnv", "ReadFn", "resolve_items", "resolve_paths", "run_build"]
 
 log = logging.getLogger("geoduck.build")
 
@@ -71,38 +76,6 @@ SKIPPED_EXAMPLES = 3
 SKIPPED = "__skipped__"
 """Key of a header row that stands for an item the reader skipped (e.g. an empty layer of a file
 whose other layers are indexed): its value, the reason, goes to ``BuildReport.errors``."""
-
-
-@dataclass(frozen=True)
-class BuildReport:
-    """What a build did. ``errors`` and ``changed`` name files; nothing is silently dropped."""
-
-    indexed: int = 0
-    """Rows added to the catalog."""
-    files_indexed: int = 0
-    unchanged: int = 0
-    """Files already in the catalog with the same size and mtime (skipped)."""
-    changed: tuple[str, ...] = ()
-    """Files already indexed whose size or mtime changed since (not re-indexed)."""
-    errors: tuple[tuple[str, str], ...] = ()
-    """(path, reason) of every file skipped because it could not be indexed."""
-    parts: tuple[str, ...] = ()
-    """Part files written by this build."""
-    skipped: int = 0
-    """Files found but not matched by ``filename_regex`` (not indexed, not errors)."""
-    skipped_examples: tuple[str, ...] = ()
-    """The first few of them (as the regex saw them, see :class:`FilenameParser`)."""
-
-    def summary(self) -> str:
-        text = (
-            f"{self.indexed} rows from {self.files_indexed} files indexed, {self.unchanged} unchanged, "
-            f"{len(self.changed)} changed, {len(self.errors)} errors, {len(self.parts)} parts written"
-        )
-        if self.skipped:
-            examples = ", ".join(self.skipped_examples)
-            more = ", …" if self.skipped > len(self.skipped_examples) else ""
-            text += f"; {self.skipped} files skipped: the regex does not match them (e.g. {examples}{more})"
-        return text
 
 
 @dataclass
@@ -341,7 +314,7 @@ class FilenameParser:
                 f"{self.regex_text!r} has no 'date' or 'start'/'stop' group"
             )
         # DuckDB resolves column names case-insensitively: `ID` is `id`, `Tile` is `tile`.
-        reserved = {c.lower() for c in schema.RESERVED_COLUMNS}
+        reserved = {c.lower() for c in reserved_columns()}
         columns = sorted(groups - TIME_GROUPS)
         clash = [g for g in columns if g.lower() in reserved]
         if clash:
@@ -438,13 +411,25 @@ def file_stat(path: str) -> tuple[int | None, int | None]:
     return st.st_size, st.st_mtime_ns // 1000
 
 
+# -- command-line options shared by backends (see :attr:`Backend.cli_options`) ---------------------
+
+REGEX_OPTION = CliOption(
+    ("--regex",),
+    "filename_regex",
+    "Regex on file names; (?P<date>…) or (?P<start>…)/(?P<stop>…) give time, other groups columns.",
+)
+DATE_FORMAT_OPTION = CliOption(("--date-format",), "date_format", "strptime format of the date groups (default: auto).")
+REGEX_VERBOSE_OPTION = CliOption(
+    ("--regex-verbose",), "regex_verbose", "Compile --regex with re.VERBOSE (whitespace, # comments).", is_flag=True
+)
+EXACT_TIMES_OPTION = CliOption(
+    ("--exact-times",), "exact_times", "Times of day are instants, not their second/minute.", is_flag=True
+)
+FILENAME_OPTIONS = (REGEX_OPTION, DATE_FORMAT_OPTION, REGEX_VERBOSE_OPTION, EXACT_TIMES_OPTION)
+"""The file-name options of a backend whose builder takes every :class:`FilenameParser` argument."""
+
+
 # -- the driver ---------------------------------------------------------------------------------
-
-ReadFn = Callable[[str, Any], list[dict[str, Any]]]
-"""Reads one file's headers; returns header rows (one per item) or raises with a reason."""
-
-ReadEnv = Callable[[], AbstractContextManager[Any]]
-"""Makes the context (e.g. GDAL options) entered once around each chunk of ``ReadFn`` calls."""
 
 
 def _read_chunk(
@@ -608,13 +593,11 @@ class BuildSpec:
     """Everything but the file list that turns header results into parts (picklable: it travels
     with every task of a distributed build)."""
 
-    backend: schema.Backend
+    backend: Backend
     out: Path
     arrow_schema: pa.Schema
-    read_fn: ReadFn
-    read_env: ReadEnv | None
     options: Any
-    sub_key: str | None
+    """The backend's reader options (second argument of :attr:`Backend.read_header`)."""
     part_rows: int
     tag: str = ""
     """Marks the names of the parts this build writes (see :func:`run_build`'s cleanup)."""
@@ -646,9 +629,10 @@ class _RowWriter:
                 continue
             row = dict(header)
             row.update(extras)
-            row[schema.ID] = item_id(spec.backend, path, header.get(spec.sub_key) if spec.sub_key else None)
+            sub_key = spec.backend.sub_key
+            row[schema.ID] = item_id(spec.backend.name, path, header.get(sub_key) if sub_key else None)
             row[schema.FILEPATH] = path
-            row[schema.BACKEND] = spec.backend
+            row[schema.BACKEND] = spec.backend.name
             row[schema.VERSION] = schema.SCHEMA_VERSION
             if schema.START not in row:
                 row[schema.START], row[schema.END] = interval.start, interval.end
@@ -674,7 +658,7 @@ def build_task(spec: BuildSpec, named: Named) -> _Tally:
     tally = _Tally()
     writer = _RowWriter(spec, named, tally)
     for chunk in _chunks(list(named), CHUNK_FILES):
-        for path, result in _read_chunk(spec.read_fn, spec.options, chunk, spec.read_env):
+        for path, result in _read_chunk(spec.backend.read_header, spec.options, chunk, spec.backend.read_env):
             writer.add(path, result)
     writer.flush()
     return tally
@@ -691,7 +675,8 @@ def _extra_columns(out: Path, parser: FilenameParser) -> tuple[list[str], bool]:
     if not (out.is_dir() and store.list_parts(out)):
         return list(parser.extra_columns), parser.has_bands
     columns = store.part_columns(out)
-    existing = [c for c in columns if c not in schema.RESERVED_COLUMNS]
+    reserved = reserved_columns()
+    existing = [c for c in columns if c not in reserved]
     new = [c for c in parser.extra_columns if c not in existing]
     if new:
         raise ArgumentError(
@@ -734,34 +719,33 @@ def run_build(
     paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
     out_dir: str | os.PathLike[str],
     *,
-    backend: schema.Backend,
-    extensions: Sequence[str],
-    directory_suffixes: Sequence[str] = (),
-    read_fn: ReadFn,
-    read_env: ReadEnv | None = None,
-    options: Any,
-    parser: FilenameParser,
-    sub_key: str | None,
-    workers: int | None,
-    progress: bool,
+    backend: Backend,
+    options: Any = None,
+    parser: FilenameParser | None = None,
+    workers: int | None = None,
+    progress: bool = True,
     part_rows: int = PART_ROWS,
     client: Any = None,
     task_files: int | None = None,
 ) -> BuildReport:
     """Index ``paths`` into new parts of the catalog at ``out_dir`` (see module doc).
 
-    ``read_fn(path, options)`` reads one file's headers; ``read_env()``, when given, is entered once
-    around each chunk of reads (in the process doing them), e.g. for GDAL configuration options.
+    ``backend`` says which files to look for and how to read them: ``backend.read_header(path,
+    options)`` reads one file's header rows; ``backend.read_env()``, when set, is entered once around
+    each chunk of reads (in the process doing them), e.g. for GDAL configuration options.
     Directories named ``*<directory_suffix>`` (e.g. ``.zarr`` stores) are items, not searched.
+    ``parser`` parses file names (default: none, static rows).
 
     With ``client`` (a ``dask.distributed.Client``) the files are cut into tasks of ``task_files``
     files (default: see :data:`TASKS_PER_THREAD`) run on the cluster (``workers`` is then unused);
     each task writes its own parts, so ``out_dir`` must be a directory every worker can write (a
-    shared file system for a multi-machine cluster). ``read_fn``/``read_env``/``options`` must be
-    picklable (module-level functions). A task that fails as a whole has each of its files reported
+    shared file system for a multi-machine cluster). ``backend`` and ``options`` must be picklable
+    (module-level functions). A task that fails as a whole has each of its files reported
     in ``errors``; parts left by a failed or rerun attempt of a task are removed at the end.
     """
+    parser = parser if parser is not None else FilenameParser()
     parser.validate()
+    extensions, directory_suffixes = backend.extensions, backend.directory_suffixes
     out_dir = store.local_path(out_dir)
     unlisted: list[tuple[str, str]] = []
     out = Path(out_dir).expanduser()
@@ -823,11 +807,8 @@ def run_build(
     spec = BuildSpec(
         backend=backend,
         out=out,
-        arrow_schema=schema.catalog_schema(backend, extra_columns, scenes),
-        read_fn=read_fn,
-        read_env=read_env,
+        arrow_schema=backend.arrow_schema(extra_columns, scenes),
         options=options,
-        sub_key=sub_key,
         part_rows=part_rows,
         tag=uuid.uuid4().hex[:6] if client is not None else "",
     )
@@ -838,9 +819,9 @@ def run_build(
         created = _make_out_dir(out)  # an unwritable out_dir fails before any header is read
         writer = _RowWriter(spec, todo_named, tally, guard_concurrent=True)
         n_workers = workers if workers is not None else default_workers()
-        bar = tqdm(total=len(todo), unit="file", desc=f"indexing {backend}", disable=not progress or not todo)
+        bar = tqdm(total=len(todo), unit="file", desc=f"indexing {backend.name}", disable=not progress or not todo)
         try:
-            for path, result in _results(read_fn, options, todo, n_workers, read_env):
+            for path, result in _results(backend.read_header, options, todo, n_workers, backend.read_env):
                 bar.update(1)
                 writer.add(path, result)
             writer.flush()
@@ -948,7 +929,7 @@ def _run_distributed(
         total=len(paths),
         unit="file",
         disable=not progress or not paths,
-        desc=f"indexing {spec.backend} on {threads} dask threads",
+        desc=f"indexing {spec.backend.name} on {threads} dask threads",
     )
     pending = as_completed([submit(c) for c in _take(tasks, 2 * threads)])
     try:
@@ -987,6 +968,31 @@ def _remove_stray_parts(spec: BuildSpec, tally: _Tally) -> None:
         if store.part_tag(part.name) == spec.tag and part.name not in reported:
             log.warning("removing %s: written by a failed or repeated build task", part)
             part.unlink(missing_ok=True)
+
+
+def build_catalog(
+    backend: Backend,
+    paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+    out_dir: str | os.PathLike[str],
+    *,
+    options: Any,
+    parser: FilenameParser,
+    workers: int | None,
+    progress: bool,
+    client: Any,
+) -> Catalog:
+    """:func:`run_build` then :func:`finish_build`: what every ``build_<backend>_catalog`` does."""
+    report = run_build(
+        paths,
+        out_dir,
+        backend=backend,
+        options=options,
+        parser=parser,
+        workers=workers,
+        progress=progress,
+        client=client,
+    )
+    return finish_build(out_dir, paths, report)
 
 
 def finish_build(out_dir: str | os.PathLike[str], paths: object, report: BuildReport) -> Catalog:

@@ -19,10 +19,11 @@ import shapely
 from pyproj.exceptions import ProjError
 
 from .. import schema
+from ..backends import Backend
 from ..errors import CRSError
 from ..geo import Footprinter, check_grid, check_lonlat_extent, crs_to_string, footprinter, norm_crs, pixel_extent
 from ..header import RasterHeader, gdal_env, open_dataset, wrapped_gdal_errors
-from .common import FilenameParser, Regex, file_stat, finish_build, run_build
+from .common import FILENAME_OPTIONS, FilenameParser, Regex, build_catalog, file_stat
 
 if TYPE_CHECKING:
     from ..catalog import Catalog
@@ -168,18 +169,30 @@ def build_raster_catalog(
         The catalog at ``out_dir``; ``catalog.build_report`` tells what was indexed, skipped
         unchanged, changed since indexed, and which files failed and why.
     """
-    report = run_build(
+    return build_catalog(
+        BACKEND,
         paths,
         out_dir,
-        backend="raster",
-        extensions=RASTER_EXTENSIONS,
-        read_fn=_read_header,
-        read_env=_gdal_env,
         options=None,
         parser=FilenameParser(filename_regex, date_format, regex_verbose, exact_times),
-        sub_key=None,
         workers=workers,
         progress=progress,
         client=client,
     )
-    return finish_build(out_dir, paths, report)
+
+
+BACKEND = Backend(
+    name="raster",
+    extensions=RASTER_EXTENSIONS,
+    fields=schema.BACKEND_FIELDS["raster"],
+    read_header=_read_header,
+    read_env=_gdal_env,
+    build=build_raster_catalog,
+    loader="geoduck.loaders.raster:load_raster",
+    cli_options=FILENAME_OPTIONS,
+    cli_help="""Index raster PATHS (files, globs or directories) into the catalog OUT.
+
+    A --regex with '/' is searched in paths relative to the scanned folder, else in file names;
+    a (?P<band>…) group makes files that agree on every other group the bands of one scene.""",
+)
+"""The raster backend (registered in :mod:`geoduck.backends`)."""

@@ -24,10 +24,11 @@ import shapely
 from pyogrio.errors import DataLayerError, DataSourceError
 
 from .. import schema
+from ..backends import Backend, CliOption
 from ..errors import CRSError, GeoduckError
 from ..geo import Bounds, crs_to_string, footprint_wgs84, norm_crs
 from ..header import crs_problem
-from .common import SKIPPED, FilenameParser, Regex, file_stat, finish_build, run_build
+from .common import FILENAME_OPTIONS, SKIPPED, FilenameParser, Regex, build_catalog, file_stat
 
 if TYPE_CHECKING:
     from ..catalog import Catalog
@@ -277,17 +278,30 @@ def build_vector_catalog(
     Returns:
         The catalog at ``out_dir``; ``catalog.build_report`` tells what was indexed and skipped.
     """
-    report = run_build(
+    return build_catalog(
+        BACKEND,
         paths,
         out_dir,
-        backend="vector",
-        extensions=VECTOR_EXTENSIONS,
-        read_fn=read_vector_header,
         options=layer,
         parser=FilenameParser(filename_regex, date_format, regex_verbose, exact_times),
-        sub_key="layer",
         workers=workers,
         progress=progress,
         client=client,
     )
-    return finish_build(out_dir, paths, report)
+
+
+BACKEND = Backend(
+    name="vector",
+    extensions=VECTOR_EXTENSIONS,
+    fields=schema.BACKEND_FIELDS["vector"],
+    read_header=read_vector_header,
+    sub_key="layer",
+    build=build_vector_catalog,
+    loader="geoduck.loaders.vector:load_vector",
+    cli_options=(
+        *FILENAME_OPTIONS,
+        CliOption(("--layer",), "layer", "Index only this layer of each file (default: every layer)."),
+    ),
+    cli_help="Index vector label PATHS (GeoJSON, GPKG, GeoParquet, Shapefile, FlatGeobuf) into catalog OUT.",
+)
+"""The vector backend (registered in :mod:`geoduck.backends`)."""

@@ -47,9 +47,10 @@ import xarray as xr
 from pyproj.exceptions import CRSError as _PyprojCRSError
 
 from .. import schema
+from ..backends import Backend, CliOption
 from ..errors import ArgumentError, CRSError, GeoduckError, TimeParseError
 from ..geo import Bounds, Footprinter, check_lonlat_extent, crs_to_string, footprinter, norm_crs, ring_to_wgs84
-from .common import FilenameParser, file_stat, finish_build, run_build
+from .common import DATE_FORMAT_OPTION, FilenameParser, build_catalog, file_stat
 
 if TYPE_CHECKING:
     from ..catalog import Catalog
@@ -804,18 +805,50 @@ def build_xarray_catalog(
         crs_wkt=None if crs is None else norm_crs(crs).to_wkt(),
         engine=check_engine(engine),
     )
-    report = run_build(
+    return build_catalog(
+        BACKEND,
         paths,
         out_dir,
-        backend="xarray",
-        extensions=NETCDF_EXTENSIONS,
-        directory_suffixes=ZARR_SUFFIXES,
-        read_fn=read_xarray_header,
         options=options,
         parser=FilenameParser(filename_regex, date_format),
-        sub_key="variable",
         workers=workers,
         progress=progress,
         client=client,
     )
-    return finish_build(out_dir, paths, report)
+
+
+BACKEND = Backend(
+    name="xarray",
+    extensions=NETCDF_EXTENSIONS,
+    directory_suffixes=ZARR_SUFFIXES,
+    fields=schema.BACKEND_FIELDS["xarray"],
+    read_header=read_xarray_header,
+    sub_key="variable",
+    build=build_xarray_catalog,
+    loader="geoduck.loaders.xarray:load_xarray",
+    cli_options=(
+        CliOption(
+            ("--variables",),
+            "variables",
+            "Data variable to index (repeatable; default: every variable with x/y dimensions).",
+            multiple=True,
+        ),
+        CliOption(("--time-var",), "time_var", "Name of the time dimension.", default="time", show_default=True),
+        CliOption(("--crs",), "crs", "CRS of files that declare none, e.g. EPSG:32630."),
+        CliOption(
+            ("--engine",),
+            "engine",
+            "xarray engine (default: zarr for *.zarr, netcdf4 otherwise).",
+            choices=ENGINES,
+        ),
+        CliOption(
+            ("--regex",),
+            "filename_regex",
+            "Regex on file names: (?P<date>…) or (?P<start>…)/(?P<stop>…) date variables without a "
+            "time dimension, other groups become columns.",
+        ),
+        DATE_FORMAT_OPTION,
+    ),
+    cli_help="Index NetCDF files and Zarr stores PATHS (files, globs or directories) into the catalog OUT.",
+)
+"""The xarray backend (registered in :mod:`geoduck.backends`)."""
