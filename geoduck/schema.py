@@ -139,11 +139,6 @@ def part_metadata(geometry_types: Iterable[str], bbox: tuple[float, float, float
     }
 
 
-def extra_columns_of(schema: pa.Schema) -> list[str]:
-    """User-defined (regex group) columns of a part schema, in order."""
-    return [name for name in schema.names if name not in RESERVED_COLUMNS]
-
-
 REQUIRED_COLUMNS: tuple[str, ...] = (ID, GEOMETRY, BBOX, START, END, VERSION)
 """Columns every part of the current schema version has (relations written with
 ``Catalog.to_parquet``, e.g. intersections, have ``left_filepath`` … instead of ``filepath``)."""

@@ -637,7 +637,7 @@ def test_storage_error_names_folder_and_cause(tmp_path, monkeypatch):
                 out,
                 backend="raster",
                 extensions=(".tif",),
-                read_fn=geoduck.builders.raster._read_header,
+                read_fn=geoduck.builders.raster.read_raster_header,
                 read_env=geoduck.builders.raster._gdal_env,
                 options=None,
                 parser=geoduck.builders.common.FilenameParser(),

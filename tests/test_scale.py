@@ -22,7 +22,7 @@ import geoduck
 from geoduck import engine, remote, store
 from geoduck.builders import common
 from geoduck.builders.common import BuildSpec, _remove_stray_parts, _Tally, run_build
-from geoduck.builders.raster import RASTER_EXTENSIONS, _read_header
+from geoduck.builders.raster import RASTER_EXTENSIONS, read_raster_header
 from geoduck.errors import ArgumentError, CatalogNotFoundError, ExtensionError, NoDataError
 from geoduck.loaders.raster import load_raster
 from geoduck.scale import chip_name
@@ -146,7 +146,7 @@ def test_a_failed_task_reports_its_files(client, files, tmp_path):
         tmp_path / "cat",
         backend="raster",
         extensions=RASTER_EXTENSIONS,
-        read_fn=_read_header,
+        read_fn=read_raster_header,
         read_env=_failing_env,
         options=None,
         parser=common.FilenameParser(ARCHIVE_REGEX),
@@ -177,7 +177,7 @@ def test_stray_parts_of_a_build_are_removed(files, tmp_path):
         backend="raster",
         out=out,
         arrow_schema=table.schema,
-        read_fn=_read_header,
+        read_fn=read_raster_header,
         read_env=None,
         options=None,
         sub_key=None,
@@ -200,7 +200,7 @@ def test_bad_client_and_task_files(client, files, tmp_path):
             tmp_path / "c",
             backend="raster",
             extensions=RASTER_EXTENSIONS,
-            read_fn=_read_header,
+            read_fn=read_raster_header,
             options=None,
             parser=common.FilenameParser(),
             sub_key=None,
