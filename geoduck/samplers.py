@@ -45,7 +45,7 @@ from shapely.geometry.base import BaseGeometry
 
 from . import compiler, engine, schema
 from .catalog import Catalog, aoi_to_wgs84
-from .errors import ArgumentError, CRSError, NoDataError, SchemaError
+from .errors import ArgumentError, ChipIndexError, CRSError, NoDataError, SchemaError
 from .geo import WGS84, Bounds, densified_ring, footprint_wgs84, norm_crs, transformer, validate_bounds
 from .slices import GeoSlice, _pixel_pair, _pixels, crs_key, reproject_bounds
 
@@ -666,7 +666,7 @@ class RandomSampler(Sequence[GeoSlice]):
             return [self._slice(k) for k in range(*i.indices(self.length))]
         k = int(i) + self.length if int(i) < 0 else int(i)
         if not 0 <= k < self.length:
-            raise IndexError(f"chip index {i} out of range for {self.length} chips")
+            raise ChipIndexError(f"chip index {i} out of range for {self.length} chips")
         return self._slice(k)
 
     def __iter__(self) -> Iterator[GeoSlice]:

@@ -16,6 +16,8 @@ from typing import Any, Literal
 import pyarrow as pa
 import pyproj
 
+from .errors import SchemaError
+
 SCHEMA_VERSION = 1
 """The schema version this geoduck writes (column ``schema_version`` and Parquet metadata)."""
 
@@ -106,7 +108,7 @@ def catalog_schema(backend: Backend, extra_columns: Sequence[str] = (), scenes: 
     """The Arrow schema of a part: core, backend, extra (string), ``scene_id`` (with ``scenes``)
     then file columns, in that order."""
     if backend not in BACKEND_FIELDS:
-        raise ValueError(f"unknown backend {backend!r}; expected one of {BACKENDS}")
+        raise SchemaError(f"unknown backend {backend!r}; expected one of {BACKENDS}")
     extra = tuple(pa.field(name, pa.string()) for name in extra_columns)
     fields = (*CORE_FIELDS, *BACKEND_FIELDS[backend], *extra, *((SCENE_FIELD,) if scenes else ()), *FILE_FIELDS)
     return pa.schema(fields)

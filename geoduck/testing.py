@@ -18,6 +18,7 @@ import numpy as np
 import rasterio
 from rasterio.transform import Affine
 
+from .errors import ArgumentError
 from .geo import WGS84, norm_crs, transformer
 
 if TYPE_CHECKING:
@@ -97,7 +98,7 @@ def coordinate_raster(
     values = np.stack(bands).astype("float64")
     if hole is not None:
         if nodata is None:
-            raise ValueError("a hole needs a nodata value")
+            raise ArgumentError("a hole needs a nodata value")
         values[(slice(None), *hole)] = nodata
     return write_raster(path, values, crs=crs, transform=transform, nodata=nodata)
 
