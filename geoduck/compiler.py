@@ -299,8 +299,9 @@ def _(node: Union) -> exp.Select:
 #   class C: static, long-lived, or spatial_only: one key per cell;
 #   class B: spans > max_cells cells: joined by bbox inequalities (a range join; such rows are rare).
 # T×T pairs join on (bucket, cell); C×(T|C) and T×C pairs on cell; pairs involving a B row by range
-# join (each join filters its sides' classes before joining); so every candidate pair is produced by exactly one branch, and in the keyed branches only in
-# the cell/bucket of its reference point (the lower-left corner and start of the bbox/interval
+# join (each join filters its sides' classes before joining); so every candidate pair is produced by
+# exactly one branch, and in the keyed branches only in the cell/bucket of its reference point
+# (the lower-left corner and start of the bbox/interval
 # intersection), so no pair appears twice. The exact ST_Intersects runs last, on survivors only.
 _KEYS_SQL = """
 SELECT *,

@@ -337,8 +337,9 @@ def pixel_extent(transform: Sequence[float]) -> float:
 def check_lonlat_extent(bounds: Bounds, *, tolerance: float = 0.0) -> None:
     """Raise :class:`FootprintError` when native ``bounds`` in a geographic CRS (degrees) cannot be
     lon/lat: a latitude beyond ±90°, a west edge beyond ±360° (grids in 0…360, or crossing 360 as
-    350…370, are fine), or wider than 360°, each by more than ``tolerance`` degrees (one pixel, for grids registered at cell centres
-    whose edges overshoot the pole or the globe by half a cell). Within the tolerance, footprints
+    350…370, are fine), or wider than 360°, each by more than ``tolerance`` degrees (one pixel, for
+    grids registered at cell centres whose edges overshoot the pole or the globe by half a cell).
+    Within the tolerance, footprints
     are clipped at the poles; beyond it they would be clamped or wrapped into a wrong footprint."""
     xmin, ymin, xmax, ymax = bounds
     tol = max(float(tolerance), 1e-9)

@@ -355,7 +355,8 @@ def synthetic_catalog_table(
     ``overlap`` degrees on each side so neighbours overlap); interval ``k`` covers
     ``[start + k·step_days, start + k·step_days + length_days − 1 µs]`` (all static if ``static``).
     ``seed`` jitters the tile positions. No image files exist behind these rows: they are for
-    query/intersect benchmarks and tests; paths (hence ids) are ``/<prefix>/<tile>_<date>.tif``. Columns ``tile`` and ``extra`` keys are string columns.
+    query/intersect benchmarks and tests; paths (hence ids) are ``/<prefix>/<tile>_<date>.tif``.
+    Columns ``tile`` and ``extra`` keys are string columns.
     """
     import pandas as pd
     import pyarrow as pa
