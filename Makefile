@@ -7,7 +7,7 @@ DEMO_DIR ?= demo-output
 
 CORPUS := .cache/corpus
 
-.PHONY: demo test bench venv clean corpus
+.PHONY: demo test lint bench venv clean corpus
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,13 @@ corpus: $(STAMP)
 
 test: $(STAMP) corpus
 	GEODUCK_CORPUS=$(CURDIR)/$(CORPUS) $(BIN)/python -m pytest -q
+
+# ruff (lint + format check) on the code, tests, benchmarks and tools; mypy on the package
+# (settings in pyproject.toml). Both come with the `test` extra.
+lint: $(STAMP)
+	$(BIN)/ruff check geoduck tests benchmarks tools
+	$(BIN)/ruff format --check geoduck tests benchmarks tools
+	$(BIN)/mypy
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_build.py

@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-from .errors import GeoduckError
+from .errors import ArgumentError, GeoduckError
 
 
 def _friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -157,7 +157,7 @@ def _emit(frame: Any, fmt: str, output: Path | None) -> None:
 
     if fmt == "geojson":
         if not isinstance(frame, gpd.GeoDataFrame):
-            raise GeoduckError("--format geojson needs a result with a geometry column")
+            raise ArgumentError("--format geojson needs a result with a geometry column")
         out = frame.copy()
         for name in out.columns:
             if name != out.geometry.name and str(out[name].dtype).startswith(("datetime", "timestamp")):

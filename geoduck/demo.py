@@ -158,7 +158,8 @@ def render_png(catalog: Catalog, query: Catalog, tensor, single, extras: Extras,
     valid = np.asarray(single)[0] != single.fill_value_default
     one[~valid] = np.nan
     cmap = matplotlib.colormaps["viridis"].with_extremes(bad="#e0e0e0")
-    ax3.imshow(one, extent=extent, cmap=cmap, vmin=im.norm.vmin, vmax=im.norm.vmax)
+    vmin, vmax = im.get_clim()
+    ax3.imshow(one, extent=extent, cmap=cmap, vmin=vmin, vmax=vmax)
     from matplotlib.colors import ListedColormap
 
     classes = np.ma.masked_equal(extras.label_mask, 0)
@@ -261,7 +262,9 @@ def run_demo(out_dir: str | Path, *, echo=print) -> DemoResult:
 
     echo(f"2. building the catalog in {catalog_dir}")
     catalog = build_raster_catalog(archive_dir, catalog_dir, filename_regex=ARCHIVE_REGEX, progress=False)
-    echo(f"   {catalog.build_report.summary()}")
+    report = catalog.build_report
+    assert report is not None  # a build's catalog carries its report
+    echo(f"   {report.summary()}")
     echo(f"   parts: {[p.name for p in store.list_parts(catalog_dir)]}")
     echo("3. catalog summary")
     for line in summary(catalog).splitlines():

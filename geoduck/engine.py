@@ -21,7 +21,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from .errors import ExtensionError
+from .errors import ExtensionError, InstallError
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ def macros_path() -> Path:
     for candidate in (_PACKAGE_DIR / "sql" / "geoduck.sql", _PACKAGE_DIR.parent / "sql" / "geoduck.sql"):
         if candidate.is_file():
             return candidate
-    raise FileNotFoundError("geoduck.sql not found next to the geoduck package (broken install?)")
+    raise InstallError("geoduck.sql not found next to the geoduck package (broken install?)")
 
 
 @cache

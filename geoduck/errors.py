@@ -53,7 +53,21 @@ class BuildError(GeoduckError, RuntimeError):
 
 
 class FootprintError(GeoduckError, ValueError):
-    """A file's georeferencing gives no true footprint (impossible lon/lat, zero-resolution grid)."""
+    """A file's georeferencing gives no true footprint (impossible lon/lat, zero-resolution grid,
+    coordinates that are NaN, not monotonic, or too few to tell the cell size)."""
+
+
+class VariableError(GeoduckError, ValueError):
+    """A NetCDF/Zarr data variable cannot be indexed or loaded as asked (missing, no or several x/y
+    dimensions, a time dimension other than ``time_var``, different shapes across files)."""
+
+
+class EmptyLayerError(GeoduckError, ValueError):
+    """A vector layer has no features (or no extent): there is nothing to index."""
+
+
+class LabelFieldError(GeoduckError, ValueError):
+    """``label_field`` is missing from a layer or does not hold integer class ids."""
 
 
 class StorageError(GeoduckError, OSError):
@@ -62,6 +76,14 @@ class StorageError(GeoduckError, OSError):
 
 class NoDataError(GeoduckError, LookupError):
     """A query or load found no matching item."""
+
+
+class ChipIndexError(GeoduckError, IndexError):
+    """A sampler's chip index is out of range."""
+
+
+class InstallError(GeoduckError, FileNotFoundError):
+    """A file that ships with geoduck (the SQL macros) is missing: a broken install."""
 
 
 class UnsupportedError(GeoduckError, NotImplementedError):

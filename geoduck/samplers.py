@@ -46,7 +46,7 @@ from sqlglot import exp
 
 from . import compiler, schema
 from .catalog import Catalog
-from .errors import ArgumentError, CRSError, NoDataError, SchemaError
+from .errors import ArgumentError, ChipIndexError, CRSError, NoDataError, SchemaError
 from .geo import (
     WGS84,
     Bounds,
@@ -664,7 +664,7 @@ class RandomSampler(Sequence[GeoSlice]):
             return [self._slice(k) for k in range(*i.indices(self.length))]
         k = int(i) + self.length if int(i) < 0 else int(i)
         if not 0 <= k < self.length:
-            raise IndexError(f"chip index {i} out of range for {self.length} chips")
+            raise ChipIndexError(f"chip index {i} out of range for {self.length} chips")
         return self._slice(k)
 
     def __iter__(self) -> Iterator[GeoSlice]:
@@ -690,8 +690,9 @@ def random_sampler(
     """``length`` random chips from ``catalog``, the same ones for the same ``seed``.
 
     Each chip: a row is chosen with probability proportional to its footprint's area on the
-    WGS 84 ellipsoid (the band files of a scene, same ``scene_id``, count as one row: the scene) (m², measured in the equal-area EPSG:6933; with ``roi``, the area of
-    footprint ∩ roi), so every part of the ground is equally likely whatever the rows' CRSs (each
+    WGS 84 ellipsoid (the band files of a scene, same ``scene_id``, count as one row: the scene)
+    (m², measured in the equal-area EPSG:6933; with ``roi``, the area of footprint ∩ roi), so every
+    part of the ground is equally likely whatever the rows' CRSs (each
     row counts: a place acquired 8 times is drawn 8 times as often). The chip is then placed
     uniformly inside the row's extent in its sampling CRS (see the module doc for ``crs``), at
     whole-pixel steps from the extent's top-left corner, so natively sampled rows at their native

@@ -1,8 +1,9 @@
 """Running a function over chips, locally or on a Dask cluster (:func:`map_chips`).
 
 Each chip is loaded from the catalog (``loader(catalog, slice)``, :func:`~geoduck.load_raster` by
-default), passed to ``fn`` (a model, an index computation …), and the result is returned, stitched
-into one COG, or written as one COG per chip.
+default), passed to ``fn`` (a model, an index computation …), and the result is, by ``mode``,
+returned (``"results"``), stitched into one COG (``"stitch"``), or written as one COG per chip
+(``"chips"``).
 
 With a ``dask.distributed.Client``, chips run on the cluster in tasks of ``chips_per_task`` chips,
 at most ``max_in_flight`` tasks at a time (the catalog, ``fn`` and ``loader`` are sent to every
@@ -19,7 +20,7 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 import numpy as np
 import rasterio
@@ -37,7 +38,10 @@ Loader = Callable[[Catalog, GeoSlice], Any]
 """Loads one chip: ``loader(catalog, slice)``, e.g. :func:`geoduck.load_raster` (use
 ``functools.partial`` for its options: ``partial(load_raster, bands=["B04", "B08"])``)."""
 
-COG_SUFFIXES = (".tif", ".tiff")
+Mode = Literal["results", "stitch", "chips"]
+"""What :func:`map_chips` does with ``fn``'s results: return them, stitch them into the COG
+``out``, or write one COG per chip into the directory ``out``."""
+MODES: tuple[str, ...] = get_args(Mode)
 
 
 @dataclass(frozen=True)
@@ -133,6 +137,7 @@ def map_chips(
     *,
     loader: Loader = load_raster,
     client: Any = None,
+    mode: Mode = "results",
     out: str | os.PathLike[str] | None = None,
     method: Method = "average",
     fill_value: float | None = None,
@@ -152,10 +157,12 @@ def map_chips(
         loader: ``loader(catalog, slice)``; default :func:`geoduck.load_raster` (with its defaults).
         client: a ``dask.distributed.Client``: chips run on its cluster (see the module doc);
             default: one by one in this process.
-        out: ``None``: return the results; a path ending in ``.tif``/``.tiff``: stitch the results
+        mode: ``"results"``: return the results (``out`` must be None); ``"stitch"``: stitch them
             (:class:`~geoduck.stitch.Stitcher`, ``method``/``fill_value`` as in
-            :func:`geoduck.stitch`) into that COG; any other path: a directory (created) receiving
-            one COG per chip, named by its index in ``slices`` (:func:`chip_name`).
+            :func:`geoduck.stitch`) into the COG at ``out``; ``"chips"``: write one COG per chip
+            into the directory ``out`` (created), named by its index in ``slices``
+            (:func:`chip_name`).
+        out: the COG path (``mode="stitch"``) or the directory (``mode="chips"``); any name.
         skip_empty: a chip under no catalog row (the loader raises
             :class:`~geoduck.errors.NoDataError`) gives None, is left out of the stitch, and writes
             no file; with False the error propagates.
@@ -165,8 +172,8 @@ def map_chips(
         progress: show a tqdm progress bar (chips done).
 
     Returns:
-        ``out=None``: the list of ``fn`` results in slice order; ``out="….tif"``: the COG's path;
-        ``out=<dir>``: the list of per-chip COG paths (None for skipped chips).
+        ``"results"``: the list of ``fn`` results in slice order; ``"stitch"``: the COG's path;
+        ``"chips"``: the list of per-chip COG paths (None for skipped chips).
 
     Raises:
         ArgumentError: bad arguments, or results that cannot be stitched/written.
@@ -186,25 +193,22 @@ def map_chips(
     ):
         raise ArgumentError(f"max_in_flight={max_in_flight!r} must be a positive integer or None")
 
+    target = _check_out(mode, out)
     stitcher: Stitcher | None = None
     out_dir: str | None = None
-    if out is not None:
-        target = Path(out)
-        if target.suffix.lower() in COG_SUFFIXES:
-            if not chips:
-                raise ArgumentError("map_chips needs at least one slice to stitch")
-            if not target.parent.is_dir():
-                raise ArgumentError(f"out={str(out)!r}: directory {str(target.parent)!r} does not exist")
-            if method not in METHODS:
-                raise ArgumentError(f"method={method!r} is not one of {METHODS}")
-            stitcher = Stitcher(chips, method=method, fill_value=fill_value)
-        else:
-            if target.exists() and not target.is_dir():
-                raise ArgumentError(
-                    f"out={str(out)!r} exists and is not a directory (a COG path must end in .tif/.tiff)"
-                )
-            target.mkdir(parents=True, exist_ok=True)
-            out_dir = str(target.resolve())
+    if mode == "stitch":
+        if not chips:
+            raise ArgumentError("map_chips needs at least one slice to stitch")
+        if not target.parent.is_dir():
+            raise ArgumentError(f"out={str(out)!r}: directory {str(target.parent)!r} does not exist")
+        if method not in METHODS:
+            raise ArgumentError(f"method={method!r} is not one of {METHODS}")
+        stitcher = Stitcher(chips, method=method, fill_value=fill_value)
+    elif mode == "chips":
+        if target.exists() and not target.is_dir():
+            raise ArgumentError(f"out={str(out)!r} exists and is not a directory (mode='chips' writes into one)")
+        target.mkdir(parents=True, exist_ok=True)
+        out_dir = str(target.resolve())
 
     results: list[Any] = []
     fed = 0
@@ -238,7 +242,24 @@ def map_chips(
         return results
     if fed == 0:
         raise NoDataError(f"none of the {len(chips)} chips has catalog data: nothing to stitch")
-    return save_cog(stitcher.result(), Path(out))  # type: ignore[arg-type]
+    return save_cog(stitcher.result(), target)
+
+
+def _check_out(mode: Mode, out: str | os.PathLike[str] | None) -> Path:
+    """``out`` as a Path when ``mode`` writes files (``Path()`` for ``"results"``); raises
+    :class:`ArgumentError` for an unknown mode or an ``out`` that does not fit it."""
+    if mode not in MODES:
+        raise ArgumentError(f"mode={mode!r} is not one of {MODES}")
+    if mode == "results":
+        if out is not None:
+            raise ArgumentError(
+                f"out={str(out)!r} needs mode='stitch' (one COG at out) or mode='chips' (a directory of "
+                "per-chip COGs); mode='results' returns the results"
+            )
+        return Path()
+    if out is None:
+        raise ArgumentError(f"mode={mode!r} writes files: pass out= (the COG path or the directory)")
+    return Path(out)
 
 
 def _run_on_cluster(

@@ -16,6 +16,8 @@ from typing import Any, Literal
 import pyarrow as pa
 import pyproj
 
+from .errors import SchemaError
+
 SCHEMA_VERSION = 1
 """The schema version this geoduck writes (column ``schema_version`` and Parquet metadata)."""
 
@@ -106,7 +108,7 @@ def catalog_schema(backend: Backend, extra_columns: Sequence[str] = (), scenes: 
     """The Arrow schema of a part: core, backend, extra (string), ``scene_id`` (with ``scenes``)
     then file columns, in that order."""
     if backend not in BACKEND_FIELDS:
-        raise ValueError(f"unknown backend {backend!r}; expected one of {BACKENDS}")
+        raise SchemaError(f"unknown backend {backend!r}; expected one of {BACKENDS}")
     return part_schema(BACKEND_FIELDS[backend], extra_columns, scenes)
 
 
@@ -145,11 +147,6 @@ def part_metadata(geometry_types: Iterable[str], bbox: tuple[float, float, float
         b"geo": json.dumps(geo_metadata(geometry_types, bbox)).encode(),
         KV_SCHEMA_VERSION: str(SCHEMA_VERSION).encode(),
     }
-
-
-def extra_columns_of(schema: pa.Schema) -> list[str]:
-    """User-defined (regex group) columns of a part schema, in order."""
-    return [name for name in schema.names if name not in RESERVED_COLUMNS]
 
 
 REQUIRED_COLUMNS: tuple[str, ...] = (ID, GEOMETRY, BBOX, START, END, VERSION)

@@ -195,8 +195,8 @@ class Stitcher:
             raise ArgumentError(f"fill_value={fill!r} does not fit the predictions' dtype {out_dtype}")
         return out_dtype, fill
 
-    def _allocate(self, channels: int) -> None:
-        out_dtype, self._fill = self._out_dtype(self.dtype)
+    def _allocate(self, channels: int, dtype: np.dtype) -> None:
+        out_dtype, self._fill = self._out_dtype(dtype)
         shape = (channels, self.height, self.width)
         self._out = np.full(shape, self._fill, dtype=out_dtype)
         if self.method == "average":
@@ -216,14 +216,16 @@ class Stitcher:
         s = self.slices[i]
         v = _as_array(prediction, s, i)
         self.check(i, v)
-        if self.dtype is None or np.result_type(self.dtype, v) != self.dtype:
-            self.dtype = v.dtype if self.dtype is None else np.result_type(self.dtype, v)
+        dtype = v.dtype if self.dtype is None else np.result_type(self.dtype, v)
+        if dtype != self.dtype:
+            self.dtype = dtype
             if self._out is not None:  # widen what is there already
-                out_dtype, self._fill = self._out_dtype(self.dtype)
+                out_dtype, self._fill = self._out_dtype(dtype)
                 self._out = self._out.astype(out_dtype)
         v = v[None] if v.ndim == 2 else v
         if self._out is None:
-            self._allocate(v.shape[0])
+            self._allocate(v.shape[0], dtype)
+        assert self._out is not None  # allocated above
         self._count += 1
         r, c = self.offsets[i]
         h, wd = v.shape[-2:]
@@ -233,6 +235,7 @@ class Stitcher:
             w = self.weights
             if w is not None and w.shape != (h, wd):
                 raise ArgumentError(f"weights has shape {w.shape} but predictions[{i}] is {h}×{wd}")
+            assert self._acc is not None  # allocated with _out for "average"
             ref, acc, wsum = self._acc
             wv = np.ones((h, wd)) if w is None else w
             vf = v.astype(np.float64)
@@ -242,6 +245,7 @@ class Stitcher:
             wsum[win] += np.where(valid, wv, 0.0)
             return
         region, have = self._out[win], self._have
+        assert have is not None  # allocated with _out for first/last/max
         if self.method == "first":
             take = valid & ~have[win]
         elif self.method == "last":
@@ -264,7 +268,9 @@ class Stitcher:
         if self._out is None:
             raise ArgumentError("every slice was skipped: nothing to stitch")
         out = self._out
+        assert self._first is not None  # set by the first prediction fed
         if self.method == "average":
+            assert self._acc is not None
             ref, acc, wsum = self._acc
             covered = wsum > 0
             out[covered] = (ref[covered] + acc[covered] / wsum[covered]).astype(out.dtype)

@@ -34,7 +34,7 @@ import pyarrow.parquet as pq
 import shapely
 
 from . import schema
-from .errors import CatalogNotFoundError, SchemaError, StorageError
+from .errors import ArgumentError, CatalogNotFoundError, SchemaError, StorageError
 from .geo import hilbert_key
 from .intervals import epoch_us
 
@@ -138,7 +138,7 @@ def new_part_name(tag: str = "") -> str:
     """``part-<UTC timestamp>-<12 hex>.parquet``; the hex digits start with ``tag`` (≤ 6 hex digits,
     e.g. a build's token), the rest are random."""
     if len(tag) > 6 or any(c not in "0123456789abcdef" for c in tag):
-        raise ValueError(f"part name tag {tag!r} must be at most 6 lowercase hex digits")
+        raise ArgumentError(f"part name tag {tag!r} must be at most 6 lowercase hex digits")
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%f")
     return f"part-{stamp}-{tag}{uuid.uuid4().hex[: 12 - len(tag)]}.parquet"
 
@@ -278,7 +278,7 @@ def write_part(
     :func:`new_part_name`). Returns the part's path.
     """
     if table.num_rows == 0:
-        raise ValueError("refusing to write an empty part")
+        raise ArgumentError("refusing to write an empty part")
     root = Path(out_dir)
     with storage_errors(root):
         root.mkdir(parents=True, exist_ok=True)
@@ -306,9 +306,9 @@ def write_parts(
     (Hilbert of bbox centre) and cut in that order, so each part covers a compact region. Each
     part appears atomically on its own (see :data:`MAX_PART_ROWS`)."""
     if table.num_rows == 0:
-        raise ValueError("refusing to write an empty part")
+        raise ArgumentError("refusing to write an empty part")
     if max_rows < 1:
-        raise ValueError(f"max_rows={max_rows} must be positive")
+        raise ArgumentError(f"max_rows={max_rows} must be positive")
     table = sort_rows(table)
     return [
         write_part(table.slice(offset, max_rows), out_dir, sort=False, tag=tag)

@@ -18,6 +18,7 @@ import numpy as np
 import rasterio
 from rasterio.transform import Affine
 
+from .errors import ArgumentError
 from .geo import WGS84, norm_crs, transformer
 
 if TYPE_CHECKING:
@@ -97,7 +98,7 @@ def coordinate_raster(
     values = np.stack(bands).astype("float64")
     if hole is not None:
         if nodata is None:
-            raise ValueError("a hole needs a nodata value")
+            raise ArgumentError("a hole needs a nodata value")
         values[(slice(None), *hole)] = nodata
     return write_raster(path, values, crs=crs, transform=transform, nodata=nodata)
 
@@ -354,7 +355,8 @@ def synthetic_catalog_table(
     ``overlap`` degrees on each side so neighbours overlap); interval ``k`` covers
     ``[start + k·step_days, start + k·step_days + length_days − 1 µs]`` (all static if ``static``).
     ``seed`` jitters the tile positions. No image files exist behind these rows: they are for
-    query/intersect benchmarks and tests; paths (hence ids) are ``/<prefix>/<tile>_<date>.tif``. Columns ``tile`` and ``extra`` keys are string columns.
+    query/intersect benchmarks and tests; paths (hence ids) are ``/<prefix>/<tile>_<date>.tif``.
+    Columns ``tile`` and ``extra`` keys are string columns.
     """
     import pandas as pd
     import pyarrow as pa

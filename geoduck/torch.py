@@ -52,8 +52,9 @@ class GeoIterableDataset(IterableDataset):
 
     def _slices(self) -> Iterable[GeoSlice]:
         reseed = getattr(self.sampler, "reseed", None)
-        if self.epoch and reseed is not None:
-            return reseed(self.sampler.seed + self.epoch)
+        seed = getattr(self.sampler, "seed", None)
+        if self.epoch and reseed is not None and seed is not None:
+            return reseed(seed + self.epoch)
         return self.sampler
 
     def __iter__(self) -> Iterator[Any]:

@@ -82,9 +82,9 @@ def test_geometry_collection_aoi_is_the_union_of_its_parts(grid_catalog, aoi):
 
 
 def test_geometry_collection_in_a_projected_crs(grid_catalog):
-    to_m = lambda lon, lat: geoduck.geo.transformer(geoduck.geo.WGS84, geoduck.geo.norm_crs("EPSG:3857")).transform(
-        lon, lat
-    )  # noqa: E731
+    def to_m(lon, lat):
+        return geoduck.geo.transformer(geoduck.geo.WGS84, geoduck.geo.norm_crs("EPSG:3857")).transform(lon, lat)
+
     a, b = to_m(0.02, 0.02), to_m(0.92, 0.92)
     aoi = GeometryCollection([box(a[0], a[1], a[0] + 2000, a[1] + 2000), Point(*b)])
     got = grid_catalog.query(geometry=aoi, crs="EPSG:3857").to_arrow()["filepath"].to_pylist()
@@ -467,7 +467,8 @@ _SCENARIO = textwrap.dedent("""
             out[step[1]] = state(step[2])
         else:
             r = CliRunner().invoke(main, step[1:])
-            tb = ''.join(traceback.format_exception(r.exception)) if r.exception and not isinstance(r.exception, SystemExit) else ''
+            failed = r.exception and not isinstance(r.exception, SystemExit)
+            tb = ''.join(traceback.format_exception(r.exception)) if failed else ''
             out[step[0]] = [r.exit_code, r.output, tb]
     print(json.dumps(out))
 """)

@@ -65,7 +65,6 @@ def test_gdal_errors_are_wrapped_with_the_path(tmp_path):
     cat = geoduck.build_raster_catalog([p], tmp_path / "cat", workers=1, progress=False)
     raw = p.read_bytes()
     p.write_bytes(raw[:1024])
-    lr.clear_dataset_cache()
     sl = geoduck.GeoSlice((5e5, 4e6 - 2560, 5e5 + 2560, 4e6), "EPSG:32630", 10)
     with pytest.raises(SourceError, match=r"trunc\.tif"):
         geoduck.load_raster(cat, sl, max_workers=1)

@@ -23,7 +23,8 @@ from rasterio.transform import Affine
 
 import geoduck
 from geoduck.errors import ArgumentError, CRSError, NoDataError
-from geoduck.loaders.raster import read_source
+from geoduck.loaders import raster as lr
+from geoduck.loaders.merge import as_array
 from geoduck.testing import DEMO_TILES, coordinate_raster, pattern, pixel_centres
 
 GDAL_TOLERANCE = 0.125  # WarpedVRT's default approximation error, in source pixels
@@ -281,8 +282,10 @@ def test_warped_source_without_nodata_is_invalid_outside_its_footprint(lonlat30)
     assert well_in.sum() > 50 and well_out.sum() > 50
     assert (g.values[:, well_out] == 0).all() and g.fill_value_default == 0
     (path,) = [r["filepath"] for r in cat]
-    _, valid, nodata = read_source(path, s, [1, 2], Resampling.nearest)
-    assert nodata is None
+    r = lr.open_raster(path)
+    _, mask = lr.read_on_grid(r, lr.Grid.of(s), [1, 2], Resampling.nearest)
+    valid = as_array(mask)
+    assert r.nodata[0] is None
     assert valid[:, well_in].all() and not valid[:, well_out].any()
     dx, dy = _source_offsets(g, s, "EPSG:32630")
     limit = (0.5 + GDAL_TOLERANCE) * res

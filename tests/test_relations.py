@@ -913,7 +913,7 @@ def test_module_sql_joins_relations(root):
     # derived relations as tables
     ix = a.intersect(b)
     per_left = geoduck.sql("SELECT left_id, count(*) AS n FROM ix GROUP BY left_id", ix=ix)
-    expected = Counter(l for l, _ in brute_pairs(fa, fb))
+    expected = Counter(left for left, _ in brute_pairs(fa, fb))
     assert dict(zip(per_left["left_id"], per_left["n"].astype(int), strict=True)) == expected
     u = a.union(b)
     counts = u.sql("SELECT source, count(*) AS n FROM catalog GROUP BY source ORDER BY source")

@@ -51,9 +51,10 @@ ATTACKS = {
     "replacement_scan_identifier": 'SELECT * FROM "/etc/hosts.csv"',
     "replacement_scan_home": "SELECT * FROM '~/.bash_history.csv'",
     "replacement_scan_catalog": "SELECT count(*) FROM '{cat}/*.parquet'",
-    "replacement_scan_cte_out_of_scope": 'SELECT * FROM (WITH "/etc/hosts.csv" AS (SELECT 1 AS a) SELECT a FROM "/etc/hosts.csv") t, '
-    '"/etc/hosts.csv"',
-    "replacement_scan_cte_forward": 'WITH a AS (SELECT * FROM "/etc/hosts.csv"), "/etc/hosts.csv" AS (SELECT 1) SELECT * FROM a',
+    "replacement_scan_cte_out_of_scope": 'SELECT * FROM (WITH "/etc/hosts.csv" AS (SELECT 1 AS a) '
+    'SELECT a FROM "/etc/hosts.csv") t, "/etc/hosts.csv"',
+    "replacement_scan_cte_forward": 'WITH a AS (SELECT * FROM "/etc/hosts.csv"), "/etc/hosts.csv" AS (SELECT 1) '
+    "SELECT * FROM a",
     "replacement_scan_python_variable": "SELECT * FROM secret_frame",
     # sniffing, listing
     "sniff_csv": "SELECT * FROM sniff_csv('/etc/passwd')",
@@ -69,7 +70,8 @@ ATTACKS = {
     # writes
     "copy_into_catalog": "COPY (SELECT 1 AS x) TO '{cat}/dup.parquet' (FORMAT parquet)",
     "copy_into_catalog_alias": "COPY (SELECT 1 AS x) TO '{alias}/dup.parquet' (FORMAT parquet)",
-    "copy_catalog_rows_twice": "COPY (SELECT * FROM read_parquet('{alias}/*.parquet')) TO '{alias}/part-dup.parquet' (FORMAT parquet)",
+    "copy_catalog_rows_twice": "COPY (SELECT * FROM read_parquet('{alias}/*.parquet')) "
+    "TO '{alias}/part-dup.parquet' (FORMAT parquet)",
     "copy_to_tmp": "COPY (SELECT 42 AS x) TO '{tmp}/leak.csv'",
     "copy_from": "COPY x FROM '/etc/passwd'",
     "export_database": "EXPORT DATABASE '{cat}/export'",

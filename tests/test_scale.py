@@ -224,9 +224,17 @@ def test_map_chips_on_the_cluster_stitches_as_a_local_loop(client, chip_setup, t
     assert len(slices) > 40
     expected = stitch([ratio(load_raster(cat, s)) for s in slices], slices)
     out = geoduck.map_chips(
-        cat, slices, ratio, client=client, out=tmp_path / "dist.tif", progress=False, chips_per_task=3, max_in_flight=2
+        cat,
+        slices,
+        ratio,
+        client=client,
+        mode="stitch",
+        out=tmp_path / "dist.tif",
+        progress=False,
+        chips_per_task=3,
+        max_in_flight=2,
     )
-    local = geoduck.map_chips(cat, slices, ratio, out=tmp_path / "local.tif", progress=False)
+    local = geoduck.map_chips(cat, slices, ratio, mode="stitch", out=tmp_path / "local.tif", progress=False)
     with rasterio.open(out) as a, rasterio.open(local) as b:
         got, ref = a.read(1), b.read(1)
         assert a.transform == expected.transform and a.crs == expected.crs
@@ -248,7 +256,7 @@ def test_map_chips_results_in_order_and_per_chip_cogs(client, chip_setup, tmp_pa
     sums = geoduck.map_chips(cat, some, lambda t: int(np.asarray(t, dtype="int64").sum()), progress=False)
     assert sums == [int(np.asarray(t, dtype="int64").sum()) for t in tensors]
 
-    paths = geoduck.map_chips(cat, some, ratio, client=client, out=tmp_path / "chips", progress=False)
+    paths = geoduck.map_chips(cat, some, ratio, client=client, mode="chips", out=tmp_path / "chips", progress=False)
     assert [p.name for p in paths] == [chip_name(i, 7) for i in range(7)] == [f"chip_{i:06d}.tif" for i in range(7)]
     for p, s in zip(paths, some, strict=True):
         with rasterio.open(p) as src:
@@ -263,7 +271,7 @@ def test_map_chips_empty_chips_and_errors(client, chip_setup, tmp_path):
     out = geoduck.map_chips(cat, mixed, ratio, client=client, progress=False)
     assert out[1] is None and out[0].shape == (64, 64)
     np.testing.assert_array_equal(out[2], ratio(load_raster(cat, slices[1])))
-    paths = geoduck.map_chips(cat, mixed, ratio, out=tmp_path / "d", progress=False)
+    paths = geoduck.map_chips(cat, mixed, ratio, mode="chips", out=tmp_path / "d", progress=False)
     assert paths[1] is None and sorted(p.name for p in (tmp_path / "d").iterdir()) == [
         "chip_000000.tif",
         "chip_000002.tif",
@@ -271,7 +279,7 @@ def test_map_chips_empty_chips_and_errors(client, chip_setup, tmp_path):
     with pytest.raises(NoDataError):
         geoduck.map_chips(cat, mixed, ratio, client=client, skip_empty=False, progress=False)
     with pytest.raises(NoDataError, match="none of the 1 chips"):
-        geoduck.map_chips(cat, [nowhere], ratio, out=tmp_path / "x.tif", progress=False)
+        geoduck.map_chips(cat, [nowhere], ratio, mode="stitch", out=tmp_path / "x.tif", progress=False)
 
     def boom(t):
         raise ValueError("model exploded")
@@ -283,7 +291,36 @@ def test_map_chips_empty_chips_and_errors(client, chip_setup, tmp_path):
     with pytest.raises(ArgumentError, match="GeoSlice"):
         geoduck.map_chips(cat, [(0, 0, 1, 1)], ratio)
     with pytest.raises(ArgumentError, match="to write it as a COG"):
-        geoduck.map_chips(cat, slices[:1], lambda t: np.zeros(3), out=tmp_path / "bad", progress=False)
+        geoduck.map_chips(cat, slices[:1], lambda t: np.zeros(3), mode="chips", out=tmp_path / "bad", progress=False)
+
+
+def test_map_chips_mode_not_the_suffix_of_out_chooses_what_is_written(chip_setup, tmp_path):
+    """A ``.tif``-named directory receives per-chip COGs and a stitched COG may have any name."""
+    cat, slices = chip_setup
+    some = slices[:3]
+    expected = stitch([ratio(load_raster(cat, s)) for s in some], some)
+    mosaic = geoduck.map_chips(cat, some, ratio, mode="stitch", out=tmp_path / "mosaic.cog", progress=False)
+    assert mosaic == tmp_path / "mosaic.cog"
+    with rasterio.open(mosaic) as src:
+        assert src.transform == expected.transform and src.shape == expected.shape
+        np.testing.assert_array_equal(src.read(1), np.asarray(expected))
+    paths = geoduck.map_chips(cat, some, ratio, mode="chips", out=tmp_path / "chips.tif", progress=False)
+    assert (tmp_path / "chips.tif").is_dir()
+    assert [p.parent.name for p in paths] == ["chips.tif"] * 3
+    assert sorted(p.name for p in (tmp_path / "chips.tif").iterdir()) == [chip_name(i, 3) for i in range(3)]
+    for p, s in zip(paths, some, strict=True):
+        with rasterio.open(p) as src:
+            np.testing.assert_array_equal(src.read(1), ratio(load_raster(cat, s)))
+    with pytest.raises(ArgumentError, match="needs mode='stitch'.*or mode='chips'"):
+        geoduck.map_chips(cat, some, ratio, out=tmp_path / "y.tif", progress=False)
+    with pytest.raises(ArgumentError, match="mode='chips' writes files: pass out="):
+        geoduck.map_chips(cat, some, ratio, mode="chips", progress=False)
+    with pytest.raises(ArgumentError, match="mode='mosaic' is not one of"):
+        geoduck.map_chips(cat, some, ratio, mode="mosaic", out=tmp_path / "z.tif", progress=False)  # type: ignore[arg-type]
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ArgumentError, match="is not a directory"):
+        geoduck.map_chips(cat, some, ratio, mode="chips", out=tmp_path / "file", progress=False)
+    assert not (tmp_path / "y.tif").exists() and not (tmp_path / "z.tif").exists()
 
 
 def test_map_chips_with_a_loader_partial(chip_setup):

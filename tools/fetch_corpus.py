@@ -374,7 +374,7 @@ def _derive(dest: Path, meuse: Path) -> None:
         half = np.diff(c).mean() / 2
         ds[name] = ((dim, "nv"), np.stack([c - half, c + half], axis=1))
         ds[dim].attrs["bounds"] = name
-    months = np.array(["1999-%02d-01" % m for m in range(1, 13)] + ["2000-01-01"], dtype="datetime64[D]")
+    months = np.array([f"1999-{m:02d}-01" for m in range(1, 13)] + ["2000-01-01"], dtype="datetime64[D]")
     days = (months - np.datetime64("1950-01-01")).astype(int).astype(float)
     ds["time_bnds"] = (("time", "nv"), np.stack([days[:-1], days[1:]], axis=1))
     ds["time"].attrs["bounds"] = "time_bnds"

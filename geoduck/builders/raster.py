@@ -78,12 +78,6 @@ def _box(xmin: float, ymin: float, xmax: float, ymax: float) -> dict[str, float]
     return {"xmin": xmin, "ymin": ymin, "xmax": xmax, "ymax": ymax}
 
 
-def read_raster_header(path: str, _options: Any = None) -> list[dict[str, Any]]:
-    """The catalog row (without id/time/regex columns) of one raster file."""
-    with _gdal_env():
-        return _read_header(path)
-
-
 def header_row(hdr: RasterHeader) -> dict[str, Any]:
     """The raster columns of the catalog row of a :class:`RasterHeader` (footprint included)."""
     crs_text, _ = _crs_info(hdr.crs_wkt)
@@ -119,8 +113,9 @@ def header_row(hdr: RasterHeader) -> dict[str, Any]:
     }
 
 
-def _read_header(path: str, _options: Any = None) -> list[dict[str, Any]]:
-    """:func:`read_raster_header` inside an already entered :func:`_gdal_env` (one per chunk)."""
+def read_raster_header(path: str, _options: Any = None) -> list[dict[str, Any]]:
+    """The catalog row (without id/time/regex columns) of one raster file (a build calls it inside
+    :func:`_gdal_env`, entered once per chunk; alone, :func:`~geoduck.header.open_dataset` enters it)."""
     size, mtime = file_stat(path)
     with open_dataset(path) as src, wrapped_gdal_errors(path, "reading the header of"):
         hdr = RasterHeader.of(src, path)
@@ -185,7 +180,7 @@ BACKEND = Backend(
     name="raster",
     extensions=RASTER_EXTENSIONS,
     fields=schema.BACKEND_FIELDS["raster"],
-    read_header=_read_header,
+    read_header=read_raster_header,
     read_env=_gdal_env,
     build=build_raster_catalog,
     loader="geoduck.loaders.raster:load_raster",

@@ -25,7 +25,7 @@ from pyogrio.errors import DataLayerError, DataSourceError
 
 from .. import schema
 from ..backends import Backend, CliOption
-from ..errors import CRSError, GeoduckError
+from ..errors import ArgumentError, CRSError, EmptyLayerError, SourceError
 from ..geo import Bounds, crs_to_string, footprint_wgs84, norm_crs
 from ..header import crs_problem
 from .common import FILENAME_OPTIONS, SKIPPED, FilenameParser, Regex, build_catalog, file_stat
@@ -45,10 +45,6 @@ _GEOJSON_DRIVERS = frozenset({"GeoJSON", "GeoJSONSeq"})
 # axes, so the footprint stays a polygon: ~1 cm in degrees or metres.
 _PAD_GEOGRAPHIC = 1e-7
 _PAD_PROJECTED = 1e-2
-
-
-class EmptyLayerError(GeoduckError, ValueError):
-    """A layer has no features (or no extent): there is nothing to index."""
 
 
 def is_parquet(path: str) -> bool:
@@ -111,11 +107,11 @@ def _ogr_rows(path: str, layer: str | None, size: int | None, mtime: int | None)
     try:
         layers = pyogrio.list_layers(path)
     except (DataSourceError, DataLayerError) as exc:
-        raise GeoduckError(f"not a readable vector file: {str(exc).splitlines()[0]}") from None
+        raise SourceError(f"not a readable vector file: {str(exc).splitlines()[0]}") from None
     names = [str(n) for n, _ in layers]
     if layer is not None:
         if layer not in names:
-            raise GeoduckError(f"{name} has no layer {layer!r} (its layers: {names})")
+            raise ArgumentError(f"{name} has no layer {layer!r} (its layers: {names})")
         layers = [(n, g) for n, g in layers if n == layer]
     rows: list[dict[str, Any]] = []
     for lname, geom_type in layers:
@@ -142,13 +138,13 @@ def geoparquet_metadata(path: str) -> tuple[pq.FileMetaData, dict[str, Any]]:
     try:
         meta = pq.read_metadata(path)
     except (OSError, ValueError) as exc:
-        raise GeoduckError(f"not a readable Parquet file: {str(exc).splitlines()[0]}") from None
+        raise SourceError(f"not a readable Parquet file: {str(exc).splitlines()[0]}") from None
     raw = (meta.metadata or {}).get(b"geo")
     if raw is None:
-        raise GeoduckError(f"{os.path.basename(path)} is Parquet without GeoParquet 'geo' metadata")
+        raise SourceError(f"{os.path.basename(path)} is Parquet without GeoParquet 'geo' metadata")
     geo = json.loads(raw)
     if geo.get("primary_column") not in geo.get("columns", {}):
-        raise GeoduckError(f"{os.path.basename(path)}: 'geo' metadata names no valid primary_column")
+        raise SourceError(f"{os.path.basename(path)}: 'geo' metadata names no valid primary_column")
     return meta, geo
 
 
@@ -206,7 +202,7 @@ def _parquet_rows(path: str, layer: str | None, size: int | None, mtime: int | N
     name = os.path.basename(path)
     lname = Path(path).stem  # the layer name GDAL's Parquet driver gives
     if layer is not None and layer != lname:
-        raise GeoduckError(f"{name} has no layer {layer!r} (its layers: {[lname]})")
+        raise ArgumentError(f"{name} has no layer {layer!r} (its layers: {[lname]})")
     meta, geo = geoparquet_metadata(path)
     crs = geoparquet_crs(geo["columns"][geo["primary_column"]])
     if meta.num_rows == 0:

@@ -48,7 +48,7 @@ from pyproj.exceptions import CRSError as _PyprojCRSError
 
 from .. import schema
 from ..backends import Backend, CliOption
-from ..errors import ArgumentError, CRSError, GeoduckError, TimeParseError
+from ..errors import ArgumentError, CRSError, FootprintError, SourceError, TimeParseError, VariableError
 from ..geo import Bounds, Footprinter, check_lonlat_extent, crs_to_string, footprinter, norm_crs, ring_to_wgs84
 from .common import DATE_FORMAT_OPTION, FilenameParser, build_catalog, file_stat
 
@@ -171,7 +171,7 @@ def spatial_dims(ds: xr.Dataset, variable: Hashable) -> tuple[Hashable, Hashable
     xs = [d for d in dims if _axis_of(ds, d) == "X"]
     ys = [d for d in dims if _axis_of(ds, d) == "Y"]
     if len(xs) > 1 or len(ys) > 1:
-        raise GeoduckError(
+        raise VariableError(
             f"variable {variable!r} has several x or y dimensions {tuple(dims)}; "
             "mark the spatial ones with CF axis='X'/'Y' attributes"
         )
@@ -329,10 +329,10 @@ def centres(
     geographic ``crs``, longitudes that wrap inside the file are unwrapped.
     """
     if dim not in ds.coords or ds[dim].ndim != 1:
-        raise GeoduckError(f"spatial dimension {dim!r} has no coordinate values")
+        raise FootprintError(f"spatial dimension {dim!r} has no coordinate values")
     values = np.asarray(ds[dim].values, dtype=float)
     if not np.isfinite(values).all():
-        raise GeoduckError(f"coordinate {dim!r} has NaN or infinite values")
+        raise FootprintError(f"coordinate {dim!r} has NaN or infinite values")
     if crs is not None:
         if crs.is_geographic and axis == "X":
             values = unwrap_longitudes(values)
@@ -341,7 +341,7 @@ def centres(
     if values.size > 1:
         d = np.diff(values)
         if not ((d > 0).all() or (d < 0).all()):
-            raise GeoduckError(f"coordinate {dim!r} is not strictly monotonic")
+            raise FootprintError(f"coordinate {dim!r} is not strictly monotonic")
     return values
 
 
@@ -371,7 +371,7 @@ def cell_edges(
         if np.isfinite(b).all():
             return float(b.min()), float(b.max())
     if values.size < 2:
-        raise GeoduckError(f"coordinate {dim!r} has a single value and no CF bounds: the cell size is unknown")
+        raise FootprintError(f"coordinate {dim!r} has a single value and no CF bounds: the cell size is unknown")
     lo, hi = (values, values) if values[0] < values[-1] else (values[::-1], values[::-1])
     return float(lo[0] - (lo[1] - lo[0]) / 2), float(hi[-1] + (hi[-1] - hi[-2]) / 2)
 
@@ -396,7 +396,7 @@ def curvilinear_corners(lon: np.ndarray, lat: np.ndarray) -> tuple[np.ndarray, n
     pole come out right."""
     xyz = _to_xyz(lon, lat)
     if xyz.shape[0] < 2 or xyz.shape[1] < 2:
-        raise GeoduckError("a curvilinear grid needs at least 2 × 2 cells to tell where its cells end")
+        raise FootprintError("a curvilinear grid needs at least 2 × 2 cells to tell where its cells end")
     xyz = np.concatenate([2 * xyz[:1] - xyz[1:2], xyz, 2 * xyz[-1:] - xyz[-2:-1]], axis=0)
     xyz = np.concatenate([2 * xyz[:, :1] - xyz[:, 1:2], xyz, 2 * xyz[:, -1:] - xyz[:, -2:-1]], axis=1)
     corners = (xyz[:-1, :-1] + xyz[1:, :-1] + xyz[:-1, 1:] + xyz[1:, 1:]) / 4.0
@@ -423,7 +423,7 @@ def curvilinear_grid_corners(ds: xr.Dataset, grid: Grid) -> tuple[np.ndarray, np
     lon = np.asarray(ds[grid.lon].transpose(*order).values, dtype=float)
     lat = np.asarray(ds[grid.lat].transpose(*order).values, dtype=float)
     if not (np.isfinite(lon).all() and np.isfinite(lat).all()):
-        raise GeoduckError(
+        raise FootprintError(
             f"curvilinear coordinates {grid.lon!r}/{grid.lat!r} have NaN or infinite "
             "values (masked cells); geoduck needs every cell's position"
         )
@@ -653,7 +653,7 @@ def _variables(ds: xr.Dataset, requested: tuple[str, ...] | None) -> list[tuple[
         skip = _auxiliary(ds)
         out = [(name, grid) for name in ds.data_vars if name not in skip and (grid := grid_of(ds, name)) is not None]
         if not out:
-            raise GeoduckError(
+            raise VariableError(
                 f"no data variable has x/y dimensions (variables: {list(ds.data_vars)}); "
                 "CF axis='X'/'Y' attributes, x/y or lon/lat dimension names, or 2-D CF "
                 "longitude/latitude coordinates are needed"
@@ -661,12 +661,12 @@ def _variables(ds: xr.Dataset, requested: tuple[str, ...] | None) -> list[tuple[
         return out
     present = [v for v in requested if v in ds.data_vars]
     if not present:
-        raise GeoduckError(f"none of variables={list(requested)} is in the file (it has {list(ds.data_vars)})")
+        raise VariableError(f"none of variables={list(requested)} is in the file (it has {list(ds.data_vars)})")
     out = []
     for name in present:
         grid = grid_of(ds, name)
         if grid is None:
-            raise GeoduckError(f"variable {name!r} has no x/y dimensions (dims {ds[name].dims})")
+            raise VariableError(f"variable {name!r} has no x/y dimensions (dims {ds[name].dims})")
         out.append((name, grid))
     return out
 
@@ -703,7 +703,7 @@ def _time_row(
     name = var.name
     other_time = [d for d in var.dims if d not in (grid.x_dim, grid.y_dim, time_var) and _is_time_like(ds, d)]
     if other_time:
-        raise GeoduckError(
+        raise VariableError(
             f"variable {name!r} has the time dimension {other_time[0]!r} but "
             f"time_var={time_var!r}; pass time_var={other_time[0]!r}"
         )
@@ -734,7 +734,7 @@ def read_xarray_header(path: str, options: XarrayOptions) -> list[dict[str, Any]
     try:
         ds = open_dataset(path, engine)
     except (OSError, ValueError) as exc:
-        raise GeoduckError(f"not readable with engine={engine!r}: {str(exc).splitlines()[0]}") from None
+        raise SourceError(f"not readable with engine={engine!r}: {str(exc).splitlines()[0]}") from None
     with ds:
         rows = []
         grids: dict[tuple[Grid, str], dict[str, Any]] = {}

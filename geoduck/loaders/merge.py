@@ -27,6 +27,7 @@ from functools import lru_cache
 from typing import ClassVar
 
 import numpy as np
+from numpy.typing import DTypeLike
 
 from ..errors import ArgumentError
 
@@ -42,7 +43,9 @@ class Validity:
     __slots__ = ("_compute", "_array", "holds", "all_valid")
 
     def __init__(self, compute: Callable[[], np.ndarray], holds: float | None = None, all_valid: bool = False) -> None:
-        self._compute, self._array, self.holds, self.all_valid = compute, None, holds, all_valid
+        self._compute = compute
+        self._array: np.ndarray | None = None
+        self.holds, self.all_valid = holds, all_valid
 
     @property
     def array(self) -> np.ndarray:
@@ -50,7 +53,7 @@ class Validity:
             self._array = self._compute()
         return self._array
 
-    def __array__(self, dtype: object = None, copy: object = None) -> np.ndarray:
+    def __array__(self, dtype: DTypeLike | None = None, copy: object = None) -> np.ndarray:
         return self.array if dtype is None else self.array.astype(dtype)
 
 
@@ -141,6 +144,7 @@ class _Filled(Merger):
 
     @property
     def filled(self) -> np.ndarray:
+        assert self._filled is not None  # set by the first feed
         self._filled = as_array(self._filled)
         return self._filled
 
@@ -201,7 +205,11 @@ class MinMerger(_Filled):
     """Per-pixel minimum of the valid observations."""
 
     name = "min"
-    _better = staticmethod(np.less)
+
+    @staticmethod
+    def _better(values: np.ndarray, kept: np.ndarray) -> np.ndarray:
+        """Where ``values`` beat the values ``kept`` so far."""
+        return np.less(values, kept)
 
     def feed(self, values: np.ndarray, valid: Mask) -> None:
         if self.out is None:
@@ -219,7 +227,10 @@ class MaxMerger(MinMerger):
     """Per-pixel maximum of the valid observations."""
 
     name = "max"
-    _better = staticmethod(np.greater)
+
+    @staticmethod
+    def _better(values: np.ndarray, kept: np.ndarray) -> np.ndarray:
+        return np.greater(values, kept)
 
 
 class SumMerger(Merger):

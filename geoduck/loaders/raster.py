@@ -47,14 +47,13 @@ from ..errors import ArgumentError, NoDataError
 from ..geo import crs_to_string, norm_crs, transformer
 from ..header import RasterHeader, open_dataset, wrapped_gdal_errors
 from ..slices import GeoSlice
-from .merge import MERGERS, Mask, Merger, Validity, as_array, merger_class
+from .merge import Mask, Merger, Validity, as_array, merger_class
 from .sources import Source, sources_for
 
 if TYPE_CHECKING:
     import xarray as xr
 
 MergeMethod = Literal["first", "last", "min", "max", "sum", "count", "mean", "median"]
-MERGE_METHODS: tuple[str, ...] = tuple(MERGERS)
 BandSpec = int | str
 """A 1-based band index or a band description (GDAL ``src.descriptions``, e.g. ``"B04"``)."""
 
@@ -154,16 +153,6 @@ def open_raster(path: str, *, mtime: int | None = None, crs: str | None = None) 
 
 def _crs_string(crs: rasterio.crs.CRS | None) -> str | None:
     return None if crs is None else crs_to_string(norm_crs(crs))
-
-
-def clear_dataset_cache() -> None:
-    """Close the calling thread's cached datasets."""
-    h = _handles
-    if h.pid == os.getpid():
-        for opened in h.lru.values():
-            opened.ds.close()
-    h.lru = OrderedDict()
-    h.pid = os.getpid()
 
 
 # -- bands ----------------------------------------------------------------------------------------
@@ -443,16 +432,6 @@ def _read_warped(r: OpenRaster, g: Grid, idx: list[int], resampling: Resampling)
 @lru_cache(maxsize=64)
 def _rio_crs(crs: str) -> rasterio.crs.CRS:
     return rasterio.crs.CRS.from_user_input(crs)
-
-
-def read_source(
-    path: str, slice: GeoSlice, bands: Sequence[BandSpec], resampling: str | Resampling
-) -> tuple[np.ndarray, np.ndarray, float | None]:
-    """(values (b, h, w), valid mask (b, h, w), band-1 nodata) of one file on the slice grid."""
-    r = open_raster(path)
-    idx = band_indexes(_band_spec(bands), r)
-    values, valid = read_on_grid(r, Grid.of(slice), idx, resampling_of(resampling))
-    return values, as_array(valid), r.nodata[0]
 
 
 # -- concurrency -------------------------------------------------------------------------------------

@@ -33,7 +33,7 @@ from sqlglot import exp
 from .. import compiler, schema
 from ..builders.vector import geoparquet_metadata, is_parquet
 from ..catalog import Catalog
-from ..errors import ArgumentError, GeoduckError, NoDataError, SourceError
+from ..errors import ArgumentError, LabelFieldError, NoDataError, SourceError
 from ..geo import Bounds, densified_ring, norm_crs, transformer
 from ..slices import GeoSlice
 
@@ -42,10 +42,6 @@ TASKS: tuple[str, ...] = ("semantic_segmentation", "object_detection", "instance
 
 _PARQUET_BATCH_ROWS = 65_536
 """Rows decoded at a time when a GeoParquet file without a bbox covering is scanned."""
-
-
-class LabelFieldError(GeoduckError, ValueError):
-    """``label_field`` is missing from a layer or does not hold integer class ids."""
 
 
 @dataclass(frozen=True, eq=False)

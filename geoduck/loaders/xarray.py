@@ -39,7 +39,7 @@ from rasterio.transform import Affine
 from .. import schema
 from ..builders.xarray import Grid, centres, curvilinear_grid_corners, grid_of, open_dataset, time_cells
 from ..catalog import Catalog
-from ..errors import ArgumentError, GeoduckError, NoDataError, UnsupportedError
+from ..errors import ArgumentError, FootprintError, NoDataError, UnsupportedError, VariableError
 from ..geo import WGS84, norm_crs, transformer
 from ..slices import GeoSlice
 from .raster import resampling_of
@@ -100,11 +100,11 @@ def _utc(value: Any) -> pd.Timestamp | None:
 def _regular_step(values: np.ndarray, dim: Hashable, path: str) -> float:
     """The constant cell size (positive) of a 1-D coordinate; raises when irregular."""
     if values.size < 2:
-        raise GeoduckError(f"{path}: coordinate {dim!r} has a single value; the cell size is unknown")
+        raise FootprintError(f"{path}: coordinate {dim!r} has a single value; the cell size is unknown")
     d = np.diff(values)
     step = abs((values[-1] - values[0]) / (values.size - 1))
     if not np.allclose(np.abs(d), step, rtol=_REGULAR_RTOL, atol=0):
-        raise GeoduckError(
+        raise UnsupportedError(
             f"{path}: coordinate {dim!r} is not regularly spaced; load_xarray needs "
             "regular grids (regrid the file first)"
         )
@@ -156,7 +156,7 @@ def read_item(ds: xr.Dataset, item: Item, slice: GeoSlice, resampling: Resamplin
     var = ds[item.variable]
     grid = grid_of(ds, item.variable)
     if grid is None:
-        raise GeoduckError(f"{where} has no x/y dimensions")
+        raise VariableError(f"{where} has no x/y dimensions")
     x_dim, y_dim = grid.x_dim, grid.y_dim
     times = None
     if item.time_var is not None and item.time_var in var.dims:
@@ -303,12 +303,12 @@ def _merge(name: str, parts: list[tuple[Item, Planes]]) -> xr.DataArray:
     timed = [p.times is not None for _, p in parts]
     if any(timed) and not all(timed):
         static = next(i.filepath for i, p in parts if p.times is None)
-        raise GeoduckError(
+        raise VariableError(
             f"variable {name!r} is static in {static} but has a time dimension in other files; load them separately"
         )
     shapes = {p.values.shape[1 if p.times is not None else 0 :] for _, p in parts}
     if len(shapes) != 1:
-        raise GeoduckError(
+        raise VariableError(
             f"variable {name!r} has different non-spatial dimension sizes across files "
             f"({sorted(shapes)}); load them separately"
         )
