@@ -295,7 +295,7 @@ class Catalog:
     @property
     def temporal_extent(self) -> tuple[pd.Timestamp | None, pd.Timestamp | None]:
         """(earliest start, latest end) in UTC over dated rows; (None, None) if all are static."""
-        t = execute(
+        t: pa.Table = execute(
             self._node,
             lambda: compiler.aggregate(
                 self._node, exp.Min(this=compiler.col(schema.START)), exp.Max(this=compiler.col(schema.END))
@@ -310,9 +310,9 @@ class Catalog:
     # -- the one execution path (see execute) ----------------------------------------------------
     def fetch(
         self,
-        *columns: str | exp.Expression,
-        where: exp.Expression | None = None,
-        order_by: Sequence[str | exp.Expression] = (),
+        *columns: str | exp.Expr,
+        where: exp.Expr | None = None,
+        order_by: Sequence[str | exp.Expr] = (),
         distinct: bool = False,
     ) -> pa.Table:
         """Run ``SELECT [DISTINCT] <columns> FROM <this relation> [WHERE …] [ORDER BY …]`` now and
@@ -352,7 +352,7 @@ class Catalog:
 T = TypeVar("T")
 
 
-def _column(column: str | exp.Expression) -> exp.Expression:
+def _column(column: str | exp.Expr) -> exp.Expr:
     """A column name as a (quoted) column, or a copy of a sqlglot expression."""
     return compiler.col(column) if isinstance(column, str) else column.copy()
 
@@ -363,7 +363,10 @@ def _fetch_arrow(sql: str) -> pa.Table:
 
 def fetch_one(sql: str) -> tuple:
     """A runner for :func:`execute`: the first result row."""
-    return engine.cursor().execute(sql).fetchone()
+    row = engine.cursor().execute(sql).fetchone()
+    if row is None:
+        raise QueryError(f"query returned no rows: {sql}")
+    return row
 
 
 def _fetch_all(sql: str) -> list[tuple]:
@@ -387,7 +390,7 @@ def fetch_reader(batch_rows: int) -> Callable[[str], pa.RecordBatchReader]:
 
 def execute(
     node: Node,
-    build: Callable[[], exp.Expression],
+    build: Callable[[], exp.Expr],
     run: Callable[[str], T] = _fetch_arrow,
     *,
     error: Callable[[str], GeoduckError] | None = None,
@@ -464,9 +467,10 @@ def _first_line(exc: BaseException) -> str:
 
 def _root_of(node: Node) -> str | None:
     while not isinstance(node, Scan):
-        node = getattr(node, "child", None) or getattr(node, "left", None)
-        if node is None:
+        parent: Node | None = getattr(node, "child", None) or getattr(node, "left", None)
+        if parent is None:
             return None
+        node = parent
     return node.root
 
 

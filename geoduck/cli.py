@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-from .errors import ArgumentError, GeoduckError
+from .errors import ArgumentError, BuildError, GeoduckError
 
 
 def _friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -67,6 +67,8 @@ def _build_command(name: str) -> click.Command:
         items: str | list[str] = paths[0] if len(paths) == 1 else list(paths)
         cat = backend.build(items, out_dir, workers=workers, progress=progress, **options)
         report = cat.build_report
+        if report is None:
+            raise BuildError(f"backend {name!r} returned a catalog without a build report")
         click.echo(report.summary())
         for path, reason in report.errors:
             click.echo(f"skipped {path}: {reason}", err=True)

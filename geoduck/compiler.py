@@ -33,7 +33,7 @@ DIALECT = "duckdb"
 # -- literals -----------------------------------------------------------------------------------
 
 
-def num(value: float) -> exp.Expression:
+def num(value: float) -> exp.Expr:
     """A float literal that round-trips exactly (repr of a Python float)."""
     text = repr(float(value))
     lit = exp.Literal.number(text.lstrip("-"))
@@ -43,7 +43,7 @@ def num(value: float) -> exp.Expression:
 _TIMESTAMPTZ = exp.DataType.build("TIMESTAMPTZ")
 
 
-def timestamp(value: pd.Timestamp) -> exp.Expression:
+def timestamp(value: pd.Timestamp) -> exp.Expr:
     """A ``TIMESTAMPTZ`` literal (UTC, µs)."""
     return exp.cast(exp.Literal.string(value.isoformat()), _TIMESTAMPTZ)
 
@@ -52,7 +52,7 @@ def col(name: str) -> exp.Column:
     return exp.column(name, quoted=True)
 
 
-def bbox_field(key: str) -> exp.Expression:
+def bbox_field(key: str) -> exp.Expr:
     """``bbox.<key>``: a field of the GeoParquet covering struct."""
     return exp.Dot(this=col(schema.BBOX), expression=exp.to_identifier(key))
 
@@ -80,12 +80,12 @@ def _(node: Scan) -> exp.Select:
     return exp.select(exp.Star()).from_(source)
 
 
-def _file_list(paths: Sequence[str]) -> exp.Expression:
+def _file_list(paths: Sequence[str]) -> exp.Expr:
     """``['<part>', …]``: explicit files, spelled for DuckDB's glob (:func:`store.duckdb_path`)."""
     return exp.Array(expressions=[exp.Literal.string(store.duckdb_path(p)) for p in paths])
 
 
-def _read_parquet(files: exp.Expression) -> exp.Expression:
+def _read_parquet(files: exp.Expr) -> exp.Expr:
     return exp.func(
         "read_parquet",
         files,
@@ -107,7 +107,9 @@ def _prune(select: exp.Select, keep: Callable[[store.PartExtent], bool]) -> exp.
     Parts are only skipped when all have the same schema (so ``union_by_name`` binds the same
     columns), and at least one is always read (an empty result keeps its columns)."""
     source = select.args.get("from_")
-    parts: Parts | None = source.this.meta.get(_SCAN) if source is not None and source.this.meta else None
+    if source is None or not source.this.meta:
+        return select
+    parts: Parts | None = source.this.meta.get(_SCAN)
     if parts is None or parts.extents is None:
         return select
     extents = parts.extents
@@ -143,7 +145,7 @@ def _may_overlap_interval(start: pd.Timestamp | None, end: pd.Timestamp | None) 
     return lambda e: rule.may_overlap(e.tmin, e.tmax)
 
 
-def _filter(child: exp.Select, condition: exp.Expression) -> exp.Select:
+def _filter(child: exp.Select, condition: exp.Expr) -> exp.Select:
     """Add ``condition`` to ``child``'s WHERE when it is a plain ``SELECT *`` scan/filter, else wrap
     it (a WHERE sees the FROM's columns, not computed ones such as ``* REPLACE (…)``, and runs
     before QUALIFY)."""
@@ -157,7 +159,7 @@ def _filter(child: exp.Select, condition: exp.Expression) -> exp.Select:
     return exp.select(exp.Star()).from_(child.subquery("_rel")).where(condition)
 
 
-def bbox_overlaps(box: tuple[float, float, float, float]) -> exp.Expression:
+def bbox_overlaps(box: tuple[float, float, float, float]) -> exp.Expr:
     """Covering inequalities: the row's bbox overlaps ``box`` (lon/lat), boundaries included."""
     xmin, ymin, xmax, ymax = box
     return exp.and_(
@@ -185,7 +187,7 @@ _COMPARE = {"<=": exp.LTE, ">=": exp.GTE}
 _COLUMN = {"start": schema.START, "end": schema.END}
 
 
-def time_overlaps(start: pd.Timestamp | None, end: pd.Timestamp | None) -> exp.Expression | None:
+def time_overlaps(start: pd.Timestamp | None, end: pd.Timestamp | None) -> exp.Expr | None:
     """Closed-interval overlap with ``[start, end]`` (the rule of :class:`~geoduck.intervals.Overlap`);
     static (NULL) row ends always match."""
     parts = [
@@ -367,11 +369,11 @@ SELECT DISTINCT l._id AS lid, r._id AS rid FROM pairs AS p JOIN lk AS l ON l._n 
 
 
 @cache
-def _parsed(template: str) -> exp.Expression:
+def _parsed(template: str) -> exp.Expr:
     return sqlglot.parse_one(template, read=DIALECT)
 
 
-def _template(template: str, tables: Mapping[str, exp.Expression], **values: exp.Expression) -> exp.Select:
+def _template(template: str, tables: Mapping[str, exp.Query], **values: exp.Expr) -> exp.Select:
     """Fill a SQL template: ``__name__`` tables become subqueries, ``:name`` placeholders literals."""
     tree = exp.replace_placeholders(_parsed(template).copy(), **values)
     for table in list(tree.find_all(exp.Table)):
@@ -381,7 +383,7 @@ def _template(template: str, tables: Mapping[str, exp.Expression], **values: exp
     return tree  # type: ignore[return-value]
 
 
-def _plan_values(plan: JoinPlan, spatial_only: bool) -> dict[str, exp.Expression]:
+def _plan_values(plan: JoinPlan, spatial_only: bool) -> dict[str, exp.Expr]:
     return {
         "cell": num(plan.cell),
         "bucket": exp.Literal.number(plan.bucket_us),
@@ -401,7 +403,7 @@ def candidate_pairs(left: exp.Select, right: exp.Select, plan: JoinPlan, spatial
     return _candidates(left, right, _plan_values(plan, spatial_only), plan.distinct)
 
 
-def _candidates(left: exp.Select, right: exp.Select, values: dict[str, exp.Expression], distinct: bool) -> exp.Select:
+def _candidates(left: exp.Select, right: exp.Select, values: Mapping[str, exp.Expr], distinct: bool) -> exp.Select:
     lkeys = _template(_KEYS_SQL, {"__child__": left}, **values)
     rkeys = _template(_KEYS_SQL, {"__child__": right}, **values)
     tree = _template(_PAIRS_SQL, {"__lkeys__": lkeys, "__rkeys__": rkeys}, **values)
@@ -446,7 +448,7 @@ def _exact_pairs(node: Intersect | Difference) -> exp.Select:
 _NOT_PREFIXED = frozenset({schema.GEOMETRY, schema.VERSION})
 
 
-def _side_columns(alias: str, prefix: str, columns: tuple[str, ...]) -> list[exp.Expression]:
+def _side_columns(alias: str, prefix: str, columns: tuple[str, ...]) -> list[exp.Expr]:
     return [
         exp.alias_(exp.column(c, alias, quoted=True), f"{prefix}{c}", quoted=True)
         for c in columns
@@ -516,10 +518,10 @@ def _(node: Difference) -> exp.Select:
     return exp.select(exp.Star()).from_(left.subquery("_d")).where(condition)
 
 
-def join_stats() -> list[exp.Expression]:
+def join_stats() -> list[exp.Expr]:
     """Median bbox width, height (degrees) and interval length (µs) of a relation."""
 
-    def median(e: exp.Expression) -> exp.Expression:
+    def median(e: exp.Expr) -> exp.Expr:
         return exp.func("approx_quantile", e, exp.Literal.number("0.5"))
 
     return [
@@ -631,7 +633,7 @@ def _too_deep(what: str) -> SQLError:
     return SQLError(f"{what} is nested too deeply to parse (deep NOT/CASE/operator chains?): simplify it")
 
 
-def _check_functions(tree: exp.Expression, where: str) -> None:
+def _check_functions(tree: exp.Expr, where: str) -> None:
     """Refuse functions whose lower-case name starts with a :data:`_FORBIDDEN_FUNCTIONS` prefix
     (quoted or not: DuckDB resolves function names case-insensitively)."""
     for node in tree.find_all(exp.Func):
@@ -640,7 +642,7 @@ def _check_functions(tree: exp.Expression, where: str) -> None:
             raise SQLError(f"function {name}() is not allowed in {where}")
 
 
-def parse_predicate(predicate: str, columns: list[str]) -> exp.Expression:
+def parse_predicate(predicate: str, columns: list[str]) -> exp.Expr:
     """Parse and check a ``where`` predicate (one expression, known columns, no subqueries, table
     functions or comments, brackets nested at most :data:`MAX_NESTING` deep); raises
     :class:`SQLError` naming the bad token."""
@@ -675,7 +677,7 @@ def parse_predicate(predicate: str, columns: list[str]) -> exp.Expression:
     return tree
 
 
-def render(tree: exp.Expression, *, pretty: bool = False) -> str:
+def render(tree: exp.Expr, *, pretty: bool = False) -> str:
     """DuckDB SQL text of a freshly compiled tree. The generator may rewrite the tree in place
     (sqlglot copies it first by default, a third of a simple query's compile time), so pass only
     trees that are not used again."""
@@ -693,7 +695,7 @@ def select(node: Node) -> exp.Select:
     return visit(bind(node))
 
 
-def aggregate(node: Node, *selects: exp.Expression) -> exp.Select:
+def aggregate(node: Node, *selects: exp.Expr) -> exp.Select:
     """``SELECT <selects> FROM (<node>)`` (``node`` bound first, once)."""
     return exp.select(*selects).from_(visit(bind(node)).subquery("_rel"))
 
@@ -720,10 +722,10 @@ def bind_user_sql(sql: str, relations: Mapping[str, Node], *, scan_path: Callabl
         raise SQLError(f"cannot parse SQL: {str(exc).splitlines()[0]}") from None
     except RecursionError:
         raise _too_deep("SQL") from None
-    statements = [s for s in statements if s is not None]
-    if len(statements) != 1:
-        raise SQLError(f"expected exactly one SQL statement, got {len(statements)}")
-    tree = statements[0]
+    trees = [s for s in statements if s is not None]
+    if len(trees) != 1:
+        raise SQLError(f"expected exactly one SQL statement, got {len(trees)}")
+    tree = trees[0]
     if not isinstance(tree, exp.Query):
         raise SQLError(f"only read-only queries (SELECT …) are allowed, got {tree.key.upper()}")
     _check_functions(tree, "catalog SQL")
@@ -754,7 +756,7 @@ def _cte_in_scope(table: exp.Table) -> bool:
     or, inside a CTE, one defined before it in the same WITH (or itself, if RECURSIVE). A name
     matching a CTE elsewhere would make DuckDB look it up as a table or file instead."""
     name = table.name
-    node: exp.Expression = table
+    node: exp.Expr = table
     while node.parent is not None:
         parent = node.parent
         if isinstance(parent, exp.With):  # node is one of its CTEs: only earlier ones are visible
@@ -774,7 +776,7 @@ def _cte_in_scope(table: exp.Table) -> bool:
     return False
 
 
-def map_scan_paths(tree: exp.Expression, scan_path: Callable[[str], str]) -> exp.Expression:
+def map_scan_paths(tree: exp.Expr, scan_path: Callable[[str], str]) -> exp.Expr:
     """Rewrite, in place, the file paths and globs that the ``read_parquet`` scans of compiled
     relations in ``tree`` read, through ``scan_path``; returns ``tree``."""
     for call in tree.find_all(exp.ReadParquet):

@@ -26,6 +26,7 @@ import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -206,7 +207,7 @@ def migrate_v0_to_v1(table: pa.Table) -> pa.Table:
     n = table.num_rows
     bounds = pa.nulls(n, schema.BOX)
     if {"transform", "width", "height"} <= set(table.column_names):
-        rows = []
+        rows: list[dict[str, Any] | None] = []
         for t, w, h in zip(
             table.column("transform").to_pylist(),
             table.column("width").to_pylist(),

@@ -94,7 +94,10 @@ def read_manifest(root: str) -> dict:
         if fs is not None:
             text = fs.cat_file(uri).decode()
         else:
-            text = engine.cursor().execute("SELECT content FROM read_text(?)", [uri]).fetchone()[0]
+            row = engine.cursor().execute("SELECT content FROM read_text(?)", [uri]).fetchone()
+            if row is None:
+                raise OSError("read_text returned no rows")
+            text = row[0]
         manifest = json.loads(text)
     except (OSError, ValueError, duckdb.Error) as exc:
         raise SchemaError(f"catalog manifest {uri} is unreadable: {exc}") from None

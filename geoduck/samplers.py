@@ -129,7 +129,7 @@ def _fetch(catalog: Catalog) -> pa.Table:
         raise ArgumentError(f"expected a geoduck.Catalog, got {type(catalog).__name__}")
     columns = catalog.columns
     crs_col = next((c for c in (schema.CRS, "left_crs") if c in columns), None)
-    selects: list[str | exp.Expression] = [schema.ID, schema.GEOMETRY, schema.START, schema.END]
+    selects: list[str | exp.Expr] = [schema.ID, schema.GEOMETRY, schema.START, schema.END]
     if crs_col is not None:
         selects.append(compiler.col(crs_col).as_("native_crs"))
     if schema.NATIVE_BOUNDS in columns:

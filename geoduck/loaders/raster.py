@@ -547,8 +547,9 @@ def _units(
     for key, files in ordered:
         chosen = [_match_band(str(name), files) for name in spec]
         found.update(str(name) for name, src in zip(spec, chosen, strict=True) if src is not None)
-        if all(src is not None for src in chosen):
-            units.append(_Unit(key, chosen[0].start, tuple((src, None) for src in chosen)))  # type: ignore[union-attr]
+        picked = [src for src in chosen if src is not None]
+        if len(picked) == len(chosen):
+            units.append(_Unit(key, picked[0].start, tuple((src, None) for src in picked)))
     missing = [name for name in spec if str(name) not in found]
     if missing:
         offered = sorted({band for _, files in ordered for band in files})
@@ -581,7 +582,7 @@ def _plan(units: Sequence[_Unit], g: Grid, spec: tuple[BandSpec, ...] | None) ->
     the file when missing)."""
     first = units[0]
     files = [src for u in units for src, _ in u.files]
-    dtypes = {src.dtype for src in files} - {None}
+    dtypes = {src.dtype for src in files if src.dtype is not None}
     nodata = next((src.nodata for src in files if src.nodata is not None), None)
     src0 = first.files[0][0]
     if first.is_scene:

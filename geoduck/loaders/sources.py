@@ -147,7 +147,7 @@ class RowIndex:
         return len(self.paths)
 
     def _geometries(self, idx: np.ndarray) -> np.ndarray:
-        missing = idx[np.equal(self._geoms[idx], None)]
+        missing = idx[np.equal(self._geoms[idx], np.array(None, dtype=object))]
         if missing.size:
             self._geoms[missing] = shapely.from_wkb([self._wkb[i] for i in missing])
         return self._geoms[idx]
@@ -218,7 +218,7 @@ def _roots(catalog: Catalog) -> list[str]:
 
 
 def _dir_stamp(roots: list[str]) -> tuple:
-    out = []
+    out: list[tuple[str, int | None]] = []
     for root in roots:
         try:
             out.append((root, os.stat(root).st_mtime_ns))
