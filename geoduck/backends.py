@@ -84,7 +84,7 @@ class Backend:
     def load(self) -> Callable[..., Any]:
         """The loader function (its module imported now)."""
         module, _, attr = self.loader.partition(":")
-        return getattr(importlib.import_module(module), attr)  # type: ignore[no-any-return]
+        return getattr(importlib.import_module(module), attr)
 
     def arrow_schema(self, extra_columns: tuple[str, ...] | list[str] = (), scenes: bool = False) -> pa.Schema:
         """The Arrow schema of this backend's parts: core, backend, file-name (string), ``scene_id``

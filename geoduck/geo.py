@@ -491,7 +491,7 @@ def validate_bounds(bounds: Sequence[float], *, argument: str = "bbox") -> Bound
         raise ArgumentError(f"{argument}={values} has a NaN or infinite value")
     if values[1] > values[3]:
         raise ArgumentError(f"{argument}={values}: ymin > ymax")
-    return values  # type: ignore[return-value]
+    return values
 
 
 HILBERT_ORDER = 16

@@ -18,14 +18,14 @@ from __future__ import annotations
 import datetime as dt
 import re
 from dataclasses import dataclass
-from typing import Generic, Literal, TypeVar
+from typing import Generic, Literal, TypeAlias, TypeVar
 
 import numpy as np
 import pandas as pd
 
 from .errors import ArgumentError, TimeParseError
 
-Precision = Literal["year", "month", "day", "hour", "minute", "second", "instant"] | pd.Timedelta
+Precision: TypeAlias = Literal["year", "month", "day", "hour", "minute", "second", "instant"] | pd.Timedelta
 """The period a parsed value covers: a calendar unit, ``"instant"`` (one µs), or a sub-second
 :class:`pandas.Timedelta` (a value with 1–5 fractional second digits)."""
 
@@ -163,7 +163,7 @@ def parse_datetime(text: str, date_format: str | None = None, *, what: str = "va
             if precision == "doy":
                 return _utc(pd.Timestamp(dt.datetime.strptime(digits, "%Y%j"))), "day"
             fmt = fmt or {"month": "%Y%m", "day": "%Y%m%d"}[precision]
-            return _utc(pd.Timestamp(dt.datetime.strptime(digits, fmt))), precision  # type: ignore[return-value]
+            return _utc(pd.Timestamp(dt.datetime.strptime(digits, fmt))), precision
         except ValueError:
             break
     try:
@@ -221,7 +221,7 @@ def interval_from_strings(
     return Interval(t0, end)
 
 
-TimeLike = str | dt.date | dt.datetime | pd.Timestamp | np.datetime64 | None
+TimeLike: TypeAlias = str | dt.date | dt.datetime | pd.Timestamp | np.datetime64 | None
 
 
 def _coerce(value: TimeLike, *, argument: str) -> tuple[pd.Timestamp, Precision] | None:
@@ -283,7 +283,7 @@ def padding_micros(value: object, *, argument: str) -> int:
             f"{argument}=timedelta(days=3), or a string with a unit, e.g. '3D' or '12h'"
         )
     try:
-        delta = pd.Timedelta(value)  # type: ignore[arg-type]
+        delta = pd.Timedelta(value)
     except (ValueError, TypeError):
         raise ArgumentError(f"{argument}={value!r} is not a timedelta (e.g. timedelta(days=3), '3D')") from None
     if delta is pd.NaT or delta < pd.Timedelta(0):
@@ -304,7 +304,7 @@ def epoch_us(value: object) -> int | None:
     if isinstance(value, int | np.integer) and not isinstance(value, bool):
         return int(value)
     try:
-        ts = pd.Timestamp(value)  # type: ignore[arg-type]
+        ts = pd.Timestamp(value)
         if ts is pd.NaT:
             return None
         if ts.tzinfo is not None:

@@ -188,7 +188,7 @@ def _sampling_crs(crs: Any, native: list[str | None], ids: Sequence[str], lonlat
         if missing:
             raise CRSError(f"row {missing[0]!r} has no native crs: pass crs= (a CRS or 'utm') to sample it")
         keys = {c: crs_key(c) for c in set(native)}
-        return [keys[c] for c in native]  # type: ignore[index]
+        return [keys[c] for c in native]
     if isinstance(crs, str) and crs.lower() == "utm":
         cx, cy = (lonlat[:, 0] + lonlat[:, 2]) / 2, (lonlat[:, 1] + lonlat[:, 3]) / 2
         return [utm_crs(float(x), float(y)) for x, y in zip(cx, cy, strict=True)]

@@ -91,11 +91,7 @@ def is_bound(node: Node) -> bool:
 
 
 def _children(node: Node) -> dict[str, Node]:
-    return {
-        f.name: value
-        for f in dataclasses.fields(node)  # type: ignore[arg-type]
-        if isinstance(value := getattr(node, f.name), Node)
-    }
+    return {f.name: value for f in dataclasses.fields(node) if isinstance(value := getattr(node, f.name), Node)}
 
 
 def _bind(node: Node, prunable: bool, listings: Listings) -> Node:

@@ -25,7 +25,7 @@ import urllib.request
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import BinaryIO, NamedTuple, TypeVar
+from typing import Any, BinaryIO, NamedTuple, TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -778,7 +778,7 @@ def part_extent(path: str | os.PathLike[str]) -> PartExtent:
         "tmin": schema.START,
         "tmax": schema.END,
     }
-    bounds: dict[str, float | int | None] = {}
+    bounds: dict[str, Any] = {}  # float bbox fields, int (µs) time fields, None: unknown
     for name, column in columns.items():
         j = index.get(column)
         is_time, low = name[0] == "t", name[1:] == "min"
