@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 
 from . import engine, schema, store
-from .errors import CatalogNotFoundError, SchemaError
+from .errors import CatalogNotFoundError, SchemaError, StorageError
 from .store import MANIFEST, PART_GLOB
 
 if TYPE_CHECKING:
@@ -96,7 +96,7 @@ def read_manifest(root: str) -> dict:
         else:
             row = engine.cursor().execute("SELECT content FROM read_text(?)", [uri]).fetchone()
             if row is None:
-                raise OSError("read_text returned no rows")
+                raise StorageError("read_text returned no rows")  # reported below as SchemaError
             text = row[0]
         manifest = json.loads(text)
     except (OSError, ValueError, duckdb.Error) as exc:
