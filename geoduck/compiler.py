@@ -22,7 +22,7 @@ import sqlglot
 from sqlglot import exp
 
 from . import schema, store
-from .errors import SQLError
+from .errors import SQLError, UnboundError
 from .expr import Difference, Intersect, JoinPlan, Node, Pad, Parts, Scan, SpatialFilter, TimeFilter, Union, Where
 from .intervals import Overlap, epoch_us
 from .storage import bind
@@ -72,7 +72,7 @@ def _(node: Scan) -> exp.Select:
     # then the explicit list of live parts, as bound (see geoduck.storage).
     parts = node.parts
     if parts is None:
-        raise TypeError(f"scan of {node.root!r} is not bound: compile geoduck.storage.bind(node)")
+        raise UnboundError(f"scan of {node.root!r} is not bound: compile geoduck.storage.bind(node)")
     files = exp.Literal.string(parts.glob) if parts.glob is not None else _file_list(parts.paths)
     source = _read_parquet(files)
     if parts.extents is not None:  # filters over this scan may skip whole parts (see _prune)

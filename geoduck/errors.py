@@ -44,6 +44,11 @@ class QueryError(GeoduckError, RuntimeError):
     """DuckDB failed while running a catalog query (a broken part file, a bad value at runtime …)."""
 
 
+class UnboundError(GeoduckError, TypeError):
+    """A relation was compiled before its scans were bound to their live parts (a programming error
+    inside geoduck: compile ``geoduck.storage.bind(node)``)."""
+
+
 class ExtensionError(GeoduckError, RuntimeError):
     """The DuckDB spatial extension could not be loaded."""
 
