@@ -329,17 +329,19 @@ def _unprivileged(args: list[str], **kwargs) -> subprocess.CompletedProcess:
     )
 
 
-def test_unreadable_subdirectory_is_reported(tmp_path):
+@pytest.mark.parametrize("as_glob", [False, True], ids=["folder", "recursive-glob"])
+def test_unreadable_subdirectory_is_reported(tmp_path, as_glob):
     src = tmp_path / "src"
     (src / "locked").mkdir(parents=True)
     _tile(src / "a.tif", Affine(0.1, 0, 0, 0, -0.1, 1))
     _tile(src / "locked" / "b.tif", Affine(0.1, 0, 1, 0, -0.1, 1))
     (src / "locked").chmod(0)
     tmp_path.chmod(0o755)
+    inputs = str(src / "**" / "*.tif") if as_glob else str(src)
     try:
         code = textwrap.dedent(f"""
             import geoduck
-            cat = geoduck.build_raster_catalog({str(src)!r}, {str(tmp_path / "cat")!r}, progress=False, workers=1)
+            cat = geoduck.build_raster_catalog({inputs!r}, {str(tmp_path / "cat")!r}, progress=False, workers=1)
             print(len(cat))
             for path, reason in cat.build_report.errors:
                 print(path, '|', reason)

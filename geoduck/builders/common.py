@@ -215,6 +215,9 @@ def resolve_items(
                         add(os.path.abspath(os.path.join(walk_root, name)), root)
         elif globmod.has_magic(text):
             root = _glob_root(p)
+            if "**" in text:  # glob skips folders it cannot list without a word: find and report them
+                for _ in os.walk(root, onerror=unreadable):
+                    pass
             for match in sorted(globmod.glob(str(p), recursive=True)):
                 inside_store = any(is_dir_item(part) for part in Path(match).parts[:-1])
                 if not inside_store and (not Path(match).is_dir() or is_dir_item(match)):
