@@ -479,15 +479,16 @@ def _check_other(other: object, op: str) -> None:
         raise ArgumentError(f"{op}() takes a Catalog, got {type(other).__name__}")
 
 
-_COLUMNS_CACHE: dict[str, list[str]] = {}
+_COLUMNS_CACHE: dict[Node, list[str]] = {}
+"""Columns of relations described already, keyed on the (frozen, hashable) node itself: a cached
+``.columns`` does no listing or manifest I/O."""
 
 
 def _columns(node: Node) -> list[str]:
-    sql_text = compiler.to_sql(node, pretty=False)
-    cols = _COLUMNS_CACHE.get(sql_text)
+    cols = _COLUMNS_CACHE.get(node)
     if cols is None:
         rows = execute(node, lambda: compiler.select(node), _describe)
-        cols = _COLUMNS_CACHE[sql_text] = [r[0] for r in rows]
+        cols = _COLUMNS_CACHE[node] = [r[0] for r in rows]
         if len(_COLUMNS_CACHE) > 256:
             _COLUMNS_CACHE.pop(next(iter(_COLUMNS_CACHE)))
     return list(cols)

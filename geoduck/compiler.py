@@ -634,12 +634,17 @@ def _too_deep(what: str) -> SQLError:
 
 
 def _check_functions(tree: exp.Expr, where: str) -> None:
-    """Refuse functions whose lower-case name starts with a :data:`_FORBIDDEN_FUNCTIONS` prefix
-    (quoted or not: DuckDB resolves function names case-insensitively)."""
+    """Refuse every function of ``tree`` that :func:`_refuse_function` refuses."""
     for node in tree.find_all(exp.Func):
-        name = (node.name if isinstance(node, exp.Anonymous) else node.sql_name()).lower()
-        if name.startswith(_FORBIDDEN_FUNCTIONS):
-            raise SQLError(f"function {name}() is not allowed in {where}")
+        _refuse_function(node, where)
+
+
+def _refuse_function(node: exp.Func, where: str) -> None:
+    """Refuse a function whose lower-case name starts with a :data:`_FORBIDDEN_FUNCTIONS` prefix
+    (quoted or not: DuckDB resolves function names case-insensitively)."""
+    name = (node.name if isinstance(node, exp.Anonymous) else node.sql_name()).lower()
+    if name.startswith(_FORBIDDEN_FUNCTIONS):
+        raise SQLError(f"function {name}() is not allowed in {where}")
 
 
 def parse_predicate(predicate: str, columns: list[str]) -> exp.Expr:
@@ -667,9 +672,7 @@ def parse_predicate(predicate: str, columns: list[str]) -> exp.Expr:
         if isinstance(node, _FORBIDDEN_NODES):
             raise SQLError(f"predicate may not contain {node.key.upper()}: {node.sql(DIALECT)!r}")
         if isinstance(node, exp.Func):
-            name = (node.name if isinstance(node, exp.Anonymous) else node.sql_name()).lower()
-            if name.startswith(_FORBIDDEN_FUNCTIONS):
-                raise SQLError(f"function {name}() is not allowed in a predicate")
+            _refuse_function(node, "a predicate")
         if isinstance(node, exp.Column):
             root = node.table or node.name
             if root not in known:

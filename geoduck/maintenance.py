@@ -6,7 +6,7 @@ Both replace a set of old parts by new parts (compaction: parts of at most
 1. the new parts are written under hidden temp names (``.compact-….tmp``) and flushed;
 2. the manifest (``_geoduck_manifest.json``) records ``{"replaces": [old parts], "by": [new parts]}``;
 3. the new parts are renamed into place; the last rename is **the switch**: from then on geoduck
-   readers skip the old parts (:func:`geoduck.store.hidden_parts`), before it they skip the new
+   readers skip the old parts (:func:`geoduck.store.live_names`), before it they skip the new
    ones already renamed;
 4. the old parts are deleted and the manifest entry dropped.
 

@@ -104,16 +104,18 @@ def read_manifest(root: str) -> dict:
     return store.check_manifest(manifest, uri)
 
 
-def live_listing(root: str) -> tuple[list[str], bool]:
+def live_listing(root: str, *, manifest: dict | None = None) -> tuple[list[str], bool]:
     """(the live parts' URIs, whether a replacement is pending): the manifest is read before the
     parts are listed and judged by the same rule as local catalogs
     (:func:`geoduck.store.live_names`), so the new parts of an unfinished (or crashed) compaction
-    stay hidden until all of them are in place, and the parts they replace after that."""
-    manifest = read_manifest(root)
-    parts = list_parts(root)
-    listed = {posixpath.basename(p) for p in parts}
-    names, pending = store.live_names((posixpath.basename(p) for p in parts), manifest, listed.__contains__)
-    return [join(root, name) for name in names], pending
+    stay hidden until all of them are in place, and the parts they replace after that.
+    ``manifest``: the catalog manifest, if the caller has just read it (before this listing)."""
+    if manifest is None:
+        manifest = read_manifest(root)
+    names = [posixpath.basename(p) for p in list_parts(root)]
+    listed = set(names)
+    live, pending = store.live_names(names, manifest, listed.__contains__)
+    return [join(root, name) for name in live], pending
 
 
 def live_parts(root: str) -> list[str]:
@@ -126,12 +128,17 @@ class RemoteStorage:
     ``glob``, read by DuckDB's httpfs (loaded here, when a scan is bound)."""
 
     def listing(self, root: str) -> Listing:
+        """Without a pending replacement, where DuckDB can glob (not plain HTTP): the part glob,
+        the parts not listed (``paths`` empty: DuckDB lists them as it reads). Else the live
+        parts, named."""
         from .storage import Listing
 
         engine.use_httpfs()
-        paths, pending = live_listing(root)
-        glob = None if pending or scheme(root) in HTTP_SCHEMES else join(root, PART_GLOB)
-        return Listing(root, tuple(paths), pending, glob)
+        manifest = read_manifest(root)
+        if not manifest.get("replacements") and scheme(root) not in HTTP_SCHEMES:
+            return Listing(root, (), False, join(root, PART_GLOB))
+        paths, pending = live_listing(root, manifest=manifest)
+        return Listing(root, tuple(paths), pending, None)
 
     def extents(self, paths: Sequence[str]) -> None:
         """Unknown: remote footers are not read to skip parts (each would be a request)."""

@@ -20,6 +20,7 @@ the environment allow, so give user SQL read-only credentials.
 
 from __future__ import annotations
 
+import glob
 import logging
 import os
 import threading
@@ -32,7 +33,7 @@ import duckdb
 import pyarrow as pa
 from fsspec import AbstractFileSystem
 
-from . import store
+from . import engine, store
 from .errors import ArgumentError, SQLError
 
 log = logging.getLogger(__name__)
@@ -195,10 +196,6 @@ _MAX_SANDBOXES = 8
 
 def sandbox(directories: tuple[str, ...], bounds: SQLLimits = SQLLimits()) -> Sandbox:
     """The (cached) sandbox reading only the catalogs at ``directories`` (local folders or URIs)."""
-    import glob
-
-    from . import engine, store
-
     local = sorted({os.path.realpath(d) for d in directories if "://" not in d})
     remote = sorted({d.rstrip("/") + "/" for d in directories if "://" in d})
     key = (os.getpid(), tuple(sorted(set(directories))), bounds.memory_limit, bounds.threads)
@@ -208,7 +205,8 @@ def sandbox(directories: tuple[str, ...], bounds: SQLLimits = SQLLimits()) -> Sa
             return box
         if len(_sandboxes) >= _MAX_SANDBOXES:
             _sandboxes.pop(next(iter(_sandboxes))).connection.close()
-        folders = {f"c{i}": root for i, root in enumerate(local)}
+        alias_of = {root: f"c{i}" for i, root in enumerate(local)}
+        folders = {alias: root for root, alias in alias_of.items()}
         con = engine.connect(threads=bounds.threads)
         con.register_filesystem(CatalogFolders(folders))
         for statement in (
@@ -231,8 +229,9 @@ def sandbox(directories: tuple[str, ...], bounds: SQLLimits = SQLLimits()) -> Sa
         for given in directories:
             if "://" in given:
                 continue
-            alias = next(a for a, root in folders.items() if root == os.path.realpath(given))
-            for spelling in (given, os.path.realpath(given)):
+            resolved = os.path.realpath(given)
+            alias = alias_of[resolved]
+            for spelling in (given, resolved):
                 for variant in (spelling, glob.escape(spelling), store.duckdb_path(spelling)):
                     spellings[variant.rstrip("/") + "/"] = alias
         aliases = tuple(sorted(spellings.items(), key=lambda kv: -len(kv[0])))

@@ -28,12 +28,13 @@ class Listing:
 
     root: str
     paths: tuple[str, ...]
-    """Live part files (paths or URIs), oldest first."""
+    """Live part files (paths or URIs), oldest first; empty for a remote catalog read through
+    ``glob`` (its parts are not listed, see :class:`geoduck.remote.RemoteStorage`)."""
     pending: bool
     """Whether a replacement (compaction, migration) is pending in the manifest."""
     glob: str | None
-    """A glob that reads exactly ``paths``; None when only naming the parts does (a replacement is
-    pending, or the location cannot be globbed)."""
+    """A glob that reads exactly the live parts (``paths``, where listed); None when only naming
+    the parts does (a replacement is pending, or the location cannot be globbed)."""
 
 
 class Storage(Protocol):

@@ -545,33 +545,15 @@ def write_manifest(path: str | os.PathLike[str], manifest: dict) -> None:
     _fsync_dir(root)
 
 
-def hidden_parts(path: str | os.PathLike[str]) -> set[str]:
-    """Names of parts that geoduck readers skip: those a *completed* replacement replaced, and
-    the new parts already renamed into place of a replacement not yet complete.
-
-    A replacement is complete once every one of its ``by`` parts exists: that last rename is the
-    atomic switch from the old set of parts to the new one.
-    """
-    root = Path(path)
-    hidden: set[str] = set()
-    for entry in read_manifest(root).get("replacements", []):
-        present = [name for name in entry["by"] if (root / name).exists()]
-        hidden.update(entry["replaces"] if len(present) == len(entry["by"]) else present)
-    return hidden
-
-
 def live_parts(path: str | os.PathLike[str]) -> list[Path]:
-    """The parts a geoduck reader sees: committed parts minus :func:`hidden_parts`."""
+    """The parts a geoduck reader sees: committed parts as judged by the manifest (see
+    :func:`live_listing`)."""
     return [Path(p) for p in live_part_paths(path)]
 
 
-def live_part_paths(path: str | os.PathLike[str], *, hidden: set[str] | None = None) -> list[str]:
-    """:func:`live_parts` as path strings (the per-query form: no ``Path`` objects); ``hidden``:
-    :func:`hidden_parts`, if the caller has read it already (else see :func:`live_listing`)."""
-    root = os.fspath(path)
-    if hidden is None:
-        return live_listing(root)[0]
-    return [os.path.join(root, name) for name in part_names(root) if name not in hidden]
+def live_part_paths(path: str | os.PathLike[str]) -> list[str]:
+    """:func:`live_parts` as path strings (the per-query form: no ``Path`` objects)."""
+    return live_listing(os.fspath(path))[0]
 
 
 def live_listing(path: str | os.PathLike[str]) -> tuple[list[str], bool]:
