@@ -101,9 +101,15 @@ def register(name: str, module: str) -> None:
     _REGISTRY[name] = module
 
 
-register("raster", "geoduck.builders.raster")
-register("xarray", "geoduck.builders.xarray")
-register("vector", "geoduck.builders.vector")
+_BUILTIN: dict[str, str] = {
+    "raster": "geoduck.builders.raster",
+    "xarray": "geoduck.builders.xarray",
+    "vector": "geoduck.builders.vector",
+}
+"""The built-in backends (their columns are :data:`geoduck.schema.BACKEND_FIELDS`)."""
+
+for _name, _module in _BUILTIN.items():
+    register(_name, _module)
 
 
 def names() -> tuple[str, ...]:
@@ -124,8 +130,11 @@ def get(name: str) -> Backend:
 
 def reserved_columns() -> frozenset[str]:
     """Column names a file-name regex group may not take: the core columns and those of every
-    registered backend (catalogs of different backends are combined by the set algebra)."""
+    registered backend (catalogs of different backends are combined by the set algebra). Only
+    non-built-in backends' modules are imported: the built-in columns are already in
+    :data:`geoduck.schema.RESERVED_COLUMNS`."""
     names_ = set(schema.RESERVED_COLUMNS)
-    for name in _REGISTRY:
-        names_.update(f.name for f in get(name).fields)
+    for name, module in _REGISTRY.items():
+        if _BUILTIN.get(name) != module:
+            names_.update(f.name for f in get(name).fields)
     return frozenset(names_)

@@ -26,7 +26,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 
-import pyproj
 import rasterio
 import rasterio.env
 from rasterio.errors import RasterioError
@@ -34,6 +33,7 @@ from rasterio.io import DatasetReader
 from rasterio.transform import Affine
 
 from .errors import CRSError, GeoduckError, SourceError
+from .geo import norm_crs
 
 LOCAL_ENV = {"GDAL_DISABLE_READDIR_ON_OPEN": "TRUE"}
 """GDAL options of every local open: sidecars found by name, the directory never listed."""
@@ -97,7 +97,7 @@ def open_dataset(path: str) -> DatasetReader:
 @lru_cache(maxsize=256)
 def crs_problem(wkt: str) -> str | None:
     """Why a CRS (by WKT) cannot be placed on Earth, or None when it can."""
-    crs = pyproj.CRS.from_wkt(wkt)
+    crs = norm_crs(wkt)
     if crs.type_name.startswith("Engineering") or crs.geodetic_crs is None:
         name = crs.name or "unnamed"
         return (
@@ -127,7 +127,8 @@ class RasterHeader:
     nodata: tuple[float | None, ...]
     descriptions: tuple[str | None, ...]
     mask_flags: tuple[tuple[str, ...], ...]
-    """GDAL mask flag names per band (``all_valid``, ``per_dataset``, ``alpha``, ``nodata``)."""
+    """GDAL mask flag names per band (``all_valid``, ``per_dataset``, ``alpha``, ``nodata``); empty
+    when read with ``masks=False``."""
 
     @property
     def count(self) -> int:
@@ -162,9 +163,12 @@ class RasterHeader:
         return math.hypot(t.a, t.d), math.hypot(t.b, t.e)
 
     @classmethod
-    def of(cls, ds: DatasetReader, path: str | None = None) -> RasterHeader:
+    def of(cls, ds: DatasetReader, path: str | None = None, masks: bool = True) -> RasterHeader:
         """The header of an open dataset. Raises :class:`CRSError` when it has no CRS or one that
-        cannot be placed on Earth, :class:`SourceError` without a geotransform or pixels."""
+        cannot be placed on Earth, :class:`SourceError` without a geotransform or pixels.
+
+        ``masks=False`` leaves :attr:`mask_flags` empty: reading them makes GDAL look for a ``.msk``
+        sidecar of every file, which a caller not using them (the catalog builder) need not pay."""
         path = ds.name if path is None else path
         if ds.crs is None:
             raise CRSError(f"raster has no CRS ({path}); assign one (e.g. `rio edit-info --crs EPSG:32630`)")
@@ -190,7 +194,7 @@ class RasterHeader:
             dtypes=tuple(ds.dtypes),
             nodata=tuple(None if v is None else float(v) for v in ds.nodatavals),
             descriptions=tuple(ds.descriptions),
-            mask_flags=tuple(tuple(f.name for f in flags) for flags in ds.mask_flag_enums),
+            mask_flags=tuple(tuple(f.name for f in flags) for flags in ds.mask_flag_enums) if masks else (),
         )
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from functools import cache
-from typing import Any, Literal
+from typing import Any
 
 import pyarrow as pa
 import pyproj
@@ -26,9 +26,6 @@ KV_SCHEMA_VERSION = b"geoduck:schema_version"
 
 GEOPARQUET_VERSION = "1.1.0"
 CATALOG_CRS = "EPSG:4326"
-
-Backend = Literal["raster", "xarray", "vector"]
-BACKENDS: tuple[Backend, ...] = ("raster", "xarray", "vector")
 
 # -- column names ---------------------------------------------------------------------------------
 ID = "id"
@@ -104,11 +101,11 @@ RESERVED_COLUMNS: frozenset[str] = frozenset(
 """Names a user-defined column (e.g. a filename regex group) may not take."""
 
 
-def catalog_schema(backend: Backend, extra_columns: Sequence[str] = (), scenes: bool = False) -> pa.Schema:
+def catalog_schema(backend: str, extra_columns: Sequence[str] = (), scenes: bool = False) -> pa.Schema:
     """The Arrow schema of a part: core, backend, extra (string), ``scene_id`` (with ``scenes``)
     then file columns, in that order."""
     if backend not in BACKEND_FIELDS:
-        raise SchemaError(f"unknown backend {backend!r}; expected one of {BACKENDS}")
+        raise SchemaError(f"unknown backend {backend!r}; expected one of {tuple(BACKEND_FIELDS)}")
     return part_schema(BACKEND_FIELDS[backend], extra_columns, scenes)
 
 

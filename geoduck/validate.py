@@ -123,13 +123,10 @@ def validate(path: str | os.PathLike[str]) -> list[Problem]:
         if broken:  # rows of missing or mistyped columns cannot be checked (nor queried)
             continue
         problems += _check_rows(part, table)
-        if schema.ID in table.column_names:
-            for i, value in enumerate(table.column(schema.ID).to_pylist()):
-                ids[value] += 1
-                if ids[value] == 2:
-                    first_part, first_row = where[value]
-                    problems.append(
-                        Problem(str(part), i, f"duplicate id {value!r} (also {first_part} row {first_row})")
-                    )
-                where.setdefault(value, (str(part), i))
+        for i, value in enumerate(table.column(schema.ID).to_pylist()):
+            ids[value] += 1
+            if ids[value] == 2:
+                first_part, first_row = where[value]
+                problems.append(Problem(str(part), i, f"duplicate id {value!r} (also {first_part} row {first_row})"))
+            where.setdefault(value, (str(part), i))
     return problems

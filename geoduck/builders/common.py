@@ -339,21 +339,16 @@ class FilenameParser:
             return relative if relative is not None else path
         return os.path.basename(path.rstrip("/"))
 
-    def matches(self, path: str, relative: str | None = None) -> bool:
-        """Whether the regex matches ``path`` (always, without a regex)."""
-        pat = self.pattern
-        return pat is None or pat.search(self.subject(path, relative)) is not None
-
-    def parse(self, path: str, relative: str | None = None) -> tuple[Interval, dict[str, str | None]]:
-        """Interval and extra columns of ``path`` (``scene_id`` too when the regex has a ``band``
-        group); raises :class:`GeoduckError` if it does not match or its time does not parse."""
+    def parse(self, name: str) -> tuple[Interval, dict[str, str | None]] | None:
+        """Interval and extra columns of the file whose :meth:`subject` is ``name`` (``scene_id``
+        too when the regex has a ``band`` group), or None if the regex does not match it (it always
+        matches without a regex); raises :class:`GeoduckError` if its time does not parse."""
         pat = self.pattern
         if pat is None:
             return Interval.static(), {}
-        name = self.subject(path, relative)
         m = pat.search(name)
         if m is None:
-            raise ArgumentError(f"{name!r} does not match filename_regex")
+            return None
         groups = m.groupdict()
         interval = _interval(
             groups.get("date"), groups.get("start"), groups.get("stop"), self.date_format, self.exact_times
@@ -514,8 +509,8 @@ def _pid_alive(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:
-        return True
+    except PermissionError:  # alive, owned by another user
+        pass
     return True
 
 
@@ -768,14 +763,17 @@ def run_build(
     named: Named = {}
     skipped: list[str] = []
     for path in files:
-        if not parser.matches(path, relative[path]):
-            skipped.append(parser.subject(path, relative[path]))
-            continue
+        name = parser.subject(path, relative[path])
         try:
-            named[path] = parser.parse(path, relative[path])
+            parsed = parser.parse(name)
         except GeoduckError as exc:
             tally.errors.append((path, str(exc)))
             log.warning("skipped %s: %s", path, exc)
+            continue
+        if parsed is None:
+            skipped.append(name)
+        else:
+            named[path] = parsed
     if parser.regex is not None and skipped and not named and not tally.errors:
         raise ArgumentError(
             f"filename_regex {parser.regex_text!r} matches none of the {len(files)} files "
@@ -849,7 +847,15 @@ def _outside(files: list[str], out: Path) -> list[str]:
     """``files`` minus those inside the catalog folder ``out`` (a build whose output lies inside
     its input never indexes its own parts)."""
     root = os.path.realpath(out)
-    inside = [f for f in files if "://" not in f and os.path.commonpath([root, os.path.realpath(f)]) == root]
+    folder = lru_cache(maxsize=None)(os.path.realpath)  # per call: each parent folder resolved once
+
+    def real(f: str) -> str:
+        head, base = os.path.split(f.rstrip("/") or f)
+        if base in ("", ".", "..") or os.path.islink(f.rstrip("/") or f):
+            return os.path.realpath(f)
+        return os.path.join(folder(head), base)
+
+    inside = [f for f in files if "://" not in f and os.path.commonpath([root, real(f)]) == root]
     if inside:
         log.info("not indexing %d file(s) inside the catalog folder %s, e.g. %s", len(inside), root, inside[0])
         drop = set(inside)

@@ -14,7 +14,6 @@ from collections.abc import Sequence
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-import rasterio
 import shapely
 from pyproj.exceptions import ProjError
 
@@ -38,11 +37,6 @@ def _crs_info(wkt: str) -> tuple[str, Footprinter]:
     """The catalog ``crs`` text and the footprint maker of a raster CRS (by its WKT)."""
     crs = norm_crs(wkt)
     return crs_to_string(crs), footprinter(crs)
-
-
-@lru_cache(maxsize=256)
-def _is_geographic(wkt: str) -> bool:
-    return norm_crs(wkt).is_geographic
 
 
 _BOUNDS = struct.Struct("<4d")
@@ -69,11 +63,6 @@ def _quad_footprint_wkb(wkt: str, packed_corners: bytes) -> tuple[bytes, tuple[f
     return shapely.to_wkb(footprint), footprint.bounds
 
 
-def _gdal_env() -> rasterio.Env:
-    """The GDAL options entered once around a chunk of local header reads."""
-    return gdal_env()
-
-
 def _box(xmin: float, ymin: float, xmax: float, ymax: float) -> dict[str, float]:
     return {"xmin": xmin, "ymin": ymin, "xmax": xmax, "ymax": ymax}
 
@@ -83,7 +72,7 @@ def header_row(hdr: RasterHeader) -> dict[str, Any]:
     crs_text, _ = _crs_info(hdr.crs_wkt)
     check_grid(tuple(hdr.transform)[:6], hdr.width, hdr.height)
     bounds = hdr.bounds
-    if _is_geographic(hdr.crs_wkt):
+    if norm_crs(hdr.crs_wkt).is_geographic:
         check_lonlat_extent(bounds, tolerance=pixel_extent(tuple(hdr.transform)[:6]))
     try:
         if hdr.rotated:
@@ -115,10 +104,10 @@ def header_row(hdr: RasterHeader) -> dict[str, Any]:
 
 def read_raster_header(path: str, _options: Any = None) -> list[dict[str, Any]]:
     """The catalog row (without id/time/regex columns) of one raster file (a build calls it inside
-    :func:`_gdal_env`, entered once per chunk; alone, :func:`~geoduck.header.open_dataset` enters it)."""
+    :func:`~geoduck.header.gdal_env`, entered once per chunk; alone, :func:`~geoduck.header.open_dataset` enters it)."""
     size, mtime = file_stat(path)
     with open_dataset(path) as src, wrapped_gdal_errors(path, "reading the header of"):
-        hdr = RasterHeader.of(src, path)
+        hdr = RasterHeader.of(src, path, masks=False)
     row = header_row(hdr)
     row[schema.FILE_SIZE] = size
     row[schema.FILE_MTIME] = mtime
@@ -181,7 +170,7 @@ BACKEND = Backend(
     extensions=RASTER_EXTENSIONS,
     fields=schema.BACKEND_FIELDS["raster"],
     read_header=read_raster_header,
-    read_env=_gdal_env,
+    read_env=gdal_env,
     build=build_raster_catalog,
     loader="geoduck.loaders.raster:load_raster",
     cli_options=FILENAME_OPTIONS,
