@@ -19,8 +19,7 @@ from .builders.raster import build_raster_catalog
 from .builders.vector import build_vector_catalog
 from .builders.xarray import build_xarray_catalog
 from .catalog import Catalog
-from .geo import WGS84, norm_crs
-from .geo import transformer as geo_transformer
+from .geo import WGS84, transformer
 from .io import save_cog
 from .loaders.raster import load_raster
 from .loaders.vector import load_vector
@@ -73,9 +72,7 @@ def summary(catalog: Catalog) -> str:
 
 def mosaic_slice() -> GeoSlice:
     """The demo mosaic grid: the AOI reprojected to UTM 30N at 250 m, summer 2023."""
-    from .geo import WGS84, norm_crs, transformer
-
-    xs, ys = transformer(WGS84, norm_crs(MOSAIC_CRS)).transform(
+    xs, ys = transformer(WGS84, MOSAIC_CRS).transform(
         [AOI_LONLAT[0], AOI_LONLAT[2], AOI_LONLAT[0], AOI_LONLAT[2]],
         [AOI_LONLAT[1], AOI_LONLAT[1], AOI_LONLAT[3], AOI_LONLAT[3]],
     )
@@ -223,7 +220,7 @@ def run_band_files(out: Path, *, echo=print) -> int:
     scenes = s2.sql("SELECT scene_id, count(*) AS n FROM catalog GROUP BY 1 ORDER BY 1")
     echo(f"8. band files: {len(files)} GeoTIFFs ({', '.join(f'{r.scene_id}: {r.n}' for r in scenes.itertuples())})")
     lon, lat = 0.0, 40.0  # the UTM 30/31 edge
-    x, y = geo_transformer(WGS84, norm_crs("EPSG:32631")).transform(lon, lat)
+    x, y = transformer(WGS84, "EPSG:32631").transform(lon, lat)
     x, y = round(x / 10) * 10, round(y / 10) * 10
     sl = GeoSlice((x - 300, y - 300, x + 300, y + 300), "EPSG:32631", 10.0, start="2023-06-15", end="2023-06-15")
     bands = ["B04", "B03", "B02", "B11"]

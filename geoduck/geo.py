@@ -250,27 +250,26 @@ class Footprinter:
 
     def __call__(self, bounds: Bounds, *, densify: int = DENSIFY_POINTS) -> Polygon | MultiPolygon:
         xs, ys = densified_ring(bounds, densify)
-        if self._to_wgs84 is None:
-            lon, lat = xs, ys
-        else:
-            lon, lat = self._to_wgs84.transform(xs, ys, errcheck=False)
-            lon, lat = np.asarray(lon, dtype=float), np.asarray(lat, dtype=float)
         pole = None if self._geographic else self._pole_inside(bounds)
-        return ring_to_wgs84(lon, lat, pole_hint=pole)
+        return self._ring(xs, ys, pole)
 
     def quad(self, corners: Sequence[tuple[float, float]], *, densify: int = DENSIFY_POINTS) -> Polygon | MultiPolygon:
         """Footprint of a quadrilateral (e.g. a rotated grid's four corners, in ring order, native
         CRS units): each edge densified with ``densify`` points, then as :meth:`__call__`."""
         xs, ys = densified_polygon(corners, densify)
+        pole = None
+        if not self._geographic:
+            ring = Polygon(list(corners))
+            pole = next((p for p, x, y in self._poles if ring.covers(shapely.Point(x, y))), None)
+        return self._ring(xs, ys, pole)
+
+    def _ring(self, xs: np.ndarray, ys: np.ndarray, pole: float | None) -> Polygon | MultiPolygon:
+        """The native ring ``xs, ys`` transformed to lon/lat, then :func:`ring_to_wgs84`."""
         if self._to_wgs84 is None:
             lon, lat = xs, ys
         else:
             lon, lat = self._to_wgs84.transform(xs, ys, errcheck=False)
             lon, lat = np.asarray(lon, dtype=float), np.asarray(lat, dtype=float)
-        pole = None
-        if not self._geographic:
-            ring = Polygon(list(corners))
-            pole = next((p for p, x, y in self._poles if ring.covers(shapely.Point(x, y))), None)
         return ring_to_wgs84(lon, lat, pole_hint=pole)
 
     def _pole_inside(self, bounds: Bounds) -> float | None:

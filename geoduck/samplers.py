@@ -279,30 +279,24 @@ def _by_scene(rows: _Rows, scenes: list[str | None]) -> _Rows:
     if len(members) == len(scenes):
         return dataclasses.replace(rows, scenes=tuple(scenes))
     heads = [m[0] for m in members]
-    bounds = np.array(
-        [
-            [rows.bounds[m, 0].min(), rows.bounds[m, 1].min(), rows.bounds[m, 2].max(), rows.bounds[m, 3].max()]
-            for m in members
-        ]
-    ).reshape(-1, 4)
+
+    def union(b: np.ndarray) -> np.ndarray:  # per scene, the envelope of its members' boxes
+        return np.array([[b[m, 0].min(), b[m, 1].min(), b[m, 2].max(), b[m, 3].max()] for m in members]).reshape(-1, 4)
+
     footprints = np.array(
         [rows.footprints[m[0]] if len(m) == 1 else shapely.union_all(rows.footprints[m]) for m in members], dtype=object
     )
-    nb = rows.native_bounds
-    native_bounds = np.array(
-        [[nb[m, 0].min(), nb[m, 1].min(), nb[m, 2].max(), nb[m, 3].max()] for m in members]
-    ).reshape(-1, 4)
     pick = lambda values: tuple(values[h] for h in heads)  # noqa: E731
     return _Rows(
         ids=pick(rows.ids),
         crs=pick(rows.crs),
-        bounds=bounds,
+        bounds=union(rows.bounds),
         starts=pick(rows.starts),
         ends=pick(rows.ends),
         footprints=footprints,
         native=tuple(all(rows.native[i] for i in m) for m in members),
         native_crs=pick(rows.native_crs),
-        native_bounds=native_bounds,
+        native_bounds=union(rows.native_bounds),
         scenes=pick(scenes),
     )
 
@@ -340,7 +334,6 @@ class _Parts:
     row: np.ndarray  # (k,) row index of each part
     bounds: np.ndarray  # (k, 4) envelope of the part in the row's sampling CRS
     share: np.ndarray  # (k,) the part's share of its row's area
-    exact: np.ndarray  # (k,) bool: the envelope is the row's data (a row sampled natively)
 
 
 def _wrapped(x: np.ndarray, y: np.ndarray) -> bool:
@@ -360,7 +353,7 @@ def _region_pieces(rows: _Rows, i: int) -> list[tuple[Bounds, float]]:
     if src_text is not None and np.isfinite(nb).all():  # the native rectangle's edges, densified
         xs, ys = densified_ring(tuple(nb))
         with np.errstate(all="ignore"):
-            x, y = transformer(norm_crs(src_text), dst).transform(xs, ys, errcheck=False)
+            x, y = transformer(src_text, dst).transform(xs, ys, errcheck=False)
         x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
         if np.isfinite(x).all() and np.isfinite(y).all() and not _wrapped(x, y):
             return [((float(x.min()), float(y.min()), float(x.max()), float(y.max())), 1.0)]
@@ -375,7 +368,6 @@ def _parts(rows: _Rows) -> _Parts:
     row_i: list[int] = []
     bounds: list[Bounds] = []
     share: list[float] = []
-    exact: list[bool] = []
     for i in range(len(rows.ids)):
         pieces = [(tuple(rows.bounds[i]), 1.0)] if rows.native[i] else _region_pieces(rows, i)
         total = sum(a for _, a in pieces)
@@ -383,12 +375,10 @@ def _parts(rows: _Rows) -> _Parts:
             row_i.append(i)
             bounds.append(b)
             share.append(a / total)
-            exact.append(rows.native[i])
     return _Parts(
         row=np.array(row_i, dtype=np.int64),
         bounds=np.array(bounds, dtype=float).reshape(-1, 4),
         share=np.array(share),
-        exact=np.array(exact, dtype=bool),
     )
 
 
@@ -411,7 +401,8 @@ def _on_data(
     taken modulo 360 from ``xmin``), or, for rows without native bounds, the chip's lon/lat
     footprint is covered by the row's footprint.
     """
-    ok = parts.exact[part].copy()
+    # a natively sampled row's envelope is its data
+    ok = np.fromiter((rows.native[i] for i in parts.row[part].tolist()), dtype=bool, count=len(part))
     todo = np.flatnonzero(~ok)
     if not len(todo):
         return ok
@@ -440,7 +431,7 @@ def _on_data(
         ys = (y1[k] - h * ry)[:, None] + _UNIT_RING[1][None, :] * (h * ry)
         src = norm_crs(src_text)
         with np.errstate(all="ignore"):
-            x, y = transformer(norm_crs(dst_text), src).transform(xs.ravel(), ys.ravel(), errcheck=False)
+            x, y = transformer(dst_text, src).transform(xs.ravel(), ys.ravel(), errcheck=False)
         x, y = np.asarray(x, dtype=float).reshape(xs.shape), np.asarray(y, dtype=float).reshape(ys.shape)
         nb = rows.native_bounds[rr]
         if src.is_geographic:

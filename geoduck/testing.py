@@ -135,7 +135,7 @@ DEMO_TILES: tuple[Tile, ...] = (
 """Six tiles in a row along 40°N over UTM zones 29, 30 and 31 (edges at 6°W and 0°)."""
 
 
-def tile_transform(tile: Tile, size: int, res: float) -> Affine:
+def tile_transform(tile: Tile, size: float, res: float) -> Affine:
     """Top-left-anchored transform of ``tile``, snapped to the ``res`` grid of its UTM zone."""
     x, y = transformer(WGS84, norm_crs(f"EPSG:{tile.epsg}")).transform(*tile.centre_lonlat)
     half = size * res / 2
@@ -259,11 +259,6 @@ def _band_file(
     return write_raster(path, values, crs=f"EPSG:{tile.epsg}", transform=transform, nodata=BAND_NODATA)
 
 
-def _tile_origin(tile: Tile, extent: float, snap: float) -> tuple[float, float]:
-    x, y = transformer(WGS84, norm_crs(f"EPSG:{tile.epsg}")).transform(*tile.centre_lonlat)
-    return round((x - extent / 2) / snap) * snap, round((y + extent / 2) / snap) * snap
-
-
 def synthetic_sentinel2_archive(
     out_dir: str | os.PathLike[str],
     *,
@@ -286,7 +281,8 @@ def synthetic_sentinel2_archive(
     for k, d in enumerate(dates):
         sensor = "S2B" if k % 2 == 0 else "S2A"
         for tile in tiles:
-            origin = _tile_origin(tile, size * 10.0, 20.0)
+            t = tile_transform(tile, size / 2, 20.0)  # the 10 m extent, on the 20 m grid
+            origin = (t.c, t.f)
             folder = f"{sensor}_{tile.name}_{d:%Y%m%d}_0_L2A"
             base = out / tile.name[:2] / tile.name[2] / tile.name[3:] / folder
             for res, names in ((10.0, bands_10m), (20.0, bands_20m)):
@@ -327,7 +323,8 @@ def synthetic_landsat_archive(
     for k, d in enumerate(dates):
         sensor = "LC08" if k % 2 == 0 else "LC09"
         for wrs, tile in scenes:
-            origin = _tile_origin(tile, size * 30.0, 30.0)
+            t = tile_transform(tile, size, 30.0)
+            origin = (t.c, t.f)
             product = f"{sensor}_L2SP_{wrs}_{d:%Y%m%d}_{d + dt.timedelta(days=7):%Y%m%d}_02_T1"
             for name in bands:
                 paths.append(_band_file(out / product / f"{product}_{name}.TIF", tile, origin, 30.0, size, name))

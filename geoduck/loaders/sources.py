@@ -156,13 +156,15 @@ class RowIndex:
         """Indexes of the rows under ``slice`` (space and time), as ``Catalog.query`` selects
         them (see module docstring), ascending."""
         aoi = aoi_to_wgs84(bbox=slice.grid_bounds, crs=slice.crs)
-        ok = Overlap(epoch_us(slice.start), epoch_us(slice.end)).mask(
-            self.start, self.start_null, self.end, self.end_null
-        )
         near = np.zeros(len(self), dtype=bool)
         for part in aoi.geoms if isinstance(aoi, MultiPolygon) else [aoi]:
             near |= _overlap(self.bbox, *part.bounds)
-        cand = np.flatnonzero(ok & near)
+        cand = np.flatnonzero(near)  # the time test on the bbox candidates only
+        cand = cand[
+            Overlap(epoch_us(slice.start), epoch_us(slice.end)).mask(
+                self.start[cand], self.start_null[cand], self.end[cand], self.end_null[cand]
+            )
+        ]
         if not cand.size:
             return []
         geoms = self._geometries(cand)

@@ -41,6 +41,7 @@ from ..builders.xarray import Grid, centres, curvilinear_grid_corners, grid_of, 
 from ..catalog import Catalog
 from ..errors import ArgumentError, FootprintError, NoDataError, UnsupportedError, VariableError
 from ..geo import WGS84, norm_crs, transformer
+from ..intervals import query_interval
 from ..slices import GeoSlice
 from .raster import resampling_of
 
@@ -81,17 +82,10 @@ def items_for(catalog: Catalog, slice: GeoSlice, variables: Sequence[str] | None
     table = rel.fetch(*names, order_by=(schema.FILEPATH, "variable"), distinct=True)
     wanted = None if variables is None else set(variables)
     return [
-        Item(path, var, time_var, eng, crs, _utc(start))
+        Item(path, var, time_var, eng, crs, query_interval(start)[0])
         for path, var, time_var, eng, crs, start, backend in zip(*(table[n].to_pylist() for n in names), strict=True)
         if backend == "xarray" and (wanted is None or var in wanted)
     ]
-
-
-def _utc(value: Any) -> pd.Timestamp | None:
-    if value is None:
-        return None
-    ts = pd.Timestamp(value)
-    return (ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")).as_unit("us")
 
 
 # -- reading one variable of one file -----------------------------------------------------------
@@ -219,8 +213,7 @@ def read_item(ds: xr.Dataset, item: Item, slice: GeoSlice, resampling: Resamplin
                 dst_nodata=np.nan,
                 resampling=resampling,
             )
-            fill = np.isnan(flat) & ~np.isnan(dst)
-            flat[fill] = dst[fill]
+            _fill(flat, dst)
     return planes
 
 
@@ -237,14 +230,12 @@ def _read_curvilinear(
     """
     clon, clat = curvilinear_grid_corners(ds, grid)
     dst_crs = norm_crs(slice.crs)
+    gx, gy = clon, clat
+    if not dst_crs.equals(WGS84, ignore_axis_order=True):
+        gx, gy = transformer(WGS84, dst_crs).transform(clon, clat, errcheck=False)
     if dst_crs.is_geographic:
-        gx, gy = clon, clat
-        if not dst_crs.equals(WGS84, ignore_axis_order=True):
-            gx, gy = transformer(WGS84, dst_crs).transform(clon, clat, errcheck=False)
         mid = (slice.grid_bounds[0] + slice.grid_bounds[2]) / 2
         gx = mid + np.mod(np.asarray(gx) - mid + 180.0, 360.0) - 180.0
-    else:
-        gx, gy = transformer(WGS84, dst_crs).transform(clon, clat, errcheck=False)
     gx, gy = np.asarray(gx, dtype=float), np.asarray(gy, dtype=float)
     left, bottom, right, top = slice.grid_bounds
     quad = [
@@ -284,8 +275,7 @@ def _read_curvilinear(
         dst_nodata=np.nan,
         resampling=resampling,
     )
-    fill = np.isnan(flat) & ~np.isnan(dst)
-    flat[fill] = dst[fill]
+    _fill(flat, dst)
 
 
 # -- merging ------------------------------------------------------------------------------------
