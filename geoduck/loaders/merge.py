@@ -17,6 +17,12 @@ the GeoTensor's ``fill_value_default``):
 
 ``sum`` of no observation is the empty sum 0 for integer outputs; use ``count`` to tell "no
 observation" apart. ``median`` of an even number of observations is the mean of the middle two.
+
+Provenance (:meth:`Merger.track`, used by ``load_raster(..., return_sources=True)``): for
+``first``/``last``/``min``/``max`` the number of output values (band × row × col) each fed source
+*won* (supplied to the result; ties of ``min``/``max`` go to the source fed first); for ``sum``,
+``count``, ``mean`` and ``median``, where every valid observation counts, the number of output
+values each source *contributed to*.
 """
 
 from __future__ import annotations
@@ -79,10 +85,42 @@ class Merger:
     newest_first: ClassVar[bool] = False
     """Feed sources latest ``start_datetime`` first (``last``) instead of earliest first."""
 
+    winner_takes_all: ClassVar[bool] = False
+    """One source supplies each output value (its provenance is the winner, not every contributor)."""
+
     def __init__(self, shape: tuple[int, ...], dtype: np.dtype, nodata: float | None, n_sources: int = 1) -> None:
         self.shape = tuple(shape)
         self.source_dtype = np.dtype(dtype)
         self.dtype, self.fill = output_spec(self.name, self.source_dtype, nodata, n_sources)
+        self.n_fed = 0
+        self._owner: np.ndarray | None = None
+        self._contributed: list[int] | None = None
+
+    def track(self) -> None:
+        """Record provenance from now on (call before the first :meth:`feed`)."""
+        if self.winner_takes_all:
+            self._owner = np.full(self.shape, -1, dtype=np.int32)
+        else:
+            self._contributed = []
+
+    def _record(self, took: np.ndarray) -> None:
+        """Bookkeeping of one feed (each ``feed`` calls it exactly once): ``took`` are the output
+        values this source now supplies (winner mode) or contributes to."""
+        if self._owner is not None:
+            np.copyto(self._owner, self.n_fed, where=took)
+        elif self._contributed is not None:
+            self._contributed.append(int(np.count_nonzero(took)))
+        self.n_fed += 1
+
+    def source_counts(self) -> list[int]:
+        """Output values won by (or contributed to by) each fed source, in feeding order; see
+        the module docstring. Needs :meth:`track`."""
+        if self._owner is not None:
+            owner = self._owner[self._owner >= 0]
+            return np.bincount(owner, minlength=self.n_fed).astype(int).tolist()
+        if self._contributed is None:
+            raise RuntimeError("source_counts() needs track() before the first feed")
+        return list(self._contributed)
 
     def feed(self, values: np.ndarray, valid: Mask) -> None:
         """Add one source: ``values`` (bands, h, w) and its boolean validity (same shape; an
@@ -137,6 +175,8 @@ def _same(a: float | None, b: float) -> bool:
 class _Filled(Merger):
     """Keeps one value per pixel and which pixels are filled (``filled`` may stay lazy)."""
 
+    winner_takes_all = True
+
     def __init__(self, *args, **kwargs) -> None:  # noqa: ANN002, ANN003
         super().__init__(*args, **kwargs)
         self.out: np.ndarray | None = None
@@ -180,12 +220,17 @@ class FirstMerger(_Filled):
         if self.out is None:
             self._first_feed(values, valid)
             self._done = True if isinstance(valid, Validity) and valid.all_valid else None  # None: on demand
+            if self._owner is not None:
+                self._record(self.filled)
+            else:
+                self.n_fed += 1
             return
         filled = self.filled
         take = as_array(valid) & ~filled
         np.copyto(self.out, values, where=take, casting="unsafe")
         filled |= take
         self._done = bool(filled.all())
+        self._record(take)
 
     @property
     def is_done(self) -> bool:
@@ -214,6 +259,10 @@ class MinMerger(_Filled):
     def feed(self, values: np.ndarray, valid: Mask) -> None:
         if self.out is None:
             self._first_feed(values, valid)
+            if self._owner is not None:
+                self._record(self.filled)
+            else:
+                self.n_fed += 1
             return
         valid = as_array(valid)
         values = values.astype(self.dtype, copy=False)
@@ -221,6 +270,7 @@ class MinMerger(_Filled):
         take = valid & (~filled | self._better(values, self.out))
         np.copyto(self.out, values, where=take)
         filled |= valid
+        self._record(take)
 
 
 class MaxMerger(MinMerger):
@@ -250,6 +300,7 @@ class SumMerger(Merger):
         valid = as_array(valid)
         np.add(self.total, values, out=self.total, where=valid, casting="unsafe")
         self.count += valid
+        self._record(valid)
 
     def result(self) -> np.ndarray:
         out = self.total.astype(self.dtype, copy=False)
@@ -283,7 +334,9 @@ class CountMerger(Merger):
         self.count = np.zeros(self.shape, dtype=self.dtype)
 
     def feed(self, values: np.ndarray, valid: Mask) -> None:
-        self.count += as_array(valid)
+        valid = as_array(valid)
+        self.count += valid
+        self._record(valid)
 
     def result(self) -> np.ndarray:
         return self.count
@@ -300,8 +353,10 @@ class MedianMerger(Merger):
 
     def feed(self, values: np.ndarray, valid: Mask) -> None:
         values = values.astype(self.dtype)
-        values[~as_array(valid)] = np.nan
+        valid = as_array(valid)
+        values[~valid] = np.nan
         self.stack.append(values)
+        self._record(valid)
 
     def result(self) -> np.ndarray:
         if not self.stack:

@@ -24,11 +24,11 @@ import math
 import os
 import threading
 from collections import OrderedDict, deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, overload
 
 import numpy as np
 import pandas as pd
@@ -47,6 +47,7 @@ from ..errors import ArgumentError, NoDataError
 from ..geo import crs_to_string, norm_crs, transformer
 from ..header import RasterHeader, open_dataset, wrapped_gdal_errors
 from ..slices import GeoSlice
+from .masks import QualityMask, RejectFn, quality_mask
 from .merge import Mask, Merger, Validity, as_array, merger_class
 from .sources import Source, sources_for
 
@@ -497,6 +498,8 @@ class _Unit:
     key: str
     start: pd.Timestamp | None
     files: tuple[tuple[Source, tuple[BandSpec, ...] | None], ...]
+    mask_file: Source | None = None
+    """A scene's QA band file (the mask band of :class:`QualityMask`), read with its band 1."""
 
     @property
     def is_scene(self) -> bool:
@@ -516,13 +519,14 @@ def _match_band(name: str, files: dict[str, Source]) -> Source | None:
 
 
 def _units(
-    sources: Sequence[Source], spec: tuple[BandSpec, ...] | None
+    sources: Sequence[Source], spec: tuple[BandSpec, ...] | None, mask_band: BandSpec | None = None
 ) -> tuple[list[_Unit], tuple[BandSpec, ...] | None]:
     """Sources as merge units, ordered by time then key: each file alone, except band files
     (``scene_id`` set), which form one unit per scene holding the requested bands' files in
     order. With ``spec`` None and scenes present, the bands are the earliest scene's, sorted by
-    name. A scene lacking a file for a requested band (under the slice) is left out; a name no
-    scene has is an :class:`ArgumentError` listing the bands there are."""
+    name. A scene lacking a file for a requested band (or for ``mask_band``, its QA file) under
+    the slice is left out; a name no scene has is an :class:`ArgumentError` listing the bands
+    there are."""
     singles: list[_Unit] = []
     scenes: dict[str, dict[str, Source]] = {}
     for src in sources:
@@ -542,19 +546,29 @@ def _units(
             f"scenes ({schema.SCENE_ID}); name bands by their {schema.BAND!r} value, e.g. "
             f"{sorted(ordered[0][1])}"
         )
+    if mask_band is not None and not isinstance(mask_band, str):
+        raise ArgumentError(
+            f"mask={mask_band!r}: the catalog's rows under this slice are band files of scenes "
+            f"({schema.SCENE_ID}); name the QA file by its {schema.BAND!r} value, e.g. one of "
+            f"{sorted(ordered[0][1])}"
+        )
     units = list(singles)
     found: set[str] = set()
     for key, files in ordered:
         chosen = [_match_band(str(name), files) for name in spec]
         found.update(str(name) for name, src in zip(spec, chosen, strict=True) if src is not None)
         picked = [src for src in chosen if src is not None]
-        if len(picked) == len(chosen):
-            units.append(_Unit(key, picked[0].start, tuple((src, None) for src in picked)))
-    missing = [name for name in spec if str(name) not in found]
+        qa = _match_band(mask_band, files) if mask_band is not None else None
+        if qa is not None:
+            found.add(mask_band)  # type: ignore[arg-type]
+        if len(picked) == len(chosen) and (mask_band is None or qa is not None):
+            units.append(_Unit(key, picked[0].start, tuple((src, None) for src in picked), qa))
+    missing = [name for name in (*spec, *([mask_band] if mask_band is not None else [])) if str(name) not in found]
     if missing:
         offered = sorted({band for _, files in ordered for band in files})
+        what = "mask" if missing[0] == mask_band and mask_band not in spec else "bands"
         raise ArgumentError(
-            f"bands: no band file named {missing[0]!r} in the scenes under this slice; their bands: {offered}"
+            f"{what}: no band file named {missing[0]!r} in the scenes under this slice; their bands: {offered}"
         )
     return sorted(units, key=_unit_key), spec
 
@@ -619,23 +633,45 @@ def _stack_scene(u: _Unit, parts: list[tuple[np.ndarray, Mask]], plan: _Plan) ->
     return values, np.broadcast_to(valid, values.shape).copy()
 
 
+@dataclass
+class _Merged:
+    """The mergers of a load (one per group) and the units each was fed, in feeding order."""
+
+    mergers: list[Merger]
+    order: list[list[_Unit]]
+    """Every unit of each group in the merger's order (fed or skipped once the result was full)."""
+    fed: list[list[_Unit]]
+
+
 def _merge(
-    groups: list[list[_Unit]], plan: _Plan, method: type[Merger], g: Grid, resampling: Resampling, workers: int
-) -> list[Merger]:
+    groups: list[list[_Unit]],
+    plan: _Plan,
+    method: type[Merger],
+    g: Grid,
+    resampling: Resampling,
+    workers: int,
+    mask: QualityMask | None = None,
+    track: bool = False,
+) -> _Merged:
     """One merger per group, fed its units (in the merger's order) read on grid ``g``; the band
-    files of a scene are read as separate tasks and stacked before the merger sees them."""
+    files of a scene are read as separate tasks and stacked before the merger sees them. With
+    ``mask``, each unit's mask array (its mask band read with nearest resampling, or its data)
+    is tested and the rejected pixels are made invalid before the merger sees the unit."""
     n_max = max((len(group) for group in groups), default=1)
     mergers = [method(plan.shape, plan.dtype, plan.nodata, n_sources=n_max) for _ in groups]
-    tasks = [
-        (k, u, j)
-        for k, group in enumerate(groups)
-        for u in sorted(group, key=_unit_key, reverse=method.newest_first)
-        for j in range(len(u.files))
-    ]
+    if track:
+        for m in mergers:
+            m.track()
+    order = [sorted(group, key=_unit_key, reverse=method.newest_first) for group in groups]
+    fed: list[list[_Unit]] = [[] for _ in groups]
+    mask_read = mask is not None and mask.band is not None
+    tasks = [(k, u, j) for k, units in enumerate(order) for u in units for j in range(len(u.files) + mask_read)]
     pending: list[tuple[np.ndarray, Mask]] = []
 
     def read(i: int) -> tuple[np.ndarray, Mask]:
         _, u, j = tasks[i]
+        if j == len(u.files):  # the mask band
+            return _read_mask_band(u, g, mask)
         src, spec = u.files[j]
         r = open_raster(src.filepath, mtime=src.mtime, crs=src.crs)
         with wrapped_gdal_errors(src.filepath):
@@ -645,18 +681,74 @@ def _merge(
 
     def feed(i: int, res: tuple[np.ndarray, Mask]) -> None:
         k, u, j = tasks[i]
-        if len(u.files) == 1 and not u.is_scene:
+        if len(u.files) == 1 and not u.is_scene and mask is None:
             mergers[k].feed(*res)
+            fed[k].append(u)
             return
         if j == 0:
             pending.clear()
         pending.append(res)
-        if j == len(u.files) - 1:
-            mergers[k].feed(*_stack_scene(u, pending, plan))
-            pending.clear()
+        if j < len(u.files) + mask_read - 1:
+            return
+        data = pending[: len(u.files)]
+        values, valid = _stack_scene(u, data, plan) if u.is_scene else data[0]
+        if mask is not None:
+            reject = mask.reject(
+                pending[-1][0][0] if mask_read else values, (g.height, g.width), where=_mask_name(u, mask)
+            )
+            valid = as_array(valid) & ~reject
+        mergers[k].feed(values, valid)
+        fed[k].append(u)
+        pending.clear()
 
     _run_ordered(len(tasks), read, feed, lambda i: mergers[tasks[i][0]].is_done, workers)
-    return mergers
+    return _Merged(mergers, order, fed)
+
+
+def _mask_name(u: _Unit, mask: QualityMask) -> str:
+    if mask.band is None:
+        return f"the data of {u.key}"
+    src = u.mask_file if u.mask_file is not None else u.files[0][0]
+    return f"mask band {mask.band!r} of {src.filepath}"
+
+
+def _read_mask_band(u: _Unit, g: Grid, mask: QualityMask | None) -> tuple[np.ndarray, Mask]:
+    """The mask band of unit ``u`` on grid ``g`` (nearest resampling, nodata not applied: the
+    values as stored; pixels outside the file hold 0 or its nodata, where the data are invalid
+    anyway). A scene's QA file gives its band 1; a single file the band ``mask.band`` names."""
+    assert mask is not None and mask.band is not None
+    src = u.mask_file if u.mask_file is not None else u.files[0][0]
+    r = open_raster(src.filepath, mtime=src.mtime, crs=src.crs)
+    idx = [1] if u.mask_file is not None else band_indexes((mask.band,), r)
+    with wrapped_gdal_errors(src.filepath):
+        values, _ = read_on_grid(r, g, idx, Resampling.nearest)
+    return values, np.ones(values.shape, bool)
+
+
+def _provenance(merged: _Merged, plan: _Plan) -> pd.DataFrame:
+    """The catalog rows of a single-group load in merge order, with the output values each won
+    (or contributed to, for accumulating methods) and their share of the output."""
+    (merger,) = merged.mergers
+    counts = dict(zip((id(u) for u in merged.fed[0]), merger.source_counts(), strict=True))
+    total = int(np.prod(plan.shape))
+    rows = []
+    for u in merged.order[0]:
+        n = counts.get(id(u), 0)
+        for src, _ in u.files:
+            rows.append(
+                {
+                    schema.ID: src.id,
+                    schema.FILEPATH: src.filepath,
+                    schema.SCENE_ID: src.scene,
+                    schema.BAND: src.band,
+                    schema.START: src.start,
+                    "pixels": n,
+                    "share": n / total if total else 0.0,
+                }
+            )
+    return pd.DataFrame(
+        rows, columns=[schema.ID, schema.FILEPATH, schema.SCENE_ID, schema.BAND, schema.START, "pixels", "share"]
+    ).astype({"pixels": "int64", "share": "float64"})
 
 
 def _workers(max_workers: int | None) -> int:
@@ -673,6 +765,45 @@ def _no_rows(s: GeoSlice, extra: str = "") -> NoDataError:
     )
 
 
+MaskSpec = QualityMask | BandSpec | RejectFn | None
+"""``mask=``: a :class:`QualityMask`, a mask band (tested by ``mask_bits``/``mask_values``/
+``mask_range``) or a callable on each source's data bands."""
+
+
+@overload
+def load_raster(
+    catalog: Catalog,
+    slice: GeoSlice,
+    *,
+    bands: Sequence[BandSpec] | BandSpec | None = ...,
+    resampling: str | Resampling = ...,
+    merge: MergeMethod = ...,
+    max_workers: int | None = ...,
+    mask: MaskSpec = ...,
+    mask_bits: Sequence[int] | int | None = ...,
+    mask_values: Iterable[float] | float | None = ...,
+    mask_range: tuple[float, float] | None = ...,
+    return_sources: Literal[False] = ...,
+) -> GeoTensor: ...
+
+
+@overload
+def load_raster(
+    catalog: Catalog,
+    slice: GeoSlice,
+    *,
+    bands: Sequence[BandSpec] | BandSpec | None = ...,
+    resampling: str | Resampling = ...,
+    merge: MergeMethod = ...,
+    max_workers: int | None = ...,
+    mask: MaskSpec = ...,
+    mask_bits: Sequence[int] | int | None = ...,
+    mask_values: Iterable[float] | float | None = ...,
+    mask_range: tuple[float, float] | None = ...,
+    return_sources: Literal[True],
+) -> tuple[GeoTensor, pd.DataFrame]: ...
+
+
 def load_raster(
     catalog: Catalog,
     slice: GeoSlice,
@@ -681,7 +812,12 @@ def load_raster(
     resampling: str | Resampling = "bilinear",
     merge: MergeMethod = "first",
     max_workers: int | None = None,
-) -> GeoTensor:
+    mask: MaskSpec = None,
+    mask_bits: Sequence[int] | int | None = None,
+    mask_values: Iterable[float] | float | None = None,
+    mask_range: tuple[float, float] | None = None,
+    return_sources: bool = False,
+) -> GeoTensor | tuple[GeoTensor, pd.DataFrame]:
     """Mosaic the catalog's rasters under ``slice`` onto its grid.
 
     Args:
@@ -699,11 +835,34 @@ def load_raster(
         max_workers: threads reading the slice's files concurrently (default
             :data:`DEFAULT_WORKERS`; 1 reads sequentially in the calling thread). The result does
             not depend on it.
+        mask: quality mask applied to every source *before* merging, so masked pixels never win
+            or count, whatever ``merge``: a mask band (1-based index or band description of the
+            same file, e.g. ``"QA60"``; for band-file scenes the ``band`` name of the scene's QA
+            file, e.g. ``"QA_PIXEL"``) tested by ``mask_bits``/``mask_values``/``mask_range``, a
+            callable on each source's data ``(bands, h, w)`` returning True where rejected, or a
+            :class:`~geoduck.loaders.masks.QualityMask`. Mask bands are read with nearest
+            resampling and without their nodata (a QA 0 equal to nodata is just 0). Without
+            ``mask``, the ``mask_*`` tests apply to the data bands. See
+            :mod:`geoduck.loaders.masks`.
+        mask_bits: bit positions (0 = least significant) that reject a pixel when set.
+        mask_values: values that reject a pixel.
+        mask_range: ``(lo, hi)``: values outside this closed range (and NaN) reject a pixel.
+        return_sources: also return the mosaic's provenance (below).
 
     Returns:
         GeoTensor (bands, height, width) with ``slice.transform`` and ``slice.crs``; pixels with
         no valid observation hold ``fill_value_default`` (first/last/min/max: the sources' nodata,
         else 0; count and integer sums: 0; mean, median and float sums: NaN).
+
+        With ``return_sources=True``, ``(tensor, sources)``: a DataFrame of the catalog rows that
+        took part, in merge order (``last``: newest first), one line per row (the band files of a
+        scene consecutively, in band order), columns ``id``, ``filepath``, ``scene_id``, ``band``,
+        ``start_datetime``, ``pixels`` and ``share``. ``pixels`` is the exact number of output
+        values (band × row × col) the row's source won (``first``/``last``/``min``/``max``; ties
+        go to the source merged first) or contributed to (``sum``/``count``/``mean``/
+        ``median``); ``share`` = ``pixels`` / output size. Rows that won nothing — fully masked,
+        or not read because the mosaic was already full — are listed with 0. A scene wins as a
+        whole, so each of its band rows carries the scene's count.
 
     Raises:
         NoDataError: no catalog row intersects the slice (space and time).
@@ -712,14 +871,22 @@ def load_raster(
     method = merger_class(merge)
     rs = resampling_of(resampling)
     workers = _workers(max_workers)
+    qmask = quality_mask(mask, mask_bits, mask_values, mask_range)
     sources = sources_for(catalog, slice)
     if not sources:
         raise _no_rows(slice)
     grid = Grid.of(slice)
-    units, spec = _units(sources, _band_spec(bands))
+    units, spec = _units(sources, _band_spec(bands), qmask.band if qmask is not None else None)
+    if not units:
+        raise _no_rows(slice, f" with every requested band and the mask band {qmask.band!r}" if qmask else "")
     plan = _plan(units, grid, spec)
-    (merger,) = _merge([units], plan, method, grid, rs, workers)
-    return GeoTensor(merger.result(), transform=grid.transform, crs=_rio_crs(grid.crs), fill_value_default=merger.fill)
+    merged = _merge([units], plan, method, grid, rs, workers, qmask, track=return_sources)
+    (merger,) = merged.mergers
+    crs = _rio_crs(grid.crs)
+    tensor = GeoTensor(merger.result(), transform=grid.transform, crs=crs, fill_value_default=merger.fill)
+    if return_sources:
+        return tensor, _provenance(merged, plan)
+    return tensor
 
 
 def load_raster_timeseries(
@@ -731,6 +898,10 @@ def load_raster_timeseries(
     aggregation: MergeMethod = "first",
     resampling: str | Resampling = "bilinear",
     max_workers: int | None = None,
+    mask: MaskSpec = None,
+    mask_bits: Sequence[int] | int | None = None,
+    mask_values: Iterable[float] | float | None = None,
+    mask_range: tuple[float, float] | None = None,
 ) -> xr.DataArray:
     """A (time, band, y, x) stack of the catalog's rasters under ``slice``, on its grid.
 
@@ -739,8 +910,9 @@ def load_raster_timeseries(
     acquisition (pandas ``resample`` bins and labels; periods without data are kept, all fill).
     Files of one step (several tiles of an acquisition, or the acquisitions of a period) are
     merged with ``aggregation`` (any ``load_raster`` merge method). Static rows (no time) take no
-    part. Each file is read once; ``bands``, ``resampling`` and ``max_workers`` as in
-    :func:`load_raster`.
+    part. Each file is read once; ``bands``, ``resampling``, ``max_workers`` and the quality mask
+    (``mask``, ``mask_bits``, ``mask_values``, ``mask_range``: applied to each file before the
+    files of a step are merged) as in :func:`load_raster`.
 
     Returns:
         ``xr.DataArray`` with dims ``(time, band, y, x)``; coords ``time`` (datetime64, UTC without
@@ -761,15 +933,18 @@ def load_raster_timeseries(
     method = merger_class(aggregation)
     rs = resampling_of(resampling)
     workers = _workers(max_workers)
+    qmask = quality_mask(mask, mask_bits, mask_values, mask_range)
     found = sources_for(catalog, slice)
     dated = [src for src in found if src.start is not None]
     if not dated:
         raise _no_rows(slice, " with a start_datetime (static rows form no time step)" if found else "")
-    units, spec = _units(dated, _band_spec(bands))
+    units, spec = _units(dated, _band_spec(bands), qmask.band if qmask is not None else None)
+    if not units:
+        raise _no_rows(slice, f" with every requested band and the mask band {qmask.band!r}" if qmask else "")
     labels, groups = _time_groups(units, freq)
     grid = Grid.of(slice)
     plan = _plan(units, grid, spec)
-    mergers = _merge(groups, plan, method, grid, rs, workers)
+    mergers = _merge(groups, plan, method, grid, rs, workers, qmask).mergers
     data = np.stack([m.result() for m in mergers])
     fill = mergers[0].fill
     t, h, w = grid.transform, grid.height, grid.width

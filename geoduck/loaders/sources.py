@@ -38,6 +38,7 @@ INDEX_MAX_ROWS = 250_000
 """Catalog relations up to this many rows are answered from an in-memory index."""
 
 _COLUMNS = (
+    schema.ID,
     schema.FILEPATH,
     schema.BACKEND,
     schema.START,
@@ -72,6 +73,8 @@ class Source:
     """``scene_id`` of a band file (None: the file is a scene of its own)."""
     band: str | None = None
     """The band a band file holds (its ``band`` column)."""
+    id: str | None = None
+    """The row's ``id`` (for provenance; None when the catalog lacks it)."""
 
 
 def _column(table: pa.Table, name: str) -> pa.ChunkedArray | None:
@@ -125,6 +128,7 @@ class RowIndex:
             table = table.filter(pc.fill_null(pc.equal(backend, "raster"), True))
         n = table.num_rows
         self.paths: list[str] = _list(table, schema.FILEPATH)
+        self.ids: list[str | None] = _list(table, schema.ID)
         start, start_null = _times(table, schema.START)
         end, end_null = _times(table, schema.END)
         bbox = _boxes(table, schema.BBOX)
@@ -191,6 +195,7 @@ class RowIndex:
                 self.mtime[i],
                 self.scene[i],
                 self.band[i] if self.scene[i] is not None else None,
+                self.ids[i],
             )
             for i in idx
         ]
