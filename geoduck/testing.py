@@ -159,6 +159,7 @@ def synthetic_archive(
     res: float = 500.0,
     bands: int = 3,
     hole_every: int = 5,
+    qa60: bool = False,
 ) -> list[Path]:
     """Write a Sentinel-2-like archive: one uint16 GeoTIFF per tile × date, nodata 0.
 
@@ -166,6 +167,11 @@ def synthetic_archive(
     ``tile index`` days after the nominal date (different orbits). Band ``b`` holds
     ``pattern(lon, lat, doy) // (b + 1)``; every ``hole_every``-th file has a nodata 'cloud' hole.
     The default (6 tiles × 8 dates) gives 48 files in 3 UTM zones over two years.
+
+    With ``qa60``, each file gets clouds and a last band ``"QA60"`` (Sentinel-2 L1C style, under
+    the file's nodata 0, so a clear 0 *is* the nodata value): :func:`qa60_band` sets bit 10 over
+    an opaque cloud, bit 11 over a cirrus stripe and bit 5 (which no cloud test uses) over a
+    third area; the data bands hold a bright 10000 under both kinds of cloud.
     """
     dates = list(dates) if dates is not None else archive_dates()
     out = Path(out_dir)
@@ -180,10 +186,18 @@ def synthetic_archive(
             base = pattern(lon, lat, acquired.timetuple().tm_yday)
             values = np.stack([base // (b + 1) for b in range(bands)]).astype("uint16")
             values[values == 0] = 1
+            hole = np.zeros((size, size), dtype=bool)
             if hole_every and k % hole_every == 0:
                 rr, cc = np.ogrid[:size, :size]
-                cloud = (rr - size * 0.4) ** 2 + (cc - size * 0.6) ** 2 < (size * 0.22) ** 2
-                values[:, cloud] = 0
+                hole = (rr - size * 0.4) ** 2 + (cc - size * 0.6) ** 2 < (size * 0.22) ** 2
+                values[:, hole] = 0
+            names = [f"B{b + 2:02d}" for b in range(bands)]
+            if qa60:
+                qa = qa60_band(size, k)
+                qa[hole] = 0
+                values[:, (qa & QA60_CLOUD_BITS) != 0] = 10000
+                values = np.concatenate([values, qa[None]])
+                names.append("QA60")
             name = f"S2_{tile.name}_{acquired:%Y%m%d}.tif"
             paths.append(
                 write_raster(
@@ -192,25 +206,48 @@ def synthetic_archive(
                     crs=f"EPSG:{tile.epsg}",
                     transform=transform,
                     nodata=0,
-                    descriptions=[f"B{b + 2:02d}" for b in range(bands)],
+                    descriptions=names,
                 )
             )
             k += 1
     return paths
 
 
+QA60_CLOUD_BITS = (1 << 10) | (1 << 11)
+"""QA60 bits of opaque clouds (10) and cirrus (11)."""
+
+
+def _disc(size: tuple[int, int], centre: tuple[float, float], radius: float) -> np.ndarray:
+    rr, cc = np.ogrid[: size[0], : size[1]]
+    return (rr - centre[0]) ** 2 + (cc - centre[1]) ** 2 < radius**2
+
+
+def qa60_band(size: int, seed: int) -> np.ndarray:
+    """A (size, size) uint16 QA60 band: 0 (clear) except an opaque-cloud disc (bit 10), a cirrus
+    stripe (bit 11) and a disc with bit 5 only (not a cloud bit), placed by ``seed``."""
+    rng = np.random.default_rng(seed)
+    qa = np.zeros((size, size), dtype="uint16")
+    cy, cx = rng.uniform(0.15, 0.85, 2) * size
+    qa[_disc((size, size), (cy, cx), size * 0.18)] |= 1 << 10
+    r0 = int(rng.uniform(0.0, 0.85) * size)
+    qa[r0 : r0 + max(1, size // 10)] |= 1 << 11
+    oy, ox = rng.uniform(0.15, 0.85, 2) * size
+    qa[_disc((size, size), (oy, ox), size * 0.12)] |= 1 << 5
+    return qa
+
+
 # -- band-file archives: one file per band, real product file names ----------------------------------
 
 LANDSAT_REGEX = (
     r"(?P<sensor>L[COTE]0\d)_L2SP_(?P<wrs>\d{6})_(?P<date>\d{8})_\d{8}_\d{2}_T[12]_"
-    r"(?P<band>(?:SR|ST)_B\d+)\.TIF$"
+    r"(?P<band>(?:SR|ST)_B\d+|QA_PIXEL)\.TIF$"
 )
 """Regex of :func:`synthetic_landsat_archive` files (Landsat Collection 2 Level-2 names, e.g.
 ``LC08_L2SP_199032_20230615_20230622_02_T1_SR_B4.TIF``): groups sensor, wrs (path/row), date, band."""
 
 SENTINEL2_REGEX = (
     r"(?P<sensor>S2[AB])_(?P<tile>\d{2}[A-Z]{3})_(?P<date>\d{8})_\d+_L2A/"
-    r"(?P<band>B\d[\dA])\.tif$"
+    r"(?P<band>B\d[\dA]|SCL)\.tif$"
 )
 """Regex of :func:`synthetic_sentinel2_archive` files (``S2B_30TYK_20230615_0_L2A/B04.tif``, the
 layout of the Sentinel-2 L2A COGs on AWS): it contains ``/``, so it is matched against paths
@@ -268,6 +305,7 @@ def synthetic_sentinel2_archive(
     bands_10m: Sequence[str] = ("B02", "B03", "B04", "B08"),
     bands_20m: Sequence[str] = ("B05", "B11"),
     hole: dict[str, tuple[slice, slice]] | None = None,
+    scl: bool = False,
 ) -> list[Path]:
     """Write a Sentinel-2-L2A-like archive, one uint32 COG-style GeoTIFF per band:
     ``<out>/<tile[:2]>/<tile[2]>/<tile[3:]>/S2{B,A}_<tile>_<YYYYMMDD>_0_L2A/<band>.tif``
@@ -275,6 +313,8 @@ def synthetic_sentinel2_archive(
     10 m, ``bands_20m`` ``size/2`` px at 20 m over the same extent (origins on the 20 m grid);
     values are :func:`band_value`, nodata 0. ``hole`` maps ``"<scene folder>/<band>"`` to a
     (rows, cols) block set to nodata. Default: 2 tiles in UTM zones 30/31 × 2 dates = 4 scenes.
+    With ``scl``, each scene also gets ``SCL.tif``, a 20 m uint8 scene classification
+    (:func:`scl_band`, nodata 0).
     """
     out = Path(out_dir)
     paths: list[Path] = []
@@ -298,7 +338,34 @@ def synthetic_sentinel2_archive(
                             (hole or {}).get(f"{folder}/{name}"),
                         )
                     )
+            if scl:
+                n = size // 2
+                transform = Affine(20.0, 0.0, origin[0], 0.0, -20.0, origin[1])
+                classes = scl_band(n, seed=len(paths))
+                paths.append(
+                    write_raster(base / "SCL.tif", classes, crs=f"EPSG:{tile.epsg}", transform=transform, nodata=0)
+                )
     return paths
+
+
+SCL_CLOUDS = (3, 8, 9, 10)
+"""Sentinel-2 L2A scene classes to reject: cloud shadow, cloud medium/high probability, thin cirrus."""
+
+
+def scl_band(size: int, seed: int) -> np.ndarray:
+    """A (size, size) uint8 Sentinel-2 SCL band: vegetation (4) and bare soil (5) halves, a cloud
+    (9, high-probability core inside an 8 ring), its shadow (3) and a thin-cirrus (10) stripe,
+    placed by ``seed``."""
+    rng = np.random.default_rng(seed)
+    out = np.full((size, size), 4, dtype="uint8")
+    out[:, size // 2 :] = 5
+    cy, cx = rng.uniform(0.2, 0.8, 2) * size
+    out[_disc((size, size), (cy, cx), size * 0.2)] = 8
+    out[_disc((size, size), (cy, cx), size * 0.1)] = 9
+    out[_disc((size, size), (cy + size * 0.15, cx - size * 0.15), size * 0.1) & (out < 8)] = 3
+    r0 = int(rng.uniform(0.0, 0.9) * size)
+    out[r0 : r0 + max(1, size // 12)] = 10
+    return out
 
 
 LANDSAT_SCENES: tuple[tuple[str, Tile], ...] = (("199032", BAND_TILES[0]), ("198032", BAND_TILES[1]))
@@ -312,12 +379,15 @@ def synthetic_landsat_archive(
     dates: Sequence[dt.date] = (dt.date(2023, 6, 15), dt.date(2023, 6, 23)),
     size: int = 40,
     bands: Sequence[str] = ("SR_B2", "SR_B3", "SR_B4", "SR_B5"),
+    qa_pixel: bool = False,
 ) -> list[Path]:
     """Write a Landsat-Collection-2-Level-2-like archive, one uint32 GeoTIFF per band at 30 m
     (``size`` px): ``<out>/<product id>/<product id>_<band>.TIF`` with product ids such as
     ``LC08_L2SP_199032_20230615_20230622_02_T1`` (:data:`LANDSAT_REGEX`; processed 7 days after
     acquisition; LC08 and LC09 alternate by date). Values are :func:`band_value`, nodata 0.
-    Default: 2 path/rows in UTM zones 30/31 × 2 dates = 4 scenes of 4 bands."""
+    Default: 2 path/rows in UTM zones 30/31 × 2 dates = 4 scenes of 4 bands. With ``qa_pixel``,
+    each scene also gets ``<product id>_QA_PIXEL.TIF`` (:func:`qa_pixel_band`, uint16, nodata 1 =
+    fill, as Collection 2)."""
     out = Path(out_dir)
     paths: list[Path] = []
     for k, d in enumerate(dates):
@@ -328,7 +398,31 @@ def synthetic_landsat_archive(
             product = f"{sensor}_L2SP_{wrs}_{d:%Y%m%d}_{d + dt.timedelta(days=7):%Y%m%d}_02_T1"
             for name in bands:
                 paths.append(_band_file(out / product / f"{product}_{name}.TIF", tile, origin, 30.0, size, name))
+            if qa_pixel:
+                transform = Affine(30.0, 0.0, origin[0], 0.0, -30.0, origin[1])
+                qa = qa_pixel_band(size, seed=len(paths))
+                path = out / product / f"{product}_QA_PIXEL.TIF"
+                paths.append(write_raster(path, qa, crs=f"EPSG:{tile.epsg}", transform=transform, nodata=1))
     return paths
+
+
+QA_PIXEL_CLEAR, QA_PIXEL_CLOUD, QA_PIXEL_SHADOW, QA_PIXEL_SNOW = 21824, 22280, 23888, 30048
+"""Landsat Collection 2 QA_PIXEL values: clear land (bit 6), high-confidence cloud (bits 1, 3),
+cloud shadow (bit 4), snow (bit 5); fill is 1 (bit 0)."""
+
+
+def qa_pixel_band(size: int, seed: int) -> np.ndarray:
+    """A (size, size) uint16 Landsat QA_PIXEL band: clear land, a cloud disc, its shadow, a snow
+    patch and a fill (1) corner, placed by ``seed``."""
+    rng = np.random.default_rng(seed)
+    out = np.full((size, size), QA_PIXEL_CLEAR, dtype="uint16")
+    cy, cx = rng.uniform(0.25, 0.75, 2) * size
+    out[_disc((size, size), (cy, cx + size * 0.12), size * 0.15)] = QA_PIXEL_SHADOW
+    out[_disc((size, size), (cy, cx), size * 0.15)] = QA_PIXEL_CLOUD
+    sy, sx = rng.uniform(0.1, 0.9, 2) * size
+    out[_disc((size, size), (sy, sx), size * 0.08)] = QA_PIXEL_SNOW
+    out[: size // 8, : size // 8] = 1
+    return out
 
 
 def synthetic_catalog_table(
