@@ -17,7 +17,8 @@ from .builders.raster import build_raster_catalog
 from .catalog import Catalog, open_catalog, sql
 from .engine import connect
 from .errors import GeoduckError
-from .io import save_cog
+from .io import polygons_from_mask, save_cog, to_xarray
+from .loaders.masks import QualityMask
 from .loaders.raster import load_raster, load_raster_timeseries
 from .maintenance import compact, migrate
 from .report import BuildReport
@@ -65,6 +66,7 @@ __all__ = [
     "Catalog",
     "GeoSlice",
     "GeoduckError",
+    "QualityMask",
     "VectorLabels",
     "build_raster_catalog",
     "build_vector_catalog",
@@ -79,12 +81,14 @@ __all__ = [
     "map_chips",
     "migrate",
     "open_catalog",
+    "polygons_from_mask",
     "random_sampler",
     "samples_from_parquet",
     "samples_to_parquet",
     "save_cog",
     "sql",
     "stitch",
+    "to_xarray",
     "validate",
 ]
 
