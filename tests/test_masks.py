@@ -359,3 +359,43 @@ def test_mask_errors(qa60, tmp_path):
 def test_exports():
     assert geoduck.QualityMask is QualityMask
     assert {"QualityMask", "polygons_from_mask", "to_xarray"} <= set(geoduck.__all__)
+
+
+def test_mask_band_warped_across_utm_zones_with_nearest(tmp_path):
+    """29TNE (zone 29) lands on a zone-30 grid through GDAL's warper: the QA60 band is warped with
+    nearest and without its nodata (0 stays a clear 0); reference: rasterio.warp.reproject."""
+    from rasterio.warp import Resampling, reproject
+
+    paths = synthetic_archive(tmp_path / "f", tiles=DEMO_TILES[:2], dates=archive_dates(per_year=2)[:2], qa60=True)
+    cat = geoduck.build_raster_catalog(paths, tmp_path / "cat", filename_regex=ARCHIVE_REGEX, progress=False, workers=1)
+    t = tile_transform(DEMO_TILES[1], 288, 500.0)
+    x0, y0 = t.c - 40 * 500, t.f - 150 * 500
+    sl = geoduck.GeoSlice((x0, y0, x0 + 80 * 500, y0 + 60 * 500), "EPSG:32630", 500.0)
+    order = sorted(paths, key=lambda p: (p.name.split("_")[2], str(p)))
+    data, qa = [], []
+    for p in order:
+        with rasterio.open(p) as src:
+            out = np.zeros((4, *sl.shape), dtype="uint16")
+            for b in range(4):
+                reproject(
+                    src.read(b + 1),
+                    out[b],
+                    src_transform=src.transform,
+                    src_crs=src.crs,
+                    dst_transform=sl.transform,
+                    dst_crs="EPSG:32630",
+                    resampling=Resampling.nearest,
+                    src_nodata=0,
+                    dst_nodata=0,
+                )
+        data.append(out[:3])
+        qa.append(out[3])
+    data_a, qa_a = np.stack(data), np.stack(qa)
+    valid = (data_a != 0) & ((qa_a & QA60_CLOUD_BITS) == 0)[:, None]
+    got = geoduck.load_raster(
+        cat, sl, bands=[1, 2, 3], merge="last", resampling="nearest", mask="QA60", mask_bits=[10, 11]
+    )
+    want, _ = reference(data_a, valid, "last", 0)
+    np.testing.assert_array_equal(got.values, want)
+    zone29 = [k for k, p in enumerate(order) if "29TNE" in p.name]
+    assert ((qa_a[zone29] == 0) & (data_a[zone29, 0] != 0)).any()  # clear 0 over data in the warped tile
