@@ -179,7 +179,7 @@ def test_unmatched_files_are_skipped_and_reported_by_the_cli(s2, tmp_path):
         dst.parent.mkdir(parents=True, exist_ok=True)
         dst.write_bytes(f.read_bytes())
     folder = files[0].parent.relative_to(root / "archive")
-    for extra in ("TCI.tif", "SCL.tif"):
+    for extra in ("TCI.tif", "AOT.tif"):
         (src / folder / extra).write_bytes(files[0].read_bytes())
     res = CliRunner().invoke(
         main,
@@ -198,7 +198,7 @@ def test_unmatched_files_are_skipped_and_reported_by_the_cli(s2, tmp_path):
     )
     assert res.exit_code == 0, res.output
     assert "6 rows from 6 files indexed" in res.output and "0 errors" in res.output
-    assert "2 files skipped" in res.output and f"{folder}/SCL.tif" in res.output
+    assert "2 files skipped" in res.output and f"{folder}/AOT.tif" in res.output
     assert "skipped /" not in res.output  # not listed as errors
 
 
