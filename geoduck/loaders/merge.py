@@ -124,7 +124,8 @@ class Merger:
 
     def feed(self, values: np.ndarray, valid: Mask) -> None:
         """Add one source: ``values`` (bands, h, w) and its boolean validity (same shape; an
-        array or a lazy :class:`Validity`). The merger may modify and keep both."""
+        array or a lazy :class:`Validity`). The merger may modify and keep both. Implementations
+        call :meth:`_record` exactly once per feed (provenance)."""
         raise NotImplementedError
 
     @property
