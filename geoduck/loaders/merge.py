@@ -118,8 +118,7 @@ class Merger:
         if self._owner is not None:
             owner = self._owner[self._owner >= 0]
             return np.bincount(owner, minlength=self.n_fed).astype(int).tolist()
-        if self._contributed is None:
-            raise RuntimeError("source_counts() needs track() before the first feed")
+        assert self._contributed is not None, "source_counts() needs track() before the first feed"
         return list(self._contributed)
 
     def feed(self, values: np.ndarray, valid: Mask) -> None:
