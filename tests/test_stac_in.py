@@ -415,7 +415,10 @@ def test_bad_source_arguments(stac, tmp_path):
     "grid",
     [
         (CRS, RES, (X0, Y0 - SIZE * RES, X0 + 2 * SIZE * RES, Y0)),  # the native grid
-        (CRS, 40.0, (X0 + 200, Y0 - SIZE * RES + 80, X0 + 2 * SIZE * RES - 120, Y0 - 40)),  # coarser, shifted
+        # coarser and shifted: pixel centres 2 or 12 m inside source pixels (no nearest-neighbour ties)
+        (CRS, 30.0, (X0 + 7, Y0 - 7 - 30 * 30, X0 + 7 + 30 * 60, Y0 - 7)),
+        # another UTM zone: reprojected on read
+        ("EPSG:32629", 25.0, (907_500.0, 4_509_100.0, 909_300.0, 4_510_400.0)),
     ],
 )
 def test_load_raster_equals_odc_stac_load(stac, tmp_path, grid):
@@ -430,8 +433,9 @@ def test_load_raster_equals_odc_stac_load(stac, tmp_path, grid):
     for t in ds.time.values:
         day = str(t)[:10]
         got = geoduck.load_raster(
-            cat, geoduck.GeoSlice(bounds, crs, res, start=day, end=day), bands=["red", "green", "blue"]
+            cat, geoduck.GeoSlice(bounds, crs, res, start=day, end=day), bands=["red", "green", "blue"], resampling="nearest"
         )
         want = np.stack([ds[b].sel(time=t).values for b in ("B04", "B03", "B02")])
         assert got.values.shape == want.shape and math.isclose(got.transform.a, res)
+        assert (want != NODATA).mean() > 0.5  # the grid lies on data
         assert np.array_equal(np.asarray(got.values), want)
