@@ -106,7 +106,11 @@ def _build_command(name: str) -> click.Command:
 @click.command("stac")
 @click.argument("source")
 @click.option(
-    "-o", "--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+    "-o",
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
     help="Catalog directory (created or appended to).",
 )
 @click.option("--asset", "assets", multiple=True, help="Asset key to index (repeat; default: the raster assets).")

@@ -88,7 +88,9 @@ def _item(item_id: str, tile: str, date: str, cloud: float, assets: dict[str, Pa
                 },
             ),
         )
-    item.add_asset("thumbnail", pystac.Asset(href=str(path) + ".png", media_type=pystac.MediaType.PNG, roles=["thumbnail"]))
+    item.add_asset(
+        "thumbnail", pystac.Asset(href=str(path) + ".png", media_type=pystac.MediaType.PNG, roles=["thumbnail"])
+    )
     return item
 
 
@@ -121,7 +123,9 @@ def stac(tmp_path_factory):
     # static catalog: catalog.json → collection → items, asset hrefs relative
     cat = pystac.Catalog("root", "test catalog")
     coll = pystac.Collection(
-        "s2-test", "test", pystac.Extent(pystac.SpatialExtent([[-180, -90, 180, 90]]), pystac.TemporalExtent([[None, None]]))
+        "s2-test",
+        "test",
+        pystac.Extent(pystac.SpatialExtent([[-180, -90, 180, 90]]), pystac.TemporalExtent([[None, None]])),
     )
     cat.add_child(coll)
     for it in items:
@@ -374,7 +378,7 @@ def test_corpus_asset_headers(stac, tmp_path, corpus_dir):
         want = (src.crs.to_epsg(), tuple(src.transform)[:6], src.width, src.height, src.count, src.dtypes[0])
         pixels = src.read()
     item = {
-        "type": "Feature", "stac_version": "1.0.0", "id": "L7", "geometry": geom, "bbox": list(shapely.geometry.shape(geom).bounds),
+        "type": "Feature", "stac_version": "1.0.0", "id": "L7", "geometry": geom,
         "properties": {"datetime": "2000-07-01T00:00:00Z"}, "links": [],
         "assets": {"image": {"href": str(path), "type": "image/tiff; application=geotiff"}},
     }  # fmt: skip
@@ -384,16 +388,16 @@ def test_corpus_asset_headers(stac, tmp_path, corpus_dir):
     r = _rows(cat)["L7/image"]
     assert (int(r["crs"].split(":")[1]), tuple(r["transform"]), r["width"], r["height"], r["count"], r["dtype"]) == want
     t = r["transform"]
-    sl = geoduck.GeoSlice(
-        (t[2], t[5] + t[4] * r["height"], t[2] + t[0] * r["width"], t[5]), r["crs"], (t[0], -t[4])
-    )
+    sl = geoduck.GeoSlice((t[2], t[5] + t[4] * r["height"], t[2] + t[0] * r["width"], t[5]), r["crs"], (t[0], -t[4]))
     got = geoduck.load_raster(cat, sl, bands=["image"])
     assert np.array_equal(np.asarray(got.values), pixels)
 
 
 def test_cli_build_stac(stac, tmp_path):
     out = tmp_path / "cli"
-    res = CliRunner().invoke(main, ["build", "stac", str(stac["ic"]), "-o", str(out), "--asset", "B04", "--no-progress"])
+    res = CliRunner().invoke(
+        main, ["build", "stac", str(stac["ic"]), "-o", str(out), "--asset", "B04", "--no-progress"]
+    )
     assert res.exit_code == 0, res.output
     assert "4 items indexed" in res.output and "skipped item no-time" in res.output
     assert len(geoduck.open_catalog(out)) == 4
@@ -433,7 +437,10 @@ def test_load_raster_equals_odc_stac_load(stac, tmp_path, grid):
     for t in ds.time.values:
         day = str(t)[:10]
         got = geoduck.load_raster(
-            cat, geoduck.GeoSlice(bounds, crs, res, start=day, end=day), bands=["red", "green", "blue"], resampling="nearest"
+            cat,
+            geoduck.GeoSlice(bounds, crs, res, start=day, end=day),
+            bands=["red", "green", "blue"],
+            resampling="nearest",
         )
         want = np.stack([ds[b].sel(time=t).values for b in ("B04", "B03", "B02")])
         assert got.values.shape == want.shape and math.isclose(got.transform.a, res)

@@ -396,9 +396,14 @@ def _typed_table(rows: list[dict[str, Any]], known: Mapping[str, pa.DataType]) -
         arrays.append(array)
         as_column.add(name)
     rest = []
+    done: dict[int, str | None] = {}  # the rows of one item share its properties object
     for row in rows:
-        other = {k: v for k, v in row["properties"].items() if k not in as_column and k not in _TIME_PROPERTIES}
-        rest.append(json.dumps(other, separators=(",", ":"), default=str) if other else None)
+        props = row["properties"]
+        text = done.get(id(props), "")
+        if text == "":
+            other = {k: v for k, v in props.items() if k not in as_column and k not in _TIME_PROPERTIES}
+            text = done[id(props)] = json.dumps(other, separators=(",", ":"), default=str) if other else None
+        rest.append(text)
     arrow_schema = schema.part_schema(
         schema.BACKEND_FIELDS["raster"], (*schema.STAC_FIELDS, *columns, *_STAC_TAIL), scenes=True
     )
@@ -448,9 +453,9 @@ def _geoparquet_stream(files: list[Path], batch_items: int) -> _Stream:
     def items() -> Iterator[tuple[Mapping[str, Any], str | None]]:
         for f in files:
             pf = pq.ParquetFile(f)
-            for batch in pf.iter_batches(batch_size=batch_items):
-                for d in stac_table_to_items(pa.Table.from_batches([batch])):
-                    yield d, str(f)
+            reader = pa.RecordBatchReader.from_batches(pf.schema_arrow, pf.iter_batches(batch_size=batch_items))
+            for d in stac_table_to_items(reader):
+                yield d, str(f)
 
     return _Stream(items(), total)
 

@@ -515,7 +515,9 @@ def _match_band(name: str, files: dict[str, Source]) -> Source | None:
         return files[name]
     hits = [src for band, src in files.items() if band.lower() == name.lower()]
     if not hits:
-        hits = [src for src in files.values() if src.common_name is not None and src.common_name.lower() == name.lower()]
+        hits = [
+            src for src in files.values() if src.common_name is not None and src.common_name.lower() == name.lower()
+        ]
     return hits[0] if len(hits) == 1 else None
 
 
