@@ -446,3 +446,23 @@ def test_load_raster_equals_odc_stac_load(stac, tmp_path, grid):
         assert got.values.shape == want.shape and math.isclose(got.transform.a, res)
         assert (want != NODATA).mean() > 0.5  # the grid lies on data
         assert np.array_equal(np.asarray(got.values), want)
+
+
+def test_parts_with_different_property_columns(stac, tmp_path):
+    """Batches whose items have different properties write parts with different columns; the
+    catalog reads them together by name (a column a part lacks is null there)."""
+    features = [it.to_dict() for it in stac["items"]]
+    for i, f in enumerate(features):
+        if i % 2:
+            f["properties"]["view:sun_elevation"] = 30.0 + i
+            f["properties"]["big"] = 2**70  # beyond BIGINT: kept in the JSON column
+    cat = geoduck.from_stac(features, tmp_path / "cat", progress=False, part_rows=3)
+    assert len(cat.build_report.parts) == 4
+    rows = _rows(cat)
+    for rid, r in rows.items():
+        odd = r["scene_id"] in {f["id"] for f in features[1::2]}
+        assert (r["view:sun_elevation"] is not None) == odd
+        assert ("big" in json.loads(r["stac_properties"])) == odd
+    assert len(cat.where('"view:sun_elevation" > 31')) == 3  # the last odd item's 3 assets
+    geoduck.compact(tmp_path / "cat")  # one schema again, same rows
+    assert _rows(geoduck.open_catalog(tmp_path / "cat")) == rows

@@ -376,7 +376,7 @@ def _typed_table(rows: list[dict[str, Any]], known: Mapping[str, pa.DataType]) -
     arrays: list[pa.Array] = []
     as_column: set[str] = set()
     for lower, name in names.items():
-        if lower in _RESERVED_LOWER or name in _TIME_PROPERTIES:
+        if not name or lower in _RESERVED_LOWER or name in _TIME_PROPERTIES:
             continue
         values = [r["properties"].get(name) for r in rows]
         typ = _scalar_type(values)
@@ -391,7 +391,10 @@ def _typed_table(rows: list[dict[str, Any]], known: Mapping[str, pa.DataType]) -
             except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
                 array = None
         if array is None:
-            array = pa.array(values, type=typ)
+            try:
+                array = pa.array(values, type=typ)
+            except (pa.ArrowInvalid, OverflowError):  # e.g. an integer beyond int64: kept in the JSON
+                continue
         columns.append(pa.field(name, typ))
         arrays.append(array)
         as_column.add(name)
