@@ -140,8 +140,13 @@ def stac(tmp_path_factory):
     bad_assets = copy.deepcopy(features[1])
     bad_assets["id"] = "no-raster"
     bad_assets["assets"] = {"thumbnail": bad_assets["assets"]["thumbnail"]}
+    bad_proj = copy.deepcopy(features[2])
+    bad_proj["id"] = "bad-proj"
+    bad_proj["assets"]["B04"]["proj:transform"] = [20.0, 0.0, 1.0]
     ic_path = root / "items.json"
-    ic_path.write_text(json.dumps({"type": "FeatureCollection", "features": [*features, bad_time, bad_assets]}))
+    ic_path.write_text(
+        json.dumps({"type": "FeatureCollection", "features": [*features, bad_time, bad_assets, bad_proj]})
+    )
     # stac-geoparquet
     import stac_geoparquet
 
@@ -303,8 +308,9 @@ def test_sources_give_the_contract_rows(stac, tmp_path, kind):
     assert report.indexed == 12 and report.files_indexed == 4
     if kind == "ic":  # the two malformed items, by id
         errors = dict(report.errors)
-        assert set(errors) == {"no-time", "no-raster"}
+        assert set(errors) == {"no-time", "no-raster", "bad-proj"}
         assert "datetime" in errors["no-time"] and "no raster asset" in errors["no-raster"]
+        assert "proj:transform" in errors["bad-proj"]
     else:
         assert report.errors == ()
 

@@ -205,18 +205,33 @@ def proj_grid(props: Mapping[str, Any], asset: Mapping[str, Any]) -> dict[str, A
     crs = _proj_crs(get)
     if crs is None:
         return {}
-    out: dict[str, Any] = {"crs": crs}
     t, shape, bbox = get("proj:transform"), get("proj:shape"), get("proj:bbox")
+    return _grid(
+        crs,
+        None if t is None else tuple(float(v) for v in t),
+        None if shape is None else tuple(int(v) for v in shape),
+        None if bbox is None else tuple(float(v) for v in bbox),
+    )
+
+
+@lru_cache(maxsize=4096)
+def _grid(
+    crs: str, t: tuple[float, ...] | None, shape: tuple[int, ...] | None, bbox: tuple[float, ...] | None
+) -> dict[str, Any]:
+    """:func:`proj_grid` of normalised fields, cached: an archive's tiles repeat their grids (the
+    values are shared between rows, never modified)."""
+    out: dict[str, Any] = {"crs": crs}
     if shape is not None:
-        height, width = int(shape[0]), int(shape[1])
-        out["width"], out["height"] = width, height
+        if len(shape) != 2:
+            raise ArgumentError(f"proj:shape {list(shape)} is not [rows, columns]")
+        out["width"], out["height"] = shape[1], shape[0]
     if t is None and shape is not None and bbox is not None and len(bbox) == 4:
-        x0, y0, x1, y1 = (float(v) for v in bbox)
-        t = [(x1 - x0) / out["width"], 0.0, x0, 0.0, -(y1 - y0) / out["height"], y1]
+        x0, y0, x1, y1 = bbox
+        t = ((x1 - x0) / out["width"], 0.0, x0, 0.0, -(y1 - y0) / out["height"], y1)
     if t is not None:
         if len(t) not in (6, 9):
-            raise ArgumentError(f"proj:transform {t!r} has {len(t)} values, not 6 or 9")
-        a, b, c, d, e, f = (float(v) for v in t[:6])
+            raise ArgumentError(f"proj:transform {list(t)} has {len(t)} values, not 6 or 9")
+        a, b, c, d, e, f = t[:6]
         out["transform"] = [a, b, c, d, e, f]
         out["res_x"], out["res_y"] = math.hypot(a, d), math.hypot(b, e)
         if shape is not None:
