@@ -262,7 +262,8 @@ def main() -> None:
         "index": index,
         "load": load,
     }
-    save(RESULTS_DIR / "bench_stac.json", payload)
+    name = "bench_stac.json" if ARGS.items == 10_000 else f"bench_stac_{ARGS.items}.json"
+    save(RESULTS_DIR / name, payload)
 
 
 if __name__ == "__main__":

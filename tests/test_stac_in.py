@@ -299,6 +299,25 @@ def _rasterio_mosaic(items: list[pystac.Item], keys: list[str], date: str | None
 # -- tests ------------------------------------------------------------------------------------------
 
 
+def test_static_catalog_with_a_broken_link(stac, tmp_path):
+    """An unreadable item or child link is reported by its href; the other items are indexed."""
+    import shutil
+
+    root = tmp_path / "static"
+    shutil.copytree(stac["static"].parent, root)
+    coll = json.loads((root / "s2-test" / "collection.json").read_text())
+    gone = next(link["href"] for link in coll["links"] if link["rel"] == "item")
+    (root / "s2-test" / gone).unlink()
+    cat = json.loads((root / "catalog.json").read_text())
+    cat["links"].append({"rel": "child", "href": "./missing/catalog.json", "type": "application/json"})
+    (root / "catalog.json").write_text(json.dumps(cat))
+    built = geoduck.from_stac(root, tmp_path / "cat", progress=False)
+    errors = dict(built.build_report.errors)
+    assert len(errors) == 2 and len(built) == 9
+    assert any(k.endswith(gone.lstrip("./")) and "cannot read item" in v for k, v in errors.items())
+    assert any(k.endswith("missing/catalog.json") and "child catalog" in v for k, v in errors.items())
+
+
 @pytest.mark.parametrize("kind", ["static", "ic", "gpq", "objects"])
 def test_sources_give_the_contract_rows(stac, tmp_path, kind):
     source = stac["items"] if kind == "objects" else stac[kind]

@@ -320,7 +320,10 @@ def item_rows(item: Mapping[str, Any], base: str | None, options: StacOptions) -
     item_assets = item.get("assets")
     if not isinstance(item_assets, Mapping) or not item_assets:
         raise ArgumentError("item has no assets")
-    base = _self_href(item) or base
+    self_href = _self_href(item)
+    if self_href is not None and base is not None and "://" not in self_href and not os.path.isabs(self_href):
+        self_href = _absolute_href(self_href, base)  # a relative self link: relative to the source
+    base = self_href or base
     key = item_key(item)
     collection = item.get("collection")
     rows = []
@@ -498,7 +501,13 @@ def _catalog_items(root: Any) -> Iterator[tuple[Mapping[str, Any] | tuple[str, s
                 yield (href, f"cannot read item: {_reason(exc)}"), None
                 continue
             yield d, href
-        stack.extend(reversed(list(cat.get_children())))
+        children = []
+        for link in cat.get_child_links():
+            try:
+                children.append(link.resolve_stac_object(root=cat.get_root()).target)
+            except Exception as exc:  # noqa: BLE001 - reported with the child's href
+                yield (link.get_absolute_href() or link.href, f"cannot read child catalog: {_reason(exc)}"), None
+        stack.extend(reversed(children))
 
 
 def _api_or_catalog(href: str, data: Mapping[str, Any], search: Mapping[str, Any] | None) -> _Stream:
