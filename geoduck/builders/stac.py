@@ -454,6 +454,17 @@ class _Stream:
     total: int | None = None
 
 
+def _require(module: str) -> None:
+    """Raise :class:`ArgumentError` naming the ``geoduck[stac]`` extra when ``module`` is missing."""
+    import importlib.util
+
+    if importlib.util.find_spec(module) is None:
+        raise ArgumentError(
+            f"reading STAC needs the {module!r} package: pip install 'geoduck[stac]' "
+            "(pystac, pystac-client, stac-geoparquet)"
+        )
+
+
 def _geoparquet_files(path: Path) -> list[Path]:
     if path.is_dir():
         files = sorted(p for p in path.rglob("*") if p.suffix in (".parquet", ".geoparquet") and p.is_file())
@@ -464,6 +475,7 @@ def _geoparquet_files(path: Path) -> list[Path]:
 
 
 def _geoparquet_stream(files: list[Path], batch_items: int) -> _Stream:
+    _require("stac_geoparquet")
     from stac_geoparquet.arrow import stac_table_to_items
 
     try:
@@ -516,6 +528,7 @@ def _api_or_catalog(href: str, data: Mapping[str, Any], search: Mapping[str, Any
     conforms = [str(c) for c in data.get("conformsTo") or ()]
     has_search = any(link.get("rel") == "search" for link in data.get("links") or () if isinstance(link, Mapping))
     if has_search and any("item-search" in c for c in conforms):
+        _require("pystac_client")
         from pystac_client import Client
 
         kwargs = dict(search or {})
@@ -727,6 +740,7 @@ def run_stac_build(
     out = Path(out_dir).expanduser()
     if out.exists() and not out.is_dir():
         raise BuildError(f"out_dir {str(out_dir)!r} exists and is not a directory")
+    _require("pystac")
     stream = open_source(source, search, batch_items)
     known, types = _existing(out)
     counts = _Counts()
