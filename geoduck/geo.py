@@ -203,25 +203,22 @@ def geojson_bbox_union(boxes: Sequence[Bounds]) -> Bounds:
     largest gap left out, so boxes on both sides of ±180° give ``xmin > xmax``, not the whole globe."""
     if not boxes:
         raise ArgumentError("no bounding boxes to combine")
-    arcs = sorted(
-        (w - wrap_shift(w), (e if e >= w else e + 360.0) - wrap_shift(w)) for w, _, e, _ in boxes
-    )
+    arcs = [(w - wrap_shift(w), (e if e >= w else e + 360.0) - wrap_shift(w)) for w, _, e, _ in boxes]
     ymin, ymax = min(b[1] for b in boxes), max(b[3] for b in boxes)
-    # merge the arcs and their copies one turn east: the gaps of the first turn are the true gaps
+    # merge the arcs with their copies one turn west and east: every gap whose east side starts
+    # in [-180, 180) then lies between two complete merged arcs
     merged: list[list[float]] = []
-    for w, e in arcs + [(w + 360.0, e + 360.0) for w, e in arcs]:
+    for w, e in sorted((w + k, e + k) for w, e in arcs for k in (-360.0, 0.0, 360.0)):
         if merged and w <= merged[-1][1]:
             merged[-1][1] = max(merged[-1][1], e)
         else:
             merged.append([w, e])
-    start = arcs[0][0]
     best: tuple[float, float, float] | None = None  # (gap, west after the gap, east before it)
     for before, after in zip(merged, merged[1:], strict=False):
-        if start <= after[0] < start + 360.0 + 1e-9 and (best is None or after[0] - before[1] > best[0]):
+        if -180.0 <= after[0] < 180.0 and (best is None or after[0] - before[1] > best[0]):
             best = (after[0] - before[1], after[0], before[1])
-    if best is None:  # one merged arc: it covers the globe or leaves one gap behind it
-        w, e = merged[0]
-        return _geojson_lon_span(w, min(e, w + 360.0), ymin, ymax)
+    if best is None:  # no gap: the arcs cover the globe
+        return -180.0, ymin, 180.0, ymax
     _, west, east_before = best
     xmin, _, xmax, _ = _geojson_lon_span(west, east_before + 360.0, ymin, ymax)
     # the ends are some boxes' own ends: take those values, not ones shifted by 360° and back

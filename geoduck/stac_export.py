@@ -400,11 +400,23 @@ def build_export(cat: Catalog, *, collection_id: str | None = None, static_datet
 
 # -- writers -------------------------------------------------------------------------------------
 def to_stac_geoparquet(
-    cat: Catalog, path: str | os.PathLike[str], *, collection_id: str | None = None, static_datetime: Any = None
+    cat: Catalog,
+    path: str | os.PathLike[str],
+    *,
+    collection_id: str | None = None,
+    collection_href: str | None = None,
+    static_datetime: Any = None,
 ) -> Path:
     """Write the relation's rows as stac-geoparquet (one row per Item; asset hrefs absolute) with
-    the ``stac_geoparquet`` library, its collections in the file's ``stac-geoparquet`` metadata.
-    Written to a temporary name beside ``path`` and renamed into place. Returns ``path``."""
+    the ``stac_geoparquet`` library, its Collections in the file's ``stac-geoparquet`` metadata
+    (key ``collections``). Written to a temporary name beside ``path`` and renamed into place.
+    Returns ``path``.
+
+    STAC allows an Item's ``collection`` field only beside a ``rel="collection"`` link, so the items
+    name their collection only when ``collection_href`` says where its JSON lives (a URL or path;
+    ``{collection}`` in it is replaced by the collection id), e.g. the ``collection.json`` of a
+    :func:`to_stac` export; without it they carry neither (the file metadata still lists the
+    collections)."""
     try:
         from stac_geoparquet.arrow import parse_stac_items_to_parquet
     except ImportError:  # pragma: no cover - the stac extra is missing
@@ -413,7 +425,15 @@ def to_stac_geoparquet(
     if target.is_dir():
         raise ArgumentError(f"{target} is a directory: give a file name ending in .parquet")
     export = build_export(cat, collection_id=collection_id, static_datetime=static_datetime)
-    dicts = [i.to_dict(include_self_link=False, transform_hrefs=False) for i in export.all_items()]
+    dicts = []
+    for item in export.all_items():
+        d = item.to_dict(include_self_link=False, transform_hrefs=False)
+        if collection_href is None:
+            d.pop("collection", None)
+        else:
+            href = collection_href.replace("{collection}", d["collection"])
+            d["links"] = [*d.get("links", []), {"rel": "collection", "href": href, "type": "application/json"}]
+        dicts.append(d)
     collections = {cid: c.to_dict(include_self_link=False, transform_hrefs=False) for cid, c in export.collections.items()}
     parent = target.parent if str(target.parent) else Path(".")
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=parent)
