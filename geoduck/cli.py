@@ -333,7 +333,9 @@ def export() -> None:
 @export.command("stac")
 @click.argument("out", type=click.Path(path_type=Path))
 @_query_options
-@click.option("--collection-id", default=None, help="Collection id (default: the `collection` column, else the catalog name).")
+@click.option(
+    "--collection-id", default=None, help="Collection id (default: the `collection` column, else the catalog name)."
+)
 @click.option(
     "--relative-hrefs", is_flag=True, help="Asset hrefs relative to each item file (default: absolute paths)."
 )

@@ -101,7 +101,9 @@ def _nodata(values: Sequence[float | None], nodata: float | None) -> float | Non
     keys = {("nan" if v is not None and math.isnan(v) else v) for v in values}
     if len(keys) > 1:
         shown = sorted(str(k) for k in keys)
-        raise ArgumentError(f"the rows have several nodata values ({', '.join(shown)}): pass nodata= for the mosaic")
+        raise ArgumentError(
+            f"the rows have several nodata values ({', '.join(shown)}): pass nodata= (CLI --nodata) for the mosaic"
+        )
     return values[0]
 
 
@@ -178,7 +180,9 @@ def to_gti(
         index_srs = crs_key(srs, argument="srs")
     if resolution is None:
         if crss != [index_srs]:
-            raise ArgumentError(f"rows are not all in the index SRS {index_srs}: pass resolution= in its units")
+            raise ArgumentError(
+                f"rows are not all in the index SRS {index_srs}: pass resolution= (CLI --resolution) in its units"
+            )
         resx, resy = float(frame["res_x"].abs().min()), float(frame["res_y"].abs().min())
     elif isinstance(resolution, int | float):
         resx = resy = float(resolution)

@@ -85,8 +85,7 @@ _MEDIA_TYPES: Mapping[str, str] = {
 """Asset media types by (lower-case) file extension; others get none."""
 
 _NOT_PROPERTIES = frozenset(
-    {*schema.RESERVED_COLUMNS, schema.BAND, COLLECTION, STAC_PROPERTIES, "datetime"}
-    - {schema.START, schema.END}
+    {*schema.RESERVED_COLUMNS, schema.BAND, COLLECTION, STAC_PROPERTIES, "datetime"} - {schema.START, schema.END}
 )
 _REQUIRED = (schema.ID, schema.FILEPATH, schema.GEOMETRY, schema.START, schema.END)
 
@@ -253,7 +252,9 @@ def _raster_bands(row: Mapping[str, Any]) -> list[dict[str, Any]] | None:
         band["data_type"] = row["dtype"]
     nodata = row.get("nodata")
     if nodata is not None:
-        band["nodata"] = "nan" if math.isnan(nodata) else ("inf" if nodata > 0 else "-inf") if math.isinf(nodata) else nodata
+        band["nodata"] = (
+            "nan" if math.isnan(nodata) else ("inf" if nodata > 0 else "-inf") if math.isinf(nodata) else nodata
+        )
     res = [abs(v) for v in (row.get("res_x"), row.get("res_y")) if v]
     if res and len(set(res)) == 1:
         band["spatial_resolution"] = res[0]
@@ -324,7 +325,7 @@ def make_item(item: ItemRows, columns: Sequence[str], *, static_datetime: dt.dat
 
 # -- collections ---------------------------------------------------------------------------------
 def _collection_of(item: ItemRows, default: str) -> str:
-    values = {r.get(COLLECTION) for r in item.rows} - {None}
+    values = {str(v) for r in item.rows if (v := r.get(COLLECTION)) is not None}
     if len(values) > 1:
         raise ArgumentError(f"item {item.item_id!r} has rows in several collections {sorted(values)}")
     return values.pop() if values else default
@@ -336,18 +337,26 @@ def make_collection(collection_id: str, items: Sequence[pystac.Item]) -> pystac.
     from pystac.summaries import Summarizer
 
     boxes: list[Bounds] = [tuple(i.bbox) for i in items if i.bbox]  # type: ignore[misc]
-    starts, ends = [], []
-    for i in items:
-        starts.append(i.datetime or i.common_metadata.start_datetime)
-        ends.append(i.datetime or i.common_metadata.end_datetime)
+    starts: list[dt.datetime] = []
+    ends: list[dt.datetime] = []
+    for i in items:  # every item has a datetime or a start/end range (see _interval)
+        start = i.datetime or i.common_metadata.start_datetime
+        end = i.datetime or i.common_metadata.end_datetime
+        if start is not None and end is not None:
+            starts.append(start)
+            ends.append(end)
     extent = pystac.Extent(
         pystac.SpatialExtent([list(geojson_bbox_union(boxes))]),
         pystac.TemporalExtent([[min(starts), max(ends)]]),
     )
     summaries = Summarizer().summarize(items)
     codes = sorted(
-        {a.extra_fields.get("proj:code") or i.properties.get("proj:code") for i in items for a in i.assets.values()}
-        - {None}
+        {
+            str(code)
+            for i in items
+            for a in i.assets.values()
+            if (code := a.extra_fields.get("proj:code") or i.properties.get("proj:code")) is not None
+        }
     )
     if codes:
         summaries.add("proj:code", codes)
@@ -383,7 +392,10 @@ def build_export(cat: Catalog, *, collection_id: str | None = None, static_datet
             f"relation {cat.name!r} lacks columns {missing} that STAC items need (pairs from intersect() "
             "cannot be exported: export each side)"
         )
-    when = None if static_datetime is None else query_interval(static_datetime, None)[0].to_pydatetime()
+    when: dt.datetime | None = None
+    if static_datetime is not None:
+        start, _ = query_interval(static_datetime, None)
+        when = None if start is None else start.to_pydatetime()
     table = cat.to_arrow().sort_by([(schema.START, "ascending"), (schema.ID, "ascending")])
     if table.num_rows == 0:
         raise ArgumentError("the relation has no rows: nothing to export")
@@ -434,7 +446,9 @@ def to_stac_geoparquet(
             href = collection_href.replace("{collection}", d["collection"])
             d["links"] = [*d.get("links", []), {"rel": "collection", "href": href, "type": "application/json"}]
         dicts.append(d)
-    collections = {cid: c.to_dict(include_self_link=False, transform_hrefs=False) for cid, c in export.collections.items()}
+    collections = {
+        cid: c.to_dict(include_self_link=False, transform_hrefs=False) for cid, c in export.collections.items()
+    }
     parent = target.parent if str(target.parent) else Path(".")
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=parent)
     os.close(fd)
@@ -481,7 +495,7 @@ def to_stac(
     collections = list(export.collections.values())
     for coll in collections:
         coll.add_items(export.items[coll.id])
-    root: pystac.Catalog
+    root: Any
     if len(collections) == 1:
         root = collections[0]
     else:

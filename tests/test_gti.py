@@ -18,7 +18,11 @@ from geoduck.errors import ArgumentError, CRSError
 from geoduck.geo import transformer
 
 # (name, date, x0, y0): overlapping 64 px COGs on one 10 m UTM 30N grid, dates not in name order
-TILES = (("a", "20230101", 500_000, 4_400_000), ("b", "20230301", 500_300, 4_399_800), ("c", "20230201", 500_150, 4_400_100))
+TILES = (
+    ("a", "20230101", 500_000, 4_400_000),
+    ("b", "20230301", 500_300, 4_399_800),
+    ("c", "20230201", 500_150, 4_400_100),
+)
 
 
 def _cog(path, values, crs, transform, nodata):
@@ -105,7 +109,9 @@ def test_mixed_crs_needs_a_target_srs(tmp_path):
     (tmp_path / "f").mkdir()
     _cog(tmp_path / "f" / "w_20230101.tif", a, "EPSG:32630", from_origin(755_000, 4_432_000, 30, 30), 255)
     _cog(tmp_path / "f" / "e_20230102.tif", b, "EPSG:32631", from_origin(244_000, 4_432_000, 30, 30), 255)
-    cat = geoduck.build_raster_catalog(tmp_path / "f", tmp_path / "cat", filename_regex=r"_(?P<date>\d{8})", progress=False)
+    cat = geoduck.build_raster_catalog(
+        tmp_path / "f", tmp_path / "cat", filename_regex=r"_(?P<date>\d{8})", progress=False
+    )
     with pytest.raises(CRSError, match="2 CRSs .*EPSG:32630, EPSG:32631.*srs="):
         cat.to_gti(tmp_path / "x.gti.gpkg")
     with pytest.raises(ArgumentError, match="resolution="):
@@ -135,8 +141,16 @@ def test_mixed_crs_needs_a_target_srs(tmp_path):
 
 def test_refusals(overlapping, tmp_path):
     (tmp_path / "f").mkdir()
-    _cog(tmp_path / "f" / "x_20230105.tif", np.ones((3, 16, 16), "uint16"), "EPSG:32630", from_origin(500_000, 4_400_000, 10, 10), 0)
-    other = geoduck.build_raster_catalog(tmp_path / "f", tmp_path / "cat", filename_regex=r"_(?P<date>\d{8})", progress=False)
+    _cog(
+        tmp_path / "f" / "x_20230105.tif",
+        np.ones((3, 16, 16), "uint16"),
+        "EPSG:32630",
+        from_origin(500_000, 4_400_000, 10, 10),
+        0,
+    )
+    other = geoduck.build_raster_catalog(
+        tmp_path / "f", tmp_path / "cat", filename_regex=r"_(?P<date>\d{8})", progress=False
+    )
     with pytest.raises(ArgumentError, match="band counts"):
         overlapping.union(other).to_gti(tmp_path / "x.gti.gpkg")
     with pytest.raises(ArgumentError, match=r"\.gti\.gpkg"):
@@ -144,7 +158,9 @@ def test_refusals(overlapping, tmp_path):
     with pytest.raises(ArgumentError, match="no rows"):
         overlapping.query(start="2030-01-01").to_gti(tmp_path / "x.gti.gpkg")
     with pytest.raises(ArgumentError, match="nodata"):
-        _cog(tmp_path / "g.tif", np.ones((2, 16, 16), "uint16"), "EPSG:32630", from_origin(500_000, 4_400_000, 10, 10), 7)
+        _cog(
+            tmp_path / "g.tif", np.ones((2, 16, 16), "uint16"), "EPSG:32630", from_origin(500_000, 4_400_000, 10, 10), 7
+        )
         nd = geoduck.build_raster_catalog(tmp_path / "g.tif", tmp_path / "cat2", progress=False)
         overlapping.union(nd).to_gti(tmp_path / "x.gti.gpkg")
     assert not list(tmp_path.glob("*.gpkg"))
@@ -153,7 +169,9 @@ def test_refusals(overlapping, tmp_path):
 def test_band_files_need_one_band(tmp_path):
     from geoduck.testing import SENTINEL2_REGEX, synthetic_sentinel2_archive
 
-    synthetic_sentinel2_archive(tmp_path / "a", dates=(dt.date(2023, 6, 15),), size=20, bands_10m=("B02", "B03"), bands_20m=())
+    synthetic_sentinel2_archive(
+        tmp_path / "a", dates=(dt.date(2023, 6, 15),), size=20, bands_10m=("B02", "B03"), bands_20m=()
+    )
     s2 = geoduck.build_raster_catalog(tmp_path / "a", tmp_path / "cat", filename_regex=SENTINEL2_REGEX, progress=False)
     with pytest.raises(ArgumentError, match="band = 'B02'"):
         s2.to_gti(tmp_path / "x.gti.gpkg", srs="EPSG:32630", resolution=10)

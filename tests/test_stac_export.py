@@ -22,11 +22,11 @@ from rasterio.transform import from_origin
 from shapely.geometry import shape
 
 import geoduck
-from geoduck import schema, store
+from geoduck import store
 from geoduck.cli import main
 from geoduck.errors import ArgumentError
 from geoduck.geo import geojson_bbox_union
-from geoduck.testing import BAND_TILES, SENTINEL2_REGEX, synthetic_sentinel2_archive, write_raster
+from geoduck.testing import SENTINEL2_REGEX, synthetic_sentinel2_archive, write_raster
 
 DATES = (dt.date(2023, 6, 15), dt.date(2023, 6, 20))
 BANDS_10M, BANDS_20M = ("B02", "B03"), ("B11",)
@@ -115,7 +115,9 @@ def test_static_catalog_matches_the_files(s2, tmp_path):
                 assert [b["nodata"] for b in rb] == [ds.nodata] * ds.count
                 assert rb[0]["spatial_resolution"] == ds.res[0]
             assert asset.extra_fields["eo:bands"] == [{"name": key}]
-    assert coll.extent.temporal.intervals == [[min(r["start_datetime"] for r in rows), max(r["end_datetime"] for r in rows)]]
+    assert coll.extent.temporal.intervals == [
+        [min(r["start_datetime"] for r in rows), max(r["end_datetime"] for r in rows)]
+    ]
     west, south, east, north = coll.extent.spatial.bboxes[0]
     assert (west, south, east, north) == pytest.approx(s2.total_bounds)
     assert coll.summaries.get_list("proj:code") == ["EPSG:32630", "EPSG:32631"]
@@ -173,7 +175,9 @@ def test_stac_geoparquet_reads_back_with_stac_geoparquet_and_rustac(s2, tmp_path
     rel = s2.query(start="2023-06-15", end="2023-06-15")  # any query result
     path = s2.to_stac_geoparquet(tmp_path / "items.parquet", collection_href="../stac/{collection}/collection.json")
     part = rel.to_stac_geoparquet(tmp_path / "june15.parquet")
-    expected = {i.id: i for i in (pystac.Item.from_file(str(f)) for f in _item_files(s2.to_stac(tmp_path / "s").parent))}
+    expected = {
+        i.id: i for i in (pystac.Item.from_file(str(f)) for f in _item_files(s2.to_stac(tmp_path / "s").parent))
+    }
     via_sgp = [pystac.Item.from_dict(d) for d in stac_table_to_items(pq.read_table(path))]
     via_rustac = [pystac.Item.from_dict(d) for d in rustac.read_sync(str(path))["features"]]
     for got in (via_sgp, via_rustac):
@@ -208,7 +212,8 @@ def test_cli_export_stac(s2, tmp_path):
     items = [pystac.Item.from_file(str(f)) for f in _item_files(tmp_path / "out")]
     assert len(items) == 4 and all(list(i.assets) == ["B02"] for i in items)
     res = runner.invoke(
-        main, ["export", "stac", str(tmp_path / "x.parquet"), "-c", cat_dir, "--start", "2023-06-20", "--end", "2023-06-20"]
+        main,
+        ["export", "stac", str(tmp_path / "x.parquet"), "-c", cat_dir, "--start", "2023-06-20", "--end", "2023-06-20"],
     )
     assert res.exit_code == 0, res.output
     assert pq.read_table(tmp_path / "x.parquet").num_rows == 2
@@ -226,7 +231,9 @@ def test_files_without_scenes_and_across_the_antimeridian(tmp_path):
     # UTM 60N, x 700-900 km at ~10°N: lon 178.8 … 180.6 (crosses ±180°); UTM 59N near lon 170-171
     east = _write(tmp_path / "f" / "east_20230102.tif", "EPSG:32660", from_origin(700_000, 1_200_000, 10_000, 10_000))
     west = _write(tmp_path / "f" / "west_20230101.tif", "EPSG:32659", from_origin(400_000, 1_200_000, 10_000, 10_000))
-    cat = geoduck.build_raster_catalog(tmp_path / "f", tmp_path / "cat", filename_regex=r"_(?P<date>\d{8})", progress=False)
+    cat = geoduck.build_raster_catalog(
+        tmp_path / "f", tmp_path / "cat", filename_regex=r"_(?P<date>\d{8})", progress=False
+    )
     coll = pystac.Collection.from_file(str(cat.to_stac(tmp_path / "stac", collection_id="pacific")))
     items = {i.assets["data"].href: i for i in coll.get_items(recursive=True)}
     assert set(items) == {str(east), str(west)}
@@ -239,7 +246,12 @@ def test_files_without_scenes_and_across_the_antimeridian(tmp_path):
     parts = list(shape(e.geometry).geoms)
     east_of = [p.bounds for p in parts if p.bounds[0] >= 0]  # the part west of ±180° (lon 178.8 … 180)
     west_of = [p.bounds for p in parts if p.bounds[0] < 0]  # the part past it (lon -180 … -179.4)
-    assert e.bbox == [east_of[0][0], min(b[1] for b in east_of + west_of), west_of[0][2], max(b[3] for b in east_of + west_of)]
+    assert e.bbox == [
+        east_of[0][0],
+        min(b[1] for b in east_of + west_of),
+        west_of[0][2],
+        max(b[3] for b in east_of + west_of),
+    ]
     assert e.bbox[0] > e.bbox[2] and 178.5 < e.bbox[0] < 179 and -179.5 < e.bbox[2] < -179
     w = items[str(west)]
     assert w.bbox == list(shape(w.geometry).bounds) and 169 < w.bbox[0] < w.bbox[2] < 172.5
@@ -277,8 +289,12 @@ def test_stac_built_rows_become_their_items_again(s2, tmp_path):
     item_ids = {sid: f"S2_{k}" for k, sid in enumerate(sorted({r["scene_id"] for r in rows}))}
     clouds = {sid: 10.0 * k for k, sid in enumerate(sorted(item_ids))}
     table = (
-        table.set_column(table.schema.get_field_index("id"), "id", pa.array([f"{item_ids[r['scene_id']]}/{r['band']}" for r in rows]))
-        .set_column(table.schema.get_field_index("scene_id"), "scene_id", pa.array([item_ids[r["scene_id"]] for r in rows]))
+        table.set_column(
+            table.schema.get_field_index("id"), "id", pa.array([f"{item_ids[r['scene_id']]}/{r['band']}" for r in rows])
+        )
+        .set_column(
+            table.schema.get_field_index("scene_id"), "scene_id", pa.array([item_ids[r["scene_id"]] for r in rows])
+        )
         .append_column("collection", pa.array(["sentinel-2-l2a"] * len(rows)))
         .append_column("platform", pa.array([r["sensor"].lower().replace("s2", "sentinel-2") for r in rows]))
         .append_column("eo:cloud_cover", pa.array([clouds[r["scene_id"]] for r in rows]))
@@ -304,7 +320,10 @@ def test_stac_built_rows_become_their_items_again(s2, tmp_path):
 
 def test_two_rows_for_one_asset_are_refused(s2, tmp_path):
     table = s2.to_arrow()
-    store.write_parts(table.set_column(table.schema.get_field_index("band"), "band", pa.array(["B02"] * table.num_rows)), tmp_path / "c")
+    store.write_parts(
+        table.set_column(table.schema.get_field_index("band"), "band", pa.array(["B02"] * table.num_rows)),
+        tmp_path / "c",
+    )
     with pytest.raises(ArgumentError, match="two rows for asset 'B02'"):
         geoduck.open_catalog(tmp_path / "c").to_stac(tmp_path / "x")
 
