@@ -27,6 +27,7 @@ from .stitch import stitch
 from .validate import validate
 
 if TYPE_CHECKING:
+    from .builders.stac import from_stac
     from .builders.vector import build_vector_catalog
     from .builders.xarray import build_xarray_catalog
     from .loaders.vector import VectorLabels, load_vector
@@ -40,6 +41,7 @@ _LAZY = {
     "build_xarray_catalog": ".builders.xarray",
     "load_xarray": ".loaders.xarray",
     "build_vector_catalog": ".builders.vector",
+    "from_stac": ".builders.stac",
     "load_vector": ".loaders.vector",
     "VectorLabels": ".loaders.vector",
     "map_chips": ".scale",
@@ -71,6 +73,7 @@ __all__ = [
     "build_xarray_catalog",
     "compact",
     "connect",
+    "from_stac",
     "grid_sampler",
     "load_raster",
     "load_raster_timeseries",

@@ -103,18 +103,82 @@ def _build_command(name: str) -> click.Command:
     return click.Command(name, callback=run, params=params, help=inspect.cleandoc(backend.cli_help))
 
 
+@click.command("stac")
+@click.argument("source")
+@click.option(
+    "-o", "--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+    help="Catalog directory (created or appended to).",
+)
+@click.option("--asset", "assets", multiple=True, help="Asset key to index (repeat; default: the raster assets).")
+@click.option("--read-headers", is_flag=True, help="Read the grid of assets without proj:* fields from their headers.")
+@click.option("--collection", "collections", multiple=True, help="STAC API search: collection id (repeat).")
+@click.option("--bbox", nargs=4, type=float, default=None, help="STAC API search: lon/lat bbox W S E N.")
+@click.option("--datetime", "datetime_", default=None, help="STAC API search: RFC 3339 datetime or interval.")
+@click.option("--max-items", type=int, default=None, help="STAC API search: at most this many items.")
+@click.option("--workers", type=int, default=None, help="Threads reading asset headers (with --read-headers).")
+@click.option("--progress/--no-progress", default=True, show_default=True)
+@_friendly
+def _stac_command(
+    source: str,
+    out_dir: Path,
+    assets: tuple[str, ...],
+    read_headers: bool,
+    collections: tuple[str, ...],
+    bbox: tuple[float, float, float, float] | None,
+    datetime_: str | None,
+    max_items: int | None,
+    workers: int | None,
+    progress: bool,
+) -> None:
+    """Index STAC items of SOURCE into the catalog OUT: one raster row per item × asset.
+
+    SOURCE is a stac-geoparquet file or folder, an Item / ItemCollection JSON file, a static
+    catalog (catalog.json or its folder) or a STAC API URL (searched with the --collection,
+    --bbox, --datetime and --max-items options)."""
+    from .builders.stac import from_stac
+
+    search: dict[str, Any] = {}
+    if collections:
+        search["collections"] = list(collections)
+    if bbox:
+        search["bbox"] = list(bbox)
+    if datetime_:
+        search["datetime"] = datetime_
+    if max_items is not None:
+        search["max_items"] = max_items
+    cat = from_stac(
+        source,
+        out_dir,
+        assets=list(assets) or None,
+        read_headers=read_headers,
+        search=search or None,
+        progress=progress,
+        workers=workers,
+    )
+    report = cat.build_report
+    assert report is not None
+    click.echo(report.summary().replace(" files indexed", " items indexed"))
+    for item, reason in report.errors:
+        click.echo(f"skipped item {item}: {reason}", err=True)
+    for item in report.changed:
+        click.echo(f"changed since indexed (not re-indexed): item {item}", err=True)
+
+
 class _BuildGroup(click.Group):
     """One ``build`` sub-command per registered backend (see :mod:`geoduck.backends`), made when
-    used so that only the backend asked for is imported."""
+    used so that only the backend asked for is imported, plus ``build stac`` (STAC items are a
+    source of raster rows, not a kind of file)."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         from .backends import names
 
-        return sorted(names())
+        return sorted({*names(), "stac"})
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         from .backends import names
 
+        if cmd_name == "stac":
+            return _stac_command
         return _build_command(cmd_name) if cmd_name in names() else None
 
 

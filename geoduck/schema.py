@@ -47,6 +47,25 @@ catalogs built with a ``band`` group; null for rows that are not band files."""
 BAND = "band"
 """The regex group (and so the string column) naming which band of its scene a file holds."""
 
+# -- columns of catalogs built from STAC items (see :mod:`geoduck.builders.stac`) ------------------
+COLLECTION = "collection"
+"""STAC collection id of the item a row comes from (null when the item names none)."""
+COMMON_NAME = "common_name"
+"""``eo:bands`` / ``bands`` common name of a one-band STAC asset (``red``, ``nir`` …): a second name
+``load_raster(bands=[...])`` matches a band file by, after its ``band`` value."""
+STAC_PROPERTIES = "stac_properties"
+"""JSON object of the item properties that are not columns (nested or non-scalar values, and
+scalars whose names clash with a catalog column); scalar properties are columns named as in STAC."""
+STAC_KEY = "stac_key"
+"""What tells an unchanged STAC item from an updated one on append: ``updated:<UTC time>`` from its
+``updated`` property, else ``sha:<hash of its JSON>``."""
+STAC_FIELDS: tuple[pa.Field, ...] = (
+    pa.field(BAND, pa.string()),
+    pa.field(COLLECTION, pa.string()),
+    pa.field(COMMON_NAME, pa.string()),
+)
+"""The string columns every STAC-built part has (besides ``scene_id``, the item id)."""
+
 BBOX_KEYS = ("xmin", "ymin", "xmax", "ymax")
 
 TIMESTAMP = pa.timestamp("us", tz="UTC")
@@ -110,11 +129,14 @@ def catalog_schema(backend: str, extra_columns: Sequence[str] = (), scenes: bool
 
 
 def part_schema(
-    backend_fields: Sequence[pa.Field], extra_columns: Sequence[str] = (), scenes: bool = False
+    backend_fields: Sequence[pa.Field], extra_columns: Sequence[str | pa.Field] = (), scenes: bool = False
 ) -> pa.Schema:
     """The Arrow schema of a part of a backend with columns ``backend_fields`` (see
-    :attr:`geoduck.backends.Backend.fields`), in the order of :func:`catalog_schema`."""
-    extra = tuple(pa.field(name, pa.string()) for name in extra_columns)
+    :attr:`geoduck.backends.Backend.fields`), in the order of :func:`catalog_schema`. An extra
+    column given by name is a string; one given as a ``pa.Field`` keeps its type (STAC properties:
+    ``eo:cloud_cover`` DOUBLE …). Parts whose extra columns differ are read together by name
+    (``read_parquet(..., union_by_name=true)``): a column a part lacks is null there."""
+    extra = tuple(c if isinstance(c, pa.Field) else pa.field(c, pa.string()) for c in extra_columns)
     fields = (*CORE_FIELDS, *backend_fields, *extra, *((SCENE_FIELD,) if scenes else ()), *FILE_FIELDS)
     return pa.schema(fields)
 

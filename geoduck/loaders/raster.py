@@ -508,10 +508,14 @@ def _unit_key(u: _Unit) -> tuple:
 
 
 def _match_band(name: str, files: dict[str, Source]) -> Source | None:
-    """The band file of a scene named ``name``: exact, else case-insensitive (if unambiguous)."""
+    """The band file of a scene named ``name``: by ``band`` exactly, else case-insensitively (if
+    unambiguous), else by ``common_name`` (STAC ``eo:bands`` names such as ``red`` for ``B04``;
+    case-insensitive, if unambiguous)."""
     if name in files:
         return files[name]
     hits = [src for band, src in files.items() if band.lower() == name.lower()]
+    if not hits:
+        hits = [src for src in files.values() if src.common_name is not None and src.common_name.lower() == name.lower()]
     return hits[0] if len(hits) == 1 else None
 
 
@@ -552,7 +556,10 @@ def _units(
             units.append(_Unit(key, picked[0].start, tuple((src, None) for src in picked)))
     missing = [name for name in spec if str(name) not in found]
     if missing:
-        offered = sorted({band for _, files in ordered for band in files})
+        offered = sorted(
+            {band for _, files in ordered for band in files}
+            | {s.common_name for _, files in ordered for s in files.values() if s.common_name is not None}
+        )
         raise ArgumentError(
             f"bands: no band file named {missing[0]!r} in the scenes under this slice; their bands: {offered}"
         )

@@ -52,6 +52,7 @@ _COLUMNS = (
     schema.FILE_MTIME,
     schema.SCENE_ID,
     schema.BAND,
+    schema.COMMON_NAME,
 )
 
 
@@ -72,6 +73,8 @@ class Source:
     """``scene_id`` of a band file (None: the file is a scene of its own)."""
     band: str | None = None
     """The band a band file holds (its ``band`` column)."""
+    common_name: str | None = None
+    """Second name of that band (``common_name`` column of STAC-built catalogs, e.g. ``red``)."""
 
 
 def _column(table: pa.Table, name: str) -> pa.ChunkedArray | None:
@@ -134,6 +137,7 @@ class RowIndex:
         self.count = _list(table, "count")
         self.scene = _list(table, schema.SCENE_ID)
         self.band = _list(table, schema.BAND)
+        self.common_name = _list(table, schema.COMMON_NAME)
         mtimes, mtime_null = _times(table, schema.FILE_MTIME)
         self.mtime = [None if null else int(t) for t, null in zip(mtimes, mtime_null, strict=True)]
         self.start, self.start_null = start, start_null
@@ -191,6 +195,7 @@ class RowIndex:
                 self.mtime[i],
                 self.scene[i],
                 self.band[i] if self.scene[i] is not None else None,
+                self.common_name[i] if self.scene[i] is not None else None,
             )
             for i in idx
         ]

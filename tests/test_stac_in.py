@@ -1,0 +1,441 @@
+"""STAC in (``geoduck.from_stac`` / ``geoduck build stac``): items built with pystac over real local
+COGs (written here with rasterio, plus a file of the real corpus), read from a static catalog, an
+ItemCollection JSON file, stac-geoparquet and a STAC API served on 127.0.0.1 by the test itself.
+Rows are checked against the items, pixels against rasterio and against ``odc.stac.load``."""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import threading
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import parse_qs, urlparse
+
+import numpy as np
+import pyarrow as pa
+import pystac
+import pytest
+import rasterio
+import shapely
+from click.testing import CliRunner
+from rasterio.transform import Affine
+
+import geoduck
+from geoduck.cli import main
+from geoduck.errors import ArgumentError, BuildError
+
+RES = 20.0
+SIZE = 48  # pixels per side: tiles of 960 m
+CRS = "EPSG:32630"
+X0, Y0 = 400_000.0, 4_500_000.0  # upper-left of the first tile
+TILES = {"T1": (X0, Y0), "T2": (X0 + SIZE * RES, Y0)}  # side by side
+DATES = ["2023-06-01T10:30:00Z", "2023-06-11T10:30:00Z"]
+S2_BANDS = {"B04": "red", "B03": "green", "B02": "blue"}
+NODATA = 0
+
+
+def _write_cog(path: Path, values: np.ndarray, transform: Affine) -> None:
+    profile = dict(
+        driver="COG", width=values.shape[1], height=values.shape[0], count=1, dtype="uint16",
+        crs=CRS, transform=transform, nodata=NODATA, blocksize=16,
+    )  # fmt: skip
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(values, 1)
+
+
+def _lonlat_polygon(x0: float, y0: float) -> dict:
+    from pyproj import Transformer
+
+    t = Transformer.from_crs(CRS, "EPSG:4326", always_xy=True)
+    xs, ys = [x0, x0 + SIZE * RES, x0 + SIZE * RES, x0, x0], [y0, y0, y0 - SIZE * RES, y0 - SIZE * RES, y0]
+    lon, lat = t.transform(xs, ys)
+    return shapely.geometry.mapping(shapely.Polygon(zip(lon, lat, strict=True)))
+
+
+def _item(item_id: str, tile: str, date: str, cloud: float, assets: dict[str, Path], style: str) -> pystac.Item:
+    x0, y0 = TILES[tile]
+    geom = _lonlat_polygon(x0, y0)
+    item = pystac.Item(
+        id=item_id,
+        geometry=geom,
+        bbox=list(shapely.geometry.shape(geom).bounds),
+        datetime=datetime.fromisoformat(date),
+        properties={
+            "eo:cloud_cover": cloud,
+            "platform": "sentinel-2a" if tile == "T1" else "sentinel-2b",
+            "s2:tile": tile,
+            "proj:code": CRS,
+            "s2:processing": {"baseline": "05.09", "steps": [1, 2]},
+        },
+        collection="s2-test",
+    )
+    for key, path in assets.items():
+        common = S2_BANDS.get(key, key)
+        item.add_asset(
+            key,
+            pystac.Asset(
+                href=str(path),
+                media_type=pystac.MediaType.COG,
+                roles=["data"],
+                extra_fields={
+                    "proj:shape": [SIZE, SIZE],
+                    "proj:transform": [RES, 0.0, x0, 0.0, -RES, y0],
+                    "eo:bands": [{"name": key, "common_name": common}] if style == "pc" else [{"name": key}],
+                    "raster:bands": [{"data_type": "uint16", "nodata": NODATA}],
+                },
+            ),
+        )
+    item.add_asset("thumbnail", pystac.Asset(href=str(path) + ".png", media_type=pystac.MediaType.PNG, roles=["thumbnail"]))
+    return item
+
+
+def _make_items(root: Path, style: str) -> list[pystac.Item]:
+    """Two tiles × two dates; asset keys ``B04/B03/B02`` (Planetary-Computer style, common names
+    red/green/blue) or ``red/green/blue`` (Earth-Search style). Pixel values are seeded noise
+    (1..9999, with a nodata corner), different in every file."""
+    rng = np.random.default_rng(7 if style == "pc" else 8)
+    items = []
+    for d, date in enumerate(DATES):
+        for tile, (x0, y0) in TILES.items():
+            item_id = f"S2_{tile}_{date[:10].replace('-', '')}"
+            assets = {}
+            for key in S2_BANDS if style == "pc" else S2_BANDS.values():
+                values = rng.integers(1, 10_000, (SIZE, SIZE), dtype=np.uint16)
+                values[: 6 + 4 * d, : 5 + 3 * d] = NODATA  # a hole where the other date shows through
+                path = root / "cogs" / f"{item_id}_{key}.tif"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                _write_cog(path, values, Affine(RES, 0, x0, 0, -RES, y0))
+                assets[key] = path
+            items.append(_item(item_id, tile, date, 5.0 + 20.0 * len(items), assets, style))
+    return items
+
+
+@pytest.fixture(scope="module")
+def stac(tmp_path_factory):
+    """Items, and every kind of source holding them."""
+    root = tmp_path_factory.mktemp("stac")
+    items = _make_items(root, "pc")
+    # static catalog: catalog.json → collection → items, asset hrefs relative
+    cat = pystac.Catalog("root", "test catalog")
+    coll = pystac.Collection(
+        "s2-test", "test", pystac.Extent(pystac.SpatialExtent([[-180, -90, 180, 90]]), pystac.TemporalExtent([[None, None]]))
+    )
+    cat.add_child(coll)
+    for it in items:
+        coll.add_item(it.clone())
+    cat.normalize_hrefs(str(root / "static"))
+    cat.make_all_asset_hrefs_relative()
+    cat.save(pystac.CatalogType.SELF_CONTAINED)
+    # ItemCollection JSON, plus two malformed items
+    features = [it.to_dict() for it in items]
+    bad_time = copy.deepcopy(features[0])
+    bad_time["id"], bad_time["properties"]["datetime"] = "no-time", None
+    bad_assets = copy.deepcopy(features[1])
+    bad_assets["id"] = "no-raster"
+    bad_assets["assets"] = {"thumbnail": bad_assets["assets"]["thumbnail"]}
+    ic_path = root / "items.json"
+    ic_path.write_text(json.dumps({"type": "FeatureCollection", "features": [*features, bad_time, bad_assets]}))
+    # stac-geoparquet
+    import stac_geoparquet
+
+    gpq = root / "items.parquet"
+    reader = stac_geoparquet.arrow.parse_stac_items_to_arrow(features)
+    stac_geoparquet.arrow.to_parquet(reader, gpq)
+    return {"root": root, "items": items, "static": root / "static" / "catalog.json", "ic": ic_path, "gpq": gpq}
+
+
+# -- a minimal STAC API on 127.0.0.1 --------------------------------------------------------------
+
+
+class _Api(BaseHTTPRequestHandler):
+    features: list[dict] = []
+    base = ""
+    requests: list[str] = []
+
+    def log_message(self, *args) -> None:  # quiet
+        pass
+
+    def _send(self, obj: dict) -> None:
+        body = json.dumps(obj).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _search(self, params: dict) -> None:
+        page, limit = int(params.get("page", 0)), int(params.get("limit", 2))
+        colls = params.get("collections")
+        hits = [f for f in self.features if not colls or f.get("collection") in colls]
+        out = {"type": "FeatureCollection", "features": hits[page * limit : (page + 1) * limit], "links": []}
+        if (page + 1) * limit < len(hits):
+            q = f"page={page + 1}&limit={limit}" + (f"&collections={','.join(colls)}" if colls else "")
+            out["links"].append({"rel": "next", "href": f"{self.base}/search?{q}", "type": "application/geo+json"})
+        self._send(out)
+
+    def do_GET(self) -> None:  # noqa: N802
+        url = urlparse(self.path)
+        self.requests.append(url.path)
+        conforms = ["https://api.stacspec.org/v1.0.0/core", "https://api.stacspec.org/v1.0.0/item-search"]
+        if url.path in ("", "/"):
+            self._send(
+                {
+                    "type": "Catalog", "id": "api", "stac_version": "1.0.0", "description": "test API",
+                    "conformsTo": conforms,
+                    "links": [
+                        {"rel": "self", "href": self.base + "/"}, {"rel": "root", "href": self.base + "/"},
+                        {"rel": "conformance", "href": self.base + "/conformance"},
+                        {"rel": "search", "href": self.base + "/search", "method": "GET",
+                         "type": "application/geo+json"},
+                    ],
+                }
+            )  # fmt: skip
+        elif url.path == "/conformance":
+            self._send({"conformsTo": conforms})
+        elif url.path == "/search":
+            q = {k: v[0] for k, v in parse_qs(url.query).items()}
+            if "collections" in q:
+                q["collections"] = q["collections"].split(",")
+            self._search(q)
+        else:
+            self.send_error(404)
+
+
+@pytest.fixture(scope="module")
+def api(stac):
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Api)
+    _Api.base = f"http://127.0.0.1:{server.server_address[1]}"
+    _Api.features = [it.to_dict() for it in stac["items"]]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield _Api.base
+    server.shutdown()
+    server.server_close()
+    thread.join()
+
+
+# -- helpers ----------------------------------------------------------------------------------------
+
+
+def _rows(cat: geoduck.Catalog) -> dict[str, dict]:
+    return {r["id"]: r for r in cat.to_arrow().to_pylist()}
+
+
+def _expected_rows(items: list[pystac.Item]) -> dict[str, dict]:
+    out = {}
+    for it in items:
+        for key, asset in it.assets.items():
+            if key == "thumbnail":
+                continue
+            out[f"{it.id}/{key}"] = {"href": str(Path(asset.get_absolute_href()).resolve()), "item": it, "key": key}
+    return out
+
+
+def _check_rows(cat: geoduck.Catalog, items: list[pystac.Item]) -> None:
+    rows, want = _rows(cat), _expected_rows(items)
+    assert set(rows) == set(want)
+    for rid, w in want.items():
+        r, it = rows[rid], w["item"]
+        x0, y0 = TILES[it.properties["s2:tile"]]
+        assert r["filepath"] == w["href"]
+        assert r["backend"] == "raster" and r["scene_id"] == it.id and r["band"] == w["key"]
+        assert r["collection"] == "s2-test"
+        assert r["common_name"] == S2_BANDS[w["key"]]
+        assert r["start_datetime"] == r["end_datetime"] == it.datetime.astimezone(UTC)
+        assert r["crs"] == CRS
+        assert r["transform"] == [RES, 0.0, x0, 0.0, -RES, y0]
+        assert (r["width"], r["height"], r["count"], r["dtype"], r["nodata"]) == (SIZE, SIZE, 1, "uint16", 0.0)
+        assert r["native_bounds"] == {"xmin": x0, "ymin": y0 - SIZE * RES, "xmax": x0 + SIZE * RES, "ymax": y0}
+        assert shapely.from_wkb(r["geometry"]).equals_exact(shapely.geometry.shape(it.geometry), 1e-12)
+        assert r["eo:cloud_cover"] == it.properties["eo:cloud_cover"]
+        assert r["platform"] == it.properties["platform"]
+        props = json.loads(r["stac_properties"])
+        assert props == {"proj:code": CRS, "s2:processing": {"baseline": "05.09", "steps": [1, 2]}} or props == {
+            "s2:processing": {"baseline": "05.09", "steps": [1, 2]}
+        }
+        with rasterio.open(r["filepath"]) as src:  # the catalogued grid is the file's
+            assert tuple(src.transform)[:6] == tuple(r["transform"]) and src.crs.to_string() == CRS
+
+
+def _slice(date: str | None = None) -> geoduck.GeoSlice:
+    bounds = (X0, Y0 - SIZE * RES, X0 + 2 * SIZE * RES, Y0)
+    return geoduck.GeoSlice(bounds, CRS, RES, start=date[:10] if date else None, end=date[:10] if date else None)
+
+
+def _rasterio_mosaic(items: list[pystac.Item], keys: list[str], date: str | None) -> tuple[np.ndarray, np.ndarray]:
+    """Expected first-valid mosaic of the items (oldest first) on :func:`_slice`'s grid, read
+    with rasterio: a scene pixel is valid where all its bands are."""
+    out = np.zeros((len(keys), SIZE, 2 * SIZE), np.uint16)
+    valid = np.zeros((SIZE, 2 * SIZE), bool)
+    for it in sorted(items, key=lambda i: i.datetime):
+        if date and it.datetime.date().isoformat() != date[:10]:
+            continue
+        col = int((TILES[it.properties["s2:tile"]][0] - X0) / RES)
+        stack = []
+        for k in keys:
+            with rasterio.open(it.assets[k].get_absolute_href()) as src:
+                stack.append(src.read(1))
+        v = np.stack(stack)
+        ok = (v != NODATA).all(axis=0)
+        region = valid[:, col : col + SIZE]
+        take = ok & ~region
+        out[:, :, col : col + SIZE][:, take] = v[:, take]
+        region |= ok
+    return out, valid
+
+
+# -- tests ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["static", "ic", "gpq", "objects"])
+def test_sources_give_the_contract_rows(stac, tmp_path, kind):
+    source = stac["items"] if kind == "objects" else stac[kind]
+    cat = geoduck.from_stac(source, tmp_path / "cat", progress=False)
+    _check_rows(cat, stac["items"])
+    report = cat.build_report
+    assert report.indexed == 12 and report.files_indexed == 4
+    if kind == "ic":  # the two malformed items, by id
+        errors = dict(report.errors)
+        assert set(errors) == {"no-time", "no-raster"}
+        assert "datetime" in errors["no-time"] and "no raster asset" in errors["no-raster"]
+    else:
+        assert report.errors == ()
+
+
+def test_api_search_pages_and_filters(stac, api, tmp_path):
+    _Api.requests.clear()
+    cat = geoduck.from_stac(api, tmp_path / "cat", progress=False, search={"collections": ["s2-test"], "limit": 1})
+    _check_rows(cat, stac["items"])
+    assert _Api.requests.count("/search") == 4  # one item per page, next links followed
+    capped = geoduck.from_stac(api, tmp_path / "cap", progress=False, search={"max_items": 3})
+    assert capped.build_report.files_indexed == 3 and len(capped) == 9
+    with pytest.raises(BuildError, match="could be indexed"):  # no item matched: no catalog
+        geoduck.from_stac(api, tmp_path / "none", progress=False, search={"collections": ["other"]})
+
+
+def test_property_columns_are_typed_and_queryable(stac, tmp_path):
+    cat = geoduck.from_stac(stac["static"], tmp_path / "cat", progress=False)
+    types = dict(zip(cat.to_arrow().schema.names, cat.to_arrow().schema.types, strict=True))
+    assert types["eo:cloud_cover"] == pa.float64() and types["platform"] == pa.string()
+    clear = cat.where('"eo:cloud_cover" < 30')
+    want = {it.id for it in stac["items"] if it.properties["eo:cloud_cover"] < 30}
+    assert {r["scene_id"] for r in clear.to_arrow().to_pylist()} == want and len(want) == 2
+    june1 = cat.query(start="2023-06-01", end="2023-06-01")
+    assert {r["scene_id"] for r in june1.to_arrow().to_pylist()} == {"S2_T1_20230601", "S2_T2_20230601"}
+    # a bbox inside tile 2 only (UTM), both dates
+    t2 = cat.query(bbox=(X0 + SIZE * RES + 100, Y0 - 500, X0 + SIZE * RES + 300, Y0 - 100), crs=CRS)
+    assert {r["scene_id"] for r in t2.to_arrow().to_pylist()} == {"S2_T2_20230601", "S2_T2_20230611"}
+    b2 = cat.where("platform = 'sentinel-2b' AND band = 'B03'")
+    assert len(b2) == 2
+
+
+@pytest.mark.parametrize("style", ["pc", "es"])
+def test_load_raster_by_common_name_equals_rasterio(stac, tmp_path, style):
+    items = stac["items"] if style == "pc" else _make_items(tmp_path, "es")
+    cat = geoduck.from_stac(items, tmp_path / "cat", progress=False)
+    keys = list(S2_BANDS) if style == "pc" else list(S2_BANDS.values())
+    for date in (None, DATES[1]):
+        got = geoduck.load_raster(cat, _slice(date), bands=["red", "green", "blue"], merge="first")
+        want, valid = _rasterio_mosaic(items, keys, date)
+        assert got.values.shape == want.shape
+        assert np.array_equal(np.asarray(got.values)[:, valid], want[:, valid])
+        assert (np.asarray(got.values)[:, ~valid] == NODATA).all()
+    with pytest.raises(ArgumentError, match="red"):
+        geoduck.load_raster(cat, _slice(), bands=["swir"])
+
+
+def test_append_skips_unchanged_and_reports_changed(stac, tmp_path):
+    out = tmp_path / "cat"
+    features = [it.to_dict() for it in stac["items"]]
+    geoduck.from_stac(features[:3], out, progress=False)
+    again = geoduck.from_stac(features, out, progress=False)
+    r = again.build_report
+    assert (r.indexed, r.files_indexed, r.unchanged, r.changed) == (3, 1, 3, ())
+    assert len(again) == 12 and len(set(_rows(again))) == 12
+    edited = copy.deepcopy(features[0])
+    edited["properties"]["eo:cloud_cover"] = 99.0
+    r2 = geoduck.from_stac([edited, *features[1:]], out, progress=False).build_report
+    assert (r2.indexed, r2.unchanged, r2.changed) == (0, 3, (features[0]["id"],))
+    # a new asset selection of indexed items adds only the new rows
+    only_red = geoduck.from_stac(features, tmp_path / "red", assets=["B04"], progress=False)
+    assert {r["band"] for r in _rows(only_red).values()} == {"B04"} and len(only_red) == 4
+
+
+def test_corpus_asset_headers(stac, tmp_path, corpus_dir):
+    path = corpus_dir / "stars" / "L7_ETMs.tif"
+    with rasterio.open(path) as src:
+        b = src.bounds
+        from rasterio.warp import transform_geom
+
+        geom = transform_geom(src.crs, "EPSG:4326", shapely.geometry.mapping(shapely.box(*b)))
+        want = (src.crs.to_epsg(), tuple(src.transform)[:6], src.width, src.height, src.count, src.dtypes[0])
+        pixels = src.read()
+    item = {
+        "type": "Feature", "stac_version": "1.0.0", "id": "L7", "geometry": geom, "bbox": list(shapely.geometry.shape(geom).bounds),
+        "properties": {"datetime": "2000-07-01T00:00:00Z"}, "links": [],
+        "assets": {"image": {"href": str(path), "type": "image/tiff; application=geotiff"}},
+    }  # fmt: skip
+    bare = _rows(geoduck.from_stac([item], tmp_path / "bare", progress=False))["L7/image"]
+    assert bare["crs"] is None and bare["transform"] is None and bare["width"] is None
+    cat = geoduck.from_stac([item], tmp_path / "hdr", read_headers=True, progress=False)
+    r = _rows(cat)["L7/image"]
+    assert (int(r["crs"].split(":")[1]), tuple(r["transform"]), r["width"], r["height"], r["count"], r["dtype"]) == want
+    t = r["transform"]
+    sl = geoduck.GeoSlice(
+        (t[2], t[5] + t[4] * r["height"], t[2] + t[0] * r["width"], t[5]), r["crs"], (t[0], -t[4])
+    )
+    got = geoduck.load_raster(cat, sl, bands=["image"])
+    assert np.array_equal(np.asarray(got.values), pixels)
+
+
+def test_cli_build_stac(stac, tmp_path):
+    out = tmp_path / "cli"
+    res = CliRunner().invoke(main, ["build", "stac", str(stac["ic"]), "-o", str(out), "--asset", "B04", "--no-progress"])
+    assert res.exit_code == 0, res.output
+    assert "4 items indexed" in res.output and "skipped item no-time" in res.output
+    assert len(geoduck.open_catalog(out)) == 4
+    bad = CliRunner().invoke(main, ["build", "stac", str(tmp_path / "missing.json"), "-o", str(out)])
+    assert bad.exit_code == 1 and "does not exist" in bad.output
+
+
+def test_bad_source_arguments(stac, tmp_path):
+    with pytest.raises(ArgumentError, match="search"):
+        geoduck.from_stac(stac["static"], tmp_path / "x", search={"collections": ["a"]}, progress=False)
+    with pytest.raises(ArgumentError, match="assets"):
+        geoduck.from_stac(stac["static"], tmp_path / "x", assets=[], progress=False)
+
+
+# -- peer check: odc-stac ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "grid",
+    [
+        (CRS, RES, (X0, Y0 - SIZE * RES, X0 + 2 * SIZE * RES, Y0)),  # the native grid
+        # coarser and shifted: pixel centres 2 or 12 m inside source pixels (no nearest-neighbour ties)
+        (CRS, 30.0, (X0 + 7, Y0 - 7 - 30 * 30, X0 + 7 + 30 * 60, Y0 - 7)),
+        # another UTM zone: reprojected on read
+        ("EPSG:32629", 25.0, (907_500.0, 4_509_100.0, 909_300.0, 4_510_400.0)),
+    ],
+)
+def test_load_raster_equals_odc_stac_load(stac, tmp_path, grid):
+    from odc.geo.geobox import GeoBox
+    from odc.stac import load as odc_load
+
+    crs, res, bounds = grid
+    cat = geoduck.from_stac(stac["items"], tmp_path / "cat", progress=False)
+    width, height = round((bounds[2] - bounds[0]) / res), round((bounds[3] - bounds[1]) / res)
+    gbox = GeoBox((height, width), Affine(res, 0, bounds[0], 0, -res, bounds[3]), crs)
+    ds = odc_load(stac["items"], bands=["B04", "B03", "B02"], geobox=gbox, resampling="nearest", groupby="time")
+    for t in ds.time.values:
+        day = str(t)[:10]
+        got = geoduck.load_raster(
+            cat, geoduck.GeoSlice(bounds, crs, res, start=day, end=day), bands=["red", "green", "blue"], resampling="nearest"
+        )
+        want = np.stack([ds[b].sel(time=t).values for b in ("B04", "B03", "B02")])
+        assert got.values.shape == want.shape and math.isclose(got.transform.a, res)
+        assert (want != NODATA).mean() > 0.5  # the grid lies on data
+        assert np.array_equal(np.asarray(got.values), want)
