@@ -13,7 +13,8 @@ Rows become Items and Assets by the scene/band model:
   media type from the file extension, roles ``["data"]``, the projection extension from the native
   grid (``crs`` → ``proj:code`` or ``proj:wkt2``, ``transform`` → ``proj:transform``,
   ``height``/``width`` → ``proj:shape``, ``native_bounds`` → ``proj:bbox``), ``raster:bands``
-  from ``count``/``dtype``/``nodata``/resolution and ``eo:bands`` from the band name.
+  from ``count``/``dtype``/``nodata``/resolution and ``eo:bands`` from the band name (and
+  ``common_name``, which STAC-built catalogs keep).
 - *Properties* = the other columns (regex groups, or the typed STAC property columns of a
   STAC-built catalog such as ``"eo:cloud_cover"``) whose value is the same on every row of the
   Item, plus the JSON object in ``stac_properties``; a column whose values differ between an
@@ -56,10 +57,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-COLLECTION = "collection"
-"""Column naming an item's STAC collection (written by STAC-built catalogs)."""
-STAC_PROPERTIES = "stac_properties"
-"""JSON string column holding an item's nested (non-scalar) STAC properties."""
+COLLECTION = schema.COLLECTION
+STAC_PROPERTIES = schema.STAC_PROPERTIES
 DEFAULT_ASSET_KEY = "data"
 """Asset key of a row without a ``band``."""
 
@@ -85,7 +84,8 @@ _MEDIA_TYPES: Mapping[str, str] = {
 """Asset media types by (lower-case) file extension; others get none."""
 
 _NOT_PROPERTIES = frozenset(
-    {*schema.RESERVED_COLUMNS, schema.BAND, COLLECTION, STAC_PROPERTIES, "datetime"} - {schema.START, schema.END}
+    {*schema.RESERVED_COLUMNS, *(f.name for f in schema.STAC_FIELDS), STAC_PROPERTIES, schema.STAC_KEY, "datetime"}
+    - {schema.START, schema.END}
 )
 _REQUIRED = (schema.ID, schema.FILEPATH, schema.GEOMETRY, schema.START, schema.END)
 
@@ -289,7 +289,8 @@ def _add_asset(item: pystac.Item, row: Mapping[str, Any], per_asset: set[str], i
     if bands:
         RasterExtension.ext(asset, add_if_missing=True).bands = [RasterBand.create(**b) for b in bands]
     if band:
-        EOExtension.ext(asset, add_if_missing=True).bands = [Band.create(name=band)]
+        common_name = row.get(schema.COMMON_NAME)
+        EOExtension.ext(asset, add_if_missing=True).bands = [Band.create(name=band, common_name=common_name)]
     for name in sorted(per_asset):
         if row.get(name) is not None:
             asset.extra_fields[name] = _json_value(row[name])
