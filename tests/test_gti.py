@@ -192,3 +192,18 @@ def test_cli_export_gti(overlapping, tmp_path):
     assert pyogrio.read_info(tmp_path / "f.gti.fgb")["layer_metadata"]["SORT_FIELD"] == "start_datetime"
     res = runner.invoke(main, ["export", "gti", str(tmp_path / "x.gti.gpkg"), "-c", cat_dir, "--resolution", "0", "0"])
     assert res.exit_code == 1 and res.output.startswith("Error:")
+
+
+def test_ties_in_time_follow_the_path_order_as_in_load_raster(tmp_path):
+    (tmp_path / "f").mkdir()
+    for name, x0, value in (("b_20230101", 500_000, 1), ("a_20230101", 500_100, 2), ("c_20230101", 500_050, 3)):
+        _cog(tmp_path / "f" / f"{name}.tif", np.full((1, 32, 32), value, "uint8"), "EPSG:32630",
+             from_origin(x0, 4_400_000, 10, 10), 0)  # fmt: skip
+    cat = geoduck.build_raster_catalog(
+        tmp_path / "f", tmp_path / "cat", filename_regex=r"_(?P<date>\d{8})", progress=False
+    )
+    with rasterio.open(cat.to_gti(tmp_path / "t.gti.gpkg")) as ds:
+        gdal = ds.read()
+        np.testing.assert_array_equal(gdal, _load_like(cat, ds))
+    assert sorted(np.unique(gdal[0, 0])) == [1, 2, 3]
+    assert (gdal[0, 0, 2], gdal[0, 0, 12], gdal[0, 0, 40]) == (1, 3, 2)  # b alone; a, b, c: c on top; a alone
