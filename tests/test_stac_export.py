@@ -351,3 +351,21 @@ def test_bbox_union_is_the_shortest_covering_arc():
         # oracle: the shortest arc starting at some box's west edge that covers every box
         best = min(max((_arc(b)[0] - w0) % 360 + _arc(b)[1] for b in boxes) for w0, *_ in boxes)
         assert gwidth == pytest.approx(min(best, 360.0), abs=1e-9)
+
+
+def test_several_collections_give_a_root_catalog(s2, tmp_path, no_network):
+    table = s2.to_arrow()
+    names = ["s2-30" if r["tile"].startswith("30") else "s2-31" for r in table.to_pylist()]
+    store.write_parts(table.append_column("collection", pa.array(names)), tmp_path / "c")
+    root_file = geoduck.open_catalog(tmp_path / "c").to_stac(tmp_path / "out")
+    assert root_file.name == "catalog.json"
+    root = pystac.Catalog.from_file(str(root_file))
+    children = {c.id: c for c in root.get_children()}
+    assert sorted(children) == ["s2-30", "s2-31"]
+    for cid, coll in children.items():
+        items = list(coll.get_items())
+        assert len(items) == 2 and all(i.properties["proj:code"] == f"EPSG:326{cid[-2:]}" for i in items)
+        assert coll.summaries.get_list("proj:code") == [f"EPSG:326{cid[-2:]}"]
+    for f in root_file.parent.rglob("*.json"):
+        ok, message = _validate(f)
+        assert ok, message
