@@ -235,12 +235,21 @@ def property_columns(columns: Sequence[str]) -> list[str]:
 
 
 def _crs_fields(crs: str | None) -> dict[str, Any]:
+    """Projection-extension CRS fields of a catalog ``crs`` (an authority code, else WKT2)."""
     if not crs:
         return {"proj:code": None}
-    head = crs.split(":", 1)[0]
-    if ":" in crs and head.isalpha() and head.upper() == head and "[" not in crs:
+    if "[" not in crs and ":" in crs:  # "EPSG:32630", "ESRI:102003", "IAU_2015:30100"
         return {"proj:code": crs}
     return {"proj:code": None, "proj:wkt2": crs}
+
+
+def _stac_nodata(nodata: float) -> float | str:
+    """A nodata value as the raster extension writes it (``"nan"``, ``"inf"``, ``"-inf"`` as strings)."""
+    if math.isnan(nodata):
+        return "nan"
+    if math.isinf(nodata):
+        return "inf" if nodata > 0 else "-inf"
+    return nodata
 
 
 def _raster_bands(row: Mapping[str, Any]) -> list[dict[str, Any]] | None:
@@ -252,9 +261,7 @@ def _raster_bands(row: Mapping[str, Any]) -> list[dict[str, Any]] | None:
         band["data_type"] = row["dtype"]
     nodata = row.get("nodata")
     if nodata is not None:
-        band["nodata"] = (
-            "nan" if math.isnan(nodata) else ("inf" if nodata > 0 else "-inf") if math.isinf(nodata) else nodata
-        )
+        band["nodata"] = _stac_nodata(nodata)
     res = [abs(v) for v in (row.get("res_x"), row.get("res_y")) if v]
     if res and len(set(res)) == 1:
         band["spatial_resolution"] = res[0]

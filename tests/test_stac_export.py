@@ -13,11 +13,13 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pyproj
 import pystac
 import pytest
 import rasterio
 import shapely
 from click.testing import CliRunner
+from pystac.extensions.projection import ProjectionExtension
 from rasterio.transform import from_origin
 from shapely.geometry import shape
 
@@ -369,3 +371,23 @@ def test_several_collections_give_a_root_catalog(s2, tmp_path, no_network):
     for f in root_file.parent.rglob("*.json"):
         ok, message = _validate(f)
         assert ok, message
+
+
+def test_crs_without_code_and_nan_nodata(tmp_path, no_network):
+    crs = "+proj=tmerc +lon_0=7.3 +lat_0=0 +k=0.9996 +x_0=500000 +datum=WGS84 +units=m"
+    _write(tmp_path / "f" / "t_20230101.tif", crs, from_origin(500_000, 5_000_000, 100, 100), nodata=float("nan"))
+    cat = geoduck.build_raster_catalog(
+        tmp_path / "f", tmp_path / "cat", filename_regex=r"_(?P<date>\d{8})", progress=False
+    )
+    (row,) = cat.to_arrow().to_pylist()
+    assert "[" in row["crs"]  # no authority code: the catalog holds WKT2
+    root = cat.to_stac(tmp_path / "out")
+    (item,) = pystac.Collection.from_file(str(root)).get_items(recursive=True)
+    asset = item.assets["data"]
+    proj = ProjectionExtension.ext(asset)
+    assert proj.code is None and proj.wkt2 == row["crs"] and "proj:code" not in item.properties
+    with rasterio.open(asset.href) as ds:
+        assert pyproj.CRS.from_wkt(proj.wkt2) == pyproj.CRS.from_user_input(ds.crs.to_wkt())
+    assert asset.extra_fields["raster:bands"][0]["nodata"] == "nan"
+    for f in root.parent.rglob("*.json"):
+        assert _validate(f)[0]
