@@ -12,6 +12,7 @@ import os
 import random
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any, TypeVar
 
 import duckdb
@@ -265,6 +266,57 @@ class Catalog:
         if not parts:
             raise ArgumentError("the relation has no rows: nothing to write")
         return open_catalog(target)
+
+    def to_stac_geoparquet(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        collection_id: str | None = None,
+        collection_href: str | None = None,
+        static_datetime: Any = None,
+    ) -> Path:
+        """Write this relation as stac-geoparquet (one STAC Item per scene, one Asset per band file)
+        with the ``stac_geoparquet`` library; see :func:`geoduck.stac_export.to_stac_geoparquet`.
+        Returns ``path``."""
+        from .stac_export import to_stac_geoparquet
+
+        return to_stac_geoparquet(
+            self,
+            path,
+            collection_id=collection_id,
+            collection_href=collection_href,
+            static_datetime=static_datetime,
+        )
+
+    def to_stac(
+        self,
+        out_dir: str | os.PathLike[str],
+        *,
+        collection_id: str | None = None,
+        relative_hrefs: bool = False,
+        static_datetime: Any = None,
+    ) -> Path:
+        """Write this relation as a static STAC catalog (a Collection of Items) with pystac, atomically;
+        see :func:`geoduck.stac_export.to_stac`. Returns the root JSON file."""
+        from .stac_export import to_stac
+
+        return to_stac(
+            self, out_dir, collection_id=collection_id, relative_hrefs=relative_hrefs, static_datetime=static_datetime
+        )
+
+    def to_gti(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        srs: Any = None,
+        resolution: float | tuple[float, float] | None = None,
+        nodata: float | None = None,
+    ) -> Path:
+        """Write this relation's rasters as a GDAL GTI tile index (``.gti.gpkg``) that GDAL, rasterio
+        and QGIS open as one mosaic, latest acquisition on top; see :mod:`geoduck.gti`."""
+        from .gti import to_gti
+
+        return to_gti(self, path, srs=srs, resolution=resolution, nodata=nodata)
 
     def to_geopandas(self) -> gpd.GeoDataFrame:
         """All rows as a GeoDataFrame in EPSG:4326."""

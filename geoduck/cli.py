@@ -353,6 +353,126 @@ def union(left: Path, right: Path, out: Path, dedupe: bool) -> None:
     click.echo(f"wrote {len(result)} rows to {out}")
 
 
+def _query_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """The catalog and query options of ``geoduck export`` commands (as ``geoduck query``)."""
+    options = [
+        click.option(
+            "-c",
+            "--catalog",
+            "catalog_dir",
+            required=True,
+            type=click.Path(path_type=Path),
+            help="Catalog directory to export.",
+        ),
+        click.option(
+            "--bbox", nargs=4, type=float, default=None, metavar="XMIN YMIN XMAX YMAX", help="AOI bounds in --crs."
+        ),
+        click.option("--geometry", default=None, help="AOI as WKT in --crs (instead of --bbox)."),
+        click.option("--crs", default=None, help="CRS of the AOI (default EPSG:4326)."),
+        click.option("--start", default=None, help="Interval start (date or datetime, UTC if naive)."),
+        click.option("--end", default=None, help="Interval end; a date-only end includes that whole day."),
+        click.option("--where", "predicate", default=None, help="Extra SQL predicate on catalog columns."),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def _relation(
+    catalog_dir: Path,
+    bbox: tuple[float, ...] | None,
+    geometry: str | None,
+    crs: str | None,
+    start: str | None,
+    end: str | None,
+    predicate: str | None,
+) -> Any:
+    from .catalog import open_catalog
+
+    rel = open_catalog(catalog_dir).query(bbox=bbox or None, geometry=geometry, crs=crs, start=start, end=end)
+    return rel.where(predicate) if predicate else rel
+
+
+@main.group()
+def export() -> None:
+    """Hand a catalog (or a query of it) to other tools: STAC, GDAL GTI mosaics."""
+
+
+@export.command("stac")
+@click.argument("out", type=click.Path(path_type=Path))
+@_query_options
+@click.option(
+    "--collection-id", default=None, help="Collection id (default: the `collection` column, else the catalog name)."
+)
+@click.option(
+    "--relative-hrefs", is_flag=True, help="Asset hrefs relative to each item file (default: absolute paths)."
+)
+@click.option(
+    "--collection-href",
+    default=None,
+    help="stac-geoparquet: where the collection JSON lives ({collection}: its id); items then name their collection.",
+)
+@click.option("--static-datetime", default=None, help="Datetime given to static rows (STAC items need one).")
+@_friendly
+def export_stac(
+    out: Path,
+    catalog_dir: Path,
+    bbox: tuple[float, ...] | None,
+    geometry: str | None,
+    crs: str | None,
+    start: str | None,
+    end: str | None,
+    predicate: str | None,
+    collection_id: str | None,
+    relative_hrefs: bool,
+    collection_href: str | None,
+    static_datetime: str | None,
+) -> None:
+    """Write catalog rows as STAC: a static catalog in folder OUT (pystac; one collection, one
+    item per scene, one asset per band file), or stac-geoparquet when OUT ends in .parquet."""
+    rel = _relation(catalog_dir, bbox, geometry, crs, start, end, predicate)
+    if out.suffix.lower() in (".parquet", ".geoparquet"):
+        if relative_hrefs:
+            raise click.UsageError("--relative-hrefs applies to static catalogs, not stac-geoparquet")
+        written = rel.to_stac_geoparquet(
+            out, collection_id=collection_id, collection_href=collection_href, static_datetime=static_datetime
+        )
+    else:
+        if collection_href is not None:
+            raise click.UsageError("--collection-href applies to stac-geoparquet (OUT ending in .parquet)")
+        written = rel.to_stac(
+            out, collection_id=collection_id, relative_hrefs=relative_hrefs, static_datetime=static_datetime
+        )
+    click.echo(f"wrote {written}")
+
+
+@export.command("gti")
+@click.argument("out", type=click.Path(path_type=Path))
+@_query_options
+@click.option("--srs", default=None, help="Mosaic SRS (needed when the rows are in several CRSs).")
+@click.option("--resolution", type=float, nargs=2, default=None, metavar="RESX RESY", help="Pixel size in --srs units.")
+@click.option("--nodata", type=float, default=None, help="Mosaic nodata (needed when the rows' nodata differ).")
+@_friendly
+def export_gti(
+    out: Path,
+    catalog_dir: Path,
+    bbox: tuple[float, ...] | None,
+    geometry: str | None,
+    crs: str | None,
+    start: str | None,
+    end: str | None,
+    predicate: str | None,
+    srs: str | None,
+    resolution: tuple[float, float] | None,
+    nodata: float | None,
+) -> None:
+    """Write a GDAL GTI tile index OUT (.gti.gpkg): one virtual mosaic for GDAL, rasterio and QGIS,
+    the latest acquisition on top."""
+    rel = _relation(catalog_dir, bbox, geometry, crs, start, end, predicate)
+    written = rel.to_gti(out, srs=srs, resolution=resolution or None, nodata=nodata)
+    click.echo(f"wrote {written}")
+
+
 @main.command("extension-path")
 def extension_path() -> None:
     """Print the DuckDB spatial extension file shipped with geoduck's environment (for LOAD)."""

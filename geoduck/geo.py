@@ -182,6 +182,51 @@ def unwrapped_bounds(geom: BaseGeometry) -> Bounds:
     return float(b[:, 0].min()), float(b[:, 1].min()), float(b[:, 2].max()), float(b[:, 3].max())
 
 
+def geojson_bbox(geom: BaseGeometry) -> Bounds:
+    """GeoJSON/STAC bbox of a lon/lat footprint (degrees): ``xmin > xmax`` when it crosses ±180°
+    (a footprint split there is rejoined first)."""
+    xmin, ymin, xmax, ymax = unwrapped_bounds(geom)
+    return _geojson_lon_span(xmin, xmax, ymin, ymax)
+
+
+def _geojson_lon_span(west: float, east: float, ymin: float, ymax: float) -> Bounds:
+    if east - west >= 360.0:
+        return -180.0, ymin, 180.0, ymax
+    shift = wrap_shift(west)
+    west, east = west - shift, east - shift
+    return west, ymin, (east - 360.0 if east > 180.0 else east), ymax
+
+
+def geojson_bbox_union(boxes: Sequence[Bounds]) -> Bounds:
+    """The smallest GeoJSON/STAC bbox (degrees) covering lon/lat ``boxes`` given in the same
+    convention (``xmin > xmax`` across ±180°): the longitude arcs are merged on the circle and the
+    largest gap left out, so boxes on both sides of ±180° give ``xmin > xmax``, not the whole globe."""
+    if not boxes:
+        raise ArgumentError("no bounding boxes to combine")
+    arcs = [(w - wrap_shift(w), (e if e >= w else e + 360.0) - wrap_shift(w)) for w, _, e, _ in boxes]
+    ymin, ymax = min(b[1] for b in boxes), max(b[3] for b in boxes)
+    # merge the arcs with their copies one turn west and east: every gap whose east side starts
+    # in [-180, 180) then lies between two complete merged arcs
+    merged: list[list[float]] = []
+    for w, e in sorted((w + k, e + k) for w, e in arcs for k in (-360.0, 0.0, 360.0)):
+        if merged and w <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], e)
+        else:
+            merged.append([w, e])
+    best: tuple[float, float, float] | None = None  # (gap, west after the gap, east before it)
+    for before, after in zip(merged, merged[1:], strict=False):
+        if -180.0 <= after[0] < 180.0 and (best is None or after[0] - before[1] > best[0]):
+            best = (after[0] - before[1], after[0], before[1])
+    if best is None:  # no gap: the arcs cover the globe
+        return -180.0, ymin, 180.0, ymax
+    _, west, east_before = best
+    xmin, _, xmax, _ = _geojson_lon_span(west, east_before + 360.0, ymin, ymax)
+    # the ends are some boxes' own ends: take those values, not ones shifted by 360° and back
+    xmin = min((b[0] for b in boxes), key=lambda v: abs(v - xmin))
+    xmax = min((b[2] for b in boxes), key=lambda v: abs(v - xmax))
+    return xmin, ymin, xmax, ymax
+
+
 def _split_antimeridian(poly: Polygon) -> Polygon | MultiPolygon:
     """Cut a polygon with continuous (possibly out-of-range) longitudes into [-180, 180] pieces."""
     xmin, _, xmax, _ = poly.bounds
