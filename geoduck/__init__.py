@@ -29,7 +29,7 @@ from .validate import validate
 if TYPE_CHECKING:
     from .builders.vector import build_vector_catalog
     from .builders.xarray import build_xarray_catalog
-    from .foreign import import_table
+    from .foreign import import_table as import_table
     from .loaders.vector import VectorLabels, load_vector
     from .loaders.xarray import load_xarray
     from .samplers import grid_sampler, random_sampler, samples_from_parquet, samples_to_parquet

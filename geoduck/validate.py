@@ -135,7 +135,8 @@ def _check_version(part: str, meta: dict[bytes, bytes], table: pa.Table) -> list
             Problem(
                 part,
                 None,
-                f"metadata {schema.KV_SCHEMA_VERSION.decode()} {raw!r} disagrees with the schema_version column {values}",
+                f"metadata {schema.KV_SCHEMA_VERSION.decode()} {raw!r} disagrees with the "
+                f"schema_version column {values}",
                 "drop the key-value entry (it is optional) or make it equal to the column",
             )
         )

@@ -97,7 +97,8 @@ def test_duckdb_copy_part_opens_as_catalog(tmp_path):
                    struct_pack(xmin := ST_XMin(ST_GeomFromText(wkt)), ymin := ST_YMin(ST_GeomFromText(wkt)),
                                xmax := ST_XMax(ST_GeomFromText(wkt)), ymax := ST_YMax(ST_GeomFromText(wkt))) AS bbox,
                    start_datetime, end_datetime, 'EPSG:4326' AS crs,
-                   struct_pack(xmin := 0.0::DOUBLE, ymin := 0.0::DOUBLE, xmax := 1.0::DOUBLE, ymax := 1.0::DOUBLE) AS native_bounds,
+                   struct_pack(xmin := 0.0::DOUBLE, ymin := 0.0::DOUBLE,
+                               xmax := 1.0::DOUBLE, ymax := 1.0::DOUBLE) AS native_bounds,
                    1::INTEGER AS schema_version
             FROM src) TO '{root / "part.parquet"}' (FORMAT parquet)"""
     )
