@@ -320,6 +320,21 @@ def migrate(catalog_dir: Path) -> None:
     click.echo(f"migrated {len(report.removed)} part(s), {report.rows} rows")
 
 
+@main.command("duckdb")
+@click.argument("catalogs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("-o", "--out", required=True, type=click.Path(path_type=Path), help="Database file to write.")
+@click.option("--name", "names", multiple=True, help="View name of each catalog, in order (default: folder name).")
+@_friendly
+def duckdb_command(catalogs: tuple[Path, ...], out: Path, names: tuple[str, ...]) -> None:
+    """Write a DuckDB database file of live views over CATALOGS (rows, footprints as GEOMETRY,
+    monthly and per-backend counts) and geoduck's macros, for BI tools; new parts appear without
+    regenerating it."""
+    from .database import write_duckdb
+
+    path = write_duckdb(catalogs, out, names=names or None)
+    click.echo(str(path))
+
+
 @main.command("import")
 @click.argument("table", type=click.Path(path_type=Path))
 @click.option("-o", "--out", "out_dir", required=True, type=click.Path(path_type=Path), help="Catalog folder.")
