@@ -16,9 +16,9 @@ import shapely
 from click.testing import CliRunner
 
 import geoduck
-from geoduck import engine, schema
+from geoduck import engine, schema, store
 from geoduck.cli import main
-from geoduck.errors import ArgumentError, CRSError
+from geoduck.errors import ArgumentError, CRSError, SchemaError
 from geoduck.validate import errors, validate
 
 N = 40
@@ -80,6 +80,9 @@ def test_geopandas_written_part_opens_as_catalog(tmp_path):
     assert schema.KV_SCHEMA_VERSION not in (pq.read_metadata(root / "a.parquet").metadata or {})
     _check_catalog(root, frame)
     assert [p.severity for p in validate(root)] == ["warning"]  # lacks native_bounds: queries work
+    info = CliRunner().invoke(main, ["info", str(root)])
+    assert info.exit_code == 0 and f"rows           {N}" in info.output and "schema version 1" in info.output
+    assert geoduck.migrate(root).rows == 0 and store.part_names(root) == ["a.parquet"]  # v1 already
 
 
 def test_duckdb_copy_part_opens_as_catalog(tmp_path):
@@ -221,9 +224,23 @@ def test_validate_names_part_problem_and_fix(tmp_path, damage):
     assert line.startswith(str(part)) and "(fix: " in line
 
 
+@pytest.mark.parametrize(
+    ("versions", "text"),
+    [([1, 2] * (N // 2), r"schema_version values \[1, 2\], not one integer"), (None, "neither a 'schema_version'")],
+)
+def test_foreign_part_version_comes_from_the_column(tmp_path, versions, text):
+    frame = _frame(4)
+    change = {"schema_version": None if versions is None else pa.array(versions, pa.int32())}
+    part = _damage(tmp_path / "c", frame, **change)
+    with pytest.raises(SchemaError, match=text) as info:
+        geoduck.open_catalog(tmp_path / "c")
+    assert str(part) in str(info.value)
+
+
 def test_undamaged_foreign_part_is_valid(tmp_path):
     _damage(tmp_path / "c", _frame(3))
-    assert validate(tmp_path / "c") == [] or errors(validate(tmp_path / "c")) == []
+    (finding,) = validate(tmp_path / "c")
+    assert finding.severity == "warning" and "'native_bounds'" in finding.message
 
 
 # -- import_table ----------------------------------------------------------------------------------
