@@ -237,7 +237,8 @@ def _cast(frame: gpd.GeoDataFrame, column: str, field: pa.Field) -> pa.Array:
             return pa.array(seq, field.type)
         if pa.types.is_timestamp(field.type):
             return _instants(values, f"{column!r} value", end=False)
-        return pa.array(values.to_numpy(dtype=object), from_pandas=True).cast(field.type)
+        # NaN is a value for nodata (float rasters), a missing value elsewhere
+        return pa.array(values.to_numpy(dtype=object), from_pandas=field.name != "nodata").cast(field.type)
     except (pa.ArrowException, TypeError, ValueError) as exc:
         raise ArgumentError(
             f"import_table: source column {column!r} cannot be {field.name} ({field.type}): {exc}"
