@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from .builders.stac import from_stac
     from .builders.vector import build_vector_catalog
     from .builders.xarray import build_xarray_catalog
+    from .foreign import import_table as import_table
     from .loaders.vector import VectorLabels, load_vector
     from .loaders.xarray import load_xarray
     from .samplers import grid_sampler, random_sampler, samples_from_parquet, samples_to_parquet
@@ -46,6 +47,7 @@ _LAZY = {
     "load_vector": ".loaders.vector",
     "VectorLabels": ".loaders.vector",
     "map_chips": ".scale",
+    "import_table": ".foreign",
     "random_sampler": ".samplers",
     "grid_sampler": ".samplers",
     "samples_to_parquet": ".samplers",

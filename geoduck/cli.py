@@ -508,19 +508,74 @@ def migrate(catalog_dir: Path) -> None:
     click.echo(f"migrated {len(report.removed)} part(s), {report.rows} rows")
 
 
+@main.command("duckdb")
+@click.argument("catalogs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("-o", "--out", required=True, type=click.Path(path_type=Path), help="Database file to write.")
+@click.option("--name", "names", multiple=True, help="View name of each catalog, in order (default: folder name).")
+@_friendly
+def duckdb_command(catalogs: tuple[Path, ...], out: Path, names: tuple[str, ...]) -> None:
+    """Write a DuckDB database file of live views over CATALOGS (rows, footprints as GEOMETRY,
+    monthly and per-backend counts) and geoduck's macros, for BI tools; new parts appear without
+    regenerating it."""
+    from .database import write_duckdb
+
+    path = write_duckdb(catalogs, out, names=names or None)
+    click.echo(str(path))
+
+
+@main.command("import")
+@click.argument("table", type=click.Path(path_type=Path))
+@click.option("-o", "--out", "out_dir", required=True, type=click.Path(path_type=Path), help="Catalog folder.")
+@click.option(
+    "--column",
+    "column_map",
+    multiple=True,
+    metavar="CATALOG=SOURCE",
+    help="Map a catalog column onto a source column, e.g. id=scene (repeatable).",
+)
+@click.option("--layer", default=None, help="Layer of a multi-layer source (GeoPackage …).")
+@click.option("--crs", default=None, help="CRS of the source geometries (needed for a CSV).")
+@click.option("--backend", default="raster", show_default=True, help="Backend of every row (unless mapped).")
+@click.option("--static", is_flag=True, help="Rows without time (valid at all times).")
+@_friendly
+def import_command(
+    table: Path,
+    out_dir: Path,
+    column_map: tuple[str, ...],
+    layer: str | None,
+    crs: str | None,
+    backend: str,
+    static: bool,
+) -> None:
+    """Adopt a foreign footprint table (GeoParquet, GeoPackage, FlatGeobuf, CSV with WKT …) as
+    catalog rows appended to OUT; rows whose id OUT already holds are skipped."""
+    from .foreign import import_table, parse_column_options
+
+    cat = import_table(
+        table, out_dir, columns=parse_column_options(column_map), layer=layer, crs=crs, backend=backend, static=static
+    )
+    report = cat.build_report
+    assert report is not None
+    click.echo(f"{report.indexed} rows imported, {report.unchanged} already in {out_dir}, {len(report.parts)} part(s)")
+
+
 @main.command()
 @click.argument("catalog_dir", type=click.Path(path_type=Path))
 @_friendly
 def validate(catalog_dir: Path) -> None:
-    """Check every part (GeoParquet metadata, schema version, bbox, intervals, unique ids)."""
+    """Check every part, whoever wrote it (columns and types, GeoParquet metadata, schema version,
+    bbox, intervals, unique ids): one line per finding with the fix; exit 1 on errors."""
+    from .validate import errors
     from .validate import validate as run
 
     problems = run(catalog_dir)
     for problem in problems:
         click.echo(str(problem))
-    if problems:
-        raise click.ClickException(f"{len(problems)} problem(s) found in {catalog_dir}")
-    click.echo(f"{catalog_dir}: valid")
+    bad = errors(problems)
+    if bad:
+        raise click.ClickException(f"{len(bad)} problem(s) found in {catalog_dir}")
+    warned = f" ({len(problems)} warning(s))" if problems else ""
+    click.echo(f"{catalog_dir}: valid{warned}")
 
 
 if __name__ == "__main__":

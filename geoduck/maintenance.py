@@ -255,8 +255,9 @@ def migrate(path: str | os.PathLike[str]) -> MaintenanceReport:
         recover(root)
         versions: dict[Path, int] = {}
         for part in store.live_parts(root):
-            raw = (pq.read_metadata(part).metadata or {}).get(schema.KV_SCHEMA_VERSION)
-            versions[part] = int(raw) if raw is not None else 0
+            md = pq.read_metadata(part)
+            known = schema.KV_SCHEMA_VERSION in (md.metadata or {}) or schema.VERSION in md.schema.names
+            versions[part] = store.part_schema_version(part, md) if known else 0  # other writers: the column
         newer = {p: v for p, v in versions.items() if v > schema.SCHEMA_VERSION}
         if newer:
             part, v = next(iter(newer.items()))

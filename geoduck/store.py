@@ -647,10 +647,48 @@ def _read_footers(path: str | os.PathLike[str]) -> dict[Path, tuple[int, pa.Sche
             raise
         except (OSError, pa.ArrowInvalid) as exc:
             raise SchemaError(f"catalog part {part} is not a readable Parquet file: {exc}") from None
-        return _schema_version(part, md.metadata or {}), md.schema.to_arrow_schema()
+        return part_schema_version(part, md), md.schema.to_arrow_schema()
 
     root = Path(path)
     return {root / name: v for name, v in each_part(root, footer).items()}
+
+
+def part_schema_version(part: Path, md: pq.FileMetaData) -> int:
+    """A part's schema version: its ``geoduck:schema_version`` key-value metadata when present
+    (geoduck's own parts, older versions included), else the value of its ``schema_version``
+    column (the contract for parts written by other tools: one value in the whole part)."""
+    if schema.KV_SCHEMA_VERSION in (md.metadata or {}):
+        return _schema_version(part, md.metadata or {})
+    return _column_schema_version(part, md)
+
+
+def _column_schema_version(part: Path, md: pq.FileMetaData) -> int:
+    """The one value of a part's ``schema_version`` column: from the row-group statistics, else
+    read from the column."""
+    arrow_schema = md.schema.to_arrow_schema()
+    fix = f"write the column (int32, e.g. {schema.SCHEMA_VERSION} in every row) or move the part out of {part.parent}"
+    if schema.VERSION not in arrow_schema.names:
+        raise SchemaError(
+            f"catalog part {part} has neither a {schema.VERSION!r} column nor "
+            f"{schema.KV_SCHEMA_VERSION.decode()} metadata: {fix}"
+        )
+    if not pa.types.is_integer(arrow_schema.field(schema.VERSION).type):
+        typ = arrow_schema.field(schema.VERSION).type
+        raise SchemaError(f"catalog part {part} column {schema.VERSION!r} is {typ}, not an integer: {fix}")
+    values: set[int] = set()
+    j = [md.schema.column(k).path for k in range(md.num_columns)].index(schema.VERSION)  # Parquet leaf index
+    for g in range(md.num_row_groups):
+        stats = md.row_group(g).column(j).statistics
+        if stats is None or not stats.has_min_max or stats.null_count:
+            values = set(pq.read_table(part, columns=[schema.VERSION]).column(0).unique().to_pylist())
+            break
+        values.update((int(stats.min), int(stats.max)))
+    if len(values) != 1 or None in values:
+        shown = sorted(values, key=str)
+        raise SchemaError(
+            f"catalog part {part} has schema_version values {shown}, not one integer for the whole part: {fix}"
+        )
+    return int(values.pop())
 
 
 def _schema_version(part: Path, meta: dict[bytes, bytes]) -> int:

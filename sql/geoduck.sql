@@ -22,6 +22,33 @@ CREATE OR REPLACE MACRO geoduck_query(path_glob, xmin, ymin, xmax, ymax, t0, t1)
       AND (end_datetime IS NULL OR t0 IS NULL OR end_datetime >= t0::TIMESTAMPTZ)
       AND ST_Intersects(geometry, ST_MakeEnvelope(xmin, ymin, xmax, ymax));
 
+-- The part names a geoduck reader reads in one catalog folder: the listed parts, judged by the
+-- manifest's pending replacements as geoduck does (a replacement whose new parts all exist gives
+-- its new parts, else its old ones), so an unfinished or crashed compaction is never counted twice.
+-- parts_glob: '<dir>/*.parquet'; manifest_glob: '<dir>/_geoduck_manifest.jso[n]' (a glob, so a
+-- catalog without a manifest reads as none). Example:
+--   SELECT * FROM geoduck_live_parts('cat/*.parquet', 'cat/_geoduck_manifest.jso[n]');
+CREATE OR REPLACE MACRO geoduck_live_parts(parts_glob, manifest_glob) AS TABLE
+    WITH listed AS (SELECT parse_filename(file) AS name FROM glob(parts_glob)),
+    entries AS (
+        SELECT unnest(from_json(content, '{"replacements": [{"replaces": ["VARCHAR"], "by": ["VARCHAR"]}]}')
+                          .replacements) AS e
+        FROM read_text(manifest_glob)),
+    judged AS (
+        SELECT e.replaces AS old, e."by" AS new,
+               list_has_all((SELECT coalesce(list(name), []) FROM listed), e."by") AS switched
+        FROM entries)
+    SELECT name FROM listed
+    WHERE name NOT IN (SELECT unnest(old || new) FROM judged)
+       OR name IN (SELECT unnest(CASE WHEN switched THEN new ELSE old END) FROM judged);
+
+-- The rows of a catalog folder as geoduck reads them (its live parts only; see geoduck_live_parts).
+-- Example: SELECT count(*) FROM geoduck_catalog('cat/*.parquet', 'cat/_geoduck_manifest.jso[n]');
+CREATE OR REPLACE MACRO geoduck_catalog(parts_glob, manifest_glob) AS TABLE
+    SELECT * EXCLUDE (geoduck_part)
+    FROM read_parquet(parts_glob, union_by_name = true, hive_partitioning = false, filename = 'geoduck_part')
+    WHERE parse_filename(geoduck_part) IN (SELECT name FROM geoduck_live_parts(parts_glob, manifest_glob));
+
 -- Recommended geoduck_intersect tuning for two catalogs: the same rule as the Python engine
 -- (cell = 1.3 × the larger median bbox side in degrees; bucket = the larger median interval + 1 µs).
 CREATE OR REPLACE MACRO geoduck_join_params(left_glob, right_glob) AS TABLE
