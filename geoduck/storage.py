@@ -58,7 +58,12 @@ class LocalStorage:
         return Listing(root, tuple(paths), pending, glob)
 
     def extents(self, paths: Sequence[str]) -> tuple[store.PartExtent, ...] | None:
+        """From the catalog's part index (:data:`geoduck.store.INDEX`): no part file is opened,
+        not even stat'ed, unless the index lacks it (then its footer is read)."""
         try:
+            folders = {os.path.dirname(p) for p in paths}
+            if len(folders) == 1:
+                return store.indexed_extents(folders.pop(), [os.path.basename(p) for p in paths])
             return tuple(store.part_extent(p) for p in paths)
         except (OSError, ValueError, pa.ArrowException):
             return None  # unreadable footers: let DuckDB read (and report) them
