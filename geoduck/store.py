@@ -758,8 +758,9 @@ def part_extent(path: str | os.PathLike[str]) -> PartExtent:
     return extent
 
 
-def extent_of(md: pq.FileMetaData) -> PartExtent:
-    """The :class:`PartExtent` of a part whose footer is ``md`` (from its column statistics)."""
+def extent_of(md: pq.FileMetaData, groups: Sequence[int] | None = None) -> PartExtent:
+    """The :class:`PartExtent` of a part whose footer is ``md`` (from its column statistics), or
+    of its row groups ``groups`` only."""
     index = {}
     if md.num_row_groups:
         first = md.row_group(0)
@@ -778,7 +779,7 @@ def extent_of(md: pq.FileMetaData) -> PartExtent:
         is_time, low = name[0] == "t", name[1:] == "min"
         value: float | int | None = None
         known = j is not None
-        for g in range(md.num_row_groups) if known else ():
+        for g in (range(md.num_row_groups) if groups is None else groups) if known else ():
             stats = md.row_group(g).column(j).statistics
             if stats is None or (is_time and (stats.null_count is None or stats.null_count > 0)):
                 known = False  # no statistics, or static rows (which match every interval)
