@@ -158,7 +158,8 @@ def synthetic_catalog_fast(root: Path, n_tiles: int, n_dates: int, *, dates_per_
                        AS filepath
             FROM g
         )
-        SELECT * FROM (SELECT left(md5('raster' || chr(0) || filepath || chr(0)), 16) AS id, filepath, 'raster' AS backend,
+        SELECT * FROM (
+        SELECT left(md5('raster' || chr(0) || filepath || chr(0)), 16) AS id, filepath, 'raster' AS backend,
                ST_AsWKB(ST_MakeEnvelope(x0, y0, x1, y1)) AS geometry,
                {{'xmin': x0, 'ymin': y0, 'xmax': x1, 'ymax': y1}} AS bbox,
                TIMESTAMPTZ '{FIRST_DAY}' + to_days(day::INTEGER) AS start_datetime,

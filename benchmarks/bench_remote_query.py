@@ -53,10 +53,10 @@ DEBUG = bool(os.environ.get("BENCH_DEBUG"))
 
 def serve(latency_s: float) -> None:
     """Run moto's S3 app on 127.0.0.1 (a free port, printed) behind a counting, delaying layer."""
+    import logging
+
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
     from werkzeug.serving import make_server
-
-    import logging
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no line per request
     app = DomainDispatcherApplication(create_backend_app)
@@ -73,7 +73,13 @@ def serve(latency_s: float) -> None:
         method = environ.get("REQUEST_METHOD", "?")
         chunks = list(app(environ, start_response))
         if DEBUG:
-            print(method, environ.get("PATH_INFO"), environ.get("QUERY_STRING"), environ.get("HTTP_RANGE"), file=sys.stderr)
+            print(
+                method,
+                environ.get("PATH_INFO"),
+                environ.get("QUERY_STRING"),
+                environ.get("HTTP_RANGE"),
+                file=sys.stderr,
+            )
         with lock:
             stats["requests"] += 1
             stats["bytes"] += sum(len(c) for c in chunks)

@@ -97,6 +97,7 @@ def read_manifest(root: str) -> dict:
         return empty
     try:
         if fs is not None:
+            fs.invalidate_cache(root)  # (a listing cached by fsspec may say it does not exist)
             try:
                 text = fs.cat_file(uri).decode()  # one GET (a missing manifest: one 404)
             except FileNotFoundError:
@@ -138,6 +139,7 @@ def read_index(root: str) -> store.PartIndex | None:
     fs = _filesystem(root)
     try:
         if fs is not None:
+            fs.invalidate_cache(root)  # (a listing cached by fsspec may say it does not exist)
             data = fs.cat_file(uri)
         else:
             row = engine.cursor().execute("SELECT content FROM read_blob(?)", [uri]).fetchone()
@@ -201,14 +203,12 @@ def open_root(location: str) -> str:
     if not parts:
         raise CatalogNotFoundError(f"catalog {location!r} holds no *.parquet parts (or does not exist)")
     try:
-        rows = (
-            engine.cursor()
-            .execute(
-                "SELECT file_name, decode(value) FROM parquet_kv_metadata(?) WHERE decode(key) = ?",
-                [parts, schema.KV_SCHEMA_VERSION.decode()],
-            )
-            .fetchall()
-        )
+        con = engine.cursor()
+        con.execute("SET force_download = false")  # footers only: ranged reads (see engine.WHOLE_REMOTE_PARTS)
+        rows = con.execute(
+            "SELECT file_name, decode(value) FROM parquet_kv_metadata(?) WHERE decode(key) = ?",
+            [parts, schema.KV_SCHEMA_VERSION.decode()],
+        ).fetchall()
     except duckdb.Error as exc:
         raise SchemaError(f"cannot read the part footers of {location!r}: {str(exc).splitlines()[0]}") from None
     versions = {name: int(value) for name, value in rows}

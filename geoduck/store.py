@@ -571,13 +571,45 @@ def live_listing(path: str | os.PathLike[str]) -> tuple[list[str], bool]:
     :func:`generation`)."""
     root = os.fspath(path)
     manifest = read_manifest(root)
-    names = part_names(root)
+    names, paths = _listed(root)
     live, pending = live_names(names, manifest, lambda name: os.path.exists(os.path.join(root, name)))
     seen = _LISTINGS.get()
     if seen is not None:  # see recorded_listings
         _, listed = seen.setdefault(root, (int(manifest.get("generation", 0)), set()))
         listed.update(names, live)
+    if not pending:
+        return list(paths), False
     return [os.path.join(root, name) for name in live], pending
+
+
+LISTING_SETTLED_NS = 2_000_000_000
+"""A directory listing is reused while the directory's mtime is unchanged, if it was listed this
+long after that mtime: an entry added or removed after the listing changes the mtime (which a
+file system may round down by up to its timestamp granularity, well under this)."""
+
+_LISTED: dict[str, tuple[tuple[int, int, int], list[str], list[str]]] = {}
+
+
+def _listed(root: str) -> tuple[list[str], list[str]]:
+    """(:func:`part_names` of ``root``, their paths), reused while the directory is unchanged
+    (see :data:`LISTING_SETTLED_NS`): one ``stat`` instead of listing 2,000 parts per query."""
+    try:
+        st = os.stat(root)
+    except OSError:
+        return [], []
+    key = (st.st_dev, st.st_ino, st.st_mtime_ns)
+    cached = _LISTED.get(root)
+    if cached is not None and cached[0] == key:
+        return cached[1], cached[2]
+    now = time.time_ns()  # (before listing: any change after the listing is stamped later)
+    names = part_names(root)
+    prefix = os.path.join(root, "")
+    paths = [prefix + name for name in names]
+    if now - st.st_mtime_ns > LISTING_SETTLED_NS:
+        if len(_LISTED) > 256:
+            _LISTED.clear()
+        _LISTED[root] = (key, names, paths)
+    return names, paths
 
 
 def live_names(names: Iterable[str], manifest: dict, exists: Callable[[str], bool]) -> tuple[list[str], bool]:

@@ -65,7 +65,17 @@ def test_scans_under_a_join_have_unknown_row_groups(cat):
 def test_cli_query_explain(cat):
     result = CliRunner().invoke(
         main,
-        ["query", str(cat.node.root), "--bbox", "0.1", "0.1", "0.2", "0.2", "--start", "2020-01-13", "--end", "2020-01-16", "--explain"],
+        [
+            "query",
+            str(cat.node.root),
+            "--bbox",
+            *"0.1 0.1 0.2 0.2".split(),
+            "--start",
+            "2020-01-13",
+            "--end",
+            "2020-01-16",
+        ]
+        + ["--explain"],
     )
     assert result.exit_code == 0, result.output
     assert "4 in catalog, 3 pruned by geoduck, 1 opened" in result.output

@@ -159,7 +159,8 @@ from geoduck import store
 from geoduck.testing import synthetic_catalog_table
 root, first = sys.argv[1], int(sys.argv[2])
 for i in range(first, first + 1000):
-    t = synthetic_catalog_table(7, 1, start=f"2020-{1 + i % 12:02d}-01", origin=(-10 + (i % 9) * 0.7, 35.0), prefix=f"a{i}")
+    month, x = 1 + i % 12, -10 + (i % 9) * 0.7
+    t = synthetic_catalog_table(7, 1, start=f"2020-{month:02d}-01", origin=(x, 35.0), prefix=f"a{i}")
     store.write_part(t, root)
     print(i, flush=True)
 """
@@ -189,3 +190,60 @@ def test_index_is_consistent_after_appenders_are_killed(tmp_path):
     maintenance.compact(root)  # recovery (clean-up) leaves it consistent too
     assert_consistent(root)
     assert sorted(geoduck.open_catalog(root).query(**q).to_arrow()["id"].to_pylist()) == want
+
+
+@pytest.fixture
+def s3(monkeypatch):
+    """A moto S3 server on 127.0.0.1 with the AWS variables pointing at it."""
+    pytest.importorskip("s3fs")
+    moto_server = pytest.importorskip("moto.server")
+    from geoduck import engine
+
+    if engine.httpfs_extension_path() is None:
+        pytest.skip("duckdb-extension-httpfs is not installed")
+    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    for name, value in (
+        ("AWS_ACCESS_KEY_ID", "testing"),
+        ("AWS_SECRET_ACCESS_KEY", "testing"),
+        ("AWS_DEFAULT_REGION", "us-east-1"),
+        ("AWS_ENDPOINT_URL", f"http://{host}:{port}"),
+    ):
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_ENDPOINT_URL_S3", raising=False)
+    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
+    import fsspec
+
+    fs = fsspec.filesystem("s3", skip_instance_cache=True)
+    fs.mkdir("idx")
+    try:
+        yield fs
+    finally:
+        server.stop()
+
+
+def test_remote_catalog_prunes_parts_by_its_index(cat, s3):
+    from geoduck import remote
+
+    for part in store.list_parts(cat):
+        s3.put_file(str(part), f"idx/cat/{part.name}")
+    uri = "s3://idx/cat"
+    want = [oracle(cat, q) for q in QUERIES]
+    remote_cat = geoduck.open_catalog(uri)
+    q = QUERIES[0]
+    unpruned = geoduck.compiler.to_sql(remote_cat.query(**q).node)  # no index: the glob, every part
+    assert "*.parquet" in unpruned and "/part-" not in unpruned
+    assert [sorted(remote_cat.query(**q).to_arrow()["id"].to_pylist()) for q in QUERIES] == want
+    s3.put_file(str(cat / store.INDEX), f"idx/cat/{store.INDEX}")
+    assert remote.read_index(uri) == store.read_index(cat)
+    sql = geoduck.compiler.to_sql(remote_cat.query(**q).node)
+    named = sql.count("/part-")
+    assert 1 <= named < len(store.list_parts(cat))  # pruned by the index, no footer read
+    assert [sorted(remote_cat.query(**q).to_arrow()["id"].to_pylist()) for q in QUERIES] == want
+    # a part the index lacks: nothing pruned, same answers
+    extra = store.write_part(synthetic_catalog_table(3, 2, start="2020-01-04", prefix="late"), cat)
+    s3.put_file(str(extra), f"idx/cat/{extra.name}")
+    want = [oracle(cat, q) for q in QUERIES]
+    assert "/part-" not in geoduck.compiler.to_sql(remote_cat.query(**q).node)
+    assert [sorted(remote_cat.query(**q).to_arrow()["id"].to_pylist()) for q in QUERIES] == want
