@@ -88,7 +88,11 @@ def _scans(node: Node, keeps: tuple[Keep, ...] | None = ()) -> Iterator[tuple[Sc
         here: tuple[Keep, ...] = ()
         if isinstance(node, SpatialFilter):
             boxes = [compiler._may_overlap_box(b) for b in node.boxes]
-            here = (lambda e, boxes=boxes: any(k(e) for k in boxes),)
+
+            def any_box(e: store.PartExtent, boxes: list[Keep] = boxes) -> bool:
+                return any(k(e) for k in boxes)
+
+            here = (any_box,)
         elif isinstance(node, TimeFilter):
             here = (compiler._may_overlap_interval(node.start, node.end),)
         yield from _scans(node.child, None if keeps is None else (*keeps, *here))

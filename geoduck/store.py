@@ -906,7 +906,9 @@ def parse_index(table: pa.Table) -> PartIndex:
     out: PartIndex = {}
     for i, name in enumerate(cols["name"]):
         text = schemas.setdefault(cols["schema"][i], cols["schema"][i])
-        extent = PartExtent(*(cols[f][i] for f in PartExtent._fields[:6]), schema=text)
+        extent = PartExtent(
+            cols["xmin"][i], cols["ymin"][i], cols["xmax"][i], cols["ymax"][i], cols["tmin"][i], cols["tmax"][i], text
+        )
         out[name] = IndexEntry(extent, cols["rows"][i], cols["bytes"][i], cols["row_groups"][i])
     return out
 
