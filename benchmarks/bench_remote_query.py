@@ -133,16 +133,20 @@ def _measure(endpoint: str, queries: list[dict], expected: list[int], run: Any) 
 
 def child_geoduck(endpoint: str, uri: str, queries: list[dict], expected: list[int]) -> dict[str, Any]:
     import geoduck
-    from geoduck import compiler
+    from geoduck import compiler, storage
 
     s0 = server_stats(endpoint)
     cat = geoduck.open_catalog(uri)
     s1 = server_stats(endpoint)
     out = _measure(endpoint, queries, expected, lambda q: cat.query(**q).to_arrow().num_rows)
-    parts = [compiler.to_sql(cat.query(**q).node, pretty=False).count("/part-") for q in queries]
-    for row, n in zip(out["per_query"], parts, strict=True):
+    for row, q in zip(out["per_query"], queries, strict=True):
+        b0 = server_stats(endpoint)
+        bound = storage.bind(cat.query(**q).node)  # the requests of pruning: manifest, listing, index
+        b1 = server_stats(endpoint)
+        n = compiler.to_sql(bound, pretty=False).count("/part-")
         row["parts_read"] = n
-        row["requests_per_part_read"] = row["requests"] / n if n else None
+        row["pruning_requests"] = b1["requests"] - b0["requests"]
+        row["requests_per_part_read"] = (row["requests"] - row["pruning_requests"]) / n if n else None
     out["open_requests"] = s1["requests"] - s0["requests"]
     out["peak_rss_mib"] = C.peak_rss_mib()
     return out
@@ -349,7 +353,9 @@ def print_table(results: dict[str, Any], parts: int) -> None:
         print(
             "geoduck parts read per query: "
             + ", ".join(str(r["parts_read"]) for r in g["per_query"])
-            + f"; requests per part read: mean {np.mean(per_part):.2f}"
+            + "; requests of pruning (manifest, listing, index): "
+            + ", ".join(str(r["pruning_requests"]) for r in g["per_query"])
+            + f"; requests per part read: mean {np.mean(per_part):.2f}, max {max(per_part):.2f}"
         )
 
 

@@ -247,3 +247,21 @@ def test_remote_catalog_prunes_parts_by_its_index(cat, s3):
     want = [oracle(cat, q) for q in QUERIES]
     assert "/part-" not in geoduck.compiler.to_sql(remote_cat.query(**q).node)
     assert [sorted(remote_cat.query(**q).to_arrow()["id"].to_pylist()) for q in QUERIES] == want
+
+
+def test_a_reused_listing_sees_every_part_added_or_removed_later(cat):
+    """The listing of a folder last changed over 2 s before is reused while its mtime stays; any
+    part added or removed after that changes the mtime, so the next query lists again."""
+    old = time.time() - 10
+    os.utime(cat, (old, old))  # as if the last part had been written 10 s ago
+    q = dict(start="2020-01-01", end="2021-12-31")
+    rel = geoduck.open_catalog(cat).query(**q)
+    assert len(rel) == 360
+    assert store._LISTED[os.fspath(cat)][1] == store.part_names(cat)  # kept for reuse
+    store.write_part(synthetic_catalog_table(4, 1, start="2021-06-01", prefix="new"), cat)
+    assert len(rel) == 364
+    os.utime(cat, (old + 1, old + 1))
+    assert len(rel) == 364
+    report = maintenance.compact(cat)
+    assert report.parts_after < report.parts_before
+    assert len(rel) == 364 and sorted(rel.to_arrow()["id"].to_pylist()) == oracle(cat, q)
