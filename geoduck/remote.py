@@ -56,6 +56,12 @@ def _filesystem(uri: str) -> Any | None:
         return None
 
 
+def _get(fs: Any, uri: str) -> bytes:
+    """The whole object at ``uri`` in one GET (s3fs would first HEAD it for its size)."""
+    kwargs = {"max_concurrency": 1} if hasattr(fs, "max_concurrency") else {}
+    return fs.cat_file(uri, **kwargs)
+
+
 def list_files(root: str, pattern: str) -> list[str]:
     """URIs of the files directly in ``root`` matching the glob ``pattern``, sorted."""
     fs = _filesystem(root)
@@ -99,7 +105,7 @@ def read_manifest(root: str) -> dict:
         if fs is not None:
             fs.invalidate_cache(root)  # (a listing cached by fsspec may say it does not exist)
             try:
-                text = fs.cat_file(uri).decode()  # one GET (a missing manifest: one 404)
+                text = _get(fs, uri).decode()  # one GET (a missing manifest: one 404)
             except FileNotFoundError:
                 return empty
         else:
@@ -140,7 +146,7 @@ def read_index(root: str) -> store.PartIndex | None:
     try:
         if fs is not None:
             fs.invalidate_cache(root)  # (a listing cached by fsspec may say it does not exist)
-            data = fs.cat_file(uri)
+            data = _get(fs, uri)
         else:
             row = engine.cursor().execute("SELECT content FROM read_blob(?)", [uri]).fetchone()
             if row is None:
@@ -202,16 +208,11 @@ def open_root(location: str) -> str:
     parts = live_parts(root)
     if not parts:
         raise CatalogNotFoundError(f"catalog {location!r} holds no *.parquet parts (or does not exist)")
-    try:
-        con = engine.cursor()
-        con.execute("SET force_download = false")  # footers only: ranged reads (see engine.WHOLE_REMOTE_PARTS)
-        rows = con.execute(
-            "SELECT file_name, decode(value) FROM parquet_kv_metadata(?) WHERE decode(key) = ?",
-            [parts, schema.KV_SCHEMA_VERSION.decode()],
-        ).fetchall()
-    except duckdb.Error as exc:
-        raise SchemaError(f"cannot read the part footers of {location!r}: {str(exc).splitlines()[0]}") from None
-    versions = {name: int(value) for name, value in rows}
+    index = read_index(root)  # the versions of every part in one GET, when the index has them all
+    if index is not None and all(posixpath.basename(p) in index for p in parts):
+        versions = {p: index[posixpath.basename(p)].schema_version for p in parts}
+    else:
+        versions = _footer_versions(location, parts)
     for part in parts:
         version = versions.get(part)
         if version is None:
@@ -225,3 +226,17 @@ def open_root(location: str) -> str:
                 f"{schema.SCHEMA_VERSION} (migrate a local copy with `geoduck migrate`)"
             )
     return root
+
+
+def _footer_versions(location: str, parts: list[str]) -> dict[str, int | None]:
+    """``part → geoduck:schema_version`` read from every part's footer (a request or two each)."""
+    try:
+        con = engine.cursor()
+        con.execute("SET force_download = false")  # footers only: ranged reads (see engine.WHOLE_REMOTE_PARTS)
+        rows = con.execute(
+            "SELECT file_name, decode(value) FROM parquet_kv_metadata(?) WHERE decode(key) = ?",
+            [parts, schema.KV_SCHEMA_VERSION.decode()],
+        ).fetchall()
+    except duckdb.Error as exc:
+        raise SchemaError(f"cannot read the part footers of {location!r}: {str(exc).splitlines()[0]}") from None
+    return {name: int(value) for name, value in rows}

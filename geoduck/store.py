@@ -835,7 +835,8 @@ def extent_of(md: pq.FileMetaData, groups: Sequence[int] | None = None) -> PartE
 INDEX = "_geoduck_index.pqi"
 """The catalog's part index: a Parquet file (not matched by ``*.parquet``, and skipped by readers
 of the folder such as pyarrow datasets and geopandas, which ignore names starting with ``_``) of
-one row per part file: ``name`` → extents (:class:`PartExtent`), ``rows``, ``bytes``, ``row_groups``.
+one row per part file: ``name`` → extents (:class:`PartExtent`), ``rows``, ``bytes``, ``row_groups``,
+``schema_version``.
 
 It is a cache of the parts' footers, never the truth: a reader takes the live parts from the
 manifest and the listing (:func:`live_listing`) and only their extents from the index; a live part
@@ -858,6 +859,7 @@ INDEX_SCHEMA = pa.schema(
         pa.field("rows", pa.int64(), nullable=False),
         pa.field("bytes", pa.int64(), nullable=False),
         pa.field("row_groups", pa.int64(), nullable=False),
+        pa.field("schema_version", pa.int64()),
         pa.field("schema", pa.string(), nullable=False),
     ]
 )
@@ -870,6 +872,8 @@ class IndexEntry(NamedTuple):
     rows: int
     bytes: int
     row_groups: int
+    schema_version: int | None
+    """The part's ``geoduck:schema_version`` (None: missing or not an integer)."""
 
 
 PartIndex = dict[str, IndexEntry]
@@ -879,7 +883,9 @@ PartIndex = dict[str, IndexEntry]
 def index_entry(path: str | os.PathLike[str]) -> IndexEntry:
     """A part's :class:`IndexEntry`, read from its footer."""
     md = pq.read_metadata(path)
-    return IndexEntry(extent_of(md), md.num_rows, os.path.getsize(path), md.num_row_groups)
+    raw = (md.metadata or {}).get(schema.KV_SCHEMA_VERSION, b"").decode("utf-8", "replace").strip()
+    version = int(raw) if raw.isascii() and raw.isdigit() else None
+    return IndexEntry(extent_of(md), md.num_rows, os.path.getsize(path), md.num_row_groups, version)
 
 
 def index_table(index: PartIndex) -> pa.Table:
@@ -892,6 +898,7 @@ def index_table(index: PartIndex) -> pa.Table:
     cols["rows"] = [e.rows for e in entries]
     cols["bytes"] = [e.bytes for e in entries]
     cols["row_groups"] = [e.row_groups for e in entries]
+    cols["schema_version"] = [e.schema_version for e in entries]
     cols["schema"] = [e.extent.schema for e in entries]
     return pa.table(cols, schema=INDEX_SCHEMA.with_metadata({_KV_INDEX_VERSION: INDEX_VERSION}))
 
@@ -909,7 +916,9 @@ def parse_index(table: pa.Table) -> PartIndex:
         extent = PartExtent(
             cols["xmin"][i], cols["ymin"][i], cols["xmax"][i], cols["ymax"][i], cols["tmin"][i], cols["tmax"][i], text
         )
-        out[name] = IndexEntry(extent, cols["rows"][i], cols["bytes"][i], cols["row_groups"][i])
+        out[name] = IndexEntry(
+            extent, cols["rows"][i], cols["bytes"][i], cols["row_groups"][i], cols["schema_version"][i]
+        )
     return out
 
 

@@ -215,12 +215,16 @@ def s3(monkeypatch):
     monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
     import fsspec
 
+    import s3fs
+
+    s3fs.S3FileSystem.clear_instance_cache()  # (instances remember the endpoint they were made for)
     fs = fsspec.filesystem("s3", skip_instance_cache=True)
     fs.mkdir("idx")
     try:
         yield fs
     finally:
         server.stop()
+        s3fs.S3FileSystem.clear_instance_cache()
 
 
 def test_remote_catalog_prunes_parts_by_its_index(cat, s3):
