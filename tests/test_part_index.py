@@ -214,7 +214,6 @@ def s3(monkeypatch):
     monkeypatch.delenv("AWS_ENDPOINT_URL_S3", raising=False)
     monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
     import fsspec
-
     import s3fs
 
     s3fs.S3FileSystem.clear_instance_cache()  # (instances remember the endpoint they were made for)
