@@ -82,7 +82,7 @@ def recover(root: Path) -> None:
     if entries:
         store.write_manifest(root, {"generation": manifest.get("generation", 0) + 1, "replacements": []})
     store.clean_orphans(root)
-    store.update_index(root)  # drops the parts deleted, adds any the index lacks
+    store.refresh_index(root)  # drops the parts deleted, adds any the index lacks
 
 
 def replace_parts(root: Path, old: list[Path], write: Callable[[Callable[[], Path]], None]) -> list[Path]:
@@ -103,7 +103,6 @@ def replace_parts(root: Path, old: list[Path], write: Callable[[Callable[[], Pat
 
     try:
         write(new_temp)
-        store.update_index(root, {name: store.index_entry(tmp) for tmp, name in temps})  # before the switch
         manifest = store.read_manifest(root)
         entry = {"replaces": [p.name for p in old], "by": [name for _, name in temps]}
         store.write_manifest(
