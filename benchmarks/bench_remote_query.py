@@ -13,7 +13,9 @@ child process, on the same queries, in the same run:
 - DuckDB alone: ``read_parquet('s3://…/*.parquet')`` with the same bbox and time predicates
   (DuckDB lists the parts and reads every footer, then the row groups whose statistics match);
 - geopandas/pyarrow: ``geopandas.read_parquet(…, bbox=, filesystem=pyarrow S3FileSystem)`` plus the
-  time filter (pyarrow's dataset reads every footer, then the matching row groups).
+  time filter (pyarrow's dataset reads every footer, then the matching row groups);
+- geoduck over HTTP: ``open_catalog("http://…")`` (DuckDB and pyarrow cannot list a plain HTTP
+  server, so there is no alternative to run beside it).
 
 Per query: requests, bytes fetched, latency; per approach: peak RSS (VmHWM of the child) and the
 requests of opening the catalog. Every answer's row count is checked against the grid.
@@ -87,6 +89,59 @@ def serve(latency_s: float) -> None:
         return chunks
 
     server = make_server("127.0.0.1", 0, counted, threaded=True, request_handler=MotoRequestHandler)
+    print(server.server_address[1], flush=True)
+    server.serve_forever()
+
+
+def serve_http(folder: str, latency_s: float) -> None:
+    """Serve ``folder`` over plain HTTP on 127.0.0.1 (a free port, printed): files and directory
+    listings (HTML links, which fsspec's HTTP filesystem lists), delayed and counted like
+    :func:`serve`."""
+    import functools
+    import http.server
+
+    lock = threading.Lock()
+    stats = {"requests": 0, "bytes": 0, "methods": {}}
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args: Any) -> None:  # no line per request
+            pass
+
+        def _stats(self) -> bool:
+            if self.path != STATS_PATH:
+                return False
+            with lock:
+                body = json.dumps(stats).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return True
+
+        def _count(self, method: str) -> None:
+            time.sleep(latency_s)
+            with lock:
+                stats["requests"] += 1
+                stats["methods"][method] = stats["methods"].get(method, 0) + 1
+
+        def copyfile(self, source: Any, outputfile: Any) -> None:
+            data = source.read()
+            with lock:
+                stats["bytes"] += len(data)
+            outputfile.write(data)
+
+        def do_GET(self) -> None:
+            if not self._stats():
+                self._count("GET")
+                super().do_GET()
+
+        def do_HEAD(self) -> None:
+            self._count("HEAD")
+            super().do_HEAD()
+
+    handler = functools.partial(Handler, directory=folder)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     print(server.server_address[1], flush=True)
     server.serve_forever()
 
@@ -237,10 +292,14 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--timeout", type=float, default=3600, help="seconds per child process")
     p.add_argument("--out", type=Path, default=RESULTS)
     p.add_argument("--serve", type=float, metavar="LATENCY_MS", help=argparse.SUPPRESS)
+    p.add_argument("--serve-http", nargs=2, metavar=("FOLDER", "LATENCY_MS"), help=argparse.SUPPRESS)
     p.add_argument("--child", nargs=4, metavar=("WHAT", "ENDPOINT", "URI", "SPEC"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.serve is not None:
         serve(args.serve / 1e3)
+        return
+    if args.serve_http:
+        serve_http(args.serve_http[0], float(args.serve_http[1]) / 1e3)
         return
     if args.child:
         what, endpoint, uri, spec = args.child
@@ -289,6 +348,29 @@ def main(argv: list[str] | None = None) -> None:
     finally:
         server.kill()
         server.wait()
+    # The same geoduck queries over a plain HTTP server (directory listings; DuckDB and pyarrow
+    # cannot list one, so geoduck runs alone there).
+    http = subprocess.Popen(
+        [sys.executable, __file__, "--serve-http", str(root.parent), str(args.latency_ms)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert http.stdout is not None
+        endpoint = f"http://127.0.0.1:{int(http.stdout.readline())}"
+        cmd = [sys.executable, __file__, "--child", "geoduck", endpoint, f"{endpoint}/{root.name}", str(spec)]
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout)
+            lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
+            res = json.loads(lines[-1]) if proc.returncode == 0 and lines else {"error": proc.stderr[-2000:]}
+        except subprocess.TimeoutExpired:
+            res = {"error": f"timed out after {args.timeout:.0f} s"}
+        results["geoduck_http"] = res
+        loads.append(C.load_average())
+        print(f"  geoduck_http: {summary(res)}", flush=True)
+    finally:
+        http.kill()
+        http.wait()
     print()
     print_table(results, len(store.list_parts(root)))
     note = C.busy_note(loads)
@@ -347,11 +429,15 @@ def print_table(results: dict[str, Any], parts: int) -> None:
     print("-|-".join("-" * w for w in widths))
     for c in cells:
         print(" | ".join(v.ljust(w) for v, w in zip(c, widths, strict=True)))
-    g = results.get("geoduck", {})
+    for name in ("geoduck", "geoduck_http"):
+        _per_part_line(name, results.get(name, {}))
+
+
+def _per_part_line(name: str, g: dict[str, Any]) -> None:
     if "per_query" in g:
         per_part = [r["requests_per_part_read"] for r in g["per_query"] if r.get("requests_per_part_read")]
         print(
-            "geoduck parts read per query: "
+            f"{name} parts read per query: "
             + ", ".join(str(r["parts_read"]) for r in g["per_query"])
             + "; requests of pruning (manifest, listing, index): "
             + ", ".join(str(r["pruning_requests"]) for r in g["per_query"])
