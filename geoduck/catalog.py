@@ -13,7 +13,7 @@ import random
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import duckdb
 import geopandas as gpd
@@ -29,6 +29,9 @@ from .expr import Difference, Intersect, JoinPlan, Node, Pad, Scan, SpatialFilte
 from .geo import WGS84, aoi_to_wgs84
 from .intervals import TimeLike, padding_micros, query_interval
 from .report import BuildReport
+
+if TYPE_CHECKING:
+    from .explain import Explain
 
 log = logging.getLogger(__name__)
 
@@ -204,7 +207,15 @@ class Catalog:
         """The DuckDB SQL this relation runs."""
         return compiler.to_sql(self._node)
 
-    def explain(self, analyze: bool = False) -> str:
+    def explain(self) -> Explain:
+        """Run this relation once and report what it read: parts in the catalog / pruned by
+        geoduck / opened, row groups total / read, rows scanned / returned, bytes read, and the
+        time of each stage (bind, compile, execute, fetch); see :mod:`geoduck.explain`."""
+        from .explain import explain
+
+        return explain(self._node)
+
+    def plan(self, analyze: bool = False) -> str:
         """DuckDB's physical plan (``EXPLAIN`` / ``EXPLAIN ANALYZE``) of this relation."""
         prefix = "EXPLAIN ANALYZE " if analyze else "EXPLAIN "
         rows = execute(self._node, lambda: compiler.select(self._node), lambda sql: _fetch_all(prefix + sql))

@@ -272,6 +272,11 @@ def _emit(frame: Any, fmt: str, output: Path | None) -> None:
     default=None,
     help="Output file (csv/geojson/table) or catalog directory (parquet; required).",
 )
+@click.option(
+    "--explain",
+    is_flag=True,
+    help="Run the query and report what it read (parts, row groups, rows, bytes, time per stage) instead of rows.",
+)
 @_friendly
 def query(
     catalog_dir: Path,
@@ -283,6 +288,7 @@ def query(
     predicate: str | None,
     fmt: str,
     output: Path | None,
+    explain: bool,
 ) -> None:
     """Rows of a catalog under an AOI and/or time interval."""
     from .catalog import open_catalog
@@ -290,6 +296,9 @@ def query(
     rel = open_catalog(catalog_dir).query(bbox=bbox or None, geometry=geometry, crs=crs, start=start, end=end)
     if predicate:
         rel = rel.where(predicate)
+    if explain:
+        click.echo(str(rel.explain()))
+        return
     if fmt == "parquet":
         if output is None:
             raise click.UsageError("--format parquet needs -o/--output DIR (a new catalog directory)")

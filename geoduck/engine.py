@@ -203,12 +203,21 @@ def use_httpfs() -> None:
     with _lock:
         if pid not in _httpfs:
             load_httpfs(con)
+            con.execute(f"SET GLOBAL force_download = {str(WHOLE_REMOTE_PARTS).lower()}")  # see WHOLE_REMOTE_PARTS
         elif secret is not None and _httpfs[pid] != secret:
             con.execute(secret)
         elif secret is None:
             con.execute("DROP SECRET IF EXISTS geoduck_s3")
         _httpfs.clear()
         _httpfs[pid] = secret
+
+
+WHOLE_REMOTE_PARTS = True
+"""Remote parts are fetched whole, one GET each (httpfs ``force_download``), instead of a HEAD, a
+footer GET and a GET per column chunk of each row group read (12 requests for a 50,000-row part
+with one row group read, benchmarks/bench_remote_query.py): geoduck's parts are small (at most
+:data:`geoduck.store.MAX_PART_ROWS` rows, 1-2 MB) and the part index already skipped the parts a
+query cannot match. Reads of footers only (:func:`geoduck.remote.open_root`) turn it off."""
 
 
 def cursor() -> duckdb.DuckDBPyConnection:

@@ -82,6 +82,7 @@ def recover(root: Path) -> None:
     if entries:
         store.write_manifest(root, {"generation": manifest.get("generation", 0) + 1, "replacements": []})
     store.clean_orphans(root)
+    store.refresh_index(root)  # drops the parts deleted, adds any the index lacks
 
 
 def replace_parts(root: Path, old: list[Path], write: Callable[[Callable[[], Path]], None]) -> list[Path]:

@@ -10,12 +10,15 @@ Remote catalogs are read-only here: builds, compaction and migration write local
 from __future__ import annotations
 
 import json
+import logging
 import os
 import posixpath
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from . import engine, schema, store
 from .errors import CatalogNotFoundError, SchemaError, StorageError
@@ -25,6 +28,8 @@ if TYPE_CHECKING:
     from .storage import Listing
 
 HTTP_SCHEMES = frozenset({"http", "https"})
+
+log = logging.getLogger(__name__)
 
 
 def is_uri(path: str | os.PathLike[str]) -> bool:
@@ -49,6 +54,12 @@ def _filesystem(uri: str) -> Any | None:
         return fsspec.core.url_to_fs(uri)[0]
     except (ImportError, ValueError):
         return None
+
+
+def _get(fs: Any, uri: str) -> bytes:
+    """The whole object at ``uri`` in one GET (s3fs would first HEAD it for its size)."""
+    kwargs = {"max_concurrency": 1} if hasattr(fs, "max_concurrency") else {}
+    return fs.cat_file(uri, **kwargs)
 
 
 def list_files(root: str, pattern: str) -> list[str]:
@@ -86,13 +97,17 @@ def list_parts(root: str) -> list[str]:
 def read_manifest(root: str) -> dict:
     """The catalog manifest (see :func:`geoduck.store.read_manifest`); empty when there is none."""
     empty: dict = {"generation": 0, "replacements": []}
-    if not list_files(root, MANIFEST[:-1] + "[" + MANIFEST[-1] + "]"):  # a glob: lists, never fails
-        return empty
     uri = join(root, MANIFEST)
     fs = _filesystem(root)
+    if fs is None and not list_files(root, MANIFEST[:-1] + "[" + MANIFEST[-1] + "]"):  # a glob: never fails
+        return empty
     try:
         if fs is not None:
-            text = fs.cat_file(uri).decode()
+            fs.invalidate_cache(root)  # (a listing cached by fsspec may say it does not exist)
+            try:
+                text = _get(fs, uri).decode()  # one GET (a missing manifest: one 404)
+            except FileNotFoundError:
+                return empty
         else:
             row = engine.cursor().execute("SELECT content FROM read_text(?)", [uri]).fetchone()
             if row is None:
@@ -123,26 +138,62 @@ def live_parts(root: str) -> list[str]:
     return live_listing(root)[0]
 
 
+def read_index(root: str) -> store.PartIndex | None:
+    """The catalog's part index (:data:`geoduck.store.INDEX`, one GET), or None when it is
+    missing or unreadable."""
+    uri = join(root, store.INDEX)
+    fs = _filesystem(root)
+    try:
+        if fs is not None:
+            fs.invalidate_cache(root)  # (a listing cached by fsspec may say it does not exist)
+            data = _get(fs, uri)
+        else:
+            row = engine.cursor().execute("SELECT content FROM read_blob(?)", [uri]).fetchone()
+            if row is None:
+                return None
+            data = row[0]
+        return store.parse_index(pq.read_table(pa.BufferReader(data)))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, duckdb.Error, pa.ArrowException) as exc:
+        log.warning("ignoring the part index %s: %s", uri, exc)
+        return None
+    except Exception as exc:  # noqa: BLE001 - auth, network: parts are then read unpruned
+        log.warning("cannot read the part index %s: %s: %s", uri, type(exc).__name__, exc)
+        return None
+
+
 class RemoteStorage:
     """Catalogs at URIs (:class:`geoduck.storage.Storage`): parts listed with fsspec or DuckDB's
-    ``glob``, read by DuckDB's httpfs (loaded here, when a scan is bound)."""
+    ``glob``, read by DuckDB's httpfs (loaded here, when a scan is bound); part extents from the
+    catalog's part index (one GET), never from the parts' footers."""
 
     def listing(self, root: str) -> Listing:
-        """Without a pending replacement, where DuckDB can glob (not plain HTTP): the part glob,
-        the parts not listed (``paths`` empty: DuckDB lists them as it reads). Else the live
-        parts, named."""
+        """The live parts, listed (manifest read first: one GET, then one LIST per 1,000 parts);
+        without a pending replacement, where DuckDB can glob (not plain HTTP), also the part
+        glob (read when no part is skipped)."""
         from .storage import Listing
 
         engine.use_httpfs()
         manifest = read_manifest(root)
-        if not manifest.get("replacements") and scheme(root) not in HTTP_SCHEMES:
-            return Listing(root, (), False, join(root, PART_GLOB))
         paths, pending = live_listing(root, manifest=manifest)
-        return Listing(root, tuple(paths), pending, None)
+        glob = join(root, PART_GLOB) if not pending and scheme(root) not in HTTP_SCHEMES else None
+        return Listing(root, tuple(paths), pending, glob)
 
-    def extents(self, paths: Sequence[str]) -> None:
-        """Unknown: remote footers are not read to skip parts (each would be a request)."""
-        return None
+    def extents(self, paths: Sequence[str]) -> tuple[store.PartExtent, ...] | None:
+        """From the part index when it holds every part of ``paths``, else None (no part is
+        skipped: reading each footer would cost a request per part)."""
+        roots = {posixpath.dirname(p) for p in paths}
+        if len(roots) != 1:
+            return None
+        index = read_index(roots.pop())
+        if index is None:
+            return None
+        try:
+            return tuple(index[posixpath.basename(p)].extent for p in paths)
+        except KeyError:
+            log.info("the part index of %s lacks parts: reading all parts", posixpath.dirname(paths[0]))
+            return None
 
 
 def open_root(location: str) -> str:
@@ -157,18 +208,11 @@ def open_root(location: str) -> str:
     parts = live_parts(root)
     if not parts:
         raise CatalogNotFoundError(f"catalog {location!r} holds no *.parquet parts (or does not exist)")
-    try:
-        rows = (
-            engine.cursor()
-            .execute(
-                "SELECT file_name, decode(value) FROM parquet_kv_metadata(?) WHERE decode(key) = ?",
-                [parts, schema.KV_SCHEMA_VERSION.decode()],
-            )
-            .fetchall()
-        )
-    except duckdb.Error as exc:
-        raise SchemaError(f"cannot read the part footers of {location!r}: {str(exc).splitlines()[0]}") from None
-    versions = {name: int(value) for name, value in rows}
+    index = read_index(root)  # the versions of every part in one GET, when the index has them all
+    if index is not None and all(posixpath.basename(p) in index for p in parts):
+        versions = {p: index[posixpath.basename(p)].schema_version for p in parts}
+    else:
+        versions = _footer_versions(location, parts)
     for part in parts:
         version = versions.get(part)
         if version is None:
@@ -182,3 +226,17 @@ def open_root(location: str) -> str:
                 f"{schema.SCHEMA_VERSION} (migrate a local copy with `geoduck migrate`)"
             )
     return root
+
+
+def _footer_versions(location: str, parts: list[str]) -> dict[str, int | None]:
+    """``part → geoduck:schema_version`` read from every part's footer (a request or two each)."""
+    try:
+        con = engine.cursor()
+        con.execute("SET force_download = false")  # footers only: ranged reads (see engine.WHOLE_REMOTE_PARTS)
+        rows = con.execute(
+            "SELECT file_name, decode(value) FROM parquet_kv_metadata(?) WHERE decode(key) = ?",
+            [parts, schema.KV_SCHEMA_VERSION.decode()],
+        ).fetchall()
+    except duckdb.Error as exc:
+        raise SchemaError(f"cannot read the part footers of {location!r}: {str(exc).splitlines()[0]}") from None
+    return {name: int(value) for name, value in rows}

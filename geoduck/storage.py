@@ -52,14 +52,32 @@ class Storage(Protocol):
 class LocalStorage:
     """Catalog directories on a local (or mounted) file system."""
 
+    def __init__(self) -> None:
+        self._extents: dict[str, tuple[tuple[str, ...], object, tuple[store.PartExtent, ...]]] = {}
+
     def listing(self, root: str) -> Listing:
         paths, pending = store.live_listing(root)  # recorded for read_consistently
         glob = None if pending or "\\" in root else store.part_glob(root)  # (no glob spells a backslash)
         return Listing(root, tuple(paths), pending, glob)
 
     def extents(self, paths: Sequence[str]) -> tuple[store.PartExtent, ...] | None:
+        """From the catalog's part index (:data:`geoduck.store.INDEX`): no part file is opened,
+        not even stat'ed, unless the index lacks it (then its footer is read)."""
         try:
-            return tuple(store.part_extent(p) for p in paths)
+            folder = os.path.dirname(paths[0]) if paths else ""
+            cached = self._extents.get(folder)
+            if cached is not None and cached[0] == paths and cached[1] is store.read_index(folder):
+                return cached[2]  # the same parts as last time, the index unchanged
+            folders = {os.path.dirname(p) for p in paths}
+            if len(folders) != 1:
+                return tuple(store.part_extent(p) for p in paths)
+            extents = store.indexed_extents(folder, [os.path.basename(p) for p in paths])
+            index = store.read_index(folder)
+            if index is not None:
+                if len(self._extents) > 64:
+                    self._extents.clear()
+                self._extents[folder] = (tuple(paths), index, extents)
+            return extents
         except (OSError, ValueError, pa.ArrowException):
             return None  # unreadable footers: let DuckDB read (and report) them
 

@@ -17,13 +17,14 @@ import errno
 import fcntl
 import glob as globmod
 import json
+import logging
 import os
 import re
 import time
 import urllib.parse
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO, NamedTuple, TypeVar
 
@@ -74,6 +75,8 @@ TMP_PREFIX = ".part-"
 TMP_SUFFIX = ".parquet.tmp"
 
 T = TypeVar("T")
+
+log = logging.getLogger(__name__)
 
 _TYPE_SCAN_ROWS = 1_000
 """Geometries parsed at a time to find a part's geometry types."""
@@ -291,11 +294,13 @@ def write_part(
         try:
             with owned_temp(tmp) as fh:
                 write_parquet(table, fh, row_group_size=row_group_size)
+                entry = index_entry(tmp)
                 os.replace(tmp, final)
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
         _fsync_dir(root)
+    refresh_index(root, {name: entry})  # (a failure here leaves a stale index, which readers detect)
     return final
 
 
@@ -567,13 +572,45 @@ def live_listing(path: str | os.PathLike[str]) -> tuple[list[str], bool]:
     :func:`generation`)."""
     root = os.fspath(path)
     manifest = read_manifest(root)
-    names = part_names(root)
+    names, paths = _listed(root)
     live, pending = live_names(names, manifest, lambda name: os.path.exists(os.path.join(root, name)))
     seen = _LISTINGS.get()
     if seen is not None:  # see recorded_listings
         _, listed = seen.setdefault(root, (int(manifest.get("generation", 0)), set()))
         listed.update(names, live)
+    if not pending:
+        return list(paths), False
     return [os.path.join(root, name) for name in live], pending
+
+
+LISTING_SETTLED_NS = 2_000_000_000
+"""A directory listing is reused while the directory's mtime is unchanged, if it was listed this
+long after that mtime: an entry added or removed after the listing changes the mtime (which a
+file system may round down by up to its timestamp granularity, well under this)."""
+
+_LISTED: dict[str, tuple[tuple[int, int, int], list[str], list[str]]] = {}
+
+
+def _listed(root: str) -> tuple[list[str], list[str]]:
+    """(:func:`part_names` of ``root``, their paths), reused while the directory is unchanged
+    (see :data:`LISTING_SETTLED_NS`): one ``stat`` instead of listing 2,000 parts per query."""
+    try:
+        st = os.stat(root)
+    except OSError:
+        return [], []
+    key = (st.st_dev, st.st_ino, st.st_mtime_ns)
+    cached = _LISTED.get(root)
+    if cached is not None and cached[0] == key:
+        return cached[1], cached[2]
+    now = time.time_ns()  # (before listing: any change after the listing is stamped later)
+    names = part_names(root)
+    prefix = os.path.join(root, "")
+    paths = [prefix + name for name in names]
+    if now - st.st_mtime_ns > LISTING_SETTLED_NS:
+        if len(_LISTED) > 256:
+            _LISTED.clear()
+        _LISTED[root] = (key, names, paths)
+    return names, paths
 
 
 def live_names(names: Iterable[str], manifest: dict, exists: Callable[[str], bool]) -> tuple[list[str], bool]:
@@ -638,16 +675,27 @@ def read_schema_versions(path: str | os.PathLike[str]) -> dict[Path, int]:
 
 def _read_footers(path: str | os.PathLike[str]) -> dict[Path, tuple[int, pa.Schema]]:
     """(schema version, Arrow schema) of every live part, from its footer, read from one
-    consistent listing (:func:`each_part`: a part replaced meanwhile makes it list again)."""
+    consistent listing (:func:`each_part`: a part replaced meanwhile makes it list again).
+
+    A part whose part-index entry has its size and a schema already read from another footer
+    is taken from the index (opening 2,000 parts: one footer per distinct schema, not 2,000)."""
+    index = read_index(path) or {}
+    schemas: dict[str, pa.Schema] = {}  # schema text (as in the index) → Arrow schema
 
     def footer(part: Path) -> tuple[int, pa.Schema]:
+        entry = index.get(part.name)
+        if entry is not None and entry.schema_version is not None and entry.extent.schema in schemas:
+            if os.stat(part).st_size == entry.bytes:
+                return entry.schema_version, schemas[entry.extent.schema]
         try:
             md = pq.read_metadata(part)
         except FileNotFoundError:
             raise
         except (OSError, pa.ArrowInvalid) as exc:
             raise SchemaError(f"catalog part {part} is not a readable Parquet file: {exc}") from None
-        return part_schema_version(part, md), md.schema.to_arrow_schema()
+        arrow_schema = md.schema.to_arrow_schema()
+        schemas.setdefault(str(arrow_schema.remove_metadata()), arrow_schema)
+        return part_schema_version(part, md), arrow_schema
 
     root = Path(path)
     return {root / name: v for name, v in each_part(root, footer).items()}
@@ -785,7 +833,16 @@ def part_extent(path: str | os.PathLike[str]) -> PartExtent:
     cached = _EXTENTS.get(key)
     if cached is not None:
         return cached
-    md = pq.read_metadata(path)
+    extent = extent_of(pq.read_metadata(path))
+    if len(_EXTENTS) >= _EXTENTS_MAX:
+        _EXTENTS.clear()
+    _EXTENTS[key] = extent
+    return extent
+
+
+def extent_of(md: pq.FileMetaData, groups: Sequence[int] | None = None) -> PartExtent:
+    """The :class:`PartExtent` of a part whose footer is ``md`` (from its column statistics), or
+    of its row groups ``groups`` only."""
     index = {}
     if md.num_row_groups:
         first = md.row_group(0)
@@ -804,7 +861,7 @@ def part_extent(path: str | os.PathLike[str]) -> PartExtent:
         is_time, low = name[0] == "t", name[1:] == "min"
         value: float | int | None = None
         known = j is not None
-        for g in range(md.num_row_groups) if known else ():
+        for g in (range(md.num_row_groups) if groups is None else groups) if known else ():
             stats = md.row_group(g).column(j).statistics
             if stats is None or (is_time and (stats.null_count is None or stats.null_count > 0)):
                 known = False  # no statistics, or static rows (which match every interval)
@@ -820,8 +877,204 @@ def part_extent(path: str | os.PathLike[str]) -> PartExtent:
                 break
             value = v if value is None else (min(value, v) if low else max(value, v))
         bounds[name] = value if known else None
-    extent = PartExtent(**bounds, schema=str(md.schema.to_arrow_schema().remove_metadata()))
-    if len(_EXTENTS) >= _EXTENTS_MAX:
-        _EXTENTS.clear()
-    _EXTENTS[key] = extent
-    return extent
+    return PartExtent(**bounds, schema=str(md.schema.to_arrow_schema().remove_metadata()))
+
+
+# -- the part index: every part's extents in one small file ---------------------------------------
+
+INDEX = "_geoduck_index.pqi"
+"""The catalog's part index: a Parquet file (not matched by ``*.parquet``, and skipped by readers
+of the folder such as pyarrow datasets and geopandas, which ignore names starting with ``_``) of
+one row per part file: ``name`` → extents (:class:`PartExtent`), ``rows``, ``bytes``, ``row_groups``,
+``schema_version``.
+
+It is a cache of the parts' footers, never the truth: a reader takes the live parts from the
+manifest and the listing (:func:`live_listing`) and only their extents from the index; a live part
+the index lacks (an older writer, a crash between a part's rename and the index update, a deleted
+index) has its footer read (:func:`indexed_extents`), and the index is rewritten. Parts are
+immutable under unique names, so an entry never goes wrong, at most unused."""
+
+INDEX_VERSION = b"1"
+_KV_INDEX_VERSION = b"geoduck:index_version"
+
+INDEX_SCHEMA = pa.schema(
+    [
+        pa.field("name", pa.string(), nullable=False),
+        pa.field("xmin", pa.float64()),
+        pa.field("ymin", pa.float64()),
+        pa.field("xmax", pa.float64()),
+        pa.field("ymax", pa.float64()),
+        pa.field("tmin", pa.int64()),
+        pa.field("tmax", pa.int64()),
+        pa.field("rows", pa.int64(), nullable=False),
+        pa.field("bytes", pa.int64(), nullable=False),
+        pa.field("row_groups", pa.int64(), nullable=False),
+        pa.field("schema_version", pa.int64()),
+        pa.field("schema", pa.string(), nullable=False),
+    ]
+)
+
+
+class IndexEntry(NamedTuple):
+    """One part in the index: its footer extents and size."""
+
+    extent: PartExtent
+    rows: int
+    bytes: int
+    row_groups: int
+    schema_version: int | None
+    """The part's schema version (:func:`part_schema_version`; None: missing or not one integer)."""
+
+
+PartIndex = dict[str, IndexEntry]
+"""``part name → IndexEntry``."""
+
+
+def index_entry(path: str | os.PathLike[str]) -> IndexEntry:
+    """A part's :class:`IndexEntry`, read from its footer."""
+    md = pq.read_metadata(path)
+    try:
+        version: int | None = part_schema_version(Path(path), md)
+    except SchemaError:
+        version = None
+    return IndexEntry(extent_of(md), md.num_rows, os.path.getsize(path), md.num_row_groups, version)
+
+
+def index_table(index: PartIndex) -> pa.Table:
+    """The part index as the Arrow table stored in :data:`INDEX` (names sorted)."""
+    names = sorted(index)
+    entries = [index[n] for n in names]
+    cols: dict[str, list] = {"name": names}
+    for i, field in enumerate(PartExtent._fields[:6]):
+        cols[field] = [e.extent[i] for e in entries]
+    cols["rows"] = [e.rows for e in entries]
+    cols["bytes"] = [e.bytes for e in entries]
+    cols["row_groups"] = [e.row_groups for e in entries]
+    cols["schema_version"] = [e.schema_version for e in entries]
+    cols["schema"] = [e.extent.schema for e in entries]
+    return pa.table(cols, schema=INDEX_SCHEMA.with_metadata({_KV_INDEX_VERSION: INDEX_VERSION}))
+
+
+def parse_index(table: pa.Table) -> PartIndex:
+    """The :class:`PartIndex` held by an index table (raises ``ValueError`` when it is not one)."""
+    meta = table.schema.metadata or {}
+    if meta.get(_KV_INDEX_VERSION) != INDEX_VERSION or not set(INDEX_SCHEMA.names) <= set(table.column_names):
+        raise SchemaError(f"not a geoduck part index of version {INDEX_VERSION.decode()}")
+    cols = {name: table.column(name).to_pylist() for name in INDEX_SCHEMA.names}
+    schemas: dict[str, str] = {}  # one string object per schema: the compiler compares them by hash
+    out: PartIndex = {}
+    for i, name in enumerate(cols["name"]):
+        text = schemas.setdefault(cols["schema"][i], cols["schema"][i])
+        extent = PartExtent(
+            cols["xmin"][i], cols["ymin"][i], cols["xmax"][i], cols["ymax"][i], cols["tmin"][i], cols["tmax"][i], text
+        )
+        out[name] = IndexEntry(
+            extent, cols["rows"][i], cols["bytes"][i], cols["row_groups"][i], cols["schema_version"][i]
+        )
+    return out
+
+
+_INDEXES: dict[str, tuple[tuple[int, int, int], PartIndex]] = {}
+
+
+def read_index(path: str | os.PathLike[str]) -> PartIndex | None:
+    """The part index of the local catalog at ``path``, or None when it is missing or unreadable
+    (then it is rebuilt, see :func:`indexed_extents`). Parsed once per (size, mtime, inode)."""
+    target = os.path.join(os.fspath(path), INDEX)
+    try:
+        st = os.stat(target)
+    except OSError:
+        return None
+    key = (st.st_size, st.st_mtime_ns, st.st_ino)
+    cached = _INDEXES.get(target)
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    try:
+        index = parse_index(pq.read_table(target))
+    except (OSError, ValueError, pa.ArrowException) as exc:
+        log.warning("ignoring the unreadable part index %s (%s); it is rebuilt at the next write", target, exc)
+        return None
+    if len(_INDEXES) > 64:
+        _INDEXES.clear()
+    _INDEXES[target] = (key, index)
+    return index
+
+
+def update_index(
+    path: str | os.PathLike[str], known: PartIndex | None = None, *, blocking: bool = True
+) -> PartIndex | None:
+    """Rewrite the part index of the local catalog at ``path`` atomically (temp file + rename)
+    with an entry for every committed part file now listed, plus the entries ``known`` (parts
+    about to be renamed into place); entries of the current index are reused, the other parts'
+    footers read. Serialized by a ``flock`` on the folder (``blocking=False``: return None when it is held, or when
+    the folder is not writable). Returns the index written."""
+    root = os.fspath(path)
+    try:
+        fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)  # the lock: the folder itself (no lock file)
+    except OSError:
+        if blocking:
+            raise
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+        except OSError:
+            return None
+        old = read_index(root) or {}
+        index: PartIndex = dict(known or {})
+        for name in part_names(root):
+            if name in index:
+                continue
+            entry = old.get(name)
+            if entry is None:
+                try:
+                    entry = index_entry(os.path.join(root, name))
+                except FileNotFoundError:
+                    continue  # deleted since listed (a compaction finished)
+                except (OSError, pa.ArrowException) as exc:
+                    log.warning("part %s is unreadable (%s): left out of the part index", name, exc)
+                    continue
+            index[name] = entry
+        tmp = os.path.join(root, f".index-{uuid.uuid4().hex[:12]}.tmp")
+        try:
+            with owned_temp(Path(tmp)) as fh:  # (no fsync: a torn index is ignored and rebuilt)
+                pq.write_table(index_table(index), fh, compression="snappy")
+                fh.flush()
+                os.replace(tmp, os.path.join(root, INDEX))
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+        return index
+    finally:
+        os.close(fd)
+
+
+def refresh_index(path: str | os.PathLike[str], known: PartIndex | None = None) -> None:
+    """:func:`update_index` after parts were committed or deleted, where failing must not fail
+    the write: an index left stale (disk full …) is detected and rewritten by the next reader."""
+    try:
+        update_index(path, known)
+    except (OSError, pa.ArrowException) as exc:
+        log.warning("could not update the part index of %s (%s); readers rebuild it", path, exc)
+
+
+def indexed_extents(root: str, names: Sequence[str]) -> tuple[PartExtent, ...]:
+    """The extents of the parts ``names`` of the local catalog ``root``: from the part index,
+    else from the part's footer (then the index, missing or stale, is rewritten when the folder
+    is writable and no other writer holds it)."""
+    index = read_index(root)
+    if index is not None:
+        try:
+            return tuple(index[name].extent for name in names)
+        except KeyError:
+            pass
+    index = dict(index or {})
+    missing = {name: index_entry(os.path.join(root, name)) for name in names if name not in index}
+    index.update(missing)
+    log.info("part index of %s missing or stale (%d parts not in it): rewriting it", root, len(missing))
+    try:
+        update_index(root, missing, blocking=False)
+    except OSError as exc:  # a read-only catalog: the footers are read each time
+        log.debug("cannot rewrite the part index of %s: %s", root, exc)
+    return tuple(index[name].extent for name in names)

@@ -524,7 +524,7 @@ def test_unwritable_output_folder_is_one_error_line(tmp_path):
     _one_error_line(runs["build"], f"cannot write catalog folder {out}", "Permission denied")
     _one_error_line(runs["fresh"], f"cannot write catalog folder {out / 'new'}", "Permission denied")
     _one_error_line(runs["query"], str(out / "q"), "Permission denied")
-    assert runs["after"] == runs["before"] and len(runs["before"]) == 2  # the part and the append lock
+    assert runs["after"] == runs["before"] and len(runs["before"]) == 3  # the part, the append lock, the part index
 
 
 def _namespace_ok() -> bool:

@@ -32,6 +32,8 @@ class Counter:
         for module, name in (
             (store, "live_listing"),
             (store, "part_extent"),
+            (store, "index_entry"),
+            (store, "read_index"),
             (store, "read_manifest"),
             (store, "part_names"),
             (remote, "live_listing"),
@@ -109,9 +111,10 @@ def test_extents_are_read_at_binding_only_where_a_filter_may_skip_parts(cats, mo
         counter = Counter(m)
         storage.bind(a.node)
         storage.bind(a.with_interval_padding(before="1D").query(**QUERY).node)  # filter over a pad: no
-        assert "part_extent" not in counter.calls
+        assert "part_extent" not in counter.calls and "read_index" not in counter.calls
         bound = storage.bind(a.query(**QUERY).node)
-        assert counter.calls["part_extent"] == n_parts  # each footer once
+        assert counter.calls["read_index"] == 1  # the extents come from the part index …
+        assert "part_extent" not in counter.calls and "index_entry" not in counter.calls  # … no footer
     sql = compiler.to_sql(bound)
     named = sql.count("/part-")
     assert 1 <= named < n_parts  # pruned by the bound extents

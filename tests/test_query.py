@@ -476,7 +476,7 @@ def _scan_filters(plan: str) -> str:
 
 def test_filters_are_pushed_into_the_parquet_scan(cat):
     rel = cat.query(bbox=(-6.0, 39.0, -5.0, 41.0), start="2023-01-01", end="2023-06-30")
-    filters = _scan_filters(rel.explain())
+    filters = _scan_filters(rel.plan())
     for needle in (
         "bbox.xmin<=-5.0",
         "bbox.xmax>=-6.0",

@@ -493,7 +493,7 @@ def _plan_operators(node: dict, out: list[dict]) -> list[dict]:
 def test_intersect_plan_is_keyed_hash_joins(root):
     a, b = _scenario(root, "grid_daily_x_3day")
     rel = a.intersect(b)
-    text = rel.explain()
+    text = rel.plan()
     assert text.count("HASH_JOIN") >= 3
     squashed = re.sub(r"[\s│]+", " ", text)
     for key in ("tb = tb", "cx = cx", "cy = cy"):
@@ -524,7 +524,7 @@ def test_intersect_plan_range_joins_see_only_big_rows(root):
     """EXPLAIN ANALYZE: no join reads anywhere near |a|·|b| rows (tile × date case)."""
     a, b = _scenario(root, "grid_daily_x_3day")
     na, nb = len(a), len(b)
-    analyzed = a.intersect(b).explain(analyze=True)
+    analyzed = a.intersect(b).plan(analyze=True)
     counts = [int(n.replace(",", "")) for n in re.findall(r"([\d,]+) [Rr]ows", analyzed)]
     assert counts and max(counts) < na * nb / 10, (max(counts), na * nb)
 

@@ -254,7 +254,7 @@ def test_write_leaves_no_temp_file(tmp_path):
     root = tmp_path / "cat"
     first = store.write_part(synthetic_table(20), root)
     second = store.write_part(synthetic_table(20, seed=5), root)
-    assert sorted(p.name for p in root.iterdir()) == sorted([first.name, second.name])
+    assert sorted(p.name for p in root.iterdir()) == sorted([first.name, second.name, store.INDEX])
     assert not list(root.glob("*.tmp")) and not list(root.glob(".*"))
     assert store.list_parts(root) == sorted([first, second])
 
@@ -280,7 +280,7 @@ def test_failed_write_leaves_no_part_and_no_temp_file(tmp_path, monkeypatch):
     assert len(seen["tmp"]) == 1 and seen["tmp"][0].startswith(".part-")
     assert seen["visible"] == [old.name]
     # Afterwards: no temp file, no new part, the old part untouched.
-    assert [p.name for p in root.iterdir()] == [old.name]
+    assert sorted(p.name for p in root.iterdir()) == sorted([old.name, store.INDEX])
     assert old.read_bytes() == old_bytes
     monkeypatch.undo()
     assert pq.read_table(old).num_rows == 20

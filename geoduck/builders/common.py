@@ -882,6 +882,8 @@ def _make_out_dir(out: Path) -> bool:
 def _remove_empty_dir(out: Path) -> None:
     lock = out / store.APPEND_LOCK
     try:
+        if not store.list_parts(out):
+            (out / store.INDEX).unlink(missing_ok=True)
         lock.unlink(missing_ok=True)
         out.rmdir()
     except OSError:
@@ -897,6 +899,7 @@ def _roll_back(out: Path, parts: list[str], created: bool) -> None:
             log.error("could not remove %s of the failed build: %s", part, exc)
     if parts:
         store._fsync_dir(out)  # noqa: SLF001
+        store.refresh_index(out)
     if created:
         _remove_empty_dir(out)
 
