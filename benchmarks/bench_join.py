@@ -72,9 +72,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     res: dict[str, Any] = {"catalog_rows": len(ids), "label_rows": table.num_rows}
     res["join_s"], joined = best(lambda: big.join(table), args.repeat)
     res["len_s"], n = best(lambda: len(joined), args.repeat)
-    res["fetch_train_s"], got = best(
-        lambda: joined.where("split = 'train'").fetch("id", "fold"), args.repeat
-    )
+    res["fetch_train_s"], got = best(lambda: joined.where("split = 'train'").fetch("id", "fold"), args.repeat)
     res["to_arrow_s"], whole = best(joined.to_arrow, max(1, args.repeat - 1))
     res["correct"] = n == len(ids) and got.num_rows == train and whole.num_rows == len(ids)
     # plain DuckDB on the same parts and the same Arrow table
@@ -118,7 +116,11 @@ def print_table(out: dict[str, Any]) -> None:
     rows = [
         ("join 10^6 labels onto 10^6 rows: join()", f"{j['join_s'] * 1e3:.0f} ms", "-"),
         ("  len()", f"{j['len_s'] * 1e3:.0f} ms", f"{j['duckdb_len_s'] * 1e3:.0f} ms"),
-        ("  train rows' id, fold (fetch)", f"{j['fetch_train_s'] * 1e3:.0f} ms", f"{j['duckdb_fetch_train_s'] * 1e3:.0f} ms"),
+        (
+            "  train rows' id, fold (fetch)",
+            f"{j['fetch_train_s'] * 1e3:.0f} ms",
+            f"{j['duckdb_fetch_train_s'] * 1e3:.0f} ms",
+        ),
         ("  every column (to_arrow)", f"{j['to_arrow_s'] * 1e3:.0f} ms", "-"),
         ("50,000 ids on 10^5 rows: where('id IN …')", f"{w['where_s'] * 1e3:.0f} ms", "-"),
         ("  … then len()", f"{w['where_len_s'] * 1e3:.0f} ms", "-"),

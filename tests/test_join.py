@@ -140,7 +140,9 @@ def test_geodataframe_geometry_is_dropped(tmp_path):
     joined = cat.join(gdf)
     assert joined.columns == [*rows.columns, "label"]
     got = joined.to_geopandas()
-    assert shapely.equals(got.sort_values("id").geometry.values, cat.to_geopandas().sort_values("id").geometry.values).all()
+    assert shapely.equals(
+        got.sort_values("id").geometry.values, cat.to_geopandas().sort_values("id").geometry.values
+    ).all()
     gdf["other"] = gpd.GeoSeries(shapely.points(np.ones(len(rows)), 1))
     with pytest.raises(JoinError, match="geometry columns \\['other'\\]"):
         cat.join(gdf)
@@ -153,12 +155,19 @@ def test_join_errors_name_the_column_and_the_fix(tmp_path):
         cat.join(pd.DataFrame({"ident": ids}))
     with pytest.raises(JoinError, match="key column 'ident' is not a catalog column"):
         cat.join(pd.DataFrame({"ident": ids}), on="ident")
-    with pytest.raises(JoinError, match=r"clash with catalog columns \['tile'\].*rename\(columns=\{'Tile': 'user_Tile'\}\)"):
+    with pytest.raises(
+        JoinError, match=r"clash with catalog columns \['tile'\].*rename\(columns=\{'Tile': 'user_Tile'\}\)"
+    ):
         cat.join(pd.DataFrame({"id": ids, "Tile": 1}))
     with pytest.raises(JoinError, match="repeat 1 times.*drop_duplicates"):
         cat.join(pd.DataFrame({"id": [*ids, ids[0]], "v": 0}))
     with pytest.raises(JoinError, match="repeat"):
-        cat.join(pd.DataFrame({"tile": ["T000000", "T000000"], "start_datetime": [pd.Timestamp("2020-01-01", tz="UTC")] * 2}), on=["tile", "start_datetime"])
+        cat.join(
+            pd.DataFrame(
+                {"tile": ["T000000", "T000000"], "start_datetime": [pd.Timestamp("2020-01-01", tz="UTC")] * 2}
+            ),
+            on=["tile", "start_datetime"],
+        )
     with pytest.raises(JoinError, match="holds 1 null values"):
         cat.join(pd.DataFrame({"id": [ids[0], None], "v": [1, 2]}))
     with pytest.raises(JoinError, match="VARCHAR in the catalog but int64"):
