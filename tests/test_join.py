@@ -115,6 +115,8 @@ def test_joined_catalog_counts_unions_intersects_and_runs_sql(tmp_path):
     assert sorted(_rows(joined.difference(val))["id"]) == sorted(_rows(cat.difference(plain_val))["id"])
     gdf = joined.to_geopandas()
     assert isinstance(gdf, gpd.GeoDataFrame) and gdf.crs.to_epsg() == 4326 and "split" in gdf
+    written = joined.to_parquet(tmp_path / "written")  # a catalog again, with the joined column
+    _same(_rows(written), rows.merge(splits, on="id"), [*COMPARED, "split"])
 
 
 def test_user_values_never_enter_the_sql_text(tmp_path):
