@@ -9,7 +9,7 @@ Rules (each broken rule raises :class:`~geoduck.errors.JoinError` naming the col
 - the table's other columns do not clash with the catalog's (DuckDB names are case-insensitive);
 - the key types compare: text with text, integers with integers.
 
-A GeoDataFrame's active geometry column is dropped (logged): the joined rows keep the catalog's
+A GeoDataFrame's active geometry column is dropped (a logged warning): the joined rows keep the catalog's
 footprints. Its other geometry columns are refused.
 """
 
@@ -58,9 +58,7 @@ def to_arrow(table: Any, keys: tuple[str, ...]) -> pa.Table:
         return table
     if hasattr(table, "__arrow_c_stream__"):
         return pa.table(table)
-    raise JoinError(
-        f"join() takes a pandas DataFrame, GeoDataFrame or pyarrow Table, got {type(table).__name__}"
-    )
+    raise JoinError(f"join() takes a pandas DataFrame, GeoDataFrame or pyarrow Table, got {type(table).__name__}")
 
 
 def _drop_geometry(frame: pd.DataFrame) -> pd.DataFrame:
@@ -77,7 +75,7 @@ def _drop_geometry(frame: pd.DataFrame) -> pd.DataFrame:
         )
     if active is None:
         return pd.DataFrame(frame)
-    log.info("join(): dropping the GeoDataFrame's geometry column %r (rows keep the catalog's footprints)", active)
+    log.warning("join(): dropping the GeoDataFrame's geometry column %r (rows keep the catalog's footprints)", active)
     return pd.DataFrame(frame.drop(columns=[active]))
 
 
