@@ -23,9 +23,22 @@ import shapely
 from shapely.geometry import MultiPolygon
 from sqlglot import exp
 
-from . import compiler, engine, remote, sandbox, schema, store
-from .errors import ArgumentError, GeoduckError, QueryError, SQLError, StorageError
-from .expr import Difference, Intersect, JoinPlan, Node, Pad, Scan, SpatialFilter, TimeFilter, Union, Where
+from . import compiler, engine, joins, remote, sandbox, schema, store
+from .errors import ArgumentError, GeoduckError, JoinError, QueryError, SQLError, StorageError
+from .expr import (
+    Difference,
+    Intersect,
+    Join,
+    JoinPlan,
+    Node,
+    Pad,
+    Scan,
+    SpatialFilter,
+    TimeFilter,
+    Union,
+    Where,
+    user_tables,
+)
 from .geo import WGS84, aoi_to_wgs84
 from .intervals import TimeLike, padding_micros, query_interval
 from .report import BuildReport
@@ -200,6 +213,31 @@ class Catalog:
             ),
             name=f"{self.name}+{other.name}",
         )
+
+    def join(self, table: Any, on: str | Sequence[str] = "id", how: str = "inner") -> Catalog:
+        """This relation's rows with the columns of a user ``table`` (lazy: joined in the same
+        DuckDB query as everything else), e.g. a train/val split, a block label or model scores
+        per ``id``.
+
+        Args:
+            table: a pandas DataFrame (keys may be a named index), a GeoDataFrame (its geometry
+                column is dropped: rows keep the catalog's footprints) or a pyarrow Table.
+            on: key column(s), present in both; the table's keys must be non-null and unique,
+                so no catalog row is ever repeated.
+            how: ``"inner"`` (only rows with a match) or ``"left"`` (every row; the table's
+                columns NULL where none matches).
+
+        The table's other columns are added after this relation's, and must not clash with them
+        (rename them). It is held in memory and read by DuckDB in place (never written into
+        the SQL text). Raises :class:`~geoduck.errors.JoinError` (see :mod:`geoduck.joins`).
+        """
+        if how not in joins.HOWS:
+            raise JoinError(f"how= must be one of {joins.HOWS}, got {how!r}")
+        keys = joins.keys_of(on)
+        arrow = joins.to_arrow(table, keys)
+        catalog = execute(self._node, lambda: compiler.select(self._node), _describe)
+        columns = joins.check(arrow, keys, [(r[0], str(r[1])) for r in catalog])
+        return self._derive(Join(self._node, joins.user_table(arrow), keys, how, columns))
 
     # -- SQL ------------------------------------------------------------------------------------
     @property
@@ -468,7 +506,8 @@ def execute(
     ``run``: the whole result as an Arrow table by default (see also :func:`fetch_reader`).
     """
     try:
-        return read_consistently(_scan_roots(node), lambda: run(compiler.render(build())))
+        with engine.registered(user_tables(node)):  # user tables joined in: on each cursor
+            return read_consistently(_scan_roots(node), lambda: run(compiler.render(build())))
     except GeoduckError:
         raise
     except READ_ERRORS as exc:
@@ -660,8 +699,10 @@ def _run_user_sql(
                 raise exc.__cause__ from None
             raise
 
+    tables = {k: v for n in relations.values() for k, v in user_tables(n).items()}
     try:
-        table = read_consistently(roots, run)
+        with engine.registered(tables):
+            table = read_consistently(roots, run)
     except GeoduckError:
         raise
     except READ_ERRORS as exc:

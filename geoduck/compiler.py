@@ -23,7 +23,20 @@ from sqlglot import exp
 
 from . import schema, store
 from .errors import SQLError, UnboundError
-from .expr import Difference, Intersect, JoinPlan, Node, Pad, Parts, Scan, SpatialFilter, TimeFilter, Union, Where
+from .expr import (
+    Difference,
+    Intersect,
+    Join,
+    JoinPlan,
+    Node,
+    Pad,
+    Parts,
+    Scan,
+    SpatialFilter,
+    TimeFilter,
+    Union,
+    Where,
+)
 from .intervals import Overlap, epoch_us
 from .storage import bind
 
@@ -262,6 +275,30 @@ def _(node: Union) -> exp.Select:
     return select
 
 
+@visit.register
+def _(node: Join) -> exp.Select:
+    # The user table is read by its generated name (registered on the cursor that runs the
+    # query, see geoduck.engine.registered): its values never enter the SQL text.
+    condition = exp.and_(
+        *(exp.EQ(this=exp.column(k, "_c", quoted=True), expression=exp.column(k, "_t", quoted=True)) for k in node.on),
+        copy=False,
+    )
+    return (
+        exp.select(
+            exp.Column(this=exp.Star(), table=exp.to_identifier("_c")),
+            *(exp.column(c, "_t", quoted=True) for c in node.columns),
+        )
+        .from_(visit(node.child).subquery("_c"))
+        .join(
+            exp.Table(
+                this=exp.to_identifier(node.table.name, quoted=True), alias=exp.TableAlias(this=exp.to_identifier("_t"))
+            ),
+            on=condition,
+            join_type="left" if node.how == "left" else "inner",
+        )
+    )
+
+
 # -- spatiotemporal join ------------------------------------------------------------------------
 # Candidate pairs come from equi-joins on keys, never from a join on space alone followed by a
 # time filter (that explodes for tile × date catalogs). Each row gets:
@@ -419,6 +456,36 @@ def exact_pairs(left: exp.Select, right: exp.Select, plan: JoinPlan, spatial_onl
     return _joined(left, right, candidate_pairs(left.copy(), right.copy(), plan, spatial_only))
 
 
+def _sides(left: exp.Select, right: exp.Select) -> tuple[exp.Select, exp.Select, list[tuple[str, exp.Select]]]:
+    """The compiled sides of a pair join, each written once: ``SELECT *`` from a ``WITH`` table
+    of each (the CTEs returned, for :func:`_with_sides` to put on the outermost SELECT), read by
+    the keys, the rows and (difference) the rows kept.
+
+    ``NOT MATERIALIZED``: DuckDB inlines each reference, which gives the same physical plan as
+    writing the side's SQL at each use (up to CTE numbering): the join keys read only the
+    id/bbox/time columns of the parts. Materialized (DuckDB's default for a CTE read several
+    times), every column of each side is read and buffered first: 2.5–8× slower at 10^4–10^5
+    rows (benchmarks/bench_intersect.py, measured side by side)."""
+    return (
+        exp.select(exp.Star()).from_(_LEFT_SIDE),
+        exp.select(exp.Star()).from_(_RIGHT_SIDE),
+        [
+            (_LEFT_SIDE, left),
+            (_RIGHT_SIDE, right),
+        ],
+    )
+
+
+_LEFT_SIDE, _RIGHT_SIDE = "_left_side", "_right_side"
+"""CTE names of a pair join's sides (a nested join's own WITH shadows them inside its subquery)."""
+
+
+def _with_sides(select: exp.Select, ctes: list[tuple[str, exp.Select]]) -> exp.Select:
+    for name, side in ctes:
+        select = select.with_(name, as_=side, materialized=False, copy=False)
+    return select
+
+
 def _joined(left: exp.Select, right: exp.Select, pairs: exp.Select) -> exp.Select:
     return (
         exp.select(exp.Star())
@@ -439,10 +506,6 @@ def _joined(left: exp.Select, right: exp.Select, pairs: exp.Select) -> exp.Selec
             )
         )
     )
-
-
-def _exact_pairs(node: Intersect | Difference) -> exp.Select:
-    return exact_pairs(visit(node.left), visit(node.right), node.plan, node.spatial_only)
 
 
 _NOT_PREFIXED = frozenset({schema.GEOMETRY, schema.VERSION})
@@ -466,7 +529,8 @@ def _(node: Intersect) -> exp.Select:
         disjoint = exp.GT(this=starts.copy(), expression=ends.copy())
         starts = exp.If(this=disjoint, true=exp.func("least", l_s.copy(), r_s.copy()), false=starts)
         ends = exp.If(this=disjoint.copy(), true=exp.func("greatest", l_e.copy(), r_e.copy()), false=ends)
-    inner = _exact_pairs(node)
+    left, right, ctes = _sides(visit(node.left), visit(node.right))
+    inner = exact_pairs(left, right, node.plan, node.spatial_only)
     inner.set(
         "expressions",
         [
@@ -501,21 +565,22 @@ def _(node: Intersect) -> exp.Select:
             for k in schema.BBOX_KEYS
         ]
     )
-    return exp.select(
+    outer = exp.select(
         col(schema.ID),
         g,
         exp.alias_(bbox, schema.BBOX, quoted=True),
         exp.Star(except_=[col(schema.ID), col(schema.GEOMETRY)]),
     ).from_(inner.subquery("_ix"))
+    return _with_sides(outer, ctes)
 
 
 @visit.register
 def _(node: Difference) -> exp.Select:
-    left = visit(node.left)  # compiled once: read by the pairs and for the rows kept
-    hits = exact_pairs(left.copy(), visit(node.right), node.plan, node.spatial_only)
+    left, right, ctes = _sides(visit(node.left), visit(node.right))  # left: read by the pairs and kept
+    hits = exact_pairs(left.copy(), right, node.plan, node.spatial_only)
     hits.set("expressions", [exp.column("lid", "p")])
     condition = exp.not_(exp.In(this=col(schema.ID), query=hits.subquery()))
-    return exp.select(exp.Star()).from_(left.subquery("_d")).where(condition)
+    return _with_sides(exp.select(exp.Star()).from_(left.subquery("_d")).where(condition), ctes)
 
 
 def join_stats() -> list[exp.Expr]:
@@ -807,7 +872,9 @@ def intersect_macro_sql() -> str:
 
     ``cell`` (degrees) and ``bucket_us`` only tune speed; the pairs are exact for any values.
     """
-    left, right = (visit(Scan(_MACRO_GLOB[side], parts=Parts((), _MACRO_GLOB[side]))) for side in ("left", "right"))
+    left, right, ctes = _sides(
+        *(visit(Scan(_MACRO_GLOB[side], parts=Parts((), _MACRO_GLOB[side]))) for side in ("left", "right"))
+    )
     values = {
         "cell": exp.column("cell"),
         "bucket": exp.column("bucket_us"),
@@ -841,7 +908,7 @@ def intersect_macro_sql() -> str:
             exp.alias_(exp.column(schema.FILEPATH, "r"), "right_filepath"),
         ],
     )
-    tree = pairs
+    tree = _with_sides(pairs, ctes)
     for lit in list(tree.find_all(exp.Literal)):
         if lit.is_string and lit.this in _MACRO_GLOB.values():
             lit.replace(exp.column(f"{lit.this.split('/')[1]}_glob"))

@@ -12,9 +12,12 @@ credentials and endpoint come from the standard AWS environment variables (see :
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import logging
 import os
 import threading
+from collections.abc import Iterator, Mapping
 from functools import cache
 from pathlib import Path
 
@@ -220,9 +223,32 @@ with one row group read, benchmarks/bench_remote_query.py): geoduck's parts are 
 query cannot match. Reads of footers only (:func:`geoduck.remote.open_root`) turn it off."""
 
 
+_TABLES: contextvars.ContextVar[Mapping[str, pa.Table]] = contextvars.ContextVar("geoduck_tables", default={})
+
+
+@contextlib.contextmanager
+def registered(tables: Mapping[str, pa.Table]) -> Iterator[None]:
+    """Within the block, every :func:`cursor` made (in this thread or context) has ``tables``
+    registered under their names (Arrow tables, zero copy; user tables joined to a catalog)."""
+    token = _TABLES.set({**_TABLES.get(), **tables}) if tables else None
+    try:
+        yield
+    finally:
+        if token is not None:
+            _TABLES.reset(token)
+
+
+def register_tables(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
+    """Register on ``con`` (a cursor) the tables of the enclosing :func:`registered` block."""
+    for name, table in _TABLES.get().items():
+        con.register(name, table)
+    return con
+
+
 def cursor() -> duckdb.DuckDBPyConnection:
-    """A new cursor on the shared connection: safe to use from the calling thread."""
-    return shared_connection().cursor()
+    """A new cursor on the shared connection: safe to use from the calling thread (with the
+    tables of an enclosing :func:`registered` block)."""
+    return register_tables(shared_connection().cursor())
 
 
 ARROW_BATCH_ROWS = 10_000

@@ -93,3 +93,9 @@ class InstallError(GeoduckError, FileNotFoundError):
 
 class UnsupportedError(GeoduckError, NotImplementedError):
     """The input is valid but uses a feature geoduck does not support (the message says which)."""
+
+
+class JoinError(GeoduckError, ValueError):
+    """A user table cannot be joined to a catalog (:meth:`~geoduck.catalog.Catalog.join`): a key
+    column missing, null or repeated, a column name clashing with the catalog's, or key types
+    that do not compare."""

@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 if TYPE_CHECKING:
+    import pyarrow as pa
+
     from .store import PartExtent
 
 
@@ -139,3 +141,39 @@ class Pad(Node):
     child: Node
     before_us: int
     after_us: int
+
+
+@dataclass(frozen=True, eq=False)
+class UserTable:
+    """An in-memory Arrow table joined to a catalog, registered on each DuckDB cursor that runs a
+    query over it under the opaque generated ``name`` (its values never enter SQL text). Compared
+    and hashed by identity."""
+
+    name: str
+    table: pa.Table
+
+
+@dataclass(frozen=True)
+class Join(Node):
+    """Rows of ``child`` with the ``columns`` of ``table`` whose ``on`` key values equal theirs
+    (``how="inner"``: matching rows only; ``"left"``: every row, NULLs where none matches). The
+    table's keys are unique and non-null (checked by :meth:`~geoduck.catalog.Catalog.join`), so
+    no row is repeated."""
+
+    child: Node
+    table: UserTable
+    on: tuple[str, ...]
+    how: str
+    columns: tuple[str, ...]
+    """The table's other columns, added after the child's in this order."""
+
+
+def user_tables(node: Node) -> dict[str, pa.Table]:
+    """``name → table`` of every :class:`UserTable` joined anywhere in ``node``."""
+    out: dict[str, pa.Table] = {}
+    for value in vars(node).values():
+        if isinstance(value, UserTable):
+            out[value.name] = value.table
+        elif isinstance(value, Node):
+            out.update(user_tables(value))
+    return out

@@ -249,7 +249,7 @@ def execute(box: Sandbox, sql: str, timeout: float | None) -> pa.Table:
     The query runs in a worker thread while the calling thread waits, so Ctrl-C
     (``KeyboardInterrupt``) and the deadline both interrupt DuckDB at once; either is raised as
     :class:`SQLError`, as is any DuckDB error."""
-    cur = box.connection.cursor()
+    cur = engine.register_tables(box.connection.cursor())  # user tables joined to a catalog
     outcome: list[Any] = []
 
     def work() -> None:

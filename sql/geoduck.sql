@@ -73,6 +73,15 @@ CREATE OR REPLACE MACRO geoduck_join_params(left_glob, right_glob) AS TABLE
 -- BEGIN GENERATED: geoduck_intersect (geoduck.compiler.update_macro_file(); do not edit)
 CREATE OR REPLACE MACRO geoduck_intersect(left_glob, right_glob, cell := 1.0,
                                           bucket_us := 86400000000, spatial_only := false) AS TABLE
+WITH _left_side AS NOT MATERIALIZED (
+  SELECT
+    *
+  FROM READ_PARQUET(left_glob, union_by_name = TRUE, hive_partitioning = FALSE)
+), _right_side AS NOT MATERIALIZED (
+  SELECT
+    *
+  FROM READ_PARQUET(right_glob, union_by_name = TRUE, hive_partitioning = FALSE)
+)
 SELECT
   p.lid || '|' || p.rid AS id,
   p.lid AS left_id,
@@ -132,7 +141,7 @@ FROM (
           FROM (
             SELECT
               *
-            FROM READ_PARQUET(left_glob, union_by_name = TRUE, hive_partitioning = FALSE)
+            FROM _left_side
           ) AS child
         )
       )
@@ -186,7 +195,7 @@ FROM (
           FROM (
             SELECT
               *
-            FROM READ_PARQUET(right_glob, union_by_name = TRUE, hive_partitioning = FALSE)
+            FROM _right_side
           ) AS child
         )
       )
@@ -524,13 +533,13 @@ FROM (
 JOIN (
   SELECT
     *
-  FROM READ_PARQUET(left_glob, union_by_name = TRUE, hive_partitioning = FALSE)
+  FROM _left_side
 ) AS l
   ON "l"."id" = p.lid
 JOIN (
   SELECT
     *
-  FROM READ_PARQUET(right_glob, union_by_name = TRUE, hive_partitioning = FALSE)
+  FROM _right_side
 ) AS r
   ON "r"."id" = p.rid
 WHERE

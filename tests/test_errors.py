@@ -17,7 +17,8 @@ from rasterio.transform import Affine
 import geoduck
 from geoduck import errors, schema
 from geoduck.builders.vector import read_vector_header
-from geoduck.builders.xarray import XarrayOptions, centres, read_xarray_header
+from geoduck.builders.xarray import XarrayOptions, read_xarray_header
+from geoduck.cf import centres
 from geoduck.testing import write_raster
 
 PACKAGE = Path(geoduck.__file__).parent

@@ -371,6 +371,11 @@ def test_intersect_of_filtered_and_chained_relations(root):
     assert len(got) == len(set(got))
     assert set(got) == brute_pairs(fab, fc)
     assert "left_left_id" in out.column_names and "left_right_tile" in out.column_names
+    # on the right too, and as the left of a difference: nested WITH tables of the same names
+    assert set(pairs_of(c.intersect(ab).to_arrow())) == brute_pairs(fc, fab)
+    hit = {left for left, _ in brute_pairs(fab, fc)}
+    assert set(ab.difference(c).to_arrow().column("id").to_pylist()) == set(fab["id"]) - hit
+    assert 0 < len(hit) < len(fab)
 
 
 def test_back_to_back_daily_rows_do_not_pair(tmp_path):

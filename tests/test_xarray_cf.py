@@ -18,7 +18,7 @@ import shapely
 import xarray as xr
 
 from geoduck import GeoSlice, build_xarray_catalog, load_xarray
-from geoduck.builders.xarray import LENGTH_UNITS, length_unit_metres
+from geoduck.cf import LENGTH_UNITS, length_unit_metres
 from geoduck.errors import BuildError, NoDataError
 
 UTC = dt.UTC

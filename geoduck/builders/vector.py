@@ -10,7 +10,6 @@ geometry are skipped and reported in the build report with the reason.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from collections.abc import Sequence
@@ -27,6 +26,7 @@ from .. import schema
 from ..backends import Backend, CliOption
 from ..errors import ArgumentError, CRSError, EmptyLayerError, SourceError
 from ..geo import Bounds, crs_to_string, footprint_wgs84, norm_crs
+from ..geoparquet import DEFAULT_CRS, geoparquet_crs, geoparquet_metadata, is_parquet
 from ..header import crs_problem
 from .common import FILENAME_OPTIONS, SKIPPED, FilenameParser, Regex, build_catalog, file_stat
 
@@ -34,9 +34,8 @@ if TYPE_CHECKING:
     from ..catalog import Catalog
 
 VECTOR_EXTENSIONS = (".geojson", ".json", ".gpkg", ".parquet", ".geoparquet", ".shp", ".fgb")
-PARQUET_EXTENSIONS = (".parquet", ".geoparquet")
 
-GEOJSON_CRS = "OGC:CRS84"
+GEOJSON_CRS = DEFAULT_CRS
 """CRS of a GeoJSON layer that declares none (RFC 7946: lon/lat WGS 84)."""
 
 _GEOJSON_DRIVERS = frozenset({"GeoJSON", "GeoJSONSeq"})
@@ -45,11 +44,6 @@ _GEOJSON_DRIVERS = frozenset({"GeoJSON", "GeoJSONSeq"})
 # axes, so the footprint stays a polygon: ~1 cm in degrees or metres.
 _PAD_GEOGRAPHIC = 1e-7
 _PAD_PROJECTED = 1e-2
-
-
-def is_parquet(path: str) -> bool:
-    """True for GeoParquet files (read with pyarrow, not OGR)."""
-    return path.lower().endswith(PARQUET_EXTENSIONS)
 
 
 def _box(xmin: float, ymin: float, xmax: float, ymax: float) -> dict[str, float]:
@@ -131,31 +125,6 @@ def _ogr_rows(path: str, layer: str | None, size: int | None, mtime: int | None)
 
 
 # -- GeoParquet -----------------------------------------------------------------------------------
-
-
-def geoparquet_metadata(path: str) -> tuple[pq.FileMetaData, dict[str, Any]]:
-    """(Parquet footer, ``geo`` metadata) of a GeoParquet file; raises if it has no ``geo`` key."""
-    try:
-        meta = pq.read_metadata(path)
-    except (OSError, ValueError) as exc:
-        raise SourceError(f"not a readable Parquet file: {str(exc).splitlines()[0]}") from None
-    raw = (meta.metadata or {}).get(b"geo")
-    if raw is None:
-        raise SourceError(f"{os.path.basename(path)} is Parquet without GeoParquet 'geo' metadata")
-    geo = json.loads(raw)
-    if geo.get("primary_column") not in geo.get("columns", {}):
-        raise SourceError(f"{os.path.basename(path)}: 'geo' metadata names no valid primary_column")
-    return meta, geo
-
-
-def geoparquet_crs(column_meta: dict[str, Any]) -> str | None:
-    """The CRS text of a GeoParquet geometry column: absent → OGC:CRS84 (spec default), null → None."""
-    if "crs" not in column_meta:
-        return GEOJSON_CRS
-    crs = column_meta["crs"]
-    if crs is None:
-        return None
-    return crs if isinstance(crs, str) else json.dumps(crs)
 
 
 def _parquet_bounds(path: str, meta: pq.FileMetaData, geo: dict[str, Any]) -> Any:

@@ -31,10 +31,10 @@ from rasterio.transform import Affine
 from sqlglot import exp
 
 from .. import compiler, schema
-from ..builders.vector import geoparquet_metadata, is_parquet
 from ..catalog import Catalog
 from ..errors import ArgumentError, LabelFieldError, NoDataError, SourceError
 from ..geo import Bounds, densified_ring, norm_crs, transformer
+from ..geoparquet import geoparquet_metadata, is_parquet
 from ..slices import GeoSlice
 
 Task = Literal["semantic_segmentation", "object_detection", "instance_segmentation"]

@@ -37,8 +37,8 @@ from rasterio.enums import Resampling
 from rasterio.transform import Affine
 
 from .. import schema
-from ..builders.xarray import Grid, centres, curvilinear_grid_corners, grid_of, open_dataset, time_cells
 from ..catalog import Catalog
+from ..cf import Grid, centres, curvilinear_grid_corners, grid_of, open_dataset, time_cells
 from ..errors import ArgumentError, FootprintError, NoDataError, UnsupportedError, VariableError
 from ..geo import WGS84, norm_crs, transformer
 from ..intervals import query_interval

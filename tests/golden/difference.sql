@@ -1,9 +1,22 @@
+WITH _left_side AS NOT MATERIALIZED (
+  SELECT
+    *
+  FROM READ_PARQUET('/data/catalogs/s2/*.parquet', union_by_name = TRUE, hive_partitioning = FALSE)
+), _right_side AS NOT MATERIALIZED (
+  SELECT
+    *
+  FROM READ_PARQUET(
+    '/data/catalogs/landsat 8/*.parquet',
+    union_by_name = TRUE,
+    hive_partitioning = FALSE
+  )
+)
 SELECT
   *
 FROM (
   SELECT
     *
-  FROM READ_PARQUET('/data/catalogs/s2/*.parquet', union_by_name = TRUE, hive_partitioning = FALSE)
+  FROM _left_side
 ) AS _d
 WHERE
   NOT "id" IN (
@@ -57,7 +70,7 @@ WHERE
               FROM (
                 SELECT
                   *
-                FROM READ_PARQUET('/data/catalogs/s2/*.parquet', union_by_name = TRUE, hive_partitioning = FALSE)
+                FROM _left_side
               ) AS child
             )
           )
@@ -109,11 +122,7 @@ WHERE
               FROM (
                 SELECT
                   *
-                FROM READ_PARQUET(
-                  '/data/catalogs/landsat 8/*.parquet',
-                  union_by_name = TRUE,
-                  hive_partitioning = FALSE
-                )
+                FROM _right_side
               ) AS child
             )
           )
@@ -443,17 +452,13 @@ WHERE
     JOIN (
       SELECT
         *
-      FROM READ_PARQUET('/data/catalogs/s2/*.parquet', union_by_name = TRUE, hive_partitioning = FALSE)
+      FROM _left_side
     ) AS l
       ON "l"."id" = p.lid
     JOIN (
       SELECT
         *
-      FROM READ_PARQUET(
-        '/data/catalogs/landsat 8/*.parquet',
-        union_by_name = TRUE,
-        hive_partitioning = FALSE
-      )
+      FROM _right_side
     ) AS r
       ON "r"."id" = p.rid
     WHERE

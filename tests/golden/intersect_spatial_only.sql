@@ -1,3 +1,16 @@
+WITH _left_side AS NOT MATERIALIZED (
+  SELECT
+    *
+  FROM READ_PARQUET('/data/catalogs/s2/*.parquet', union_by_name = TRUE, hive_partitioning = FALSE)
+), _right_side AS NOT MATERIALIZED (
+  SELECT
+    *
+  FROM READ_PARQUET(
+    '/data/catalogs/landsat 8/*.parquet',
+    union_by_name = TRUE,
+    hive_partitioning = FALSE
+  )
+)
 SELECT
   "id",
   "geometry",
@@ -85,7 +98,7 @@ FROM (
             FROM (
               SELECT
                 *
-              FROM READ_PARQUET('/data/catalogs/s2/*.parquet', union_by_name = TRUE, hive_partitioning = FALSE)
+              FROM _left_side
             ) AS child
           )
         )
@@ -137,11 +150,7 @@ FROM (
             FROM (
               SELECT
                 *
-              FROM READ_PARQUET(
-                '/data/catalogs/landsat 8/*.parquet',
-                union_by_name = TRUE,
-                hive_partitioning = FALSE
-              )
+              FROM _right_side
             ) AS child
           )
         )
@@ -471,17 +480,13 @@ FROM (
   JOIN (
     SELECT
       *
-    FROM READ_PARQUET('/data/catalogs/s2/*.parquet', union_by_name = TRUE, hive_partitioning = FALSE)
+    FROM _left_side
   ) AS l
     ON "l"."id" = p.lid
   JOIN (
     SELECT
       *
-    FROM READ_PARQUET(
-      '/data/catalogs/landsat 8/*.parquet',
-      union_by_name = TRUE,
-      hive_partitioning = FALSE
-    )
+    FROM _right_side
   ) AS r
     ON "r"."id" = p.rid
   WHERE
