@@ -32,7 +32,7 @@ import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar, overload
+from typing import Any, Literal, TypeVar, overload
 
 import numpy as np
 import pandas as pd
@@ -87,6 +87,7 @@ class _Rows:
     native_crs: tuple[str | None, ...] = ()  # the row's own CRS (canonical string), None if unknown
     native_bounds: np.ndarray = field(default_factory=lambda: np.empty((0, 4)))  # (n, 4), NaN if unknown
     scenes: tuple[str | None, ...] = ()  # scene_id of each row (band-file catalogs), else empty
+    res: np.ndarray = field(default_factory=lambda: np.empty((0, 2)))  # (n, 2) pixel size in sampling CRS, NaN unknown
 
 
 def _resolution(value: Any) -> tuple[float, float]:
@@ -136,6 +137,7 @@ def _fetch(catalog: Catalog) -> pa.Table:
         selects.append(schema.NATIVE_BOUNDS)
     if schema.SCENE_ID in columns:
         selects.append(schema.SCENE_ID)
+    selects += [c for c in ("res_x", "res_y", "width", "height") if c in columns]
     table = catalog.fetch(
         *selects, order_by=[c for c in (schema.ID, schema.START, schema.END, "source") if c in columns]
     )
@@ -181,6 +183,24 @@ def _check_one_unit(crs_of: Sequence[str], argument: Any) -> None:
         )
 
 
+def _is_auto(crs: Any) -> bool:
+    return isinstance(crs, str) and crs.strip().lower() == "auto"
+
+
+def _majority_crs(native: list[str | None], geoms: np.ndarray, lonlat: np.ndarray) -> str:
+    """The CRS covering most of the catalog's area: the native CRS (or, for rows without one, the
+    UTM zone of the footprint's centre) whose rows' footprints sum to the largest area on the
+    ellipsoid (m² in :data:`EQUAL_AREA_CRS`; rows counted once per acquisition); ties: the
+    smallest CRS string."""
+    cx, cy = (lonlat[:, 0] + lonlat[:, 2]) / 2, (lonlat[:, 1] + lonlat[:, 3]) / 2
+    keys = [crs_key(c) if c is not None else utm_crs(float(x), float(y)) for c, x, y in zip(native, cx, cy, strict=True)]
+    areas = np.nan_to_num(shapely.area(_project_geoms(geoms, norm_crs(EQUAL_AREA_CRS))))
+    total: dict[str, float] = {}
+    for k, a in zip(keys, areas.tolist(), strict=True):
+        total[k] = total.get(k, 0.0) + a
+    return min(total, key=lambda k: (-total[k], k))
+
+
 def _sampling_crs(crs: Any, native: list[str | None], ids: Sequence[str], lonlat: np.ndarray) -> list[str]:
     n = len(native)
     if _is_native(crs):
@@ -219,6 +239,8 @@ def _prepare(catalog: Catalog, crs: Any) -> _Rows:
         else np.full((n, 4), np.nan)
     )
     lonlat = _unwrapped_lonlat_bounds(geoms)
+    if _is_auto(crs):
+        crs = _majority_crs(native_crs, geoms, lonlat)
     crs_of = _sampling_crs(crs, native_crs, ids, lonlat)
     _check_one_unit(crs_of, crs)
     keys = {c: crs_key(c) for c in set(native_crs) if c is not None}
@@ -248,6 +270,7 @@ def _prepare(catalog: Catalog, crs: Any) -> _Rows:
         ids=ids,
         crs=tuple(crs_of),
         bounds=bounds,
+        res=_row_res(table, bounds, nb, is_native),
         starts=_timestamps(table.column(schema.START)),
         ends=_timestamps(table.column(schema.END)),
         footprints=geoms,
@@ -258,6 +281,35 @@ def _prepare(catalog: Catalog, crs: Any) -> _Rows:
     if schema.SCENE_ID in table.column_names:
         rows = _by_scene(rows, table.column(schema.SCENE_ID).to_pylist())
     return rows
+
+
+def _row_res(table: pa.Table, bounds: np.ndarray, nb: np.ndarray, is_native: np.ndarray) -> np.ndarray:
+    """(n, 2) pixel size of each row in its sampling CRS: ``res_x``/``res_y`` when sampled natively,
+    else the row's pixel counts spread over its extent there (``extent / width``, ``extent /
+    height``, as :meth:`GeoSlice.to_crs`); NaN for rows without a pixel grid (cubes, vectors)."""
+    n = table.num_rows
+
+    def column(name: str) -> np.ndarray:
+        if name not in table.column_names:
+            return np.full(n, np.nan)
+        return np.array([np.nan if v is None else float(v) for v in table.column(name).to_pylist()])
+
+    rx, ry, w, h = column("res_x"), column("res_y"), column("width"), column("height")
+    with np.errstate(all="ignore"):
+        other = np.column_stack([(bounds[:, 2] - bounds[:, 0]) / w, (bounds[:, 3] - bounds[:, 1]) / h])
+    return np.where(is_native[:, None], np.column_stack([rx, ry]), other)
+
+
+def _default_resolution(rows: _Rows, argument: str) -> tuple[float, float]:
+    """The finest pixel size of the rows in their sampling CRS (x and y separately)."""
+    res = rows.res if len(rows.res) else np.full((len(rows.ids), 2), np.nan)
+    known = np.isfinite(res).all(axis=1) & (res > 0).all(axis=1)
+    if not known.any():
+        raise ArgumentError(
+            f"{argument}: the catalog rows have no pixel size (cube or vector rows): pass resolution= "
+            "(units of the sampling CRS)"
+        )
+    return float(res[known, 0].min()), float(res[known, 1].min())
 
 
 def _by_scene(rows: _Rows, scenes: list[str | None]) -> _Rows:
@@ -298,6 +350,7 @@ def _by_scene(rows: _Rows, scenes: list[str | None]) -> _Rows:
         native_crs=pick(rows.native_crs),
         native_bounds=union(rows.native_bounds),
         scenes=pick(scenes),
+        res=np.array([np.fmin.reduce(rows.res[m], axis=0) for m in members]).reshape(-1, 2),
     )
 
 
@@ -672,7 +725,7 @@ def random_sampler(
     catalog: Catalog,
     *,
     chip_size: int | tuple[int, int],
-    resolution: float | tuple[float, float],
+    resolution: float | tuple[float, float] | None = None,
     crs: Any = None,
     length: int,
     seed: int = 0,
@@ -700,7 +753,8 @@ def random_sampler(
         catalog: a catalog or any relation of it (``intersect`` results included).
         chip_size: pixels, ``(rows, cols)`` or one int.
         resolution: pixel size in the sampling CRS's units (degrees for a lon/lat CRS), one number
-            or ``(x, y)``; for metres on lon/lat rows pass ``crs="utm"``.
+            or ``(x, y)``; for metres on lon/lat rows pass ``crs="utm"``. Default: the finest
+            pixel size of the rows (see the module doc).
         crs: ``None``/``"native"`` (each row's native CRS), ``"utm"`` or a CRS (module doc).
         length: number of chips.
         seed: seed of the ``numpy.random.Generator`` that draws rows and positions.
@@ -715,7 +769,7 @@ def random_sampler(
     if not isinstance(seed, int | np.integer) or isinstance(seed, bool):
         raise ArgumentError(f"seed={seed!r} must be an int")
     size = _positive_pixels(chip_size, "chip_size")
-    res = _resolution(resolution)
+    res = None if resolution is None else _resolution(resolution)
     roi_parts = None
     if roi is not None:
         geom, roi_crs = _roi_parts(roi)
@@ -725,6 +779,8 @@ def random_sampler(
         catalog = catalog.query(geometry=geom, crs=roi_crs)
         roi_parts = (roi_lonlat, geom, None if roi_crs is None else crs_key(roi_crs))
     rows = _prepare(catalog, crs)
+    if res is None:
+        res = _default_resolution(rows, "random_sampler")
     return RandomSampler(rows, chip_size=size, resolution=res, length=int(length), seed=int(seed), roi=roi_parts)
 
 
@@ -751,58 +807,143 @@ def _grid(
     return bounds[0] + ox.ravel() * res[0], bounds[3] - oy.ravel() * res[1]
 
 
+def _pieces_of(rows: _Rows, idx: np.ndarray) -> np.ndarray:
+    """(k, 4) extents covering rows ``idx`` in their sampling CRS: the row extent, or, for a row
+    whose footprint is split at the antimeridian and sampled in a projected CRS (where it lands
+    at both edges of the world), the extent of each part of its region (:func:`_region_pieces`)."""
+    out: list[np.ndarray] = []
+    for i in idx.tolist():
+        split = not rows.native[i] and rows.footprints[i].geom_type == "MultiPolygon"
+        if split and not norm_crs(rows.crs[i]).is_geographic:
+            out += [np.asarray(b, dtype=float) for b, _ in _region_pieces(rows, i)]
+        else:
+            out.append(rows.bounds[i])
+    return np.array(out, dtype=float).reshape(-1, 4)
+
+
+def _grid_over(
+    union: Bounds,
+    pieces: np.ndarray,
+    res: tuple[float, float],
+    size: tuple[int, int],
+    stride: tuple[int, int],
+) -> tuple[np.ndarray, np.ndarray]:
+    """Top-left corners of the chips of ``union``'s grid (:func:`_grid`) that overlap some of the
+    ``pieces`` (extents inside the union), row-major; only those chips are built, so far-apart
+    pieces (e.g. both sides of EPSG:3857 at ±180°) do not make a world-wide grid."""
+    if not (union[0] < union[2] and union[1] < union[3]):
+        raise ArgumentError(f"bounds={tuple(union)} must have xmin < xmax and ymin < ymax")
+    (h, w), (rx, ry) = size, res
+    rows = _offsets(_pixels(union[3] - union[1], ry), h, stride[0])
+    cols = _offsets(_pixels(union[2] - union[0], rx), w, stride[1])
+    x_lo, y_hi = union[0] + cols * rx, union[3] - rows * ry  # chip left / top edges
+    picked: set[tuple[int, int]] = set()
+    for xmin, ymin, xmax, ymax in pieces.tolist():
+        ci = np.flatnonzero((x_lo < xmax) & (x_lo + w * rx > xmin))
+        ri = np.flatnonzero((y_hi > ymin) & (y_hi - h * ry < ymax))
+        picked.update(itertools.product(ri.tolist(), ci.tolist()))
+    order = np.array(sorted(picked), dtype=np.int64).reshape(-1, 2)
+    return x_lo[order[:, 1]], y_hi[order[:, 0]]
+
+
+GridBy = Literal[None, "interval"]
+
+
 def grid_sampler(
     catalog_or_bounds: Catalog | Sequence[float],
     *,
     chip_size: int | tuple[int, int],
     stride: int | tuple[int, int] | None = None,
-    resolution: float | tuple[float, float],
+    resolution: float | tuple[float, float] | None = None,
     crs: Any = None,
+    by: GridBy = None,
 ) -> list[GeoSlice]:
     """Chips on a regular grid covering a catalog's footprints (or given bounds).
 
-    With a catalog, rows are grouped by sampling CRS (see the module doc for ``crs``; with
-    ``None`` one group per native CRS, e.g. per UTM zone); each group gets a grid anchored at the
-    top-left corner of the union of its rows' extents, in whole pixels of ``resolution``. Chips
-    step by ``stride`` pixels; where the last step would leave a strip uncovered, the last
-    row/column of chips is shifted inward to end exactly at the grid's edge, so every pixel is
-    covered and no chip reaches past the union's pixel grid (the union's bounds extended to
-    whole pixels). An axis shorter than the chip gets one chip anchored at the top-left corner.
-    Chips under no footprint of their group are skipped; none is repeated.
+    CRS of the grid (``crs``):
 
-    With a bounds tuple, ``crs`` is required and the bounds are covered the same way.
+    - ``None`` (default): **one** CRS for the whole catalog, so the chips stitch into one raster:
+      the CRS covering most of the area, i.e. the native CRS whose rows' footprints sum to the
+      largest area on the ellipsoid (rows without a native CRS count for the UTM zone of their
+      centre; ties: the smallest CRS string). A catalog in one CRS is gridded in it; one spanning
+      UTM zones 29–31 is gridded in the zone holding most of it (rows of the other zones are
+      reprojected there).
+    - ``"native"``: one grid per native CRS (e.g. per UTM zone), each chip in its rows' CRS;
+      ``"utm"`` or any CRS: as in the module doc (one grid per distinct sampling CRS).
 
-    Chips are static (no interval) unless every catalog row has the same interval, which they then
-    carry. Order: groups by CRS string, then row-major (north to south, west to east).
+    Each CRS group gets a grid anchored at the top-left corner of the union of its rows' extents,
+    in whole pixels of ``resolution``. Chips step by ``stride`` pixels; where the last step would
+    leave a strip uncovered, the last row/column of chips is shifted inward to end exactly at the
+    grid's edge, so every pixel is covered and no chip reaches past the union's pixel grid (the
+    union's bounds extended to whole pixels). An axis shorter than the chip gets one chip
+    anchored at the top-left corner. Chips under no footprint of their group are skipped; none is
+    repeated. A row split at the antimeridian counts with each of its parts (so in EPSG:3857 it
+    does not cover the world).
+
+    Time (``by``):
+
+    - ``None``: one grid over all rows; chips are static (no interval: ``load_raster`` then
+      merges every date under the chip) unless every row has the same interval, which they carry.
+    - ``"interval"``: one grid per distinct row interval ``[start, end]`` (time-stacked catalogs),
+      each chip carrying its interval, so it loads that acquisition only. All intervals share the
+      CRS group's grid, so chips of different dates align pixel for pixel; a chip is kept for an
+      interval when a row of that interval lies under it.
+
+    Order: groups by CRS string, then intervals in time order (static rows first), then row-major
+    (north to south, west to east). With a bounds tuple, ``crs`` (a CRS) and ``resolution`` are
+    required and the bounds are covered the same way.
 
     Args:
         chip_size, stride: pixels, ``(rows, cols)`` or one int; ``stride`` defaults to ``chip_size``.
-        resolution: pixel size in the sampling CRS's units (see the module doc; one unit for all rows).
+        resolution: pixel size in the grid CRS's units (see the module doc; one unit for all
+            rows). Default: the finest pixel size of the rows there (``res_x``/``res_y`` of rows in
+            their native CRS, else the row's pixel counts over its extent in the grid CRS).
+        crs: see above.
+        by: ``None`` or ``"interval"`` (see above).
     """
     size = _positive_pixels(chip_size, "chip_size")
     step = size if stride is None else _positive_pixels(stride, "stride")
-    res = _resolution(resolution)
+    if by not in (None, "interval"):
+        raise ArgumentError(f"by={by!r} must be None or 'interval'")
     if not isinstance(catalog_or_bounds, Catalog):
-        if _is_native(crs) or (isinstance(crs, str) and crs.strip().lower() == "utm"):
+        if crs is None or _is_native(crs) or (isinstance(crs, str) and crs.strip().lower() in ("utm", "auto")):
             raise CRSError("grid_sampler(bounds, ...) needs the bounds' crs=, e.g. crs='EPSG:32630'")
+        if resolution is None:
+            raise ArgumentError("grid_sampler(bounds, ...) needs resolution= (units of crs)")
+        res = _resolution(resolution)
         bounds = validate_bounds(catalog_or_bounds, argument="bounds")
         text = crs_key(crs)
         x0, y1 = _grid(bounds, res, size, step)
         return _chips(x0, y1, size, res, text, None, None)
 
-    rows = _prepare(catalog_or_bounds, crs)
-    same = len(set(zip(rows.starts, rows.ends, strict=True))) == 1
-    start, end = (rows.starts[0], rows.ends[0]) if same else (None, None)
+    rows = _prepare(catalog_or_bounds, "auto" if crs is None else crs)
+    res = _default_resolution(rows, "grid_sampler") if resolution is None else _resolution(resolution)
+    intervals = list(zip(rows.starts, rows.ends, strict=True))
+    if by is None:
+        keys = [(None, None)] * len(intervals)
+        same = len(set(intervals)) == 1
+        stamp = {(None, None): intervals[0] if same else (None, None)}
+    else:
+        keys, stamp = intervals, {k: k for k in set(intervals)}
     out: list[GeoSlice] = []
     crs_arr = np.array(rows.crs, dtype=object)
     for text in sorted(set(rows.crs)):
         idx = np.flatnonzero(crs_arr == text)
-        b = rows.bounds[idx]
-        union = (b[:, 0].min(), b[:, 1].min(), b[:, 2].max(), b[:, 3].max())
-        x0, y1 = _grid(union, res, size, step)
-        keep = _under_footprints(x0, y1, size, res, _footprints_in(rows, idx, text))
-        out += _chips(x0[keep], y1[keep], size, res, text, start, end)
+        pieces = _pieces_of(rows, idx)
+        union = (pieces[:, 0].min(), pieces[:, 1].min(), pieces[:, 2].max(), pieces[:, 3].max())
+        for key in sorted({keys[i] for i in idx}, key=_interval_order):
+            sub = np.array([i for i in idx.tolist() if keys[i] == key], dtype=np.int64)
+            x0, y1 = _grid_over(union, pieces if len(sub) == len(idx) else _pieces_of(rows, sub), res, size, step)
+            keep = _under_footprints(x0, y1, size, res, _footprints_in(rows, sub, text))
+            start, end = stamp[key]
+            out += _chips(x0[keep], y1[keep], size, res, text, start, end)
     return out
+
+
+def _interval_order(key: tuple[pd.Timestamp | None, pd.Timestamp | None]) -> tuple:
+    """Sort key of intervals: static first, then by start, then by end."""
+    start, end = key
+    return (start is not None, start or pd.Timestamp(0, tz="UTC"), end or pd.Timestamp(0, tz="UTC"))
 
 
 def _footprints_in(rows: _Rows, idx: np.ndarray, text: str) -> tuple[np.ndarray, np.ndarray]:
