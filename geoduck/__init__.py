@@ -31,7 +31,14 @@ if TYPE_CHECKING:
     from .builders.xarray import build_xarray_catalog
     from .loaders.vector import VectorLabels, load_vector
     from .loaders.xarray import load_xarray
-    from .samplers import grid_sampler, random_sampler, samples_from_parquet, samples_to_parquet
+    from .samplers import (
+        grid_sampler,
+        random_sampler,
+        samples_from_parquet,
+        samples_to_parquet,
+        spatial_folds,
+        temporal_pair_sampler,
+    )
     from .scale import map_chips
 
 __version__ = "0.1.0"
@@ -47,6 +54,8 @@ _LAZY = {
     "grid_sampler": ".samplers",
     "samples_to_parquet": ".samplers",
     "samples_from_parquet": ".samplers",
+    "temporal_pair_sampler": ".samplers",
+    "spatial_folds": ".samplers",
 }
 
 
@@ -83,8 +92,10 @@ __all__ = [
     "samples_from_parquet",
     "samples_to_parquet",
     "save_cog",
+    "spatial_folds",
     "sql",
     "stitch",
+    "temporal_pair_sampler",
     "validate",
 ]
 

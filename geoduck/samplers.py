@@ -1012,6 +1012,346 @@ def _chips(
     ]
 
 
+# -- temporal pairs (self-supervised positives) ------------------------------------------------------
+
+
+def _take(rows: _Rows, idx: np.ndarray) -> _Rows:
+    """The rows ``idx`` of ``rows`` (every per-row field indexed)."""
+    pick = lambda values: tuple(values[i] for i in idx.tolist())  # noqa: E731
+    return _Rows(
+        ids=pick(rows.ids),
+        crs=pick(rows.crs),
+        bounds=rows.bounds[idx],
+        starts=pick(rows.starts),
+        ends=pick(rows.ends),
+        footprints=rows.footprints[idx],
+        native=pick(rows.native),
+        native_crs=pick(rows.native_crs) if rows.native_crs else (),
+        native_bounds=rows.native_bounds[idx] if len(rows.native_bounds) else rows.native_bounds,
+        scenes=pick(rows.scenes) if rows.scenes else (),
+        res=rows.res[idx] if len(rows.res) else rows.res,
+    )
+
+
+def _covers(
+    rows: _Rows, row: np.ndarray, x0: np.ndarray, y1: np.ndarray, size: tuple[int, int], res: tuple[float, float]
+) -> np.ndarray:
+    """Mask of chips (top-left ``x0, y1`` in the sampling CRS of rows ``row``) lying on those rows'
+    data: inside the native extent of a natively sampled row, else as :func:`_on_data`."""
+    (h, w), (rx, ry) = size, res
+    b = rows.bounds[row]
+    tol = 1e-9 * np.maximum(b[:, 2] - b[:, 0], b[:, 3] - b[:, 1])
+    inside = (
+        (x0 >= b[:, 0] - tol) & (x0 + w * rx <= b[:, 2] + tol) & (y1 - h * ry >= b[:, 1] - tol) & (y1 <= b[:, 3] + tol)
+    )
+    native = np.fromiter((rows.native[i] for i in row.tolist()), dtype=bool, count=len(row))
+    out = native & inside
+    other = np.flatnonzero(~native)
+    if len(other):
+        parts = _Parts(row=row[other], bounds=b[other], share=np.ones(len(other)))
+        out[other] = _on_data(rows, parts, np.arange(len(other)), x0[other], y1[other], size, res)
+    return out
+
+
+def _gap_us(min_gap: Any) -> int:
+    try:
+        gap = pd.Timedelta(min_gap)
+    except (TypeError, ValueError):
+        gap = pd.NaT
+    if gap is pd.NaT or gap <= pd.Timedelta(0):
+        raise ArgumentError(f"min_gap={min_gap!r} must be a positive timedelta (e.g. datetime.timedelta(days=30))")
+    return int(gap / pd.Timedelta(microseconds=1))
+
+
+class TemporalPairs(Sequence[tuple[GeoSlice, GeoSlice]]):
+    """``length`` (anchor, positive) chip pairs, reproducible from ``seed`` (see
+    :func:`temporal_pair_sampler`); :attr:`row_ids` gives the two rows of each pair."""
+
+    def __init__(
+        self, rows: _Rows, *, chip_size: tuple[int, int], resolution: tuple[float, float], length: int, gap_us: int, seed: int
+    ) -> None:
+        self.chip_size, self.resolution, self.length, self.seed = chip_size, resolution, length, seed
+        self._rows = rows
+        self._pairs = self._draw(gap_us)
+
+    def _partners(self, gap_us: int) -> list[np.ndarray]:
+        """For each row, the rows that may give its positive: same sampling CRS, start at least
+        ``gap_us`` away, footprints overlapping with positive area."""
+        rows, n = self._rows, len(self._rows.ids)
+        start = np.array([np.nan if t is None else t.value // 1000 for t in rows.starts], dtype=float)
+        a, b = shapely.STRtree(rows.footprints).query(rows.footprints, predicate="intersects")
+        crs = np.array(rows.crs, dtype=object)
+        with np.errstate(invalid="ignore"):
+            ok = (np.abs(start[a] - start[b]) >= gap_us) & (crs[a] == crs[b])
+        a, b = a[ok], b[ok]
+        ok = shapely.area(shapely.intersection(rows.footprints[a], rows.footprints[b])) > 0
+        a, b = a[ok], b[ok]
+        order = np.lexsort((b, a))
+        a, b = a[order], b[order]
+        cuts = np.searchsorted(a, np.arange(n + 1))
+        return [b[cuts[i] : cuts[i + 1]] for i in range(n)]
+
+    def _draw(self, gap_us: int) -> tuple[np.ndarray, ...]:
+        rows = self._rows
+        partners = self._partners(gap_us)
+        anchors = np.flatnonzero([len(p) > 0 for p in partners])
+        if not len(anchors):
+            raise NoDataError(
+                "no two acquisitions of the same place are min_gap apart (rows need a time, the same "
+                "sampling CRS and overlapping footprints); lower min_gap"
+            )
+        sub = _take(rows, anchors)
+        parts = _parts(sub)
+        rng = np.random.default_rng(self.seed)
+        out_a: list[np.ndarray] = []
+        out_p: list[np.ndarray] = []
+        out_x: list[np.ndarray] = []
+        out_y: list[np.ndarray] = []
+        need, barren = self.length, 0
+        while need > 0:
+            base = RandomSampler(
+                sub,
+                chip_size=self.chip_size,
+                resolution=self.resolution,
+                length=max(2 * need, 256),
+                seed=int(rng.integers(2**62)),
+                roi=None,
+                parts=parts,
+            )
+            ra, x0, y1 = anchors[base._row], base._x0, base._y1
+            # every (chip, candidate partner) pair; keep those whose partner's data covers the chip
+            counts = np.array([len(partners[r]) for r in ra.tolist()])
+            chip = np.repeat(np.arange(len(ra)), counts)
+            cand = np.concatenate([partners[r] for r in ra.tolist()])
+            ok = _covers(rows, cand, x0[chip], y1[chip], self.chip_size, self.resolution)
+            chip, cand = chip[ok], cand[ok]
+            firsts = np.searchsorted(chip, np.arange(len(ra) + 1))
+            n_ok = np.diff(firsts)
+            has = np.flatnonzero(n_ok > 0)[:need]
+            pick = firsts[has] + (rng.random(len(has)) * n_ok[has]).astype(np.int64)
+            out_a.append(ra[has])
+            out_p.append(cand[pick])
+            out_x.append(x0[has])
+            out_y.append(y1[has])
+            need -= len(has)
+            barren = 0 if len(has) else barren + 1
+            if barren >= 20:
+                raise NoDataError(
+                    f"no chip of {self.chip_size} px at {self.resolution} lies on two acquisitions "
+                    "min_gap apart; use smaller chips or a smaller min_gap"
+                )
+        return tuple(np.concatenate(v) for v in (out_a, out_p, out_x, out_y))
+
+    @property
+    def row_ids(self) -> list[tuple[str, str]]:
+        """(anchor row id, positive row id) of each pair, in pair order."""
+        ids = self._rows.ids
+        return [(ids[a], ids[p]) for a, p in zip(self._pairs[0].tolist(), self._pairs[1].tolist(), strict=True)]
+
+    def _pair(self, k: int) -> tuple[GeoSlice, GeoSlice]:
+        (h, w), (rx, ry) = self.chip_size, self.resolution
+        a, p = int(self._pairs[0][k]), int(self._pairs[1][k])
+        x0, y1 = float(self._pairs[2][k]), float(self._pairs[3][k])
+        bounds, rows = (x0, y1 - h * ry, x0 + w * rx, y1), self._rows
+        return (
+            GeoSlice._make(bounds, rows.crs[a], self.resolution, rows.starts[a], rows.ends[a]),
+            GeoSlice._make(bounds, rows.crs[a], self.resolution, rows.starts[p], rows.ends[p]),
+        )
+
+    def __len__(self) -> int:
+        return self.length
+
+    @overload
+    def __getitem__(self, i: int) -> tuple[GeoSlice, GeoSlice]: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[tuple[GeoSlice, GeoSlice]]: ...
+
+    def __getitem__(self, i: int | slice) -> tuple[GeoSlice, GeoSlice] | list[tuple[GeoSlice, GeoSlice]]:
+        if isinstance(i, slice):
+            return [self._pair(k) for k in range(*i.indices(self.length))]
+        k = int(i) + self.length if int(i) < 0 else int(i)
+        if not 0 <= k < self.length:
+            raise ChipIndexError(f"pair index {i} out of range for {self.length} pairs")
+        return self._pair(k)
+
+    def __iter__(self) -> Iterator[tuple[GeoSlice, GeoSlice]]:
+        return (self._pair(k) for k in range(self.length))
+
+    def __repr__(self) -> str:
+        return f"<TemporalPairs {self.length} pairs of {self.chip_size} px at {self.resolution}, seed={self.seed}>"
+
+
+def temporal_pair_sampler(
+    catalog: Catalog,
+    *,
+    chip_size: int | tuple[int, int],
+    length: int,
+    min_gap: Any,
+    resolution: float | tuple[float, float] | None = None,
+    crs: Any = None,
+    seed: int = 0,
+) -> TemporalPairs:
+    """``length`` (anchor, positive) pairs: the same chip (bounds, CRS, grid) at two acquisitions
+    whose ``start_datetime`` are at least ``min_gap`` apart, for self-supervised learning
+    (SimCLR-style temporal positives); the same pairs for the same ``seed``.
+
+    The anchor is drawn as by :func:`random_sampler` (row by footprint area, position uniform on
+    the row's data, at whole pixels of its grid) among rows that have a partner: a row in the same
+    sampling CRS whose footprint overlaps it and whose start is ``min_gap`` or more away (either
+    direction). The positive's row is then drawn uniformly among the partners whose data covers
+    the whole chip too (anchors no partner covers are redrawn). Each slice carries its own row's
+    interval, so ``load_raster`` on it loads that acquisition. Static rows never take part.
+
+    Args:
+        chip_size: pixels, ``(rows, cols)`` or one int.
+        length: number of pairs.
+        min_gap: a positive ``datetime.timedelta`` / ``pandas.Timedelta`` (or a string such as
+            ``"30D"``).
+        resolution, crs: as in :func:`random_sampler` (default: each row's native CRS and the finest
+            native pixel size).
+        seed: seed of the ``numpy.random.Generator`` drawing anchors, positions and positives.
+
+    Returns:
+        A :class:`TemporalPairs` sequence of ``(anchor, positive)`` GeoSlice tuples.
+    """
+    if not isinstance(length, int | np.integer) or isinstance(length, bool) or length < 1:
+        raise ArgumentError(f"length={length!r} must be a positive int")
+    if not isinstance(seed, int | np.integer) or isinstance(seed, bool):
+        raise ArgumentError(f"seed={seed!r} must be an int")
+    gap = _gap_us(min_gap)
+    size = _positive_pixels(chip_size, "chip_size")
+    rows = _prepare(catalog, crs)
+    dated = np.flatnonzero([t is not None for t in rows.starts])
+    if not len(dated):
+        raise NoDataError("temporal_pair_sampler: the catalog has no dated rows")
+    rows = _take(rows, dated)
+    res = _default_resolution(rows, "temporal_pair_sampler") if resolution is None else _resolution(resolution)
+    return TemporalPairs(rows, chip_size=size, resolution=res, length=int(length), gap_us=gap, seed=int(seed))
+
+
+# -- spatial-block folds (leakage-safe cross-validation) ----------------------------------------------
+
+
+def kmeans(points: np.ndarray, k: int, *, seed: int = 0, max_iter: int = 100) -> np.ndarray:
+    """Cluster labels (n,) of ``points`` (n, d) by k-means (Lloyd's iterations from a k-means++
+    start, seeded): at return every point is labelled with its nearest cluster mean. NumPy only."""
+    n = len(points)
+    if not 1 <= k <= n:
+        raise ArgumentError(f"n_clusters={k} must be between 1 and the number of items ({n})")
+    rng = np.random.default_rng(seed)
+    centres = [points[rng.integers(n)]]
+    d2 = ((points - centres[0]) ** 2).sum(axis=1)
+    for _ in range(1, k):  # k-means++: the next centre with probability ∝ squared distance
+        nxt = points[rng.choice(n, p=d2 / d2.sum())] if d2.sum() > 0 else points[rng.integers(n)]
+        centres.append(nxt)
+        d2 = np.minimum(d2, ((points - nxt) ** 2).sum(axis=1))
+    c = np.array(centres, dtype=float)
+    labels = np.full(n, -1)
+    for _ in range(max_iter):
+        dist = ((points[:, None, :] - c[None, :, :]) ** 2).sum(axis=2)
+        new = dist.argmin(axis=1)
+        if np.array_equal(new, labels):
+            break
+        labels = new
+        for j in range(k):
+            members = points[labels == j]
+            # an emptied cluster takes the point farthest from its own centre
+            c[j] = members.mean(axis=0) if len(members) else points[dist[np.arange(n), labels].argmax()]
+    return labels
+
+
+def _items_lonlat(items: Catalog | Iterable[GeoSlice]) -> tuple[str, list[Any], np.ndarray]:
+    """(key column, keys, lon/lat footprints) of a catalog's rows (by id) or of chips (by index)."""
+    if isinstance(items, Catalog):
+        table = items.fetch(schema.ID, schema.GEOMETRY, order_by=[schema.ID])
+        return schema.ID, table.column(schema.ID).to_pylist(), shapely.from_wkb(table.column(schema.GEOMETRY).to_pylist())
+    chips = list(items)
+    bad = next((i for i, s in enumerate(chips) if not isinstance(s, GeoSlice)), None)
+    if bad is not None:
+        raise ArgumentError(f"items[{bad}] is a {type(chips[bad]).__name__}: expected a Catalog or GeoSlices")
+    return "chip", list(range(len(chips))), np.array([s.footprint() for s in chips], dtype=object)
+
+
+def spatial_folds(
+    items: Catalog | Iterable[GeoSlice],
+    *,
+    n_folds: int = 5,
+    block_size: float | None = None,
+    n_clusters: int | None = None,
+    buffer: float = 0.0,
+    crs: Any = None,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Assign catalog rows or chips to cross-validation folds by spatial block, never one by one,
+    so train and validation do not share places (leakage-safe CV in one call).
+
+    Each item (a row's footprint, or a chip's grid footprint) is placed by its centroid in ``crs``
+    (a projected CRS in metres; default: the UTM zone of the centre of all items' lon/lat bounds;
+    for continental extents pass an equal-area CRS such as EPSG:6933), into
+
+    - a square block of ``block_size`` metres (blocks ``floor(x / size), floor(y / size)`` of the
+      CRS's own origin), or
+    - one of ``n_clusters`` k-means clusters of the centroids (:func:`kmeans`, seeded).
+
+    Whole blocks go to folds: blocks in a seeded random order, each to the fold holding the fewest
+    items so far (ties: the lowest fold), so folds are balanced by item count. With ``buffer``
+    (metres) > 0, an item whose footprint comes within ``buffer`` of an item of another fold gets
+    fold ``-1`` (left out), so any two items kept in different folds are more than ``buffer``
+    apart (e.g. ``buffer=block_size``).
+
+    Returns:
+        A DataFrame, one row per item: ``id`` (catalog rows, in id order) or ``chip`` (index in
+        ``items``), ``block`` (0-based block or cluster label) and ``fold`` (0 … n_folds-1, or -1).
+        Save chip folds with ``samples_to_parquet(chips, path, columns={"fold": folds["fold"]})``.
+    """
+    if (block_size is None) == (n_clusters is None):
+        raise ArgumentError("give exactly one of block_size= (metres) or n_clusters=")
+    if not isinstance(n_folds, int | np.integer) or isinstance(n_folds, bool) or n_folds < 2:
+        raise ArgumentError(f"n_folds={n_folds!r} must be an int ≥ 2")
+    if block_size is not None and not (isinstance(block_size, int | float) and math.isfinite(block_size) and block_size > 0):
+        raise ArgumentError(f"block_size={block_size!r} must be a positive number of metres")
+    if not (isinstance(buffer, int | float) and math.isfinite(buffer) and buffer >= 0):
+        raise ArgumentError(f"buffer={buffer!r} must be a number of metres ≥ 0")
+    key, keys, lonlat = _items_lonlat(items)
+    if not keys:
+        raise NoDataError("spatial_folds: no items to split")
+    if crs is None:
+        lb = _unwrapped_lonlat_bounds(lonlat)
+        crs = utm_crs(float((lb[:, 0].min() + lb[:, 2].max()) / 2), float((lb[:, 1].min() + lb[:, 3].max()) / 2))
+    text = crs_key(crs)
+    if _units(text) != "metre":
+        raise CRSError(f"crs={crs!r} is in {_units(text)}s: spatial_folds needs a projected CRS in metres")
+    geoms = _project_geoms(lonlat, norm_crs(text))
+    cents = shapely.get_coordinates(shapely.centroid(geoms))
+    if not np.isfinite(cents).all():
+        raise CRSError(f"some items do not project to {text}: pass another crs=")
+    if block_size is not None:
+        cells = np.floor(cents / float(block_size)).astype(np.int64)
+        _, block = np.unique(cells, axis=0, return_inverse=True)
+        block = block.ravel()
+    else:
+        block = kmeans(cents, int(n_clusters), seed=seed)  # type: ignore[arg-type]
+    n_blocks = int(block.max()) + 1
+    if n_blocks < n_folds:
+        raise ArgumentError(f"{n_blocks} blocks cannot fill n_folds={n_folds}: use smaller blocks or more clusters")
+    sizes = np.bincount(block, minlength=n_blocks)
+    fold_of = np.empty(n_blocks, dtype=np.int64)
+    load = np.zeros(n_folds, dtype=np.int64)
+    for b in np.random.default_rng(seed).permutation(n_blocks).tolist():
+        f = int(load.argmin())
+        fold_of[b] = f
+        load[f] += sizes[b]
+    fold = fold_of[block]
+    if buffer > 0:
+        i, j = shapely.STRtree(geoms).query(geoms, predicate="dwithin", distance=float(buffer))
+        near = fold[i] != fold[j]
+        fold = fold.copy()
+        fold[np.unique(np.concatenate([i[near], j[near]]))] = -1
+    out = pd.DataFrame({key: keys, "block": block.astype(np.int64), "fold": fold})
+    out.attrs["crs"] = text
+    return out
+
+
 # -- sharding -----------------------------------------------------------------------------------------
 
 
