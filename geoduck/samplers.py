@@ -193,7 +193,9 @@ def _majority_crs(native: list[str | None], geoms: np.ndarray, lonlat: np.ndarra
     ellipsoid (m² in :data:`EQUAL_AREA_CRS`; rows counted once per acquisition); ties: the
     smallest CRS string."""
     cx, cy = (lonlat[:, 0] + lonlat[:, 2]) / 2, (lonlat[:, 1] + lonlat[:, 3]) / 2
-    keys = [crs_key(c) if c is not None else utm_crs(float(x), float(y)) for c, x, y in zip(native, cx, cy, strict=True)]
+    keys = [
+        crs_key(c) if c is not None else utm_crs(float(x), float(y)) for c, x, y in zip(native, cx, cy, strict=True)
+    ]
     areas = np.nan_to_num(shapely.area(_project_geoms(geoms, norm_crs(EQUAL_AREA_CRS))))
     total: dict[str, float] = {}
     for k, a in zip(keys, areas.tolist(), strict=True):
@@ -1068,7 +1070,14 @@ class TemporalPairs(Sequence[tuple[GeoSlice, GeoSlice]]):
     :func:`temporal_pair_sampler`); :attr:`row_ids` gives the two rows of each pair."""
 
     def __init__(
-        self, rows: _Rows, *, chip_size: tuple[int, int], resolution: tuple[float, float], length: int, gap_us: int, seed: int
+        self,
+        rows: _Rows,
+        *,
+        chip_size: tuple[int, int],
+        resolution: tuple[float, float],
+        length: int,
+        gap_us: int,
+        seed: int,
     ) -> None:
         self.chip_size, self.resolution, self.length, self.seed = chip_size, resolution, length, seed
         self._rows = rows
@@ -1264,7 +1273,11 @@ def _items_lonlat(items: Catalog | Iterable[GeoSlice]) -> tuple[str, list[Any], 
     """(key column, keys, lon/lat footprints) of a catalog's rows (by id) or of chips (by index)."""
     if isinstance(items, Catalog):
         table = items.fetch(schema.ID, schema.GEOMETRY, order_by=[schema.ID])
-        return schema.ID, table.column(schema.ID).to_pylist(), shapely.from_wkb(table.column(schema.GEOMETRY).to_pylist())
+        return (
+            schema.ID,
+            table.column(schema.ID).to_pylist(),
+            shapely.from_wkb(table.column(schema.GEOMETRY).to_pylist()),
+        )
     chips = list(items)
     bad = next((i for i, s in enumerate(chips) if not isinstance(s, GeoSlice)), None)
     if bad is not None:
@@ -1308,7 +1321,9 @@ def spatial_folds(
         raise ArgumentError("give exactly one of block_size= (metres) or n_clusters=")
     if not isinstance(n_folds, int | np.integer) or isinstance(n_folds, bool) or n_folds < 2:
         raise ArgumentError(f"n_folds={n_folds!r} must be an int ≥ 2")
-    if block_size is not None and not (isinstance(block_size, int | float) and math.isfinite(block_size) and block_size > 0):
+    if block_size is not None and not (
+        isinstance(block_size, int | float) and math.isfinite(block_size) and block_size > 0
+    ):
         raise ArgumentError(f"block_size={block_size!r} must be a positive number of metres")
     if not (isinstance(buffer, int | float) and math.isfinite(buffer) and buffer >= 0):
         raise ArgumentError(f"buffer={buffer!r} must be a number of metres ≥ 0")

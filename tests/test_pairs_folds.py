@@ -95,7 +95,9 @@ def _centres(chips, crs: str) -> np.ndarray:
     """Chip centres in ``crs``, computed with pyproj from the chip's own CRS."""
     b = np.array([s.grid_bounds for s in chips])
     (src,) = {s.crs for s in chips}
-    x, y = pyproj.Transformer.from_crs(src, crs, always_xy=True).transform((b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2)
+    x, y = pyproj.Transformer.from_crs(src, crs, always_xy=True).transform(
+        (b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2
+    )
     return np.column_stack([x, y])
 
 

@@ -42,9 +42,7 @@ def test_random_chips_load_the_drawn_acquisition(archive_catalog, rows):
         got = geoduck.load_raster(archive_catalog, sl).values
         np.testing.assert_array_equal(got, _read(row["filepath"], sl))
         # the same place without a time (what a static chip loads): the oldest acquisition, not this one
-        oldest = min(
-            (r for r in rows.values() if r["tile"] == row["tile"]), key=lambda r: r["start_datetime"]
-        )
+        oldest = min((r for r in rows.values() if r["tile"] == row["tile"]), key=lambda r: r["start_datetime"])
         if not np.array_equal(_read(oldest["filepath"], sl), got):  # same day of year, other year: same pixels
             static = geoduck.GeoSlice(sl.bounds, sl.crs, sl.resolution)
             assert not np.array_equal(geoduck.load_raster(archive_catalog, static).values, got)
