@@ -1,11 +1,17 @@
-"""Samplers: catalog rows → :class:`GeoSlice` chips, and chips as GeoParquet data.
+"""Samplers: catalog rows → :class:`GeoSlice` chips (random, grid, temporal pairs), spatial-block
+folds, and chips as GeoParquet data.
+
+Resolution: ``resolution=None`` is the finest pixel size of the rows in their sampling CRS
+(``res_x``/``res_y`` of rows sampled natively, else a row's pixel counts over its extent there);
+rows without a pixel grid (cubes, vector layers) need ``resolution=``.
 
 Units: chip sizes and strides are pixels, ``(rows, cols)`` or one int; resolutions are in the
 sampling CRS's units, one number or ``(x, y)`` (as TorchGeo's ``res``): metres for UTM, degrees
 for a lon/lat CRS. Rows whose sampling CRSs have different units (e.g. EPSG:4326 and UTM files
 sampled natively) are refused with :class:`CRSError`: pass ``crs="utm"`` to give metres for all.
 
-Sampling CRS of a row (``crs=`` of both samplers):
+Sampling CRS of a row (``crs=`` of the samplers; :func:`grid_sampler`'s default ``None`` instead
+picks one CRS for the whole catalog, see there):
 
 - ``None`` or ``"native"``: the row's native CRS (column ``crs``; ``left_crs`` for an ``intersect`` result), so a
   catalog spanning several UTM zones is sampled zone by zone, each chip on its own row's grid;
