@@ -34,7 +34,14 @@ if TYPE_CHECKING:
     from .foreign import import_table as import_table
     from .loaders.vector import VectorLabels, load_vector
     from .loaders.xarray import load_xarray
-    from .samplers import grid_sampler, random_sampler, samples_from_parquet, samples_to_parquet
+    from .samplers import (
+        grid_sampler,
+        random_sampler,
+        samples_from_parquet,
+        samples_to_parquet,
+        spatial_folds,
+        temporal_pair_sampler,
+    )
     from .scale import map_chips
 
 __version__ = "0.1.0"
@@ -52,6 +59,8 @@ _LAZY = {
     "grid_sampler": ".samplers",
     "samples_to_parquet": ".samplers",
     "samples_from_parquet": ".samplers",
+    "temporal_pair_sampler": ".samplers",
+    "spatial_folds": ".samplers",
 }
 
 
@@ -91,9 +100,11 @@ __all__ = [
     "samples_from_parquet",
     "samples_to_parquet",
     "save_cog",
+    "spatial_folds",
     "sql",
     "stitch",
     "to_xarray",
+    "temporal_pair_sampler",
     "validate",
 ]
 

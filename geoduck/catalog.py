@@ -45,6 +45,7 @@ from .report import BuildReport
 
 if TYPE_CHECKING:
     from .explain import Explain
+    from .slices import GeoSlice
 
 log = logging.getLogger(__name__)
 
@@ -370,6 +371,28 @@ class Catalog:
     def to_geopandas(self) -> gpd.GeoDataFrame:
         """All rows as a GeoDataFrame in EPSG:4326."""
         return _arrow_to_frame(self.to_arrow(), require_geometry=True)
+
+    def slices(self, resolution: float | tuple[float, float] | None = None, crs: Any = "native") -> list[GeoSlice]:
+        """One :class:`~geoduck.GeoSlice` per row, on the row's own grid (native CRS, bounds, pixel
+        size and interval; see :meth:`GeoSlice.from_row` for the rules, ``resolution`` and
+        ``crs``), in ``id`` order: per-file outputs (e.g. a cloud mask aligned to its input file)
+        need no hand conversion of the lon/lat ``geometry``.
+        """
+        from .slices import GeoSlice
+
+        wanted = (
+            schema.ID,
+            schema.BACKEND,
+            schema.CRS,
+            schema.NATIVE_BOUNDS,
+            "res_x",
+            "res_y",
+            schema.START,
+            schema.END,
+        )
+        columns = self.columns
+        table = self.fetch(*[c for c in wanted if c in columns], order_by=[schema.ID] if schema.ID in columns else ())
+        return [GeoSlice.from_row(row, resolution=resolution, crs=crs) for row in table.to_pylist()]
 
     def __len__(self) -> int:
         row = execute(self._node, lambda: compiler.aggregate(self._node, exp.Count(this=exp.Star())), fetch_one)

@@ -1,11 +1,17 @@
-"""Samplers: catalog rows → :class:`GeoSlice` chips, and chips as GeoParquet data.
+"""Samplers: catalog rows → :class:`GeoSlice` chips (random, grid, temporal pairs), spatial-block
+folds, and chips as GeoParquet data.
+
+Resolution: ``resolution=None`` is the finest pixel size of the rows in their sampling CRS
+(``res_x``/``res_y`` of rows sampled natively, else a row's pixel counts over its extent there);
+rows without a pixel grid (cubes, vector layers) need ``resolution=``.
 
 Units: chip sizes and strides are pixels, ``(rows, cols)`` or one int; resolutions are in the
 sampling CRS's units, one number or ``(x, y)`` (as TorchGeo's ``res``): metres for UTM, degrees
 for a lon/lat CRS. Rows whose sampling CRSs have different units (e.g. EPSG:4326 and UTM files
 sampled natively) are refused with :class:`CRSError`: pass ``crs="utm"`` to give metres for all.
 
-Sampling CRS of a row (``crs=`` of both samplers):
+Sampling CRS of a row (``crs=`` of the samplers; :func:`grid_sampler`'s default ``None`` instead
+picks one CRS for the whole catalog, see there):
 
 - ``None`` or ``"native"``: the row's native CRS (column ``crs``; ``left_crs`` for an ``intersect`` result), so a
   catalog spanning several UTM zones is sampled zone by zone, each chip on its own row's grid;
@@ -32,7 +38,7 @@ import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar, overload
+from typing import Any, Literal, TypeVar, overload
 
 import numpy as np
 import pandas as pd
@@ -87,6 +93,7 @@ class _Rows:
     native_crs: tuple[str | None, ...] = ()  # the row's own CRS (canonical string), None if unknown
     native_bounds: np.ndarray = field(default_factory=lambda: np.empty((0, 4)))  # (n, 4), NaN if unknown
     scenes: tuple[str | None, ...] = ()  # scene_id of each row (band-file catalogs), else empty
+    res: np.ndarray = field(default_factory=lambda: np.empty((0, 2)))  # (n, 2) pixel size in sampling CRS, NaN unknown
 
 
 def _resolution(value: Any) -> tuple[float, float]:
@@ -136,6 +143,7 @@ def _fetch(catalog: Catalog) -> pa.Table:
         selects.append(schema.NATIVE_BOUNDS)
     if schema.SCENE_ID in columns:
         selects.append(schema.SCENE_ID)
+    selects += [c for c in ("res_x", "res_y", "width", "height") if c in columns]
     table = catalog.fetch(
         *selects, order_by=[c for c in (schema.ID, schema.START, schema.END, "source") if c in columns]
     )
@@ -181,6 +189,26 @@ def _check_one_unit(crs_of: Sequence[str], argument: Any) -> None:
         )
 
 
+def _is_auto(crs: Any) -> bool:
+    return isinstance(crs, str) and crs.strip().lower() == "auto"
+
+
+def _majority_crs(native: list[str | None], geoms: np.ndarray, lonlat: np.ndarray) -> str:
+    """The CRS covering most of the catalog's area: the native CRS (or, for rows without one, the
+    UTM zone of the footprint's centre) whose rows' footprints sum to the largest area on the
+    ellipsoid (m² in :data:`EQUAL_AREA_CRS`; rows counted once per acquisition); ties: the
+    smallest CRS string."""
+    cx, cy = (lonlat[:, 0] + lonlat[:, 2]) / 2, (lonlat[:, 1] + lonlat[:, 3]) / 2
+    keys = [
+        crs_key(c) if c is not None else utm_crs(float(x), float(y)) for c, x, y in zip(native, cx, cy, strict=True)
+    ]
+    areas = np.nan_to_num(shapely.area(_project_geoms(geoms, norm_crs(EQUAL_AREA_CRS))))
+    total: dict[str, float] = {}
+    for k, a in zip(keys, areas.tolist(), strict=True):
+        total[k] = total.get(k, 0.0) + a
+    return min(total, key=lambda k: (-total[k], k))
+
+
 def _sampling_crs(crs: Any, native: list[str | None], ids: Sequence[str], lonlat: np.ndarray) -> list[str]:
     n = len(native)
     if _is_native(crs):
@@ -219,6 +247,8 @@ def _prepare(catalog: Catalog, crs: Any) -> _Rows:
         else np.full((n, 4), np.nan)
     )
     lonlat = _unwrapped_lonlat_bounds(geoms)
+    if _is_auto(crs):
+        crs = _majority_crs(native_crs, geoms, lonlat)
     crs_of = _sampling_crs(crs, native_crs, ids, lonlat)
     _check_one_unit(crs_of, crs)
     keys = {c: crs_key(c) for c in set(native_crs) if c is not None}
@@ -248,6 +278,7 @@ def _prepare(catalog: Catalog, crs: Any) -> _Rows:
         ids=ids,
         crs=tuple(crs_of),
         bounds=bounds,
+        res=_row_res(table, bounds, nb, is_native),
         starts=_timestamps(table.column(schema.START)),
         ends=_timestamps(table.column(schema.END)),
         footprints=geoms,
@@ -258,6 +289,35 @@ def _prepare(catalog: Catalog, crs: Any) -> _Rows:
     if schema.SCENE_ID in table.column_names:
         rows = _by_scene(rows, table.column(schema.SCENE_ID).to_pylist())
     return rows
+
+
+def _row_res(table: pa.Table, bounds: np.ndarray, nb: np.ndarray, is_native: np.ndarray) -> np.ndarray:
+    """(n, 2) pixel size of each row in its sampling CRS: ``res_x``/``res_y`` when sampled natively,
+    else the row's pixel counts spread over its extent there (``extent / width``, ``extent /
+    height``, as :meth:`GeoSlice.to_crs`); NaN for rows without a pixel grid (cubes, vectors)."""
+    n = table.num_rows
+
+    def column(name: str) -> np.ndarray:
+        if name not in table.column_names:
+            return np.full(n, np.nan)
+        return np.array([np.nan if v is None else float(v) for v in table.column(name).to_pylist()])
+
+    rx, ry, w, h = column("res_x"), column("res_y"), column("width"), column("height")
+    with np.errstate(all="ignore"):
+        other = np.column_stack([(bounds[:, 2] - bounds[:, 0]) / w, (bounds[:, 3] - bounds[:, 1]) / h])
+    return np.where(is_native[:, None], np.column_stack([rx, ry]), other)
+
+
+def _default_resolution(rows: _Rows, argument: str) -> tuple[float, float]:
+    """The finest pixel size of the rows in their sampling CRS (x and y separately)."""
+    res = rows.res if len(rows.res) else np.full((len(rows.ids), 2), np.nan)
+    known = np.isfinite(res).all(axis=1) & (res > 0).all(axis=1)
+    if not known.any():
+        raise ArgumentError(
+            f"{argument}: the catalog rows have no pixel size (cube or vector rows): pass resolution= "
+            "(units of the sampling CRS)"
+        )
+    return float(res[known, 0].min()), float(res[known, 1].min())
 
 
 def _by_scene(rows: _Rows, scenes: list[str | None]) -> _Rows:
@@ -298,6 +358,7 @@ def _by_scene(rows: _Rows, scenes: list[str | None]) -> _Rows:
         native_crs=pick(rows.native_crs),
         native_bounds=union(rows.native_bounds),
         scenes=pick(scenes),
+        res=np.array([np.fmin.reduce(rows.res[m], axis=0) for m in members]).reshape(-1, 2),
     )
 
 
@@ -672,7 +733,7 @@ def random_sampler(
     catalog: Catalog,
     *,
     chip_size: int | tuple[int, int],
-    resolution: float | tuple[float, float],
+    resolution: float | tuple[float, float] | None = None,
     crs: Any = None,
     length: int,
     seed: int = 0,
@@ -700,7 +761,8 @@ def random_sampler(
         catalog: a catalog or any relation of it (``intersect`` results included).
         chip_size: pixels, ``(rows, cols)`` or one int.
         resolution: pixel size in the sampling CRS's units (degrees for a lon/lat CRS), one number
-            or ``(x, y)``; for metres on lon/lat rows pass ``crs="utm"``.
+            or ``(x, y)``; for metres on lon/lat rows pass ``crs="utm"``. Default: the finest
+            pixel size of the rows (see the module doc).
         crs: ``None``/``"native"`` (each row's native CRS), ``"utm"`` or a CRS (module doc).
         length: number of chips.
         seed: seed of the ``numpy.random.Generator`` that draws rows and positions.
@@ -715,7 +777,7 @@ def random_sampler(
     if not isinstance(seed, int | np.integer) or isinstance(seed, bool):
         raise ArgumentError(f"seed={seed!r} must be an int")
     size = _positive_pixels(chip_size, "chip_size")
-    res = _resolution(resolution)
+    res = None if resolution is None else _resolution(resolution)
     roi_parts = None
     if roi is not None:
         geom, roi_crs = _roi_parts(roi)
@@ -725,6 +787,8 @@ def random_sampler(
         catalog = catalog.query(geometry=geom, crs=roi_crs)
         roi_parts = (roi_lonlat, geom, None if roi_crs is None else crs_key(roi_crs))
     rows = _prepare(catalog, crs)
+    if res is None:
+        res = _default_resolution(rows, "random_sampler")
     return RandomSampler(rows, chip_size=size, resolution=res, length=int(length), seed=int(seed), roi=roi_parts)
 
 
@@ -751,58 +815,143 @@ def _grid(
     return bounds[0] + ox.ravel() * res[0], bounds[3] - oy.ravel() * res[1]
 
 
+def _pieces_of(rows: _Rows, idx: np.ndarray) -> np.ndarray:
+    """(k, 4) extents covering rows ``idx`` in their sampling CRS: the row extent, or, for a row
+    whose footprint is split at the antimeridian and sampled in a projected CRS (where it lands
+    at both edges of the world), the extent of each part of its region (:func:`_region_pieces`)."""
+    out: list[np.ndarray] = []
+    for i in idx.tolist():
+        split = not rows.native[i] and rows.footprints[i].geom_type == "MultiPolygon"
+        if split and not norm_crs(rows.crs[i]).is_geographic:
+            out += [np.asarray(b, dtype=float) for b, _ in _region_pieces(rows, i)]
+        else:
+            out.append(rows.bounds[i])
+    return np.array(out, dtype=float).reshape(-1, 4)
+
+
+def _grid_over(
+    union: Bounds,
+    pieces: np.ndarray,
+    res: tuple[float, float],
+    size: tuple[int, int],
+    stride: tuple[int, int],
+) -> tuple[np.ndarray, np.ndarray]:
+    """Top-left corners of the chips of ``union``'s grid (:func:`_grid`) that overlap some of the
+    ``pieces`` (extents inside the union), row-major; only those chips are built, so far-apart
+    pieces (e.g. both sides of EPSG:3857 at ±180°) do not make a world-wide grid."""
+    if not (union[0] < union[2] and union[1] < union[3]):
+        raise ArgumentError(f"bounds={tuple(union)} must have xmin < xmax and ymin < ymax")
+    (h, w), (rx, ry) = size, res
+    rows = _offsets(_pixels(union[3] - union[1], ry), h, stride[0])
+    cols = _offsets(_pixels(union[2] - union[0], rx), w, stride[1])
+    x_lo, y_hi = union[0] + cols * rx, union[3] - rows * ry  # chip left / top edges
+    picked: set[tuple[int, int]] = set()
+    for xmin, ymin, xmax, ymax in pieces.tolist():
+        ci = np.flatnonzero((x_lo < xmax) & (x_lo + w * rx > xmin))
+        ri = np.flatnonzero((y_hi > ymin) & (y_hi - h * ry < ymax))
+        picked.update(itertools.product(ri.tolist(), ci.tolist()))
+    order = np.array(sorted(picked), dtype=np.int64).reshape(-1, 2)
+    return x_lo[order[:, 1]], y_hi[order[:, 0]]
+
+
+GridBy = Literal[None, "interval"]
+
+
 def grid_sampler(
     catalog_or_bounds: Catalog | Sequence[float],
     *,
     chip_size: int | tuple[int, int],
     stride: int | tuple[int, int] | None = None,
-    resolution: float | tuple[float, float],
+    resolution: float | tuple[float, float] | None = None,
     crs: Any = None,
+    by: GridBy = None,
 ) -> list[GeoSlice]:
     """Chips on a regular grid covering a catalog's footprints (or given bounds).
 
-    With a catalog, rows are grouped by sampling CRS (see the module doc for ``crs``; with
-    ``None`` one group per native CRS, e.g. per UTM zone); each group gets a grid anchored at the
-    top-left corner of the union of its rows' extents, in whole pixels of ``resolution``. Chips
-    step by ``stride`` pixels; where the last step would leave a strip uncovered, the last
-    row/column of chips is shifted inward to end exactly at the grid's edge, so every pixel is
-    covered and no chip reaches past the union's pixel grid (the union's bounds extended to
-    whole pixels). An axis shorter than the chip gets one chip anchored at the top-left corner.
-    Chips under no footprint of their group are skipped; none is repeated.
+    CRS of the grid (``crs``):
 
-    With a bounds tuple, ``crs`` is required and the bounds are covered the same way.
+    - ``None`` (default): **one** CRS for the whole catalog, so the chips stitch into one raster:
+      the CRS covering most of the area, i.e. the native CRS whose rows' footprints sum to the
+      largest area on the ellipsoid (rows without a native CRS count for the UTM zone of their
+      centre; ties: the smallest CRS string). A catalog in one CRS is gridded in it; one spanning
+      UTM zones 29–31 is gridded in the zone holding most of it (rows of the other zones are
+      reprojected there).
+    - ``"native"``: one grid per native CRS (e.g. per UTM zone), each chip in its rows' CRS;
+      ``"utm"`` or any CRS: as in the module doc (one grid per distinct sampling CRS).
 
-    Chips are static (no interval) unless every catalog row has the same interval, which they then
-    carry. Order: groups by CRS string, then row-major (north to south, west to east).
+    Each CRS group gets a grid anchored at the top-left corner of the union of its rows' extents,
+    in whole pixels of ``resolution``. Chips step by ``stride`` pixels; where the last step would
+    leave a strip uncovered, the last row/column of chips is shifted inward to end exactly at the
+    grid's edge, so every pixel is covered and no chip reaches past the union's pixel grid (the
+    union's bounds extended to whole pixels). An axis shorter than the chip gets one chip
+    anchored at the top-left corner. Chips under no footprint of their group are skipped; none is
+    repeated. A row split at the antimeridian counts with each of its parts (so in EPSG:3857 it
+    does not cover the world).
+
+    Time (``by``):
+
+    - ``None``: one grid over all rows; chips are static (no interval: ``load_raster`` then
+      merges every date under the chip) unless every row has the same interval, which they carry.
+    - ``"interval"``: one grid per distinct row interval ``[start, end]`` (time-stacked catalogs),
+      each chip carrying its interval, so it loads that acquisition only. All intervals share the
+      CRS group's grid, so chips of different dates align pixel for pixel; a chip is kept for an
+      interval when a row of that interval lies under it.
+
+    Order: groups by CRS string, then intervals in time order (static rows first), then row-major
+    (north to south, west to east). With a bounds tuple, ``crs`` (a CRS) and ``resolution`` are
+    required and the bounds are covered the same way.
 
     Args:
         chip_size, stride: pixels, ``(rows, cols)`` or one int; ``stride`` defaults to ``chip_size``.
-        resolution: pixel size in the sampling CRS's units (see the module doc; one unit for all rows).
+        resolution: pixel size in the grid CRS's units (see the module doc; one unit for all
+            rows). Default: the finest pixel size of the rows there (``res_x``/``res_y`` of rows in
+            their native CRS, else the row's pixel counts over its extent in the grid CRS).
+        crs: see above.
+        by: ``None`` or ``"interval"`` (see above).
     """
     size = _positive_pixels(chip_size, "chip_size")
     step = size if stride is None else _positive_pixels(stride, "stride")
-    res = _resolution(resolution)
+    if by not in (None, "interval"):
+        raise ArgumentError(f"by={by!r} must be None or 'interval'")
     if not isinstance(catalog_or_bounds, Catalog):
-        if _is_native(crs) or (isinstance(crs, str) and crs.strip().lower() == "utm"):
+        if crs is None or _is_native(crs) or (isinstance(crs, str) and crs.strip().lower() in ("utm", "auto")):
             raise CRSError("grid_sampler(bounds, ...) needs the bounds' crs=, e.g. crs='EPSG:32630'")
+        if resolution is None:
+            raise ArgumentError("grid_sampler(bounds, ...) needs resolution= (units of crs)")
+        res = _resolution(resolution)
         bounds = validate_bounds(catalog_or_bounds, argument="bounds")
         text = crs_key(crs)
         x0, y1 = _grid(bounds, res, size, step)
         return _chips(x0, y1, size, res, text, None, None)
 
-    rows = _prepare(catalog_or_bounds, crs)
-    same = len(set(zip(rows.starts, rows.ends, strict=True))) == 1
-    start, end = (rows.starts[0], rows.ends[0]) if same else (None, None)
+    rows = _prepare(catalog_or_bounds, "auto" if crs is None else crs)
+    res = _default_resolution(rows, "grid_sampler") if resolution is None else _resolution(resolution)
+    intervals = list(zip(rows.starts, rows.ends, strict=True))
+    if by is None:
+        keys = [(None, None)] * len(intervals)
+        same = len(set(intervals)) == 1
+        stamp = {(None, None): intervals[0] if same else (None, None)}
+    else:
+        keys, stamp = intervals, {k: k for k in set(intervals)}
     out: list[GeoSlice] = []
     crs_arr = np.array(rows.crs, dtype=object)
     for text in sorted(set(rows.crs)):
         idx = np.flatnonzero(crs_arr == text)
-        b = rows.bounds[idx]
-        union = (b[:, 0].min(), b[:, 1].min(), b[:, 2].max(), b[:, 3].max())
-        x0, y1 = _grid(union, res, size, step)
-        keep = _under_footprints(x0, y1, size, res, _footprints_in(rows, idx, text))
-        out += _chips(x0[keep], y1[keep], size, res, text, start, end)
+        pieces = _pieces_of(rows, idx)
+        union = (pieces[:, 0].min(), pieces[:, 1].min(), pieces[:, 2].max(), pieces[:, 3].max())
+        for key in sorted({keys[i] for i in idx}, key=_interval_order):
+            sub = np.array([i for i in idx.tolist() if keys[i] == key], dtype=np.int64)
+            x0, y1 = _grid_over(union, pieces if len(sub) == len(idx) else _pieces_of(rows, sub), res, size, step)
+            keep = _under_footprints(x0, y1, size, res, _footprints_in(rows, sub, text))
+            start, end = stamp[key]
+            out += _chips(x0[keep], y1[keep], size, res, text, start, end)
     return out
+
+
+def _interval_order(key: tuple[pd.Timestamp | None, pd.Timestamp | None]) -> tuple:
+    """Sort key of intervals: static first, then by start, then by end."""
+    start, end = key
+    return (start is not None, start or pd.Timestamp(0, tz="UTC"), end or pd.Timestamp(0, tz="UTC"))
 
 
 def _footprints_in(rows: _Rows, idx: np.ndarray, text: str) -> tuple[np.ndarray, np.ndarray]:
@@ -869,6 +1018,359 @@ def _chips(
         GeoSlice._make((x, y - h * ry, x + w * rx, y), crs, res, start, end)
         for x, y in zip(x0.tolist(), y1.tolist(), strict=True)
     ]
+
+
+# -- temporal pairs (self-supervised positives) ------------------------------------------------------
+
+
+def _take(rows: _Rows, idx: np.ndarray) -> _Rows:
+    """The rows ``idx`` of ``rows`` (every per-row field indexed)."""
+    pick = lambda values: tuple(values[i] for i in idx.tolist())  # noqa: E731
+    return _Rows(
+        ids=pick(rows.ids),
+        crs=pick(rows.crs),
+        bounds=rows.bounds[idx],
+        starts=pick(rows.starts),
+        ends=pick(rows.ends),
+        footprints=rows.footprints[idx],
+        native=pick(rows.native),
+        native_crs=pick(rows.native_crs) if rows.native_crs else (),
+        native_bounds=rows.native_bounds[idx] if len(rows.native_bounds) else rows.native_bounds,
+        scenes=pick(rows.scenes) if rows.scenes else (),
+        res=rows.res[idx] if len(rows.res) else rows.res,
+    )
+
+
+def _covers(
+    rows: _Rows, row: np.ndarray, x0: np.ndarray, y1: np.ndarray, size: tuple[int, int], res: tuple[float, float]
+) -> np.ndarray:
+    """Mask of chips (top-left ``x0, y1`` in the sampling CRS of rows ``row``) lying on those rows'
+    data: inside the native extent of a natively sampled row, else as :func:`_on_data`."""
+    (h, w), (rx, ry) = size, res
+    b = rows.bounds[row]
+    tol = 1e-9 * np.maximum(b[:, 2] - b[:, 0], b[:, 3] - b[:, 1])
+    inside = (
+        (x0 >= b[:, 0] - tol) & (x0 + w * rx <= b[:, 2] + tol) & (y1 - h * ry >= b[:, 1] - tol) & (y1 <= b[:, 3] + tol)
+    )
+    native = np.fromiter((rows.native[i] for i in row.tolist()), dtype=bool, count=len(row))
+    out = native & inside
+    other = np.flatnonzero(~native)
+    if len(other):
+        parts = _Parts(row=row[other], bounds=b[other], share=np.ones(len(other)))
+        out[other] = _on_data(rows, parts, np.arange(len(other)), x0[other], y1[other], size, res)
+    return out
+
+
+def _gap_us(min_gap: Any) -> int:
+    try:
+        gap = pd.Timedelta(min_gap)
+    except (TypeError, ValueError):
+        gap = pd.NaT
+    if gap is pd.NaT or gap <= pd.Timedelta(0):
+        raise ArgumentError(f"min_gap={min_gap!r} must be a positive timedelta (e.g. datetime.timedelta(days=30))")
+    return int(gap / pd.Timedelta(microseconds=1))
+
+
+class TemporalPairs(Sequence[tuple[GeoSlice, GeoSlice]]):
+    """``length`` (anchor, positive) chip pairs, reproducible from ``seed`` (see
+    :func:`temporal_pair_sampler`); :attr:`row_ids` gives the two rows of each pair."""
+
+    def __init__(
+        self,
+        rows: _Rows,
+        *,
+        chip_size: tuple[int, int],
+        resolution: tuple[float, float],
+        length: int,
+        gap_us: int,
+        seed: int,
+    ) -> None:
+        self.chip_size, self.resolution, self.length, self.seed = chip_size, resolution, length, seed
+        self._rows = rows
+        self._pairs = self._draw(gap_us)
+
+    def _partners(self, gap_us: int) -> list[np.ndarray]:
+        """For each row, the rows that may give its positive: same sampling CRS, start at least
+        ``gap_us`` away, footprints overlapping with positive area."""
+        rows, n = self._rows, len(self._rows.ids)
+        start = np.array([np.nan if t is None else t.value // 1000 for t in rows.starts], dtype=float)
+        a, b = shapely.STRtree(rows.footprints).query(rows.footprints, predicate="intersects")
+        crs = np.array(rows.crs, dtype=object)
+        with np.errstate(invalid="ignore"):
+            ok = (np.abs(start[a] - start[b]) >= gap_us) & (crs[a] == crs[b])
+        a, b = a[ok], b[ok]
+        ok = shapely.area(shapely.intersection(rows.footprints[a], rows.footprints[b])) > 0
+        a, b = a[ok], b[ok]
+        order = np.lexsort((b, a))
+        a, b = a[order], b[order]
+        cuts = np.searchsorted(a, np.arange(n + 1))
+        return [b[cuts[i] : cuts[i + 1]] for i in range(n)]
+
+    def _draw(self, gap_us: int) -> tuple[np.ndarray, ...]:
+        rows = self._rows
+        partners = self._partners(gap_us)
+        anchors = np.flatnonzero([len(p) > 0 for p in partners])
+        if not len(anchors):
+            raise NoDataError(
+                "no two acquisitions of the same place are min_gap apart (rows need a time, the same "
+                "sampling CRS and overlapping footprints); lower min_gap"
+            )
+        sub = _take(rows, anchors)
+        parts = _parts(sub)
+        rng = np.random.default_rng(self.seed)
+        out_a: list[np.ndarray] = []
+        out_p: list[np.ndarray] = []
+        out_x: list[np.ndarray] = []
+        out_y: list[np.ndarray] = []
+        need, barren = self.length, 0
+        while need > 0:
+            base = RandomSampler(
+                sub,
+                chip_size=self.chip_size,
+                resolution=self.resolution,
+                length=max(2 * need, 256),
+                seed=int(rng.integers(2**62)),
+                roi=None,
+                parts=parts,
+            )
+            ra, x0, y1 = anchors[base._row], base._x0, base._y1
+            # every (chip, candidate partner) pair; keep those whose partner's data covers the chip
+            counts = np.array([len(partners[r]) for r in ra.tolist()])
+            chip = np.repeat(np.arange(len(ra)), counts)
+            cand = np.concatenate([partners[r] for r in ra.tolist()])
+            ok = _covers(rows, cand, x0[chip], y1[chip], self.chip_size, self.resolution)
+            chip, cand = chip[ok], cand[ok]
+            firsts = np.searchsorted(chip, np.arange(len(ra) + 1))
+            n_ok = np.diff(firsts)
+            has = np.flatnonzero(n_ok > 0)[:need]
+            pick = firsts[has] + (rng.random(len(has)) * n_ok[has]).astype(np.int64)
+            out_a.append(ra[has])
+            out_p.append(cand[pick])
+            out_x.append(x0[has])
+            out_y.append(y1[has])
+            need -= len(has)
+            barren = 0 if len(has) else barren + 1
+            if barren >= 20:
+                raise NoDataError(
+                    f"no chip of {self.chip_size} px at {self.resolution} lies on two acquisitions "
+                    "min_gap apart; use smaller chips or a smaller min_gap"
+                )
+        return tuple(np.concatenate(v) for v in (out_a, out_p, out_x, out_y))
+
+    @property
+    def row_ids(self) -> list[tuple[str, str]]:
+        """(anchor row id, positive row id) of each pair, in pair order."""
+        ids = self._rows.ids
+        return [(ids[a], ids[p]) for a, p in zip(self._pairs[0].tolist(), self._pairs[1].tolist(), strict=True)]
+
+    def _pair(self, k: int) -> tuple[GeoSlice, GeoSlice]:
+        (h, w), (rx, ry) = self.chip_size, self.resolution
+        a, p = int(self._pairs[0][k]), int(self._pairs[1][k])
+        x0, y1 = float(self._pairs[2][k]), float(self._pairs[3][k])
+        bounds, rows = (x0, y1 - h * ry, x0 + w * rx, y1), self._rows
+        return (
+            GeoSlice._make(bounds, rows.crs[a], self.resolution, rows.starts[a], rows.ends[a]),
+            GeoSlice._make(bounds, rows.crs[a], self.resolution, rows.starts[p], rows.ends[p]),
+        )
+
+    def __len__(self) -> int:
+        return self.length
+
+    @overload
+    def __getitem__(self, i: int) -> tuple[GeoSlice, GeoSlice]: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[tuple[GeoSlice, GeoSlice]]: ...
+
+    def __getitem__(self, i: int | slice) -> tuple[GeoSlice, GeoSlice] | list[tuple[GeoSlice, GeoSlice]]:
+        if isinstance(i, slice):
+            return [self._pair(k) for k in range(*i.indices(self.length))]
+        k = int(i) + self.length if int(i) < 0 else int(i)
+        if not 0 <= k < self.length:
+            raise ChipIndexError(f"pair index {i} out of range for {self.length} pairs")
+        return self._pair(k)
+
+    def __iter__(self) -> Iterator[tuple[GeoSlice, GeoSlice]]:
+        return (self._pair(k) for k in range(self.length))
+
+    def __repr__(self) -> str:
+        return f"<TemporalPairs {self.length} pairs of {self.chip_size} px at {self.resolution}, seed={self.seed}>"
+
+
+def temporal_pair_sampler(
+    catalog: Catalog,
+    *,
+    chip_size: int | tuple[int, int],
+    length: int,
+    min_gap: Any,
+    resolution: float | tuple[float, float] | None = None,
+    crs: Any = None,
+    seed: int = 0,
+) -> TemporalPairs:
+    """``length`` (anchor, positive) pairs: the same chip (bounds, CRS, grid) at two acquisitions
+    whose ``start_datetime`` are at least ``min_gap`` apart, for self-supervised learning
+    (SimCLR-style temporal positives); the same pairs for the same ``seed``.
+
+    The anchor is drawn as by :func:`random_sampler` (row by footprint area, position uniform on
+    the row's data, at whole pixels of its grid) among rows that have a partner: a row in the same
+    sampling CRS whose footprint overlaps it and whose start is ``min_gap`` or more away (either
+    direction). The positive's row is then drawn uniformly among the partners whose data covers
+    the whole chip too (anchors no partner covers are redrawn). Each slice carries its own row's
+    interval, so ``load_raster`` on it loads that acquisition. Static rows never take part.
+
+    Args:
+        chip_size: pixels, ``(rows, cols)`` or one int.
+        length: number of pairs.
+        min_gap: a positive ``datetime.timedelta`` / ``pandas.Timedelta`` (or a string such as
+            ``"30D"``).
+        resolution, crs: as in :func:`random_sampler` (default: each row's native CRS and the finest
+            native pixel size).
+        seed: seed of the ``numpy.random.Generator`` drawing anchors, positions and positives.
+
+    Returns:
+        A :class:`TemporalPairs` sequence of ``(anchor, positive)`` GeoSlice tuples.
+    """
+    if not isinstance(length, int | np.integer) or isinstance(length, bool) or length < 1:
+        raise ArgumentError(f"length={length!r} must be a positive int")
+    if not isinstance(seed, int | np.integer) or isinstance(seed, bool):
+        raise ArgumentError(f"seed={seed!r} must be an int")
+    gap = _gap_us(min_gap)
+    size = _positive_pixels(chip_size, "chip_size")
+    rows = _prepare(catalog, crs)
+    dated = np.flatnonzero([t is not None for t in rows.starts])
+    if not len(dated):
+        raise NoDataError("temporal_pair_sampler: the catalog has no dated rows")
+    rows = _take(rows, dated)
+    res = _default_resolution(rows, "temporal_pair_sampler") if resolution is None else _resolution(resolution)
+    return TemporalPairs(rows, chip_size=size, resolution=res, length=int(length), gap_us=gap, seed=int(seed))
+
+
+# -- spatial-block folds (leakage-safe cross-validation) ----------------------------------------------
+
+
+def kmeans(points: np.ndarray, k: int, *, seed: int = 0, max_iter: int = 100) -> np.ndarray:
+    """Cluster labels (n,) of ``points`` (n, d) by k-means (Lloyd's iterations from a k-means++
+    start, seeded): at return every point is labelled with its nearest cluster mean. NumPy only."""
+    n = len(points)
+    if not 1 <= k <= n:
+        raise ArgumentError(f"n_clusters={k} must be between 1 and the number of items ({n})")
+    rng = np.random.default_rng(seed)
+    centres = [points[rng.integers(n)]]
+    d2 = ((points - centres[0]) ** 2).sum(axis=1)
+    for _ in range(1, k):  # k-means++: the next centre with probability ∝ squared distance
+        nxt = points[rng.choice(n, p=d2 / d2.sum())] if d2.sum() > 0 else points[rng.integers(n)]
+        centres.append(nxt)
+        d2 = np.minimum(d2, ((points - nxt) ** 2).sum(axis=1))
+    c = np.array(centres, dtype=float)
+    labels = np.full(n, -1)
+    for _ in range(max_iter):
+        dist = ((points[:, None, :] - c[None, :, :]) ** 2).sum(axis=2)
+        new = dist.argmin(axis=1)
+        if np.array_equal(new, labels):
+            break
+        labels = new
+        for j in range(k):
+            members = points[labels == j]
+            # an emptied cluster takes the point farthest from its own centre
+            c[j] = members.mean(axis=0) if len(members) else points[dist[np.arange(n), labels].argmax()]
+    return labels
+
+
+def _items_lonlat(items: Catalog | Iterable[GeoSlice]) -> tuple[str, list[Any], np.ndarray]:
+    """(key column, keys, lon/lat footprints) of a catalog's rows (by id) or of chips (by index)."""
+    if isinstance(items, Catalog):
+        table = items.fetch(schema.ID, schema.GEOMETRY, order_by=[schema.ID])
+        return (
+            schema.ID,
+            table.column(schema.ID).to_pylist(),
+            shapely.from_wkb(table.column(schema.GEOMETRY).to_pylist()),
+        )
+    chips = list(items)
+    bad = next((i for i, s in enumerate(chips) if not isinstance(s, GeoSlice)), None)
+    if bad is not None:
+        raise ArgumentError(f"items[{bad}] is a {type(chips[bad]).__name__}: expected a Catalog or GeoSlices")
+    return "chip", list(range(len(chips))), np.array([s.footprint() for s in chips], dtype=object)
+
+
+def spatial_folds(
+    items: Catalog | Iterable[GeoSlice],
+    *,
+    n_folds: int = 5,
+    block_size: float | None = None,
+    n_clusters: int | None = None,
+    buffer: float = 0.0,
+    crs: Any = None,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Assign catalog rows or chips to cross-validation folds by spatial block, never one by one,
+    so train and validation do not share places (leakage-safe CV in one call).
+
+    Each item (a row's footprint, or a chip's grid footprint) is placed by its centroid in ``crs``
+    (a projected CRS in metres; default: the UTM zone of the centre of all items' lon/lat bounds;
+    for continental extents pass an equal-area CRS such as EPSG:6933), into
+
+    - a square block of ``block_size`` metres (blocks ``floor(x / size), floor(y / size)`` of the
+      CRS's own origin), or
+    - one of ``n_clusters`` k-means clusters of the centroids (:func:`kmeans`, seeded).
+
+    Whole blocks go to folds: blocks in a seeded random order, each to the fold holding the fewest
+    items so far (ties: the lowest fold), so folds are balanced by item count. With ``buffer``
+    (metres) > 0, an item whose footprint comes within ``buffer`` of an item of another fold gets
+    fold ``-1`` (left out), so any two items kept in different folds are more than ``buffer``
+    apart (e.g. ``buffer=block_size``).
+
+    Returns:
+        A DataFrame, one row per item: ``id`` (catalog rows, in id order) or ``chip`` (index in
+        ``items``), ``block`` (0-based block or cluster label) and ``fold`` (0 … n_folds-1, or -1).
+        Save chip folds with ``samples_to_parquet(chips, path, columns={"fold": folds["fold"]})``.
+    """
+    if (block_size is None) == (n_clusters is None):
+        raise ArgumentError("give exactly one of block_size= (metres) or n_clusters=")
+    if not isinstance(n_folds, int | np.integer) or isinstance(n_folds, bool) or n_folds < 2:
+        raise ArgumentError(f"n_folds={n_folds!r} must be an int ≥ 2")
+    if block_size is not None and not (
+        isinstance(block_size, int | float) and math.isfinite(block_size) and block_size > 0
+    ):
+        raise ArgumentError(f"block_size={block_size!r} must be a positive number of metres")
+    if not (isinstance(buffer, int | float) and math.isfinite(buffer) and buffer >= 0):
+        raise ArgumentError(f"buffer={buffer!r} must be a number of metres ≥ 0")
+    key, keys, lonlat = _items_lonlat(items)
+    if not keys:
+        raise NoDataError("spatial_folds: no items to split")
+    if crs is None:
+        lb = _unwrapped_lonlat_bounds(lonlat)
+        crs = utm_crs(float((lb[:, 0].min() + lb[:, 2].max()) / 2), float((lb[:, 1].min() + lb[:, 3].max()) / 2))
+    text = crs_key(crs)
+    if _units(text) != "metre":
+        raise CRSError(f"crs={crs!r} is in {_units(text)}s: spatial_folds needs a projected CRS in metres")
+    geoms = _project_geoms(lonlat, norm_crs(text))
+    cents = shapely.get_coordinates(shapely.centroid(geoms))
+    if not np.isfinite(cents).all():
+        raise CRSError(f"some items do not project to {text}: pass another crs=")
+    if block_size is not None:
+        cells = np.floor(cents / float(block_size)).astype(np.int64)
+        _, block = np.unique(cells, axis=0, return_inverse=True)
+        block = block.ravel()
+    else:
+        block = kmeans(cents, int(n_clusters), seed=seed)  # type: ignore[arg-type]
+    n_blocks = int(block.max()) + 1
+    if n_blocks < n_folds:
+        raise ArgumentError(f"{n_blocks} blocks cannot fill n_folds={n_folds}: use smaller blocks or more clusters")
+    sizes = np.bincount(block, minlength=n_blocks)
+    fold_of = np.empty(n_blocks, dtype=np.int64)
+    load = np.zeros(n_folds, dtype=np.int64)
+    for b in np.random.default_rng(seed).permutation(n_blocks).tolist():
+        f = int(load.argmin())
+        fold_of[b] = f
+        load[f] += sizes[b]
+    fold = fold_of[block]
+    if buffer > 0:
+        i, j = shapely.STRtree(geoms).query(geoms, predicate="dwithin", distance=float(buffer))
+        near = fold[i] != fold[j]
+        fold = fold.copy()
+        fold[np.unique(np.concatenate([i[near], j[near]]))] = -1
+    out = pd.DataFrame({key: keys, "block": block.astype(np.int64), "fold": fold})
+    out.attrs["crs"] = text
+    return out
 
 
 # -- sharding -----------------------------------------------------------------------------------------

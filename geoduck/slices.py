@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -60,6 +61,11 @@ def reproject_bounds(bounds: Bounds, src: Any, dst: Any, *, densify: int = 21) -
             return (-180.0, min(float(y.min()), pole), 180.0, max(float(y.max()), pole))
         x = x - wrap_shift(float(x.min()))
     return float(x.min()), float(y.min()), float(x.max()), float(y.max())
+
+
+def _as_time(value: Any) -> pd.Timestamp | None:
+    """A row's timestamp (datetime/Timestamp/None) as an exact UTC instant."""
+    return None if value is None else pd.Timestamp(value)
 
 
 def _pixel_pair(value: Any, argument: str) -> tuple[int, int]:
@@ -135,6 +141,53 @@ class GeoSlice:
         object.__setattr__(obj, "start", start)
         object.__setattr__(obj, "end", end)
         return obj
+
+    @classmethod
+    def from_row(
+        cls, row: Mapping[str, Any], *, resolution: float | tuple[float, float] | None = None, crs: Any = "native"
+    ) -> GeoSlice:
+        """The slice of one catalog row (a dict from iterating a :class:`~geoduck.Catalog`), on the
+        row's own grid: use this instead of converting the row's ``geometry`` (lon/lat) by hand.
+
+        - Grid: the row's native CRS (column ``crs``) and ``native_bounds``; for a raster row the
+          file's pixel size (``res_x``, ``res_y``), so a north-up file's slice has the file's
+          transform and shape and ``load_raster`` on it returns exactly the file's pixels (a
+          south-up file's pixels come north-up; a rotated file gets the north-up envelope of its
+          grid at its pixel size, resampled). Cube (xarray) and vector rows have no pixel grid in
+          the catalog: pass ``resolution`` (units of the row's CRS).
+        - Interval: the row's ``[start_datetime, end_datetime]`` (None for static rows), so the
+          slice loads this acquisition and not others of the same place.
+        - ``resolution`` (in the row's CRS units) replaces the pixel size: the grid keeps the
+          row's top-left corner and covers its bounds (``ceil`` of pixel counts).
+        - ``crs`` other than ``"native"``/None: the slice reprojected with :meth:`to_crs`
+          (the envelope of the grid; ``resolution`` then in ``crs`` units, default: the
+          same pixel counts).
+
+        Raises:
+            ArgumentError: the row lacks ``crs``/``native_bounds``, or has no pixel size and no
+                ``resolution`` is given.
+        """
+        rid = row.get("id", "?")
+        native_crs, nb = row.get("crs"), row.get("native_bounds")
+        if native_crs is None or nb is None:
+            raise ArgumentError(
+                f"row {rid!r} has no native crs/native_bounds (a relation without them, e.g. an "
+                "intersect result: take the rows of one catalog)"
+            )
+        bounds = tuple(nb[k] for k in ("xmin", "ymin", "xmax", "ymax")) if isinstance(nb, Mapping) else tuple(nb)
+        native = crs is None or (isinstance(crs, str) and crs.strip().lower() == "native")
+        res: Any = resolution if native else None
+        if res is None and row.get("res_x") is not None and row.get("res_y") is not None:
+            res = (float(row["res_x"]), float(row["res_y"]))
+        if res is None and not native and resolution is not None:  # one pixel: grid_bounds == bounds
+            res = (bounds[2] - bounds[0], bounds[3] - bounds[1])
+        if res is None:
+            raise ArgumentError(
+                f"row {rid!r} ({row.get('backend', 'non-raster')} row) has no pixel grid in the catalog: "
+                "pass resolution= (in the units of its crs)"
+            )
+        out = cls(bounds, native_crs, res, _as_time(row.get("start_datetime")), _as_time(row.get("end_datetime")))
+        return out if native else out.to_crs(crs, resolution=resolution)
 
     @property
     def width(self) -> int:

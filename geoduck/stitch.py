@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -30,12 +31,15 @@ def _union_grid(slices: Sequence[GeoSlice]) -> tuple[Affine, int, int, list[tupl
             raise ArgumentError(f"slices[{i}] is a {type(s).__name__}, not a GeoSlice")
     first = slices[0]
     rx, ry = first.resolution
+    counts = Counter(s.crs for s in slices)
+    if len(counts) > 1:
+        (most, _), i = counts.most_common(1)[0], next(i for i, s in enumerate(slices) if s.crs != first.crs)
+        raise ArgumentError(
+            f"slices[{i}] has crs {slices[i].crs} but slices[0] has {first.crs} ({len(counts)} CRSs): "
+            f"stitch needs one CRS: make the chips with grid_sampler(..., crs={most!r}) (the CRS of "
+            "most chips; grid_sampler's default crs=None also gives one CRS) or reproject the predictions"
+        )
     for i, s in enumerate(slices):
-        if s.crs != first.crs:
-            raise ArgumentError(
-                f"slices[{i}] has crs {s.crs} but slices[0] has {first.crs}: "
-                "stitch needs one CRS (reproject the predictions first)"
-            )
         if not all(math.isclose(a, b, rel_tol=1e-9) for a, b in zip(s.resolution, first.resolution, strict=True)):
             raise ArgumentError(
                 f"slices[{i}] has resolution {s.resolution} but slices[0] has "

@@ -157,7 +157,11 @@ def test_one_resolution_cannot_mix_units(catalogs):
     with pytest.raises(CRSError, match=r"different units: .*crs='utm'"):
         geoduck.random_sampler(catalogs["mixed"], chip_size=8, resolution=100.0, length=10)
     with pytest.raises(CRSError, match="different units"):
-        geoduck.grid_sampler(catalogs["mixed"], chip_size=8, resolution=100.0)
+        geoduck.grid_sampler(catalogs["mixed"], chip_size=8, resolution=100.0, crs="native")
+    # by default the grid is in one CRS, the one covering most area: the three 1° tiles at 40° N
+    # (3 × ~85 × 111 km²) outweigh the two 100 km UTM tiles, so EPSG:4326
+    one = geoduck.grid_sampler(catalogs["mixed"], chip_size=8, resolution=0.05)
+    assert {s.crs for s in one} == {"EPSG:4326"}
     mixed = geoduck.random_sampler(catalogs["mixed"], chip_size=8, resolution=1000.0, length=N, seed=4, crs="utm")
     assert_on_row_data(mixed, catalogs["mixed"], crs=None)
 
@@ -188,6 +192,21 @@ def test_lonlat_rows_across_the_antimeridian(catalogs, crs):
     assert len(set(sampler.row_ids)) == 2
     if crs is None:  # natively: chips east of 180° keep xmax > 180, like the file
         assert any(s.bounds[2] > 180.0 for s in sampler)
+
+
+def test_grid_across_the_antimeridian_in_web_mercator(catalogs):
+    """A row split at 180° is gridded where it lies (both edges of EPSG:3857), not over the world."""
+    cat = catalogs["am_utm"]
+    chips = geoduck.grid_sampler(cat, chip_size=16, resolution=2000.0, crs="EPSG:3857")
+    xs = np.array([s.bounds[0] for s in chips])
+    assert (xs > 0).any() and (xs < 0).any()
+    half = 20037508.342789244
+    assert all(abs(s.bounds[0]) > half - 400_000 or abs(s.bounds[2]) > half - 400_000 for s in chips)
+    # brute force: every chip overlaps a row's lon/lat footprint, and no chip is repeated
+    rows = list(cat)
+    for s in chips:
+        assert any(r["geometry"].intersection(s.footprint()).area > 0 for r in rows)
+    assert len(set(chips)) == len(chips) < 200
 
 
 # -- rows that cannot hold a chip ------------------------------------------------------------------

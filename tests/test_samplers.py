@@ -300,7 +300,7 @@ def test_grid_chips_carry_a_shared_interval(tmp_path):
 
 
 def test_grid_across_utm_zones(archive_catalog):
-    chips = geoduck.grid_sampler(archive_catalog, chip_size=64, stride=48, resolution=500.0)
+    chips = geoduck.grid_sampler(archive_catalog, chip_size=64, stride=48, resolution=500.0, crs="native")
     assert len(set(chips)) == len(chips)
     by_crs = Counter(s.crs for s in chips)
     assert set(by_crs) == {"EPSG:32629", "EPSG:32630", "EPSG:32631"}
@@ -319,6 +319,8 @@ def test_grid_across_utm_zones(archive_catalog):
     # chips in one CRS: the whole archive reprojected to UTM 30
     one = geoduck.grid_sampler(archive_catalog, chip_size=64, resolution=500.0, crs=UTM30)
     assert {s.crs for s in one} == {UTM30} and len(one) < len(chips)
+    # the default: one CRS, the zone holding most of the area (4 of the 6 tiles are in UTM 30)
+    assert geoduck.grid_sampler(archive_catalog, chip_size=64, resolution=500.0) == one
 
 
 # -- samples as data --------------------------------------------------------------------------------
