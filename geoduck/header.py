@@ -30,7 +30,9 @@ URLs). Every option but ``EMPTY_DIR`` is a default: a value the caller set (envi
 ``rasterio.Env``) wins. S3 credentials come from the standard ``AWS_*`` variables (GDAL and
 rasterio's boto3 session read them); ``AWS_ENDPOINT_URL_S3`` / ``AWS_ENDPOINT_URL``, which GDAL does
 not read, are translated to ``AWS_S3_ENDPOINT`` (and ``AWS_HTTPS=NO`` for ``http://``, path-style
-``AWS_VIRTUAL_HOSTING=FALSE``) by :func:`aws_options`.
+``AWS_VIRTUAL_HOSTING=FALSE``) by :func:`aws_options`. The options apply to the open; a dataset
+kept open (the loader's) is read outside the ``Env``, where GDAL's defaults for the read-time
+options (``GDAL_HTTP_MULTIRANGE=PARALLEL``, merged consecutive blocks) are the values above.
 """
 
 from __future__ import annotations

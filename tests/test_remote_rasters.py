@@ -237,7 +237,7 @@ def test_http_missing_file_is_reported_by_url(http, served, tmp_path):
 def test_cli_builds_from_urls(http, served, tmp_path):
     urls = [http.url_of(p) for p in _tiles(served)]
     out = tmp_path / "cli"
-    result = CliRunner().invoke(main, ["build", "raster", *urls, "-o", str(out), "--workers", "1", "--no-progress"])
+    result = CliRunner().invoke(main, ["build", "raster", "-o", str(out), "--workers", "1", "--no-progress", *urls])
     assert result.exit_code == 0, result.output
     assert "2 rows from 2 files indexed" in result.output
     assert sorted(geoduck.open_catalog(out).to_arrow()["filepath"].to_pylist()) == urls
