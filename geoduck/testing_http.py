@@ -1,7 +1,7 @@
 """A static file server with HTTP range requests on 127.0.0.1, for tests and benchmarks of remote
 rasters (``http://`` COGs read through GDAL's ``/vsicurl/``) without the network.
 
-:class:`RangeServer` serves a folder from a child process (this file run as a script: it imports nothing of geoduck):
+:class:`RangeServer` serves a folder from a child process (:mod:`geoduck._range_server` run as a script):
 in the calling process a server thread could deadlock, since rasterio holds the GIL in some calls
 that make GDAL read (e.g. ``mask_flag_enums``), and would share the CPU time the benchmarks
 measure. It answers ``HEAD`` and ``GET`` with one ``Range: bytes=…`` (``206 Partial Content``;
@@ -12,25 +12,17 @@ before answering it, so :meth:`RangeServer.take` counts them exactly.
 
 from __future__ import annotations
 
-import argparse
-import email.utils
 import json
 import os
-import re
 import subprocess
 import sys
 import tempfile
-import threading
-import time
-from collections.abc import Sequence
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
-from typing import IO
-from urllib.parse import unquote, urlsplit
 
-_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+from . import _range_server
+from .errors import ArgumentError, StorageError
 
 
 @dataclass(frozen=True)
@@ -44,94 +36,7 @@ class Request:
     @property
     def whole_file(self) -> bool:
         """A GET of the whole file (no single byte range)."""
-        return self.method == "GET" and (self.range is None or _RANGE.match(self.range) is None)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"  # keep-alive, as object stores and CDNs serve
-    server: _Server
-
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the stdlib's name
-        pass
-
-    def do_HEAD(self) -> None:  # noqa: N802 - the stdlib's hook name
-        self._answer(body=False)
-
-    def do_GET(self) -> None:  # noqa: N802
-        self._answer(body=True)
-
-    def _answer(self, body: bool) -> None:
-        srv = self.server
-        srv.record(Request(self.command, unquote(urlsplit(self.path).path), self.headers.get("Range")))
-        if srv.latency > 0:
-            time.sleep(srv.latency)
-        target = srv.resolve(self.path)
-        if target is None:
-            self._empty(404)
-            return
-        size = target.stat().st_size
-        start, stop = 0, size  # [start, stop)
-        status = 200
-        spec = self.headers.get("Range")
-        m = _RANGE.match(spec) if spec else None
-        if m is not None and (m.group(1) or m.group(2)):
-            first, last = m.group(1), m.group(2)
-            if first:
-                start, stop = int(first), min(size, int(last) + 1 if last else size)
-            else:  # a suffix: the last n bytes
-                start, stop = max(0, size - int(last)), size
-            if start >= size:
-                self._empty(416, {"Content-Range": f"bytes */{size}"})
-                return
-            status = 206
-        self.send_response(status)
-        self.send_header("Content-Type", "application/octet-stream")
-        self.send_header("Accept-Ranges", "bytes")
-        self.send_header("Last-Modified", email.utils.formatdate(target.stat().st_mtime, usegmt=True))
-        self.send_header("Content-Length", str(stop - start))
-        if status == 206:
-            self.send_header("Content-Range", f"bytes {start}-{stop - 1}/{size}")
-        self.end_headers()
-        if body:
-            with open(target, "rb") as f:
-                f.seek(start)
-                try:
-                    self.wfile.write(f.read(stop - start))
-                except (BrokenPipeError, ConnectionResetError):  # the client had what it needed
-                    pass
-
-    def _empty(self, status: int, headers: dict[str, str] | None = None) -> None:
-        self.send_response(status)
-        for k, v in (headers or {}).items():
-            self.send_header(k, v)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-
-class _Server(ThreadingHTTPServer):
-    """Serves ``root`` (no listing, nothing outside it), logging each request as a JSON line."""
-
-    daemon_threads = True
-
-    def __init__(self, root: Path, latency: float, log: IO[str]) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
-        self.root = root.resolve()
-        self.latency = latency
-        self.log = log
-        self.lock = threading.Lock()
-
-    def record(self, request: Request) -> None:
-        with self.lock:
-            self.log.write(json.dumps([request.method, request.path, request.range]) + "\n")
-            self.log.flush()
-
-    def resolve(self, url_path: str) -> Path | None:
-        """The file a request path names, or None (missing, a folder, or outside ``root``)."""
-        rel = unquote(urlsplit(url_path).path).lstrip("/")
-        target = (self.root / rel).resolve()
-        if not target.is_relative_to(self.root) or not target.is_file():
-            return None
-        return target
+        return self.method == "GET" and (self.range is None or _range_server.RANGE.match(self.range) is None)
 
 
 class RangeServer:
@@ -152,7 +57,7 @@ class RangeServer:
     def url(self) -> str:
         """The base URL (no trailing slash)."""
         if self._proc is None:
-            raise RuntimeError("RangeServer is not started")
+            raise ArgumentError("RangeServer is not started: use it as a context manager or call start()")
         return f"http://127.0.0.1:{self._port}"
 
     def url_of(self, path: str | os.PathLike[str]) -> str:
@@ -176,7 +81,7 @@ class RangeServer:
         self._log = Path(log)
         cmd = [
             sys.executable,
-            str(Path(__file__).resolve()),
+            str(Path(_range_server.__file__).resolve()),
             str(self.root),
             "--latency",
             str(self.latency),
@@ -187,7 +92,7 @@ class RangeServer:
         line = proc.stdout.readline() if proc.stdout is not None else ""
         if not line.startswith("PORT "):
             self.stop()
-            raise RuntimeError(f"range server did not start (exit code {proc.poll()})")
+            raise StorageError(f"the range server serving {self.root} did not start (exit code {proc.poll()})")
         self._port = int(line.split()[1])
         return self
 
@@ -213,20 +118,3 @@ class RangeServer:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-    """``python geoduck/testing_http.py ROOT [--latency S] --log FILE``: serve until terminated,
-    printing ``PORT <n>`` once listening."""
-    parser = argparse.ArgumentParser(description="Serve a folder with HTTP range requests on 127.0.0.1.")
-    parser.add_argument("root", type=Path)
-    parser.add_argument("--latency", type=float, default=0.0, help="seconds slept before each answer")
-    parser.add_argument("--log", type=Path, required=True, help="file the requests are appended to (JSON lines)")
-    args = parser.parse_args(argv)
-    with open(args.log, "a", encoding="utf-8") as log, _Server(args.root, args.latency, log) as server:
-        print(f"PORT {server.server_address[1]}", flush=True)
-        server.serve_forever()
-
-
-if __name__ == "__main__":
-    main()
