@@ -16,15 +16,34 @@ Sidecar rule (GDAL's own lookup, as ``rasterio.open`` does it):
 * **remote files** (URIs such as ``s3://…``/``https://…``, ``/vsicurl/``, ``/vsis3/`` …): nothing beside the
   file is looked up (``GDAL_DISABLE_READDIR_ON_OPEN=EMPTY_DIR``): every probe would be a request.
   Only what the file itself holds counts; two-file formats cannot be read remotely.
+
+Remote GDAL options (:func:`gdal_options`, the one home of them; builder and loader open through
+:func:`open_dataset`): besides ``EMPTY_DIR``, the first 32 KiB are read in one request at open
+(``GDAL_INGESTED_BYTES_AT_OPEN``: a COG's header and tile index), consecutive tile ranges are merged
+into one request and independent ones sent in parallel (``GDAL_HTTP_MERGE_CONSECUTIVE_RANGES``,
+``GDAL_HTTP_MULTIRANGE=PARALLEL``), downloaded ranges are kept in GDAL's process-wide region cache
+(``CPL_VSIL_CURL_CACHE_SIZE``) and failed requests retried. ``VSI_CACHE`` is not set: the region cache
+already holds the header, and a per-handle cache of open datasets (kept per loader thread) would
+multiply memory. ``CPL_VSIL_CURL_ALLOWED_EXTENSIONS`` is not set either: with ``EMPTY_DIR`` GDAL
+probes no sibling file, and an extension filter would refuse extension-less URLs (signed or API
+URLs). Every option but ``EMPTY_DIR`` is a default: a value the caller set (environment or an enclosing
+``rasterio.Env``) wins. S3 credentials come from the standard ``AWS_*`` variables (GDAL and
+rasterio's boto3 session read them); ``AWS_ENDPOINT_URL_S3`` / ``AWS_ENDPOINT_URL``, which GDAL does
+not read, are translated to ``AWS_S3_ENDPOINT`` (and ``AWS_HTTPS=NO`` for ``http://``, path-style
+``AWS_VIRTUAL_HOSTING=FALSE``) by :func:`aws_options`. The options apply to the open; a dataset
+kept open (the loader's) is read outside the ``Env``, where GDAL's defaults for the read-time
+options (``GDAL_HTTP_MULTIRANGE=PARALLEL``, merged consecutive blocks) are the values above.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+import os
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
+from urllib.parse import urlsplit
 
 import rasterio
 import rasterio.env
@@ -37,12 +56,19 @@ from .geo import norm_crs
 
 LOCAL_ENV = {"GDAL_DISABLE_READDIR_ON_OPEN": "TRUE"}
 """GDAL options of every local open: sidecars found by name, the directory never listed."""
+_READDIR = "GDAL_DISABLE_READDIR_ON_OPEN"
 
 REMOTE_ENV = {
     "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR",
-    "CPL_VSIL_CURL_ALLOWED_EXTENSIONS": ".tif,.tiff,.jp2,.vrt,.img,.grd",
+    "GDAL_INGESTED_BYTES_AT_OPEN": "32768",
+    "GDAL_HTTP_MERGE_CONSECUTIVE_RANGES": "YES",
+    "GDAL_HTTP_MULTIRANGE": "PARALLEL",
+    "CPL_VSIL_CURL_CACHE_SIZE": str(64 * 1024 * 1024),
+    "GDAL_HTTP_MAX_RETRY": "3",
+    "GDAL_HTTP_RETRY_DELAY": "0.5",
 }
-"""GDAL options of every remote open: no sidecar lookups (each would be a request)."""
+"""GDAL options of every remote open (defaults under the caller's own, see the module docstring):
+no sidecar lookups or listings (each would be a request), COG-friendly range requests."""
 
 
 _NETWORK_VSI = ("/vsicurl", "/vsis3", "/vsigs", "/vsiaz", "/vsiadls", "/vsioss", "/vsiswift", "/vsiwebhdfs", "/vsihdfs")
@@ -54,9 +80,45 @@ def is_remote(path: str) -> bool:
     return ("://" in path and not path.startswith("file://")) or any(v in path for v in _NETWORK_VSI)
 
 
+def aws_options(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """GDAL ``/vsis3/`` options from the standard AWS variables GDAL does not read itself.
+
+    ``AWS_ENDPOINT_URL_S3`` (else ``AWS_ENDPOINT_URL``), e.g. ``http://127.0.0.1:9000`` for MinIO
+    or moto, becomes ``AWS_S3_ENDPOINT=127.0.0.1:9000``, with ``AWS_HTTPS=NO`` for an ``http://``
+    URL and path-style addressing (``AWS_VIRTUAL_HOSTING=FALSE``), unless those are set. Empty when
+    ``AWS_S3_ENDPOINT`` is set or no endpoint URL is. Credentials (``AWS_ACCESS_KEY_ID``,
+    ``AWS_SECRET_ACCESS_KEY``, ``AWS_SESSION_TOKEN``, ``AWS_PROFILE``), ``AWS_REGION`` /
+    ``AWS_DEFAULT_REGION`` and ``AWS_NO_SIGN_REQUEST`` are read by GDAL (and rasterio) as they are.
+    """
+    env = os.environ if environ is None else environ
+    url = env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL")
+    if env.get("AWS_S3_ENDPOINT") or not url:
+        return {}
+    parts = urlsplit(url if "://" in url else f"https://{url}")
+    opts = {"AWS_S3_ENDPOINT": parts.netloc + parts.path.rstrip("/")}
+    if parts.scheme.lower() == "http" and "AWS_HTTPS" not in env:
+        opts["AWS_HTTPS"] = "NO"
+    if "AWS_VIRTUAL_HOSTING" not in env:
+        opts["AWS_VIRTUAL_HOSTING"] = "FALSE"
+    return opts
+
+
+def gdal_options(path: str | None = None) -> dict[str, str]:
+    """The GDAL config options for opening ``path`` (local ones when None): see the module
+    docstring. For a remote path, :data:`REMOTE_ENV` and :func:`aws_options`, each option left out
+    when the process environment or an enclosing ``rasterio.Env`` sets it already."""
+    if path is None or not is_remote(path):
+        return dict(LOCAL_ENV)
+    opts = {**REMOTE_ENV, **aws_options()}
+    outer = rasterio.env.getenv() if rasterio.env.hasenv() else {}
+    opts = {k: v for k, v in opts.items() if k not in os.environ and k not in outer}
+    opts[_READDIR] = REMOTE_ENV[_READDIR]  # the sidecar rule is not a default: always
+    return opts
+
+
 def gdal_env(path: str | None = None) -> rasterio.Env:
-    """The GDAL options for opening ``path`` (local ones when None), see the module docstring."""
-    return rasterio.Env(**(REMOTE_ENV if path is not None and is_remote(path) else LOCAL_ENV))
+    """A ``rasterio.Env`` with :func:`gdal_options` for ``path`` (local ones when None)."""
+    return rasterio.Env(**gdal_options(path))
 
 
 def gdal_message(exc: BaseException, path: str | None = None) -> str:
