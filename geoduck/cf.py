@@ -22,7 +22,7 @@ import xarray as xr
 from pyproj.exceptions import CRSError as _PyprojCRSError
 
 from .errors import ArgumentError, CRSError, FootprintError, TimeParseError, VariableError
-from .geo import crs_to_string, norm_crs
+from .geo import crs_to_string, norm_crs, unwrap_longitudes
 
 NETCDF_EXTENSIONS = (".nc", ".nc4", ".h5")
 """File suffixes indexed (read with the ``netcdf4`` engine unless ``engine`` is given)."""
@@ -268,14 +268,6 @@ def coordinate_scale(ds: xr.Dataset, dim: Hashable, crs: pyproj.CRS) -> float:
 
 
 # -- coordinate values --------------------------------------------------------------------------
-
-
-def unwrap_longitudes(values: np.ndarray) -> np.ndarray:
-    """Longitudes (degrees) with ±360° jumps between neighbours removed, so a grid stored as
-    ``… 359.55, 0.05, 0.55 …`` reads ``… 359.55, 360.05, 360.55 …`` (the first value is kept)."""
-    if values.size < 2:
-        return values
-    return np.unwrap(values, period=360.0)
 
 
 def centres(

@@ -65,6 +65,7 @@ from .geo import (
     transformer,
     unwrapped_bounds,
     validate_bounds,
+    wrap_longitudes,
 )
 from .slices import GeoSlice, _pixel_pair, _pixels, reproject_bounds
 
@@ -496,7 +497,7 @@ def _on_data(
         x, y = np.asarray(x, dtype=float).reshape(xs.shape), np.asarray(y, dtype=float).reshape(ys.shape)
         nb = rows.native_bounds[rr]
         if src.is_geographic:
-            x = (x - nb[:, :1]) % 360.0 + nb[:, :1]
+            x = wrap_longitudes(x, nb[:, :1])
         tol = 1e-9 * np.maximum(nb[:, 2] - nb[:, 0], nb[:, 3] - nb[:, 1])[:, None]
         with np.errstate(invalid="ignore"):
             ok[k] = (
