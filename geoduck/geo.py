@@ -481,6 +481,12 @@ def _cached_bbox_aoi(bbox: tuple, crs: str | None) -> Polygon | MultiPolygon:
     return _aoi_to_wgs84(bbox, None, crs)
 
 
+def clear_aoi_cache() -> None:
+    """Forget the cached AOIs of slice grids (:func:`aoi_to_wgs84`) and their probes (:func:`aoi_probe`)."""
+    _cached_bbox_aoi.cache_clear()
+    aoi_probe.cache_clear()
+
+
 def _aoi_to_wgs84(bbox: object, geometry: object, crs: object) -> Polygon | MultiPolygon:
     if (bbox is None) == (geometry is None):
         raise ArgumentError("give exactly one of bbox= or geometry=")

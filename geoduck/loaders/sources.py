@@ -35,7 +35,7 @@ import pyarrow.compute as pc
 import shapely
 from shapely.geometry.base import BaseGeometry
 
-from .. import schema
+from .. import geo, schema
 from ..catalog import Catalog, _scan_roots
 from ..geo import AOI_CACHE_SIZE, Bounds, aoi_probe, aoi_to_wgs84
 from ..intervals import Overlap, epoch_us
@@ -359,6 +359,10 @@ def sources_for(catalog: Catalog, slice: GeoSlice, *, newest_first: bool = False
 
 
 def clear_cache() -> None:
-    """Forget every cached row index (they are rebuilt on the next load)."""
+    """Forget every cached row index (they are rebuilt on the next load) and every slice's cached
+    AOI, probe and time rule."""
     with _lock:
         _indexes.clear()
+    _part_bounds.cache_clear()
+    _time_rule.cache_clear()
+    geo.clear_aoi_cache()
