@@ -438,12 +438,15 @@ class Catalog:
         where: exp.Expr | None = None,
         order_by: Sequence[str | exp.Expr] = (),
         distinct: bool = False,
+        group_by: Sequence[str | exp.Expr] = (),
     ) -> pa.Table:
-        """Run ``SELECT [DISTINCT] <columns> FROM <this relation> [WHERE …] [ORDER BY …]`` now and
-        return the rows as an Arrow table: the read that loaders, samplers and other modules use.
+        """Run ``SELECT [DISTINCT] <columns> FROM <this relation> [WHERE …] [GROUP BY …] [ORDER BY …]``
+        now and return the rows as an Arrow table: the read that loaders, samplers, the CLI and
+        other modules use.
 
-        ``columns``/``order_by``: column names or sqlglot expressions (``exp.Ordered`` for
-        ``DESC``/``NULLS FIRST``); ``where``: a sqlglot condition over this relation's columns.
+        ``columns``/``order_by``/``group_by``: column names or sqlglot expressions (``exp.Ordered``
+        for ``DESC``/``NULLS FIRST``, aggregates such as ``exp.Count``); ``where``: a sqlglot
+        condition over this relation's columns.
         Compiled again while compactions replace the parts it reads; a failure raises
         :class:`QueryError` (see :func:`execute`).
         """
@@ -456,6 +459,8 @@ class Catalog:
                 select = select.where(where.copy())
             if distinct:
                 select = select.distinct()
+            if group_by:
+                select = select.group_by(*(_column(c) for c in group_by))
             return select.order_by(*(_column(c) for c in order_by)) if order_by else select
 
         return execute(self._node, build)

@@ -67,6 +67,7 @@ from .geo import (
     validate_bounds,
     wrap_longitudes,
 )
+from .intervals import epoch_us
 from .slices import GeoSlice, _pixel_pair, _pixels, reproject_bounds
 
 T = TypeVar("T")
@@ -1094,7 +1095,7 @@ class TemporalPairs(Sequence[tuple[GeoSlice, GeoSlice]]):
         """For each row, the rows that may give its positive: same sampling CRS, start at least
         ``gap_us`` away, footprints overlapping with positive area."""
         rows, n = self._rows, len(self._rows.ids)
-        start = np.array([np.nan if t is None else t.value // 1000 for t in rows.starts], dtype=float)
+        start = np.array([np.nan if t is None else epoch_us(t) for t in rows.starts], dtype=float)
         a, b = shapely.STRtree(rows.footprints).query(rows.footprints, predicate="intersects")
         crs = np.array(rows.crs, dtype=object)
         with np.errstate(invalid="ignore"):

@@ -167,19 +167,8 @@ def local_path(path: str | os.PathLike[str]) -> str | os.PathLike[str]:
     return urllib.request.url2pathname(parsed.path)
 
 
-PART_ORDER_SQL = (
-    "ST_Hilbert((bbox.xmin + bbox.xmax) / 2, (bbox.ymin + bbox.ymax) / 2, "
-    "{'min_x': -180.0, 'min_y': -90.0, 'max_x': 180.0, 'max_y': 90.0}::BOX_2D), start_datetime NULLS FIRST, id"
-)
-"""The one row order of parts, as an SQL ``ORDER BY`` list over catalog columns: the Hilbert key of
-the bbox centre on the lon/lat globe, then start time (static rows first), then id. Compaction
-(``compiler.sorted_rows``, DuckDB) sorts by it; :func:`sort_rows` computes the same order in numpy
-(:func:`geoduck.geo.hilbert_key` equals DuckDB's ``ST_Hilbert`` key; tests/test_store.py checks both
-give one order)."""
-
-
 def sort_rows(table: pa.Table) -> pa.Table:
-    """``table``'s rows in :data:`PART_ORDER_SQL` order (Hilbert key of the bbox centre, then start
+    """``table``'s rows in :data:`geoduck.compiler.PART_ORDER_SQL` order (Hilbert key of the bbox centre, then start
     time with static rows first, then id), computed in numpy/Arrow: for a 50,000-row part ~4x
     faster than a DuckDB ``ORDER BY`` round trip, ~50x for an append of a few rows."""
     if table.num_rows <= 1:
