@@ -572,6 +572,23 @@ def live_listing(path: str | os.PathLike[str]) -> tuple[list[str], bool]:
     return [os.path.join(root, name) for name in live], pending
 
 
+def folder_stamp(path: str | os.PathLike[str]) -> tuple[tuple[str, int, int], ...]:
+    """(name, size, mtime ns) of every file of a catalog folder but hidden (temporary) ones — the
+    parts, the manifest that may hide replaced parts, the index — sorted by name; ``(("", -1,
+    -1),)`` for a missing folder. It changes whenever a part is added, removed or replaced (for
+    caches of a catalog's rows, e.g. the loaders' row index)."""
+    out = []
+    try:
+        with os.scandir(path) as it:
+            for e in it:
+                if not e.name.startswith("."):
+                    st = e.stat()
+                    out.append((e.name, st.st_size, st.st_mtime_ns))
+    except FileNotFoundError:
+        return (("", -1, -1),)
+    return tuple(sorted(out))
+
+
 LISTING_SETTLED_NS = 2_000_000_000
 """A directory listing is reused while the directory's mtime is unchanged, if it was listed this
 long after that mtime: an entry added or removed after the listing changes the mtime (which a

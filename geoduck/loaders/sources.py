@@ -35,7 +35,7 @@ import pyarrow.compute as pc
 import shapely
 from shapely.geometry.base import BaseGeometry
 
-from .. import geo, schema
+from .. import geo, schema, store
 from ..catalog import Catalog, _scan_roots
 from ..geo import AOI_CACHE_SIZE, Bounds, aoi_probe, aoi_to_wgs84
 from ..intervals import Overlap, epoch_us
@@ -263,14 +263,13 @@ class _Entry:
     parts: tuple
     index: RowIndex | None
     trusted: bool
-    """The directory mtimes are older than :data:`_RACY_NS`: an unchanged directory mtime proves
+    """The directory mtimes are older than ``store.LISTING_SETTLED_NS``: an unchanged directory mtime proves
     that no part was added, removed or renamed since (parts are never rewritten in place)."""
 
 
 _lock = threading.Lock()
 _indexes: OrderedDict[object, _Entry] = OrderedDict()
 _MAX_INDEXES = 8
-_RACY_NS = 2_000_000_000
 
 
 def _roots(catalog: Catalog) -> list[str]:
@@ -288,26 +287,16 @@ def _dir_stamp(roots: list[str]) -> tuple:
 
 
 def _parts_stamp(roots: list[str]) -> tuple:
-    """Names, sizes and mtimes of the files of the catalog directories (parts and the manifest
-    that may hide replaced parts; temporary files are dot files)."""
-    parts = []
-    for root in roots:
-        try:
-            with os.scandir(root) as it:
-                for e in it:
-                    if not e.name.startswith("."):
-                        st = e.stat()
-                        parts.append((root, e.name, st.st_size, st.st_mtime_ns))
-        except FileNotFoundError:
-            parts.append((root, "", -1, -1))
-    return tuple(sorted(parts))
+    """The files of the catalog folders (:func:`geoduck.store.folder_stamp`)."""
+    return tuple((root, store.folder_stamp(root)) for root in roots)
 
 
 def _trusted(dirs: tuple) -> bool:
     """Directory mtimes old enough that a later change would surely change them (no same-tick
-    race with a writer, as git's "racy" index check)."""
+    race with a writer, as git's "racy" index check; the rule of the store's listing reuse,
+    :data:`geoduck.store.LISTING_SETTLED_NS`)."""
     newest = max((m for _, m in dirs if m is not None), default=0)
-    return time.time_ns() - newest > _RACY_NS
+    return time.time_ns() - newest > store.LISTING_SETTLED_NS
 
 
 def row_index(catalog: Catalog) -> RowIndex | None:
