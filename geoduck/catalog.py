@@ -256,8 +256,9 @@ class Catalog:
 
     def plan(self, analyze: bool = False) -> str:
         """DuckDB's physical plan (``EXPLAIN`` / ``EXPLAIN ANALYZE``) of this relation."""
-        prefix = "EXPLAIN ANALYZE " if analyze else "EXPLAIN "
-        rows = execute(self._node, lambda: compiler.select(self._node), lambda sql: _fetch_all(prefix + sql))
+        rows = execute(
+            self._node, lambda: compiler.select(self._node), lambda sql: _fetch_all(compiler.explain(sql, analyze))
+        )
         return "\n".join(str(r[-1]) for r in rows)
 
     def sql(
@@ -504,7 +505,7 @@ def _fetch_all(sql: str) -> list[tuple]:
 
 def _describe(sql: str) -> list[tuple]:
     """DuckDB's ``DESCRIBE`` of a query: (name, type, …) per result column (reads only metadata)."""
-    return _fetch_all(f"DESCRIBE {sql}")
+    return _fetch_all(compiler.describe(sql))
 
 
 def fetch_reader(batch_rows: int) -> Callable[[str], pa.RecordBatchReader]:

@@ -973,6 +973,17 @@ def summary(node: Node) -> exp.Select:
 
 # -- storage and tool statements (no catalog query; parameters bound by DuckDB) -------------------
 
+
+def describe(sql: str) -> str:
+    """DuckDB's ``DESCRIBE`` of the query ``sql`` (its result columns and types)."""
+    return f"DESCRIBE {sql}"
+
+
+def explain(sql: str, analyze: bool = False) -> str:
+    """DuckDB's ``EXPLAIN`` (``EXPLAIN ANALYZE``: run and timed) of the query ``sql``."""
+    return f"EXPLAIN {'ANALYZE ' if analyze else ''}{sql}"
+
+
 GLOB_FILES_SQL = "SELECT file FROM glob(?)"
 """The files matching a glob (remote listings through httpfs)."""
 
