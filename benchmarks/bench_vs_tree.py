@@ -86,7 +86,7 @@ def _load(res: dict) -> dict[str, tuple[float, str, str]]:
             continue
         out[f"bench_load {case}: geoduck"] = (approaches[name]["best"], "chips/s", "higher")
         out[f"bench_load {case}: geoduck per CPU s"] = (approaches[name]["best_cpu"], "chips/CPU s", "higher")
-    lk = res["lookup_us_per_chip"]
+    lk = res["results"]["lookup_us_per_chip"]
     out["bench_load slice→files lookup, row index (slices seen before)"] = (lk["row_index"], "µs/chip", "lower")
     # the other tree may lack the "new slices" figure: it kept no answers per slice, so its
     # row_index figure is the cost of a new slice too
@@ -136,6 +136,7 @@ def main() -> None:
                 print(f"{dt.datetime.now(dt.UTC):%H:%M:%S} {key} (load {os.getloadavg()[0]:.1f})", flush=True)
                 raw[key] = run(trees[name], bench, args.timeout)
                 order.append(key)
+                args.out.write_text(json.dumps({"partial": True, "order": order, "raw": raw}, indent=1))
     rows = []
     for bench, metrics in METRICS.items():
         per = {name: [metrics(raw[f"pass{n + 1} {name} {bench}"]) for n in range(args.passes)] for name in trees}
