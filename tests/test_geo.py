@@ -338,3 +338,19 @@ def test_aoi_probe_point_is_inside_and_box_contains_the_aoi(crs, centre):
         assert box_[2] - box_[0] <= 1.5 * PROBE_MAX_DEGREES + 1e-9
     assert answered >= 60
     assert aoi_probe((-3.0, 40.0, -2.9, 40.1), "EPSG:4326") is None  # lon/lat: no reprojection to save
+
+
+def test_unwrap_longitudes_adds_whole_turns_only():
+    """The one unwrapping routine: values before a jump are kept bit for bit, later ones move by
+    exactly 360° per turn, so a closed ring across ±180° stays closed (its first and last points
+    equal) and a 0…360 grid stored as …359.55, 0.05… reads …359.55, 360.05…."""
+    from geoduck.geo import unwrap_longitudes
+
+    ring = np.array([179.40056206238984, 179.9, -179.7, -178.80061696125352, 179.1, 179.40056206238984])
+    u = unwrap_longitudes(ring)
+    assert u[0] == u[-1] == ring[0] and u[1] == ring[1]
+    assert u[2] == -179.7 + 360.0 and u[3] == -178.80061696125352 + 360.0 and u[4] == 179.1
+    grid = np.array([359.05, 359.55, 0.05, 0.55])
+    assert unwrap_longitudes(grid).tolist() == [359.05, 359.55, 0.05 + 360.0, 0.55 + 360.0]
+    plain = np.array([-3.5, -3.4, -3.3])
+    assert unwrap_longitudes(plain).tolist() == plain.tolist()  # no jump: unchanged
