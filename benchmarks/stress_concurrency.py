@@ -3,7 +3,9 @@
 Each round starts ``--appenders`` + ``--compactors`` + ``--readers`` processes on one catalog and,
 for ``--round-seconds``, SIGKILLs a random one every ``--kill-every`` seconds on average
 (restarting it at once); at the end of the round every process is SIGKILLed wherever it is.
-Then the oracle checks the catalog exactly:
+After ``--rounds`` rounds, rounds are added while fewer than ``--min-commits`` commits,
+``--min-kills`` kills or ``--min-reads`` reads were seen (a busy machine does less per round), up
+to ``--max-seconds``. After every round the oracle checks the catalog exactly:
 
 - an *append* is one ``build_raster_catalog`` call over a group of 1-4 new GeoTIFFs (one commit,
   one part); each appender owns its groups and logs ``begin g`` before and ``end g`` after the
@@ -306,6 +308,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--compactors", type=int, default=1)
     ap.add_argument("--readers", type=int, default=2)
     ap.add_argument("--kill-every", type=float, default=1.5, help="mean seconds between random kills")
+    ap.add_argument("--min-commits", type=int, default=0, help="add rounds until this many commits ...")
+    ap.add_argument("--min-kills", type=int, default=0, help="... kills ...")
+    ap.add_argument(
+        "--min-reads", type=int, default=0, help="... and reads were seen (a slow machine gets more rounds)"
+    )
+    ap.add_argument("--max-seconds", type=float, default=3600.0, help="but start no round after this many seconds")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--workdir", type=Path, default=None)
     ap.add_argument("--json", type=Path, default=HERE / "results" / "stress_concurrency.json")
@@ -342,7 +350,16 @@ def main(argv: list[str] | None = None) -> int:
     anomalies: list[str] = []
     started = time.monotonic()
     print(f"{'round':>5} {'commits':>8} {'kills':>6} {'reads':>7} {'compactions':>11} {'rows':>7} {'anomalies':>9}")
-    for r in range(args.rounds):
+
+    def enough() -> bool:
+        return (
+            sum(r["commits"] for r in rounds) >= args.min_commits
+            and sum(r["kills"] for r in rounds) >= args.min_kills
+            and sum(r["reads"] for r in rounds) >= args.min_reads
+        )
+
+    r = -1
+    while (r := r + 1) < args.rounds or (not enough() and time.monotonic() - started < args.max_seconds):
         commits0, reads0 = _count_lines(work, "appender-*.log", "end"), _count_lines(work, "reader-*.log")
         compactions0, kills0 = _count_lines(work, "compactor-*.log"), sum(kills.values())
         procs = {role: _start(ctx, role[0], role[1], work, rng.randrange(10**9)) for role in roles}
@@ -402,6 +419,7 @@ def main(argv: list[str] | None = None) -> int:
         "round_seconds": args.round_seconds,
         "kill_every_s": args.kill_every,
         "seconds": round(time.monotonic() - started, 1),
+        "minimums_reached": enough(),
         "load_average": os.getloadavg(),
         "cpus": os.cpu_count(),
         "python": sys.version.split()[0],

@@ -256,8 +256,9 @@ class Catalog:
 
     def plan(self, analyze: bool = False) -> str:
         """DuckDB's physical plan (``EXPLAIN`` / ``EXPLAIN ANALYZE``) of this relation."""
-        prefix = "EXPLAIN ANALYZE " if analyze else "EXPLAIN "
-        rows = execute(self._node, lambda: compiler.select(self._node), lambda sql: _fetch_all(prefix + sql))
+        rows = execute(
+            self._node, lambda: compiler.select(self._node), lambda sql: _fetch_all(compiler.explain(sql, analyze))
+        )
         return "\n".join(str(r[-1]) for r in rows)
 
     def sql(
@@ -438,12 +439,15 @@ class Catalog:
         where: exp.Expr | None = None,
         order_by: Sequence[str | exp.Expr] = (),
         distinct: bool = False,
+        group_by: Sequence[str | exp.Expr] = (),
     ) -> pa.Table:
-        """Run ``SELECT [DISTINCT] <columns> FROM <this relation> [WHERE …] [ORDER BY …]`` now and
-        return the rows as an Arrow table: the read that loaders, samplers and other modules use.
+        """Run ``SELECT [DISTINCT] <columns> FROM <this relation> [WHERE …] [GROUP BY …] [ORDER BY …]``
+        now and return the rows as an Arrow table: the read that loaders, samplers, the CLI and
+        other modules use.
 
-        ``columns``/``order_by``: column names or sqlglot expressions (``exp.Ordered`` for
-        ``DESC``/``NULLS FIRST``); ``where``: a sqlglot condition over this relation's columns.
+        ``columns``/``order_by``/``group_by``: column names or sqlglot expressions (``exp.Ordered``
+        for ``DESC``/``NULLS FIRST``, aggregates such as ``exp.Count``); ``where``: a sqlglot
+        condition over this relation's columns.
         Compiled again while compactions replace the parts it reads; a failure raises
         :class:`QueryError` (see :func:`execute`).
         """
@@ -456,6 +460,8 @@ class Catalog:
                 select = select.where(where.copy())
             if distinct:
                 select = select.distinct()
+            if group_by:
+                select = select.group_by(*(_column(c) for c in group_by))
             return select.order_by(*(_column(c) for c in order_by)) if order_by else select
 
         return execute(self._node, build)
@@ -499,7 +505,7 @@ def _fetch_all(sql: str) -> list[tuple]:
 
 def _describe(sql: str) -> list[tuple]:
     """DuckDB's ``DESCRIBE`` of a query: (name, type, …) per result column (reads only metadata)."""
-    return _fetch_all(f"DESCRIBE {sql}")
+    return _fetch_all(compiler.describe(sql))
 
 
 def fetch_reader(batch_rows: int) -> Callable[[str], pa.RecordBatchReader]:

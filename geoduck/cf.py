@@ -22,7 +22,8 @@ import xarray as xr
 from pyproj.exceptions import CRSError as _PyprojCRSError
 
 from .errors import ArgumentError, CRSError, FootprintError, TimeParseError, VariableError
-from .geo import crs_to_string, norm_crs
+from .geo import crs_to_string, norm_crs, unwrap_longitudes
+from .intervals import Overlap
 
 NETCDF_EXTENSIONS = (".nc", ".nc4", ".h5")
 """File suffixes indexed (read with the ``netcdf4`` engine unless ``engine`` is given)."""
@@ -268,14 +269,6 @@ def coordinate_scale(ds: xr.Dataset, dim: Hashable, crs: pyproj.CRS) -> float:
 
 
 # -- coordinate values --------------------------------------------------------------------------
-
-
-def unwrap_longitudes(values: np.ndarray) -> np.ndarray:
-    """Longitudes (degrees) with ±360° jumps between neighbours removed, so a grid stored as
-    ``… 359.55, 0.05, 0.55 …`` reads ``… 359.55, 360.05, 360.55 …`` (the first value is kept)."""
-    if values.size < 2:
-        return values
-    return np.unwrap(values, period=360.0)
 
 
 def centres(
@@ -530,12 +523,10 @@ class TimeCells:
 
     def overlapping(self, start: pd.Timestamp | None, end: pd.Timestamp | None) -> np.ndarray:
         """Indexes of the valid steps whose cell overlaps the closed interval ``[start, end]``."""
-        keep = ~(self.labels.isna() | self.starts.isna() | self.ends.isna())
-        if start is not None:
-            keep &= self.ends >= start
-        if end is not None:
-            keep &= self.starts <= end
-        return np.flatnonzero(keep)
+        valid = ~(self.labels.isna() | self.starts.isna() | self.ends.isna())
+        static = np.zeros(len(self.starts), dtype=bool)  # a cell's start and end are never NULL here
+        keep = Overlap(start, end).mask(self.starts, static, self.ends, static)  # the catalog's rule
+        return np.flatnonzero(valid & keep)
 
 
 def _decoded_bounds(ds: xr.Dataset, name: Hashable, time_var: str) -> np.ndarray:

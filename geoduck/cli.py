@@ -196,14 +196,20 @@ def build() -> None:
 @_friendly
 def info(catalog_dir: Path) -> None:
     """Rows, parts, bounds, time extent, size and schema version of a catalog."""
-    from . import store
+    from sqlglot import exp
+
+    from . import schema, store
     from .catalog import open_catalog
 
     cat = open_catalog(catalog_dir)
     parts = store.list_parts(catalog_dir)
     versions = sorted(set(store.read_schema_versions(catalog_dir).values()))
-    kind = "backend" if "backend" in cat.columns else "'pairs'"
-    backends = cat.sql(f"SELECT {kind} AS backend, count(*) AS n FROM catalog GROUP BY 1 ORDER BY 1")
+    if schema.BACKEND in cat.columns:
+        n = exp.alias_(exp.Count(this=exp.Star()), "n")
+        table = cat.fetch(schema.BACKEND, n, group_by=[schema.BACKEND], order_by=[schema.BACKEND])
+        backends = {"backend": table.column(0).to_pylist(), "n": table.column(1).to_pylist()}
+    else:  # a pair catalog (intersect, difference)
+        backends = {"backend": ["pairs"], "n": [len(cat)]}
     t0, t1 = cat.temporal_extent
     bounds = cat.total_bounds
     click.echo(f"catalog        {Path(catalog_dir).resolve()}")

@@ -937,10 +937,21 @@ def update_macro_file(path: str | None = None) -> bool:
 
 # -- maintenance ----------------------------------------------------------------------------------
 
+PART_ORDER_SQL = (
+    "ST_Hilbert((bbox.xmin + bbox.xmax) / 2, (bbox.ymin + bbox.ymax) / 2, "
+    "{'min_x': -180.0, 'min_y': -90.0, 'max_x': 180.0, 'max_y': 90.0}::BOX_2D), start_datetime NULLS FIRST, id"
+)
+"""The one row order of parts, as an SQL ``ORDER BY`` list over catalog columns: the Hilbert key of
+the bbox centre on the lon/lat globe, then start time (static rows first), then id. Compaction
+(:func:`sorted_rows`, DuckDB) sorts by it; :func:`geoduck.store.sort_rows` computes the same order in numpy
+(:func:`geoduck.geo.hilbert_key` equals DuckDB's ``ST_Hilbert`` key; tests/test_store.py checks both
+give one order)."""
+
+
 _SORTED_SQL = f"""
 SELECT * REPLACE (ST_AsWKB(geometry) AS geometry)
 FROM __child__
-ORDER BY {store.PART_ORDER_SQL}
+ORDER BY {PART_ORDER_SQL}
 """
 
 _SUMMARY_SQL = """
@@ -958,3 +969,60 @@ def summary(node: Node) -> exp.Select:
     """Row count and geometry type names of a relation (one row; each written part computes its
     own bbox)."""
     return _template(_SUMMARY_SQL, {"__child__": visit(bind(node))})
+
+
+# -- storage and tool statements (no catalog query; parameters bound by DuckDB) -------------------
+
+
+def describe(sql: str) -> str:
+    """DuckDB's ``DESCRIBE`` of the query ``sql`` (its result columns and types)."""
+    return f"DESCRIBE {sql}"
+
+
+def explain(sql: str, analyze: bool = False) -> str:
+    """DuckDB's ``EXPLAIN`` (``EXPLAIN ANALYZE``: run and timed) of the query ``sql``."""
+    return f"EXPLAIN {'ANALYZE ' if analyze else ''}{sql}"
+
+
+GLOB_FILES_SQL = "SELECT file FROM glob(?)"
+"""The files matching a glob (remote listings through httpfs)."""
+
+READ_TEXT_SQL = "SELECT content FROM read_text(?)"
+"""One file's text (a remote manifest through httpfs)."""
+
+READ_BLOB_SQL = "SELECT content FROM read_blob(?)"
+"""One file's bytes (a remote part index through httpfs)."""
+
+FOOTER_KV_SQL = "SELECT file_name, decode(value) FROM parquet_kv_metadata(?) WHERE decode(key) = ?"
+"""One key-value metadata entry from each footer of a list of Parquet files."""
+
+
+def _quote_ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _quote_str(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def catalog_views(name: str, parts_glob: str, manifest_glob: str, columns: Sequence[str]) -> list[str]:
+    """The ``CREATE VIEW`` statements of one catalog as ``name`` in a DuckDB database file
+    (:mod:`geoduck.database`): its rows through the ``geoduck_catalog`` macro over ``parts_glob``
+    and ``manifest_glob``, ``name_footprints``, ``name_monthly`` and, with a ``backend`` column,
+    ``name_backends``."""
+    view = _quote_ident(name)
+    out = [
+        f"CREATE OR REPLACE VIEW {view} AS SELECT * FROM geoduck_catalog({_quote_str(parts_glob)}, "
+        f"{_quote_str(manifest_glob)})",
+        f"CREATE OR REPLACE VIEW {_quote_ident(name + '_footprints')} AS "
+        f"SELECT * REPLACE (geometry::GEOMETRY AS geometry) FROM {view}",
+        f"CREATE OR REPLACE VIEW {_quote_ident(name + '_monthly')} AS "
+        "SELECT date_trunc('month', make_timestamp(epoch_us(start_datetime)))::DATE AS month, count(*) AS n "
+        f"FROM {view} GROUP BY ALL ORDER BY month NULLS FIRST",
+    ]
+    if schema.BACKEND in columns:
+        out.append(
+            f"CREATE OR REPLACE VIEW {_quote_ident(name + '_backends')} AS "
+            f"SELECT backend, count(*) AS n FROM {view} GROUP BY ALL ORDER BY backend"
+        )
+    return out

@@ -26,19 +26,11 @@ from pathlib import Path
 
 import duckdb
 
-from . import engine, store
+from . import compiler, engine, store
 from .catalog import open_catalog
 from .errors import ArgumentError, StorageError
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-
-
-def _quote_ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _quote_str(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 def view_name(path: str | os.PathLike[str]) -> str:
@@ -53,23 +45,8 @@ def catalog_view_sql(name: str, root: str | os.PathLike[str], columns: Sequence[
     root = os.fspath(root)
     if "\\" in root:
         raise ArgumentError(f"catalog folder {root!r} has a backslash in its path, which DuckDB globs cannot read")
-    parts = _quote_str(store.part_glob(root))
-    manifest = _quote_str(os.path.join(globmod.escape(root), store.MANIFEST[:-1] + "[" + store.MANIFEST[-1] + "]"))
-    view = _quote_ident(name)
-    out = [
-        f"CREATE OR REPLACE VIEW {view} AS SELECT * FROM geoduck_catalog({parts}, {manifest})",
-        f"CREATE OR REPLACE VIEW {_quote_ident(name + '_footprints')} AS "
-        f"SELECT * REPLACE (geometry::GEOMETRY AS geometry) FROM {view}",
-        f"CREATE OR REPLACE VIEW {_quote_ident(name + '_monthly')} AS "
-        "SELECT date_trunc('month', make_timestamp(epoch_us(start_datetime)))::DATE AS month, count(*) AS n "
-        f"FROM {view} GROUP BY ALL ORDER BY month NULLS FIRST",
-    ]
-    if "backend" in columns:
-        out.append(
-            f"CREATE OR REPLACE VIEW {_quote_ident(name + '_backends')} AS "
-            f"SELECT backend, count(*) AS n FROM {view} GROUP BY ALL ORDER BY backend"
-        )
-    return out
+    manifest = os.path.join(globmod.escape(root), store.MANIFEST[:-1] + "[" + store.MANIFEST[-1] + "]")
+    return compiler.catalog_views(name, store.part_glob(root), manifest, columns)
 
 
 def write_duckdb(

@@ -27,7 +27,7 @@ import shapely
 
 from . import schema, store
 from .errors import ArgumentError, CRSError, SourceError
-from .geo import crs_to_string, geometry_to_wgs84, norm_crs
+from .geo import crs_key, geometry_to_wgs84, norm_crs
 from .intervals import interval_from_strings
 from .report import BuildReport
 
@@ -281,7 +281,7 @@ def to_catalog_table(
     if schema.CRS in mapping:
         arrays[schema.CRS] = _cast(frame, mapping[schema.CRS], pa.field(schema.CRS, pa.string()))
     else:
-        arrays[schema.CRS] = pa.array([crs_to_string(norm_crs(frame.crs.to_wkt()))] * n, pa.string())
+        arrays[schema.CRS] = pa.array([crs_key(frame.crs.to_wkt())] * n, pa.string())
     arrays[schema.NATIVE_BOUNDS] = native
     if schema.NATIVE_BOUNDS in mapping:
         arrays[schema.NATIVE_BOUNDS] = _cast(frame, mapping[schema.NATIVE_BOUNDS], pa.field("nb", schema.BOX))

@@ -15,6 +15,8 @@ from functools import lru_cache
 
 import numpy as np
 import pyproj
+import rasterio.crs
+import rasterio.errors
 import shapely
 import shapely.affinity
 import shapely.errors
@@ -82,6 +84,22 @@ def crs_key(crs: object, *, argument: str = "crs") -> str:
     return crs_to_string(norm_crs(crs, argument=argument))
 
 
+@lru_cache(maxsize=256)
+def _rasterio_crs(text: str) -> rasterio.crs.CRS:
+    return rasterio.crs.CRS.from_user_input(text)
+
+
+def rasterio_crs(crs: object, *, argument: str = "crs") -> rasterio.crs.CRS:
+    """The rasterio CRS of a CRS-like value, for rasterio/GDAL calls and GeoTensors (cached by text:
+    the catalog's ``crs`` column, ``GeoSlice.crs``, WKT). Raises :class:`CRSError` naming
+    ``argument``."""
+    text = crs if isinstance(crs, str) else norm_crs(crs, argument=argument).to_wkt()
+    try:
+        return _rasterio_crs(text)
+    except rasterio.errors.CRSError as exc:
+        raise CRSError(f"{argument}={crs!r} is not a valid CRS: {exc}") from None
+
+
 _TRANSFORMERS: dict[tuple[str, str], pyproj.Transformer] = {}
 _MAX_TRANSFORMERS = 1024
 
@@ -132,11 +150,25 @@ def densified_polygon(corners: Sequence[tuple[float, float]], n: int = DENSIFY_P
     return xs, ys
 
 
-def _unwrap_lon(lon: np.ndarray) -> np.ndarray:
-    """Remove ±360° jumps between consecutive longitudes (degrees)."""
+def unwrap_longitudes(lon: np.ndarray) -> np.ndarray:
+    """Longitudes (degrees) with ±360° jumps between neighbours removed: whole turns are added, so
+    ``… 359.55, 0.05, 0.55 …`` reads ``… 359.55, 360.05, 360.55 …`` and the first value, and every
+    value before a jump, is kept exactly. The one unwrapping routine of geoduck (footprint rings,
+    CF grid coordinates)."""
+    lon = np.asarray(lon, dtype=float)
+    if lon.size < 2:
+        return lon
     d = np.diff(lon)
-    jumps = np.where(d > 180.0, -360.0, np.where(d < -180.0, 360.0, 0.0))
-    return np.concatenate([[lon[0]], lon[0] + np.cumsum(d + jumps)])
+    turns = np.where(np.abs(d) > 180.0, -np.round(d / 360.0), 0.0)
+    if not turns.any():
+        return lon
+    return lon + 360.0 * np.concatenate([[0.0], np.cumsum(turns)])  # whole turns: a closed ring stays closed
+
+
+def wrap_longitudes(lon: np.ndarray, west: float | np.ndarray) -> np.ndarray:
+    """Longitudes (degrees) moved by whole turns into ``[west, west + 360)`` (``west`` broadcasts,
+    e.g. one value per row), e.g. a 0…360 grid's columns seen from a window starting at -10°."""
+    return west + np.mod(np.asarray(lon, dtype=float) - west, 360.0)
 
 
 def unwrap_ring(lon: np.ndarray, lat: np.ndarray, *, pole_hint: float | None = None) -> tuple[np.ndarray, float | None]:
@@ -145,7 +177,7 @@ def unwrap_ring(lon: np.ndarray, lat: np.ndarray, *, pole_hint: float | None = N
     the ring encloses (+90/-90) or None. A ring encloses a pole when its unwrapped longitudes
     wind once round the globe, or when ``pole_hint`` (a pole known to lie inside) says so; the
     pole of a winding ring without a hint is the sign of its mean latitude."""
-    ulon = _unwrap_lon(np.asarray(lon, dtype=float))
+    ulon = unwrap_longitudes(lon)
     if pole_hint is None and abs(ulon[-1] - ulon[0]) > 180.0:
         pole_hint = math.copysign(90.0, float(np.mean(lat)))
     return ulon, pole_hint
@@ -339,13 +371,14 @@ def _pole_positions(crs: pyproj.CRS) -> tuple[tuple[float, float, float], ...]:
 
 
 @lru_cache(maxsize=256)
-def _footprinter(wkt: str) -> Footprinter:
-    return Footprinter(_crs_from_string(wkt))
+def _footprinter(text: str) -> Footprinter:
+    return Footprinter(norm_crs(text))
 
 
-def footprinter(crs: pyproj.CRS) -> Footprinter:
-    """The cached :class:`Footprinter` of ``crs``."""
-    return _footprinter(crs.to_wkt())
+def footprinter(crs: object) -> Footprinter:
+    """The cached :class:`Footprinter` of a CRS-like value (a string, e.g. a file's WKT or the
+    catalog's ``crs``, is the cache key as it is: no parsing on a hit)."""
+    return _footprinter(crs if isinstance(crs, str) else norm_crs(crs).to_wkt())
 
 
 def pole_inside(bounds: Bounds, crs: pyproj.CRS) -> float | None:
@@ -373,7 +406,7 @@ def _lonlat_polygon(poly: Polygon) -> Polygon | MultiPolygon:
 
 def _ring_to_lonlat(ring: shapely.LinearRing, to_wgs: pyproj.Transformer, seg: float) -> tuple[np.ndarray, np.ndarray]:
     """Densify ``ring`` (segments of at most ``seg`` CRS units) and reproject it to lon/lat."""
-    coords = np.asarray(shapely.segmentize(ring, seg).coords)
+    coords = shapely.get_coordinates(shapely.segmentize(ring, seg))
     lon, lat = to_wgs.transform(coords[:, 0], coords[:, 1], errcheck=False)
     return np.asarray(lon, float), np.asarray(lat, float)
 
@@ -398,6 +431,8 @@ def geometry_to_wgs84(geom: BaseGeometry, crs: pyproj.CRS, *, densify: int = DEN
         for hole in p.interiors:
             shell = shell.difference(ring_to_wgs84(*_ring_to_lonlat(hole, to_wgs, seg)))
         out.append(shell)
+    if len(out) == 1 and isinstance(out[0], Polygon) and out[0].is_valid:  # its own union
+        return out[0]
     return _polygonal(shapely.union_all(out))
 
 
@@ -424,7 +459,35 @@ def aoi_to_wgs84(bbox: object = None, geometry: object = None, crs: object = Non
     ``bbox`` is (xmin, ymin, xmax, ymax) and ``geometry`` a shapely geometry / WKT / GeoJSON, in
     ``crs`` units. Without ``crs`` the AOI must be lon/lat; a bbox whose numbers cannot be degrees
     is an error. A lon/lat bbox with ``xmin > xmax`` crosses the antimeridian.
+
+    A bbox given as a tuple with a string (or no) ``crs`` — a slice grid: ``GeoSlice.grid_bounds``
+    and ``GeoSlice.crs`` — is cached (:data:`AOI_CACHE_SIZE` grids): the loaders' row index and
+    :meth:`Catalog.query` then share one AOI per grid.
     """
+    if geometry is None and isinstance(bbox, tuple) and (crs is None or isinstance(crs, str)):
+        try:
+            return _cached_bbox_aoi(bbox, crs)
+        except TypeError:  # unhashable values: checked (and refused) below
+            pass
+    return _aoi_to_wgs84(bbox, geometry, crs)
+
+
+AOI_CACHE_SIZE = 4096
+"""Slice grids (bbox + CRS text) whose lon/lat AOI :func:`aoi_to_wgs84` keeps."""
+
+
+@lru_cache(maxsize=AOI_CACHE_SIZE)
+def _cached_bbox_aoi(bbox: tuple, crs: str | None) -> Polygon | MultiPolygon:
+    return _aoi_to_wgs84(bbox, None, crs)
+
+
+def clear_aoi_cache() -> None:
+    """Forget the cached AOIs of slice grids (:func:`aoi_to_wgs84`) and their probes (:func:`aoi_probe`)."""
+    _cached_bbox_aoi.cache_clear()
+    aoi_probe.cache_clear()
+
+
+def _aoi_to_wgs84(bbox: object, geometry: object, crs: object) -> Polygon | MultiPolygon:
     if (bbox is None) == (geometry is None):
         raise ArgumentError("give exactly one of bbox= or geometry=")
     src = WGS84 if crs is None else norm_crs(crs)
@@ -438,7 +501,7 @@ def aoi_to_wgs84(bbox: object = None, geometry: object = None, crs: object = Non
             raise ArgumentError(f"bbox={tuple(b)}: xmin > xmax")
         eps = 1e-9 if src.is_geographic else 1e-6  # a point/line bbox becomes a sliver polygon
         dx, dy = (eps if b[0] == b[2] else 0.0), (eps if b[1] == b[3] else 0.0)
-        geom: BaseGeometry = box(b[0] - dx, b[1] - dy, b[2] + dx, b[3] + dy)
+        geom: BaseGeometry = shapely.box(b[0] - dx, b[1] - dy, b[2] + dx, b[3] + dy)
     else:
         geom = as_geometry(geometry)
         if not geom.is_valid:
@@ -448,6 +511,51 @@ def aoi_to_wgs84(bbox: object = None, geometry: object = None, crs: object = Non
         if geom.area == 0 and not geom.is_empty:
             geom = geom.buffer(1e-9 if src.is_geographic else 1e-6)
     return geometry_to_wgs84(geom, src)
+
+
+PROBE_MAX_DEGREES = 0.5
+"""Largest lon/lat extent of a grid that :func:`aoi_probe` answers for (chips, not regions)."""
+
+PROBE_MARGIN = 0.25
+"""How far :func:`aoi_probe`'s box reaches beyond its sample points, as a fraction of its extent."""
+
+
+@lru_cache(maxsize=AOI_CACHE_SIZE)
+def aoi_probe(bounds: Bounds, crs: str) -> tuple[float, float, Bounds] | None:
+    """Two certain facts about ``aoi_to_wgs84(bbox=bounds, crs=crs)`` of a small grid (a chip) in a
+    projected CRS, without building it: a lon/lat point inside it (the grid's centre) and a lon/lat
+    box containing it (the box of the corners and centre, grown on each side by
+    :data:`PROBE_MARGIN` of its larger side: edges of a chip this small are straight to far
+    better than that in lon/lat; ``tests/test_geo.py`` checks it on random grids in many CRSs).
+    A footprint containing the point intersects the AOI; one whose bbox misses the box does not.
+    None where either is not certain at a glance: a geographic ``crs`` (its AOI costs no
+    reprojection), a pole inside, a non-finite point, an extent over :data:`PROBE_MAX_DEGREES`,
+    a box reaching ±180° or ±80° latitude."""
+    fp = footprinter(crs)
+    if fp._to_wgs84 is None or fp._geographic or fp._pole_inside(bounds) is not None:
+        return None
+    x0, y0, x1, y1 = bounds
+    to_wgs84 = fp._to_wgs84.transform  # scalar calls: 5 of them cost less than one array call
+    cx, cy = to_wgs84((x0 + x1) / 2, (y0 + y1) / 2, errcheck=False)
+    lons, lats = [cx], [cy]
+    for x, y in ((x0, y0), (x1, y0), (x1, y1), (x0, y1)):
+        lon, lat = to_wgs84(x, y, errcheck=False)
+        lons.append(lon)
+        lats.append(lat)
+    if not all(map(math.isfinite, lons + lats)):
+        return None
+    lo0, lo1, la0, la1 = min(lons), max(lons), min(lats), max(lats)
+    m = PROBE_MARGIN * max(lo1 - lo0, la1 - la0)
+    box_ = (lo0 - m, la0 - m, lo1 + m, la1 + m)
+    if (
+        max(lo1 - lo0, la1 - la0) > PROBE_MAX_DEGREES
+        or box_[0] < -180.0
+        or box_[2] > 180.0
+        or box_[1] < -80.0
+        or box_[3] > 80.0
+    ):
+        return None
+    return float(cx), float(cy), box_
 
 
 def polygon_parts(geom: BaseGeometry, *, eps: float) -> list[Polygon]:

@@ -32,7 +32,7 @@ from shapely.geometry import Polygon, box
 
 from . import schema
 from .errors import ArgumentError, CRSError, StorageError
-from .geo import crs_key, crs_to_string, densified_ring, norm_crs, transformer
+from .geo import crs_key, densified_ring, norm_crs, transformer
 
 if TYPE_CHECKING:
     from .catalog import Catalog
@@ -210,7 +210,7 @@ def to_gti(
         "LOCATION_FIELD": LOCATION_FIELD,
         "SORT_FIELD": SORT_FIELD,
         "SORT_FIELD_ASC": "YES",
-        "SRS": crs_to_string(norm_crs(index_srs)),
+        "SRS": index_srs,
         "RESX": repr(resx),
         "RESY": repr(resy),
         "MINX": repr(float(xmin)),

@@ -20,7 +20,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from . import engine, schema, store
+from . import compiler, engine, schema, store
 from .errors import CatalogNotFoundError, SchemaError, StorageError
 from .store import MANIFEST, PART_GLOB
 
@@ -83,7 +83,7 @@ def list_files(root: str, pattern: str) -> list[str]:
         )
     engine.use_httpfs()
     try:
-        rows = engine.cursor().execute("SELECT file FROM glob(?)", [target]).fetchall()
+        rows = engine.cursor().execute(compiler.GLOB_FILES_SQL, [target]).fetchall()
     except duckdb.Error as exc:
         raise CatalogNotFoundError(f"cannot list catalog {root!r}: {str(exc).splitlines()[0]}") from None
     return sorted(r[0] for r in rows)
@@ -109,7 +109,7 @@ def read_manifest(root: str) -> dict:
             except FileNotFoundError:
                 return empty
         else:
-            row = engine.cursor().execute("SELECT content FROM read_text(?)", [uri]).fetchone()
+            row = engine.cursor().execute(compiler.READ_TEXT_SQL, [uri]).fetchone()
             if row is None:
                 raise StorageError("read_text returned no rows")  # reported below as SchemaError
             text = row[0]
@@ -148,7 +148,7 @@ def read_index(root: str) -> store.PartIndex | None:
             fs.invalidate_cache(root)  # (a listing cached by fsspec may say it does not exist)
             data = _get(fs, uri)
         else:
-            row = engine.cursor().execute("SELECT content FROM read_blob(?)", [uri]).fetchone()
+            row = engine.cursor().execute(compiler.READ_BLOB_SQL, [uri]).fetchone()
             if row is None:
                 return None
             data = row[0]
@@ -234,7 +234,7 @@ def _footer_versions(location: str, parts: list[str]) -> dict[str, int | None]:
         con = engine.cursor()
         con.execute("SET force_download = false")  # footers only: ranged reads (see engine.WHOLE_REMOTE_PARTS)
         rows = con.execute(
-            "SELECT file_name, decode(value) FROM parquet_kv_metadata(?) WHERE decode(key) = ?",
+            compiler.FOOTER_KV_SQL,
             [parts, schema.KV_SCHEMA_VERSION.decode()],
         ).fetchall()
     except duckdb.Error as exc:

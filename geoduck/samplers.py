@@ -65,7 +65,9 @@ from .geo import (
     transformer,
     unwrapped_bounds,
     validate_bounds,
+    wrap_longitudes,
 )
+from .intervals import epoch_us
 from .slices import GeoSlice, _pixel_pair, _pixels, reproject_bounds
 
 T = TypeVar("T")
@@ -496,7 +498,7 @@ def _on_data(
         x, y = np.asarray(x, dtype=float).reshape(xs.shape), np.asarray(y, dtype=float).reshape(ys.shape)
         nb = rows.native_bounds[rr]
         if src.is_geographic:
-            x = (x - nb[:, :1]) % 360.0 + nb[:, :1]
+            x = wrap_longitudes(x, nb[:, :1])
         tol = 1e-9 * np.maximum(nb[:, 2] - nb[:, 0], nb[:, 3] - nb[:, 1])[:, None]
         with np.errstate(invalid="ignore"):
             ok[k] = (
@@ -1093,7 +1095,7 @@ class TemporalPairs(Sequence[tuple[GeoSlice, GeoSlice]]):
         """For each row, the rows that may give its positive: same sampling CRS, start at least
         ``gap_us`` away, footprints overlapping with positive area."""
         rows, n = self._rows, len(self._rows.ids)
-        start = np.array([np.nan if t is None else t.value // 1000 for t in rows.starts], dtype=float)
+        start = np.array([np.nan if t is None else epoch_us(t) for t in rows.starts], dtype=float)
         a, b = shapely.STRtree(rows.footprints).query(rows.footprints, predicate="intersects")
         crs = np.array(rows.crs, dtype=object)
         with np.errstate(invalid="ignore"):

@@ -23,12 +23,12 @@ from pathlib import Path
 from typing import Any, Literal, get_args
 
 import numpy as np
-import rasterio
 from georeader.geotensor import GeoTensor
 from tqdm.auto import tqdm
 
 from .catalog import Catalog
 from .errors import ArgumentError, NoDataError
+from .geo import rasterio_crs
 from .io import save_cog
 from .loaders.raster import load_raster
 from .slices import GeoSlice
@@ -69,7 +69,7 @@ class _Tensor:
     def unpack(obj: Any) -> Any:
         if not isinstance(obj, _Tensor):
             return obj
-        crs = None if obj.crs is None else rasterio.crs.CRS.from_wkt(obj.crs)
+        crs = None if obj.crs is None else rasterio_crs(obj.crs)
         return GeoTensor(obj.values, transform=obj.transform, crs=crs, fill_value_default=obj.fill_value_default)
 
 
@@ -89,9 +89,7 @@ def _as_tensor(result: Any, s: GeoSlice, i: int) -> Any:
             f"(C, {s.height}, {s.width}) or ({s.height}, {s.width})"
         )
     fill = float("nan") if np.issubdtype(values.dtype, np.floating) else None
-    return GeoTensor(
-        values, transform=s.transform, crs=rasterio.crs.CRS.from_user_input(s.crs), fill_value_default=fill
-    )
+    return GeoTensor(values, transform=s.transform, crs=rasterio_crs(s.crs), fill_value_default=fill)
 
 
 def _run_chip(

@@ -8,11 +8,11 @@ from collections.abc import Sequence
 from typing import Any, Literal
 
 import numpy as np
-import rasterio
 from georeader.geotensor import GeoTensor
 from rasterio.transform import Affine
 
 from .errors import ArgumentError
+from .geo import rasterio_crs
 from .io import save_cog
 from .slices import GeoSlice
 
@@ -283,6 +283,6 @@ class Stitcher:
         return GeoTensor(
             values,
             transform=self.transform,
-            crs=rasterio.crs.CRS.from_user_input(self.slices[0].crs),
+            crs=rasterio_crs(self.slices[0].crs),
             fill_value_default=fill.item() if isinstance(fill, np.generic) else fill,
         )

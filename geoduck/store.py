@@ -167,19 +167,8 @@ def local_path(path: str | os.PathLike[str]) -> str | os.PathLike[str]:
     return urllib.request.url2pathname(parsed.path)
 
 
-PART_ORDER_SQL = (
-    "ST_Hilbert((bbox.xmin + bbox.xmax) / 2, (bbox.ymin + bbox.ymax) / 2, "
-    "{'min_x': -180.0, 'min_y': -90.0, 'max_x': 180.0, 'max_y': 90.0}::BOX_2D), start_datetime NULLS FIRST, id"
-)
-"""The one row order of parts, as an SQL ``ORDER BY`` list over catalog columns: the Hilbert key of
-the bbox centre on the lon/lat globe, then start time (static rows first), then id. Compaction
-(``compiler.sorted_rows``, DuckDB) sorts by it; :func:`sort_rows` computes the same order in numpy
-(:func:`geoduck.geo.hilbert_key` equals DuckDB's ``ST_Hilbert`` key; tests/test_store.py checks both
-give one order)."""
-
-
 def sort_rows(table: pa.Table) -> pa.Table:
-    """``table``'s rows in :data:`PART_ORDER_SQL` order (Hilbert key of the bbox centre, then start
+    """``table``'s rows in :data:`geoduck.compiler.PART_ORDER_SQL` order (Hilbert key of the bbox centre, then start
     time with static rows first, then id), computed in numpy/Arrow: for a 50,000-row part ~4x
     faster than a DuckDB ``ORDER BY`` round trip, ~50x for an append of a few rows."""
     if table.num_rows <= 1:
@@ -581,6 +570,23 @@ def live_listing(path: str | os.PathLike[str]) -> tuple[list[str], bool]:
     if not pending:
         return list(paths), False
     return [os.path.join(root, name) for name in live], pending
+
+
+def folder_stamp(path: str | os.PathLike[str]) -> tuple[tuple[str, int, int], ...]:
+    """(name, size, mtime ns) of every file of a catalog folder but hidden (temporary) ones — the
+    parts, the manifest that may hide replaced parts, the index — sorted by name; ``(("", -1,
+    -1),)`` for a missing folder. It changes whenever a part is added, removed or replaced (for
+    caches of a catalog's rows, e.g. the loaders' row index)."""
+    out = []
+    try:
+        with os.scandir(path) as it:
+            for e in it:
+                if not e.name.startswith("."):
+                    st = e.stat()
+                    out.append((e.name, st.st_size, st.st_mtime_ns))
+    except FileNotFoundError:
+        return (("", -1, -1),)
+    return tuple(sorted(out))
 
 
 LISTING_SETTLED_NS = 2_000_000_000

@@ -178,7 +178,7 @@ BUILD_IN_POOL = textwrap.dedent("""
     from geoduck.builders.raster import BACKEND, read_raster_header
 
     def slow_header(path, options):
-        time.sleep(0.05)
+        time.sleep(0.5)  # 400 files: a 100 s build, so it is surely running when the test kills it
         return read_raster_header(path, options)
 
     if __name__ == "__main__":
@@ -226,7 +226,8 @@ def _describe(pid: int) -> str:
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="needs /proc")
 def test_build_worker_processes_exit_after_the_build_is_sigkilled(tmp_path):
     """Point 8: the forkserver, the resource tracker and the pool workers of a SIGKILLed build
-    exit within a few seconds."""
+    exit by themselves (3.4 s measured at a load average of 25 on 2 cores; the test polls until
+    they are gone, for up to 90 s on a busy machine, then kills what is left and fails)."""
     src = tmp_path / "src"
     _tiny_rasters(src, 400, "k")
     script = tmp_path / "build_in_pool.py"
@@ -238,7 +239,7 @@ def test_build_worker_processes_exit_after_the_build_is_sigkilled(tmp_path):
         stderr=subprocess.PIPE,
     )
     helpers: set[int] = set()
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 180  # start-up (imports in 4 processes) is slow on a loaded machine
     while time.monotonic() < deadline and len(helpers) < 4:  # forkserver, tracker, 2 workers
         time.sleep(0.2)
         helpers = _children(proc.pid)
@@ -246,7 +247,7 @@ def test_build_worker_processes_exit_after_the_build_is_sigkilled(tmp_path):
     assert len(helpers) >= 4, helpers
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    deadline = time.monotonic() + 10  # 3.4 s measured at a load average of 25 on 2 cores
+    deadline = time.monotonic() + 90  # see the docstring: correctness (they exit), not speed
     while time.monotonic() < deadline and any(_alive(p) for p in helpers):
         time.sleep(0.1)
     lingering = {p: _describe(p) for p in helpers if _alive(p)}
@@ -257,7 +258,9 @@ def test_build_worker_processes_exit_after_the_build_is_sigkilled(tmp_path):
 
 def test_short_stress_run_has_no_anomalies(tmp_path):
     """Point 7, short version of benchmarks/stress_concurrency.py: appenders, compactors and
-    readers, SIGKILLed at random points, with an exact-count oracle after every round."""
+    readers, SIGKILLed at random points, with an exact-count oracle after every round. The run
+    adds rounds until it has seen at least 10 commits, 10 kills and 10 reads (a slow, shared
+    machine gets more rounds, up to 240 s), so the test asserts correctness, not throughput."""
     result = tmp_path / "stress.json"
     proc = subprocess.run(
         [
@@ -281,17 +284,25 @@ def test_short_stress_run_has_no_anomalies(tmp_path):
             str(result),
             "--seed",
             "3",
+            "--min-commits",
+            "10",
+            "--min-kills",
+            "10",
+            "--min-reads",
+            "10",
+            "--max-seconds",
+            "240",
         ],
         env=ENV,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=480,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     report = json.loads(result.read_text())
     assert report["anomalies"] == []
-    assert report["commits"] >= 10 and report["kills"]["total"] >= 10 and report["reads"] >= 10
     assert report["final_rows"] == report["files_committed"]
+    assert report["commits"] >= 10 and report["kills"]["total"] >= 10 and report["reads"] >= 10, report["rounds"]
 
 
 def test_a_compaction_switching_between_compiling_and_reading_never_doubles_rows(tmp_path, monkeypatch):

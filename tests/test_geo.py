@@ -301,3 +301,56 @@ def test_unwrap_ring_and_rejoin_are_the_inverse_of_the_antimeridian_split():
     assert rejoin_antimeridian(split).equals(box(170.0, 0.0, 190.0, 5.0))
     whole = box(0.0, 0.0, 1.0, 1.0)
     assert rejoin_antimeridian(whole) is whole and unwrapped_bounds(whole) == (0.0, 0.0, 1.0, 1.0)
+
+
+@pytest.mark.parametrize(
+    "crs, centre",
+    [
+        ("EPSG:32630", (-3.0, 40.0)),
+        ("EPSG:32601", (-179.4, 10.0)),  # near the antimeridian: still inside the zone
+        ("EPSG:3413", (-40.0, 75.0)),  # polar stereographic, away from the pole
+        ("EPSG:3035", (10.0, 52.0)),  # LAEA Europe
+        ("EPSG:3857", (120.0, -30.0)),
+        ("EPSG:2154", (2.0, 46.0)),  # Lambert conformal conic
+    ],
+)
+def test_aoi_probe_point_is_inside_and_box_contains_the_aoi(crs, centre):
+    """The probe's point lies inside the AOI that ``aoi_to_wgs84`` builds for a small grid, and
+    the AOI lies inside the probe's box; grids too large, geographic or over ±180° get None."""
+    from geoduck.geo import PROBE_MAX_DEGREES, aoi_probe, aoi_to_wgs84, transformer
+
+    rng = np.random.default_rng(7)
+    cx, cy = transformer("EPSG:4326", crs).transform(*centre)
+    answered = 0
+    for _ in range(150):
+        size = float(rng.choice([10.0, 2_560.0, 20_000.0, 200_000.0]))
+        x0, y0 = cx + rng.uniform(-150_000, 150_000), cy + rng.uniform(-150_000, 150_000)
+        bounds = (x0, y0, x0 + size * rng.uniform(0.5, 2.0), y0 + size)
+        probe = aoi_probe(bounds, crs)
+        aoi = aoi_to_wgs84(bbox=bounds, crs=crs)
+        if probe is None:
+            assert size >= 20_000.0 or max(abs(v) for v in aoi.bounds[::2]) > 179.0
+            continue
+        answered += 1
+        px, py, box_ = probe
+        assert aoi.contains(shapely.Point(px, py))
+        assert shapely.box(*box_).contains(aoi)
+        assert box_[2] - box_[0] <= 1.5 * PROBE_MAX_DEGREES + 1e-9
+    assert answered >= 60
+    assert aoi_probe((-3.0, 40.0, -2.9, 40.1), "EPSG:4326") is None  # lon/lat: no reprojection to save
+
+
+def test_unwrap_longitudes_adds_whole_turns_only():
+    """The one unwrapping routine: values before a jump are kept bit for bit, later ones move by
+    exactly 360° per turn, so a closed ring across ±180° stays closed (its first and last points
+    equal) and a 0…360 grid stored as …359.55, 0.05… reads …359.55, 360.05…."""
+    from geoduck.geo import unwrap_longitudes
+
+    ring = np.array([179.40056206238984, 179.9, -179.7, -178.80061696125352, 179.1, 179.40056206238984])
+    u = unwrap_longitudes(ring)
+    assert u[0] == u[-1] == ring[0] and u[1] == ring[1]
+    assert u[2] == -179.7 + 360.0 and u[3] == -178.80061696125352 + 360.0 and u[4] == 179.1
+    grid = np.array([359.05, 359.55, 0.05, 0.55])
+    assert unwrap_longitudes(grid).tolist() == [359.05, 359.55, 0.05 + 360.0, 0.55 + 360.0]
+    plain = np.array([-3.5, -3.4, -3.3])
+    assert unwrap_longitudes(plain).tolist() == plain.tolist()  # no jump: unchanged

@@ -143,3 +143,60 @@ def test_row_index_touching_edges_and_interval_ends_match_sql(tmp_path):
         assert via_index == sorted(rel.to_arrow().column(schema.FILEPATH).to_pylist())
         counts.append(len(via_index))
     assert counts == [2, 1, 1, 1, 0]
+
+
+def chip_slices(seed: int, n: int = 120) -> list[geoduck.GeoSlice]:
+    """Chips (2.56 km, 10 m pixels) as samplers make them, in UTM zones 30 and 29: the row index
+    answers these without building the AOI (:func:`geoduck.geo.aoi_probe`). Many sit exactly on
+    the 10 km grid of the UTM rows' edges (touching, straddling), or on the 1° lon/lat rows' edges."""
+    rng = np.random.default_rng(seed + 2000)
+    to_utm = transformer("EPSG:4326", "EPSG:32630")
+    out = []
+    for _ in range(n):
+        kind = rng.choice(["grid", "edge", "corner", "meridian", "zone29"])
+        if kind == "grid":  # anywhere over the UTM rows
+            x0, y0 = rng.uniform(200_000, 800_000), rng.uniform(3_300_000, 4_800_000)
+        elif kind == "edge":  # an edge on a row edge (touching from outside or inside)
+            x0 = int(rng.integers(20, 80)) * 10_000 - float(rng.choice([0.0, 2_560.0]))
+            y0 = rng.uniform(3_300_000, 4_800_000)
+        elif kind == "corner":  # straddling a row corner
+            x0 = int(rng.integers(20, 80)) * 10_000 - 1_280.0
+            y0 = int(rng.integers(330, 480)) * 10_000 - 1_280.0
+        elif kind == "meridian":  # an edge on a lon/lat row's meridian, seen from zone 30
+            x0, _ = to_utm.transform(float(rng.integers(-5, 1)), 40.0)
+            y0 = int(rng.integers(400, 470)) * 10_000 + rng.uniform(0, 5_000)
+        else:
+            x0, y0 = rng.uniform(700_000, 800_000), rng.uniform(4_300_000, 4_600_000)
+        crs = "EPSG:32629" if kind == "zone29" else "EPSG:32630"
+        day0 = int(rng.integers(0, 45))
+        times = (
+            {}
+            if rng.random() < 0.3
+            else {"start": T0 + pd.Timedelta(days=day0), "end": T0 + pd.Timedelta(days=day0 + 3)}
+        )
+        out.append(geoduck.GeoSlice((x0, y0, x0 + 2_560.0, y0 + 2_560.0), crs, 10.0, **times))
+    return out
+
+
+@pytest.mark.parametrize("seed", [4, 5])
+def test_row_index_chips_select_exactly_the_rows_of_catalog_query(tmp_path, seed):
+    """Chip-sized slices (the loaders' common case, answered by a point and a box of the AOI
+    instead of the AOI itself where that is certain) select exactly the rows of the SQL query,
+    on row edges and corners too."""
+    from geoduck.geo import aoi_probe
+
+    table = random_catalog_table(seed, n=400)
+    store.write_parts(table, tmp_path / "cat")
+    cat = geoduck.open_catalog(tmp_path / "cat")
+    index = RowIndex(table)
+    paths = np.asarray(index.paths)
+    probed = nonempty = 0
+    for sl in chip_slices(seed):
+        via_index = sorted(paths[index.select(sl)].tolist())
+        rel = cat.query(bbox=sl.grid_bounds, crs=sl.crs, start=sl.start, end=sl.end)
+        via_sql = sorted(rel.to_arrow().column(schema.FILEPATH).to_pylist())
+        assert via_index == via_sql, sl
+        probed += aoi_probe(sl.grid_bounds, sl.crs) is not None
+        nonempty += bool(via_sql)
+    assert probed == len(chip_slices(seed))  # every chip went through the probe
+    assert nonempty >= 30

@@ -20,7 +20,7 @@ from pyproj.exceptions import ProjError
 from .. import schema
 from ..backends import Backend
 from ..errors import CRSError
-from ..geo import Footprinter, check_grid, check_lonlat_extent, crs_to_string, footprinter, norm_crs, pixel_extent
+from ..geo import check_grid, check_lonlat_extent, crs_key, footprinter, norm_crs, pixel_extent
 from ..header import RasterHeader, gdal_env, open_dataset, wrapped_gdal_errors
 from .common import FILENAME_OPTIONS, FilenameParser, Regex, build_catalog, file_stat
 
@@ -32,13 +32,6 @@ RASTER_EXTENSIONS = (".tif", ".tiff", ".jp2", ".vrt", ".img", ".grd", ".nc4.tif"
 ``.gri`` are not rows: GDAL reads them with their raster, see :mod:`geoduck.header`)."""
 
 
-@lru_cache(maxsize=256)
-def _crs_info(wkt: str) -> tuple[str, Footprinter]:
-    """The catalog ``crs`` text and the footprint maker of a raster CRS (by its WKT)."""
-    crs = norm_crs(wkt)
-    return crs_to_string(crs), footprinter(crs)
-
-
 _BOUNDS = struct.Struct("<4d")
 _CORNERS = struct.Struct("<8d")
 
@@ -48,7 +41,7 @@ def _footprint_wkb(wkt: str, packed_bounds: bytes) -> tuple[bytes, tuple[float, 
     """WKB and bbox of the EPSG:4326 footprint of native bounds (packed as 4 doubles: an exact key)
     in the CRS with this WKT. The tiles of an archive repeat their bounds on every date, so this is
     worked out once per tile (and process)."""
-    _, footprint_of = _crs_info(wkt)
+    footprint_of = footprinter(wkt)
     footprint = footprint_of(_BOUNDS.unpack(packed_bounds))
     return shapely.to_wkb(footprint), footprint.bounds
 
@@ -57,7 +50,7 @@ def _footprint_wkb(wkt: str, packed_bounds: bytes) -> tuple[bytes, tuple[float, 
 def _quad_footprint_wkb(wkt: str, packed_corners: bytes) -> tuple[bytes, tuple[float, float, float, float]]:
     """As :func:`_footprint_wkb` for a rotated/sheared grid: the parallelogram of its four corners
     (8 doubles), densified and reprojected, not the envelope of the corners."""
-    _, footprint_of = _crs_info(wkt)
+    footprint_of = footprinter(wkt)
     c = _CORNERS.unpack(packed_corners)
     footprint = footprint_of.quad(tuple(zip(c[0::2], c[1::2], strict=True)))
     return shapely.to_wkb(footprint), footprint.bounds
@@ -69,7 +62,7 @@ def _box(xmin: float, ymin: float, xmax: float, ymax: float) -> dict[str, float]
 
 def header_row(hdr: RasterHeader) -> dict[str, Any]:
     """The raster columns of the catalog row of a :class:`RasterHeader` (footprint included)."""
-    crs_text, _ = _crs_info(hdr.crs_wkt)
+    crs_text = crs_key(hdr.crs_wkt)
     check_grid(tuple(hdr.transform)[:6], hdr.width, hdr.height)
     bounds = hdr.bounds
     if norm_crs(hdr.crs_wkt).is_geographic:

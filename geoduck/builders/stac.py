@@ -53,7 +53,7 @@ from tqdm.auto import tqdm
 
 from .. import schema, store
 from ..errors import ArgumentError, BuildError, GeoduckError, SourceError, StorageError
-from ..geo import WGS84, check_grid, check_lonlat_bounds, crs_to_string, geometry_to_wgs84, norm_crs
+from ..geo import WGS84, check_grid, check_lonlat_bounds, crs_key, geometry_to_wgs84
 from ..report import BuildReport
 from .common import _make_out_dir, _reason, _roll_back, finish_build
 
@@ -175,22 +175,17 @@ def _box(b: Sequence[float]) -> dict[str, float]:
     return dict(zip(schema.BBOX_KEYS, (float(v) for v in b), strict=True))
 
 
-@lru_cache(maxsize=256)
-def _crs_text(value: str) -> str:
-    return crs_to_string(norm_crs(value))
-
-
 def _proj_crs(get: Any) -> str | None:
     """Catalog ``crs`` text from projection-extension fields (``get(name)``), None if absent."""
     code = get("proj:code")
     if code is None and get("proj:epsg") is not None:
         code = f"EPSG:{int(get('proj:epsg'))}"
     if code is not None:
-        return _crs_text(str(code))
+        return crs_key(str(code))
     if get("proj:wkt2"):
-        return _crs_text(str(get("proj:wkt2")))
+        return crs_key(str(get("proj:wkt2")))
     if get("proj:projjson"):
-        return _crs_text(json.dumps(get("proj:projjson")))
+        return crs_key(json.dumps(get("proj:projjson")))
     return None
 
 

@@ -34,7 +34,6 @@ from __future__ import annotations
 import os
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 import pyproj
@@ -62,7 +61,7 @@ from ..cf import (
     time_cells,
 )
 from ..errors import ArgumentError, SourceError, TimeParseError, VariableError
-from ..geo import Bounds, Footprinter, check_lonlat_extent, crs_to_string, footprinter, norm_crs, ring_to_wgs84
+from ..geo import Bounds, check_lonlat_extent, crs_key, footprinter, norm_crs, ring_to_wgs84
 from .common import DATE_FORMAT_OPTION, FilenameParser, build_catalog, file_stat
 
 if TYPE_CHECKING:
@@ -78,12 +77,6 @@ class XarrayOptions:
     crs_wkt: str | None = None
     """WKT of the ``crs`` argument: the CRS of files that carry none."""
     engine: str | None = None
-
-
-@lru_cache(maxsize=256)
-def _crs_info(wkt: str) -> tuple[str, Footprinter]:
-    crs = norm_crs(wkt)
-    return crs_to_string(crs), footprinter(crs)
 
 
 # -- headers ------------------------------------------------------------------------------------
@@ -134,7 +127,8 @@ def _variables(ds: xr.Dataset, requested: tuple[str, ...] | None) -> list[tuple[
 def _grid_row(ds: xr.Dataset, grid: Grid, crs: pyproj.CRS) -> dict[str, Any]:
     """Geometry, bbox, crs and native bounds of a grid: its outer cell edges (in the CRS's units,
     latitudes clipped at ±90°) or, curvilinear, the lon/lat outline of its outer cells."""
-    crs_text, footprint_of = _crs_info(crs.to_wkt())
+    wkt = crs.to_wkt()
+    crs_text, footprint_of = crs_key(wkt), footprinter(wkt)
     if grid.curvilinear:
         footprint = ring_to_wgs84(*curvilinear_outline(ds, grid))
         bounds = footprint.bounds

@@ -44,7 +44,7 @@ from rasterio.windows import Window
 from .. import schema
 from ..catalog import Catalog
 from ..errors import ArgumentError, NoDataError
-from ..geo import crs_to_string, norm_crs, transformer
+from ..geo import crs_key, norm_crs, rasterio_crs, transformer
 from ..header import RasterHeader, open_dataset, wrapped_gdal_errors
 from ..slices import GeoSlice
 from .masks import QualityMask, RejectFn, quality_mask
@@ -153,7 +153,7 @@ def open_raster(path: str, *, mtime: int | None = None, crs: str | None = None) 
 
 
 def _crs_string(crs: rasterio.crs.CRS | None) -> str | None:
-    return None if crs is None else crs_to_string(norm_crs(crs))
+    return None if crs is None else crs_key(crs)
 
 
 # -- bands ----------------------------------------------------------------------------------------
@@ -407,14 +407,14 @@ def _read_warped(r: OpenRaster, g: Grid, idx: list[int], resampling: Resampling)
                     src_transform=shifted,
                     src_crs=r.ds.crs,
                     dst_transform=g.transform,
-                    dst_crs=_rio_crs(g.crs),
+                    dst_crs=rasterio_crs(g.crs),
                     resampling=resampling,
                     src_nodata=None,
                     dst_nodata=None,
                     init_dest_nodata=False,
                 )
                 return values, np.ones(values.shape, bool)
-    opts = dict(crs=_rio_crs(g.crs), transform=g.transform, width=g.width, height=g.height, resampling=resampling)
+    opts = dict(crs=rasterio_crs(g.crs), transform=g.transform, width=g.width, height=g.height, resampling=resampling)
     has_nodata = all(r.nodata[i - 1] is not None for i in idx)
     if r.simple_masks and has_nodata:  # outside the source and invalid pixels warp to nodata
         with WarpedVRT(r.ds, **opts) as vrt:
@@ -428,11 +428,6 @@ def _read_warped(r: OpenRaster, g: Grid, idx: list[int], resampling: Resampling)
         else:
             valid = _validity(r, values, idx, lambda: vrt.read_masks(idx)) & alpha
     return values, valid
-
-
-@lru_cache(maxsize=64)
-def _rio_crs(crs: str) -> rasterio.crs.CRS:
-    return rasterio.crs.CRS.from_user_input(crs)
 
 
 # -- concurrency -------------------------------------------------------------------------------------
@@ -891,7 +886,7 @@ def load_raster(
     plan = _plan(units, grid, spec)
     merged = _merge([units], plan, method, grid, rs, workers, qmask, track=return_sources)
     (merger,) = merged.mergers
-    crs = _rio_crs(grid.crs)
+    crs = rasterio_crs(grid.crs)
     tensor = GeoTensor(merger.result(), transform=grid.transform, crs=crs, fill_value_default=merger.fill)
     if return_sources:
         return tensor, _provenance(merged, plan)

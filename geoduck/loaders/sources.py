@@ -11,6 +11,12 @@ slice is selected; it contributes no pixel), and the time rule of
 :class:`geoduck.intervals.Overlap` (closed intervals, static rows always match). So a slice reads
 exactly the rows ``catalog.query(bbox=slice.grid_bounds, crs=slice.crs, start=…, end=…)`` returns
 (``tests/test_row_index.py`` checks it on random catalogs).
+
+Chips (small grids in a projected CRS) are answered without building that AOI where the answer is
+certain: :func:`geoduck.geo.aoi_probe` gives a point inside the AOI and a box around it, so a row
+whose bbox misses the box is out and a row whose footprint contains the point is in; only the rows
+left (a footprint near the chip's edge) are tested against the AOI itself. The AOI, the probe and
+the time rule are cached per slice (grid bounds, CRS, interval).
 """
 
 from __future__ import annotations
@@ -20,17 +26,18 @@ import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import shapely
-from shapely.geometry import MultiPolygon
+from shapely.geometry.base import BaseGeometry
 
-from .. import schema
+from .. import geo, schema, store
 from ..catalog import Catalog, _scan_roots
-from ..geo import aoi_to_wgs84
+from ..geo import AOI_CACHE_SIZE, Bounds, aoi_probe, aoi_to_wgs84
 from ..intervals import Overlap, epoch_us
 from ..slices import GeoSlice
 
@@ -121,6 +128,24 @@ def _overlap(box: np.ndarray, x0: float, y0: float, x1: float, y1: float) -> np.
     return (box[0] <= x1) & (box[2] >= x0) & (box[1] <= y1) & (box[3] >= y0)
 
 
+def _aoi_parts(slice: GeoSlice) -> tuple[BaseGeometry, tuple[Bounds, ...]]:
+    """The slice's lon/lat AOI as :meth:`Catalog.query` builds it (:func:`geoduck.geo.aoi_to_wgs84`,
+    cached per grid) and the bounds of its parts (split at ±180°)."""
+    aoi = aoi_to_wgs84(bbox=slice.grid_bounds, crs=slice.crs)
+    return aoi, _part_bounds(aoi)
+
+
+@lru_cache(maxsize=AOI_CACHE_SIZE)
+def _part_bounds(aoi: BaseGeometry) -> tuple[Bounds, ...]:
+    return tuple(tuple(map(float, p.bounds)) for p in getattr(aoi, "geoms", [aoi]))  # type: ignore[misc]
+
+
+@lru_cache(maxsize=256)
+def _time_rule(start: pd.Timestamp | None, end: pd.Timestamp | None) -> Overlap:
+    """The interval rule of a slice's ``[start, end]`` in µs."""
+    return Overlap(epoch_us(start), epoch_us(end))
+
+
 class RowIndex:
     """The raster rows of one catalog relation as numpy arrays, queried per slice (see module
     docstring); rows of other backends are left out."""
@@ -163,18 +188,41 @@ class RowIndex:
     def select(self, slice: GeoSlice) -> list[int]:
         """Indexes of the rows under ``slice`` (space and time), as ``Catalog.query`` selects
         them (see module docstring), ascending."""
-        aoi = aoi_to_wgs84(bbox=slice.grid_bounds, crs=slice.crs)
-        near = np.zeros(len(self), dtype=bool)
-        for part in aoi.geoms if isinstance(aoi, MultiPolygon) else [aoi]:
-            near |= _overlap(self.bbox, *part.bounds)
-        cand = np.flatnonzero(near)  # the time test on the bbox candidates only
-        cand = cand[
-            Overlap(epoch_us(slice.start), epoch_us(slice.end)).mask(
-                self.start[cand], self.start_null[cand], self.end[cand], self.end_null[cand]
-            )
-        ]
+        when = _time_rule(slice.start, slice.end)
+        probe = aoi_probe(slice.grid_bounds, slice.crs)
+        if probe is None:
+            return self._exact(slice, self._candidates(_aoi_parts(slice)[1], when))
+        px, py, envelope = probe  # a chip: most rows are decided without building the AOI
+        cand = self._candidates((envelope,), when)
         if not cand.size:
             return []
+        geoms = self._geometries(cand)
+        inside = shapely.contains_xy(geoms, px, py)  # contains a point of the AOI: intersects it
+        if inside.all():
+            return cand.tolist()
+        rest = self._exact(slice, cand[~inside])
+        return sorted(cand[inside].tolist() + rest)
+
+    def _candidates(self, boxes: tuple[Bounds, ...], when: Overlap) -> np.ndarray:
+        """Rows whose bbox meets one of ``boxes`` (closed) and whose interval passes ``when``."""
+        near = _overlap(self.bbox, *boxes[0])
+        for b in boxes[1:]:
+            near |= _overlap(self.bbox, *b)
+        cand = np.flatnonzero(near)  # the time test on the bbox candidates only
+        if when.t0 is None and when.t1 is None:
+            return cand
+        return cand[when.mask(self.start[cand], self.start_null[cand], self.end[cand], self.end_null[cand])]
+
+    def _exact(self, slice: GeoSlice, cand: np.ndarray) -> list[int]:
+        """Of rows ``cand``, those whose bbox meets a part of the slice's AOI and whose footprint
+        intersects it: the rule of ``Catalog.query``."""
+        if not cand.size:
+            return []
+        aoi, parts = _aoi_parts(slice)
+        near = _overlap(self.bbox[:, cand], *parts[0])
+        for b in parts[1:]:
+            near |= _overlap(self.bbox[:, cand], *b)
+        cand = cand[near]
         geoms = self._geometries(cand)
         hit = shapely.intersects(aoi, geoms) & ~shapely.is_missing(geoms)
         return cand[hit].tolist()
@@ -215,14 +263,13 @@ class _Entry:
     parts: tuple
     index: RowIndex | None
     trusted: bool
-    """The directory mtimes are older than :data:`_RACY_NS`: an unchanged directory mtime proves
+    """The directory mtimes are older than ``store.LISTING_SETTLED_NS``: an unchanged directory mtime proves
     that no part was added, removed or renamed since (parts are never rewritten in place)."""
 
 
 _lock = threading.Lock()
 _indexes: OrderedDict[object, _Entry] = OrderedDict()
 _MAX_INDEXES = 8
-_RACY_NS = 2_000_000_000
 
 
 def _roots(catalog: Catalog) -> list[str]:
@@ -240,26 +287,16 @@ def _dir_stamp(roots: list[str]) -> tuple:
 
 
 def _parts_stamp(roots: list[str]) -> tuple:
-    """Names, sizes and mtimes of the files of the catalog directories (parts and the manifest
-    that may hide replaced parts; temporary files are dot files)."""
-    parts = []
-    for root in roots:
-        try:
-            with os.scandir(root) as it:
-                for e in it:
-                    if not e.name.startswith("."):
-                        st = e.stat()
-                        parts.append((root, e.name, st.st_size, st.st_mtime_ns))
-        except FileNotFoundError:
-            parts.append((root, "", -1, -1))
-    return tuple(sorted(parts))
+    """The files of the catalog folders (:func:`geoduck.store.folder_stamp`)."""
+    return tuple((root, store.folder_stamp(root)) for root in roots)
 
 
 def _trusted(dirs: tuple) -> bool:
     """Directory mtimes old enough that a later change would surely change them (no same-tick
-    race with a writer, as git's "racy" index check)."""
+    race with a writer, as git's "racy" index check; the rule of the store's listing reuse,
+    :data:`geoduck.store.LISTING_SETTLED_NS`)."""
     newest = max((m for _, m in dirs if m is not None), default=0)
-    return time.time_ns() - newest > _RACY_NS
+    return time.time_ns() - newest > store.LISTING_SETTLED_NS
 
 
 def row_index(catalog: Catalog) -> RowIndex | None:
@@ -311,6 +348,10 @@ def sources_for(catalog: Catalog, slice: GeoSlice, *, newest_first: bool = False
 
 
 def clear_cache() -> None:
-    """Forget every cached row index (they are rebuilt on the next load)."""
+    """Forget every cached row index (they are rebuilt on the next load) and every slice's cached
+    AOI, probe and time rule."""
     with _lock:
         _indexes.clear()
+    _part_bounds.cache_clear()
+    _time_rule.cache_clear()
+    geo.clear_aoi_cache()

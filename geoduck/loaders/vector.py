@@ -33,7 +33,7 @@ from sqlglot import exp
 from .. import compiler, schema
 from ..catalog import Catalog
 from ..errors import ArgumentError, LabelFieldError, NoDataError, SourceError
-from ..geo import Bounds, densified_ring, norm_crs, transformer
+from ..geo import Bounds, densified_ring, norm_crs, rasterio_crs, transformer
 from ..geoparquet import geoparquet_metadata, is_parquet
 from ..slices import GeoSlice
 
@@ -306,7 +306,7 @@ def load_vector(
     parts = [read_features(s, slice, label_field) for s in sources]
     geoms = np.concatenate([g for g, _ in parts]) if parts else np.empty(0, dtype=object)
     labels = np.concatenate([lab for _, lab in parts]).astype(np.int64)
-    crs = rasterio.crs.CRS.from_user_input(slice.crs)
+    crs = rasterio_crs(slice.crs)
 
     if task == "semantic_segmentation":
         values = _rasterize(list(zip(geoms, labels.tolist(), strict=True)), slice, all_touched, "int64")

@@ -40,7 +40,7 @@ from .. import schema
 from ..catalog import Catalog
 from ..cf import Grid, centres, curvilinear_grid_corners, grid_of, open_dataset, time_cells
 from ..errors import ArgumentError, FootprintError, NoDataError, UnsupportedError, VariableError
-from ..geo import WGS84, norm_crs, transformer
+from ..geo import WGS84, norm_crs, rasterio_crs, transformer, wrap_longitudes
 from ..intervals import query_interval
 from ..slices import GeoSlice
 from .raster import resampling_of
@@ -180,8 +180,8 @@ def read_item(ds: xr.Dataset, item: Item, slice: GeoSlice, resampling: Resamplin
     xs, ys = centres(ds, x_dim, src_crs, "X"), centres(ds, y_dim, src_crs, "Y")  # in CRS units
     dx, dy = _regular_step(xs, x_dim, item.filepath), _regular_step(ys, y_dim, item.filepath)
     left, bottom, right, top = rasterio.warp.transform_bounds(
-        rasterio.crs.CRS.from_user_input(slice.crs),
-        rasterio.crs.CRS.from_wkt(src_crs.to_wkt()),
+        rasterio_crs(slice.crs),
+        rasterio_crs(src_crs),
         *slice.grid_bounds,
         densify_pts=21,
     )
@@ -195,7 +195,7 @@ def read_item(ds: xr.Dataset, item: Item, slice: GeoSlice, resampling: Resamplin
     flat = out.reshape(-1, h, w)
     for lo, hi in windows:
         start = lo - mx
-        xw = start + np.mod(xs - start, 360.0) if src_crs.is_geographic else xs
+        xw = wrap_longitudes(xs, start) if src_crs.is_geographic else xs
         cols = np.flatnonzero((xw >= start) & (xw <= hi + mx))
         for run in _runs(cols[np.argsort(xw[cols], kind="stable")], xw, dx):
             block = _read_block(var, y_dim, x_dim, rows, run)
@@ -235,7 +235,7 @@ def _read_curvilinear(
         gx, gy = transformer(WGS84, dst_crs).transform(clon, clat, errcheck=False)
     if dst_crs.is_geographic:
         mid = (slice.grid_bounds[0] + slice.grid_bounds[2]) / 2
-        gx = mid + np.mod(np.asarray(gx) - mid + 180.0, 360.0) - 180.0
+        gx = wrap_longitudes(gx, mid - 180.0)
     gx, gy = np.asarray(gx, dtype=float), np.asarray(gy, dtype=float)
     left, bottom, right, top = slice.grid_bounds
     quad = [
@@ -263,7 +263,7 @@ def _read_curvilinear(
     block = var.isel({grid.y_dim: slice_(r0, r1), grid.x_dim: slice_(c0, c1)}).values
     src = np.ascontiguousarray(block.reshape(-1, r1 - r0, c1 - c0), dtype=flat.dtype)
     dst = np.full_like(flat, np.nan)
-    rio_crs = rasterio.crs.CRS.from_wkt(dst_crs.to_wkt())
+    rio_crs = rasterio_crs(dst_crs)
     rasterio.warp.reproject(
         src,
         dst,
