@@ -16,10 +16,10 @@ from pystac.extensions.eo import Band, EOExtension
 from pystac.extensions.projection import ProjectionExtension
 from rasterio.transform import Affine
 from shapely.geometry import box, mapping, shape
+from test_stac_export import _item_files, _validate  # the offline stac-validator set-up
 
 import geoduck
 from geoduck.testing import write_raster
-from test_stac_export import _item_files, _validate  # the offline stac-validator set-up
 
 UTC = dt.UTC
 
