@@ -247,7 +247,10 @@ def test_cli_builds_from_a_file_of_urls(http, served, tmp_path):
     """``--from-file`` (a file, or ``-`` for stdin) adds listed URLs to PATHS; building again
     appends only the URLs not yet indexed, without a request for the known ones."""
     tiles = [http.url_of(p) for p in _tiles(served)]
-    l7 = http.url_of(served / "L7_ETMs.tif")
+    fresh = served / "fromfile" / "L7_ETMs.tif"  # a URL no GDAL cache of this process has seen
+    fresh.parent.mkdir(exist_ok=True)
+    shutil.copy(served / "L7_ETMs.tif", fresh)
+    l7 = http.url_of(fresh)
     listing = tmp_path / "urls.txt"
     listing.write_text(f"# two tiles\n{tiles[0]}\n\n  {tiles[1]}  \n")
     out = tmp_path / "cli"
@@ -262,7 +265,7 @@ def test_cli_builds_from_a_file_of_urls(http, served, tmp_path):
     assert "1 rows from 1 files indexed, 2 unchanged" in result.output
     cat = geoduck.open_catalog(out)
     assert sorted(cat.to_arrow()["filepath"].to_pylist()) == sorted([*tiles, l7])
-    assert {r.path for r in http.take()} == {"/L7_ETMs.tif"}  # the known tiles cost no request
+    assert {r.path for r in http.take()} == {"/fromfile/L7_ETMs.tif"}  # the known tiles cost no request
     empty = tmp_path / "empty.txt"
     empty.write_text("# nothing\n")
     result = CliRunner().invoke(main, [*args, "--from-file", str(empty)])
