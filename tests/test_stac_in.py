@@ -163,6 +163,7 @@ class _Api(BaseHTTPRequestHandler):
     features: list[dict] = []
     base = ""
     requests: list[str] = []
+    queries: list[dict[str, str]] = []  # the query parameters of each /search request
 
     def log_message(self, *args) -> None:  # quiet
         pass
@@ -206,6 +207,7 @@ class _Api(BaseHTTPRequestHandler):
             self._send({"conformsTo": conforms})
         elif url.path == "/search":
             q = {k: v[0] for k, v in parse_qs(url.query).items()}
+            self.queries.append(dict(q))
             if "collections" in q:
                 q["collections"] = q["collections"].split(",")
             self._search(q)
@@ -376,6 +378,24 @@ def test_api_search_pages_and_filters(stac, api, tmp_path):
     assert capped.build_report.files_indexed == 3 and len(capped) == 9
     with pytest.raises(BuildError, match="could be indexed"):  # no item matched: no catalog
         geoduck.from_stac(api, tmp_path / "none", progress=False, search={"collections": ["other"]})
+
+
+def test_cli_build_stac_from_an_api(stac, api, tmp_path):
+    """The CLI's search options reach the API as STAC item-search parameters."""
+    _Api.queries.clear()
+    out = tmp_path / "cli"
+    args = ["build", "stac", api, "-o", str(out), "--no-progress", "--collection", "s2-test"]
+    args += ["--bbox", "-4", "40", "-3", "41", "--datetime", "2023-06", "--max-items", "3", "--asset", "B04"]
+    res = CliRunner().invoke(main, args)
+    assert res.exit_code == 0, res.output
+    assert "3 items indexed" in res.output
+    rows = _rows(geoduck.open_catalog(out))
+    assert {r["band"] for r in rows.values()} == {"B04"} and len(rows) == 3
+    assert {r["scene_id"] for r in rows.values()} == {it.id for it in stac["items"][:3]}
+    first = _Api.queries[0]
+    assert first["collections"] == "s2-test"
+    assert [float(v) for v in first["bbox"].split(",")] == [-4.0, 40.0, -3.0, 41.0]
+    assert first["datetime"].startswith("2023-06-01T00:00:00") and "/2023-06-30T23:59:59" in first["datetime"]
 
 
 def test_property_columns_are_typed_and_queryable(stac, tmp_path):
