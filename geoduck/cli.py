@@ -52,6 +52,11 @@ def demo(out_dir: Path) -> None:
     run_demo(out_dir, echo=click.echo)
 
 
+def _lines(stream: Any) -> list[str]:
+    """The non-blank lines of a text stream that do not start with ``#``, stripped."""
+    return [line.strip() for line in stream if line.strip() and not line.lstrip().startswith("#")]
+
+
 def _build_command(name: str) -> click.Command:
     """``geoduck build <name>``, made from the registered backend's value: PATHS, ``-o``, the
     backend's :attr:`~geoduck.backends.Backend.cli_options`, ``--workers`` and ``--progress``."""
@@ -60,10 +65,21 @@ def _build_command(name: str) -> click.Command:
     backend = get(name)
 
     @_friendly
-    def run(paths: tuple[str, ...], out_dir: Path, workers: int | None, progress: bool, **options: Any) -> None:
+    def run(
+        paths: tuple[str, ...],
+        out_dir: Path,
+        from_file: Any,
+        workers: int | None,
+        progress: bool,
+        **options: Any,
+    ) -> None:
         for opt in backend.cli_options:
             if opt.multiple:  # a repeated option not given is the builder's default (None)
                 options[opt.dest] = list(options[opt.dest]) or None
+        if from_file is not None:
+            paths = (*paths, *_lines(from_file))
+        if not paths:
+            raise ArgumentError("no PATHS: give paths, URLs or globs as arguments, or a list with --from-file FILE")
         items: str | list[str] = paths[0] if len(paths) == 1 else list(paths)
         cat = backend.build(items, out_dir, workers=workers, progress=progress, **options)
         report = cat.build_report
@@ -76,12 +92,19 @@ def _build_command(name: str) -> click.Command:
             click.echo(f"changed since indexed (not re-indexed): {path}", err=True)
 
     params: list[click.Parameter] = [
-        click.Argument(["paths"], nargs=-1, required=True),
+        click.Argument(["paths"], nargs=-1),
         click.Option(
             ["-o", "--out", "out_dir"],
             required=True,
             type=click.Path(file_okay=False, path_type=Path),
             help="Catalog directory (created or appended to).",
+        ),
+        click.Option(
+            ["--from-file", "from_file"],
+            type=click.File("r", encoding="utf-8"),
+            default=None,
+            metavar="FILE",
+            help="Also index the paths/URLs listed in FILE, one per line ('-': stdin; blank and # lines skipped).",
         ),
     ]
     for opt in backend.cli_options:

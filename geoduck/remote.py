@@ -213,13 +213,11 @@ def open_root(location: str) -> str:
         versions = {p: index[posixpath.basename(p)].schema_version for p in parts}
     else:
         versions = _footer_versions(location, parts)
+    missing = [p for p in parts if versions.get(p) is None]
+    if missing:  # parts written by other tools: the schema_version column is the contract
+        versions.update(_column_versions(location, missing))
     for part in parts:
-        version = versions.get(part)
-        if version is None:
-            raise SchemaError(
-                f"catalog part {part} has no {schema.KV_SCHEMA_VERSION.decode()} metadata: "
-                "it was not written by geoduck"
-            )
+        version = versions[part]
         if version != schema.SCHEMA_VERSION:
             raise SchemaError(
                 f"catalog part {part} has schema_version {version}; this geoduck reads "
@@ -239,4 +237,63 @@ def _footer_versions(location: str, parts: list[str]) -> dict[str, int | None]:
         ).fetchall()
     except duckdb.Error as exc:
         raise SchemaError(f"cannot read the part footers of {location!r}: {str(exc).splitlines()[0]}") from None
-    return {name: int(value) for name, value in rows}
+    out: dict[str, int | None] = {}
+    for name, value in rows:
+        text = str(value).strip()
+        if not (text.isascii() and text.isdigit()):
+            raise SchemaError(
+                f"catalog part {name} has {schema.KV_SCHEMA_VERSION.decode()} {text!r}, not a non-negative "
+                "integer: the part is damaged or not written by geoduck; remove it from the catalog"
+            )
+        out[name] = int(text)
+    return out
+
+
+def _column_versions(location: str, parts: list[str]) -> dict[str, int]:
+    """``part → the one value of its schema_version column`` for parts without geoduck's
+    key-value entry (written by other tools), as :func:`geoduck.store.part_schema_version` reads
+    local parts: from the row-group statistics in the footers (a request or two each), else from
+    the column itself. Raises :class:`SchemaError` naming the part when the column is missing,
+    not an integer, or holds other than one value."""
+    fix = f"write the column (int32, e.g. {schema.SCHEMA_VERSION} in every row) or remove the part"
+    try:
+        con = engine.cursor()
+        con.execute("SET force_download = false")  # footers only: ranged reads
+        rows = con.execute(
+            "SELECT file_name, type, coalesce(stats_min_value, stats_min), coalesce(stats_max_value, stats_max), "
+            "stats_null_count FROM parquet_metadata(?) WHERE path_in_schema = ?",
+            [parts, schema.VERSION],
+        ).fetchall()
+    except duckdb.Error as exc:
+        raise SchemaError(f"cannot read the part footers of {location!r}: {str(exc).splitlines()[0]}") from None
+    found: dict[str, list[tuple[str, str | None, str | None, int | None]]] = {}
+    for name, physical, lo, hi, nulls in rows:
+        found.setdefault(name, []).append((physical, lo, hi, nulls))
+    out: dict[str, int] = {}
+    for part in parts:
+        groups = found.get(part)
+        if not groups:
+            raise SchemaError(
+                f"catalog part {part} has neither a {schema.VERSION!r} column nor "
+                f"{schema.KV_SCHEMA_VERSION.decode()} metadata: {fix}"
+            )
+        if groups[0][0] not in ("INT32", "INT64"):
+            raise SchemaError(f"catalog part {part} column {schema.VERSION!r} is {groups[0][0]}, not an integer: {fix}")
+        values: set[int | None] = set()
+        if all(lo is not None and hi is not None and not nulls for _, lo, hi, nulls in groups):
+            for _, lo, hi, _ in groups:
+                values.update((int(str(lo)), int(str(hi))))
+        else:  # no statistics (or nulls): read the column
+            try:
+                got = con.execute(f"SELECT DISTINCT {schema.VERSION} FROM read_parquet(?)", [part]).fetchall()
+            except duckdb.Error as exc:
+                raise SchemaError(f"cannot read catalog part {part}: {str(exc).splitlines()[0]}") from None
+            values = {r[0] for r in got}
+        if len(values) != 1 or None in values:
+            shown = sorted(values, key=str)
+            raise SchemaError(
+                f"catalog part {part} has schema_version values {shown}, not one integer for the whole part: {fix}"
+            )
+        (value,) = values
+        out[part] = int(value)  # type: ignore[arg-type]
+    return out

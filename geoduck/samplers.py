@@ -168,6 +168,13 @@ def utm_crs(lon: float, lat: float) -> str:
     return f"EPSG:{(32600 if lat >= 0 else 32700) + min(zone, 60)}"
 
 
+_HEADERS_FIX = (
+    "rebuild the catalog with the grids read from the asset headers: from_stac(..., read_headers=True) / "
+    "`geoduck build stac ... --read-headers`"
+)
+"""The fix for STAC-built rows without native grid columns (items lacking the projection extension)."""
+
+
 def _is_native(crs: Any) -> bool:
     return crs is None or (isinstance(crs, str) and crs.strip().lower() == "native")
 
@@ -216,7 +223,10 @@ def _sampling_crs(crs: Any, native: list[str | None], ids: Sequence[str], lonlat
     if _is_native(crs):
         missing = [ids[i] for i, c in enumerate(native) if c is None]
         if missing:
-            raise CRSError(f"row {missing[0]!r} has no native crs: pass crs= (a CRS or 'utm') to sample it")
+            raise CRSError(
+                f"row {missing[0]!r} has no native crs: pass crs= (a CRS or 'utm') to sample it, or, for "
+                f"STAC items without proj:* fields, {_HEADERS_FIX}"
+            )
         keys = {c: crs_key(c) for c in set(native)}
         return [keys[c] for c in native]
     if isinstance(crs, str) and crs.lower() == "utm":
@@ -316,8 +326,8 @@ def _default_resolution(rows: _Rows, argument: str) -> tuple[float, float]:
     known = np.isfinite(res).all(axis=1) & (res > 0).all(axis=1)
     if not known.any():
         raise ArgumentError(
-            f"{argument}: the catalog rows have no pixel size (cube or vector rows): pass resolution= "
-            "(units of the sampling CRS)"
+            f"{argument}: the catalog rows have no pixel size (cube or vector rows, or STAC items without "
+            f"proj:* fields): pass resolution= (units of the sampling CRS), or {_HEADERS_FIX}"
         )
     return float(res[known, 0].min()), float(res[known, 1].min())
 

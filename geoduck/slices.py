@@ -172,7 +172,8 @@ class GeoSlice:
         if native_crs is None or nb is None:
             raise ArgumentError(
                 f"row {rid!r} has no native crs/native_bounds (a relation without them, e.g. an "
-                "intersect result: take the rows of one catalog)"
+                "intersect result: take the rows of one catalog; STAC items without proj:* fields: "
+                "build with from_stac(..., read_headers=True) / `geoduck build stac ... --read-headers`)"
             )
         bounds = tuple(nb[k] for k in ("xmin", "ymin", "xmax", "ymax")) if isinstance(nb, Mapping) else tuple(nb)
         native = crs is None or (isinstance(crs, str) and crs.strip().lower() == "native")

@@ -416,3 +416,77 @@ def test_loaders_work_on_an_imported_table(tmp_path, archive_catalog):
         .to_pylist()
     )
     assert got_ids == want_ids and got_ids
+
+
+# -- the same parts on object storage --------------------------------------------------------------
+
+
+@pytest.fixture
+def s3(monkeypatch):
+    """A moto S3 server on 127.0.0.1 with the AWS variables pointing at it; yields an s3fs filesystem."""
+    pytest.importorskip("s3fs")
+    moto_server = pytest.importorskip("moto.server")
+    if engine.httpfs_extension_path() is None:
+        pytest.skip("duckdb-extension-httpfs is not installed")
+    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    for name, value in (
+        ("AWS_ACCESS_KEY_ID", "testing"),
+        ("AWS_SECRET_ACCESS_KEY", "testing"),
+        ("AWS_DEFAULT_REGION", "us-east-1"),
+        ("AWS_ENDPOINT_URL", f"http://{host}:{port}"),
+    ):
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_ENDPOINT_URL_S3", raising=False)
+    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
+    import fsspec
+    import s3fs
+
+    s3fs.S3FileSystem.clear_instance_cache()
+    fs = fsspec.filesystem("s3", skip_instance_cache=True)
+    fs.mkdir("foreign")
+    try:
+        yield fs
+    finally:
+        server.stop()
+        s3fs.S3FileSystem.clear_instance_cache()
+
+
+def test_foreign_parts_on_s3_open_by_their_column(tmp_path, s3):
+    """Parts without geoduck's key-value entry (geopandas, DuckDB COPY, pyarrow) open from an
+    ``s3://`` catalog too, with no part index: the ``schema_version`` column is read from the
+    row-group statistics in the footers; queries give the brute-force answers."""
+    frame = _frame(5)
+    root = tmp_path / "gp"
+    root.mkdir()
+    frame.iloc[: N // 2].to_parquet(root / "a.parquet", write_covering_bbox=True, row_group_size=7)
+    frame.iloc[N // 2 :].to_parquet(root / "b.parquet", write_covering_bbox=True, row_group_size=7)
+    for part in sorted(root.iterdir()):
+        assert schema.KV_SCHEMA_VERSION not in (pq.read_metadata(part).metadata or {})
+        s3.put_file(str(part), f"foreign/gp/{part.name}")
+    assert not s3.exists(f"foreign/gp/{store.INDEX}")
+    cat = geoduck.open_catalog("s3://foreign/gp")
+    assert len(cat) == N
+    for box, t0, t1 in QUERIES:
+        got = set(cat.query(bbox=box, start=t0, end=t1).to_arrow().column("id").to_pylist())
+        assert got == _oracle(frame, box, t0, t1) and got
+    # the column is the contract remotely as well: other versions or mixed values are refused
+    for name, versions, text in (
+        ("v7", [7] * N, "schema_version 7"),
+        ("mixed", [1, 2] * (N // 2), r"schema_version values \[1, 2\], not one integer"),
+        ("none", None, "neither a 'schema_version' column"),
+    ):
+        part = _damage(
+            tmp_path / name, frame, schema_version=None if versions is None else pa.array(versions, pa.int32())
+        )
+        s3.put_file(str(part), f"foreign/{name}/{part.name}")
+        with pytest.raises(SchemaError, match=text) as info:
+            geoduck.open_catalog(f"s3://foreign/{name}")
+        assert f"s3://foreign/{name}/{part.name}" in str(info.value)
+    part = _damage(tmp_path / "kv", frame)  # a key-value entry that is not an integer
+    table = pq.read_table(part)
+    pq.write_table(table.replace_schema_metadata({**table.schema.metadata, schema.KV_SCHEMA_VERSION: b"v1"}), part)
+    s3.put_file(str(part), f"foreign/kv/{part.name}")
+    with pytest.raises(SchemaError, match="geoduck:schema_version 'v1', not a non-negative integer"):
+        geoduck.open_catalog("s3://foreign/kv")

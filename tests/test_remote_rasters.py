@@ -243,6 +243,35 @@ def test_cli_builds_from_urls(http, served, tmp_path):
     assert sorted(geoduck.open_catalog(out).to_arrow()["filepath"].to_pylist()) == urls
 
 
+def test_cli_builds_from_a_file_of_urls(http, served, tmp_path):
+    """``--from-file`` (a file, or ``-`` for stdin) adds listed URLs to PATHS; building again
+    appends only the URLs not yet indexed, without a request for the known ones."""
+    tiles = [http.url_of(p) for p in _tiles(served)]
+    fresh = served / "fromfile" / "L7_ETMs.tif"  # a URL no GDAL cache of this process has seen
+    fresh.parent.mkdir(exist_ok=True)
+    shutil.copy(served / "L7_ETMs.tif", fresh)
+    l7 = http.url_of(fresh)
+    listing = tmp_path / "urls.txt"
+    listing.write_text(f"# two tiles\n{tiles[0]}\n\n  {tiles[1]}  \n")
+    out = tmp_path / "cli"
+    args = ["build", "raster", "-o", str(out), "--workers", "1", "--no-progress"]
+    result = CliRunner().invoke(main, [*args, "--from-file", str(listing)])
+    assert result.exit_code == 0, result.output
+    assert "2 rows from 2 files indexed" in result.output
+    assert sorted(geoduck.open_catalog(out).to_arrow()["filepath"].to_pylist()) == tiles
+    http.take()
+    result = CliRunner().invoke(main, [*args, l7, "--from-file", "-"], input=f"{tiles[0]}\n{tiles[1]}\n")
+    assert result.exit_code == 0, result.output
+    assert "1 rows from 1 files indexed, 2 unchanged" in result.output
+    cat = geoduck.open_catalog(out)
+    assert sorted(cat.to_arrow()["filepath"].to_pylist()) == sorted([*tiles, l7])
+    assert {r.path for r in http.take()} == {"/fromfile/L7_ETMs.tif"}  # the known tiles cost no request
+    empty = tmp_path / "empty.txt"
+    empty.write_text("# nothing\n")
+    result = CliRunner().invoke(main, [*args, "--from-file", str(empty)])
+    assert result.exit_code == 1 and "no PATHS" in result.output
+
+
 # -- S3 (moto) ----------------------------------------------------------------------------------
 
 

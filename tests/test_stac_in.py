@@ -163,6 +163,7 @@ class _Api(BaseHTTPRequestHandler):
     features: list[dict] = []
     base = ""
     requests: list[str] = []
+    queries: list[dict[str, str]] = []  # the query parameters of each /search request
 
     def log_message(self, *args) -> None:  # quiet
         pass
@@ -206,6 +207,7 @@ class _Api(BaseHTTPRequestHandler):
             self._send({"conformsTo": conforms})
         elif url.path == "/search":
             q = {k: v[0] for k, v in parse_qs(url.query).items()}
+            self.queries.append(dict(q))
             if "collections" in q:
                 q["collections"] = q["collections"].split(",")
             self._search(q)
@@ -334,6 +336,39 @@ def test_sources_give_the_contract_rows(stac, tmp_path, kind):
         assert report.errors == ()
 
 
+def test_relative_hrefs_resolve_against_the_item_location(stac, tmp_path):
+    """A relative asset href is resolved against the item's self link, else against the file the
+    item was read from; with neither, the item is reported by id and skipped."""
+    import os
+
+    features = [it.to_dict() for it in stac["items"]]
+    sub = tmp_path / "deep" / "er"
+    sub.mkdir(parents=True)
+    want = {}
+    for f in features:  # relative to the ItemCollection file's folder, no self link
+        f["links"] = [link for link in f["links"] if link["rel"] != "self"]
+        for key, asset in f["assets"].items():
+            if key != "thumbnail":
+                want[f"{f['id']}/{key}"] = asset["href"]
+            asset["href"] = os.path.relpath(asset["href"], sub)
+            assert asset["href"].startswith("../")
+    web = copy.deepcopy(features[0])  # relative to a self link elsewhere (a URL)
+    web["id"] = "on-the-web"
+    web["links"] = [{"rel": "self", "href": "https://example.test/stac/items/on-the-web.json"}]
+    web["assets"] = {"B04": {**web["assets"]["B04"], "href": "./cogs/B04.tif"}}
+    (sub / "items.json").write_text(json.dumps({"type": "FeatureCollection", "features": [*features, web]}))
+    cat = geoduck.from_stac(sub / "items.json", tmp_path / "cat", progress=False)
+    rows = _rows(cat)
+    assert rows.pop("on-the-web/B04")["filepath"] == "https://example.test/stac/items/cogs/B04.tif"
+    assert {rid: r["filepath"] for rid, r in rows.items()} == want and len(want) == 12
+    # item dicts without a self link or a file: nothing to resolve against
+    absolute = stac["items"][1].to_dict()
+    orphan = geoduck.from_stac([features[0], absolute], tmp_path / "orphan", progress=False, assets=["B04"])
+    assert set(_rows(orphan)) == {f"{absolute['id']}/B04"}
+    ((item_id, reason),) = orphan.build_report.errors
+    assert item_id == features[0]["id"] and "is relative" in reason and "self link" in reason
+
+
 def test_api_search_pages_and_filters(stac, api, tmp_path):
     _Api.requests.clear()
     cat = geoduck.from_stac(api, tmp_path / "cat", progress=False, search={"collections": ["s2-test"], "limit": 1})
@@ -343,6 +378,24 @@ def test_api_search_pages_and_filters(stac, api, tmp_path):
     assert capped.build_report.files_indexed == 3 and len(capped) == 9
     with pytest.raises(BuildError, match="could be indexed"):  # no item matched: no catalog
         geoduck.from_stac(api, tmp_path / "none", progress=False, search={"collections": ["other"]})
+
+
+def test_cli_build_stac_from_an_api(stac, api, tmp_path):
+    """The CLI's search options reach the API as STAC item-search parameters."""
+    _Api.queries.clear()
+    out = tmp_path / "cli"
+    args = ["build", "stac", api, "-o", str(out), "--no-progress", "--collection", "s2-test"]
+    args += ["--bbox", "-4", "40", "-3", "41", "--datetime", "2023-06", "--max-items", "3", "--asset", "B04"]
+    res = CliRunner().invoke(main, args)
+    assert res.exit_code == 0, res.output
+    assert "3 items indexed" in res.output
+    rows = _rows(geoduck.open_catalog(out))
+    assert {r["band"] for r in rows.values()} == {"B04"} and len(rows) == 3
+    assert {r["scene_id"] for r in rows.values()} == {it.id for it in stac["items"][:3]}
+    first = _Api.queries[0]
+    assert first["collections"] == "s2-test"
+    assert [float(v) for v in first["bbox"].split(",")] == [-4.0, 40.0, -3.0, 41.0]
+    assert first["datetime"].startswith("2023-06-01T00:00:00") and "/2023-06-30T23:59:59" in first["datetime"]
 
 
 def test_property_columns_are_typed_and_queryable(stac, tmp_path):
@@ -393,20 +446,25 @@ def test_append_skips_unchanged_and_reports_changed(stac, tmp_path):
     assert {r["band"] for r in _rows(only_red).values()} == {"B04"} and len(only_red) == 4
 
 
-def test_corpus_asset_headers(stac, tmp_path, corpus_dir):
-    path = corpus_dir / "stars" / "L7_ETMs.tif"
-    with rasterio.open(path) as src:
-        b = src.bounds
-        from rasterio.warp import transform_geom
+def _item_without_proj(path: Path) -> dict:
+    """An item of one real GeoTIFF whose asset has no ``proj:*`` fields (its grid only in the header)."""
+    from rasterio.warp import transform_geom
 
-        geom = transform_geom(src.crs, "EPSG:4326", shapely.geometry.mapping(shapely.box(*b)))
-        want = (src.crs.to_epsg(), tuple(src.transform)[:6], src.width, src.height, src.count, src.dtypes[0])
-        pixels = src.read()
-    item = {
+    with rasterio.open(path) as src:
+        geom = transform_geom(src.crs, "EPSG:4326", shapely.geometry.mapping(shapely.box(*src.bounds)))
+    return {
         "type": "Feature", "stac_version": "1.0.0", "id": "L7", "geometry": geom,
         "properties": {"datetime": "2000-07-01T00:00:00Z"}, "links": [],
         "assets": {"image": {"href": str(path), "type": "image/tiff; application=geotiff"}},
     }  # fmt: skip
+
+
+def test_corpus_asset_headers(stac, tmp_path, corpus_dir):
+    path = corpus_dir / "stars" / "L7_ETMs.tif"
+    with rasterio.open(path) as src:
+        want = (src.crs.to_epsg(), tuple(src.transform)[:6], src.width, src.height, src.count, src.dtypes[0])
+        pixels = src.read()
+    item = _item_without_proj(path)
     bare = _rows(geoduck.from_stac([item], tmp_path / "bare", progress=False))["L7/image"]
     assert bare["crs"] is None and bare["transform"] is None and bare["width"] is None
     cat = geoduck.from_stac([item], tmp_path / "hdr", read_headers=True, progress=False)
@@ -418,6 +476,30 @@ def test_corpus_asset_headers(stac, tmp_path, corpus_dir):
     assert np.array_equal(np.asarray(got.values), pixels)
 
 
+def test_samplers_on_items_without_proj_point_to_read_headers(tmp_path, corpus_dir):
+    """Rows without a native grid (items lacking proj:*) cannot be sampled natively: the errors
+    name the fix (``read_headers=True`` / ``--read-headers``), which then gives chips equal to
+    rasterio's windows of the file."""
+    from geoduck.errors import CRSError
+
+    path = corpus_dir / "stars" / "L7_ETMs.tif"
+    bare = geoduck.from_stac([_item_without_proj(path)], tmp_path / "bare", progress=False)
+    with pytest.raises(CRSError, match=r"has no native crs.*read_headers=True.*--read-headers"):
+        geoduck.random_sampler(bare, chip_size=16, length=2)
+    with pytest.raises(ArgumentError, match=r"no pixel size.*STAC items.*read_headers=True.*--read-headers"):
+        geoduck.grid_sampler(bare, chip_size=16)
+    with pytest.raises(ArgumentError, match=r"no native crs/native_bounds.*read_headers=True"):
+        geoduck.GeoSlice.from_row(bare.to_arrow().to_pylist()[0])
+    cat = geoduck.from_stac([_item_without_proj(path)], tmp_path / "hdr", read_headers=True, progress=False)
+    with rasterio.open(path) as src:
+        for chip in geoduck.random_sampler(cat, chip_size=16, length=3, seed=1):
+            assert chip.crs == src.crs.to_string() and chip.shape == (16, 16)
+            window = rasterio.windows.from_bounds(*chip.bounds, transform=src.transform)
+            want = src.read(window=window.round_offsets().round_lengths())
+            got = geoduck.load_raster(cat, chip, bands=["image"])
+            assert np.array_equal(np.asarray(got.values), want)
+
+
 def test_cli_build_stac(stac, tmp_path):
     out = tmp_path / "cli"
     res = CliRunner().invoke(
@@ -426,6 +508,9 @@ def test_cli_build_stac(stac, tmp_path):
     assert res.exit_code == 0, res.output
     assert "4 items indexed" in res.output and "skipped item no-time" in res.output
     assert len(geoduck.open_catalog(out)) == 4
+    shown = CliRunner().invoke(main, ["build", "stac", str(stac["ic"]), "-o", str(tmp_path / "bar")])
+    assert shown.exit_code == 0, shown.output  # the progress bar counts items, the malformed ones too
+    assert "indexing STAC items: 100%" in shown.output and "7/7" in shown.output
     bad = CliRunner().invoke(main, ["build", "stac", str(tmp_path / "missing.json"), "-o", str(out)])
     assert bad.exit_code == 1 and "does not exist" in bad.output
 

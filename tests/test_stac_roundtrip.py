@@ -16,6 +16,7 @@ from pystac.extensions.eo import Band, EOExtension
 from pystac.extensions.projection import ProjectionExtension
 from rasterio.transform import Affine
 from shapely.geometry import box, mapping, shape
+from test_stac_export import _item_files, _validate  # the offline stac-validator set-up
 
 import geoduck
 from geoduck.testing import write_raster
@@ -132,6 +133,10 @@ def _same_items(got: dict[str, pystac.Item], want: dict[str, pystac.Item]) -> No
         assert g.common_metadata.end_datetime == w.common_metadata.end_datetime
         for key in ("eo:cloud_cover", "platform", "s2:processing"):
             assert g.properties.get(key) == w.properties.get(key)
+        # geoduck's bookkeeping columns are not STAC: never exported
+        assert not {"stac_key", "stac_properties", "scene_id", "band", "common_name"} & set(g.properties)
+        extra = {k for k, v in g.properties.items() if v is not None} - set(w.properties)  # (columnar: nulls)
+        assert extra <= {"created", "updated"}, (item_id, extra)
         assert sorted(g.assets) == sorted(w.assets)
         for key, wa in w.assets.items():
             ga = g.assets[key]
@@ -139,6 +144,7 @@ def _same_items(got: dict[str, pystac.Item], want: dict[str, pystac.Item]) -> No
             for name in ("proj:code", "proj:transform", "proj:shape", "proj:bbox"):
                 assert _effective(g, ga, name) == _effective(w, wa, name), (item_id, key, name)
             assert ga.extra_fields["eo:bands"] == wa.extra_fields["eo:bands"]
+            assert "stac_key" not in ga.extra_fields
 
 
 def test_static_catalog_round_trip(source, tmp_path):
@@ -148,6 +154,11 @@ def test_static_catalog_round_trip(source, tmp_path):
     coll = pystac.Collection.from_file(str(out))
     assert coll.id == "sentinel-2-l2a"
     _same_items({i.id: i for i in coll.get_items(recursive=True)}, want)
+    assert "stac_key" in cat.to_arrow().column_names  # the catalog has it; the export does not
+    for path in [out, *_item_files(out.parent)]:  # stac-validator accepts every file (offline schemas)
+        assert "stac_key" not in path.read_text()
+        ok, message = _validate(path)
+        assert ok, message
     xmin, _, xmax, _ = coll.extent.spatial.bboxes[0]
     # the shortest arc over lon -3° and 178.8° … -179.4°: east from 178.8° across ±180° to -3°
     assert (xmin, xmax) == (178.8, max(want[i].bbox[2] for i in ("S2A_30TVK_20230615", "monthly_2023_06")))
@@ -171,6 +182,7 @@ def test_stac_geoparquet_round_trip(source, tmp_path):
     }
     _same_items(via_sgp, want)
     _same_items(via_rustac, want)
+    assert "stac_key" not in pq.read_schema(path).names
     again = geoduck.from_stac(path, tmp_path / "cat2", progress=False)  # and back in: the same rows
     keep = ["id", "filepath", "scene_id", "band", "start_datetime", "end_datetime", "crs", "geometry", "eo:cloud_cover"]
     a = cat.to_arrow().select(keep).sort_by("id")
