@@ -39,7 +39,6 @@ SUB_DAY: frozenset[str] = frozenset({"hour", "minute", "second", "instant"})
 """Precisions of values that carry a time of day (as do all Timedelta precisions)."""
 
 
-
 @dataclass(frozen=True)
 class Interval:
     """A closed interval ``[start, end]`` of UTC timestamps; both None means static."""

@@ -133,7 +133,7 @@ def test_sql_cold(tmp_path, catalog, fmt):
     assert out == _old_route(geoduck.open_catalog(catalog).sql(statement), fmt, tmp_path)
     if fmt == "csv":
         rows = out.splitlines()[1:]
-        assert len(rows) == DATES and all(",T000004,\"POLYGON ((" in row for row in rows)
+        assert len(rows) == DATES and all(',T000004,"POLYGON ((' in row for row in rows)
 
 
 def test_info_cold(tmp_path, catalog):
