@@ -3,7 +3,8 @@
 Catalog: the tile × date catalog of ``bench_query.py`` (``--size`` rows, default 10^6: 1,000 0.1°
 tiles × 1,000 days, parts of ``--days-per-part`` days; written once under ``benchmarks/data/`` and
 reused). Commands, each a new process (so every run pays interpreter start and imports; the
-files themselves are in the page cache after an untimed warm-up run of each):
+files themselves are in the page cache, and geoduck's bytecode in ``__pycache__`` as in an installed
+package, after an untimed warm-up run of each):
 
 - ``geoduck --help``  vs  ``duckdb -help`` and a bare ``python -c pass`` (the floor of any Python CLI);
 - ``geoduck info CAT``  vs  the DuckDB CLI computing the same figures (rows per backend, bounds,
@@ -20,7 +21,8 @@ Python baseline alone is reported. Every command runs ``--runs`` times, round-ro
 spikes hit all alike); best and median wall times are reported, and the answers' rows are checked
 against the exact count from the grid. ``--before REV`` also times the geoduck commands of git
 revision REV (its ``geoduck/`` and ``sql/`` exported to a temporary folder) in the same rounds.
-One ``python -X importtime`` run of the query says where the geoduck process spends its imports.
+One ``python -X importtime`` run of the query says where the geoduck process spends its imports,
+and a few instrumented runs how its wall time splits (start, imports, connection, query + CSV).
 
     .venv/bin/python benchmarks/bench_cli.py                    # 10^6 rows, 10 runs
     .venv/bin/python benchmarks/bench_cli.py --size 1e5 --runs 5 --before 5f127ab
@@ -30,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import json
 import os
 import shutil
 import statistics
@@ -73,8 +76,14 @@ def geoduck_command(src: Path) -> tuple[list[str], dict[str, str]]:
     """argv prefix and environment running the ``geoduck`` CLI of the checkout at ``src``."""
     script = Path(sys.executable).with_name("geoduck")
     argv = [str(script)] if script.is_file() else [sys.executable, "-m", "geoduck.cli"]
-    env = dict(os.environ, PYTHONPATH=str(src))
-    return argv, env
+    return argv, _env(PYTHONPATH=str(src))
+
+
+def _env(**extra: str) -> dict[str, str]:
+    """This environment, with bytecode caching on (as in an installed package, whose modules are
+    compiled once: the warm-up run writes the ``__pycache__`` of the checkout), plus ``extra``."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    return {**env, **extra}
 
 
 def duckdb_scripts(root: Path, q: dict[str, Any]) -> dict[str, list[str]]:
@@ -145,7 +154,7 @@ def run_once(cmd: dict[str, Any]) -> tuple[float, str]:
         input=cmd.get("stdin"),
         capture_output=True,
         text=True,
-        env=cmd.get("env"),
+        env=cmd.get("env", _env()),
         timeout=600,
         cwd=tempfile.gettempdir(),
     )
@@ -177,7 +186,7 @@ def import_breakdown(cmd: dict[str, Any], top: int = 10) -> dict[str, float]:
     argv = cmd["argv"]
     script = argv[0] if argv[0] != sys.executable else None
     full = [sys.executable, "-X", "importtime", *([script] if script else []), *argv[1:]]
-    proc = subprocess.run(full, capture_output=True, text=True, env=cmd.get("env"), timeout=600)
+    proc = subprocess.run(full, capture_output=True, text=True, env=cmd.get("env", _env()), timeout=600)
     totals: dict[str, float] = {}
     for line in proc.stderr.splitlines():
         if not line.startswith("import time:") or "self [us]" in line:
@@ -186,6 +195,43 @@ def import_breakdown(cmd: dict[str, Any], top: int = 10) -> dict[str, float]:
         package = name.strip().split(".")[0]
         totals[package] = totals.get(package, 0.0) + float(self_us) / 1e3
     return dict(sorted(totals.items(), key=lambda kv: -kv[1])[:top])
+
+
+_STAGES = """
+import json, sys, time
+t0 = time.perf_counter()
+import pandas
+import geoduck.catalog
+from geoduck.cli import main
+t1 = time.perf_counter()
+from geoduck import engine
+engine.cursor()
+t2 = time.perf_counter()
+try:
+    main(sys.argv[1:], prog_name="geoduck")
+except SystemExit:
+    pass
+t3 = time.perf_counter()
+sys.stdout.flush()
+print(json.dumps({"imports_s": t1 - t0, "connect_s": t2 - t1, "query_s": t3 - t2}), file=sys.stderr)
+"""
+
+
+def query_stages(cmd: dict[str, Any], runs: int) -> dict[str, float]:
+    """Median seconds of the stages of ``geoduck query`` in a fresh process: interpreter start (the
+    wall time not spent below), imports (``geoduck.catalog``, pandas), the DuckDB connection with
+    the spatial extension and macros, and the query with its CSV output."""
+    args = cmd["argv"][cmd["argv"].index("query") :]
+    child = {**cmd, "argv": [sys.executable, "-c", _STAGES, *args]}
+    rows = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        proc = subprocess.run(child["argv"], capture_output=True, text=True, env=child["env"], timeout=600)
+        wall = time.perf_counter() - t
+        stages = json.loads(proc.stderr.strip().splitlines()[-1])
+        stages["start_and_exit_s"] = wall - sum(stages.values())
+        rows.append(stages)
+    return {k: statistics.median(r[k] for r in rows) for k in rows[0]}
 
 
 # -- driver ---------------------------------------------------------------------------------------
@@ -254,6 +300,8 @@ def main(argv: list[str] | None = None) -> None:
             loads.append(C.load_average())
         query_cmd = next(c for c in cmds if c["name"] == "geoduck query csv")
         imports = import_breakdown(query_cmd)
+        stages = query_stages(query_cmd, max(3, args.runs // 2))
+        loads.append(C.load_average())
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     stats = summarize(times)
@@ -270,6 +318,10 @@ def main(argv: list[str] | None = None) -> None:
         goals.update(query_gap_s=gap, query_gap_goal_s=QUERY_GAP_GOAL_S, query_met=gap <= QUERY_GAP_GOAL_S)
         print(f"geoduck query − DuckDB CLI (medians): {gap:+.3f} s (goal ≤ +{QUERY_GAP_GOAL_S} s)")
     print(f"geoduck --help median {med['geoduck --help']:.3f} s (goal ≤ {HELP_GOAL_S} s)")
+    print(
+        "geoduck query stages, medians: "
+        + ", ".join(f"{k.removesuffix('_s').replace('_', ' ')} {v:.3f} s" for k, v in stages.items())
+    )
     print("imports of one `geoduck query` run, ms (self time per top-level package):")
     print("  " + ", ".join(f"{k} {v:.0f}" for k, v in imports.items()))
     note = C.busy_note(loads)
@@ -297,6 +349,7 @@ def main(argv: list[str] | None = None) -> None:
             "runs_s": times,
             "goals": goals,
             "query_imports_ms": imports,
+            "query_stages_s": stages,
             "load": loads,
         },
     )
