@@ -16,8 +16,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import duckdb
-import geopandas as gpd
-import pandas as pd
 import pyarrow as pa
 import shapely
 from shapely.geometry import MultiPolygon
@@ -44,6 +42,9 @@ from .intervals import TimeLike, padding_micros, query_interval
 from .report import BuildReport
 
 if TYPE_CHECKING:
+    import geopandas as gpd
+    import pandas as pd
+
     from .explain import Explain
     from .slices import GeoSlice
 
@@ -420,6 +421,8 @@ class Catalog:
     @property
     def temporal_extent(self) -> tuple[pd.Timestamp | None, pd.Timestamp | None]:
         """(earliest start, latest end) in UTC over dated rows; (None, None) if all are static."""
+        import pandas as pd
+
         t: pa.Table = execute(
             self._node,
             lambda: compiler.aggregate(
@@ -686,12 +689,19 @@ def _plain_geometry(table: pa.Table) -> pa.Table:
     return pa.Table.from_arrays(table.columns, schema=pa.schema(fields))
 
 
+def geometry_columns(table: pa.Table) -> list[str]:
+    """Names of a result's GeoArrow WKB columns (geometries), in column order."""
+    return [f.name for f in table.schema if (f.metadata or {}).get(b"ARROW:extension:name") == b"geoarrow.wkb"]
+
+
 def _arrow_to_frame(table: pa.Table, *, require_geometry: bool = False) -> pd.DataFrame | gpd.GeoDataFrame:
-    geo_cols = [f.name for f in table.schema if (f.metadata or {}).get(b"ARROW:extension:name") == b"geoarrow.wkb"]
+    geo_cols = geometry_columns(table)
     if not geo_cols:
         if require_geometry:
             raise SQLError("result has no geometry column")
         return table.to_pandas()
+    import geopandas as gpd
+
     geometry = schema.GEOMETRY if schema.GEOMETRY in geo_cols else geo_cols[0]
     frame = gpd.GeoDataFrame.from_arrow(table, geometry=geometry)
     if frame.crs is None:
@@ -714,8 +724,13 @@ def _scan_roots(node: Node) -> set[str]:
 def _run_user_sql(
     query: str, relations: Mapping[str, Node], bounds: sandbox.SQLLimits
 ) -> pd.DataFrame | gpd.GeoDataFrame:
+    """:func:`run_user_sql_arrow` as a (Geo)DataFrame."""
+    return _arrow_to_frame(run_user_sql_arrow(query, relations, bounds))
+
+
+def run_user_sql_arrow(query: str, relations: Mapping[str, Node], bounds: sandbox.SQLLimits) -> pa.Table:
     """User SQL runs in a sandbox that reads only the relations' catalog folders, read-only,
-    within ``bounds`` (see :mod:`geoduck.sandbox`)."""
+    within ``bounds`` (see :mod:`geoduck.sandbox`); the result as Arrow (geometries GeoArrow WKB)."""
     roots = set().union(*(_scan_roots(n) for n in relations.values()))
     box = sandbox.sandbox(tuple(sorted(roots)), bounds)
 
@@ -736,7 +751,7 @@ def _run_user_sql(
         raise
     except READ_ERRORS as exc:
         raise SQLError(f"query failed: {_first_line(exc)}") from None
-    return _arrow_to_frame(table)
+    return table
 
 
 def sql(

@@ -11,11 +11,18 @@ import logging
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from .errors import ArgumentError, BuildError, GeoduckError
+from .errors import ArgumentError, BuildError, GeoduckError, SQLError
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+# Commands import what they use inside their functions: building the command tree (and ``--help``)
+# imports neither DuckDB nor the builders and loaders, and ``query``/``sql``/``info`` never import
+# geopandas, rasterio or xarray for table and CSV output (see tests/test_cold_start.py).
 
 
 def _friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -227,19 +234,17 @@ def info(catalog_dir: Path) -> None:
     cat = open_catalog(catalog_dir)
     parts = store.list_parts(catalog_dir)
     versions = sorted(set(store.read_schema_versions(catalog_dir).values()))
-    if schema.BACKEND in cat.columns:
+    if schema.BACKEND in cat.columns:  # rows per backend, through the one execution path
         n = exp.alias_(exp.Count(this=exp.Star()), "n")
         table = cat.fetch(schema.BACKEND, n, group_by=[schema.BACKEND], order_by=[schema.BACKEND])
-        backends = {"backend": table.column(0).to_pylist(), "n": table.column(1).to_pylist()}
+        counts = list(zip(table.column(0).to_pylist(), table.column(1).to_pylist(), strict=True))
     else:  # a pair catalog (intersect, difference)
-        backends = {"backend": ["pairs"], "n": [len(cat)]}
+        counts = [("pairs", len(cat))]
     t0, t1 = cat.temporal_extent
     bounds = cat.total_bounds
     click.echo(f"catalog        {Path(catalog_dir).resolve()}")
     click.echo(f"rows           {len(cat)}")
-    click.echo(
-        "backends       " + ", ".join(f"{b}: {n}" for b, n in zip(backends["backend"], backends["n"], strict=True))
-    )
+    click.echo("backends       " + ", ".join(f"{b}: {n}" for b, n in counts))
     click.echo(f"parts          {len(parts)} ({sum(p.stat().st_size for p in parts) / 1e6:.2f} MB)")
     click.echo(f"bounds         {tuple(round(v, 6) for v in bounds) if bounds else None} (EPSG:4326)")
     click.echo(f"time extent    {t0} .. {t1}")
@@ -270,6 +275,37 @@ def _emit(frame: Any, fmt: str, output: Path | None) -> None:
     else:
         shown = frame.drop(columns=[c for c in _BULKY if c in frame.columns])
         text = shown.to_string(index=False, max_rows=200, max_colwidth=60) + f"\n({len(frame)} rows)\n"
+    if output is not None:
+        output.write_text(text)
+    else:
+        click.echo(text, nl=not text.endswith("\n"))
+
+
+def _emit_arrow(table: pa.Table, fmt: str, output: Path | None, *, require_geometry: bool = False) -> None:
+    """Write an Arrow result exactly as :func:`_emit` writes the (Geo)DataFrame of it; table and
+    CSV output of a result with at most one geometry column are made without geopandas (its
+    geometry as WKT through shapely, as ``GeoSeries.to_wkt`` writes it)."""
+    from .catalog import _arrow_to_frame, geometry_columns
+
+    geo_cols = geometry_columns(table)
+    if require_geometry and not geo_cols:
+        raise SQLError("result has no geometry column")
+    names = table.column_names
+    if fmt == "table" and all(c in _BULKY for c in geo_cols):
+        shown = table.drop_columns([c for c in _BULKY if c in names]).to_pandas()
+        text = shown.to_string(index=False, max_rows=200, max_colwidth=60) + f"\n({table.num_rows} rows)\n"
+    elif fmt == "csv" and len(geo_cols) <= 1 and not set(geo_cols) & set(_BULKY[1:]):
+        import numpy as np
+        import shapely
+
+        kept = [c for c in names if c not in _BULKY[1:]]
+        frame = table.select([c for c in kept if c not in geo_cols]).to_pandas()
+        for name in geo_cols:  # where GeoDataFrame.from_arrow puts it
+            frame.insert(kept.index(name), name, shapely.to_wkt(shapely.from_wkb(np.array(table[name]))))
+        text = frame.to_csv(index=False)
+    else:
+        _emit(_arrow_to_frame(table, require_geometry=require_geometry), fmt, output)
+        return
     if output is not None:
         output.write_text(text)
     else:
@@ -334,7 +370,7 @@ def query(
         written = rel.to_parquet(output)
         click.echo(f"wrote {len(written)} rows to {output}")
         return
-    _emit(rel.to_geopandas(), fmt, output)
+    _emit_arrow(rel.to_arrow(), fmt, output, require_geometry=True)
 
 
 @main.command("sql")
@@ -355,12 +391,12 @@ def sql_command(
     catalog_dir: Path, statement: str, fmt: str, timeout: float, memory_limit: str | None, threads: int | None
 ) -> None:
     """Run read-only SQL over a catalog; the table is called `catalog`."""
-    from .catalog import open_catalog
+    from . import sandbox
+    from .catalog import open_catalog, run_user_sql_arrow
 
-    frame = open_catalog(catalog_dir).sql(
-        statement, timeout=timeout or None, memory_limit=memory_limit, threads=threads
-    )
-    _emit(frame, fmt, None)
+    relations = {"catalog": open_catalog(catalog_dir).node}  # as Catalog.sql, as Arrow
+    table = run_user_sql_arrow(statement, relations, sandbox.limits(timeout or None, memory_limit, threads))
+    _emit_arrow(table, fmt, None)
 
 
 @main.command()

@@ -16,8 +16,8 @@ import sys
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from functools import cache, singledispatch
+from typing import TYPE_CHECKING
 
-import pandas as pd
 import sqlglot
 from sqlglot import exp
 
@@ -39,6 +39,9 @@ from .expr import (
 )
 from .intervals import Overlap, epoch_us
 from .storage import bind
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 DIALECT = "duckdb"
 

@@ -18,21 +18,25 @@ from __future__ import annotations
 import datetime as dt
 import re
 from dataclasses import dataclass
-from typing import Generic, Literal, TypeAlias, TypeVar
+from functools import cache
+from typing import TYPE_CHECKING, Generic, Literal, TypeAlias, TypeVar
 
 import numpy as np
-import pandas as pd
 
 from .errors import ArgumentError, TimeParseError
 
-Precision: TypeAlias = Literal["year", "month", "day", "hour", "minute", "second", "instant"] | pd.Timedelta
+if TYPE_CHECKING:
+    import pandas as pd
+
+# pandas (parsing, calendar offsets) is imported by the functions that use it, so that importing
+# this module (hence a query without a time filter) does not load it.
+
+Precision: TypeAlias = 'Literal["year", "month", "day", "hour", "minute", "second", "instant"] | pd.Timedelta'
 """The period a parsed value covers: a calendar unit, ``"instant"`` (one µs), or a sub-second
 :class:`pandas.Timedelta` (a value with 1–5 fractional second digits)."""
 
 SUB_DAY: frozenset[str] = frozenset({"hour", "minute", "second", "instant"})
 """Precisions of values that carry a time of day (as do all Timedelta precisions)."""
-
-ONE_US = pd.Timedelta(microseconds=1)
 
 
 @dataclass(frozen=True)
@@ -69,28 +73,35 @@ def _utc(ts: pd.Timestamp) -> pd.Timestamp:
     return ts
 
 
-_OFFSETS = {
-    "year": pd.DateOffset(years=1),
-    "month": pd.DateOffset(months=1),
-    "day": pd.DateOffset(days=1),
-    "hour": pd.Timedelta(hours=1),
-    "minute": pd.Timedelta(minutes=1),
-    "second": pd.Timedelta(seconds=1),
-}
+@cache
+def _offsets() -> dict[str, pd.DateOffset | pd.Timedelta]:
+    """The length of each calendar precision."""
+    import pandas as pd
+
+    return {
+        "year": pd.DateOffset(years=1),
+        "month": pd.DateOffset(months=1),
+        "day": pd.DateOffset(days=1),
+        "hour": pd.Timedelta(hours=1),
+        "minute": pd.Timedelta(minutes=1),
+        "second": pd.Timedelta(seconds=1),
+    }
 
 
 def has_time_of_day(precision: Precision) -> bool:
     """Whether a value of this precision carries a time of day (hour or finer)."""
-    return isinstance(precision, pd.Timedelta) or precision in SUB_DAY
+    return not isinstance(precision, str) or precision in SUB_DAY
 
 
 def _period_end(ts: pd.Timestamp, precision: Precision) -> pd.Timestamp:
     """The last µs of the period of ``precision`` that starts at ``ts``."""
+    import pandas as pd
+
     if isinstance(precision, str) and precision == "instant":
         return ts
-    offset = precision if isinstance(precision, pd.Timedelta) else _OFFSETS[precision]
+    offset = precision if isinstance(precision, pd.Timedelta) else _offsets()[precision]
     try:
-        return _utc(ts + offset - ONE_US)
+        return _utc(ts + offset - pd.Timedelta(microseconds=1))
     except (ValueError, OverflowError) as exc:
         raise TimeParseError(f"the period starting {ts.isoformat()} ends out of range: {exc}") from None
 
@@ -148,6 +159,8 @@ def parse_datetime(text: str, date_format: str | None = None, *, what: str = "va
     ISO 8601 via pandas, whose precision is that of the last time field written (hour, minute,
     second or a fraction of a second; a date without a time of day: day).
     """
+    import pandas as pd
+
     text = str(text).strip()
     if date_format is not None:
         try:
@@ -179,6 +192,8 @@ def parse_datetime(text: str, date_format: str | None = None, *, what: str = "va
 
 def _text_precision(text: str) -> Precision:
     """The period of the last field of an ISO-like date/time text ("June 15, 2023" → day)."""
+    import pandas as pd
+
     if not re.search(r"T\d|\d:\d", text):
         return "day"
     m = _ISO_TIME.search(text.strip())
@@ -221,10 +236,12 @@ def interval_from_strings(
     return Interval(t0, end)
 
 
-TimeLike: TypeAlias = str | dt.date | dt.datetime | pd.Timestamp | np.datetime64 | None
+TimeLike: TypeAlias = "str | dt.date | dt.datetime | pd.Timestamp | np.datetime64 | None"
 
 
 def _coerce(value: TimeLike, *, argument: str) -> tuple[pd.Timestamp, Precision] | None:
+    import pandas as pd
+
     if value is None:
         return None
     if isinstance(value, str):
@@ -282,17 +299,20 @@ def padding_micros(value: object, *, argument: str) -> int:
             f"{argument}={value!r} has no unit: pass a timedelta, e.g. "
             f"{argument}=timedelta(days=3), or a string with a unit, e.g. '3D' or '12h'"
         )
+    import pandas as pd
+
+    one_us = pd.Timedelta(microseconds=1)
     try:
         delta = pd.Timedelta(value)
     except (ValueError, TypeError):
         raise ArgumentError(f"{argument}={value!r} is not a timedelta (e.g. timedelta(days=3), '3D')") from None
     if delta is pd.NaT or delta < pd.Timedelta(0):
         raise ArgumentError(f"{argument}={value!r} must be a non-negative timedelta")
-    if delta % ONE_US:
+    if delta % one_us:
         raise ArgumentError(
             f"{argument}={value!r} is not a whole number of microseconds (intervals have microsecond resolution)"
         )
-    return int(delta // ONE_US)
+    return int(delta // one_us)
 
 
 def epoch_us(value: object) -> int | None:
@@ -303,6 +323,8 @@ def epoch_us(value: object) -> int | None:
         return None
     if isinstance(value, int | np.integer) and not isinstance(value, bool):
         return int(value)
+    import pandas as pd
+
     try:
         ts = pd.Timestamp(value)
         if ts is pd.NaT:

@@ -16,16 +16,19 @@ footprints. Its other geometry columns are refused.
 from __future__ import annotations
 
 import logging
+import sys
 import uuid
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from .errors import JoinError
 from .expr import UserTable
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +46,8 @@ def keys_of(on: str | Sequence[str]) -> tuple[str, ...]:
 def to_arrow(table: Any, keys: tuple[str, ...]) -> pa.Table:
     """The user ``table`` (pandas DataFrame, GeoDataFrame, Arrow Table/RecordBatch or any object
     with ``__arrow_c_stream__``) as an Arrow table without index or active geometry column."""
-    if isinstance(table, pd.DataFrame):
+    pandas = sys.modules.get("pandas")  # not imported: the table cannot be a DataFrame
+    if pandas is not None and isinstance(table, pandas.DataFrame):
         frame = _drop_geometry(table)
         missing = [k for k in keys if k not in frame.columns]
         if missing and all(k in frame.columns or k in frame.index.names for k in keys):
@@ -63,6 +67,7 @@ def to_arrow(table: Any, keys: tuple[str, ...]) -> pa.Table:
 
 def _drop_geometry(frame: pd.DataFrame) -> pd.DataFrame:
     import geopandas as gpd
+    import pandas as pd
 
     if not isinstance(frame, gpd.GeoDataFrame):
         return frame

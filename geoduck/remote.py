@@ -152,7 +152,7 @@ def read_index(root: str) -> store.PartIndex | None:
             if row is None:
                 return None
             data = row[0]
-        return store.parse_index(pq.read_table(pa.BufferReader(data)))
+        return store.parse_index(pq.ParquetFile(pa.BufferReader(data)).read())
     except FileNotFoundError:
         return None
     except (OSError, ValueError, duckdb.Error, pa.ArrowException) as exc:

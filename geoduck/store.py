@@ -996,7 +996,7 @@ def read_index(path: str | os.PathLike[str]) -> PartIndex | None:
     if cached is not None and cached[0] == key:
         return cached[1]
     try:
-        index = parse_index(pq.read_table(target))
+        index = parse_index(pq.ParquetFile(target).read())  # (read_table would import pyarrow.dataset, pandas)
     except (OSError, ValueError, pa.ArrowException) as exc:
         log.warning("ignoring the unreadable part index %s (%s); it is rebuilt at the next write", target, exc)
         return None
