@@ -61,8 +61,9 @@ def main(workdir: str | Path) -> dict[str, Any]:
     meta = geoduck.samples_to_parquet(slices, work / "embeddings_meta.parquet")  # row i ↔ emb[i]
     per_date = duckdb.execute(  # the metadata is plain GeoParquet: audit it with SQL
         "SELECT start_datetime, count(*) AS chips FROM read_parquet(?) GROUP BY ALL ORDER BY 1", [str(meta)]
-    ).df()
-    print(per_date.to_string(index=False))
+    ).fetchall()
+    for start, n in per_date:
+        print(f"{start:%Y-%m-%d}: {n} chips")
     print(f"{len(slices)} chips × {D} → {work / 'embeddings.zarr'}; metadata → {meta}")
     return {
         "catalog": catalog,
