@@ -146,6 +146,11 @@ def _fetch(catalog: Catalog) -> pa.Table:
     if schema.SCENE_ID in columns:
         selects.append(schema.SCENE_ID)
     selects += [c for c in ("res_x", "res_y", "width", "height") if c in columns]
+    # an intersect result: the left rows' pixel size (its width/height are those of the whole left
+    # file, not of the intersection footprint, so they are not used)
+    selects += [
+        compiler.col(f"left_{c}").as_(c) for c in ("res_x", "res_y") if c not in columns and f"left_{c}" in columns
+    ]
     table = catalog.fetch(
         *selects, order_by=[c for c in (schema.ID, schema.START, schema.END, "source") if c in columns]
     )
@@ -290,7 +295,7 @@ def _prepare(catalog: Catalog, crs: Any) -> _Rows:
         ids=ids,
         crs=tuple(crs_of),
         bounds=bounds,
-        res=_row_res(table, bounds, nb, is_native),
+        res=_row_res(table, bounds, nb, native_key == crs_arr),
         starts=_timestamps(table.column(schema.START)),
         ends=_timestamps(table.column(schema.END)),
         footprints=geoms,
@@ -304,9 +309,10 @@ def _prepare(catalog: Catalog, crs: Any) -> _Rows:
 
 
 def _row_res(table: pa.Table, bounds: np.ndarray, nb: np.ndarray, is_native: np.ndarray) -> np.ndarray:
-    """(n, 2) pixel size of each row in its sampling CRS: ``res_x``/``res_y`` when sampled natively,
-    else the row's pixel counts spread over its extent there (``extent / width``, ``extent /
-    height``, as :meth:`GeoSlice.to_crs`); NaN for rows without a pixel grid (cubes, vectors)."""
+    """(n, 2) pixel size of each row in its sampling CRS: ``res_x``/``res_y`` when sampled in its
+    native CRS (``is_native``; for an ``intersect`` result, the left row's), else the row's pixel
+    counts spread over its extent there (``extent / width``, ``extent / height``, as
+    :meth:`GeoSlice.to_crs`); NaN for rows without a pixel grid (cubes, vectors)."""
     n = table.num_rows
 
     def column(name: str) -> np.ndarray:

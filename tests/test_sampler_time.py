@@ -126,3 +126,18 @@ def test_default_resolution_is_the_finest_native_one(tmp_path):
         geoduck.grid_sampler((0, 0, 100, 100), crs="EPSG:32630", chip_size=8)
     with pytest.raises(ArgumentError, match="by="):
         geoduck.grid_sampler(cat, chip_size=8, by="date")
+
+
+def test_intersect_results_default_to_the_left_rows_pixel_size(archive_catalog):
+    """An intersect result has no res_x/native_bounds of its own: natively sampled, its rows take
+    the left row's pixel size (not an error asking for resolution=, nor the footprint's size)."""
+    left = archive_catalog.where("tile = '30TTK'")
+    right = archive_catalog.where("tile = '30TVK'")
+    shared = left.intersect(right, spatial_only=True)
+    assert "res_x" not in shared.columns and "left_res_x" in shared.columns
+    chips = geoduck.grid_sampler(shared, chip_size=16)
+    assert chips and {c.resolution for c in chips} == {(500.0, 500.0)} and {c.crs for c in chips} == {"EPSG:32630"}
+    sampler = geoduck.random_sampler(shared, chip_size=16, length=4, seed=1)
+    assert sampler.resolution == (500.0, 500.0)
+    with pytest.raises(ArgumentError, match="resolution="):  # other CRS: no pixel grid known there
+        geoduck.random_sampler(shared, chip_size=16, length=4, crs="EPSG:3857")
