@@ -325,7 +325,9 @@ class _Api(BaseHTTPRequestHandler):
             out: dict[str, Any] = {"type": "FeatureCollection", "features": hits[page * limit : (page + 1) * limit]}
             out["links"] = []
             if (page + 1) * limit < len(hits):
-                nxt = f"{self.base}/search?page={page + 1}&limit={limit}" + (f"&collections={','.join(colls)}" if colls else "")
+                nxt = f"{self.base}/search?page={page + 1}&limit={limit}" + (
+                    f"&collections={','.join(colls)}" if colls else ""
+                )
                 out["links"].append({"rel": "next", "href": nxt, "type": "application/geo+json"})
             self._send(out)
         else:
@@ -373,7 +375,6 @@ def setup_foreign(root: Path, stack: ExitStack) -> dict[str, Any]:
     import pandas as pd
     import shapely
 
-    (root / "cat").mkdir()
     gpd.GeoDataFrame(
         {"scene_id_x": ["s1", "s2"], "acquired": ["2023-06-15", "2023-06-20"], "href": ["a.tif", "b.tif"]},
         geometry=[shapely.box(-5, 40, -4.5, 40.5), shapely.box(-4.5, 40.5, -4, 41)],
@@ -487,7 +488,6 @@ def check_remote(ns: dict[str, Any]) -> None:
     assert (np.asarray(expect.values) != 0).any()
 
 
-
 SETUPS: dict[str, Setup] = {
     "Use": setup_use,
     "Command line": setup_command_line,
@@ -554,7 +554,10 @@ def test_every_example_has_a_setup_and_few_are_not_run():
 
 
 def test_parser_finds_commands_and_markers():
-    text = "## A\n<!-- not-run: needs a cluster -->\n```python\nx = 1\n```\n```bash\ngeoduck info c/ \\\n  --x 1  # y\n    # z\nmake demo\n```\n"
+    text = (
+        "## A\n<!-- not-run: needs a cluster -->\n```python\nx = 1\n```\n"
+        "```bash\ngeoduck info c/ \\\n  --x 1  # y\n    # z\nmake demo\n```\n"
+    )
     blocks = parse_blocks(text)
     assert [(b.section, b.lang, b.line, b.not_run) for b in blocks] == [
         ("A", "python", 4, "needs a cluster"),
@@ -608,4 +611,3 @@ def test_readme_section_runs(section: str, tmp_path: Path, monkeypatch: pytest.M
                             cli_check(result.output, tmp_path)
             ran += 1
     assert ran > 0
-
