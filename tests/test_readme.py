@@ -488,6 +488,34 @@ def check_remote(ns: dict[str, Any]) -> None:
     assert (np.asarray(expect.values) != 0).any()
 
 
+def check_ml(ns: dict[str, Any]) -> None:
+    """Random chips carry their row's interval; folds are saved with the chips; the stitched
+    prediction is the model's output where one chip covers a pixel."""
+    import pyarrow.parquet as pq
+    import rasterio
+
+    train, cat = ns["train"], ns["cat"]
+    intervals = {(r["start_datetime"], r["end_datetime"]) for r in cat}
+    assert all((c.start, c.end) in intervals for c in list(train)[:50])
+    saved = pq.read_table("train_folds.parquet")
+    assert saved.num_rows == len(train) and saved["fold"].to_pylist() == ns["folds"]["fold"].tolist()
+    assert set(ns["folds"]["fold"]) - {-1} == set(range(5))
+    tiles = ns["tiles"]
+    with rasterio.open("prediction.tif") as ds:
+        first = geoduck.load_raster(cat, tiles[0]).values[:1] / 10_000
+        window = ds.read(window=ds.window(*tiles[0].bounds))
+    assert window.shape == first.shape and np.isclose(window[0, 0, 0], first[0, 0, 0])
+
+
+def check_stac_out(ns: dict[str, Any]) -> None:
+    """One item per scene (4), in a collection, as static catalog and as stac-geoparquet."""
+    import pyarrow.parquet as pq
+
+    collection = json.loads(Path("stac/collection.json").read_text())
+    assert collection["type"] == "Collection"
+    assert len(list(Path("stac").glob("*/*.json"))) == 4 == pq.read_table("june.parquet").num_rows
+
+
 SETUPS: dict[str, Setup] = {
     "Use": setup_use,
     "Command line": setup_command_line,
@@ -500,6 +528,8 @@ SETUPS: dict[str, Setup] = {
 
 PY_CHECKS: dict[str, Callable[[dict[str, Any]], None]] = {
     "mask = geoduck.load_vector(labels, sl": check_use,
+    "ds = GeoIterableDataset(": check_ml,
+    'june.to_stac_geoparquet("june.parquet", collection_href': check_stac_out,
     'rgb = geoduck.load_raster(clear, sl, bands=["red"': check_stac_in,
     "mixed.to_gti(": check_gti_python,
     'cat = geoduck.import_table("footprints.csv"': check_foreign,
