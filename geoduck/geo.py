@@ -12,11 +12,10 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyproj
-import rasterio.crs
-import rasterio.errors
 import shapely
 import shapely.affinity
 import shapely.errors
@@ -26,6 +25,9 @@ from shapely.geometry import MultiPolygon, Polygon, box
 from shapely.geometry.base import BaseGeometry
 
 from .errors import ArgumentError, CRSError, FootprintError
+
+if TYPE_CHECKING:
+    import rasterio.crs
 
 Bounds = tuple[float, float, float, float]
 """(xmin, ymin, xmax, ymax) in the units of some CRS."""
@@ -86,6 +88,8 @@ def crs_key(crs: object, *, argument: str = "crs") -> str:
 
 @lru_cache(maxsize=256)
 def _rasterio_crs(text: str) -> rasterio.crs.CRS:
+    import rasterio.crs  # loaders only: `import geoduck` and the query CLI stay free of rasterio
+
     return rasterio.crs.CRS.from_user_input(text)
 
 
@@ -94,6 +98,8 @@ def rasterio_crs(crs: object, *, argument: str = "crs") -> rasterio.crs.CRS:
     the catalog's ``crs`` column, ``GeoSlice.crs``, WKT). Raises :class:`CRSError` naming
     ``argument``."""
     text = crs if isinstance(crs, str) else norm_crs(crs, argument=argument).to_wkt()
+    import rasterio.errors
+
     try:
         return _rasterio_crs(text)
     except rasterio.errors.CRSError as exc:
