@@ -20,7 +20,6 @@ from __future__ import annotations
 import glob as globmod
 import os
 import re
-import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -28,7 +27,7 @@ import duckdb
 
 from . import compiler, engine, store
 from .catalog import open_catalog
-from .errors import ArgumentError, StorageError
+from .errors import ArgumentError
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
@@ -72,23 +71,19 @@ def write_duckdb(
     if dup:
         raise ArgumentError(f"two catalogs would get the view name(s) {dup}: pass distinct names= (CLI --name)")
     target = Path(out).expanduser().resolve()
-    tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:12]}.tmp")
-    try:
-        con = duckdb.connect(str(tmp), config={"autoinstall_known_extensions": False})
+    with store.replacing(target) as tmp:
         try:
-            engine.load_spatial(con)
-            con.execute(engine.macros_path().read_text())
-            for name, root in zip(chosen, roots, strict=True):
-                open_catalog(root)  # refuses unreadable parts before the views are written
-                for statement in catalog_view_sql(name, root, store.part_columns(root)):
-                    con.execute(statement)
-            con.execute("CHECKPOINT")
+            con = duckdb.connect(str(tmp), config={"autoinstall_known_extensions": False})
+            try:
+                engine.load_spatial(con)
+                con.execute(engine.macros_path().read_text())
+                for name, root in zip(chosen, roots, strict=True):
+                    open_catalog(root)  # refuses unreadable parts before the views are written
+                    for statement in catalog_view_sql(name, root, store.part_columns(root)):
+                        con.execute(statement)
+                con.execute("CHECKPOINT")
+            finally:
+                con.close()
         finally:
-            con.close()
-        os.replace(tmp, target)
-    except OSError as exc:
-        raise StorageError(f"cannot write {target}: {exc}") from None
-    finally:
-        for leftover in (tmp, tmp.with_name(tmp.name + ".wal")):
-            leftover.unlink(missing_ok=True)
+            tmp.with_name(tmp.name + ".wal").unlink(missing_ok=True)
     return target

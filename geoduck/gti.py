@@ -17,11 +17,9 @@ GDAL pick the GTI driver; any other name: ``rasterio.open("GTI:index.gpkg")``).
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -30,8 +28,8 @@ import numpy as np
 import shapely
 from shapely.geometry import Polygon, box
 
-from . import schema
-from .errors import ArgumentError, CRSError, StorageError
+from . import schema, store
+from .errors import ArgumentError, CRSError
 from .geo import crs_key, densified_ring, norm_crs, transformer
 
 if TYPE_CHECKING:
@@ -222,20 +220,7 @@ def to_gti(
     }
     if nd is not None:
         metadata["NODATA"] = "nan" if math.isnan(nd) else repr(nd)
-    parent = target.parent if str(target.parent) else Path(".")
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}-", suffix=f"-tmp{target.suffix}", dir=parent)
-    os.close(fd)
-    os.unlink(tmp)  # the driver creates the file
-    try:
+    with store.replacing(target, keep_suffix=True) as tmp:
         pyogrio.write_dataframe(gdf, tmp, layer=layer, driver=driver, layer_metadata=metadata)
-        os.replace(tmp, target)
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise StorageError(f"cannot write {target}: {exc.strerror or exc}") from None
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
     log.info("wrote a GTI index of %d tiles to %s", len(gdf), target)
     return target

@@ -50,7 +50,7 @@ import shapely.affinity
 from shapely.geometry.base import BaseGeometry
 from sqlglot import exp
 
-from . import compiler, schema
+from . import compiler, schema, store
 from .catalog import Catalog
 from .errors import ArgumentError, ChipIndexError, CRSError, NoDataError, SchemaError
 from .geo import (
@@ -1470,12 +1470,8 @@ def samples_to_parquet(
     table = table.replace_schema_metadata({b"geo": json.dumps(geo).encode()})
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    try:
+    with store.replacing(out) as tmp:
         pq.write_table(table, tmp, compression="zstd")
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
     return out
 
 

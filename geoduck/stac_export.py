@@ -29,7 +29,6 @@ A row that has no time (a static row) has no STAC datetime: pass ``static_dateti
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import json
 import logging
@@ -45,7 +44,7 @@ from typing import TYPE_CHECKING, Any
 import shapely
 from shapely.geometry import mapping
 
-from . import schema
+from . import schema, store
 from .errors import ArgumentError, StorageError, UnsupportedError
 from .geo import Bounds, geojson_bbox, geojson_bbox_union
 from .intervals import query_interval
@@ -457,23 +456,8 @@ def to_stac_geoparquet(
     collections = {
         cid: c.to_dict(include_self_link=False, transform_hrefs=False) for cid, c in export.collections.items()
     }
-    parent = target.parent if str(target.parent) else Path(".")
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=parent)
-    os.close(fd)
-    try:
+    with store.replacing(target) as tmp:
         parse_stac_items_to_parquet(dicts, output_path=tmp, schema="FullFile", collections=collections)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; the file gets the usual mode
-        os.replace(tmp, target)
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise StorageError(f"cannot write {target}: {exc.strerror or exc}") from None
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
     log.info("wrote %d STAC items to %s", len(dicts), target)
     return target
 

@@ -255,6 +255,27 @@ def storage_errors(folder: str | os.PathLike[str]) -> Iterator[None]:
         raise StorageError(f"cannot write catalog folder {os.fspath(folder)}{where}: {cause}; {hint}") from None
 
 
+@contextlib.contextmanager
+def replacing(target: str | os.PathLike[str], *, keep_suffix: bool = False) -> Iterator[Path]:
+    """Write one output file (not a part) atomically: yields a hidden, not yet created, temporary
+    path beside ``target`` for the writer to create; when the block ends normally it is renamed over
+    ``target``, else removed, so ``target`` is never seen half-written. ``keep_suffix`` ends the
+    temporary name with ``target``'s suffix (for writers that pick a format by it). An ``OSError``
+    becomes a :class:`StorageError` naming ``target``."""
+    target = Path(target)
+    end = target.suffix if keep_suffix else ""
+    tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:12]}.tmp{end}")
+    try:
+        yield tmp
+        os.replace(tmp, target)
+    except StorageError:
+        raise
+    except OSError as exc:
+        raise StorageError(f"cannot write {target}: {exc.strerror or exc}") from None
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def write_part(
     table: pa.Table,
     out_dir: str | os.PathLike[str],

@@ -14,6 +14,7 @@ import pyogrio
 import pytest
 import shapely
 from click.testing import CliRunner
+from s3_server import moto_s3
 
 import geoduck
 from geoduck import engine, schema, store
@@ -422,35 +423,10 @@ def test_loaders_work_on_an_imported_table(tmp_path, archive_catalog):
 
 
 @pytest.fixture
-def s3(monkeypatch):
+def s3():
     """A moto S3 server on 127.0.0.1 with the AWS variables pointing at it; yields an s3fs filesystem."""
-    pytest.importorskip("s3fs")
-    moto_server = pytest.importorskip("moto.server")
-    if engine.httpfs_extension_path() is None:
-        pytest.skip("duckdb-extension-httpfs is not installed")
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    for name, value in (
-        ("AWS_ACCESS_KEY_ID", "testing"),
-        ("AWS_SECRET_ACCESS_KEY", "testing"),
-        ("AWS_DEFAULT_REGION", "us-east-1"),
-        ("AWS_ENDPOINT_URL", f"http://{host}:{port}"),
-    ):
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL_S3", raising=False)
-    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
-    import fsspec
-    import s3fs
-
-    s3fs.S3FileSystem.clear_instance_cache()
-    fs = fsspec.filesystem("s3", skip_instance_cache=True)
-    fs.mkdir("foreign")
-    try:
+    with moto_s3("foreign") as fs:
         yield fs
-    finally:
-        server.stop()
-        s3fs.S3FileSystem.clear_instance_cache()
 
 
 def test_foreign_parts_on_s3_open_by_their_column(tmp_path, s3):

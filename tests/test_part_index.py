@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import shapely
+from s3_server import moto_s3
 
 import geoduck
 from geoduck import maintenance, storage, store
@@ -193,37 +194,10 @@ def test_index_is_consistent_after_appenders_are_killed(tmp_path):
 
 
 @pytest.fixture
-def s3(monkeypatch):
+def s3():
     """A moto S3 server on 127.0.0.1 with the AWS variables pointing at it."""
-    pytest.importorskip("s3fs")
-    moto_server = pytest.importorskip("moto.server")
-    from geoduck import engine
-
-    if engine.httpfs_extension_path() is None:
-        pytest.skip("duckdb-extension-httpfs is not installed")
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    for name, value in (
-        ("AWS_ACCESS_KEY_ID", "testing"),
-        ("AWS_SECRET_ACCESS_KEY", "testing"),
-        ("AWS_DEFAULT_REGION", "us-east-1"),
-        ("AWS_ENDPOINT_URL", f"http://{host}:{port}"),
-    ):
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL_S3", raising=False)
-    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
-    import fsspec
-    import s3fs
-
-    s3fs.S3FileSystem.clear_instance_cache()  # (instances remember the endpoint they were made for)
-    fs = fsspec.filesystem("s3", skip_instance_cache=True)
-    fs.mkdir("idx")
-    try:
+    with moto_s3("idx") as fs:
         yield fs
-    finally:
-        server.stop()
-        s3fs.S3FileSystem.clear_instance_cache()
 
 
 def test_remote_catalog_prunes_parts_by_its_index(cat, s3):

@@ -27,6 +27,7 @@ from urllib.parse import parse_qs, urlparse
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from s3_server import point_aws_at
 
 import geoduck
 from geoduck.cli import main
@@ -465,13 +466,8 @@ def setup_remote(root: Path, stack: ExitStack) -> dict[str, Any]:
     stack.callback(thread.join, 5)
     stack.callback(s3.shutdown)
     env = stack.enter_context(pytest.MonkeyPatch.context())
-    for name, value in (
-        ("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing"), ("AWS_DEFAULT_REGION", "us-east-1"),
-        ("AWS_ENDPOINT_URL", f"http://127.0.0.1:{s3.server_port}"), ("COGS", server.url + "/cogs"),
-    ):  # fmt: skip
-        env.setenv(name, value)
-    for name in ("AWS_ENDPOINT_URL_S3", "AWS_SESSION_TOKEN", "AWS_S3_ENDPOINT", "AWS_HTTPS", "AWS_VIRTUAL_HOSTING"):
-        env.delenv(name, raising=False)
+    point_aws_at(env, f"http://127.0.0.1:{s3.server_port}")
+    env.setenv("COGS", server.url + "/cogs")
     client = boto3.client("s3")
     client.create_bucket(Bucket="my-bucket")
     client.upload_file(str(files[1]), "my-bucket", "cogs/T30TVK_20230620.tif")
@@ -507,7 +503,12 @@ def check_ml(ns: dict[str, Any]) -> None:
     assert all((c.start, c.end) in intervals for c in list(train)[:50])
     saved = pq.read_table("train_folds.parquet")
     assert saved.num_rows == len(train) and saved["fold"].to_pylist() == ns["folds"]["fold"].tolist()
-    assert set(ns["folds"]["fold"]) - {-1} == set(range(5))
+    folds = ns["folds"]
+    # -1: within the buffer of another fold. Which folds keep items depends on where the random chips
+    # fell (row ids hash the temporary paths), so check the invariants, not that all five survive.
+    kept = folds[folds["fold"] >= 0]
+    assert set(kept["fold"]) <= set(range(5)) and kept["fold"].nunique() >= 2
+    assert (kept.groupby("block")["fold"].nunique() == 1).all()  # a block goes to one fold whole
     tiles = ns["tiles"]
     with rasterio.open("prediction.tif") as ds:
         first = geoduck.load_raster(cat, tiles[0]).values[:1] / 10_000

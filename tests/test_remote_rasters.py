@@ -20,6 +20,7 @@ import rasterio.merge
 from click.testing import CliRunner
 from rasterio.transform import from_origin
 from rasterio.windows import Window
+from s3_server import point_aws_at
 
 import geoduck
 from geoduck import header
@@ -319,15 +320,7 @@ def s3(served: Path) -> Iterator[_Counting]:
     thread.start()
     mp = pytest.MonkeyPatch()
     try:
-        for name, value in (
-            ("AWS_ACCESS_KEY_ID", "testing"),
-            ("AWS_SECRET_ACCESS_KEY", "testing"),
-            ("AWS_DEFAULT_REGION", "us-east-1"),
-            ("AWS_ENDPOINT_URL", f"http://127.0.0.1:{server.server_port}"),
-        ):
-            mp.setenv(name, value)
-        for name in ("AWS_ENDPOINT_URL_S3", "AWS_SESSION_TOKEN", "AWS_S3_ENDPOINT", "AWS_HTTPS", "AWS_VIRTUAL_HOSTING"):
-            mp.delenv(name, raising=False)
+        point_aws_at(mp, f"http://127.0.0.1:{server.server_port}")
         client = boto3.client("s3")
         client.create_bucket(Bucket="geoduck-cogs")
         for p in [*_tiles(served), served / "L7_ETMs.tif"]:

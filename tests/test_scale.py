@@ -18,6 +18,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 import rasterio
+from s3_server import moto_s3
 
 import geoduck
 from geoduck import engine, remote, store
@@ -460,34 +461,10 @@ def test_https_catalog_without_a_listing_is_a_clear_error(monkeypatch):
 
 
 @pytest.fixture(scope="module")
-def s3(tmp_path_factory):
+def s3():
     """A moto S3 server on 127.0.0.1 with the AWS variables pointing at it (restored after)."""
-    pytest.importorskip("s3fs")
-    moto_server = pytest.importorskip("moto.server")
-    if engine.httpfs_extension_path() is None:
-        pytest.skip("duckdb-extension-httpfs is not installed")
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    mp = pytest.MonkeyPatch()
-    try:
-        for name, value in (
-            ("AWS_ACCESS_KEY_ID", "testing"),
-            ("AWS_SECRET_ACCESS_KEY", "testing"),
-            ("AWS_DEFAULT_REGION", "us-east-1"),
-            ("AWS_ENDPOINT_URL", f"http://{host}:{port}"),
-        ):
-            mp.setenv(name, value)
-        mp.delenv("AWS_ENDPOINT_URL_S3", raising=False)
-        mp.delenv("AWS_SESSION_TOKEN", raising=False)
-        import fsspec
-
-        fs = fsspec.filesystem("s3", skip_instance_cache=True)
-        fs.mkdir("geoduck-test")
+    with moto_s3("geoduck-test") as fs:
         yield fs
-    finally:
-        mp.undo()
-        server.stop()
 
 
 def test_s3_catalog_reads_like_the_local_one(s3, files, tmp_path, monkeypatch):
