@@ -428,7 +428,8 @@ def union(left: Path, right: Path, out: Path, dedupe: bool) -> None:
 
 
 def _query_options(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """The catalog and query options of ``geoduck export`` commands (as ``geoduck query``)."""
+    """The catalog and query options of ``geoduck export`` commands (as ``geoduck query``), given to
+    the command as one argument ``rel``: the query of the catalog they select."""
     options = [
         click.option(
             "-c",
@@ -447,24 +448,28 @@ def _query_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--end", default=None, help="Interval end; a date-only end includes that whole day."),
         click.option("--where", "predicate", default=None, help="Extra SQL predicate on catalog columns."),
     ]
+
+    @functools.wraps(fn)
+    def command(
+        *,
+        catalog_dir: Path,
+        bbox: tuple[float, ...] | None,
+        geometry: str | None,
+        crs: str | None,
+        start: str | None,
+        end: str | None,
+        predicate: str | None,
+        **kwargs: Any,
+    ) -> Any:
+        from .catalog import open_catalog
+
+        rel = open_catalog(catalog_dir).query(bbox=bbox or None, geometry=geometry, crs=crs, start=start, end=end)
+        return fn(rel=rel.where(predicate) if predicate else rel, **kwargs)
+
+    wrapped = _friendly(command)  # (the catalog opens here, so its errors need the same one-line form)
     for option in reversed(options):
-        fn = option(fn)
-    return fn
-
-
-def _relation(
-    catalog_dir: Path,
-    bbox: tuple[float, ...] | None,
-    geometry: str | None,
-    crs: str | None,
-    start: str | None,
-    end: str | None,
-    predicate: str | None,
-) -> Any:
-    from .catalog import open_catalog
-
-    rel = open_catalog(catalog_dir).query(bbox=bbox or None, geometry=geometry, crs=crs, start=start, end=end)
-    return rel.where(predicate) if predicate else rel
+        wrapped = option(wrapped)
+    return wrapped
 
 
 @main.group()
@@ -487,16 +492,9 @@ def export() -> None:
     help="stac-geoparquet: where the collection JSON lives ({collection}: its id); items then name their collection.",
 )
 @click.option("--static-datetime", default=None, help="Datetime given to static rows (STAC items need one).")
-@_friendly
 def export_stac(
     out: Path,
-    catalog_dir: Path,
-    bbox: tuple[float, ...] | None,
-    geometry: str | None,
-    crs: str | None,
-    start: str | None,
-    end: str | None,
-    predicate: str | None,
+    rel: Any,
     collection_id: str | None,
     relative_hrefs: bool,
     collection_href: str | None,
@@ -504,7 +502,6 @@ def export_stac(
 ) -> None:
     """Write catalog rows as STAC: a static catalog in folder OUT (pystac; one collection, one
     item per scene, one asset per band file), or stac-geoparquet when OUT ends in .parquet."""
-    rel = _relation(catalog_dir, bbox, geometry, crs, start, end, predicate)
     if out.suffix.lower() in (".parquet", ".geoparquet"):
         if relative_hrefs:
             raise click.UsageError("--relative-hrefs applies to static catalogs, not stac-geoparquet")
@@ -526,23 +523,15 @@ def export_stac(
 @click.option("--srs", default=None, help="Mosaic SRS (needed when the rows are in several CRSs).")
 @click.option("--resolution", type=float, nargs=2, default=None, metavar="RESX RESY", help="Pixel size in --srs units.")
 @click.option("--nodata", type=float, default=None, help="Mosaic nodata (needed when the rows' nodata differ).")
-@_friendly
 def export_gti(
     out: Path,
-    catalog_dir: Path,
-    bbox: tuple[float, ...] | None,
-    geometry: str | None,
-    crs: str | None,
-    start: str | None,
-    end: str | None,
-    predicate: str | None,
+    rel: Any,
     srs: str | None,
     resolution: tuple[float, float] | None,
     nodata: float | None,
 ) -> None:
     """Write a GDAL GTI tile index OUT (.gti.gpkg): one virtual mosaic for GDAL, rasterio and QGIS,
     the latest acquisition on top."""
-    rel = _relation(catalog_dir, bbox, geometry, crs, start, end, predicate)
     written = rel.to_gti(out, srs=srs, resolution=resolution or None, nodata=nodata)
     click.echo(f"wrote {written}")
 
