@@ -38,7 +38,7 @@ from .expr import (
     user_tables,
 )
 from .geo import WGS84, aoi_to_wgs84
-from .intervals import TimeLike, padding_micros, query_interval
+from .intervals import TimeLike, padding_micros, query_bounds
 from .report import BuildReport
 
 if TYPE_CHECKING:
@@ -128,7 +128,7 @@ class Catalog:
             node = SpatialFilter(node, shapely.to_wkb(aoi), tuple(p.bounds for p in polys))
         elif crs is not None:
             raise ArgumentError("crs= is given without bbox= or geometry=")
-        t0, t1 = query_interval(start, end)
+        t0, t1 = query_bounds(start, end)
         if t0 is not None or t1 is not None:
             node = TimeFilter(node, t0, t1)
         return self._derive(node)
@@ -423,17 +423,14 @@ class Catalog:
         """(earliest start, latest end) in UTC over dated rows; (None, None) if all are static."""
         import pandas as pd
 
-        t: pa.Table = execute(
-            self._node,
-            lambda: compiler.aggregate(
-                self._node, exp.Min(this=compiler.col(schema.START)), exp.Max(this=compiler.col(schema.END))
-            ),
-        )
-        start, end = t.column(0)[0].as_py(), t.column(1)[0].as_py()
-        return (
-            None if start is None else pd.Timestamp(start).tz_convert("UTC"),
-            None if end is None else pd.Timestamp(end).tz_convert("UTC"),
-        )
+        return tuple(None if v is None else pd.Timestamp(v, unit="us", tz="UTC") for v in self.temporal_extent_us())  # type: ignore[return-value]
+
+    def temporal_extent_us(self) -> tuple[int | None, int | None]:
+        """:attr:`temporal_extent` as µs since 1970-01-01T00:00:00Z (read without pandas)."""
+        bounds = (exp.Min(this=compiler.col(schema.START)), exp.Max(this=compiler.col(schema.END)))
+        micros = [exp.Anonymous(this="epoch_us", expressions=[b]) for b in bounds]
+        row = execute(self._node, lambda: compiler.aggregate(self._node, *micros), fetch_one)
+        return row[0], row[1]
 
     # -- the one execution path (see execute) ----------------------------------------------------
     def fetch(

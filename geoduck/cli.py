@@ -226,6 +226,8 @@ def build() -> None:
 @_friendly
 def info(catalog_dir: Path) -> None:
     """Rows, parts, bounds, time extent, size and schema version of a catalog."""
+    import datetime as dt
+
     from sqlglot import exp
 
     from . import schema, store
@@ -240,7 +242,8 @@ def info(catalog_dir: Path) -> None:
         counts = list(zip(table.column(0).to_pylist(), table.column(1).to_pylist(), strict=True))
     else:  # a pair catalog (intersect, difference)
         counts = [("pairs", len(cat))]
-    t0, t1 = cat.temporal_extent
+    epoch = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)  # printed as pandas prints a UTC Timestamp
+    t0, t1 = (None if v is None else epoch + dt.timedelta(microseconds=v) for v in cat.temporal_extent_us())
     bounds = cat.total_bounds
     click.echo(f"catalog        {Path(catalog_dir).resolve()}")
     click.echo(f"rows           {len(cat)}")
@@ -295,14 +298,18 @@ def _emit_arrow(table: pa.Table, fmt: str, output: Path | None, *, require_geome
         shown = table.drop_columns([c for c in _BULKY if c in names]).to_pandas()
         text = shown.to_string(index=False, max_rows=200, max_colwidth=60) + f"\n({table.num_rows} rows)\n"
     elif fmt == "csv" and len(geo_cols) <= 1 and not set(geo_cols) & set(_BULKY[1:]):
-        import numpy as np
         import shapely
 
         kept = [c for c in names if c not in _BULKY[1:]]
-        frame = table.select([c for c in kept if c not in geo_cols]).to_pandas()
-        for name in geo_cols:  # where GeoDataFrame.from_arrow puts it
-            frame.insert(kept.index(name), name, shapely.to_wkt(shapely.from_wkb(np.array(table[name]))))
-        text = frame.to_csv(index=False)
+        # to_pylist: a ChunkedArray's numpy conversion of binary values goes through pandas
+        wkt = {name: shapely.to_wkt(shapely.from_wkb(table[name].to_pylist())) for name in geo_cols}
+        fast = _csv_text(table, kept, wkt)
+        if fast is None:  # a column type whose pandas text is not reproduced by _csv_text
+            frame = table.select([c for c in kept if c not in geo_cols]).to_pandas()
+            for name in geo_cols:  # where GeoDataFrame.from_arrow puts it
+                frame.insert(kept.index(name), name, wkt[name])
+            fast = frame.to_csv(index=False)
+        text = fast
     else:
         _emit(_arrow_to_frame(table, require_geometry=require_geometry), fmt, output)
         return
@@ -310,6 +317,71 @@ def _emit_arrow(table: pa.Table, fmt: str, output: Path | None, *, require_geome
         output.write_text(text)
     else:
         click.echo(text, nl=not text.endswith("\n"))
+
+
+def _csv_text(table: pa.Table, names: list[str], wkt: dict[str, Any]) -> str | None:
+    """CSV of ``table``'s ``names`` columns (``wkt``: the text of geometry columns) exactly as
+    pandas' ``to_csv`` writes the DataFrame of it, without importing pandas (the query CLI's cold
+    start); None when a column has a type whose pandas text is not reproduced here."""
+    import csv
+    import io
+
+    columns = []
+    for name in names:
+        if name in wkt:
+            columns.append(list(wkt[name]))
+            continue
+        formatted = _csv_column(table.column(name))
+        if formatted is None:
+            return None
+        columns.append(formatted)
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(names)
+    writer.writerows(zip(*columns, strict=True))
+    return out.getvalue()
+
+
+def _csv_column(column: pa.ChunkedArray) -> list[Any] | None:
+    """One column's CSV values as pandas writes them (None: a type not handled): strings and
+    booleans as they are, float64 by ``repr`` (NaN as empty), integers by ``str`` (by ``repr`` of
+    the float when the column has nulls: pandas reads it as float64), dates ISO, UTC timestamps
+    as ``YYYY-MM-DD HH:MM:SS[.fff|.ffffff]+00:00`` with the fewest fraction digits (0, 3, 6) that
+    every value of the column needs; nulls empty."""
+    import datetime as dt
+
+    import pyarrow as pa
+
+    kind = column.type
+    if pa.types.is_timestamp(kind) and kind.unit in ("s", "ms", "us") and kind.tz in ("UTC", "Etc/UTC", "+00:00"):
+        # as ints (a view: cast would load pyarrow.compute, to_pylist of zoned times pandas)
+        scale = {"s": 1_000_000, "ms": 1_000, "us": 1}[kind.unit]
+        epoch = dt.datetime(1970, 1, 1)
+        times = [
+            None if v is None else epoch + dt.timedelta(microseconds=v * scale)
+            for chunk in column.chunks
+            for v in chunk.view(pa.int64()).to_pylist()
+        ]
+        if any(t is not None and t.year < 1000 for t in times):
+            return None  # pandas pads years to four digits, strftime does not
+        micros = [t.microsecond for t in times if t is not None]
+        digits = 6 if any(m % 1000 for m in micros) else 3 if any(micros) else 0
+        return [
+            None
+            if t is None
+            else t.strftime("%Y-%m-%d %H:%M:%S") + (f".{t.microsecond:06d}"[: digits + 1] if digits else "") + "+00:00"
+            for t in times
+        ]
+    values = column.to_pylist()
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_boolean(kind):
+        return values
+    if pa.types.is_date32(kind):
+        return [None if v is None else v.isoformat() for v in values]
+    if pa.types.is_integer(kind):
+        return values if column.null_count == 0 else [None if v is None else repr(float(v)) for v in values]
+    if pa.types.is_float64(kind):
+        return [None if v is None or v != v else repr(v) for v in values]
+    return None
 
 
 @main.command()

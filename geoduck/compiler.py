@@ -41,7 +41,7 @@ from .intervals import Overlap, epoch_us
 from .storage import bind
 
 if TYPE_CHECKING:
-    import pandas as pd
+    import datetime as dt
 
 DIALECT = "duckdb"
 
@@ -59,7 +59,7 @@ def num(value: float) -> exp.Expr:
 _TIMESTAMPTZ = exp.DataType.build("TIMESTAMPTZ")
 
 
-def timestamp(value: pd.Timestamp) -> exp.Expr:
+def timestamp(value: dt.datetime) -> exp.Expr:
     """A ``TIMESTAMPTZ`` literal (UTC, µs)."""
     return exp.cast(exp.Literal.string(value.isoformat()), _TIMESTAMPTZ)
 
@@ -155,7 +155,7 @@ def _may_overlap_box(box: tuple[float, float, float, float]) -> Callable[[store.
     return keep
 
 
-def _may_overlap_interval(start: pd.Timestamp | None, end: pd.Timestamp | None) -> Callable[[store.PartExtent], bool]:
+def _may_overlap_interval(start: dt.datetime | None, end: dt.datetime | None) -> Callable[[store.PartExtent], bool]:
     """Whether a part may hold rows meeting :func:`time_overlaps` for ``[start, end]``."""
     rule = Overlap(epoch_us(start), epoch_us(end))
     return lambda e: rule.may_overlap(e.tmin, e.tmax)
@@ -203,7 +203,7 @@ _COMPARE = {"<=": exp.LTE, ">=": exp.GTE}
 _COLUMN = {"start": schema.START, "end": schema.END}
 
 
-def time_overlaps(start: pd.Timestamp | None, end: pd.Timestamp | None) -> exp.Expr | None:
+def time_overlaps(start: dt.datetime | None, end: dt.datetime | None) -> exp.Expr | None:
     """Closed-interval overlap with ``[start, end]`` (the rule of :class:`~geoduck.intervals.Overlap`);
     static (NULL) row ends always match."""
     parts = [

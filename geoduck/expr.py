@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    import pandas as pd
+    import datetime as dt
+
     import pyarrow as pa
 
     from .store import PartExtent
@@ -60,8 +61,8 @@ class TimeFilter(Node):
     """Rows whose closed interval overlaps ``[start, end]`` (None = open end); static rows always."""
 
     child: Node
-    start: pd.Timestamp | None
-    end: pd.Timestamp | None
+    start: dt.datetime | None
+    end: dt.datetime | None
 
 
 @dataclass(frozen=True)

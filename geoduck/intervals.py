@@ -122,6 +122,9 @@ _COMPACT: list[tuple[re.Pattern[str], str | None, str]] = [  # (pattern, strptim
     (re.compile(r"\d{8}[T_]\d{6}"), "%Y%m%d%H%M%S", "second"),
 ]
 
+_COMPACT_FORMAT = {"month": "%Y%m", "day": "%Y%m%d"}
+"""strptime formats of the compact patterns written with separators (read with them removed)."""
+
 _ISO_TIME = re.compile(
     r"(?:T|\s|^)\d{1,2}(?::(\d{2})(?::(\d{2})(?:[.,](\d+))?)?)?\s*(?:[ap]\.?m\.?)?"
     r"\s*(?:Z|[+-]\d{2}(?::?\d{2})?)?$",
@@ -175,7 +178,7 @@ def parse_datetime(text: str, date_format: str | None = None, *, what: str = "va
         try:
             if precision == "doy":
                 return _utc(pd.Timestamp(dt.datetime.strptime(digits, "%Y%j"))), "day"
-            fmt = fmt or {"month": "%Y%m", "day": "%Y%m%d"}[precision]
+            fmt = fmt or _COMPACT_FORMAT[precision]
             return _utc(pd.Timestamp(dt.datetime.strptime(digits, fmt))), precision
         except ValueError:
             break
@@ -275,6 +278,82 @@ def query_interval(start: TimeLike = None, end: TimeLike = None) -> tuple[pd.Tim
     return t0, t1
 
 
+_ISO_TEXT = re.compile(r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}(?::\d{2}(?::\d{2}(?:\.\d{1,6})?)?)?(?:Z|[+-]\d{2}:\d{2})?)?")
+"""ISO 8601 texts read without pandas by :func:`query_bounds` (``datetime.fromisoformat`` reads
+them exactly as ``pandas.Timestamp`` does; the equivalence is tested)."""
+
+
+def _utc_datetime(value: dt.datetime) -> dt.datetime:
+    """``value`` as an aware UTC datetime (naive: UTC)."""
+    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
+def _next_period(t: dt.datetime, precision: str) -> dt.datetime:
+    """The start of the period after the ``precision`` period starting at ``t`` (calendar units)."""
+    if precision == "year":
+        return t.replace(year=t.year + 1)
+    if precision == "month":
+        return t.replace(year=t.year + t.month // 12, month=t.month % 12 + 1)
+    return t + dt.timedelta(days=1)
+
+
+def _fast_bound(value: TimeLike, *, is_end: bool) -> tuple[dt.datetime | None] | None:
+    """One query bound as an aware UTC datetime, computed without pandas, or None when ``value``
+    is not one of the forms handled here (the caller then asks :func:`query_interval`). A one-
+    element tuple so that ``(None,)`` (an open end) differs from "not handled"."""
+    if value is None:
+        return (None,)
+    precision: str
+    if isinstance(value, str):
+        text = value.strip()
+        for pattern, fmt, unit in _COMPACT:
+            if pattern.fullmatch(text):  # as parse_datetime reads the compact forms
+                digits = re.sub(r"[-_/.T]", "", text)
+                fmt, precision = ("%Y%j", "day") if unit == "doy" else (fmt or _COMPACT_FORMAT[unit], unit)
+                try:
+                    t = dt.datetime.strptime(digits, fmt)
+                except ValueError:
+                    return None
+                break
+        else:
+            if _ISO_TEXT.fullmatch(text) is None:
+                return None
+            try:
+                t = dt.datetime.fromisoformat(text)
+            except ValueError:
+                return None
+            precision = "day" if len(text) == 10 else "instant"  # a time of day: ends are exact
+    elif type(value) is dt.datetime:
+        t, precision = value, "instant"
+    elif type(value) is dt.date:
+        t, precision = dt.datetime(value.year, value.month, value.day), "day"
+    else:
+        return None
+    t = _utc_datetime(t)
+    if not 1 <= t.year <= 9999:
+        return None
+    if is_end and precision in ("year", "month", "day"):
+        try:
+            return (_next_period(t, precision) - dt.timedelta(microseconds=1),)
+        except (ValueError, OverflowError):
+            return None
+    return (t,)
+
+
+def query_bounds(start: TimeLike = None, end: TimeLike = None) -> tuple[dt.datetime | None, dt.datetime | None]:
+    """:func:`query_interval`'s bounds as aware UTC datetimes (µs), read without importing pandas
+    for ``None``, ``datetime.date``/``datetime`` values and the common texts (``2023``, ``202306``,
+    ``20230615``, ``2023-06-15``, ISO 8601 date-times); every other value, and every error, goes
+    through :func:`query_interval`, so both give the same bounds (tested on many forms). The query
+    path uses it so that ``geoduck query --start … --end …`` does not load pandas (cold start)."""
+    s = _fast_bound(start, is_end=False)
+    e = _fast_bound(end, is_end=True)
+    if s is None or e is None or (s[0] is not None and e[0] is not None and s[0] > e[0]):
+        t0, t1 = query_interval(start, end)  # the general rule, and its error messages
+        return (None if t0 is None else t0.to_pydatetime(), None if t1 is None else t1.to_pydatetime())
+    return s[0], e[0]
+
+
 _BARE_NUMBER = re.compile(r"\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*")
 
 
@@ -315,6 +394,9 @@ def padding_micros(value: object, *, argument: str) -> int:
     return int(delta // one_us)
 
 
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
 def epoch_us(value: object) -> int | None:
     """Microseconds since 1970-01-01T00:00:00Z of a timestamp (``pd.Timestamp``, ``datetime``,
     ``np.datetime64``; naive values are UTC); ints are taken as µs already. None for None/NaT,
@@ -323,6 +405,9 @@ def epoch_us(value: object) -> int | None:
         return None
     if isinstance(value, int | np.integer) and not isinstance(value, bool):
         return int(value)
+    if type(value) is dt.datetime:  # without pandas (the query path)
+        delta = _utc_datetime(value) - _EPOCH
+        return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
     import pandas as pd
 
     try:

@@ -22,7 +22,6 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from .errors import JoinError
 from .expr import UserTable
@@ -137,6 +136,8 @@ def _check_unique(table: pa.Table, keys: tuple[str, ...]) -> None:
     if distinct == table.num_rows:
         return
     counts = table.group_by(list(keys)).aggregate([([], "count_all")])
+    import pyarrow.compute as pc  # (not imported by queries without a join)
+
     repeated = counts.filter(pc.greater(counts.column("count_all"), 1)).slice(0, 3).select(list(keys)).to_pylist()
     shown = [r[keys[0]] if len(keys) == 1 else tuple(r.values()) for r in repeated]
     raise JoinError(

@@ -3,7 +3,7 @@
 Defence in depth, after :func:`geoduck.compiler.bind_user_sql` has checked the statement:
 
 - **Read-only files.** The sandbox's DuckDB connection sees the local catalog folders only
-  through :class:`CatalogFolders`, an fsspec file system that opens their part files for
+  through :class:`~geoduck.readonly_fs.CatalogFolders`, an fsspec file system that opens their part files for
   reading and refuses every write, under opaque names (``geoduckro://c0/part-….parquet``).
   External access is off and only those names are allowed, so ``COPY … TO``, ``EXPORT``,
   ``ATTACH`` and reading any other file are refused by DuckDB itself even if SQL got past the
@@ -25,13 +25,11 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import duckdb
 import pyarrow as pa
-from fsspec import AbstractFileSystem
 
 from . import engine, store
 from .errors import ArgumentError, SQLError
@@ -109,70 +107,6 @@ def limits(timeout: Any = DEFAULT_TIMEOUT_S, memory_limit: Any = None, threads: 
     )
 
 
-class CatalogFolders(AbstractFileSystem):
-    """Catalog folders, read-only, under opaque names: ``geoduckro://<alias>/<part>.parquet``.
-
-    Only part files directly inside a folder are visible (symlinks leading out of it are not);
-    opening for anything but reading, and every other change, raises ``PermissionError``."""
-
-    protocol = PROTOCOL
-    cachable = False  # one instance per sandbox connection, each with its own folders
-
-    def __init__(self, folders: Mapping[str, str]) -> None:
-        super().__init__()
-        self._folders = {alias: os.path.realpath(root) for alias, root in folders.items()}
-
-    def _real(self, path: str) -> tuple[str, str]:
-        """(alias, real path) of ``path``; raises for anything outside the folders."""
-        alias, _, rest = self._strip_protocol(path).strip("/").partition("/")
-        root = self._folders.get(alias)
-        if root is None or "\x00" in rest:
-            raise FileNotFoundError(path)
-        if not rest:
-            return alias, root
-        real = os.path.realpath(os.path.join(root, rest))
-        if os.path.dirname(real) != root or not store.is_part_name(os.path.basename(real)):
-            raise PermissionError(f"{path}: only the catalog's part files can be read")
-        return alias, real
-
-    def ls(self, path: str, detail: bool = True, **kwargs: Any) -> list:
-        alias, real = self._real(path)
-        if real != self._folders[alias]:
-            entries = [self.info(path)]
-        else:
-            entries = []
-            for name in store.part_names(real):
-                try:
-                    entries.append(self.info(f"{alias}/{name}"))
-                except OSError:  # vanished meanwhile, or a symlink leading out
-                    continue
-        return entries if detail else [e["name"] for e in entries]
-
-    def info(self, path: str, **kwargs: Any) -> dict:
-        alias, real = self._real(path)
-        st = os.stat(real)
-        name = alias if real == self._folders[alias] else f"{alias}/{os.path.basename(real)}"
-        kind = "directory" if real == self._folders[alias] else "file"
-        return {"name": name, "size": st.st_size, "type": kind, "mtime": st.st_mtime}
-
-    def modified(self, path: str) -> Any:
-        import datetime as dt
-
-        return dt.datetime.fromtimestamp(self.info(path)["mtime"], tz=dt.UTC)
-
-    def _open(self, path: str, mode: str = "rb", **kwargs: Any) -> Any:
-        if mode != "rb":
-            raise PermissionError(f"{path}: the catalog is read-only for SQL (mode {mode!r} refused)")
-        _, real = self._real(path)
-        return open(real, "rb")  # noqa: SIM115 (the caller closes it)
-
-    def _refuse(self, *args: Any, **kwargs: Any) -> Any:
-        raise PermissionError("the catalog is read-only for SQL")
-
-    rm = rm_file = _rm = rmdir = mkdir = makedirs = mv = cp_file = copy = touch = _refuse
-    put_file = pipe_file = put = pipe = _refuse
-
-
 @dataclass(frozen=True)
 class Sandbox:
     """A locked connection and the opaque names of its local catalog folders."""
@@ -208,6 +142,8 @@ def sandbox(directories: tuple[str, ...], bounds: SQLLimits = SQLLimits()) -> Sa
         alias_of = {root: f"c{i}" for i, root in enumerate(local)}
         folders = {alias: root for root, alias in alias_of.items()}
         con = engine.connect(threads=bounds.threads)
+        from .readonly_fs import CatalogFolders  # (fsspec: imported only when user SQL runs)
+
         con.register_filesystem(CatalogFolders(folders))
         for statement in (
             "SET python_enable_replacements = false",

@@ -30,7 +30,6 @@ from typing import Any, BinaryIO, NamedTuple, TypeVar
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import shapely
 
@@ -171,6 +170,8 @@ def sort_rows(table: pa.Table) -> pa.Table:
     """``table``'s rows in :data:`geoduck.compiler.PART_ORDER_SQL` order (Hilbert key of the bbox centre, then start
     time with static rows first, then id), computed in numpy/Arrow: for a 50,000-row part ~4x
     faster than a DuckDB ``ORDER BY`` round trip, ~50x for an append of a few rows."""
+    import pyarrow.compute as pc  # (not imported by queries)
+
     if table.num_rows <= 1:
         return table
     bbox = table.column(schema.BBOX).combine_chunks()
@@ -199,6 +200,8 @@ def geometry_types(table: pa.Table) -> list[str]:
 
 
 def _total_bbox(table: pa.Table) -> tuple[float, float, float, float] | None:
+    import pyarrow.compute as pc  # (not imported by queries)
+
     if table.num_rows == 0:
         return None
     bbox = table.column(schema.BBOX).combine_chunks()

@@ -317,3 +317,90 @@ def test_overlap_rule_numpy_and_pruning_agree_with_brute_force():
             assert rule.may_overlap(int(start[rows].min()), int(end[rows].max()))
     assert not Overlap(100, 200).may_overlap(0, 59) and not Overlap(0, 10).may_overlap(11, 20)
     assert Overlap(0, 10).may_overlap(10, 20) and Overlap(0, 10).may_overlap(None, None)
+
+
+_BOUND_VALUES = [
+    None,
+    "2023",
+    "202306",
+    "2023-06",
+    "2023/06",
+    "2023166",
+    "2023-166",
+    "20230615",
+    "2023-06-15",
+    "2023_06_15",
+    " 2023-06-15 ",
+    "2023.06.15",
+    "2023061510",
+    "202306151015",
+    "20230615101530",
+    "20230615T10",
+    "20230615T1015",
+    "20230615T101530",
+    "2023-06-15T10",
+    "2023-06-15T10:15",
+    "2023-06-15 10:15:30",
+    "2023-06-15T10:15:30.5",
+    "2023-06-15T10:15:30.123456",
+    "2023-06-15T10:15:30Z",
+    "2023-06-15T23:30:00-02:00",
+    "2023-12-31",
+    "2023-12",
+    "2024-02",
+    "0001-01-01",
+    "9999-12-31",
+    "9999",
+    "June 15, 2023",
+    "2023-06-15T10:15:30.1234567",
+    "2023-02-30",
+    "20231301",
+    "nonsense",
+    dt.date(2023, 6, 15),
+    dt.datetime(2023, 6, 15, 10, 15, 30, 7),
+    dt.datetime(2023, 6, 15, 10, 15, tzinfo=dt.timezone(dt.timedelta(hours=5, minutes=30))),
+    pd.Timestamp("2023-06-15T10:15", tz="Europe/Madrid"),
+    np.datetime64("2023-06-15T10:15"),
+    3.5,
+]
+
+
+def _outcome(fn, start, end):
+    try:
+        return [None if t is None else pd.Timestamp(t) for t in fn(start, end)]
+    except Exception as exc:  # noqa: BLE001 - the outcome compared is the error itself
+        return type(exc), str(exc)
+
+
+@pytest.mark.parametrize("value", _BOUND_VALUES, ids=repr)
+def test_query_bounds_equals_query_interval_without_pandas(value):
+    """The query path's pandas-free reading of start/end gives query_interval's bounds (or its
+    error) for every form, as a start, as an end, and against each other form."""
+    from geoduck.intervals import query_bounds
+
+    for start, end in [(value, None), (None, value), (value, value), ("2023-06-15", value), (value, "2023-06-15")]:
+        got = _outcome(query_bounds, start, end)
+        assert got == _outcome(query_interval, start, end), (start, end)
+        if isinstance(got, list):
+            bounds = query_bounds(start, end)
+            assert all(t is None or (type(t) is dt.datetime and t.utcoffset() == dt.timedelta(0)) for t in bounds)
+
+
+def test_query_bounds_reads_common_forms_without_pandas():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, datetime as dt\n"
+        "from geoduck.intervals import query_bounds, epoch_us\n"
+        "b = query_bounds('2023-06', '2023-06-15T10:15:30Z')\n"
+        "b += query_bounds(dt.date(2023, 1, 1), '20231231')\n"
+        "print([epoch_us(t) for t in b], 'pandas' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    want = [epoch_us_of(t) for t in ("2023-06-01", "2023-06-15T10:15:30", "2023-01-01", "2023-12-31T23:59:59.999999")]
+    assert out.strip() == f"{want} False"
+
+
+def epoch_us_of(text: str) -> int:
+    return int(utc(text).as_unit("us").asm8.view("i8"))

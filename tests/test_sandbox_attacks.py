@@ -201,7 +201,9 @@ def test_symlinked_part_outside_catalog_is_not_readable(tmp_path):
     root = write_synthetic_catalog(tmp_path / "c", 2, 1)
     outside = write_synthetic_catalog(tmp_path / "other", 3, 1)
     (root / "part-zz-link.parquet").symlink_to(store.list_parts(outside)[0])
-    folders = sandbox.CatalogFolders({"c0": str(root)})
+    from geoduck.readonly_fs import CatalogFolders
+
+    folders = CatalogFolders({"c0": str(root)})
     assert [Path(n).name for n in folders.ls("c0", detail=False)] == store.part_names(root)[:-1]
     with pytest.raises(PermissionError):
         folders.open("c0/part-zz-link.parquet", "rb")
