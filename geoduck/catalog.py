@@ -37,7 +37,7 @@ from .expr import (
     Where,
     user_tables,
 )
-from .geo import WGS84, aoi_to_wgs84
+from .geo import aoi_to_wgs84, wgs84
 from .intervals import TimeLike, padding_micros, query_bounds
 from .report import BuildReport
 
@@ -702,7 +702,7 @@ def _arrow_to_frame(table: pa.Table, *, require_geometry: bool = False) -> pd.Da
     geometry = schema.GEOMETRY if schema.GEOMETRY in geo_cols else geo_cols[0]
     frame = gpd.GeoDataFrame.from_arrow(table, geometry=geometry)
     if frame.crs is None:
-        frame = frame.set_crs(WGS84)
+        frame = frame.set_crs(wgs84())
     return frame
 
 

@@ -195,6 +195,21 @@ def shared_connection() -> duckdb.DuckDBPyConnection:
         return con
 
 
+def close_connections() -> None:
+    """Close this process's shared connection and the sandboxes' connections (DuckDB then removes
+    its temporary files); the next use opens new ones."""
+    import sys
+
+    with _lock:
+        for con in _shared.values():
+            con.close()
+        _shared.clear()
+        _httpfs.clear()
+    sandbox = sys.modules.get(f"{__package__}.sandbox")
+    if sandbox is not None:
+        sandbox.close_all()
+
+
 def use_httpfs() -> None:
     """Make sure the shared connection can read URIs: loads httpfs once per process, and applies
     the S3 secret again when the AWS environment variables changed since."""

@@ -11,22 +11,21 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from functools import lru_cache
+from functools import cache, lru_cache
 from typing import TYPE_CHECKING
 
 import numpy as np
-import pyproj
 import shapely
 import shapely.affinity
 import shapely.errors
 import shapely.geometry
-from pyproj.exceptions import CRSError as _PyprojCRSError
 from shapely.geometry import MultiPolygon, Polygon, box
 from shapely.geometry.base import BaseGeometry
 
 from .errors import ArgumentError, CRSError, FootprintError
 
 if TYPE_CHECKING:
+    import pyproj
     import rasterio.crs
 
 Bounds = tuple[float, float, float, float]
@@ -35,11 +34,34 @@ Bounds = tuple[float, float, float, float]
 DENSIFY_POINTS = 21
 """Points per edge when densifying bounds before reprojection."""
 
-WGS84 = pyproj.CRS.from_epsg(4326)
+# pyproj is imported on first use: a lon/lat query (``geoduck query --bbox``) never needs it.
+
+
+@cache
+def wgs84() -> pyproj.CRS:
+    """EPSG:4326 (lon/lat in degrees), the catalog's CRS, as a pyproj CRS."""
+    import pyproj
+
+    return pyproj.CRS.from_epsg(4326)
+
+
+def __getattr__(name: str) -> object:
+    if name == "WGS84":  # geo.WGS84: the value of wgs84(), created on first use
+        return wgs84()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _pyproj_errors() -> tuple[type[Exception], ...]:
+    """What a pyproj CRS parse raises for an input that is not a CRS."""
+    from pyproj.exceptions import CRSError
+
+    return (CRSError, TypeError, ValueError)
 
 
 @lru_cache(maxsize=256)
 def _crs_from_string(text: str) -> pyproj.CRS:
+    import pyproj
+
     return pyproj.CRS.from_user_input(text)
 
 
@@ -48,6 +70,8 @@ def norm_crs(crs: object, *, argument: str = "crs") -> pyproj.CRS:
 
     Raises :class:`CRSError` naming ``argument`` when the input is not a CRS.
     """
+    import pyproj
+
     if crs is None:
         raise CRSError(f"{argument} is required (e.g. 'EPSG:32630'), got None")
     if isinstance(crs, pyproj.CRS):
@@ -58,7 +82,7 @@ def norm_crs(crs: object, *, argument: str = "crs") -> pyproj.CRS:
         if hasattr(crs, "to_wkt"):  # rasterio.crs.CRS and friends
             return _crs_from_string(crs.to_wkt())
         return pyproj.CRS.from_user_input(crs)
-    except (_PyprojCRSError, TypeError, ValueError) as exc:
+    except _pyproj_errors() as exc:
         raise CRSError(f"{argument}={crs!r} is not a valid CRS: {exc}") from None
 
 
@@ -81,7 +105,7 @@ def crs_key(crs: object, *, argument: str = "crs") -> str:
     if isinstance(crs, str):
         try:
             return _crs_text(crs)
-        except (_PyprojCRSError, TypeError, ValueError):
+        except _pyproj_errors():
             pass  # let norm_crs raise the error naming the argument
     return crs_to_string(norm_crs(crs, argument=argument))
 
@@ -123,6 +147,8 @@ def transformer(src: object, dst: object) -> pyproj.Transformer:
     if found is None:
         if len(_TRANSFORMERS) >= _MAX_TRANSFORMERS:
             _TRANSFORMERS.clear()
+        import pyproj
+
         found = _TRANSFORMERS[key] = pyproj.Transformer.from_crs(s, d, always_xy=True)
     return found
 
@@ -327,8 +353,8 @@ class Footprinter:
 
     def __init__(self, crs: pyproj.CRS) -> None:
         self._geographic = bool(crs.is_geographic)
-        is_wgs84 = self._geographic and crs.equals(WGS84, ignore_axis_order=True)
-        self._to_wgs84 = None if is_wgs84 else transformer(crs, WGS84)
+        is_wgs84 = self._geographic and crs.equals(wgs84(), ignore_axis_order=True)
+        self._to_wgs84 = None if is_wgs84 else transformer(crs, wgs84())
         self._poles = () if self._geographic else _pole_positions(crs)
 
     def __call__(self, bounds: Bounds, *, densify: int = DENSIFY_POINTS) -> Polygon | MultiPolygon:
@@ -366,7 +392,7 @@ class Footprinter:
 
 def _pole_positions(crs: pyproj.CRS) -> tuple[tuple[float, float, float], ...]:
     """(pole latitude, x, y) of the poles (north first) that project to finite points of ``crs``."""
-    to_native = transformer(WGS84, crs)
+    to_native = transformer(wgs84(), crs)
     out = []
     for pole in (90.0, -90.0):
         with np.errstate(all="ignore"):
@@ -417,17 +443,21 @@ def _ring_to_lonlat(ring: shapely.LinearRing, to_wgs: pyproj.Transformer, seg: f
     return np.asarray(lon, float), np.asarray(lat, float)
 
 
-def geometry_to_wgs84(geom: BaseGeometry, crs: pyproj.CRS, *, densify: int = DENSIFY_POINTS) -> Polygon | MultiPolygon:
-    """Reproject a polygonal AOI to lon/lat: every ring densified, antimeridian-safe.
+def geometry_to_wgs84(
+    geom: BaseGeometry, crs: pyproj.CRS | None, *, densify: int = DENSIFY_POINTS
+) -> Polygon | MultiPolygon:
+    """Reproject a polygonal AOI in ``crs`` (None: lon/lat) to lon/lat: every ring densified,
+    antimeridian-safe.
 
     A lon/lat AOI is taken as drawn: its edges are straight in lon/lat (as in shapely/geopandas),
     never re-routed the short way round; to cross ±180° use longitudes beyond 180 (170 … 190).
     """
     if geom.is_empty:
         raise ArgumentError("geometry is empty")
-    polys = polygon_parts(geom, eps=1e-9 if crs.is_geographic else 1e-6)
+    polys = polygon_parts(geom, eps=1e-9 if crs is None or crs.is_geographic else 1e-6)
     out: list[BaseGeometry] = []
-    to_wgs = None if crs.equals(WGS84, ignore_axis_order=True) else transformer(crs, WGS84)
+    lonlat = crs is None or crs.equals(wgs84(), ignore_axis_order=True)
+    to_wgs = None if lonlat else transformer(crs, wgs84())
     for p in polys:
         if to_wgs is None:  # lon/lat edges are already the catalog's (planar) edges
             out.append(_lonlat_polygon(p))
@@ -496,26 +526,27 @@ def clear_aoi_cache() -> None:
 def _aoi_to_wgs84(bbox: object, geometry: object, crs: object) -> Polygon | MultiPolygon:
     if (bbox is None) == (geometry is None):
         raise ArgumentError("give exactly one of bbox= or geometry=")
-    src = WGS84 if crs is None else norm_crs(crs)
+    src = None if crs is None else norm_crs(crs)  # None: lon/lat (no pyproj needed)
+    geographic = src is None or bool(src.is_geographic)
     if bbox is not None:
         b = validate_bounds(bbox)  # type: ignore[arg-type]
-        if src.is_geographic:
+        if geographic:
             check_lonlat_bounds(b)
             if b[0] > b[2]:  # crosses the antimeridian (GeoJSON/STAC convention)
                 b = (b[0], b[1], b[2] + 360.0, b[3])
         elif b[0] > b[2]:
             raise ArgumentError(f"bbox={tuple(b)}: xmin > xmax")
-        eps = 1e-9 if src.is_geographic else 1e-6  # a point/line bbox becomes a sliver polygon
+        eps = 1e-9 if geographic else 1e-6  # a point/line bbox becomes a sliver polygon
         dx, dy = (eps if b[0] == b[2] else 0.0), (eps if b[1] == b[3] else 0.0)
         geom: BaseGeometry = shapely.box(b[0] - dx, b[1] - dy, b[2] + dx, b[3] + dy)
     else:
         geom = as_geometry(geometry)
         if not geom.is_valid:
             geom = shapely.make_valid(geom)
-        if src.is_geographic and not geom.is_empty:
+        if geographic and not geom.is_empty:
             check_lonlat_bounds(geom.bounds, argument="geometry bounds")
         if geom.area == 0 and not geom.is_empty:
-            geom = geom.buffer(1e-9 if src.is_geographic else 1e-6)
+            geom = geom.buffer(1e-9 if geographic else 1e-6)
     return geometry_to_wgs84(geom, src)
 
 

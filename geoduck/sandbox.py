@@ -175,6 +175,14 @@ def sandbox(directories: tuple[str, ...], bounds: SQLLimits = SQLLimits()) -> Sa
         return box
 
 
+def close_all() -> None:
+    """Close every cached sandbox's connection (the next :func:`sandbox` call opens a new one)."""
+    with _lock:
+        for box in _sandboxes.values():
+            box.connection.close()
+        _sandboxes.clear()
+
+
 POLL_S = 0.05
 """How often the caller's thread checks for the deadline (and lets Ctrl-C in)."""
 

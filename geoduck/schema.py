@@ -14,7 +14,6 @@ from functools import cache
 from typing import Any
 
 import pyarrow as pa
-import pyproj
 
 from .errors import SchemaError
 
@@ -143,6 +142,8 @@ def part_schema(
 
 @cache
 def _wgs84_projjson() -> dict[str, Any]:
+    import pyproj  # (writers only: queries do not need it)
+
     return pyproj.CRS.from_user_input(CATALOG_CRS).to_json_dict()
 
 

@@ -110,8 +110,8 @@ def test_query_cold(tmp_path, catalog, fmt):
     assert code == 0, out
     assert not modules & HEAVY
     assert {"duckdb", "pyarrow"} <= modules  # (it did run the query)
-    if fmt == "csv":
-        assert "pandas" not in modules  # CSV text and the --start/--end bounds without pandas
+    if fmt == "csv":  # CSV text, --start/--end bounds and a lon/lat AOI need none of these
+        assert not modules & {"pandas", "pyproj", "fsspec"}
     rel = geoduck.open_catalog(catalog).query(bbox=BBOX, start=START, end=END)
     assert out == _old_route(rel.to_geopandas(), fmt, tmp_path)  # byte for byte as before
     expected = _expected_ids()
@@ -141,7 +141,7 @@ def test_sql_cold(tmp_path, catalog, fmt):
 def test_info_cold(tmp_path, catalog):
     code, out, modules = _fresh(["info", str(catalog)], tmp_path)
     assert code == 0, out
-    assert not modules & (HEAVY | {"pandas"})
+    assert not modules & (HEAVY | {"pandas", "pyproj", "fsspec"})
     lines = dict(line.split(None, 1) for line in out.splitlines() if not line.startswith("schema"))
     assert lines["rows"] == str(TILES * DATES)
     assert lines["backends"] == f"raster: {TILES * DATES}"
@@ -227,3 +227,45 @@ def test_csv_without_pandas_is_byte_for_byte_the_pandas_text(tmp_path, seed):
     odd = table.append_column("f32", pa.array(np.linspace(0, 1, table.num_rows), pa.float32()))
     _emit_arrow(odd, "csv", tmp_path / "odd.csv")  # float32: pandas' text, through pandas
     assert (tmp_path / "odd.csv").read_text() == _old_route(_arrow_to_frame(odd), "csv", tmp_path)
+
+
+_RUN = """
+import atexit, sys
+marker = sys.argv[1]
+atexit.register(lambda: open(marker, "w").close())  # runs only on the interpreter's normal exit
+sys.argv = ["geoduck", *sys.argv[2:]]
+from geoduck.cli import run
+run()
+"""
+
+
+def _console(tmp_path: Path, *args: str) -> tuple[int, str, str, bool]:
+    """(exit code, stdout, stderr, whether the interpreter's normal exit ran) of the console
+    script's entry point, ``geoduck.cli.run``, in a fresh interpreter."""
+    marker = tmp_path / "normal-exit"
+    marker.unlink(missing_ok=True)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
+    proc = subprocess.run(
+        [sys.executable, "-c", _RUN, str(marker), *args], capture_output=True, text=True, timeout=300, env=env
+    )
+    return proc.returncode, proc.stdout, proc.stderr, marker.exists()
+
+
+def test_console_script_ends_read_only_commands_fast_and_completely(tmp_path, catalog):
+    """After query/sql/info the console script skips the interpreter's teardown, with all output
+    written; failures and other commands exit normally."""
+    from click.testing import CliRunner
+
+    from geoduck.cli import main
+
+    query = ["query", str(catalog), "--format", "csv"]  # every row: more than a pipe buffer
+    code, out, err, normal = _console(tmp_path, *query)
+    assert (code, err, normal) == (0, "", False)
+    assert out == CliRunner().invoke(main, query).output and len(out.splitlines()) == TILES * DATES + 1
+    sql = ["sql", str(catalog), "SELECT count(*) AS n FROM catalog", "--format", "csv"]
+    assert _console(tmp_path, *sql) == (0, f"n\n{TILES * DATES}\n", "", False)
+    assert _console(tmp_path, "info", str(catalog))[::3] == (0, False)
+    code, out, err, normal = _console(tmp_path, "query", str(tmp_path / "missing"))
+    assert (code, normal) == (1, True) and "does not exist" in err
+    code, out, _, normal = _console(tmp_path, "--version")
+    assert (code, normal) == (0, True) and "version" in out

@@ -53,7 +53,7 @@ from tqdm.auto import tqdm
 
 from .. import schema, store
 from ..errors import ArgumentError, BuildError, GeoduckError, SourceError, StorageError
-from ..geo import WGS84, check_grid, check_lonlat_bounds, crs_key, geometry_to_wgs84
+from ..geo import check_grid, check_lonlat_bounds, crs_key, geometry_to_wgs84
 from ..report import BuildReport
 from .common import _make_out_dir, _reason, _roll_back, finish_build
 
@@ -167,7 +167,7 @@ def item_footprint(geometry: object) -> tuple[bytes, tuple[float, float, float, 
     plain = geom.geom_type in ("Polygon", "MultiPolygon") and geom.is_valid and xmin >= -180.0 and xmax <= 180.0
     if not plain:
         check_lonlat_bounds(geom.bounds, argument="geometry bounds")
-        geom = geometry_to_wgs84(geom, WGS84)
+        geom = geometry_to_wgs84(geom, None)
     return shapely.to_wkb(geom), geom.bounds
 
 
