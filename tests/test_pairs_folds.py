@@ -123,9 +123,9 @@ def test_blocks_go_whole_to_folds_with_exact_counts(chips, tmp_path):
     assert pq.read_table(path).column("fold").to_pylist() == folds["fold"].tolist()
 
 
-def test_buffer_keeps_folds_apart(chips):
-    big, buffer = 3 * BLOCK, 20_000.0  # ~100 km blocks of 16 km chips
-    folds = geoduck.spatial_folds(chips, n_folds=3, block_size=big, buffer=buffer, seed=2)
+def _check_buffer(chips, block: float, buffer: float, n_folds: int, seed: int) -> np.ndarray:
+    """spatial_folds(buffer=) against brute force over all chip pairs; returns who was left out."""
+    folds = geoduck.spatial_folds(chips, n_folds=n_folds, block_size=block, buffer=buffer, seed=seed)
     fold = folds["fold"].to_numpy()
     assert folds.attrs["crs"] == "EPSG:32630"
     boxes = shapely.box(*np.array([s.grid_bounds for s in chips]).T)  # exact outlines in that CRS
@@ -133,10 +133,28 @@ def test_buffer_keeps_folds_apart(chips):
     other = (fold[:, None] != fold[None, :]) & (fold[:, None] >= 0) & (fold[None, :] >= 0)
     assert (dist[other] > buffer).all()  # kept items of different folds: more than the buffer apart
     # left out exactly those within the buffer of another fold (as assigned without a buffer)
-    plain = geoduck.spatial_folds(chips, n_folds=3, block_size=big, seed=2)["fold"].to_numpy()
+    plain = geoduck.spatial_folds(chips, n_folds=n_folds, block_size=block, seed=seed)["fold"].to_numpy()
     near = ((dist <= buffer) & (plain[:, None] != plain[None, :])).any(axis=1)
     np.testing.assert_array_equal(fold, np.where(near, -1, plain))
-    assert 0 < near.sum() < len(chips) and set(fold[~near]) == {0, 1, 2}
+    return near
+
+
+def test_buffer_keeps_folds_apart(chips):
+    near = _check_buffer(chips, 3 * BLOCK, 20_000.0, 3, seed=2)  # ~100 km blocks of 16 km chips
+    assert 0 < near.sum() < len(chips)
+    folds = geoduck.spatial_folds(chips, n_folds=3, block_size=3 * BLOCK, buffer=20_000.0, seed=2)
+    assert set(folds["fold"]) == {-1, 0, 1, 2}
+
+
+def test_buffer_with_heavily_overlapping_chips(archive_catalog):
+    """Chips at a quarter of their size apart (each overlaps ~50 others): the same rule, exactly."""
+    chips = geoduck.grid_sampler(archive_catalog, chip_size=32, resolution=500.0, stride=8)[:1500]
+    boxes = shapely.box(*np.array([s.grid_bounds for s in chips]).T)
+    overlaps = shapely.STRtree(boxes).query(boxes, predicate="overlaps")[0]
+    assert np.median(np.bincount(overlaps, minlength=len(chips))) >= 20
+    for buffer in (1.0, 5_000.0):
+        near = _check_buffer(chips, BLOCK, buffer, 4, seed=5)
+        assert 0 < near.sum() < len(chips)
 
 
 def test_kmeans_clusters_of_catalog_rows(archive_catalog, rows):
