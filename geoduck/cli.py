@@ -354,6 +354,10 @@ def _emit_arrow(table: pa.Table, fmt: str, output: Path | None, *, require_geome
         click.echo(text, nl=not text.endswith("\n"))
 
 
+_CSV_BATCH_ROWS = 65_536
+"""Rows formatted at a time by :func:`_csv_text` (its Python values stay bounded)."""
+
+
 def _csv_text(table: pa.Table, names: list[str], wkt: dict[str, Any]) -> str | None:
     """CSV of ``table``'s ``names`` columns (``wkt``: the text of geometry columns) exactly as
     pandas' ``to_csv`` writes the DataFrame of it, without importing pandas (the query CLI's cold
@@ -361,28 +365,32 @@ def _csv_text(table: pa.Table, names: list[str], wkt: dict[str, Any]) -> str | N
     import csv
     import io
 
-    columns = []
+    formats: dict[str, Callable[[pa.ChunkedArray], list[Any]]] = {}
     for name in names:
-        if name in wkt:
-            columns.append(list(wkt[name]))
-            continue
-        formatted = _csv_column(table.column(name))
-        if formatted is None:
-            return None
-        columns.append(formatted)
+        if name not in wkt:
+            fmt = _csv_format(table.column(name))
+            if fmt is None:
+                return None
+            formats[name] = fmt
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(names)
-    writer.writerows(zip(*columns, strict=True))
+    for start in range(0, table.num_rows, _CSV_BATCH_ROWS):
+        stop = min(start + _CSV_BATCH_ROWS, table.num_rows)
+        columns = [
+            list(wkt[name][start:stop]) if name in wkt else formats[name](table.column(name).slice(start, stop - start))
+            for name in names
+        ]
+        writer.writerows(zip(*columns, strict=True))
     return out.getvalue()
 
 
-def _csv_column(column: pa.ChunkedArray) -> list[Any] | None:
-    """One column's CSV values as pandas writes them (None: a type not handled): strings and
-    booleans as they are, float64 by ``repr`` (NaN as empty), integers by ``str`` (by ``repr`` of
-    the float when the column has nulls: pandas reads it as float64), dates ISO, UTC timestamps
-    as ``YYYY-MM-DD HH:MM:SS[.fff|.ffffff]+00:00`` with the fewest fraction digits (0, 3, 6) that
-    every value of the column needs; nulls empty."""
+def _csv_format(column: pa.ChunkedArray) -> Callable[[pa.ChunkedArray], list[Any]] | None:
+    """How pandas writes a column's values to CSV (None: a type not handled), as a function of a
+    slice of it: strings and booleans as they are, float64 by ``repr`` (NaN as empty), integers
+    by ``str`` (by ``repr`` of the float when the column has nulls: pandas reads it as float64),
+    dates ISO, UTC timestamps as ``YYYY-MM-DD HH:MM:SS[.fff|.ffffff]+00:00`` with the fewest
+    fraction digits (0, 3, 6) that every value of the whole column needs; nulls empty."""
     import datetime as dt
 
     import pyarrow as pa
@@ -391,32 +399,43 @@ def _csv_column(column: pa.ChunkedArray) -> list[Any] | None:
     if pa.types.is_timestamp(kind) and kind.unit in ("s", "ms", "us") and kind.tz in ("UTC", "Etc/UTC", "+00:00"):
         # as ints (a view: cast would load pyarrow.compute, to_pylist of zoned times pandas)
         scale = {"s": 1_000_000, "ms": 1_000, "us": 1}[kind.unit]
+        fractions = set()
+        for chunk in column.chunks:
+            for v in chunk.view(pa.int64()).to_pylist():
+                if v is not None:
+                    if v * scale < _YEAR_1000_US:
+                        return None  # pandas pads years to four digits, strftime does not
+                    fractions.add(0 if v * scale % 1_000_000 == 0 else 3 if v * scale % 1000 == 0 else 6)
+        digits = max(fractions, default=0)
         epoch = dt.datetime(1970, 1, 1)
-        times = [
-            None if v is None else epoch + dt.timedelta(microseconds=v * scale)
-            for chunk in column.chunks
-            for v in chunk.view(pa.int64()).to_pylist()
-        ]
-        if any(t is not None and t.year < 1000 for t in times):
-            return None  # pandas pads years to four digits, strftime does not
-        micros = [t.microsecond for t in times if t is not None]
-        digits = 6 if any(m % 1000 for m in micros) else 3 if any(micros) else 0
-        return [
-            None
-            if t is None
-            else t.strftime("%Y-%m-%d %H:%M:%S") + (f".{t.microsecond:06d}"[: digits + 1] if digits else "") + "+00:00"
-            for t in times
-        ]
-    values = column.to_pylist()
+
+        def times(part: pa.ChunkedArray) -> list[Any]:
+            return [
+                None
+                if v is None
+                else (t := epoch + dt.timedelta(microseconds=v * scale)).strftime("%Y-%m-%d %H:%M:%S")
+                + (f".{t.microsecond:06d}"[: digits + 1] if digits else "")
+                + "+00:00"
+                for chunk in part.chunks
+                for v in chunk.view(pa.int64()).to_pylist()
+            ]
+
+        return times
     if pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_boolean(kind):
-        return values
+        return lambda part: part.to_pylist()
     if pa.types.is_date32(kind):
-        return [None if v is None else v.isoformat() for v in values]
+        return lambda part: [None if v is None else v.isoformat() for v in part.to_pylist()]
     if pa.types.is_integer(kind):
-        return values if column.null_count == 0 else [None if v is None else repr(float(v)) for v in values]
+        if column.null_count == 0:
+            return lambda part: part.to_pylist()
+        return lambda part: [None if v is None else repr(float(v)) for v in part.to_pylist()]
     if pa.types.is_float64(kind):
-        return [None if v is None or v != v else repr(v) for v in values]
+        return lambda part: [None if v is None or v != v else repr(v) for v in part.to_pylist()]
     return None
+
+
+_YEAR_1000_US = -30_610_224_000_000_000
+"""1000-01-01T00:00:00Z in µs since 1970-01-01T00:00:00Z."""
 
 
 @main.command()

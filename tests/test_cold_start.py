@@ -208,14 +208,19 @@ def _mixed_table(rng: np.random.Generator, n: int):
 
 
 @pytest.mark.parametrize("seed", range(4))
-def test_csv_without_pandas_is_byte_for_byte_the_pandas_text(tmp_path, seed):
+def test_csv_without_pandas_is_byte_for_byte_the_pandas_text(tmp_path, seed, monkeypatch):
     """The CLI's CSV writer (no pandas: cold start) writes what pandas' to_csv wrote before, for
-    every column type it handles; other types still go through pandas."""
+    every column type it handles, in batches of rows; other types still go through pandas."""
+    import datetime as dt
+
     import geopandas as gpd
     import pyarrow as pa
 
+    from geoduck import cli
     from geoduck.catalog import _arrow_to_frame
     from geoduck.cli import _emit_arrow
+
+    monkeypatch.setattr(cli, "_CSV_BATCH_ROWS", 7)  # several batches (a column's format is the whole column's)
 
     table = _mixed_table(np.random.default_rng(seed), 300 if seed else 3)
     wkb = pa.field("geometry", pa.binary(), metadata={b"ARROW:extension:name": b"geoarrow.wkb"})
@@ -225,8 +230,13 @@ def test_csv_without_pandas_is_byte_for_byte_the_pandas_text(tmp_path, seed):
     assert isinstance(frame, gpd.GeoDataFrame)
     assert (tmp_path / "new.csv").read_text() == _old_route(frame, "csv", tmp_path)
     odd = table.append_column("f32", pa.array(np.linspace(0, 1, table.num_rows), pa.float32()))
-    _emit_arrow(odd, "csv", tmp_path / "odd.csv")  # float32: pandas' text, through pandas
-    assert (tmp_path / "odd.csv").read_text() == _old_route(_arrow_to_frame(odd), "csv", tmp_path)
+    old_times = [dt.datetime(999, 12, 31, 23, 59, tzinfo=dt.UTC)] * table.num_rows  # years pandas pads
+    ancient = table.append_column("t", pa.array(old_times, pa.timestamp("us", tz="UTC")))
+    for other in (odd, ancient):  # through pandas: the same text as before
+        plain = [c for c in other.column_names if c != "geometry"]
+        assert cli._csv_text(other, plain[:-1], {}) is not None and cli._csv_text(other, plain, {}) is None
+        _emit_arrow(other, "csv", tmp_path / "odd.csv")
+        assert (tmp_path / "odd.csv").read_text() == _old_route(_arrow_to_frame(other), "csv", tmp_path)
 
 
 _RUN = """
