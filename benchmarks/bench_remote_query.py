@@ -8,8 +8,9 @@ a nearby object store) and counts requests and response bytes. Each approach run
 child process, on the same queries, in the same run:
 
 - geoduck: ``open_catalog("s3://…").query(bbox=, start=, end=).to_arrow()`` (parts pruned by the
-  part index: one GET of the manifest, one LIST, one GET of the index, then DuckDB reads the
-  parts kept);
+  part index: one GET of the manifest, one LIST, one GET of the index on the first query; later
+  queries one LIST while it shows the manifest and index unchanged; then DuckDB reads the parts
+  kept);
 - DuckDB alone: ``read_parquet('s3://…/*.parquet')`` with the same bbox and time predicates
   (DuckDB lists the parts and reads every footer, then the row groups whose statistics match);
 - geopandas/pyarrow: ``geopandas.read_parquet(…, bbox=, filesystem=pyarrow S3FileSystem)`` plus the

@@ -9,11 +9,16 @@ Remote catalogs are read-only here: builds, compaction and migration write local
 
 from __future__ import annotations
 
+import base64
+import fnmatch
+import hashlib
 import json
 import logging
 import os
 import posixpath
+import threading
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import duckdb
@@ -94,20 +99,114 @@ def list_parts(root: str) -> list[str]:
     return [p for p in list_files(root, PART_GLOB) if not posixpath.basename(p).startswith(".")]
 
 
+def _content_md5(info: dict) -> str | None:
+    """The MD5 (hex) of an object's bytes as a detailed fsspec listing states it: S3's ETag of a
+    single-part upload, GCS's ``md5Hash``; None when the listing does not state it (multipart
+    ETags, HTTP listings)."""
+    etag = info.get("ETag") or info.get("etag")
+    if isinstance(etag, str):
+        text = etag.strip('"').lower()
+        if len(text) == 32 and all(c in "0123456789abcdef" for c in text):
+            return text
+    md5 = info.get("md5Hash")
+    if isinstance(md5, str):
+        try:
+            return base64.b64decode(md5).hex()
+        except ValueError:
+            return None
+    return None
+
+
+@dataclass(frozen=True)
+class _Known:
+    """The content of a small catalog file (manifest, part index) read earlier in this process,
+    with the MD5 of the bytes it was parsed from (None: the file did not exist)."""
+
+    md5: str | None
+    value: Any
+
+
+_KNOWN: dict[str, _Known] = {}
+"""URI → what :func:`read_manifest` / :func:`read_index` last read there, when a listing right
+after the read confirmed those bytes (or the absence) by MD5 (:func:`live_listing`)."""
+_TAGS: dict[str, dict[str, str | None]] = {}
+"""Root → ``name → content MD5`` of the catalog's files in its latest detailed listing."""
+_KNOWN_LOCK = threading.Lock()
+
+
+def _detailed_listing(root: str) -> dict[str, dict] | None:
+    """``name → fsspec info`` of the files directly in ``root`` (one LIST per 1,000 objects),
+    or None without fsspec (the caller then lists with DuckDB)."""
+    fs = _filesystem(root)
+    if fs is None:
+        return None
+    try:
+        fs.invalidate_cache(root)  # fsspec caches listings: a reader must see parts as they are now
+        entries = fs.ls(root, detail=True)
+    except FileNotFoundError:
+        return {}
+    except Exception as exc:  # noqa: BLE001 - auth, network: reported with the location
+        raise CatalogNotFoundError(f"cannot list catalog {root!r}: {type(exc).__name__}: {exc}") from None
+    out = {}
+    for info in entries:
+        name = posixpath.basename(str(info.get("name", "")).rstrip("/"))
+        if name and info.get("type", "file") == "file":
+            out[name] = info
+    with _KNOWN_LOCK:
+        _TAGS[root] = {name: _content_md5(info) for name, info in out.items()}
+    return out
+
+
+def _still_known(uri: str, md5: str | None, listed: bool) -> _Known | None:
+    """What was read at ``uri`` earlier, if the latest listing shows the same bytes there (the
+    same MD5), or shows no file where none was."""
+    known = _KNOWN.get(uri)
+    if known is None:
+        return None
+    if known.md5 is None:
+        return known if not listed else None
+    return known if listed and md5 == known.md5 else None
+
+
+def _remember(uri: str, data: bytes | None, value: Any, listed_md5: str | None, listed: bool) -> None:
+    """Keep what was read at ``uri`` (``data``: its bytes, None when missing) if the listing made
+    right after the read shows exactly it."""
+    if data is None:
+        ok = not listed
+        md5 = None
+    else:
+        md5 = hashlib.md5(data, usedforsecurity=False).hexdigest()
+        ok = listed and md5 == listed_md5
+    with _KNOWN_LOCK:
+        if ok:
+            if len(_KNOWN) > 256:
+                _KNOWN.clear()
+            _KNOWN[uri] = _Known(md5, value)
+        else:
+            _KNOWN.pop(uri, None)
+
+
 def read_manifest(root: str) -> dict:
     """The catalog manifest (see :func:`geoduck.store.read_manifest`); empty when there is none."""
+    return _read_manifest(root)[0]
+
+
+def _read_manifest(root: str) -> tuple[dict, bytes | None]:
+    """(the manifest, its bytes; None when there is none or it was read through DuckDB)."""
     empty: dict = {"generation": 0, "replacements": []}
     uri = join(root, MANIFEST)
     fs = _filesystem(root)
     if fs is None and not list_files(root, MANIFEST[:-1] + "[" + MANIFEST[-1] + "]"):  # a glob: never fails
-        return empty
+        return empty, None
+    data = None
     try:
         if fs is not None:
             fs.invalidate_cache(root)  # (a listing cached by fsspec may say it does not exist)
             try:
-                text = _get(fs, uri).decode()  # one GET (a missing manifest: one 404)
+                data = _get(fs, uri)  # one GET (a missing manifest: one 404)
             except FileNotFoundError:
-                return empty
+                return empty, None
+            text = data.decode()
         else:
             row = engine.cursor().execute(compiler.READ_TEXT_SQL, [uri]).fetchone()
             if row is None:
@@ -116,7 +215,7 @@ def read_manifest(root: str) -> dict:
         manifest = json.loads(text)
     except (OSError, ValueError, duckdb.Error) as exc:
         raise SchemaError(f"catalog manifest {uri} is unreadable: {exc}") from None
-    return store.check_manifest(manifest, uri)
+    return store.check_manifest(manifest, uri), data
 
 
 def live_listing(root: str, *, manifest: dict | None = None) -> tuple[list[str], bool]:
@@ -124,10 +223,35 @@ def live_listing(root: str, *, manifest: dict | None = None) -> tuple[list[str],
     parts are listed and judged by the same rule as local catalogs
     (:func:`geoduck.store.live_names`), so the new parts of an unfinished (or crashed) compaction
     stay hidden until all of them are in place, and the parts they replace after that.
-    ``manifest``: the catalog manifest, if the caller has just read it (before this listing)."""
+    ``manifest``: the catalog manifest, if the caller has just read it (before this listing).
+
+    Where the listing states each object's MD5 (S3, GCS through fsspec), a manifest read by an
+    earlier call is not read again while the listing shows the same bytes (or still none): it was
+    read before this listing and has not changed since, which is all the rule needs. A warm
+    query of an unchanged catalog then costs one LIST here, not a GET and a LIST."""
+    uri = join(root, MANIFEST)
+    if manifest is None and uri in _KNOWN:
+        entries = _detailed_listing(root)
+        if entries is not None:
+            known = _still_known(uri, _content_md5(entries.get(MANIFEST, {})), MANIFEST in entries)
+            if known is not None:
+                return _judge(root, _part_names(entries), known.value)
+    data: bytes | None = None
     if manifest is None:
-        manifest = read_manifest(root)
-    names = [posixpath.basename(p) for p in list_parts(root)]
+        manifest, data = _read_manifest(root)
+        entries = _detailed_listing(root)
+        if entries is not None:
+            _remember(uri, data, manifest, _content_md5(entries.get(MANIFEST, {})), MANIFEST in entries)
+            return _judge(root, _part_names(entries), manifest)
+    return _judge(root, [posixpath.basename(p) for p in list_parts(root)], manifest)
+
+
+def _part_names(entries: dict[str, dict]) -> list[str]:
+    """The part files of a detailed listing, sorted (oldest first: names start with a timestamp)."""
+    return sorted(n for n in entries if fnmatch.fnmatchcase(n, PART_GLOB) and not n.startswith("."))
+
+
+def _judge(root: str, names: list[str], manifest: dict) -> tuple[list[str], bool]:
     listed = set(names)
     live, pending = store.live_names(names, manifest, listed.__contains__)
     return [join(root, name) for name in live], pending
@@ -140,8 +264,14 @@ def live_parts(root: str) -> list[str]:
 
 def read_index(root: str) -> store.PartIndex | None:
     """The catalog's part index (:data:`geoduck.store.INDEX`, one GET), or None when it is
-    missing or unreadable."""
+    missing or unreadable. Not read again while the catalog's latest listing
+    (:func:`live_listing`) shows the bytes read before (same MD5)."""
     uri = join(root, store.INDEX)
+    tags = _TAGS.get(root)
+    if tags is not None and store.INDEX in tags:
+        known = _KNOWN.get(uri)
+        if known is not None and known.md5 is not None and known.md5 == tags[store.INDEX]:
+            return known.value
     fs = _filesystem(root)
     try:
         if fs is not None:
@@ -152,7 +282,10 @@ def read_index(root: str) -> store.PartIndex | None:
             if row is None:
                 return None
             data = row[0]
-        return store.parse_index(pq.ParquetFile(pa.BufferReader(data)).read())
+        index = store.parse_index(pq.ParquetFile(pa.BufferReader(data)).read())
+        if tags is not None and index is not None:
+            _remember(uri, data, index, tags.get(store.INDEX), store.INDEX in tags)
+        return index
     except FileNotFoundError:
         return None
     except (OSError, ValueError, duckdb.Error, pa.ArrowException) as exc:
@@ -169,14 +302,14 @@ class RemoteStorage:
     catalog's part index (one GET), never from the parts' footers."""
 
     def listing(self, root: str) -> Listing:
-        """The live parts, listed (manifest read first: one GET, then one LIST per 1,000 parts);
-        without a pending replacement, where DuckDB can glob (not plain HTTP), also the part
-        glob (read when no part is skipped)."""
+        """The live parts, listed (see :func:`live_listing`: the manifest read first, one GET,
+        then one LIST per 1,000 parts; an unchanged manifest is not read again); without a
+        pending replacement, where DuckDB can glob (not plain HTTP), also the part glob (read
+        when no part is skipped)."""
         from .storage import Listing
 
         engine.use_httpfs()
-        manifest = read_manifest(root)
-        paths, pending = live_listing(root, manifest=manifest)
+        paths, pending = live_listing(root)
         glob = join(root, PART_GLOB) if not pending and scheme(root) not in HTTP_SCHEMES else None
         return Listing(root, tuple(paths), pending, glob)
 

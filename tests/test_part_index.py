@@ -5,6 +5,7 @@ readers, and a query reads neither the footers of the parts it prunes nor the pa
 from __future__ import annotations
 
 import os
+import posixpath
 import signal
 import subprocess
 import sys
@@ -224,6 +225,58 @@ def test_remote_catalog_prunes_parts_by_its_index(cat, s3):
     want = [oracle(cat, q) for q in QUERIES]
     assert "/part-" not in geoduck.compiler.to_sql(remote_cat.query(**q).node)
     assert [sorted(remote_cat.query(**q).to_arrow()["id"].to_pylist()) for q in QUERIES] == want
+
+
+@pytest.fixture
+def s3_warm():
+    """A moto S3 server with a bucket of its own (moto's buckets outlive a server in the process)."""
+    with moto_s3("warm") as fs:
+        yield fs
+
+
+def test_remote_warm_queries_list_once_and_reread_what_changed(cat, s3_warm, monkeypatch):
+    """A query of an unchanged S3 catalog costs one LIST to prune (the manifest and the part index
+    read before are not read again while the listing shows the same bytes, by MD5); a changed
+    manifest or index is read again, and answers stay exact throughout."""
+    import json
+
+    from geoduck import remote
+
+    s3 = s3_warm
+    for path in [*store.list_parts(cat), cat / store.INDEX]:
+        s3.put_file(str(path), f"warm/cat/{path.name}")
+    uri = "s3://warm/cat"
+    gets: list[str] = []
+    lists: list[str] = []
+    real_get, real_list = remote._get, remote._detailed_listing
+    monkeypatch.setattr(remote, "_get", lambda fs, u: gets.append(posixpath.basename(u)) or real_get(fs, u))
+    monkeypatch.setattr(remote, "_detailed_listing", lambda r: lists.append(r) or real_list(r))
+
+    def query(q) -> list[str]:
+        gets.clear()
+        lists.clear()
+        return sorted(geoduck.open_catalog(uri).query(**q).to_arrow()["id"].to_pylist())
+
+    want = [oracle(cat, q) for q in QUERIES]
+    assert query(QUERIES[0]) == want[0]
+    assert store.MANIFEST in gets  # (a 404: this catalog has none) and the index, once
+    for q, w in zip(QUERIES, want, strict=True):  # warm: nothing read again
+        assert query(q) == w
+        assert gets == [] and len(lists) == 2  # open_catalog's listing and the query's
+    manifest = {"generation": 1, "replacements": []}
+    s3.pipe_file(f"warm/cat/{store.MANIFEST}", json.dumps(manifest).encode())
+    assert query(QUERIES[0]) == want[0] and gets.count(store.MANIFEST) == 1  # appeared: read
+    assert query(QUERIES[0]) == want[0] and gets == []
+    s3.pipe_file(f"warm/cat/{store.MANIFEST}", json.dumps({**manifest, "generation": 2}).encode())
+    assert query(QUERIES[0]) == want[0] and gets.count(store.MANIFEST) == 1  # changed: read again
+    extra = store.write_part(synthetic_catalog_table(3, 2, start="2020-01-04", prefix="late"), cat)
+    s3.put_file(str(extra), f"warm/cat/{extra.name}")
+    s3.put_file(str(cat / store.INDEX), f"warm/cat/{store.INDEX}")  # the index now lists it too
+    want = [oracle(cat, q) for q in QUERIES]
+    assert query(QUERIES[0]) == want[0] and gets == [store.INDEX]  # the new index, read once
+    assert [query(q) for q in QUERIES] == want and gets == []
+    s3.rm_file(f"warm/cat/{store.MANIFEST}")
+    assert query(QUERIES[1]) == want[1] and gets == [store.MANIFEST]  # gone: read (404), then known
 
 
 def test_a_reused_listing_sees_every_part_added_or_removed_later(cat):
