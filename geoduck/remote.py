@@ -153,6 +153,8 @@ def _detailed_listing(root: str) -> dict[str, dict] | None:
         if name and info.get("type", "file") == "file":
             out[name] = info
     with _KNOWN_LOCK:
+        if len(_TAGS) > 256:
+            _TAGS.clear()
         _TAGS[root] = {name: _content_md5(info) for name, info in out.items()}
     return out
 
@@ -268,7 +270,7 @@ def read_index(root: str) -> store.PartIndex | None:
     (:func:`live_listing`) shows the bytes read before (same MD5)."""
     uri = join(root, store.INDEX)
     tags = _TAGS.get(root)
-    if tags is not None and store.INDEX in tags:
+    if tags is not None and store.INDEX in tags:  # (stale only if it changed since: it only prunes)
         known = _KNOWN.get(uri)
         if known is not None and known.md5 is not None and known.md5 == tags[store.INDEX]:
             return known.value

@@ -277,6 +277,9 @@ def test_remote_warm_queries_list_once_and_reread_what_changed(cat, s3_warm, mon
     assert [query(q) for q in QUERIES] == want and gets == []
     s3.rm_file(f"warm/cat/{store.MANIFEST}")
     assert query(QUERIES[1]) == want[1] and gets == [store.MANIFEST]  # gone: read (404), then known
+    s3.rm_file(f"warm/cat/{store.INDEX}")
+    assert query(QUERIES[1]) == want[1] and gets == [store.INDEX] * 2  # gone: a 404 (open, query)
+    assert "/part-" not in geoduck.compiler.to_sql(geoduck.open_catalog(uri).query(**QUERIES[1]).node)
 
 
 def test_a_reused_listing_sees_every_part_added_or_removed_later(cat):
