@@ -438,21 +438,61 @@ _YEAR_1000_US = -30_610_224_000_000_000
 """1000-01-01T00:00:00Z in µs since 1970-01-01T00:00:00Z."""
 
 
-@main.command()
-@click.argument("catalog_dir", type=click.Path(path_type=Path))
-@click.option(
-    "--bbox",
-    nargs=4,
-    type=float,
-    default=None,
-    metavar="XMIN YMIN XMAX YMAX",
-    help="AOI bounds in --crs (default lon/lat).",
+_CATALOG_ARGUMENT = click.argument("catalog_dir", type=click.Path(path_type=Path))
+_CATALOG_OPTION = click.option(
+    "-c", "--catalog", "catalog_dir", required=True, type=click.Path(path_type=Path), help="Catalog to export."
 )
-@click.option("--geometry", default=None, help="AOI as WKT in --crs (instead of --bbox).")
-@click.option("--crs", default=None, help="CRS of the AOI, e.g. EPSG:32630 (default EPSG:4326).")
-@click.option("--start", default=None, help="Interval start (date or datetime, UTC if naive).")
-@click.option("--end", default=None, help="Interval end; a date-only end includes that whole day.")
-@click.option("--where", "predicate", default=None, help="Extra SQL predicate on catalog columns.")
+
+
+def _query_options(catalog: Callable[[Any], Any]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """The catalog (``catalog``: its click argument or option, named ``catalog_dir``) and the query
+    options (AOI, interval, predicate) of ``geoduck query`` and the ``geoduck export`` commands,
+    given to the command as one argument ``rel``: the query of the catalog they select."""
+    options = [
+        catalog,
+        click.option(
+            "--bbox",
+            nargs=4,
+            type=float,
+            default=None,
+            metavar="XMIN YMIN XMAX YMAX",
+            help="AOI bounds in --crs (default lon/lat).",
+        ),
+        click.option("--geometry", default=None, help="AOI as WKT in --crs (instead of --bbox)."),
+        click.option("--crs", default=None, help="CRS of the AOI, e.g. EPSG:32630 (default EPSG:4326)."),
+        click.option("--start", default=None, help="Interval start (date or datetime, UTC if naive)."),
+        click.option("--end", default=None, help="Interval end; a date-only end includes that whole day."),
+        click.option("--where", "predicate", default=None, help="Extra SQL predicate on catalog columns."),
+    ]
+
+    def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(fn)
+        def command(
+            *,
+            catalog_dir: Path,
+            bbox: tuple[float, ...] | None,
+            geometry: str | None,
+            crs: str | None,
+            start: str | None,
+            end: str | None,
+            predicate: str | None,
+            **kwargs: Any,
+        ) -> Any:
+            from .catalog import open_catalog
+
+            rel = open_catalog(catalog_dir).query(bbox=bbox or None, geometry=geometry, crs=crs, start=start, end=end)
+            return fn(rel=rel.where(predicate) if predicate else rel, **kwargs)
+
+        wrapped = _friendly(command)  # (the catalog opens here, so its errors need the same one-line form)
+        for option in reversed(options):
+            wrapped = option(wrapped)
+        return wrapped
+
+    return decorate
+
+
+@main.command()
+@_query_options(_CATALOG_ARGUMENT)
 @click.option(
     "--format", "fmt", type=click.Choice(["table", "csv", "geojson", "parquet"]), default="table", show_default=True
 )
@@ -468,25 +508,8 @@ _YEAR_1000_US = -30_610_224_000_000_000
     is_flag=True,
     help="Run the query and report what it read (parts, row groups, rows, bytes, time per stage) instead of rows.",
 )
-@_friendly
-def query(
-    catalog_dir: Path,
-    bbox: tuple[float, ...] | None,
-    geometry: str | None,
-    crs: str | None,
-    start: str | None,
-    end: str | None,
-    predicate: str | None,
-    fmt: str,
-    output: Path | None,
-    explain: bool,
-) -> None:
+def query(rel: Any, fmt: str, output: Path | None, explain: bool) -> None:
     """Rows of a catalog under an AOI and/or time interval."""
-    from .catalog import open_catalog
-
-    rel = open_catalog(catalog_dir).query(bbox=bbox or None, geometry=geometry, crs=crs, start=start, end=end)
-    if predicate:
-        rel = rel.where(predicate)
     if explain:
         click.echo(str(rel.explain()))
     elif fmt == "parquet":
@@ -555,51 +578,6 @@ def union(left: Path, right: Path, out: Path, dedupe: bool) -> None:
     click.echo(f"wrote {len(result)} rows to {out}")
 
 
-def _query_options(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """The catalog and query options of ``geoduck export`` commands (as ``geoduck query``), given to
-    the command as one argument ``rel``: the query of the catalog they select."""
-    options = [
-        click.option(
-            "-c",
-            "--catalog",
-            "catalog_dir",
-            required=True,
-            type=click.Path(path_type=Path),
-            help="Catalog directory to export.",
-        ),
-        click.option(
-            "--bbox", nargs=4, type=float, default=None, metavar="XMIN YMIN XMAX YMAX", help="AOI bounds in --crs."
-        ),
-        click.option("--geometry", default=None, help="AOI as WKT in --crs (instead of --bbox)."),
-        click.option("--crs", default=None, help="CRS of the AOI (default EPSG:4326)."),
-        click.option("--start", default=None, help="Interval start (date or datetime, UTC if naive)."),
-        click.option("--end", default=None, help="Interval end; a date-only end includes that whole day."),
-        click.option("--where", "predicate", default=None, help="Extra SQL predicate on catalog columns."),
-    ]
-
-    @functools.wraps(fn)
-    def command(
-        *,
-        catalog_dir: Path,
-        bbox: tuple[float, ...] | None,
-        geometry: str | None,
-        crs: str | None,
-        start: str | None,
-        end: str | None,
-        predicate: str | None,
-        **kwargs: Any,
-    ) -> Any:
-        from .catalog import open_catalog
-
-        rel = open_catalog(catalog_dir).query(bbox=bbox or None, geometry=geometry, crs=crs, start=start, end=end)
-        return fn(rel=rel.where(predicate) if predicate else rel, **kwargs)
-
-    wrapped = _friendly(command)  # (the catalog opens here, so its errors need the same one-line form)
-    for option in reversed(options):
-        wrapped = option(wrapped)
-    return wrapped
-
-
 @main.group()
 def export() -> None:
     """Hand a catalog (or a query of it) to other tools: STAC, GDAL GTI mosaics."""
@@ -607,7 +585,7 @@ def export() -> None:
 
 @export.command("stac")
 @click.argument("out", type=click.Path(path_type=Path))
-@_query_options
+@_query_options(_CATALOG_OPTION)
 @click.option(
     "--collection-id", default=None, help="Collection id (default: the `collection` column, else the catalog name)."
 )
@@ -647,7 +625,7 @@ def export_stac(
 
 @export.command("gti")
 @click.argument("out", type=click.Path(path_type=Path))
-@_query_options
+@_query_options(_CATALOG_OPTION)
 @click.option("--srs", default=None, help="Mosaic SRS (needed when the rows are in several CRSs).")
 @click.option("--resolution", type=float, nargs=2, default=None, metavar="RESX RESY", help="Pixel size in --srs units.")
 @click.option("--nodata", type=float, default=None, help="Mosaic nodata (needed when the rows' nodata differ).")

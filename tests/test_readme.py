@@ -16,18 +16,17 @@ import re
 import shlex
 import subprocess
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlparse
 
 import numpy as np
 import pytest
 from click.testing import CliRunner
 from s3_server import point_aws_at
+from stac_api import stac_api
 
 import geoduck
 from geoduck.cli import main
@@ -283,70 +282,9 @@ def setup_stac(root: Path, stack: ExitStack) -> dict[str, Any]:
         coll.add_item(it.clone())
     static.normalize_hrefs(str(root / "static"))
     static.save(pystac.CatalogType.SELF_CONTAINED)
-    url = stack.enter_context(_stac_api(features))
+    url = stack.enter_context(stac_api(features)).base
     stack.enter_context(pytest.MonkeyPatch.context()).setenv("STAC_API_URL", url)
     return {"stac_api_url": url}
-
-
-class _Api(BaseHTTPRequestHandler):
-    """A minimal STAC API: landing page, conformance, GET /search (collections, pages of 2)."""
-
-    features: list[dict] = []
-    base = ""
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-    def _send(self, obj: dict) -> None:
-        body = json.dumps(obj).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def do_GET(self) -> None:  # noqa: N802 - the stdlib's hook name
-        url = urlparse(self.path)
-        conforms = ["https://api.stacspec.org/v1.0.0/core", "https://api.stacspec.org/v1.0.0/item-search"]
-        if url.path in ("", "/"):
-            links = [
-                {"rel": "self", "href": self.base + "/"}, {"rel": "root", "href": self.base + "/"},
-                {"rel": "conformance", "href": self.base + "/conformance"},
-                {"rel": "search", "href": self.base + "/search", "method": "GET", "type": "application/geo+json"},
-            ]  # fmt: skip
-            self._send({"type": "Catalog", "id": "api", "stac_version": "1.0.0", "description": "test",
-                        "conformsTo": conforms, "links": links})  # fmt: skip
-        elif url.path == "/conformance":
-            self._send({"conformsTo": conforms})
-        elif url.path == "/search":
-            q = {k: v[0] for k, v in parse_qs(url.query).items()}
-            page, limit = int(q.get("page", 0)), int(q.get("limit", 2))
-            colls = q["collections"].split(",") if "collections" in q else None
-            hits = [f for f in self.features if not colls or f.get("collection") in colls]
-            out: dict[str, Any] = {"type": "FeatureCollection", "features": hits[page * limit : (page + 1) * limit]}
-            out["links"] = []
-            if (page + 1) * limit < len(hits):
-                nxt = f"{self.base}/search?page={page + 1}&limit={limit}" + (
-                    f"&collections={','.join(colls)}" if colls else ""
-                )
-                out["links"].append({"rel": "next", "href": nxt, "type": "application/geo+json"})
-            self._send(out)
-        else:
-            self.send_error(404)
-
-
-@contextmanager
-def _stac_api(features: list[dict]) -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Api)
-    _Api.base, _Api.features = f"http://127.0.0.1:{server.server_address[1]}", features
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield _Api.base
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
 
 
 def check_stac_in(ns: dict[str, Any]) -> None:

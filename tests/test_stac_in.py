@@ -8,11 +8,8 @@ from __future__ import annotations
 import copy
 import json
 import math
-import threading
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import parse_qs, urlparse
 
 import numpy as np
 import pyarrow as pa
@@ -22,6 +19,7 @@ import rasterio
 import shapely
 from click.testing import CliRunner
 from rasterio.transform import Affine
+from stac_api import stac_api
 
 import geoduck
 from geoduck.cli import main
@@ -159,73 +157,15 @@ def stac(tmp_path_factory):
 # -- a minimal STAC API on 127.0.0.1 --------------------------------------------------------------
 
 
-class _Api(BaseHTTPRequestHandler):
-    features: list[dict] = []
-    base = ""
-    requests: list[str] = []
-    queries: list[dict[str, str]] = []  # the query parameters of each /search request
-
-    def log_message(self, *args) -> None:  # quiet
-        pass
-
-    def _send(self, obj: dict) -> None:
-        body = json.dumps(obj).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def _search(self, params: dict) -> None:
-        page, limit = int(params.get("page", 0)), int(params.get("limit", 2))
-        colls = params.get("collections")
-        hits = [f for f in self.features if not colls or f.get("collection") in colls]
-        out = {"type": "FeatureCollection", "features": hits[page * limit : (page + 1) * limit], "links": []}
-        if (page + 1) * limit < len(hits):
-            q = f"page={page + 1}&limit={limit}" + (f"&collections={','.join(colls)}" if colls else "")
-            out["links"].append({"rel": "next", "href": f"{self.base}/search?{q}", "type": "application/geo+json"})
-        self._send(out)
-
-    def do_GET(self) -> None:  # noqa: N802
-        url = urlparse(self.path)
-        self.requests.append(url.path)
-        conforms = ["https://api.stacspec.org/v1.0.0/core", "https://api.stacspec.org/v1.0.0/item-search"]
-        if url.path in ("", "/"):
-            self._send(
-                {
-                    "type": "Catalog", "id": "api", "stac_version": "1.0.0", "description": "test API",
-                    "conformsTo": conforms,
-                    "links": [
-                        {"rel": "self", "href": self.base + "/"}, {"rel": "root", "href": self.base + "/"},
-                        {"rel": "conformance", "href": self.base + "/conformance"},
-                        {"rel": "search", "href": self.base + "/search", "method": "GET",
-                         "type": "application/geo+json"},
-                    ],
-                }
-            )  # fmt: skip
-        elif url.path == "/conformance":
-            self._send({"conformsTo": conforms})
-        elif url.path == "/search":
-            q = {k: v[0] for k, v in parse_qs(url.query).items()}
-            self.queries.append(dict(q))
-            if "collections" in q:
-                q["collections"] = q["collections"].split(",")
-            self._search(q)
-        else:
-            self.send_error(404)
-
-
 @pytest.fixture(scope="module")
-def api(stac):
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Api)
-    _Api.base = f"http://127.0.0.1:{server.server_address[1]}"
-    _Api.features = [it.to_dict() for it in stac["items"]]
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield _Api.base
-    server.shutdown()
-    server.server_close()
-    thread.join()
+def api_server(stac):
+    with stac_api([it.to_dict() for it in stac["items"]]) as server:
+        yield server
+
+
+@pytest.fixture
+def api(api_server) -> str:
+    return api_server.base
 
 
 # -- helpers ----------------------------------------------------------------------------------------
@@ -369,20 +309,20 @@ def test_relative_hrefs_resolve_against_the_item_location(stac, tmp_path):
     assert item_id == features[0]["id"] and "is relative" in reason and "self link" in reason
 
 
-def test_api_search_pages_and_filters(stac, api, tmp_path):
-    _Api.requests.clear()
+def test_api_search_pages_and_filters(stac, api, api_server, tmp_path):
+    api_server.requests.clear()
     cat = geoduck.from_stac(api, tmp_path / "cat", progress=False, search={"collections": ["s2-test"], "limit": 1})
     _check_rows(cat, stac["items"])
-    assert _Api.requests.count("/search") == 4  # one item per page, next links followed
+    assert api_server.requests.count("/search") == 4  # one item per page, next links followed
     capped = geoduck.from_stac(api, tmp_path / "cap", progress=False, search={"max_items": 3})
     assert capped.build_report.files_indexed == 3 and len(capped) == 9
     with pytest.raises(BuildError, match="could be indexed"):  # no item matched: no catalog
         geoduck.from_stac(api, tmp_path / "none", progress=False, search={"collections": ["other"]})
 
 
-def test_cli_build_stac_from_an_api(stac, api, tmp_path):
+def test_cli_build_stac_from_an_api(stac, api, api_server, tmp_path):
     """The CLI's search options reach the API as STAC item-search parameters."""
-    _Api.queries.clear()
+    api_server.queries.clear()
     out = tmp_path / "cli"
     args = ["build", "stac", api, "-o", str(out), "--no-progress", "--collection", "s2-test"]
     args += ["--bbox", "-4", "40", "-3", "41", "--datetime", "2023-06", "--max-items", "3", "--asset", "B04"]
@@ -392,7 +332,7 @@ def test_cli_build_stac_from_an_api(stac, api, tmp_path):
     rows = _rows(geoduck.open_catalog(out))
     assert {r["band"] for r in rows.values()} == {"B04"} and len(rows) == 3
     assert {r["scene_id"] for r in rows.values()} == {it.id for it in stac["items"][:3]}
-    first = _Api.queries[0]
+    first = api_server.queries[0]
     assert first["collections"] == "s2-test"
     assert [float(v) for v in first["bbox"].split(",")] == [-4.0, 40.0, -3.0, 41.0]
     assert first["datetime"].startswith("2023-06-01T00:00:00") and "/2023-06-30T23:59:59" in first["datetime"]
