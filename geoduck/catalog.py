@@ -423,7 +423,8 @@ class Catalog:
         """(earliest start, latest end) in UTC over dated rows; (None, None) if all are static."""
         import pandas as pd
 
-        return tuple(None if v is None else pd.Timestamp(v, unit="us", tz="UTC") for v in self.temporal_extent_us())  # type: ignore[return-value]
+        t0, t1 = (None if v is None else pd.Timestamp(v, unit="us", tz="UTC") for v in self.temporal_extent_us())
+        return t0, t1
 
     def temporal_extent_us(self) -> tuple[int | None, int | None]:
         """:attr:`temporal_extent` as µs since 1970-01-01T00:00:00Z (read without pandas)."""

@@ -260,12 +260,11 @@ def build() -> None:
 @_friendly
 def info(catalog_dir: Path) -> None:
     """Rows, parts, bounds, time extent, size and schema version of a catalog."""
-    import datetime as dt
-
     from sqlglot import exp
 
     from . import schema, store
     from .catalog import open_catalog
+    from .intervals import from_epoch_us
 
     cat = open_catalog(catalog_dir)
     parts = store.list_parts(catalog_dir)
@@ -276,8 +275,7 @@ def info(catalog_dir: Path) -> None:
         counts = list(zip(table.column(0).to_pylist(), table.column(1).to_pylist(), strict=True))
     else:  # a pair catalog (intersect, difference)
         counts = [("pairs", len(cat))]
-    epoch = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)  # printed as pandas prints a UTC Timestamp
-    t0, t1 = (None if v is None else epoch + dt.timedelta(microseconds=v) for v in cat.temporal_extent_us())
+    t0, t1 = (None if v is None else from_epoch_us(v) for v in cat.temporal_extent_us())
     bounds = cat.total_bounds
     click.echo(f"catalog        {Path(catalog_dir).resolve()}")
     click.echo(f"rows           {len(cat)}")
@@ -391,9 +389,9 @@ def _csv_format(column: pa.ChunkedArray) -> Callable[[pa.ChunkedArray], list[Any
     by ``str`` (by ``repr`` of the float when the column has nulls: pandas reads it as float64),
     dates ISO, UTC timestamps as ``YYYY-MM-DD HH:MM:SS[.fff|.ffffff]+00:00`` with the fewest
     fraction digits (0, 3, 6) that every value of the whole column needs; nulls empty."""
-    import datetime as dt
-
     import pyarrow as pa
+
+    from .intervals import from_epoch_us
 
     kind = column.type
     if pa.types.is_timestamp(kind) and kind.unit in ("s", "ms", "us") and kind.tz in ("UTC", "Etc/UTC", "+00:00"):
@@ -407,13 +405,12 @@ def _csv_format(column: pa.ChunkedArray) -> Callable[[pa.ChunkedArray], list[Any
                         return None  # pandas pads years to four digits, strftime does not
                     fractions.add(0 if v * scale % 1_000_000 == 0 else 3 if v * scale % 1000 == 0 else 6)
         digits = max(fractions, default=0)
-        epoch = dt.datetime(1970, 1, 1)
 
         def times(part: pa.ChunkedArray) -> list[Any]:
             return [
                 None
                 if v is None
-                else (t := epoch + dt.timedelta(microseconds=v * scale)).strftime("%Y-%m-%d %H:%M:%S")
+                else (t := from_epoch_us(v * scale)).strftime("%Y-%m-%d %H:%M:%S")
                 + (f".{t.microsecond:06d}"[: digits + 1] if digits else "")
                 + "+00:00"
                 for chunk in part.chunks

@@ -397,6 +397,12 @@ def padding_micros(value: object, *, argument: str) -> int:
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
+def from_epoch_us(us: int) -> dt.datetime:
+    """The aware UTC datetime ``us`` microseconds after 1970-01-01T00:00:00Z (:func:`epoch_us`'s
+    inverse, without pandas); ``str()`` of it reads as a UTC ``pandas.Timestamp`` prints."""
+    return _EPOCH + dt.timedelta(microseconds=us)
+
+
 def epoch_us(value: object) -> int | None:
     """Microseconds since 1970-01-01T00:00:00Z of a timestamp (``pd.Timestamp``, ``datetime``,
     ``np.datetime64``; naive values are UTC); ints are taken as µs already. None for None/NaT,

@@ -17,7 +17,7 @@ import logging
 import os
 import posixpath
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -69,17 +69,9 @@ def _get(fs: Any, uri: str) -> bytes:
 
 def list_files(root: str, pattern: str) -> list[str]:
     """URIs of the files directly in ``root`` matching the glob ``pattern``, sorted."""
-    fs = _filesystem(root)
-    target = join(root, pattern)
-    if fs is not None:
-        try:
-            fs.invalidate_cache(root)  # fsspec caches listings: a reader must see parts as they are now
-            found = fs.glob(target)
-        except FileNotFoundError:
-            return []
-        except Exception as exc:  # noqa: BLE001 - auth, network: reported with the location
-            raise CatalogNotFoundError(f"cannot list catalog {root!r}: {type(exc).__name__}: {exc}") from None
-        return sorted({fs.unstrip_protocol(p) if "://" not in p else p for p in found})
+    entries = _detailed_listing(root)
+    if entries is not None:
+        return sorted(join(root, name) for name in entries if fnmatch.fnmatchcase(name, pattern))
     if scheme(root) in HTTP_SCHEMES:
         raise CatalogNotFoundError(
             f"cannot list the parts of {root!r}: DuckDB cannot list an HTTP server; install fsspec and "
@@ -87,6 +79,7 @@ def list_files(root: str, pattern: str) -> list[str]:
             "object-store URI (s3://, gs://)"
         )
     engine.use_httpfs()
+    target = join(root, pattern)
     try:
         rows = engine.cursor().execute(compiler.GLOB_FILES_SQL, [target]).fetchall()
     except duckdb.Error as exc:
@@ -96,7 +89,7 @@ def list_files(root: str, pattern: str) -> list[str]:
 
 def list_parts(root: str) -> list[str]:
     """Committed part files of the catalog at ``root``, oldest first (names start with a timestamp)."""
-    return [p for p in list_files(root, PART_GLOB) if not posixpath.basename(p).startswith(".")]
+    return [join(root, name) for name in _part_names(posixpath.basename(p) for p in list_files(root, PART_GLOB))]
 
 
 def _content_md5(info: dict) -> str | None:
@@ -220,37 +213,34 @@ def _read_manifest(root: str) -> tuple[dict, bytes | None]:
     return store.check_manifest(manifest, uri), data
 
 
-def live_listing(root: str, *, manifest: dict | None = None) -> tuple[list[str], bool]:
+def live_listing(root: str) -> tuple[list[str], bool]:
     """(the live parts' URIs, whether a replacement is pending): the manifest is read before the
     parts are listed and judged by the same rule as local catalogs
     (:func:`geoduck.store.live_names`), so the new parts of an unfinished (or crashed) compaction
     stay hidden until all of them are in place, and the parts they replace after that.
-    ``manifest``: the catalog manifest, if the caller has just read it (before this listing).
 
     Where the listing states each object's MD5 (S3, GCS through fsspec), a manifest read by an
     earlier call is not read again while the listing shows the same bytes (or still none): it was
     read before this listing and has not changed since, which is all the rule needs. A warm
     query of an unchanged catalog then costs one LIST here, not a GET and a LIST."""
     uri = join(root, MANIFEST)
-    if manifest is None and uri in _KNOWN:
+    if uri in _KNOWN:
         entries = _detailed_listing(root)
         if entries is not None:
             known = _still_known(uri, _content_md5(entries.get(MANIFEST, {})), MANIFEST in entries)
             if known is not None:
                 return _judge(root, _part_names(entries), known.value)
-    data: bytes | None = None
-    if manifest is None:
-        manifest, data = _read_manifest(root)
-        entries = _detailed_listing(root)
-        if entries is not None:
-            _remember(uri, data, manifest, _content_md5(entries.get(MANIFEST, {})), MANIFEST in entries)
-            return _judge(root, _part_names(entries), manifest)
-    return _judge(root, [posixpath.basename(p) for p in list_parts(root)], manifest)
+    manifest, data = _read_manifest(root)
+    entries = _detailed_listing(root)
+    if entries is None:  # no fsspec: DuckDB's glob
+        return _judge(root, [posixpath.basename(p) for p in list_parts(root)], manifest)
+    _remember(uri, data, manifest, _content_md5(entries.get(MANIFEST, {})), MANIFEST in entries)
+    return _judge(root, _part_names(entries), manifest)
 
 
-def _part_names(entries: dict[str, dict]) -> list[str]:
-    """The part files of a detailed listing, sorted (oldest first: names start with a timestamp)."""
-    return sorted(n for n in entries if fnmatch.fnmatchcase(n, PART_GLOB) and not n.startswith("."))
+def _part_names(names: Iterable[str]) -> list[str]:
+    """The part files among file ``names``, sorted (oldest first: names start with a timestamp)."""
+    return sorted(n for n in names if fnmatch.fnmatchcase(n, PART_GLOB) and not n.startswith("."))
 
 
 def _judge(root: str, names: list[str], manifest: dict) -> tuple[list[str], bool]:

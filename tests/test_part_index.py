@@ -282,6 +282,28 @@ def test_remote_warm_queries_list_once_and_reread_what_changed(cat, s3_warm, mon
     assert "/part-" not in geoduck.compiler.to_sql(geoduck.open_catalog(uri).query(**QUERIES[1]).node)
 
 
+def test_http_catalog_lists_through_fsspec_and_answers_as_the_local_one(cat, tmp_path):
+    """A catalog on a plain HTTP server with directory listings (python -m http.server, in its own
+    process): parts listed through fsspec (no MD5s there: the manifest and index are read on every
+    query), the same rows as the local catalog."""
+    pytest.importorskip("aiohttp")
+    server = subprocess.Popen(
+        [sys.executable, "-u", "-m", "http.server", "0", "--bind", "127.0.0.1", "--directory", str(cat.parent)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        port = int(server.stdout.readline().split(" port ")[1].split()[0])  # "Serving HTTP on … port N …"
+        remote_cat = geoduck.open_catalog(f"http://127.0.0.1:{port}/{cat.name}")
+        assert len(remote_cat) == len(geoduck.open_catalog(cat))
+        for q in QUERIES:
+            assert sorted(remote_cat.query(**q).to_arrow()["id"].to_pylist()) == oracle(cat, q)
+    finally:
+        server.kill()
+        server.wait()
+
+
 def test_a_reused_listing_sees_every_part_added_or_removed_later(cat):
     """The listing of a folder last changed over 2 s before is reused while its mtime stays; any
     part added or removed after that changes the mtime, so the next query lists again."""
